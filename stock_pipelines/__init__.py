@@ -1,0 +1,1 @@
+"""stock_pipelines: keep a KRX tick archive complete, as Dagster assets."""

@@ -1,0 +1,41 @@
+"""The `stock-pipelines` command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from stock_pipelines.commands import UsageError
+
+# Each module adds one subcommand; heavy imports happen inside the command, not here.
+COMMAND_MODULES = [
+    "stock_pipelines.commands.calendar",
+    "stock_pipelines.commands.demo",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stock-pipelines",
+        description="Keep a KRX tick archive complete: calendar, simulator, demo and operations.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as error:
+        print(f"stock-pipelines {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
