@@ -1,0 +1,1 @@
+"""The JSONL tick archive: layout, record format, writer, reader, retention (no Dagster)."""
