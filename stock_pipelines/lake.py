@@ -1,0 +1,101 @@
+"""The Parquet lake: one directory per asset partition, replaced atomically.
+
+    <data root>/<asset>/date=YYYY-MM-DD/part-0.parquet
+
+A partition is written to a temporary file in the same directory, fsynced, renamed over
+`part-0.parquet` and the directory fsynced: a reader sees the old version or the new one,
+never half a file, and a crash leaves at most a stray `.tmp-*` file (ignored by readers and
+removed by the next write of that partition).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+
+from stock_pipelines.settings import Settings
+
+PART_NAME = "part-0.parquet"
+ASSET_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+
+
+class PartitionMissing(FileNotFoundError):
+    pass
+
+
+def partition_dir(asset: str, day: date | str, data_dir: Path | None = None) -> Path:
+    if not ASSET_NAME_PATTERN.fullmatch(asset):
+        raise ValueError(f"asset name {asset!r} is not a lake name: use lowercase letters, digits, '_'")
+    day_iso = date.fromisoformat(day).isoformat() if isinstance(day, str) else day.isoformat()
+    root = data_dir if data_dir is not None else Settings.from_env().data_dir
+    return root / asset / f"date={day_iso}"
+
+
+def partition_path(asset: str, day: date | str, data_dir: Path | None = None) -> Path:
+    return partition_dir(asset, day, data_dir) / PART_NAME
+
+
+def write_partition(df: pl.DataFrame, asset: str, day: date | str, data_dir: Path | None = None) -> Path:
+    """Replace the partition with `df`; returns the final path."""
+    directory = partition_dir(asset, day, data_dir)
+    created = _makedirs(directory)
+    for stale in directory.glob(".tmp-*"):
+        stale.unlink(missing_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=directory)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            df.write_parquet(handle, compression="zstd", statistics=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        final = directory / PART_NAME
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for path in [directory, *created]:
+        fsync_dir(path)
+    return final
+
+
+def read_partition(asset: str, day: date | str, data_dir: Path | None = None) -> pl.DataFrame:
+    return pl.read_parquet(_existing(asset, day, data_dir))
+
+
+def scan_partition(asset: str, day: date | str, data_dir: Path | None = None) -> pl.LazyFrame:
+    return pl.scan_parquet(_existing(asset, day, data_dir))
+
+
+def partition_exists(asset: str, day: date | str, data_dir: Path | None = None) -> bool:
+    return partition_path(asset, day, data_dir).is_file()
+
+
+def _existing(asset: str, day: date | str, data_dir: Path | None) -> Path:
+    path = partition_path(asset, day, data_dir)
+    if not path.is_file():
+        raise PartitionMissing(f"lake partition {asset}[{day}] does not exist ({path})")
+    return path
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _makedirs(directory: Path) -> list[Path]:
+    """mkdir -p; returns the parents of newly created directories (they need an fsync)."""
+    missing: list[Path] = []
+    probe = directory
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    return [p.parent for p in reversed(missing)]
