@@ -1,0 +1,82 @@
+"""Start a real `dagster dev` (webserver + daemon) for a test, and talk GraphQL to it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class DagsterDev:
+    url: str
+    home: Path
+    log: Path
+
+    def graphql(self, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
+        response = httpx.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout
+        )
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+
+@contextlib.contextmanager
+def dagster_dev(tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Iterator[DagsterDev]:
+    home = tmp_path / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    port = free_port()
+    log = tmp_path / "dagster_dev.log"
+    process_env = {**os.environ, "DAGSTER_HOME": str(home), **(env or {})}
+    dagster = Path(sys.executable).with_name("dagster")
+    with log.open("w") as log_handle:
+        process = subprocess.Popen(
+            [str(dagster), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            cwd=REPO_ROOT,
+            env=process_env,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"dagster dev did not answer within {timeout}s:\n{log.read_text()[-4000:]}")
+            time.sleep(0.5)
+        yield DagsterDev(url=url, home=home, log=log)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)

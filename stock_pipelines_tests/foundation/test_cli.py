@@ -1,0 +1,71 @@
+"""`stock-pipelines calendar` through the installed console script."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = shutil.which("stock-pipelines", path=str(Path(sys.executable).parent))
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    assert CLI, "the stock-pipelines console script is not installed in this environment"
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_calendar_prints_one_json_object_a_line():
+    result = run_cli("calendar", "2026-11-19", "2026-06-03", "2026-11-20", "2026-11-21")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines == [
+        {
+            "date": "2026-11-19",
+            "trading_day": True,
+            "open": "2026-11-19T10:00:00+09:00",
+            "close": "2026-11-19T16:30:00+09:00",
+            "reason": "CSAT day (2027 college scholastic ability test): opens and closes one hour late",
+        },
+        {
+            "date": "2026-06-03",
+            "trading_day": False,
+            "open": None,
+            "close": None,
+            "reason": "Local elections (9th nationwide local elections): public holiday",
+        },
+        {
+            "date": "2026-11-20",
+            "trading_day": True,
+            "open": "2026-11-20T09:00:00+09:00",
+            "close": "2026-11-20T15:30:00+09:00",
+            "reason": None,
+        },
+        {"date": "2026-11-21", "trading_day": False, "open": None, "close": None, "reason": "weekend"},
+    ]
+
+
+def test_calendar_without_a_date_answers_for_today():
+    result = run_cli("calendar")
+    assert result.returncode == 0, result.stderr
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert set(record) == {"date", "trading_day", "open", "close", "reason"}
+
+
+@pytest.mark.parametrize(
+    "argument, message",
+    [
+        ("2026-13-01", "'2026-13-01' is not a date: expected YYYY-MM-DD"),
+        ("2019-12-31", "2019-12-31 is outside the supported range 2020-01-01..2027-12-31"),
+        ("2028-01-03", "2028-01-03 is outside the supported range 2020-01-01..2027-12-31"),
+        ("yesterday", "'yesterday' is not a date"),
+    ],
+)
+def test_bad_dates_are_one_line_exit_2_no_traceback(argument, message):
+    result = run_cli("calendar", argument)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
