@@ -49,3 +49,21 @@ def day_trade_files(root: Path, day: date) -> list[Path]:
 
 def day_system_files(root: Path, day: date) -> list[Path]:
     return sorted(root.glob(f"*/{SYSTEM}/{day:%Y%m%d}.jsonl"))
+
+
+QUARANTINE = "quarantine"
+
+
+def torn_tail_path(root: Path, collector_id: str, original: Path, offset: int) -> Path:
+    """Where a writer puts the torn tail it cut off `original` at byte `offset`.
+
+    `<collector>/quarantine/YYYYMMDD/<stream>-<file name>.<offset>.torn`: outside the trades
+    glob, so only the raw_ticks reader's torn-tail pass sees it (as one `torn_tail` line).
+    """
+    stream = original.parent.parent.name if original.parent.parent.name == TRADES else SYSTEM
+    day = original.parent.name if stream == TRADES else original.stem
+    return root / check_collector_id(collector_id) / QUARANTINE / day / f"{stream}-{original.name}.{offset}.torn"
+
+
+def day_torn_tail_files(root: Path, day: date) -> list[Path]:
+    return sorted(root.glob(f"*/{QUARANTINE}/{day:%Y%m%d}/{TRADES}-*.torn"))

@@ -1,0 +1,206 @@
+"""Read archive files into columns without losing a line.
+
+Every line of every file ends up in exactly one of two places: a parsed row (with its file,
+line number and byte offset, so its raw text can be fetched again) or a reject (file, line,
+reason, raw bytes). Validation of the parsed rows happens later (`ticks.py`).
+
+Speed: a file's bytes are split on b"\\n" with numpy and the lines are handed to one
+multi-threaded `pyarrow.json` parse. Only if that parse fails (a malformed line somewhere) is
+the file re-parsed in chunks, and only a failing chunk is parsed line by line in Python, so a
+clean file costs one vectorised parse and a dirty one costs about two.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.json as pj
+
+# reasons a line is rejected before validation
+EMPTY_LINE = "empty_line"
+LINE_TOO_LONG = "line_too_long"
+UNTERMINATED_LINE = "unterminated_line"
+NON_UTF8 = "non_utf8"
+INVALID_JSON = "invalid_json"
+NOT_OBJECT = "not_object"
+DUPLICATE_KEY = "duplicate_key"
+WRONG_TYPE = "wrong_type"
+NUMBER_OUT_OF_RANGE = "number_out_of_range"
+UNREADABLE_FILE = "unreadable_file"
+TORN_TAIL = "torn_tail"
+
+MAX_LINE_BYTES = 64 * 1024  # a trade line is ~130 bytes; anything this long is not a record
+CHUNK_LINES = 4096
+BLOCK_SIZE = 4 * 1024 * 1024  # pyarrow block; must exceed MAX_LINE_BYTES
+
+INT_FIELDS = ("v", "ts", "rx", "px", "qty", "cum", "seq")
+STR_FIELDS = ("src", "sym")
+ARROW_SCHEMA = pa.schema(
+    [(name, pa.string()) if name in STR_FIELDS else (name, pa.int64()) for name in ("v", "src", "sym", "ts", "rx", "px", "qty", "cum", "seq")]
+)
+POLARS_SCHEMA = {name: (pl.String if name in STR_FIELDS else pl.Int64) for name in ARROW_SCHEMA.names}
+_PARSE_OPTIONS = pj.ParseOptions(explicit_schema=ARROW_SCHEMA, unexpected_field_behavior="ignore")
+_READ_OPTIONS = pj.ReadOptions(block_size=BLOCK_SIZE, use_threads=True)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+@dataclass
+class Reject:
+    line: int  # 1-based; 0 for a whole-file problem
+    reason: str
+    raw: bytes
+
+
+@dataclass
+class ParsedFile:
+    """One file's lines: `rows` (POLARS_SCHEMA + line, off) and `rejects`; lines = both."""
+
+    rows: pl.DataFrame
+    rejects: list[Reject] = field(default_factory=list)
+    lines: int = 0
+    size: int = 0
+
+
+def empty_rows() -> pl.DataFrame:
+    return pl.DataFrame(schema={**POLARS_SCHEMA, "line": pl.Int64, "off": pl.Int64})
+
+
+def parse_file(path: Path) -> ParsedFile:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return ParsedFile(empty_rows(), [Reject(0, UNREADABLE_FILE, f"{type(error).__name__}: {error}".encode())], 1)
+    return parse_bytes(data)
+
+
+def parse_bytes(data: bytes) -> ParsedFile:
+    size = len(data)
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buffer == 10)  # index of each line's "\n"
+    starts = np.empty_like(ends)
+    if len(ends):
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+    lengths = ends - starts
+    rejects: list[Reject] = []
+    complete_end = int(ends[-1]) + 1 if len(ends) else 0
+    if complete_end < size:  # bytes after the last newline: a line the writer never finished
+        rejects.append(Reject(len(ends) + 1, UNTERMINATED_LINE, data[complete_end:]))
+
+    excluded = (lengths == 0) | (lengths > MAX_LINE_BYTES)
+    for index in np.flatnonzero(excluded):
+        reason = EMPTY_LINE if lengths[index] == 0 else LINE_TOO_LONG
+        rejects.append(Reject(int(index) + 1, reason, data[starts[index] : ends[index]]))
+
+    frames: list[pl.DataFrame] = []
+    arrow_data = pa.py_buffer(data)
+    candidates = np.flatnonzero(~excluded)
+    if len(candidates):
+        # maximal runs of consecutive candidate lines: each run is one contiguous byte range
+        breaks = np.flatnonzero(np.diff(candidates) != 1) + 1
+        for run in np.split(candidates, breaks):
+            frames.extend(_parse_run(arrow_data, data, run, starts, ends, rejects))
+    rows = pl.concat(frames, how="vertical") if frames else empty_rows()
+    rejects.sort(key=lambda r: r.line)
+    return ParsedFile(rows, rejects, len(ends) + (1 if complete_end < size else 0), size)
+
+
+def _parse_run(arrow_data, data, run, starts, ends, rejects) -> list[pl.DataFrame]:
+    whole = _try_vectorised(arrow_data, run, starts, ends)
+    if whole is not None:
+        return [whole]
+    frames = []
+    for begin in range(0, len(run), CHUNK_LINES):
+        chunk = run[begin : begin + CHUNK_LINES]
+        parsed = _try_vectorised(arrow_data, chunk, starts, ends)
+        frames.append(parsed if parsed is not None else _parse_lines(data, chunk, starts, ends, rejects))
+    return frames
+
+
+def _try_vectorised(arrow_data, run, starts, ends) -> pl.DataFrame | None:
+    first, last = int(run[0]), int(run[-1])
+    begin, end = int(starts[first]), int(ends[last]) + 1
+    try:
+        table = pj.read_json(pa.BufferReader(arrow_data.slice(begin, end - begin)), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, ValueError):
+        return None
+    if table.num_rows != len(run):  # blank-looking lines skipped or two objects on a line
+        return None
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.with_columns(
+        line=pl.Series(run + 1, dtype=pl.Int64), off=pl.Series(starts[run], dtype=pl.Int64)
+    )
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateKey
+    return result
+
+
+def parse_line(raw: bytes) -> tuple[dict | None, str | None]:
+    """One line the strict way: (row, None) or (None, reason). Same verdicts as the fast path."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, NON_UTF8
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey:
+        return None, DUPLICATE_KEY
+    except (ValueError, RecursionError):
+        return None, INVALID_JSON
+    if not isinstance(obj, dict):
+        return None, NOT_OBJECT
+    row: dict[str, object] = {}
+    for name in INT_FIELDS:
+        value = obj.get(name)
+        if value is not None and type(value) is not int:  # bool and float are wrong too
+            return None, WRONG_TYPE
+        if value is not None and not _INT64_MIN <= value <= _INT64_MAX:
+            return None, NUMBER_OUT_OF_RANGE
+        row[name] = value
+    for name in STR_FIELDS:
+        value = obj.get(name)
+        if value is not None and not isinstance(value, str):
+            return None, WRONG_TYPE
+        if value is not None:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate escape such as "\ud800"
+                return None, NON_UTF8
+        row[name] = value
+    return row, None
+
+
+def _parse_lines(data, chunk, starts, ends, rejects) -> pl.DataFrame:
+    rows, lines, offsets = [], [], []
+    for index in chunk:
+        raw = data[starts[index] : ends[index]]
+        row, reason = parse_line(raw)
+        if row is None:
+            rejects.append(Reject(int(index) + 1, reason or INVALID_JSON, raw))
+            continue
+        rows.append(row)
+        lines.append(int(index) + 1)
+        offsets.append(int(starts[index]))
+    frame = pl.DataFrame(rows, schema=POLARS_SCHEMA, orient="row") if rows else pl.DataFrame(schema=POLARS_SCHEMA)
+    return frame.with_columns(line=pl.Series(lines, dtype=pl.Int64), off=pl.Series(offsets, dtype=pl.Int64))
+
+
+def read_raw_line(path: Path, offset: int) -> bytes:
+    """The raw bytes of the line starting at `offset` (without its newline)."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.readline().rstrip(b"\n")

@@ -1,0 +1,268 @@
+"""A day of archive files -> raw_ticks (validated, deduplicated) + quarantine, loss-free.
+
+Rules (issue 4), applied to every parsed line; the first that fails is the quarantine reason:
+  unknown_version, missing_field, bad_source, bad_symbol ([0-9A-Z]{6}), nonpositive_price,
+  nonpositive_qty, bad_cum (cum < qty), out_of_session / in_closing_auction (ts must lie in
+  [open - tol, closing auction start) or be the closing print in [close - tol, close + tol]),
+  decreasing_cum (within one symbol and source, ordered by cum, ts must not go back: the row
+  whose time is earlier than a trade with a smaller cum is the one blamed).
+Then duplicates by (symbol, cum) are dropped, keeping kis before kiwoom, then the earliest rx,
+then the first (file, line). `lines_in == rows_kept + duplicates + quarantined` is asserted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from stock_pipelines.archive import reader
+from stock_pipelines.archive.layout import day_trade_files, day_torn_tail_files
+from stock_pipelines.archive.record import SCHEMA_VERSION, SOURCES
+from stock_pipelines.market import Session
+
+UNKNOWN_VERSION = "unknown_version"
+MISSING_FIELD = "missing_field"
+BAD_SOURCE = "bad_source"
+BAD_SYMBOL = "bad_symbol"
+NONPOSITIVE_PRICE = "nonpositive_price"
+NONPOSITIVE_QTY = "nonpositive_qty"
+BAD_CUM = "bad_cum"
+OUT_OF_SESSION = "out_of_session"
+IN_CLOSING_AUCTION = "in_closing_auction"
+DECREASING_CUM = "decreasing_cum"
+
+DEFAULT_TOLERANCE = timedelta(seconds=5)
+UTC_US = pl.Datetime("us", "UTC")
+TICKS_SCHEMA = {
+    "source": pl.String,
+    "symbol": pl.String,
+    "ts": UTC_US,
+    "rx": UTC_US,
+    "price": pl.Int64,
+    "qty": pl.Int64,
+    "cum": pl.Int64,
+    "seq": pl.Int64,
+    "collector": pl.String,
+    "file": pl.String,
+    "line": pl.Int64,
+}
+QUARANTINE_SCHEMA = {
+    "file": pl.String,
+    "line": pl.Int64,
+    "reason": pl.String,
+    "raw": pl.String,
+    "collector": pl.String,
+}
+_SYMBOL_REGEX = r"^[0-9A-Z]{6}$"
+_REL_TS_BITS = 40  # microseconds since the session's pre-open fit in 40 bits (12.7 days)
+
+
+@dataclass(frozen=True)
+class ArchiveFile:
+    path: Path
+    label: str  # path relative to its archive root (prefixed for a fallback root)
+    collector: str
+
+
+@dataclass
+class IngestStats:
+    files: int = 0
+    bytes: int = 0
+    lines_in: int = 0
+    rows_kept: int = 0
+    duplicates: int = 0
+    duplicates_same_source: int = 0
+    duplicates_cross_source: int = 0
+    duplicate_conflicts: int = 0  # duplicates whose price or qty differ from the kept row
+    quarantined: int = 0
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+
+    def check_accounting(self) -> None:
+        total = self.rows_kept + self.duplicates + self.quarantined
+        if total != self.lines_in:
+            raise AssertionError(
+                f"line accounting broken: {self.lines_in} lines in != {self.rows_kept} kept + "
+                f"{self.duplicates} duplicates + {self.quarantined} quarantined"
+            )
+
+
+@dataclass
+class IngestResult:
+    ticks: pl.DataFrame
+    quarantine: pl.DataFrame
+    stats: IngestStats
+
+
+def day_files(roots: list[tuple[Path, str]], day: date) -> list[ArchiveFile]:
+    """Trade files and writer-quarantined torn tails of `day` under each (root, label prefix)."""
+    files = []
+    for root, prefix in roots:
+        for path in [*day_trade_files(root, day), *day_torn_tail_files(root, day)]:
+            relative = path.relative_to(root)
+            files.append(ArchiveFile(path, prefix + relative.as_posix(), relative.parts[0]))
+    return sorted(files, key=lambda f: f.label)
+
+
+def ingest_day(
+    roots: list[tuple[Path, str]], day: date, session: Session, tolerance: timedelta = DEFAULT_TOLERANCE
+) -> IngestResult:
+    return ingest_files(day_files(roots, day), session, tolerance)
+
+
+def ingest_files(
+    files: list[ArchiveFile], session: Session, tolerance: timedelta = DEFAULT_TOLERANCE
+) -> IngestResult:
+    files = sorted(files, key=lambda f: f.label)  # file_id order == label order: deterministic sorts
+    stats = IngestStats(files=len(files))
+    bounds = _Bounds(session, tolerance)
+    kept: list[pl.DataFrame] = []
+    rejected_rows: list[pl.DataFrame] = []  # file_id, line, off, reason: raw fetched later
+    quarantine_rows: list[dict] = []
+    for file_id, archive_file in enumerate(files):
+        if archive_file.path.name.endswith(".torn"):
+            parsed = _torn_tail(archive_file.path)
+        else:
+            parsed = reader.parse_file(archive_file.path)
+        stats.lines_in += parsed.lines
+        stats.bytes += parsed.size
+        for reject in parsed.rejects:
+            quarantine_rows.append(_quarantine_row(archive_file, reject.line, reject.reason, reject.raw))
+        if parsed.rows.height:
+            checked = parsed.rows.with_columns(reason=bounds.reason_expr(), file_id=pl.lit(file_id, pl.UInt32))
+            rejected_rows.append(checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "off", "reason"))
+            kept.append(checked.filter(pl.col("reason").is_null()).drop("reason", "v"))
+
+    valid = pl.concat(kept) if kept else reader.empty_rows().drop("v").with_columns(file_id=pl.lit(0, pl.UInt32)).clear()
+    valid, decreasing = _drop_decreasing(valid, bounds)
+    rejected_rows.append(decreasing)
+    ticks, dup_stats = _dedupe(valid)
+    stats.duplicates, stats.duplicates_same_source, stats.duplicates_cross_source, stats.duplicate_conflicts = dup_stats
+
+    for frame in rejected_rows:
+        for file_id, line, offset, reason in frame.iter_rows():
+            archive_file = files[file_id]
+            raw = reader.read_raw_line(archive_file.path, offset)
+            quarantine_rows.append(_quarantine_row(archive_file, line, reason, raw))
+    quarantine = (
+        pl.DataFrame(quarantine_rows, schema=QUARANTINE_SCHEMA, orient="row").sort("file", "line", "reason")
+        if quarantine_rows
+        else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    )
+    ticks = _finish(ticks, files)
+    stats.rows_kept = ticks.height
+    stats.quarantined = quarantine.height
+    stats.quarantined_by_reason = dict(sorted(Counter(quarantine["reason"].to_list()).items()))
+    stats.check_accounting()
+    return IngestResult(ticks, quarantine, stats)
+
+
+class _Bounds:
+    def __init__(self, session: Session, tolerance: timedelta) -> None:
+        def us(moment) -> int:
+            return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+        tol = int(tolerance.total_seconds() * 1_000_000)
+        self.start = us(session.open) - tol
+        self.auction = us(session.closing_auction_start)
+        self.close_print_start = us(session.close) - tol
+        self.end = us(session.close) + tol
+        self.base = us(session.pre_open_start) - tol
+
+    def reason_expr(self) -> pl.Expr:
+        c = pl.col
+        fields = ("src", "sym", "ts", "rx", "px", "qty", "cum", "seq")
+        ts = c("ts")
+        continuous = (ts >= self.start) & (ts < self.auction)
+        closing_print = (ts >= self.close_print_start) & (ts <= self.end)
+        return (
+            pl.when(c("v").is_null() | (c("v") != SCHEMA_VERSION)).then(pl.lit(UNKNOWN_VERSION))
+            .when(pl.any_horizontal(c(name).is_null() for name in fields)).then(pl.lit(MISSING_FIELD))
+            .when(~c("src").is_in(list(SOURCES))).then(pl.lit(BAD_SOURCE))
+            .when(~c("sym").str.contains(_SYMBOL_REGEX)).then(pl.lit(BAD_SYMBOL))
+            .when(c("px") <= 0).then(pl.lit(NONPOSITIVE_PRICE))
+            .when(c("qty") <= 0).then(pl.lit(NONPOSITIVE_QTY))
+            .when(c("cum") < c("qty")).then(pl.lit(BAD_CUM))
+            .when((ts >= self.auction) & (ts < self.close_print_start)).then(pl.lit(IN_CLOSING_AUCTION))
+            .when(~(continuous | closing_print)).then(pl.lit(OUT_OF_SESSION))
+            .otherwise(pl.lit(None, pl.String))
+        )
+
+
+def _sort_keys(frame: pl.DataFrame) -> pl.DataFrame:
+    # base-36 of a [0-9A-Z]{6} code sorts like the string and sorts much faster
+    return frame.with_columns(
+        sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.Int64),
+        src_rank=(pl.col("src") != "kis").cast(pl.UInt8),
+    ).sort("sym_key", "cum", "src_rank", "rx", "file_id", "line")
+
+
+def _drop_decreasing(valid: pl.DataFrame, bounds: _Bounds) -> tuple[pl.DataFrame, pl.DataFrame]:
+    valid = _sort_keys(valid)
+    group = (pl.col("sym_key") != pl.col("sym_key").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
+    # one monotone key per (symbol group, time): its running max resets itself at each new symbol
+    key = group * (1 << _REL_TS_BITS) + (pl.col("ts") - bounds.base)
+    flagged = valid.with_columns(
+        _bad=key < key.cum_max().shift(1).over("src_rank").fill_null(0)
+    )
+    bad = flagged.filter(pl.col("_bad")).select("file_id", "line", "off", reason=pl.lit(DECREASING_CUM))
+    return flagged.filter(~pl.col("_bad")).drop("_bad"), bad
+
+
+def _dedupe(valid: pl.DataFrame) -> tuple[pl.DataFrame, tuple[int, int, int, int]]:
+    c = pl.col
+    dup = (c("sym_key") == c("sym_key").shift(1)) & (c("cum") == c("cum").shift(1))
+    marked = valid.with_columns(_dup=dup.fill_null(False))
+    kept_value = lambda name: pl.when(~c("_dup")).then(c(name)).forward_fill()  # noqa: E731
+    dups = marked.filter(c("_dup")).height
+    if dups:
+        detail = marked.with_columns(
+            _ksrc=kept_value("src_rank"), _kpx=kept_value("px"), _kqty=kept_value("qty")
+        ).filter(c("_dup"))
+        same = detail.filter(c("src_rank") == c("_ksrc")).height
+        conflicts = detail.filter((c("px") != c("_kpx")) | (c("qty") != c("_kqty"))).height
+    else:
+        same = conflicts = 0
+    return marked.filter(~c("_dup")).drop("_dup"), (dups, same, dups - same, conflicts)
+
+
+def _finish(ticks: pl.DataFrame, files: list[ArchiveFile]) -> pl.DataFrame:
+    labels = pl.Series([f.label for f in files], dtype=pl.String)
+    collectors = pl.Series([f.collector for f in files], dtype=pl.String)
+    if ticks.height == 0:
+        return pl.DataFrame(schema=TICKS_SCHEMA)
+    return ticks.select(
+        source=pl.col("src"),
+        symbol=pl.col("sym"),
+        ts=pl.col("ts").cast(UTC_US),
+        rx=pl.col("rx").cast(UTC_US),
+        price=pl.col("px"),
+        qty=pl.col("qty"),
+        cum=pl.col("cum"),
+        seq=pl.col("seq"),
+        collector=pl.col("file_id").map_batches(lambda s: collectors.gather(s), return_dtype=pl.String),
+        file=pl.col("file_id").map_batches(lambda s: labels.gather(s), return_dtype=pl.String),
+        line=pl.col("line"),
+    )
+
+
+def _torn_tail(path: Path) -> reader.ParsedFile:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raw = f"{type(error).__name__}: {error}".encode()
+        return reader.ParsedFile(reader.empty_rows(), [reader.Reject(0, reader.UNREADABLE_FILE, raw)], 1)
+    return reader.ParsedFile(reader.empty_rows(), [reader.Reject(1, reader.TORN_TAIL, raw)], 1, len(raw))
+
+
+def _quarantine_row(archive_file: ArchiveFile, line: int, reason: str, raw: bytes) -> dict:
+    return {
+        "file": archive_file.label,
+        "line": line,
+        "reason": reason,
+        "raw": raw.decode("utf-8", errors="backslashreplace"),
+        "collector": archive_file.collector,
+    }

@@ -1,0 +1,380 @@
+"""The crash-safe archive writer collectors use.
+
+Guarantees (docs/archive-format.md, "Writer"):
+- whole lines only: lines are buffered and written with one `os.write` on an O_APPEND file;
+  a short or failed write is truncated back to the file's previous size, so no torn line is
+  left behind by a full disk;
+- bounded loss window: buffered lines reach the OS at least every `flush_interval_s` and the
+  disk (fsync) at least every `fsync_interval_s`, provided the collector calls a write method
+  or `tick()` that often; a new file's directory (and every directory created) is fsynced;
+- torn tail: when a file that does not end in "\\n" is (re)opened, the bytes after its last
+  newline (what a machine crash left mid-line) are moved to `<collector>/quarantine/...` and
+  the file is truncated to whole lines; a TORN_TAIL event records it;
+- disk-space floor: below `min_free_bytes` free the writer refuses lines (`DiskSpaceLow`),
+  emits DISK_LOW once, and emits DISK_OK and accepts lines again when space returns;
+- permission errors name the path and the fix, or switch to `fallback_root` (FALLBACK event).
+Events go to the system stream and to the optional `on_event(SystemRecord)` hook (the place
+for the Redis event once the heartbeat issue defines it).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from stock_pipelines.archive import layout
+from stock_pipelines.archive.record import SystemRecord, TradeRecord
+
+UP, DOWN = "UP", "DOWN"
+DISK_LOW, DISK_OK = "DISK_LOW", "DISK_OK"
+TORN_TAIL, FALLBACK, WRITE_ERROR = "TORN_TAIL", "FALLBACK", "WRITE_ERROR"
+
+
+class ArchiveWriteError(OSError):
+    pass
+
+
+class DiskSpaceLow(ArchiveWriteError):
+    pass
+
+
+class ArchivePermissionError(ArchiveWriteError, PermissionError):
+    pass
+
+
+@dataclass(frozen=True)
+class WriterPolicy:
+    flush_interval_s: float = 0.2  # a killed process loses at most this much
+    fsync_interval_s: float = 1.0  # a crashed machine loses at most this much
+    max_buffer_bytes: int = 256 * 1024
+    min_free_bytes: int = 256 * 1024 * 1024
+    disk_check_interval_s: float = 1.0
+
+    @property
+    def loss_window_s(self) -> float:
+        return max(self.flush_interval_s, self.fsync_interval_s)
+
+
+class _Stream:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.path: Path | None = None
+        self.fd: int | None = None
+        self.buffer: list[bytes] = []
+        self.buffered = 0
+        self.dirty = False  # written since the last fsync
+
+
+class ArchiveWriter:
+    def __init__(
+        self,
+        root: Path,
+        collector_id: str,
+        policy: WriterPolicy | None = None,
+        *,
+        fallback_root: Path | None = None,
+        on_event: Callable[[SystemRecord], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.collector_id = layout.check_collector_id(collector_id)
+        self.root = Path(root)
+        self.fallback_root = Path(fallback_root) if fallback_root is not None else None
+        self.policy = policy or WriterPolicy()
+        self.min_free_bytes = self.policy.min_free_bytes
+        self.on_event = on_event
+        self.clock = clock
+        self.lines_written = 0
+        self.lines_refused = 0
+        self.disk_low = False
+        self._seq = 0
+        self._lock = threading.RLock()
+        self._trades = _Stream(layout.TRADES)
+        self._system = _Stream(layout.SYSTEM)
+        self._last_flush = self._last_fsync = self._last_disk_check = clock()
+        self._in_flush = False
+        self._closed = False
+
+    # -- public ------------------------------------------------------------------------
+
+    def trade(self, src: str, sym: str, ts: int, px: int, qty: int, cum: int, rx: int | None = None) -> TradeRecord:
+        """Write one trade with the writer's next sequence number; rx defaults to now."""
+        with self._lock:
+            record = TradeRecord(src, sym, ts, rx if rx is not None else self._now_us(), px, qty, cum, self._seq + 1)
+            self.write_trade(record)
+            return record
+
+    def write_trade(self, record: TradeRecord) -> None:
+        self.write_trades([record])
+
+    def write_trades(self, records: list[TradeRecord]) -> None:
+        with self._lock:
+            self._check_open()
+            if self._refuse_for_disk_space():
+                self.lines_refused += len(records)
+                raise DiskSpaceLow(
+                    f"archive {self.root}: free space below the floor of {self.min_free_bytes} bytes; "
+                    f"{len(records)} line(s) refused (writing resumes when space returns)"
+                )
+            for record in records:
+                self._seq = max(self._seq, record.seq)
+                self._append(self._trades, record.to_json_line().encode())
+            self._maybe_flush()
+
+    def write_system(self, event: str, detail: dict | None = None) -> SystemRecord:
+        with self._lock:
+            return self._emit(event, detail)
+
+    def tick(self) -> None:
+        """Flush and fsync if due; call it at least every flush interval when idle."""
+        with self._lock:
+            if not self._closed:
+                self._maybe_flush()
+
+    def flush(self, fsync: bool = True) -> None:
+        with self._lock:
+            self._flush_all(fsync)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._flush_all(True)
+            finally:
+                for stream in (self._trades, self._system):
+                    self._close_stream(stream)
+                self._closed = True
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- buffering ---------------------------------------------------------------------
+
+    def _append(self, stream: _Stream, line: bytes) -> None:
+        target = self._target(stream)
+        if stream.path is not None and target != stream.path:  # the hour (or day) rolled
+            self._flush_stream(stream, fsync=True)
+            self._close_stream(stream)
+        stream.buffer.append(line)
+        stream.buffered += len(line)
+
+    def _maybe_flush(self) -> None:
+        now = self.clock()
+        due_flush = now - self._last_flush >= self.policy.flush_interval_s
+        big = self._trades.buffered >= self.policy.max_buffer_bytes
+        due_fsync = now - self._last_fsync >= self.policy.fsync_interval_s
+        if due_flush or big or due_fsync:
+            self._flush_all(due_fsync)
+
+    def _flush_all(self, fsync: bool) -> None:
+        for stream in (self._trades, self._system):
+            self._flush_stream(stream, fsync)
+        now = self.clock()
+        self._last_flush = now
+        if fsync:
+            self._last_fsync = now
+
+    def _flush_stream(self, stream: _Stream, fsync: bool) -> None:
+        if self._in_flush:
+            return
+        self._in_flush = True
+        try:
+            while stream.buffer:
+                if stream.fd is None:
+                    self._open(stream, self._target(stream))
+                data = b"".join(stream.buffer)
+                count = len(stream.buffer)
+                self._write_whole(stream, data)
+                stream.buffer, stream.buffered = [], 0
+                stream.dirty = True
+                if stream is self._trades:
+                    self.lines_written += count
+            if fsync and stream.dirty and stream.fd is not None:
+                os.fsync(stream.fd)
+                stream.dirty = False
+        finally:
+            self._in_flush = False
+        if self._system.buffer:  # events raised while opening a file (TORN_TAIL, FALLBACK)
+            self._flush_stream(self._system, True)
+
+    def _write_whole(self, stream: _Stream, data: bytes) -> None:
+        assert stream.fd is not None
+        before = os.fstat(stream.fd).st_size
+        try:
+            written = os.write(stream.fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, "short write", str(stream.path))
+        except OSError as error:
+            os.ftruncate(stream.fd, before)  # never leave part of a line behind
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                self._enter_disk_low(f"{error.strerror} writing {stream.path}")
+                raise DiskSpaceLow(
+                    f"archive file {stream.path}: disk full ({error.strerror}); lines kept in memory "
+                    "and retried when space returns"
+                ) from error
+            raise ArchiveWriteError(f"archive file {stream.path}: write failed: {error}") from error
+
+    # -- files -------------------------------------------------------------------------
+
+    def _target(self, stream: _Stream) -> Path:
+        moment = datetime.fromtimestamp(self.clock(), UTC)
+        if stream is self._trades:
+            return layout.trades_path(self.root, self.collector_id, moment)
+        return layout.system_path(self.root, self.collector_id, moment)
+
+    def _open(self, stream: _Stream, path: Path) -> None:
+        try:
+            created = _makedirs(path.parent)
+            existed = path.exists()
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except PermissionError as error:
+            if self.fallback_root is not None and self.root != self.fallback_root:
+                previous, self.root = self.root, self.fallback_root
+                self._emit(FALLBACK, {"from": str(previous), "to": str(self.root), "error": str(error)}, flush=False)
+                self._open(stream, self._target(stream))
+                return
+            raise ArchivePermissionError(
+                f"cannot write archive file {path}: permission denied ({error.filename or path}). "
+                f"Fix: give the collector's user write access to {path.parent} (e.g. "
+                f"`chown -R $(id -un) {self.root}` or `chmod -R u+w {self.root}`), or set a "
+                "fallback archive directory (STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR)."
+            ) from error
+        for directory in created:
+            _fsync_dir(directory)
+        if not existed:
+            _fsync_dir(path.parent)
+        else:
+            self._cut_torn_tail(path, fd)
+        stream.path, stream.fd = path, fd
+
+    def _cut_torn_tail(self, path: Path, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        if size == 0 or _last_byte(path, size) == b"\n":
+            return
+        keep = _last_newline_end(path, size)
+        with path.open("rb") as handle:
+            handle.seek(keep)
+            tail = handle.read()
+        quarantine = layout.torn_tail_path(self.root, self.collector_id, path, keep)
+        created = _makedirs(quarantine.parent)
+        tmp = quarantine.with_name(quarantine.name + ".tmp")
+        with tmp.open("wb") as handle:
+            handle.write(tail)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, quarantine)
+        for directory in [*created, quarantine.parent]:
+            _fsync_dir(directory)
+        os.ftruncate(fd, keep)
+        os.fsync(fd)
+        self._emit(
+            TORN_TAIL,
+            {"file": str(path), "offset": keep, "bytes": len(tail), "quarantine": str(quarantine)},
+            flush=False,
+        )
+
+    def _close_stream(self, stream: _Stream) -> None:
+        if stream.fd is not None:
+            if stream.dirty:
+                os.fsync(stream.fd)
+                stream.dirty = False
+            os.close(stream.fd)
+        stream.fd, stream.path = None, None
+
+    # -- events and disk space ------------------------------------------------------------
+
+    def _emit(self, event: str, detail: dict | None, flush: bool = True) -> SystemRecord:
+        record = SystemRecord(event, self._now_us(), self.collector_id, detail)
+        self._append(self._system, record.to_json_line().encode())
+        if self.on_event is not None:
+            self.on_event(record)
+        if flush and not self._in_flush:
+            self._flush_stream(self._system, True)
+        return record
+
+    def _refuse_for_disk_space(self) -> bool:
+        now = self.clock()
+        if now - self._last_disk_check < self.policy.disk_check_interval_s and not self.disk_low:
+            return False
+        if self.disk_low and now - self._last_disk_check < self.policy.disk_check_interval_s:
+            return True
+        self._last_disk_check = now
+        free = self._free_bytes()
+        if free < self.min_free_bytes and not self.disk_low:
+            self._enter_disk_low(f"{free} bytes free < floor {self.min_free_bytes}")
+        elif free >= self.min_free_bytes and self.disk_low:
+            self.disk_low = False
+            self._emit(DISK_OK, {"free_bytes": free, "floor_bytes": self.min_free_bytes, "refused_lines": self.lines_refused})
+        return self.disk_low
+
+    def _enter_disk_low(self, why: str) -> None:
+        if self.disk_low:
+            return
+        self.disk_low = True
+        self._last_disk_check = self.clock()
+        self._flush_all(True)  # what was accepted before the floor goes to disk (the floor is headroom)
+        self._emit(DISK_LOW, {"reason": why, "floor_bytes": self.min_free_bytes, "root": str(self.root)})
+
+    def _free_bytes(self) -> int:
+        probe = self.root
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        return shutil.disk_usage(probe).free
+
+    def _now_us(self) -> int:
+        return int(self.clock() * 1_000_000)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ArchiveWriteError(f"archive writer for {self.collector_id} is closed")
+
+
+def _makedirs(directory: Path) -> list[Path]:
+    """mkdir -p; returns the parents of the directories it created (each needs an fsync)."""
+    missing = []
+    probe = directory
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    return [p.parent for p in reversed(missing)]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _last_byte(path: Path, size: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(size - 1)
+        return handle.read(1)
+
+
+def _last_newline_end(path: Path, size: int) -> int:
+    """Offset just past the last b"\\n" (0 if none), reading backwards in blocks."""
+    block = 64 * 1024
+    with path.open("rb") as handle:
+        end = size
+        while end > 0:
+            start = max(0, end - block)
+            handle.seek(start)
+            chunk = handle.read(end - start)
+            index = chunk.rfind(b"\n")
+            if index >= 0:
+                return start + index + 1
+            end = start
+    return 0
