@@ -1,0 +1,253 @@
+"""KIS (Korea Investment & Securities) REST client for minute bars.
+
+Protocol (KIS Open API, DESIGN.md "Domain facts"):
+- token: POST /oauth2/tokenP {grant_type, appkey, appsecret} -> access_token, valid a day,
+  at most one issue a minute per app key (EGW00133 otherwise);
+- today's minute bars: GET .../quotations/inquire-time-itemchartprice, tr_id FHKST03010200,
+  30 bars at or before FID_INPUT_HOUR_1, newest first, the newest possibly still forming;
+- past days: GET .../quotations/inquire-time-dailychartprice, tr_id FHKST03010230, 120 bars
+  at or before FID_INPUT_DATE_1 + FID_INPUT_HOUR_1, newest first;
+- every call carries authorization, appkey, appsecret, tr_id, custtype headers;
+- errors come in the rt_cd/msg_cd/msg1 envelope: EGW00201 over the rate limit (detected by
+  msg_cd, whatever the HTTP status), EGW00123 expired token, EGW00121 invalid token.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import polars as pl
+import tenacity
+
+from stock_pipelines.brokers.bars import build_bars, seoul_minute
+from stock_pipelines.brokers.model import (
+    BAR_SCHEMA,
+    BarFetch,
+    BrokerAuthError,
+    BrokerError,
+    BrokerRateLimited,
+    BrokerUnavailable,
+    RateLimiter,
+)
+from stock_pipelines.brokers.tokens import Token, TokenCache
+from stock_pipelines.market import SEOUL
+
+TODAY_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice"
+PAST_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-dailychartprice"
+TODAY_TR_ID = "FHKST03010200"
+PAST_TR_ID = "FHKST03010230"
+TODAY_PAGE = 30
+PAST_PAGE = 120
+RATE_LIMITED = "EGW00201"
+TOKEN_EXPIRED = "EGW00123"
+TOKEN_INVALID = "EGW00121"
+TOKEN_TOO_OFTEN = "EGW00133"
+ONE_MINUTE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class KisCredentials:
+    app_key: str
+    app_secret: str = field(repr=False)
+
+    @classmethod
+    def from_env(cls, prefix: str = "KIS") -> KisCredentials:
+        key, secret = os.environ.get(f"{prefix}_APP_KEY"), os.environ.get(f"{prefix}_APP_SECRET")
+        missing = [n for n, v in ((f"{prefix}_APP_KEY", key), (f"{prefix}_APP_SECRET", secret)) if not v]
+        if missing:
+            raise BrokerAuthError(f"KIS credentials missing: set {' and '.join(missing)} in the environment")
+        return cls(str(key), str(secret))
+
+
+def _retry_policy(max_attempts: int) -> tenacity.Retrying:
+    # Full-jitter exponential backoff on what a retry can fix; auth errors are never retried.
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type((BrokerRateLimited, BrokerUnavailable)),
+        wait=tenacity.wait_random_exponential(multiplier=0.1, max=5.0),
+        stop=tenacity.stop_after_attempt(max_attempts),
+        reraise=True,
+    )
+
+
+class KisClient:
+    name = "kis"
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: KisCredentials,
+        limiter: RateLimiter,
+        token_dir: Path,
+        today: Callable[[], datetime] = lambda: datetime.now(SEOUL),
+        http: httpx.Client | None = None,
+        max_attempts: int = 6,
+        custtype: str = "P",
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials
+        self.limiter = limiter
+        self.now = today
+        self.http = http or httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
+        self.tokens = TokenCache(token_dir, "kis", credentials.app_key)
+        self.max_attempts = max_attempts
+        self.custtype = custtype
+        self.calls = 0  # every HTTP request to a data endpoint, retries included
+
+    # -- public --------------------------------------------------------------------------
+
+    def minute_bars(self, symbol: str, day: date, start: datetime, end: datetime) -> BarFetch:
+        """Bars of `symbol` with minute in [start, end), paging newest-first from `end`."""
+        now = self.now().astimezone(SEOUL)
+        is_today = day == now.date()
+        if is_today:
+            # The bar of the current minute is still forming: never take it as final.
+            end = min(end, now.replace(second=0, microsecond=0))
+        calls_before = self.calls
+        rejected: Counter[str] = Counter()
+        rows: list[dict[str, object]] = []
+        cursor = end - timedelta(seconds=1)
+        while cursor >= start:
+            page = self._page(symbol, day, cursor, is_today)
+            if not page:
+                break
+            rows.extend(page)
+            minutes = [r["minute"] for r in page if isinstance(r.get("minute"), datetime)]
+            oldest = min(minutes, default=None)
+            if oldest is None or len(page) < (TODAY_PAGE if is_today else PAST_PAGE):
+                break
+            cursor = oldest - timedelta(seconds=1)
+        bars = build_bars(rows, symbol, start, end, f"rest_{self.name}", rejected)
+        return BarFetch(bars=bars, calls=self.calls - calls_before, rejected=rejected)
+
+    # -- one page ------------------------------------------------------------------------
+
+    def _page(self, symbol: str, day: date, cursor: datetime, is_today: bool) -> list[dict[str, object]]:
+        params = {
+            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_INPUT_ISCD": symbol,
+            "FID_INPUT_HOUR_1": f"{cursor:%H%M%S}",
+            "FID_PW_DATA_INCU_YN": "Y",
+        }
+        if is_today:
+            path, tr_id = TODAY_PATH, TODAY_TR_ID
+            params["FID_ETC_CLS_CODE"] = ""
+        else:
+            path, tr_id = PAST_PATH, PAST_TR_ID
+            params["FID_INPUT_DATE_1"] = f"{day:%Y%m%d}"
+            params["FID_FAKE_TICK_INCU_YN"] = ""
+        body = self._call(path, tr_id, params)
+        output = body.get("output2")
+        if output is None:
+            return []
+        if not isinstance(output, list):
+            raise BrokerError(f"KIS {tr_id}: output2 is {type(output).__name__}, expected a list")
+        return [self._row(item) for item in output if isinstance(item, dict) and any(item.values())]
+
+    @staticmethod
+    def _row(item: dict[str, object]) -> dict[str, object]:
+        try:
+            minute: datetime | None = seoul_minute(str(item["stck_bsop_date"]), str(item["stck_cntg_hour"]))
+        except (KeyError, ValueError):
+            minute = None
+        return {
+            "minute": minute,
+            "open": item.get("stck_oprc"),
+            "high": item.get("stck_hgpr"),
+            "low": item.get("stck_lwpr"),
+            "close": item.get("stck_prpr"),
+            "volume": item.get("cntg_vol"),
+        }
+
+    def _call(self, path: str, tr_id: str, params: dict[str, str]) -> dict:
+        refused: Token | None = None
+        for attempt in _retry_policy(self.max_attempts):
+            with attempt:
+                token = self.tokens.get(self._issue_token, refused=refused)
+                self.limiter.acquire(timeout=60)
+                self.calls += 1
+                body = self._request(path, tr_id, params, token)
+                code = str(body.get("msg_cd", ""))
+                if code in (TOKEN_EXPIRED, TOKEN_INVALID) and refused is None:
+                    refused = token  # one fresh token, then the next attempt
+                    raise BrokerUnavailable(f"KIS token refused ({code}); reissuing")
+                if code in (TOKEN_EXPIRED, TOKEN_INVALID):
+                    raise BrokerAuthError(f"KIS refused a freshly issued token ({code}: {body.get('msg1')})")
+                return body
+        raise AssertionError("unreachable: tenacity reraises")
+
+    def _request(self, path: str, tr_id: str, params: dict[str, str], token: Token) -> dict:
+        headers = {
+            "content-type": "application/json; charset=utf-8",
+            "authorization": f"Bearer {token.value}",
+            "appkey": self.credentials.app_key,
+            "appsecret": self.credentials.app_secret,
+            "tr_id": tr_id,
+            "custtype": self.custtype,
+        }
+        try:
+            response = self.http.get(f"{self.base_url}{path}", params=params, headers=headers)
+        except httpx.TimeoutException as error:
+            raise BrokerUnavailable(f"KIS {tr_id}: timed out ({type(error).__name__})") from None
+        except httpx.TransportError as error:
+            raise BrokerUnavailable(f"KIS {tr_id}: {type(error).__name__}") from None
+        body = _json_body(response, f"KIS {tr_id}")
+        code = str(body.get("msg_cd", ""))
+        if code == RATE_LIMITED:
+            raise BrokerRateLimited(f"KIS {tr_id}: {RATE_LIMITED} over the rate limit")
+        if code in (TOKEN_EXPIRED, TOKEN_INVALID):
+            return body
+        if response.status_code in (401, 403):
+            raise BrokerAuthError(f"KIS {tr_id}: HTTP {response.status_code} {code} {body.get('msg1', '')}".strip())
+        if response.status_code >= 500:
+            raise BrokerUnavailable(f"KIS {tr_id}: HTTP {response.status_code} {code}".strip())
+        if str(body.get("rt_cd")) != "0":
+            raise BrokerError(f"KIS {tr_id}: {code} {body.get('msg1', '')}".strip())
+        return body
+
+    def _issue_token(self) -> Token:
+        try:
+            response = self.http.post(
+                f"{self.base_url}/oauth2/tokenP",
+                json={
+                    "grant_type": "client_credentials",
+                    "appkey": self.credentials.app_key,
+                    "appsecret": self.credentials.app_secret,
+                },
+            )
+        except httpx.TransportError as error:
+            raise BrokerUnavailable(f"KIS token: {type(error).__name__}") from None
+        body = _json_body(response, "KIS token")
+        if body.get("access_token"):
+            issued = time.time()
+            lifetime = float(body.get("expires_in") or 86400)
+            return Token(value=str(body["access_token"]), expires_at=issued + lifetime, issued_at=issued)
+        code = str(body.get("error_code") or body.get("msg_cd") or "")
+        if code == TOKEN_TOO_OFTEN:
+            raise BrokerRateLimited("KIS token: issued less than a minute ago (EGW00133)")
+        if response.status_code >= 500 and not code:
+            raise BrokerUnavailable(f"KIS token: HTTP {response.status_code}")
+        message = body.get("error_description") or body.get("msg1") or f"HTTP {response.status_code}"
+        raise BrokerAuthError(f"KIS token refused: {code} {message}".strip())
+
+
+def _json_body(response: httpx.Response, what: str) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        if response.status_code >= 500:
+            raise BrokerUnavailable(f"{what}: HTTP {response.status_code}, not JSON") from None
+        raise BrokerError(f"{what}: HTTP {response.status_code}, body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BrokerError(f"{what}: reply is a JSON {type(body).__name__}, expected an object")
+    return body
+
+
+def empty_bars() -> pl.DataFrame:
+    return pl.DataFrame(schema=BAR_SCHEMA)

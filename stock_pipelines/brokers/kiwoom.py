@@ -1,0 +1,176 @@
+"""Kiwoom REST client for minute bars (api-id ka10080).
+
+Protocol (Kiwoom REST API, DESIGN.md "Domain facts"): token POST /oauth2/token
+{grant_type, appkey, secretkey} -> {token, expires_dt}; minute chart POST /api/dostk/chart with
+header api-id ka10080, body {stk_cd, tic_scope, upd_stkpc_tp}; rows in
+`stk_min_pole_chart_qry`, newest first, `cntr_tm` YYYYMMDDHHMMSS, prices as signed strings
+(the sign is the direction against the previous close); more pages while the response header
+cont-yn is Y, asked for with cont-yn/next-key; return_code 1700 when over the rate limit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from stock_pipelines.brokers.bars import build_bars
+from stock_pipelines.brokers.kis import _json_body, _retry_policy
+from stock_pipelines.brokers.model import (
+    BarFetch,
+    BrokerAuthError,
+    BrokerError,
+    BrokerRateLimited,
+    BrokerUnavailable,
+    RateLimiter,
+)
+from stock_pipelines.brokers.tokens import Token, TokenCache
+from stock_pipelines.market import SEOUL
+
+CHART_PATH = "/api/dostk/chart"
+MINUTE_CHART = "ka10080"
+RATE_LIMITED = 1700
+MAX_PAGES = 100  # a whole session is a handful of pages; more means the server is looping
+
+
+@dataclass(frozen=True)
+class KiwoomCredentials:
+    app_key: str
+    secret_key: str = field(repr=False)
+
+    @classmethod
+    def from_env(cls) -> KiwoomCredentials:
+        key, secret = os.environ.get("KIWOOM_APP_KEY"), os.environ.get("KIWOOM_SECRET_KEY")
+        missing = [n for n, v in (("KIWOOM_APP_KEY", key), ("KIWOOM_SECRET_KEY", secret)) if not v]
+        if missing:
+            raise BrokerAuthError(f"Kiwoom credentials missing: set {' and '.join(missing)} in the environment")
+        return cls(str(key), str(secret))
+
+
+class KiwoomClient:
+    name = "kiwoom"
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: KiwoomCredentials,
+        limiter: RateLimiter,
+        token_dir: Path,
+        today: Callable[[], datetime] = lambda: datetime.now(SEOUL),
+        http: httpx.Client | None = None,
+        max_attempts: int = 6,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials
+        self.limiter = limiter
+        self.now = today
+        self.http = http or httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
+        self.tokens = TokenCache(token_dir, "kiwoom", credentials.app_key)
+        self.max_attempts = max_attempts
+        self.calls = 0
+
+    def minute_bars(self, symbol: str, day: date, start: datetime, end: datetime) -> BarFetch:
+        now = self.now().astimezone(SEOUL)
+        if day == now.date():
+            end = min(end, now.replace(second=0, microsecond=0))
+        calls_before = self.calls
+        rows: list[dict[str, object]] = []
+        next_key = ""
+        for _ in range(MAX_PAGES):
+            page, next_key = self._page(symbol, next_key)
+            rows.extend(page)
+            oldest = min((r["minute"] for r in page if isinstance(r["minute"], datetime)), default=None)
+            if not next_key or oldest is None or oldest < start:
+                break
+        else:
+            raise BrokerError(f"Kiwoom {MINUTE_CHART}: more than {MAX_PAGES} pages for {symbol}")
+        rejected: Counter[str] = Counter()
+        in_day = [r for r in rows if isinstance(r["minute"], datetime) and r["minute"].date() == day]
+        rejected["other_day"] += sum(1 for r in rows if isinstance(r["minute"], datetime)) - len(in_day)
+        in_day += [r for r in rows if not isinstance(r["minute"], datetime)]  # counted as malformed
+        bars = build_bars(in_day, symbol, start, end, "rest_kiwoom", rejected, signed_prices=True)
+        if not rejected["other_day"]:
+            del rejected["other_day"]
+        return BarFetch(bars=bars, calls=self.calls - calls_before, rejected=rejected)
+
+    def _page(self, symbol: str, next_key: str) -> tuple[list[dict[str, object]], str]:
+        for attempt in _retry_policy(self.max_attempts):
+            with attempt:
+                token = self.tokens.get(self._issue_token)
+                self.limiter.acquire(timeout=60)
+                self.calls += 1
+                headers = {
+                    "content-type": "application/json;charset=UTF-8",
+                    "authorization": f"Bearer {token.value}",
+                    "api-id": MINUTE_CHART,
+                    "cont-yn": "Y" if next_key else "N",
+                    "next-key": next_key,
+                }
+                body_in = {"stk_cd": symbol, "tic_scope": "1", "upd_stkpc_tp": "1"}
+                try:
+                    response = self.http.post(f"{self.base_url}{CHART_PATH}", json=body_in, headers=headers)
+                except httpx.TransportError as error:
+                    raise BrokerUnavailable(f"Kiwoom {MINUTE_CHART}: {type(error).__name__}") from None
+                body = _json_body(response, f"Kiwoom {MINUTE_CHART}")
+                code = body.get("return_code")
+                if code == RATE_LIMITED:
+                    raise BrokerRateLimited(f"Kiwoom {MINUTE_CHART}: return_code 1700, over the rate limit")
+                if response.status_code in (401, 403):
+                    raise BrokerAuthError(f"Kiwoom {MINUTE_CHART}: HTTP {response.status_code}")
+                if response.status_code >= 500:
+                    raise BrokerUnavailable(f"Kiwoom {MINUTE_CHART}: HTTP {response.status_code}")
+                if code not in (0, "0"):
+                    raise BrokerError(f"Kiwoom {MINUTE_CHART}: return_code {code} {body.get('return_msg', '')}")
+                items = body.get("stk_min_pole_chart_qry") or []
+                if not isinstance(items, list):
+                    raise BrokerError(f"Kiwoom {MINUTE_CHART}: stk_min_pole_chart_qry is not a list")
+                more = response.headers.get("cont-yn", "N") == "Y"
+                return [self._row(i) for i in items if isinstance(i, dict)], (
+                    response.headers.get("next-key", "") if more else ""
+                )
+        raise AssertionError("unreachable: tenacity reraises")
+
+    @staticmethod
+    def _row(item: dict[str, object]) -> dict[str, object]:
+        try:
+            minute: datetime | None = datetime.strptime(str(item["cntr_tm"]), "%Y%m%d%H%M%S").replace(tzinfo=SEOUL)
+        except (KeyError, ValueError):
+            minute = None
+        return {
+            "minute": minute,
+            "open": item.get("open_pric"),
+            "high": item.get("high_pric"),
+            "low": item.get("low_pric"),
+            "close": item.get("cur_prc"),
+            "volume": item.get("trde_qty"),
+        }
+
+    def _issue_token(self) -> Token:
+        try:
+            response = self.http.post(
+                f"{self.base_url}/oauth2/token",
+                json={
+                    "grant_type": "client_credentials",
+                    "appkey": self.credentials.app_key,
+                    "secretkey": self.credentials.secret_key,
+                },
+            )
+        except httpx.TransportError as error:
+            raise BrokerUnavailable(f"Kiwoom token: {type(error).__name__}") from None
+        body = _json_body(response, "Kiwoom token")
+        if body.get("token") and body.get("return_code") in (0, "0", None):
+            issued = time.time()
+            try:
+                expires = datetime.strptime(str(body["expires_dt"]), "%Y%m%d%H%M%S").replace(tzinfo=SEOUL).timestamp()
+            except (KeyError, ValueError):
+                expires = issued + 86400
+            return Token(value=str(body["token"]), expires_at=expires, issued_at=issued)
+        if body.get("return_code") == RATE_LIMITED:
+            raise BrokerRateLimited("Kiwoom token: over the rate limit")
+        raise BrokerAuthError(f"Kiwoom token refused: {body.get('return_code')} {body.get('return_msg', '')}".strip())

@@ -1,0 +1,1 @@
+"""Recovery: which symbol-minutes are missing, the fewest broker calls that fetch them, and the fetching."""

@@ -1,0 +1,164 @@
+"""The recovery plan: every gap turned into the fewest broker calls, most active symbols first.
+
+A broker returns a page of minute bars per call (KIS: 30 a call for today, 120 for past days),
+newest first from a cursor. So the cost of a window is ceil(bar slots / page size), and two
+windows of one symbol are worth fetching as one when the span between them costs no extra
+call. The plan is ordered by the symbols' traded volume, so a run cut short (breaker open,
+budget spent) has recovered what matters most.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from stock_pipelines.gaps.model import Gap
+from stock_pipelines.market import SEOUL, KrxCalendar, krx_calendar
+
+ONE_MINUTE = timedelta(minutes=1)
+TODAY_PAGE = 30
+PAST_PAGE = 120
+
+Window = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class FetchWindow:
+    symbol: str
+    start: datetime  # Asia/Seoul, on a minute boundary
+    end: datetime
+    slots: int  # expected bar slots of the session inside [start, end)
+    calls: int  # broker calls this window costs at most: ceil(slots / page)
+    rank: int  # 0 = the most active symbol
+
+
+def page_size(day: date, today: date) -> int:
+    return TODAY_PAGE if day == today else PAST_PAGE
+
+
+def minute_window(gap: Gap) -> Window:
+    """The minutes whose bars a gap touches: [floor(start), ceil(end)), never empty.
+
+    A sequence gap (previous trade, this trade] may be zero-length; the trades it misses are
+    in the minutes from the previous trade's minute to this trade's minute, both included.
+    """
+    start = _floor_minute(gap.start)
+    end = _floor_minute(gap.end)
+    if gap.end > end or gap.kind == "sequence" or end == start:
+        end += ONE_MINUTE
+    return start, end
+
+
+def symbol_windows(gaps: Iterable[Gap], covered: Mapping[str, Sequence[Window]] | None = None) -> dict[str, list[Window]]:
+    """Per symbol, the union of its gaps' minute windows, less what `covered` already holds.
+
+    `covered` maps a symbol to windows another archive recorded (tier 1, free of API cost).
+    """
+    per_symbol: dict[str, list[Window]] = defaultdict(list)
+    for gap in gaps:
+        window = minute_window(gap)
+        for symbol in gap.symbols:
+            per_symbol[symbol].append(window)
+    result: dict[str, list[Window]] = {}
+    for symbol, windows in per_symbol.items():
+        merged = _union(windows)
+        for hole in (covered or {}).get(symbol, ()):
+            # only whole minutes the other archive saw from start to end count as covered
+            merged = _subtract(merged, (_ceil_minute(hole[0]), _floor_minute(hole[1])))
+        if merged:
+            result[symbol] = merged
+    return result
+
+
+def build_plan(
+    gaps: Iterable[Gap],
+    day: date,
+    today: date,
+    activity: Mapping[str, int],
+    covered: Mapping[str, Sequence[Window]] | None = None,
+    calendar: KrxCalendar | None = None,
+) -> list[FetchWindow]:
+    session = (calendar or krx_calendar()).session(day)
+    if session is None:
+        raise ValueError(f"{day} is not a KRX trading day: nothing to recover")
+    slots_all = session.minute_bar_starts()
+    page = page_size(day, today)
+    ranking = sorted(activity, key=lambda s: (-activity[s], s))
+    rank_of = {symbol: i for i, symbol in enumerate(ranking)}
+    plan: list[FetchWindow] = []
+    for symbol, windows in symbol_windows(gaps, covered).items():
+        fetches = [(s, e, _slots(slots_all, s, e)) for s, e in windows]
+        fetches = [f for f in fetches if f[2] > 0]
+        for start, end, slots in _coalesce(fetches, slots_all, page):
+            plan.append(
+                FetchWindow(symbol, start, end, slots, math.ceil(slots / page), rank_of.get(symbol, len(rank_of)))
+            )
+    plan.sort(key=lambda w: (w.rank, w.symbol, w.start))
+    return plan
+
+
+def lower_bound_calls(gaps: Iterable[Gap], day: date, today: date, calendar: KrxCalendar | None = None) -> int:
+    """The issue's yardstick: sum over symbols and windows of ceil(bar slots / page)."""
+    session = (calendar or krx_calendar()).session(day)
+    assert session is not None
+    slots_all = session.minute_bar_starts()
+    page = page_size(day, today)
+    return sum(
+        math.ceil(_slots(slots_all, s, e) / page)
+        for windows in symbol_windows(gaps).values()
+        for s, e in windows
+    )
+
+
+def _coalesce(fetches: list[tuple[datetime, datetime, int]], slots_all: list[datetime], page: int):
+    """Join neighbouring windows when one fetch across both costs no more calls than two."""
+    if not fetches:
+        return []
+    merged = [fetches[0]]
+    for start, end, slots in fetches[1:]:
+        last_start, _last_end, last_slots = merged[-1]
+        joined = _slots(slots_all, last_start, end)
+        if math.ceil(joined / page) <= math.ceil(last_slots / page) + math.ceil(slots / page):
+            merged[-1] = (last_start, end, joined)
+        else:
+            merged.append((start, end, slots))
+    return merged
+
+
+def _slots(slots_all: list[datetime], start: datetime, end: datetime) -> int:
+    return sum(1 for slot in slots_all if start <= slot < end)
+
+
+def _union(windows: list[Window]) -> list[Window]:
+    result: list[Window] = []
+    for start, end in sorted(windows):
+        if result and start <= result[-1][1]:
+            result[-1] = (result[-1][0], max(result[-1][1], end))
+        else:
+            result.append((start, end))
+    return result
+
+
+def _subtract(windows: list[Window], hole: Window) -> list[Window]:
+    result: list[Window] = []
+    for start, end in windows:
+        if hole[1] <= start or end <= hole[0]:
+            result.append((start, end))
+            continue
+        if start < hole[0]:
+            result.append((start, hole[0]))
+        if hole[1] < end:
+            result.append((hole[1], end))
+    return result
+
+
+def _floor_minute(instant: datetime) -> datetime:
+    return instant.astimezone(SEOUL).replace(second=0, microsecond=0)
+
+
+def _ceil_minute(instant: datetime) -> datetime:
+    floored = _floor_minute(instant)
+    return floored if floored == instant else floored + ONE_MINUTE

@@ -1,0 +1,79 @@
+"""The recovery plan: fewest calls, most active first, tier-1 coverage subtracted."""
+
+from datetime import date, datetime, time
+
+import pytest
+
+from stock_pipelines.gaps.model import Gap, GapKind
+from stock_pipelines.market import SEOUL
+from stock_pipelines.recovery.plan import build_plan, lower_bound_calls, minute_window
+
+DAY = date(2026, 11, 20)
+
+
+def at(hhmm: str, second: int = 0) -> datetime:
+    return datetime.combine(DAY, time.fromisoformat(hhmm), SEOUL).replace(second=second)
+
+
+def downtime(start: str, end: str, symbols=("005930", "000660")) -> Gap:
+    return Gap(GapKind.DOWNTIME, "c1", at(start), at(end), symbols, "no heartbeat")
+
+
+def test_a_60_minute_outage_today_costs_two_calls_per_symbol():
+    plan = build_plan([downtime("10:00", "11:00")], DAY, today=DAY, activity={"005930": 10, "000660": 5})
+    assert [(w.symbol, w.start, w.end, w.slots, w.calls) for w in plan] == [
+        ("005930", at("10:00"), at("11:00"), 60, 2),
+        ("000660", at("10:00"), at("11:00"), 60, 2),
+    ]
+
+
+def test_past_days_use_the_120_bar_page():
+    plan = build_plan([downtime("10:00", "11:00")], DAY, today=date(2026, 11, 23), activity={})
+    assert [w.calls for w in plan] == [1, 1]
+
+
+def test_most_active_symbols_come_first_and_unknown_ones_last():
+    gaps = [downtime("10:00", "10:10", symbols=("A00001", "B00002", "C00003"))]
+    plan = build_plan(gaps, DAY, today=DAY, activity={"C00003": 100, "A00001": 7})
+    assert [w.symbol for w in plan] == ["C00003", "A00001", "B00002"]
+
+
+def test_near_windows_of_one_symbol_are_fetched_together_when_it_costs_no_more():
+    gaps = [downtime("10:00", "10:05", ("005930",)), downtime("10:15", "10:20", ("005930",))]
+    plan = build_plan(gaps, DAY, today=DAY, activity={})
+    assert [(w.start, w.end, w.calls) for w in plan] == [(at("10:00"), at("10:20"), 1)]
+    assert lower_bound_calls(gaps, DAY, today=DAY) == 2  # the issue's yardstick: plan beats it
+
+
+def test_far_windows_stay_apart():
+    gaps = [downtime("10:00", "10:05", ("005930",)), downtime("13:00", "13:05", ("005930",))]
+    plan = build_plan(gaps, DAY, today=DAY, activity={})
+    assert [(w.start, w.end, w.calls) for w in plan] == [(at("10:00"), at("10:05"), 1), (at("13:00"), at("13:05"), 1)]
+
+
+def test_closing_auction_minutes_have_no_bar_slots_except_the_close():
+    plan = build_plan([downtime("15:10", "15:30")], DAY, today=DAY, activity={})
+    assert {w.slots for w in plan} == {10}  # 15:10..15:19; 15:20..15:29 are the auction
+    plan = build_plan([downtime("15:10", "15:31")], DAY, today=DAY, activity={})  # via minute ceil
+    assert {w.slots for w in plan} == {11}  # plus the 15:30 closing print
+
+
+def test_a_zero_length_sequence_gap_still_names_its_minute():
+    gap = Gap(GapKind.SEQUENCE, "c1", at("10:07", 30), at("10:07", 30), ("005930",), "cum jump")
+    assert minute_window(gap) == (at("10:07"), at("10:08"))
+    (window,) = build_plan([gap], DAY, today=DAY, activity={})
+    assert (window.slots, window.calls) == (1, 1)
+
+
+def test_windows_another_archive_covered_are_not_fetched():
+    covered = {"005930": [(at("10:00", 30), at("10:30"))]}  # 10:00 only partly seen: still fetched
+    plan = build_plan([downtime("10:00", "11:00", ("005930",))], DAY, today=DAY, activity={}, covered=covered)
+    assert [(w.start, w.end) for w in plan] == [(at("10:00"), at("11:00"))]  # coalesced: 1 + 1 calls either way
+    assert sum(w.slots for w in plan) == 60
+    covered = {"005930": [(at("10:00"), at("11:00"))]}
+    assert build_plan([downtime("10:00", "11:00", ("005930",))], DAY, today=DAY, activity={}, covered=covered) == []
+
+
+def test_a_closed_day_is_an_error():
+    with pytest.raises(ValueError, match="2026-11-21 is not a KRX trading day"):
+        build_plan([], date(2026, 11, 21), today=DAY, activity={})
