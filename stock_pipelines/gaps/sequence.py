@@ -1,0 +1,118 @@
+"""Sequence gaps: within one symbol, ``previous cum + qty != cum`` (trades were missed).
+
+Cumulative day volume (KIS ACML_VOL) is monotonic per symbol and day and the same at every
+broker (DESIGN.md, "Domain facts"), so rows are ordered by (symbol, cum), not by ts: two prints
+in the same microsecond still come in the right order. The first trade of a symbol is checked
+against a previous cum of 0 and the session open (shares traded before the first archived print
+were missed). A repeated cum is the same trade seen twice, not a gap (raw_ticks dedupes; a
+leftover duplicate must not raise an alarm).
+
+The gap's window is (previous trade's ts, this trade's ts], clipped to the session's [open,
+close]; one vectorised polars query, no Python loop over rows.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from stock_pipelines.gaps.model import Gap, GapKind
+from stock_pipelines.market import KrxCalendar, krx_calendar
+
+SEOUL_TZ = "Asia/Seoul"
+GAP_COLUMNS = ["collector", "symbol", "start", "end", "prev_cum", "qty", "cum", "missing"]
+
+
+def sequence_gap_frame(
+    ticks: pl.DataFrame | pl.LazyFrame,
+    day: date,
+    *,
+    collector: str = "archive",
+    per_collector: bool = False,
+    assume_sorted: bool = False,
+    calendar: KrxCalendar | None = None,
+) -> pl.DataFrame:
+    """One row per sequence gap: collector, symbol, start, end (Asia/Seoul), prev_cum, qty, cum, missing.
+
+    `ticks` needs symbol, ts (tz-aware Datetime), qty, cum; with `per_collector` also collector
+    (each collector's own stream is checked; otherwise the archive as a whole, labelled
+    `collector`). `assume_sorted` skips the sort when rows already come ordered by
+    ([collector,] symbol, cum). `missing` is the number of shares unaccounted for; negative
+    means the quantities overlap (inconsistent data rather than missed trades).
+    """
+    session = (calendar or krx_calendar()).session(day)
+    if session is None:
+        return pl.DataFrame(schema=_schema())
+    keys = ["collector", "symbol"] if per_collector else ["symbol"]
+    lf = ticks.lazy().select(*keys, "ts", "qty", "cum")
+    if not assume_sorted:
+        lf = lf.sort(*keys, "cum")
+    same = pl.lit(True)
+    for column in keys:
+        same = same & (pl.col(column) == pl.col(column).shift(1))
+    open_ = pl.lit(session.open).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    close = pl.lit(session.close).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    ts = pl.col("ts").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    frame = (
+        lf.with_columns(
+            prev_cum=pl.when(same).then(pl.col("cum").shift(1)).otherwise(0),
+            prev_ts=pl.when(same).then(ts.shift(1)).otherwise(open_),
+            ts=ts,
+        )
+        .filter((pl.col("prev_cum") + pl.col("qty") != pl.col("cum")) & (pl.col("cum") != pl.col("prev_cum")))
+        .with_columns(
+            start=pl.max_horizontal(pl.col("prev_ts"), open_),
+            end=pl.min_horizontal(pl.col("ts"), close),
+        )
+        # (prev_ts, ts] must touch [open, close]; a zero-length window is a point, kept when inside
+        .filter(
+            (pl.col("start") <= pl.col("end"))
+            & (pl.col("ts") >= open_)
+            & ((pl.col("prev_ts") < close) | (pl.col("prev_ts") == pl.col("ts")))
+        )
+        .select(
+            (pl.col("collector") if per_collector else pl.lit(collector)).alias("collector"),
+            "symbol",
+            pl.col("start").dt.convert_time_zone(SEOUL_TZ),
+            pl.col("end").dt.convert_time_zone(SEOUL_TZ),
+            pl.col("prev_cum").cast(pl.Int64),
+            pl.col("qty").cast(pl.Int64),
+            pl.col("cum").cast(pl.Int64),
+            (pl.col("cum") - pl.col("qty") - pl.col("prev_cum")).cast(pl.Int64).alias("missing"),
+        )
+    )
+    return frame.collect()
+
+
+def sequence_gaps(
+    ticks: pl.DataFrame | pl.LazyFrame,
+    day: date,
+    *,
+    collector: str = "archive",
+    per_collector: bool = False,
+    assume_sorted: bool = False,
+    calendar: KrxCalendar | None = None,
+) -> list[Gap]:
+    frame = sequence_gap_frame(
+        ticks, day, collector=collector, per_collector=per_collector, assume_sorted=assume_sorted,
+        calendar=calendar,
+    )
+    return [
+        Gap(GapKind.SEQUENCE, row_collector, start, end, (symbol,), _reason(prev_cum, qty, cum, missing))
+        for row_collector, symbol, start, end, prev_cum, qty, cum, missing in frame.iter_rows()
+    ]
+
+
+def _reason(prev_cum: int, qty: int, cum: int, missing: int) -> str:
+    if missing > 0:
+        return f"cum jumped from {prev_cum} to {cum} with a trade of {qty}: {missing} shares missed"
+    return f"cum {prev_cum} + qty {qty} != cum {cum}: quantities overlap by {-missing} shares (inconsistent)"
+
+
+def _schema() -> dict[str, pl.DataType]:
+    seoul = pl.Datetime("us", SEOUL_TZ)
+    return {
+        "collector": pl.String(), "symbol": pl.String(), "start": seoul, "end": seoul,
+        "prev_cum": pl.Int64(), "qty": pl.Int64(), "cum": pl.Int64(), "missing": pl.Int64(),
+    }

@@ -1,0 +1,95 @@
+"""Silence gaps: the collector beats, but its whole universe printed no trade for N minutes.
+
+A zombie: connected, heartbeating, receiving nothing. Only continuous trading counts ([open,
+closing auction start)): the pre-open and the closing auction have no continuous prints, so a
+quiet 15:20-15:30 is normal. Only up-time counts too: a stretch with no heartbeat is downtime,
+reported once, by `downtime_gaps`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from stock_pipelines.gaps.model import Gap, GapKind, clipped
+from stock_pipelines.heartbeat.model import DEFAULT_INTERVAL_S, UpInterval, from_us, merge_intervals, to_us
+from stock_pipelines.market import SEOUL, KrxCalendar, krx_calendar
+
+DEFAULT_SILENCE = timedelta(minutes=5)
+
+
+def trade_times_us(trades: pl.DataFrame | pl.LazyFrame | pl.Series, column: str = "ts") -> np.ndarray:
+    """Sorted epoch-microsecond int64 array of the trade times (a tz-aware or UTC Datetime column)."""
+    if isinstance(trades, pl.LazyFrame):
+        trades = trades.select(column).collect()
+    series = trades if isinstance(trades, pl.Series) else trades.get_column(column)
+    if not isinstance(series.dtype, pl.Datetime):
+        raise TypeError(f"trade times must be a Datetime column, not {series.dtype}")
+    if series.dtype.time_zone is None:
+        raise ValueError("trade times must be timezone-aware (raw_ticks stores Datetime('us', 'UTC'))")
+    values = series.drop_nulls().dt.epoch("us").to_numpy()
+    return np.sort(values)
+
+
+def silence_gaps(
+    trades: pl.DataFrame | pl.LazyFrame | pl.Series,
+    up_intervals: Iterable[UpInterval],
+    day: date,
+    *,
+    collector: str,
+    minutes: float = DEFAULT_SILENCE / timedelta(minutes=1),
+    bridge: timedelta = timedelta(seconds=3 * DEFAULT_INTERVAL_S),
+    symbols: Iterable[str] = (),
+    now: datetime | None = None,
+    calendar: KrxCalendar | None = None,
+) -> list[Gap]:
+    """Stretches of at least `minutes` without a trade, inside up-time and continuous trading.
+
+    `trades` is the collector's own trades of `day` (a frame with a ``ts`` column or the column
+    itself). Up-intervals separated by holes of at most `bridge` (too short to be downtime) are
+    treated as one, so a hiccup does not split a silence in two.
+    """
+    calendar = calendar or krx_calendar()
+    session = calendar.session(day)
+    if session is None:
+        return []
+    continuous_start, continuous_end = session.open, session.closing_auction_start
+    if now is not None:
+        continuous_end = min(continuous_end, now)
+    if continuous_end <= continuous_start:
+        return []
+
+    times = trade_times_us(trades)
+    silence_us = int(timedelta(minutes=minutes) / timedelta(microseconds=1))
+    symbols = tuple(symbols)
+    gaps: list[Gap] = []
+    for piece_start, piece_end in _bridged(up_intervals, bridge):
+        a = to_us(max(piece_start, continuous_start))
+        b = to_us(min(piece_end, continuous_end))
+        if b <= a:
+            continue
+        inside = times[np.searchsorted(times, a, "left") : np.searchsorted(times, b, "left")]
+        points = np.concatenate(([a], inside, [b]))
+        holes = np.flatnonzero(np.diff(points) >= silence_us)
+        for index in holes:
+            start, end = from_us(int(points[index])), from_us(int(points[index + 1]))
+            reason = (
+                f"heartbeats but no trade in {len(symbols) or 'its'} symbols for "
+                f"{(end - start) / timedelta(minutes=1):.1f} minutes of continuous trading "
+                f"({start.astimezone(SEOUL):%H:%M:%S}-{end.astimezone(SEOUL):%H:%M:%S} Asia/Seoul)"
+            )
+            gaps.extend(clipped(GapKind.SILENCE, collector, start, end, symbols, reason, calendar))
+    return gaps
+
+
+def _bridged(up_intervals: Iterable[UpInterval], bridge: timedelta) -> list[tuple[datetime, datetime]]:
+    pieces: list[tuple[datetime, datetime]] = []
+    for start, end in merge_intervals(up_intervals):
+        if pieces and start - pieces[-1][1] <= bridge:
+            pieces[-1] = (pieces[-1][0], max(pieces[-1][1], end))
+        else:
+            pieces.append((start.astimezone(UTC), end.astimezone(UTC)))
+    return pieces
