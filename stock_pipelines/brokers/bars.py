@@ -68,6 +68,7 @@ def build_bars(
             "symbol": [symbol] * len(kept),
             "minute": [m for m in kept],
             **{name: [int(r[name]) for r in kept.values()] for name in (*PRICE_FIELDS, "volume")},
+            "trades": [None] * len(kept),
             "source": [source] * len(kept),
         },
         schema={**BAR_SCHEMA, "minute": pl.Datetime("us", "Asia/Seoul")},

@@ -18,6 +18,7 @@ BAR_SCHEMA: dict[str, pl.DataType] = {
     "low": pl.Int64(),
     "close": pl.Int64(),
     "volume": pl.Int64(),
+    "trades": pl.UInt32(),  # trades in the bar; null for broker bars (REST does not say)
     "source": pl.String(),
 }
 

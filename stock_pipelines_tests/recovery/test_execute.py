@@ -31,7 +31,7 @@ class ScriptedSource:
         minutes = [start, start + timedelta(minutes=1)]
         bars = pl.DataFrame(
             {"symbol": [symbol] * 2, "minute": minutes, "open": [1, 1], "high": [1, 1], "low": [1, 1],
-             "close": [1, 1], "volume": [5, 5], "source": ["rest_scripted"] * 2},
+             "close": [1, 1], "volume": [5, 5], "trades": [None, None], "source": ["rest_scripted"] * 2},
         ).with_columns(pl.col("minute").dt.convert_time_zone("UTC")).cast(BAR_SCHEMA)
         return BarFetch(bars=bars, calls=1)
 
