@@ -55,21 +55,24 @@ def minute_window(gap: Gap) -> Window:
 def symbol_windows(gaps: Iterable[Gap], covered: Mapping[str, Sequence[Window]] | None = None) -> dict[str, list[Window]]:
     """Per symbol, the union of its gaps' minute windows, less what `covered` already holds.
 
-    `covered` maps a symbol to windows another archive recorded (tier 1, free of API cost).
+    `covered` maps a symbol to windows another archive recorded (tier 1, free of API cost). It
+    never excuses a sequence gap: those are found on the merged archives, so no archive has them.
     """
-    per_symbol: dict[str, list[Window]] = defaultdict(list)
+    coverable: dict[str, list[Window]] = defaultdict(list)
+    sequence: dict[str, list[Window]] = defaultdict(list)
     for gap in gaps:
         window = minute_window(gap)
         for symbol in gap.symbols:
-            per_symbol[symbol].append(window)
+            (sequence if gap.kind == "sequence" else coverable)[symbol].append(window)
     result: dict[str, list[Window]] = {}
-    for symbol, windows in per_symbol.items():
-        merged = _union(windows)
+    for symbol in sorted(set(coverable) | set(sequence)):
+        windows = _union(coverable.get(symbol, []))
         for hole in (covered or {}).get(symbol, ()):
             # only whole minutes the other archive saw from start to end count as covered
-            merged = _subtract(merged, (_ceil_minute(hole[0]), _floor_minute(hole[1])))
-        if merged:
-            result[symbol] = merged
+            windows = _subtract(windows, (_ceil_minute(hole[0]), _floor_minute(hole[1])))
+        windows = _union(windows + sequence.get(symbol, []))
+        if windows:
+            result[symbol] = windows
     return result
 
 

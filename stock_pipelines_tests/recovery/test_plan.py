@@ -77,3 +77,10 @@ def test_windows_another_archive_covered_are_not_fetched():
 def test_a_closed_day_is_an_error():
     with pytest.raises(ValueError, match="2026-11-21 is not a KRX trading day"):
         build_plan([], date(2026, 11, 21), today=DAY, activity={})
+
+
+def test_coverage_by_another_archive_never_excuses_a_sequence_gap():
+    seq = Gap(GapKind.SEQUENCE, "archive", at("10:07", 10), at("10:07", 40), ("005930",), "cum jump")
+    covered = {"005930": [(at("10:00"), at("11:00"))]}
+    (window,) = build_plan([seq, downtime("10:00", "11:00", ("005930",))], DAY, today=DAY, activity={}, covered=covered)
+    assert (window.start, window.end, window.slots) == (at("10:07"), at("10:08"), 1)

@@ -1,0 +1,125 @@
+"""All of one trading day's gaps, from every source of evidence the project has.
+
+Per collector: up-time from Redis heartbeats (or, when Redis has nothing, the archive's system
+stream), its universe (the symbols in its last heartbeat, else those it archived that day), and
+its own trades. Downtime and silence gaps are per collector; sequence gaps are found on the
+merged, de-duplicated raw_ticks, because a trade any collector saw is not missing. A day on
+which no collector left any trace is one gap over the whole session for the expected universe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+import redis
+
+from stock_pipelines.gaps.downtime import downtime_gaps
+from stock_pipelines.gaps.model import Gap, GapKind, clipped
+from stock_pipelines.gaps.sequence import sequence_gaps
+from stock_pipelines.gaps.silence import silence_gaps
+from stock_pipelines.heartbeat.archive_history import archive_collectors, up_intervals
+from stock_pipelines.heartbeat.model import UpInterval
+from stock_pipelines.heartbeat.store import HeartbeatStore
+from stock_pipelines.market import KrxCalendar, krx_calendar
+
+Window = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class CollectorDay:
+    collector: str
+    intervals: tuple[UpInterval, ...]
+    history_source: str  # "redis" | "archive" | "none"
+    symbols: tuple[str, ...]
+
+
+def collectors_of_day(
+    day: date, ticks: pl.DataFrame, store: HeartbeatStore | None, archive_root: Path | None
+) -> list[CollectorDay]:
+    names: set[str] = set()
+    if store is not None:
+        try:
+            names.update(store.collectors())
+        except redis.RedisError:
+            store = None  # the archive is the second source; the caller sees history_source
+    if archive_root is not None and archive_root.exists():
+        names.update(archive_collectors(archive_root, day))
+    if ticks.height:
+        names.update(ticks.get_column("collector").unique().to_list())
+    result = []
+    for name in sorted(names):
+        intervals, source = up_intervals(store, archive_root, name, day)
+        symbols: tuple[str, ...] = ()
+        if store is not None:
+            latest = store.latest(name)
+            if latest is not None and latest.at.date() >= day:
+                symbols = latest.symbols
+        if not symbols and ticks.height:
+            own = ticks.filter(pl.col("collector") == name).get_column("symbol").unique().sort()
+            symbols = tuple(own.to_list())
+        if source == "none" and not symbols:
+            continue  # a stale heartbeat key from another day, with nothing to say about this one
+        result.append(CollectorDay(name, tuple(intervals), source, symbols))
+    return result
+
+
+def detect_gaps(
+    day: date,
+    ticks: pl.DataFrame,
+    collectors: Sequence[CollectorDay],
+    universe: Iterable[str] = (),
+    now: datetime | None = None,
+    calendar: KrxCalendar | None = None,
+) -> list[Gap]:
+    calendar = calendar or krx_calendar()
+    session = calendar.session(day)
+    if session is None:
+        raise ValueError(f"{day} is not a KRX trading day: no gaps to find")
+    gaps: list[Gap] = []
+    for collector in collectors:
+        gaps += downtime_gaps(
+            collector.intervals, day, collector=collector.collector, symbols=collector.symbols, now=now,
+            calendar=calendar,
+        )
+        own = ticks.filter(pl.col("collector") == collector.collector)
+        if collector.intervals:
+            gaps += silence_gaps(
+                own, collector.intervals, day, collector=collector.collector, symbols=collector.symbols,
+                now=now, calendar=calendar,
+            )
+    if ticks.height:
+        gaps += sequence_gaps(ticks, day, calendar=calendar)
+    if not collectors:
+        end = min(session.close, now) if now is not None else session.close
+        gaps += clipped(
+            GapKind.DOWNTIME, "archive", session.open, end, sorted(set(universe)),
+            "no collector left heartbeats or archive files for this day", calendar,
+        )
+    return sorted(gaps, key=lambda g: (g.start, g.collector, g.kind.value))
+
+
+def tier1_coverage(gaps: Iterable[Gap], collectors: Sequence[CollectorDay]) -> dict[str, list[Window]]:
+    """Windows, per symbol, in which another collector subscribed to it was up.
+
+    Those collectors' trades are already in raw_ticks (merged and de-duplicated), so a downtime
+    or silence gap of one collector inside them costs no broker call. Sequence gaps are found on
+    the merged ticks and are never covered.
+    """
+    coverage: dict[str, list[Window]] = {}
+    for gap in gaps:
+        if gap.kind == GapKind.SEQUENCE:
+            continue
+        for other in collectors:
+            if other.collector == gap.collector:
+                continue
+            shared = set(gap.symbols) & set(other.symbols)
+            for interval in other.intervals:
+                start, end = max(gap.start, interval.start), min(gap.end, interval.end)
+                if start < end:
+                    for symbol in shared:
+                        coverage.setdefault(symbol, []).append((start, end))
+    return coverage
