@@ -12,6 +12,7 @@ from stock_pipelines.commands import UsageError
 COMMAND_MODULES = [
     "stock_pipelines.commands.calendar",
     "stock_pipelines.commands.demo",
+    "stock_pipelines.commands.sim",
 ]
 
 

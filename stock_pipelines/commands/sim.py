@@ -1,0 +1,130 @@
+"""`stock-pipelines sim exchange|day`: the simulated KRX exchange and archived simulated days."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+from stock_pipelines.commands import UsageError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("sim", help="the simulated KRX exchange and simulated archive days")
+    sim = parser.add_subparsers(dest="sim_command", required=True, metavar="SUBCOMMAND")
+
+    exchange = sim.add_parser(
+        "exchange",
+        help="serve a simulated day over the KIS/Kiwoom protocols (REST + WebSocket)",
+        description="Serve a deterministic simulated trading day on KIS and Kiwoom REST endpoints and the "
+        "KIS H0STCNT0 WebSocket, with an admin API (/admin/faults, /admin/clock, /admin/stats). "
+        "Prints one JSON line with the base URL once it accepts connections.",
+    )
+    exchange.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    exchange.add_argument("--port", type=int, default=8700, help="port (0: any free port; default 8700)")
+    _day_options(exchange)
+    exchange.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second (default 1)")
+    exchange.add_argument("--start", metavar="HH:MM", help="clock start on the day (default: the open)")
+    exchange.add_argument("--pin", action="store_true", help="pin the clock at the start instead of running")
+    exchange.add_argument("--rate-limit", type=int, default=20, help="KIS calls a second per app key (default 20)")
+    exchange.add_argument("--kiwoom-rate-limit", type=int, default=5, help="Kiwoom calls a second (default 5)")
+    exchange.set_defaults(func=run_exchange)
+
+    day = sim.add_parser(
+        "day",
+        help="write a simulated day's JSONL archive as a collector would have",
+        description="Write one simulated day into the archive layout (docs/archive-format.md), with outage "
+        "windows missing (and the system stream to match) and N corrupted lines. Prints a JSON summary.",
+    )
+    _day_options(day)
+    day.add_argument("--out", required=True, type=Path, metavar="ARCHIVE_DIR", help="archive root")
+    day.add_argument("--collector", default="sim-kis-1", help="collector id (default sim-kis-1)")
+    day.add_argument("--outage", action="append", default=[], metavar="HH:MM-HH:MM", help="collector down (repeat)")
+    day.add_argument("--corrupt", type=int, default=0, metavar="N", help="add N corrupted lines (default 0)")
+    day.add_argument("--truth", type=Path, metavar="FILE.parquet", help="also write every trade and its fate here")
+    day.set_defaults(func=run_day)
+
+
+def _day_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--date", metavar="YYYY-MM-DD", help="trading day (default: today or the last trading day)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--symbols", type=int, default=40, help="universe size (default 40, up to 9999)")
+    parser.add_argument("--activity", type=float, default=1.0, help="trade-rate multiplier (default 1)")
+
+
+def _resolve_day(text: str | None) -> date:
+    from stock_pipelines.market import CalendarRangeError
+    from stock_pipelines.sim.sessions import NotATradingDay, trading_session
+    from stock_pipelines.sim.server import ExchangeConfig
+
+    if text is None:
+        return ExchangeConfig().resolved_day()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a date: expected YYYY-MM-DD, e.g. 2026-11-20") from None
+    try:
+        trading_session(day)
+    except (NotATradingDay, CalendarRangeError) as error:
+        raise UsageError(str(error)) from None
+    return day
+
+
+def _check_universe(args: argparse.Namespace) -> None:
+    if not 1 <= args.symbols <= 9_999:
+        raise UsageError(f"--symbols must be 1..9999, not {args.symbols}")
+    if not 0 < args.activity <= 1_000:
+        raise UsageError(f"--activity must be in (0, 1000], not {args.activity}")
+
+
+def run_exchange(args: argparse.Namespace) -> int:
+    from stock_pipelines.sim.runner import bind_socket, make_server
+    from stock_pipelines.sim.server import Exchange, ExchangeConfig, session_start
+
+    _check_universe(args)
+    day = _resolve_day(args.date)
+    if args.speed <= 0 or args.rate_limit < 1 or args.kiwoom_rate_limit < 1:
+        raise UsageError("--speed must be > 0 and rate limits >= 1")
+    try:
+        start = session_start(day, args.start)
+    except ValueError:
+        raise UsageError(f"--start {args.start!r} is not HH:MM") from None
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as error:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror}") from None
+    exchange = Exchange(
+        ExchangeConfig(
+            day=day, seed=args.seed, symbols=args.symbols, activity=args.activity, speed=args.speed,
+            start=start, pinned=args.pin, rate_limit=args.rate_limit, kiwoom_rate_limit=args.kiwoom_rate_limit,
+        )
+    )
+    host, port = sock.getsockname()[:2]
+    server = make_server(exchange, log_level="warning")
+    print(json.dumps({"url": f"http://{host}:{port}", "date": day.isoformat(), "symbols": args.symbols,
+                      "trades": len(exchange.day), "clock": exchange.clock.state()}), flush=True)
+    server.run(sockets=[sock])
+    return 0
+
+
+def run_day(args: argparse.Namespace) -> int:
+    from stock_pipelines.archive.layout import InvalidCollectorId
+    from stock_pipelines.sim.archive_day import Outage, write_day_archive
+
+    _check_universe(args)
+    day = _resolve_day(args.date)
+    if args.corrupt < 0:
+        raise UsageError(f"--corrupt must be >= 0, not {args.corrupt}")
+    try:
+        outages = [Outage.parse(text, day) for text in args.outage]
+        result = write_day_archive(
+            args.out, day, seed=args.seed, symbols=args.symbols, activity=args.activity,
+            collector=args.collector, outages=outages, corrupt=args.corrupt, truth=args.truth,
+        )
+    except (ValueError, InvalidCollectorId) as error:
+        raise UsageError(str(error)) from None
+    json.dump(result.summary(), sys.stdout, ensure_ascii=False)
+    print()
+    return 0
