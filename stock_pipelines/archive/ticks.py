@@ -172,12 +172,16 @@ class _Bounds:
         self.end = us(session.close) + tol
         self.base = us(session.pre_open_start) - tol
 
+    def in_session(self) -> pl.Expr:
+        ts = pl.col("ts")
+        continuous = (ts >= self.start) & (ts < self.auction)
+        closing_print = (ts >= self.close_print_start) & (ts <= self.end)
+        return continuous | closing_print
+
     def reason_expr(self) -> pl.Expr:
         c = pl.col
         fields = ("src", "sym", "ts", "rx", "px", "qty", "cum", "seq")
         ts = c("ts")
-        continuous = (ts >= self.start) & (ts < self.auction)
-        closing_print = (ts >= self.close_print_start) & (ts <= self.end)
         return (
             pl.when(c("v").is_null() | (c("v") != SCHEMA_VERSION)).then(pl.lit(UNKNOWN_VERSION))
             .when(pl.any_horizontal(c(name).is_null() for name in fields)).then(pl.lit(MISSING_FIELD))
@@ -187,9 +191,14 @@ class _Bounds:
             .when(c("qty") <= 0).then(pl.lit(NONPOSITIVE_QTY))
             .when(c("cum") < c("qty")).then(pl.lit(BAD_CUM))
             .when((ts >= self.auction) & (ts < self.close_print_start)).then(pl.lit(IN_CLOSING_AUCTION))
-            .when(~(continuous | closing_print)).then(pl.lit(OUT_OF_SESSION))
+            .when(~self.in_session()).then(pl.lit(OUT_OF_SESSION))
             .otherwise(pl.lit(None, pl.String))
         )
+
+
+def in_session_expr(session: Session, tolerance: timedelta = DEFAULT_TOLERANCE) -> pl.Expr:
+    """True where column `ts` (epoch microseconds) is a trade time the session allows."""
+    return _Bounds(session, tolerance).in_session()
 
 
 def _sort_keys(frame: pl.DataFrame) -> pl.DataFrame:

@@ -1,0 +1,107 @@
+"""tick_archive: the JSONL archive itself, as an observed (external) daily-partitioned asset.
+
+A sensor observes today's partition every two minutes: per collector and stream, files, bytes,
+lines and last write time (an AssetObservation on the partition), and reports the freshness
+check with it, so "logs not written" turns red in the UI within minutes of a collector going
+quiet in continuous trading. The check can also be run by hand on any partition.
+"""
+
+import json
+from datetime import UTC, date, datetime
+
+import dagster as dg
+
+from stock_pipelines.archive.config import ArchiveConfig
+from stock_pipelines.archive.observe import collectors_with_trades, freshness, observe_day
+from stock_pipelines.defs.partitions import trading_day_partitions
+from stock_pipelines.market import SEOUL, krx_calendar
+
+TICK_ARCHIVE = dg.AssetKey("tick_archive")
+FRESH_CHECK = "tick_archive_fresh"
+
+tick_archive = dg.AssetSpec(
+    TICK_ARCHIVE,
+    partitions_def=trading_day_partitions,
+    group_name="ticks",
+    description="The collectors' JSONL archive (observed, not materialized): per collector and "
+    "stream, files, bytes, lines and last write time.",
+)
+
+
+def _observe(day: date, now: datetime, cursor: dict | None):
+    config = ArchiveConfig.from_env()
+    roots = config.roots()
+    stats, new_cursor = observe_day(roots, day, cursor)
+    calendar = krx_calendar()
+    previous = calendar.previous_trading_day(day)
+    expected = collectors_with_trades(roots, previous) if previous else set()
+    verdict = freshness(stats, now, calendar, config.freshness_max_silence, expected)
+    per_stream = {f"{s.collector}/{s.stream}": s.as_metadata() for s in stats}
+    metadata = {
+        "files": sum(s.files for s in stats),
+        "bytes": sum(s.bytes for s in stats),
+        "trade_lines": sum(s.lines for s in stats if s.stream == "trades"),
+        "collectors": len({s.collector for s in stats}),
+        "last_write": max((s.last_write for s in stats if s.last_write), default=None),
+        "streams": dg.MetadataValue.json(per_stream),
+    }
+    metadata["last_write"] = metadata["last_write"].isoformat() if metadata["last_write"] else ""
+    check_metadata = {
+        "stale_collectors": dg.MetadataValue.json(
+            {c: (None if s == float("inf") else round(s, 1)) for c, s in verdict.stale.items()}
+        ),
+        "max_silence_s": config.freshness_max_silence.total_seconds(),
+        "observed_at": now.isoformat(),
+    }
+    return metadata, verdict, check_metadata, new_cursor
+
+
+def evaluate_tick_archive(now: datetime, cursor_text: str | None) -> dg.SensorResult | dg.SkipReason:
+    """One observation of today's partition at `now` (the sensor body, with the clock injected)."""
+    day = now.astimezone(SEOUL).date()
+    if not krx_calendar().is_trading_day(day):
+        return dg.SkipReason(f"{day} is not a KRX trading day")
+    cursor = json.loads(cursor_text) if cursor_text else {}
+    files_cursor = cursor.get("files") if cursor.get("day") == day.isoformat() else None
+    metadata, verdict, check_metadata, new_cursor = _observe(day, now, files_cursor)
+    key = day.isoformat()
+    return dg.SensorResult(
+        asset_events=[
+            dg.AssetObservation(asset_key=TICK_ARCHIVE, partition=key, metadata=metadata),
+            dg.AssetCheckEvaluation(
+                asset_key=TICK_ARCHIVE,
+                check_name=FRESH_CHECK,
+                passed=verdict.passed,
+                partition=key,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=verdict.description,
+                metadata=check_metadata,
+            ),
+        ],
+        cursor=json.dumps({"day": key, "files": new_cursor}),
+    )
+
+
+@dg.sensor(
+    minimum_interval_seconds=120,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Observe today's tick_archive partition and report its freshness check.",
+)
+def tick_archive_sensor(context: dg.SensorEvaluationContext):
+    return evaluate_tick_archive(datetime.now(UTC), context.cursor)
+
+
+@dg.asset_check(
+    asset=TICK_ARCHIVE,
+    partitions_def=trading_day_partitions,
+    name=FRESH_CHECK,
+    description="In continuous trading every collector's trade files grew within "
+    "STOCK_PIPELINES_ARCHIVE_MAX_SILENCE_S (default 120 s).",
+)
+def tick_archive_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    day = date.fromisoformat(context.partition_key)
+    now = datetime.now(UTC)
+    if day != now.astimezone(SEOUL).date():
+        return dg.AssetCheckResult(passed=True, description=f"{day} is not today: its files can no longer go stale")
+    _, verdict, check_metadata, _ = _observe(day, now, None)
+    return dg.AssetCheckResult(passed=verdict.passed, description=verdict.description, metadata=check_metadata)

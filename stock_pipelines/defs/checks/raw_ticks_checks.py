@@ -1,0 +1,118 @@
+"""Asset checks on raw_ticks, per trading-day partition: schema, duplicates, session bounds,
+and the quarantine share (WARN at one threshold, ERROR at a higher one; archive.config)."""
+
+from datetime import date
+
+import dagster as dg
+import pandera.errors
+import polars as pl
+
+from stock_pipelines import lake
+from stock_pipelines.archive.config import ArchiveConfig
+from stock_pipelines.archive.schema import RawTicksSchema
+from stock_pipelines.archive.ticks import in_session_expr
+from stock_pipelines.defs.assets.raw_ticks import raw_ticks, session_for
+from stock_pipelines.defs.partitions import trading_day_partitions
+
+RAW_TICKS = dg.AssetKey("raw_ticks")
+
+
+def _ticks(partition_key: str) -> pl.LazyFrame:
+    try:
+        return lake.scan_partition("raw_ticks", date.fromisoformat(partition_key))
+    except lake.PartitionMissing as error:
+        raise dg.Failure(str(error)) from error
+
+
+@dg.asset_check(asset=raw_ticks, partitions_def=trading_day_partitions, description="pandera RawTicksSchema holds")
+def raw_ticks_schema(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    frame = _ticks(context.partition_key).collect()
+    try:
+        RawTicksSchema.validate(frame, lazy=True)
+    except (pandera.errors.SchemaErrors, pandera.errors.SchemaError) as error:
+        cases = getattr(error, "failure_cases", None)
+        count = cases.height if isinstance(cases, pl.DataFrame) else 1
+        return dg.AssetCheckResult(
+            passed=False, metadata={"failure_cases": count, "error": str(error)[:2000]}
+        )
+    return dg.AssetCheckResult(passed=True, metadata={"rows": frame.height})
+
+
+@dg.asset_check(asset=raw_ticks, partitions_def=trading_day_partitions, description="one row per (symbol, cum)")
+def raw_ticks_no_duplicates(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    counts = (
+        _ticks(context.partition_key)
+        .select(rows=pl.len(), distinct=pl.struct("symbol", "cum").n_unique())
+        .collect()
+        .row(0, named=True)
+    )
+    duplicates = counts["rows"] - counts["distinct"] if counts["rows"] else 0
+    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicates": duplicates, "rows": counts["rows"]})
+
+
+@dg.asset_check(
+    asset=raw_ticks,
+    partitions_def=trading_day_partitions,
+    description="every trade inside the day's session (continuous trading or the closing print, with tolerance)",
+)
+def raw_ticks_in_session(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    _, session = session_for(context.partition_key)
+    tolerance = ArchiveConfig.from_env().session_tolerance
+    ticks = _ticks(context.partition_key).with_columns(ts=pl.col("ts").dt.epoch("us"))
+    outside = ticks.filter(~in_session_expr(session, tolerance)).select(pl.len()).collect().item()
+    return dg.AssetCheckResult(
+        passed=outside == 0,
+        metadata={"outside_session": outside, "tolerance_s": tolerance.total_seconds()},
+    )
+
+
+def _quarantine_share(context: dg.AssetCheckExecutionContext) -> tuple[float, dict]:
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=RAW_TICKS, asset_partitions=[context.partition_key]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        raise dg.Failure(f"raw_ticks[{context.partition_key}] has no materialization to check")
+    metadata = records[0].asset_materialization.metadata
+    lines_in = int(metadata["lines_in"].value)
+    quarantined = int(metadata["quarantined"].value)
+    share = quarantined / lines_in if lines_in else 0.0
+    return share, {"lines_in": lines_in, "quarantined": quarantined, "share": share}
+
+
+@dg.asset_check(
+    asset=raw_ticks,
+    partitions_def=trading_day_partitions,
+    description="quarantined lines / lines in below STOCK_PIPELINES_QUARANTINE_WARN_SHARE (WARN)",
+)
+def raw_ticks_quarantine_share(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    share, metadata = _quarantine_share(context)
+    limit = ArchiveConfig.from_env().quarantine_warn_share
+    return dg.AssetCheckResult(
+        passed=share < limit or metadata["quarantined"] == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={**metadata, "threshold": limit},
+    )
+
+
+@dg.asset_check(
+    asset=raw_ticks,
+    partitions_def=trading_day_partitions,
+    description="quarantined lines / lines in below STOCK_PIPELINES_QUARANTINE_ERROR_SHARE (ERROR)",
+)
+def raw_ticks_quarantine_share_error(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    share, metadata = _quarantine_share(context)
+    limit = ArchiveConfig.from_env().quarantine_error_share
+    return dg.AssetCheckResult(
+        passed=share < limit or metadata["quarantined"] == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={**metadata, "threshold": limit},
+    )
+
+
+raw_ticks_checks = [
+    raw_ticks_schema,
+    raw_ticks_no_duplicates,
+    raw_ticks_in_session,
+    raw_ticks_quarantine_share,
+    raw_ticks_quarantine_share_error,
+]

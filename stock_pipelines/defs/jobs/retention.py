@@ -1,0 +1,103 @@
+"""Daily retention of the raw JSONL archive (archive.retention decides; this job asks the
+Dagster instance whether each day's raw_ticks partition is materialized and its checks passed)."""
+
+from datetime import date, datetime
+
+import dagster as dg
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from stock_pipelines.archive import retention
+from stock_pipelines.archive.config import ArchiveConfig
+from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
+from stock_pipelines.market import SEOUL, krx_calendar
+
+RAW_TICKS = dg.AssetKey("raw_ticks")
+
+
+def raw_ticks_status(instance: dg.DagsterInstance, day: date) -> retention.DayStatus:
+    """Materialized, and every raw_ticks check's latest result for the partition (newer than the
+    materialization) passed; a failed WARN check does not block (its lines are in quarantine)."""
+    key = day.isoformat()
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=RAW_TICKS, asset_partitions=[key]), limit=1
+    ).records
+    if not records:
+        return retention.DayStatus(False, False, "no materialization")
+    materialized_at = records[0].timestamp
+    check_keys = [k for check in raw_ticks_checks for k in check.check_keys]
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        check_keys, partition_filter=PartitionKeyFilter(key=key)
+    )
+    problems = []
+    for check_key in check_keys:
+        record = latest.get(check_key)
+        if record is None or record.event is None:
+            problems.append(f"{check_key.name} never ran")
+            continue
+        if record.event.timestamp < materialized_at:
+            problems.append(f"{check_key.name} not run since the last materialization")
+            continue
+        evaluation = record.event.dagster_event.event_specific_data if record.event.dagster_event else None
+        if record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
+            continue
+        if record.status == AssetCheckExecutionRecordStatus.FAILED and getattr(
+            evaluation, "severity", None
+        ) == dg.AssetCheckSeverity.WARN:
+            continue
+        problems.append(f"{check_key.name} {record.status.value.lower()}")
+    return retention.DayStatus(True, not problems, "; ".join(problems))
+
+
+class RetentionConfig(dg.Config):
+    keep_trading_days: int = -1  # -1: STOCK_PIPELINES_RETENTION_TRADING_DAYS (default 5), 3..10
+    as_of: str = ""  # YYYY-MM-DD; default today in Asia/Seoul
+    dry_run: bool = False
+
+
+@dg.op(description="Delete raw archive days older than N trading days whose raw_ticks passed its checks.")
+def archive_retention(context: dg.OpExecutionContext, config: RetentionConfig):
+    settings = ArchiveConfig.from_env()
+    keep = config.keep_trading_days if config.keep_trading_days != -1 else settings.retention_trading_days
+    as_of = date.fromisoformat(config.as_of) if config.as_of else datetime.now(SEOUL).date()
+    roots = [root for root, _ in settings.roots()]
+    try:
+        plan = retention.plan(roots, as_of, lambda d: raw_ticks_status(context.instance, d), krx_calendar(), keep)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from error
+    report = retention.apply(plan) if not config.dry_run else retention.RetentionReport()
+    summary = {
+        "as_of": as_of.isoformat(),
+        "keep_trading_days": keep,
+        "oldest_kept_trading_day": plan.oldest_kept_trading_day.isoformat() if plan.oldest_kept_trading_day else None,
+        "dry_run": config.dry_run,
+        "deleted_days": [d.day.isoformat() for d in plan.to_delete] if not config.dry_run else [],
+        "would_delete_days": [d.day.isoformat() for d in plan.to_delete] if config.dry_run else [],
+        "deleted_paths": [str(p) for p in report.deleted],
+        "left_in_place": [str(p) for p in report.left],
+        "kept": {d.day.isoformat(): d.reason for d in plan.kept},
+    }
+    for decision in plan.decisions:
+        verb = "delete" if decision.delete else "keep"
+        context.log.info(f"{verb} {decision.day}: {decision.reason}")
+    yield dg.Output(
+        summary,
+        metadata={
+            "deleted_days": len(summary["deleted_days"]),
+            "kept_days": len(summary["kept"]),
+            "report": dg.MetadataValue.json(summary),
+        },
+    )
+
+
+@dg.job(description="Raw archive retention (archive.retention): reports what it deleted and kept, and why.")
+def archive_retention_job() -> None:
+    archive_retention()
+
+
+archive_retention_schedule = dg.ScheduleDefinition(
+    job=archive_retention_job,
+    cron_schedule="0 19 * * 1-5",  # after the day's raw_ticks and its checks have run
+    execution_timezone="Asia/Seoul",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
