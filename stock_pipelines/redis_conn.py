@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from stock_pipelines.settings import Settings
 
@@ -113,7 +115,8 @@ def stop_embedded_redis(data_dir: Path | None = None) -> bool:
     socket_path = embedded_socket_path(embedded_redis_dir(data_dir))
     if not _answers(socket_path):
         return False
-    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=5)
+    # no retries: the server closing the connection as it exits is the expected answer
+    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=5, retry=Retry(NoBackoff(), 0))
     try:
         client.shutdown(save=True)
     except redis.ConnectionError:
@@ -130,7 +133,8 @@ def _answers(socket_path: Path) -> bool:
     if not socket_path.exists():
         return False
     try:
-        return bool(redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1).ping())
+        probe = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1, retry=Retry(NoBackoff(), 0))
+        return bool(probe.ping())
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return False
 
