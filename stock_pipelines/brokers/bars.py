@@ -36,7 +36,8 @@ def build_bars(
 ) -> pl.DataFrame:
     """Rows of {"minute": aware datetime | None, open, high, low, close, volume} -> BAR_SCHEMA frame.
 
-    Refused with a count in `rejected`: malformed rows, bars outside [start, end), OHLC that
+    Refused with a count in `rejected`: malformed rows, bars at or after `end` (older ones are
+    the last page's expected overhang and are simply not kept), OHLC that
     contradict themselves; duplicate minutes keep the first row seen (brokers page newest first,
     so that is the freshest) and count the rest.
     """
@@ -52,7 +53,9 @@ def build_bars(
             continue
         if signed_prices:
             values.update({name: abs(int(values[name])) for name in PRICE_FIELDS})
-        if not (start <= minute < end):
+        if minute < start:
+            continue  # the last page reaches back past the window by design: not a broker fault
+        if minute >= end:
             rejected["outside_window"] += 1
             continue
         o, h, low, c, v = (int(values[n]) for n in (*PRICE_FIELDS, "volume"))
