@@ -91,7 +91,7 @@ class Token:
     expires_at: float  # wall clock
 
 
-@dataclass
+@dataclass(eq=False)  # identity-hashed: kept in a set of open sessions
 class WsSession:
     subscriptions: dict[int, str] = field(default_factory=dict)  # symbol index -> tr_key
     unknown: set[str] = field(default_factory=set)  # subscribed codes outside the universe

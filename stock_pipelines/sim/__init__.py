@@ -1,0 +1,9 @@
+"""The simulated KRX exchange: a deterministic synthetic day and a KIS/Kiwoom-compatible server.
+
+- `day.SimDay`: every trade of one session (columnar numpy), ground-truth minute bars.
+- `server.Exchange` / `ExchangeConfig`: the Starlette app (KIS REST + WebSocket, Kiwoom REST, admin).
+- `runner.run_exchange` / `run_exchange_process`: serve it on 127.0.0.1 for tests and the demo.
+- `archive_day.write_day_archive`: a day as a collector would have archived it (`sim day`).
+
+Protocol notes and what was verified: docs/simulator.md. No Dagster imports here.
+"""
