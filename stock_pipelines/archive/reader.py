@@ -125,8 +125,11 @@ def _parse_run(arrow_data, data, run, starts, ends, rejects) -> list[pl.DataFram
 def _try_vectorised(arrow_data, run, starts, ends) -> pl.DataFrame | None:
     first, last = int(run[0]), int(run[-1])
     begin, end = int(starts[first]), int(ends[last]) + 1
+    piece = arrow_data.slice(begin, end - begin)
+    if not _valid_utf8(piece):  # pyarrow.json does not check; polars requires valid UTF-8
+        return None
     try:
-        table = pj.read_json(pa.BufferReader(arrow_data.slice(begin, end - begin)), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS)
+        table = pj.read_json(pa.BufferReader(piece), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, ValueError):
         return None
     if table.num_rows != len(run):  # blank-looking lines skipped or two objects on a line
@@ -136,6 +139,16 @@ def _try_vectorised(arrow_data, run, starts, ends) -> pl.DataFrame | None:
     return frame.with_columns(
         line=pl.Series(run + 1, dtype=pl.Int64), off=pl.Series(starts[run], dtype=pl.Int64)
     )
+
+
+def _valid_utf8(piece: pa.Buffer) -> bool:
+    """UTF-8 check of a whole byte range without copying it (one large_string value over it)."""
+    offsets = pa.py_buffer(np.array([0, piece.size], dtype=np.int64))
+    try:
+        pa.LargeStringArray.from_buffers(1, offsets, piece).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 class _DuplicateKey(ValueError):
