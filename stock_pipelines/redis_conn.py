@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.retry import Retry
 
 from stock_pipelines.settings import Settings
@@ -75,10 +75,17 @@ def redis_client(url: str | None = None) -> redis.Redis:
     client = _clients.get(cache_key)
     if client is None:
         client = redis.Redis.from_url(
-            target, decode_responses=True, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
+            target, decode_responses=True, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
+            retry=quick_retry(),
         )
         _clients[cache_key] = client
     return client
+
+
+def quick_retry() -> Retry:
+    """Two quick retries (<= 0.2 s apart) instead of redis-py 8's default ten (up to 1 s apart):
+    callers with a fallback (rate limiter, flags, heartbeat history) must notice an outage fast."""
+    return Retry(ExponentialWithJitterBackoff(cap=0.2, base=0.01), 2)
 
 
 def embedded_redis_dir(data_dir: Path | None = None) -> Path:
