@@ -65,8 +65,9 @@ class WriterPolicy:
 class _Stream:
     def __init__(self, name: str) -> None:
         self.name = name
-        self.path: Path | None = None
+        self.path: Path | None = None  # the open file
         self.fd: int | None = None
+        self.buffer_path: Path | None = None  # where the buffered lines belong (their write time)
         self.buffer: list[bytes] = []
         self.buffered = 0
         self.dirty = False  # written since the last fsync
@@ -97,9 +98,11 @@ class ArchiveWriter:
         self._lock = threading.RLock()
         self._trades = _Stream(layout.TRADES)
         self._system = _Stream(layout.SYSTEM)
-        self._last_flush = self._last_fsync = self._last_disk_check = clock()
+        self._last_flush = self._last_fsync = clock()
+        self._last_disk_check = float("-inf")
         self._in_flush = False
         self._closed = False
+        self._check_writable()
 
     # -- public ------------------------------------------------------------------------
 
@@ -162,9 +165,12 @@ class ArchiveWriter:
 
     def _append(self, stream: _Stream, line: bytes) -> None:
         target = self._target(stream)
-        if stream.path is not None and target != stream.path:  # the hour (or day) rolled
+        if stream.buffer and stream.buffer_path != target:  # the hour (or day) rolled
             self._flush_stream(stream, fsync=True)
+        if stream.path is not None and stream.path != target and not stream.buffer:
             self._close_stream(stream)
+        if not stream.buffer:
+            stream.buffer_path = target
         stream.buffer.append(line)
         stream.buffered += len(line)
 
@@ -190,8 +196,11 @@ class ArchiveWriter:
         self._in_flush = True
         try:
             while stream.buffer:
+                assert stream.buffer_path is not None
+                if stream.fd is not None and stream.path != stream.buffer_path:
+                    self._close_stream(stream)
                 if stream.fd is None:
-                    self._open(stream, self._target(stream))
+                    self._open(stream, stream.buffer_path)
                 data = b"".join(stream.buffer)
                 count = len(stream.buffer)
                 self._write_whole(stream, data)
@@ -240,15 +249,13 @@ class ArchiveWriter:
         except PermissionError as error:
             if self.fallback_root is not None and self.root != self.fallback_root:
                 previous, self.root = self.root, self.fallback_root
+                for other in (self._trades, self._system):
+                    if other.buffer_path is not None and other.buffer_path.is_relative_to(previous):
+                        other.buffer_path = self.root / other.buffer_path.relative_to(previous)
                 self._emit(FALLBACK, {"from": str(previous), "to": str(self.root), "error": str(error)}, flush=False)
-                self._open(stream, self._target(stream))
+                self._open(stream, self.root / path.relative_to(previous))
                 return
-            raise ArchivePermissionError(
-                f"cannot write archive file {path}: permission denied ({error.filename or path}). "
-                f"Fix: give the collector's user write access to {path.parent} (e.g. "
-                f"`chown -R $(id -un) {self.root}` or `chmod -R u+w {self.root}`), or set a "
-                "fallback archive directory (STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR)."
-            ) from error
+            raise self._permission_error(path, error) from error
         for directory in created:
             _fsync_dir(directory)
         if not existed:
@@ -256,6 +263,28 @@ class ArchiveWriter:
         else:
             self._cut_torn_tail(path, fd)
         stream.path, stream.fd = path, fd
+
+    def _check_writable(self) -> None:
+        """Fail at start-up, not at the first flush, when the archive root cannot be written."""
+        collector_dir = self.root / self.collector_id
+        try:
+            for directory in _makedirs(collector_dir):
+                _fsync_dir(directory)
+            if not os.access(collector_dir, os.W_OK | os.X_OK):
+                raise PermissionError(errno.EACCES, "Permission denied", str(collector_dir))
+        except PermissionError as error:
+            if self.fallback_root is None or self.root == self.fallback_root:
+                raise self._permission_error(collector_dir, error) from error
+            previous, self.root = self.root, self.fallback_root
+            self._emit(FALLBACK, {"from": str(previous), "to": str(self.root), "error": str(error)})
+
+    def _permission_error(self, path: Path, error: OSError) -> ArchivePermissionError:
+        return ArchivePermissionError(
+            f"cannot write archive path {path}: permission denied ({error.filename or path}). "
+            f"Fix: give the collector's user write access (e.g. `chown -R $(id -un) {self.root}` or "
+            f"`chmod -R u+w {self.root}`), or set a fallback archive directory "
+            "(STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR)."
+        )
 
     def _cut_torn_tail(self, path: Path, fd: int) -> None:
         size = os.fstat(fd).st_size
