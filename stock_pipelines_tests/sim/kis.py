@@ -4,6 +4,7 @@ written from the KIS documentation, so the tests exercise the wire protocol, not
 from __future__ import annotations
 
 import json
+import time
 
 import httpx
 
@@ -70,6 +71,10 @@ def page_back_today(client: httpx.Client, access_token: str, symbol: str) -> tup
     while True:
         reply = itemchart(client, access_token, symbol, hour)
         calls += 1
+        if reply.json().get("msg_cd") == "EGW00201":  # over the per-second limit: as against KIS, wait and retry
+            time.sleep(1.0 - time.time() % 1.0)
+            calls -= 1
+            continue
         assert reply.json()["rt_cd"] == "0", reply.text
         rows = reply.json()["output2"]
         if not rows:

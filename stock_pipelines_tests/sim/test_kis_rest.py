@@ -194,3 +194,14 @@ def test_bars_from_rest_equal_bars_from_the_trades(exchange):
         bars = day.minute_bars(code)
         minute = (trades.ts - day.open_us) // (60 * US)
         assert np.array_equal(np.unique(minute) * 60 * US + day.open_us, bars.start)
+
+
+def test_configured_credentials_are_enforced():
+    with run_exchange(day=DAY, seed=7, symbols=2, start=AFTER_CLOSE, pinned=True,
+                      credentials={"key-1": "secret-1"}) as url, httpx.Client(base_url=url, timeout=10) as client:
+        unknown = kis.token(client, appkey="stranger", appsecret="secret-1")
+        wrong_secret = kis.token(client, appkey="key-1", appsecret="guess")
+        assert (unknown.status_code, unknown.json()["error_code"]) == (403, "EGW00103")
+        assert (wrong_secret.status_code, wrong_secret.json()["error_code"]) == (403, "EGW00105")
+        assert kis.token(client).status_code == 200
+        assert "secret-1" not in wrong_secret.text
