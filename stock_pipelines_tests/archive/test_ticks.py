@@ -192,9 +192,8 @@ def test_session_edges_tolerance_and_the_closing_print(archive_env):
     write_day(archive_env, "kis-1", trades)
     result = ingest(archive_env)
     assert result.ticks["cum"].to_list() == [1, 3, 5, 6]
-    assert dict(zip(result.quarantine["line"], result.quarantine["reason"], strict=True)) == {
-        2: "out_of_session", 4: "in_closing_auction", 7: "out_of_session"
-    }
+    by_cum = {json.loads(raw)["cum"]: reason for raw, reason in result.quarantine.select("raw", "reason").iter_rows()}
+    assert by_cum == {2: "out_of_session", 4: "in_closing_auction", 7: "out_of_session"}
 
 
 def test_special_session_uses_the_calendar(archive_env):
