@@ -3,13 +3,14 @@
 import dagster as dg
 
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
+from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_archive import tick_archive, tick_archive_fresh, tick_archive_sensor
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
 from stock_pipelines.defs.jobs.retention import archive_retention_job, archive_retention_schedule
 
 defs = dg.Definitions(
-    assets=[raw_ticks, tick_minute_bars, tick_archive],
+    assets=[raw_ticks, tick_minute_bars, tick_archive, gap_report, recovered_minute_bars, minute_bars],
     asset_checks=[*raw_ticks_checks, tick_archive_fresh],
     jobs=[archive_retention_job],
     schedules=[archive_retention_schedule],

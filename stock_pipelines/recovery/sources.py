@@ -1,0 +1,88 @@
+"""Build the broker client, its shared rate limiter and its circuit breaker from the environment.
+
+Settings (none is a secret except the credentials, which the clients read themselves):
+- STOCK_PIPELINES_BROKER: kis (default) or kiwoom
+- KIS_BASE_URL / KIWOOM_BASE_URL: the REST endpoint (the demo points these at `sim exchange`)
+- KIS_RATE_LIMIT_PER_S (default 20, a real account; set 2 for a KIS paper account),
+  KIWOOM_RATE_LIMIT_PER_S (default 5)
+- KIS_APP_KEY, KIS_APP_SECRET / KIWOOM_APP_KEY, KIWOOM_SECRET_KEY: credentials
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import redis
+
+from stock_pipelines.brokers.kis import KisClient, KisCredentials
+from stock_pipelines.brokers.kiwoom import KiwoomClient, KiwoomCredentials
+from stock_pipelines.brokers.model import BrokerAuthError
+from stock_pipelines.market import SEOUL
+from stock_pipelines.resilience.breaker import CircuitBreaker
+from stock_pipelines.resilience.rate_limit import SharedRateLimiter
+from stock_pipelines.resilience.state_store import RedisStateStore
+
+DEFAULTS = {
+    "kis": ("KIS_BASE_URL", "KIS_RATE_LIMIT_PER_S", 20),
+    "kiwoom": ("KIWOOM_BASE_URL", "KIWOOM_RATE_LIMIT_PER_S", 5),
+}
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    broker: str
+    base_url: str
+    rate_limit_per_s: int
+
+    @classmethod
+    def from_env(cls) -> BrokerSettings:
+        broker = os.environ.get("STOCK_PIPELINES_BROKER", "kis").strip().lower()
+        if broker not in DEFAULTS:
+            raise ValueError(f"STOCK_PIPELINES_BROKER={broker!r}: use kis or kiwoom")
+        url_var, limit_var, default_limit = DEFAULTS[broker]
+        base_url = os.environ.get(url_var, "").strip()
+        if not base_url:
+            raise BrokerAuthError(f"{url_var} is not set: the {broker} REST endpoint is unknown")
+        try:
+            limit = int(os.environ.get(limit_var, default_limit))
+        except ValueError:
+            raise ValueError(f"{limit_var} must be a whole number of calls a second") from None
+        if limit < 1:
+            raise ValueError(f"{limit_var} must be at least 1")
+        return cls(broker, base_url, limit)
+
+
+class BreakerGate:
+    """The executor's CallGate over the shared circuit breaker."""
+
+    def __init__(self, breaker: CircuitBreaker):
+        self.breaker = breaker
+
+    def allow(self) -> bool:
+        return self.breaker.try_acquire()
+
+    def on_success(self) -> None:
+        self.breaker.record_success()
+
+    def on_failure(self, error: BaseException) -> None:
+        self.breaker.record_failure(error, authorization=isinstance(error, BrokerAuthError))
+
+
+def breaker_for(broker: str, client: redis.Redis) -> CircuitBreaker:
+    return CircuitBreaker(f"broker:{broker}", RedisStateStore(client))
+
+
+def build_source(
+    settings: BrokerSettings, client: redis.Redis, token_dir: Path, now: Callable[[], datetime] | None = None,
+    expected_processes: int = 1,
+) -> KisClient | KiwoomClient:
+    limiter = SharedRateLimiter(client, f"broker:{settings.broker}", settings.rate_limit_per_s,
+                                expected_processes=expected_processes)
+    now = now or (lambda: datetime.now(SEOUL))
+    if settings.broker == "kis":
+        return KisClient(settings.base_url, KisCredentials.from_env(), limiter, token_dir, today=now)
+    return KiwoomClient(settings.base_url, KiwoomCredentials.from_env(), limiter, token_dir, today=now)
