@@ -212,6 +212,7 @@ class SimDay:
         self.codes = [code for code, _ in members]
         self.names = [name for _, name in members]
         self._index = {code: i for i, code in enumerate(self.codes)}
+        self._bars_cache: dict[str, MinuteBars] = {}
 
         parts = [generate_symbol(day, seed, code, rank, self.session, activity) for rank, code in enumerate(self.codes)]
         self.prev_close = np.array([p.prev_close for p in parts], dtype=np.int64)
@@ -266,10 +267,12 @@ class SimDay:
         t = self.trades(code, until_us)
         return bars_from_trades(t.ts, t.px, t.qty, t.cum, self.open_us)
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one SimDay lives as long as its server
     def _full_bars(self, code: str) -> MinuteBars:
-        t = self.trades(code)
-        return bars_from_trades(t.ts, t.px, t.qty, t.cum, self.open_us)
+        bars = self._bars_cache.get(code)
+        if bars is None:
+            t = self.trades(code)
+            bars = self._bars_cache[code] = bars_from_trades(t.ts, t.px, t.qty, t.cum, self.open_us)
+        return bars
 
     def indices_between(self, after_us: int, until_us: int) -> np.ndarray:
         """Symbol-major indices of trades with after_us < ts <= until_us, in time order."""
