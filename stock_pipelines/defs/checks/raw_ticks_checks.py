@@ -4,13 +4,11 @@ and the quarantine share (WARN at one threshold, ERROR at a higher one; archive.
 from datetime import date
 
 import dagster as dg
-import pandera.errors
 import polars as pl
 
 from stock_pipelines import lake
+from stock_pipelines.archive.checks import duplicate_trades, outside_session, schema_errors
 from stock_pipelines.archive.config import ArchiveConfig
-from stock_pipelines.archive.schema import RawTicksSchema
-from stock_pipelines.archive.ticks import in_session_expr
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks, session_for
 from stock_pipelines.defs.partitions import trading_day_partitions
 
@@ -27,27 +25,16 @@ def _ticks(partition_key: str) -> pl.LazyFrame:
 @dg.asset_check(asset=raw_ticks, partitions_def=trading_day_partitions, description="pandera RawTicksSchema holds")
 def raw_ticks_schema(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     frame = _ticks(context.partition_key).collect()
-    try:
-        RawTicksSchema.validate(frame, lazy=True)
-    except (pandera.errors.SchemaErrors, pandera.errors.SchemaError) as error:
-        cases = getattr(error, "failure_cases", None)
-        count = cases.height if isinstance(cases, pl.DataFrame) else 1
-        return dg.AssetCheckResult(
-            passed=False, metadata={"failure_cases": count, "error": str(error)[:2000]}
-        )
-    return dg.AssetCheckResult(passed=True, metadata={"rows": frame.height})
+    failures, message = schema_errors(frame)
+    return dg.AssetCheckResult(
+        passed=failures == 0, metadata={"rows": frame.height, "failure_cases": failures, "error": message}
+    )
 
 
 @dg.asset_check(asset=raw_ticks, partitions_def=trading_day_partitions, description="one row per (symbol, cum)")
 def raw_ticks_no_duplicates(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    counts = (
-        _ticks(context.partition_key)
-        .select(rows=pl.len(), distinct=pl.struct("symbol", "cum").n_unique())
-        .collect()
-        .row(0, named=True)
-    )
-    duplicates = counts["rows"] - counts["distinct"] if counts["rows"] else 0
-    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicates": duplicates, "rows": counts["rows"]})
+    duplicates = duplicate_trades(_ticks(context.partition_key))
+    return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicates": duplicates})
 
 
 @dg.asset_check(
@@ -58,8 +45,7 @@ def raw_ticks_no_duplicates(context: dg.AssetCheckExecutionContext) -> dg.AssetC
 def raw_ticks_in_session(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     _, session = session_for(context.partition_key)
     tolerance = ArchiveConfig.from_env().session_tolerance
-    ticks = _ticks(context.partition_key).with_columns(ts=pl.col("ts").dt.epoch("us"))
-    outside = ticks.filter(~in_session_expr(session, tolerance)).select(pl.len()).collect().item()
+    outside = outside_session(_ticks(context.partition_key), session, tolerance)
     return dg.AssetCheckResult(
         passed=outside == 0,
         metadata={"outside_session": outside, "tolerance_s": tolerance.total_seconds()},

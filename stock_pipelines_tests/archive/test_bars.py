@@ -1,0 +1,60 @@
+"""archive.bars: one-minute OHLCV with the session's open tolerance and closing-print bar."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+
+from stock_pipelines.archive.bars import minute_bars
+from stock_pipelines.archive.schema import MinuteBarsSchema
+from stock_pipelines.archive.ticks import ingest_day
+from stock_pipelines.market import SEOUL, krx_calendar
+
+from .conftest import DAY, seoul_us, write_day
+
+SESSION = krx_calendar().session(DAY)
+
+
+def minute(hour: int, minute_: int) -> datetime:
+    return datetime(DAY.year, DAY.month, DAY.day, hour, minute_, tzinfo=SEOUL).astimezone(UTC)
+
+
+def test_bars_ohlcv_by_trade_order_with_open_and_closing_print_bars(archive_env):
+    trades = [
+        ("kis", "005930", seoul_us(8, 59, 58), 100, 5, 5),  # in the open tolerance: the 09:00 bar
+        ("kis", "005930", seoul_us(9, 0, 10), 103, 1, 6),
+        ("kis", "005930", seoul_us(9, 0, 10), 99, 2, 8),  # same second: cum orders the trades
+        ("kis", "005930", seoul_us(9, 0, 59), 101, 3, 11),
+        ("kis", "005930", seoul_us(9, 1, 0), 102, 4, 15),
+        ("kis", "005930", seoul_us(15, 19, 59), 110, 1, 16),
+        ("kis", "005930", seoul_us(15, 30, 0), 111, 50, 66),  # the closing print: its own bar
+        ("kis", "000660", seoul_us(9, 5, 0), 500, 7, 7),
+    ]
+    write_day(archive_env, "kis-1", trades)
+    ticks = ingest_day([(archive_env, "")], DAY, SESSION).ticks
+    bars = minute_bars(ticks.sample(fraction=1.0, shuffle=True, seed=3), SESSION)
+    MinuteBarsSchema.validate(bars)
+    rows = {(r["symbol"], r["minute"]): r for r in bars.iter_rows(named=True)}
+    assert list(rows) == [
+        ("000660", minute(9, 5)),
+        ("005930", minute(9, 0)),
+        ("005930", minute(9, 1)),
+        ("005930", minute(15, 19)),
+        ("005930", minute(15, 30)),
+    ]
+    first = rows[("005930", minute(9, 0))]
+    assert (first["open"], first["high"], first["low"], first["close"], first["volume"], first["trades"]) == (
+        100, 103, 99, 101, 11, 4
+    )
+    close = rows[("005930", minute(15, 30))]
+    assert (close["open"], close["close"], close["volume"], close["trades"]) == (111, 111, 50, 1)
+    assert set(bars["source"]) == {"ticks"}
+    assert bars["volume"].sum() == ticks["qty"].sum()
+    assert minute(15, 30).astimezone(SEOUL) in SESSION.minute_bar_starts()
+
+
+def test_no_ticks_no_bars():
+    empty = pl.DataFrame(schema={"symbol": pl.String, "ts": pl.Datetime("us", "UTC"), "price": pl.Int64,
+                                 "qty": pl.Int64, "cum": pl.Int64})
+    assert minute_bars(empty, SESSION).height == 0
