@@ -27,16 +27,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from stock_pipelines.market import SEOUL, SUPPORTED_FIRST_DAY
+from stock_pipelines.market import SEOUL, SUPPORTED_FIRST_DAY, SUPPORTED_LAST_DAY
 from stock_pipelines.sim import kis_protocol as kis
 from stock_pipelines.sim import kiwoom_protocol as kiwoom
 from stock_pipelines.sim.clock import SimClock
 from stock_pipelines.sim.day import US, MinuteBars, SimDay, bars_from_trades, symbol_history_day
 from stock_pipelines.sim.faults import FaultError, Faults
 from stock_pipelines.sim.sessions import sim_calendar, trading_session
-
-JSON_HEADERS = {"content-type": "application/json; charset=utf-8"}
-
 
 @dataclass(frozen=True)
 class ExchangeConfig:
@@ -355,6 +352,8 @@ class Exchange:
         upto = self._hour_us(day, params.get("FID_INPUT_HOUR_1"))
         if upto is None:
             return JSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_HOUR_1 (HHMMSS)"))
+        if not SUPPORTED_FIRST_DAY <= day <= SUPPORTED_LAST_DAY:
+            return JSONResponse(kis.error(kis.BAD_INPUT_CODE, f"ERROR INPUT FIELD FID_INPUT_DATE_1 ({day:%Y%m%d})"))
         now_us = self.clock.now_us()
         rows: list[dict[str, str]] = []
         calendar = sim_calendar()
@@ -548,6 +547,8 @@ class Exchange:
             base_day = datetime.strptime(str(body["base_dt"]), "%Y%m%d").date() if body.get("base_dt") else self.day.day
         except ValueError:
             return JSONResponse(kiwoom.reply(kiwoom.BAD_INPUT_CODE, "base_dt 오류 (YYYYMMDD)"))
+        if not SUPPORTED_FIRST_DAY <= base_day <= SUPPORTED_LAST_DAY:
+            return JSONResponse(kiwoom.reply(kiwoom.BAD_INPUT_CODE, f"base_dt 범위 오류: {base_day:%Y%m%d}"))
         now_us = self.clock.now_us()
         rank = self.day.symbol_index(code)
         cursor = request.headers.get("next-key", "") if request.headers.get("cont-yn") == "Y" else ""

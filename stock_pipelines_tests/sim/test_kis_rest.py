@@ -205,3 +205,12 @@ def test_configured_credentials_are_enforced():
         assert (wrong_secret.status_code, wrong_secret.json()["error_code"]) == (403, "EGW00105")
         assert kis.token(client).status_code == 200
         assert "secret-1" not in wrong_secret.text
+
+
+def test_dailychart_outside_the_calendar_or_in_the_future(client, access_token):
+    old = kis.dailychart(client, access_token, "005930", "19991231", "153000").json()
+    assert old["rt_cd"] == "1" and "FID_INPUT_DATE_1" in old["msg1"]
+    future = kis.dailychart(client, access_token, "005930", "20261123", "153000").json()
+    assert future["rt_cd"] == "0" and future["output2"] == []
+    weekend = kis.dailychart(client, access_token, "005930", "20261121", "153000").json()
+    assert weekend["rt_cd"] == "0" and weekend["output2"] == []
