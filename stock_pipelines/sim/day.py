@@ -79,6 +79,13 @@ def to_tick_grid(price: np.ndarray) -> np.ndarray:
     return (np.rint(price / ticks) * ticks).astype(np.int64)
 
 
+def price_limits(prev_close: int) -> tuple[int, int]:
+    """Lower and upper daily limit: +-30 % of the previous close, cut inward to the tick grid."""
+    high, low = prev_close * (1 + PRICE_LIMIT), prev_close * (1 - PRICE_LIMIT)
+    high_tick, low_tick = (int(t) for t in tick_size(np.array([int(high), int(low)])))
+    return int(-(-low // low_tick) * low_tick), int(high // high_tick * high_tick)
+
+
 def universe(size: int = DEFAULT_SYMBOLS) -> list[tuple[str, str]]:
     """(code, name) of the first `size` symbols, most active first."""
     if not 1 <= size <= MAX_SYMBOLS:
@@ -157,9 +164,8 @@ def generate_symbol(
     day_vol = rng.uniform(0.008, 0.03)
     steps = rng.standard_normal(n) * (day_vol / np.sqrt(n))
     steps[0] = rng.normal(0, 0.01)  # the opening gap
-    low, high = prev_close * (1 - PRICE_LIMIT), prev_close * (1 + PRICE_LIMIT)
-    px = to_tick_grid(np.clip(prev_close * np.exp(np.cumsum(steps)), low, high))
-    px = np.clip(px, to_tick_grid(np.array([low]))[0], to_tick_grid(np.array([high]))[0])
+    low, high = price_limits(prev_close)
+    px = np.clip(to_tick_grid(prev_close * np.exp(np.cumsum(steps))), low, high)
 
     typical = max(1.0, 3_000_000 / prev_close)  # shares in a few-million-won order
     qty = np.maximum(1, np.rint(rng.lognormal(np.log(typical), 1.0, size=n))).astype(np.int64)

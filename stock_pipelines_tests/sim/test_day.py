@@ -9,7 +9,7 @@ import pytest
 
 from stock_pipelines.archive.record import is_valid_symbol
 from stock_pipelines.market import SEOUL
-from stock_pipelines.sim.day import SimDay, tick_size, to_tick_grid, universe
+from stock_pipelines.sim.day import SimDay, price_limits, tick_size, to_tick_grid, universe
 from stock_pipelines.sim.sessions import NotATradingDay
 
 DAY = date(2026, 11, 20)  # a regular Friday session, 09:00-15:30
@@ -54,8 +54,8 @@ def test_prices_on_the_krx_tick_grid(sim):
 
 def test_within_daily_price_limit(sim):
     prev = sim.prev_close[sim.sym.astype(np.int64)]
-    assert np.all(sim.px <= prev * 1.3 + tick_size(sim.px.astype(np.int64)))
-    assert np.all(sim.px >= prev * 0.7 - tick_size(sim.px.astype(np.int64)))
+    assert np.all(sim.px <= prev * 1.3) and np.all(sim.px >= prev * 0.7)
+    assert price_limits(10_000) == (7_000, 13_000) and price_limits(72_600) == (50_900, 94_300)
 
 
 def test_session_shape_opening_print_no_closing_auction_trades_one_closing_print(sim):
