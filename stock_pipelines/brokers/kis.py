@@ -15,6 +15,7 @@ Protocol (KIS Open API, DESIGN.md "Domain facts"):
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -66,12 +67,21 @@ class KisCredentials:
         return cls(str(key), str(secret))
 
 
-def _retry_policy(max_attempts: int) -> tenacity.Retrying:
-    # Full-jitter exponential backoff on what a retry can fix; auth errors are never retried.
+def _retry_policy(max_attempts: int, retries: Counter[str]) -> tenacity.Retrying:
+    """Full-jitter exponential backoff on what a retry can fix; auth errors are never retried.
+
+    Every retry is counted by the error's class in `retries`, so a run reports why it spent calls.
+    """
+
+    def count(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        retries[type(error).__name__] += 1
+
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type((BrokerRateLimited, BrokerUnavailable)),
         wait=tenacity.wait_random_exponential(multiplier=0.1, max=5.0),
         stop=tenacity.stop_after_attempt(max_attempts),
+        before_sleep=count,
         reraise=True,
     )
 
@@ -99,6 +109,8 @@ class KisClient:
         self.max_attempts = max_attempts
         self.custtype = custtype
         self.calls = 0  # every HTTP request to a data endpoint, retries included
+        self.retries: Counter[str] = Counter()  # retried errors by class
+        self._lock = threading.Lock()  # the executor calls one client from several threads
 
     # -- public --------------------------------------------------------------------------
 
@@ -109,12 +121,13 @@ class KisClient:
         if is_today:
             # The bar of the current minute is still forming: never take it as final.
             end = min(end, now.replace(second=0, microsecond=0))
-        calls_before = self.calls
+        calls = 0
         rejected: Counter[str] = Counter()
         rows: list[dict[str, object]] = []
         cursor = end - timedelta(seconds=1)
         while cursor >= start:
             page = self._page(symbol, day, cursor, is_today)
+            calls += 1
             if not page:
                 break
             rows.extend(page)
@@ -124,7 +137,7 @@ class KisClient:
                 break
             cursor = oldest - timedelta(seconds=1)
         bars = build_bars(rows, symbol, start, end, f"rest_{self.name}", rejected)
-        return BarFetch(bars=bars, calls=self.calls - calls_before, rejected=rejected)
+        return BarFetch(bars=bars, calls=calls, rejected=rejected)
 
     # -- one page ------------------------------------------------------------------------
 
@@ -167,11 +180,12 @@ class KisClient:
 
     def _call(self, path: str, tr_id: str, params: dict[str, str]) -> dict:
         refused: Token | None = None
-        for attempt in _retry_policy(self.max_attempts):
+        for attempt in _retry_policy(self.max_attempts, self.retries):
             with attempt:
                 token = self.tokens.get(self._issue_token, refused=refused)
                 self.limiter.acquire(timeout=60)
-                self.calls += 1
+                with self._lock:
+                    self.calls += 1
                 body = self._request(path, tr_id, params, token)
                 code = str(body.get("msg_cd", ""))
                 if code in (TOKEN_EXPIRED, TOKEN_INVALID) and refused is None:

@@ -11,6 +11,7 @@ cont-yn is Y, asked for with cont-yn/next-key; return_code 1700 when over the ra
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -74,16 +75,19 @@ class KiwoomClient:
         self.tokens = TokenCache(token_dir, "kiwoom", credentials.app_key)
         self.max_attempts = max_attempts
         self.calls = 0
+        self.retries: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
     def minute_bars(self, symbol: str, day: date, start: datetime, end: datetime) -> BarFetch:
         now = self.now().astimezone(SEOUL)
         if day == now.date():
             end = min(end, now.replace(second=0, microsecond=0))
-        calls_before = self.calls
+        calls = 0
         rows: list[dict[str, object]] = []
         next_key = ""
         for _ in range(MAX_PAGES):
             page, next_key = self._page(symbol, next_key)
+            calls += 1
             rows.extend(page)
             oldest = min((r["minute"] for r in page if isinstance(r["minute"], datetime)), default=None)
             if not next_key or oldest is None or oldest < start:
@@ -97,14 +101,15 @@ class KiwoomClient:
         bars = build_bars(in_day, symbol, start, end, "rest_kiwoom", rejected, signed_prices=True)
         if not rejected["other_day"]:
             del rejected["other_day"]
-        return BarFetch(bars=bars, calls=self.calls - calls_before, rejected=rejected)
+        return BarFetch(bars=bars, calls=calls, rejected=rejected)
 
     def _page(self, symbol: str, next_key: str) -> tuple[list[dict[str, object]], str]:
-        for attempt in _retry_policy(self.max_attempts):
+        for attempt in _retry_policy(self.max_attempts, self.retries):
             with attempt:
                 token = self.tokens.get(self._issue_token)
                 self.limiter.acquire(timeout=60)
-                self.calls += 1
+                with self._lock:
+                    self.calls += 1
                 headers = {
                     "content-type": "application/json;charset=UTF-8",
                     "authorization": f"Bearer {token.value}",

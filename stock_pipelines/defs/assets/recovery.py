@@ -148,6 +148,7 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
         metadata.update(
             broker=settings.broker,
             calls=source.calls,
+            retries=dg.MetadataValue.json(dict(source.retries)),
             windows_recovered=len(plan) - len(unrecovered),
             windows_unrecovered=len(unrecovered),
             rest_bars=rest.height,
