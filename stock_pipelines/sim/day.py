@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import zlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 
@@ -129,6 +129,22 @@ class MinuteBars:
         return len(self.start)
 
 
+def _tick_round(price: float) -> int:
+    tick = int(TICK_SIZES[np.searchsorted(TICK_BOUNDS, int(price), side="right")])
+    return int(round(price / tick)) * tick
+
+
+@functools.lru_cache(maxsize=64)
+def _session_shape(open_: datetime, auction: datetime, close: datetime):
+    """(open µs, continuous seconds, close offset s, minute start offsets, minute weights)."""
+    continuous_s = int((auction - open_).total_seconds())
+    minutes = continuous_s // 60
+    m = np.arange(minutes)
+    profile = 1.0 + 2.5 * np.exp(-m / 20.0) + 1.5 * np.exp(-(minutes - 1 - m) / 25.0)
+    profile /= profile.sum()
+    return int(open_.timestamp()) * US, continuous_s, int((close - open_).total_seconds()), m * 60, profile
+
+
 def generate_symbol(
     day: date, seed: int, code: str, rank: int, session: Session | None = None, activity: float = 1.0
 ) -> SymbolTrades:
@@ -141,22 +157,17 @@ def generate_symbol(
     reference = _reference_price(code)
     if reference is None:
         reference = float(np.clip(rng.lognormal(np.log(20_000), 1.1), 1_100, 900_000))
-    prev_close = int(to_tick_grid(np.array([reference * np.exp(rng.normal(0, 0.03))]))[0])
-
-    open_us = int(session.open.timestamp()) * US
-    continuous_s = int((session.closing_auction_start - session.open).total_seconds())
-    close_s = int((session.close - session.open).total_seconds())
-    minutes = continuous_s // 60
+    prev_close = _tick_round(reference * np.exp(rng.normal(0, 0.03)))
+    open_us, continuous_s, close_s, minute_starts, profile = _session_shape(
+        session.open, session.closing_auction_start, session.close
+    )
 
     # Heavy-tailed activity: a Zipf-like rate by rank, jittered per symbol and day, on a U-shaped
     # intraday profile (busy after the open and before the close).
     rate = activity * 3.0 * (rank + 1) ** -0.9 * rng.lognormal(0.0, 0.25)  # trades per second
-    m = np.arange(minutes)
-    profile = 1.0 + 2.5 * np.exp(-m / 20.0) + 1.5 * np.exp(-(minutes - 1 - m) / 25.0)
-    profile /= profile.sum()
     count = int(rng.poisson(rate * continuous_s))
     per_minute = rng.multinomial(count, profile)
-    offsets = np.repeat(np.arange(minutes, dtype=np.int64) * 60, per_minute) + rng.integers(0, 60, size=count)
+    offsets = np.repeat(minute_starts, per_minute) + rng.integers(0, 60, size=count)
     offsets.sort(kind="stable")  # sorted minute runs: only each minute's seconds need ordering
     seconds = np.concatenate(([0], offsets, [close_s])).astype(np.int64)
 
