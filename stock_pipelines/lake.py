@@ -50,7 +50,7 @@ def write_partition(df: pl.DataFrame, asset: str, day: date | str, data_dir: Pat
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
-            df.write_parquet(handle, compression="zstd", statistics=True)
+            df.write_parquet(handle, compression="zstd", compression_level=1, statistics=True)
             handle.flush()
             os.fsync(handle.fileno())
         final = directory / PART_NAME

@@ -27,18 +27,22 @@ BARS_SCHEMA = {
 }
 
 
-def minute_bars(ticks: pl.DataFrame | pl.LazyFrame, session: Session) -> pl.DataFrame:
-    """Bars from raw_ticks rows (any order: trades are ordered by cum inside each bar)."""
+def minute_bars(ticks: pl.DataFrame | pl.LazyFrame, session: Session, presorted: bool = False) -> pl.DataFrame:
+    """Bars from raw_ticks rows; trades are taken in cum order inside each bar.
+
+    `presorted=True` promises rows already sorted by (symbol, cum), as raw_ticks is written,
+    and skips the sort (group_by keeps each group's row order for first/last).
+    """
     open_ = pl.lit(session.open).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     close = pl.lit(session.close).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     auction = pl.lit(session.closing_auction_start).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     ts = pl.col("ts")
     minute = pl.when(ts >= auction).then(close).when(ts < open_).then(open_).otherwise(ts.dt.truncate("1m"))
+    ordered = ticks.lazy().select("symbol", "ts", "price", "qty", "cum", minute=minute)
+    if not presorted:  # raw_ticks is written sorted by (symbol, cum): row order is trade order
+        ordered = ordered.sort("symbol", "cum")
     return (
-        ticks.lazy()
-        .select("symbol", "ts", "price", "qty", "cum", minute=minute)
-        .sort("symbol", "minute", "cum")
-        .group_by("symbol", "minute", maintain_order=True)
+        ordered.group_by("symbol", "minute")
         .agg(
             open=pl.col("price").first(),
             high=pl.col("price").max(),
@@ -48,6 +52,7 @@ def minute_bars(ticks: pl.DataFrame | pl.LazyFrame, session: Session) -> pl.Data
             trades=pl.len(),
         )
         .with_columns(source=pl.lit("ticks"))
+        .sort("symbol", "minute")
         .select(list(BARS_SCHEMA))
         .cast(BARS_SCHEMA)
         .collect()

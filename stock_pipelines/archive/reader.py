@@ -36,7 +36,7 @@ TORN_TAIL = "torn_tail"
 
 MAX_LINE_BYTES = 64 * 1024  # a trade line is ~130 bytes; anything this long is not a record
 CHUNK_LINES = 4096
-BLOCK_SIZE = 4 * 1024 * 1024  # pyarrow block; must exceed MAX_LINE_BYTES
+BLOCK_SIZE = 1024 * 1024  # pyarrow block; must exceed MAX_LINE_BYTES
 
 INT_FIELDS = ("v", "ts", "rx", "px", "qty", "cum", "seq")
 STR_FIELDS = ("src", "sym")

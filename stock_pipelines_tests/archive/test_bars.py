@@ -58,3 +58,16 @@ def test_no_ticks_no_bars():
     empty = pl.DataFrame(schema={"symbol": pl.String, "ts": pl.Datetime("us", "UTC"), "price": pl.Int64,
                                  "qty": pl.Int64, "cum": pl.Int64})
     assert minute_bars(empty, SESSION).height == 0
+
+
+def test_presorted_path_matches_the_sorting_path(archive_env):
+    trades = [("kis", sym, seoul_us(9, m, s), 100 + m + s, 1 + s, 0) for sym in ("005930", "000660")
+              for m in range(3) for s in range(0, 60, 7)]
+    cums: dict[str, int] = {}
+    numbered = []
+    for src, sym, ts, px, qty, _ in sorted(trades, key=lambda t: t[2]):
+        cums[sym] = cums.get(sym, 0) + qty
+        numbered.append((src, sym, ts, px, qty, cums[sym]))
+    write_day(archive_env, "kis-1", numbered)
+    ticks = ingest_day([(archive_env, "")], DAY, SESSION).ticks
+    assert minute_bars(ticks, SESSION, presorted=True).equals(minute_bars(ticks.reverse(), SESSION))

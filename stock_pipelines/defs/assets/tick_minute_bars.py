@@ -21,7 +21,7 @@ def tick_minute_bars(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         ticks = lake.scan_partition("raw_ticks", day)
     except lake.PartitionMissing as error:
         raise dg.Failure(f"{error}: materialize raw_ticks[{day}] first") from error
-    bars = minute_bars(ticks, session)
+    bars = minute_bars(ticks, session, presorted=True)  # raw_ticks is written sorted by (symbol, cum)
     path = lake.write_partition(bars, "tick_minute_bars", day)
     return dg.MaterializeResult(
         metadata={

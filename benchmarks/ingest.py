@@ -1,0 +1,219 @@
+"""Benchmark: archive -> raw_ticks + tick_minute_bars on a synthetic day, against two baselines.
+
+    .venv/bin/python benchmarks/ingest.py [--ticks 10000000] [--dir /tmp/ingest-bench] [--keep]
+
+Generates a day of JSONL trade files (hourly, the writer's line format) with a few bad lines
+and a slice of cross-broker duplicates, then times, each in its own child process so peak
+memory is measured per step:
+  ours     archive.ticks.ingest_files + lake writes + archive.bars.minute_bars + lake write
+  pyarrow  pyarrow.json.read_json over the same files (raw parsing, no validation)
+  pandas   pandas.read_json(lines=True) over the first million lines
+Targets (issue 4): >= 1,000,000 ticks/s, >= 8x pandas, <= 1.3x pyarrow's time, < 2 GiB peak.
+The last line printed is a JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime
+from pathlib import Path
+
+DAY = date(2026, 11, 20)
+COLLECTOR = "kis-1"
+
+
+def generate(root: Path, ticks: int, symbols: int = 2500, seed: int = 7) -> tuple[int, int]:
+    import numpy as np
+    import polars as pl
+
+    from stock_pipelines.market import SEOUL
+
+    rng = np.random.default_rng(seed)
+    day_dir = root / COLLECTOR / "trades" / DAY.strftime("%Y%m%d")
+    day_dir.mkdir(parents=True, exist_ok=True)
+    open_us = int(datetime(2026, 11, 20, 9, 0, tzinfo=SEOUL).timestamp()) * 1_000_000
+    auction_us = open_us + int(6 * 3600 + 20 * 60) * 1_000_000
+    names = np.array([f"{i:06d}" for i in rng.choice(999_999, symbols, replace=False)])
+    carry = np.zeros(symbols, dtype=np.int64)
+    hours = [(open_us + h * 3_600_000_000, min(open_us + (h + 1) * 3_600_000_000, auction_us)) for h in range(7)]
+    total_span = auction_us - open_us
+    seq = 0
+    lines = 0
+    for hour, (start, end) in enumerate(hours):
+        count = int(round(ticks * (end - start) / total_span)) if hour < 6 else ticks - lines
+        ts = np.sort(rng.integers(start, end, count))
+        sym = rng.zipf(1.3, count) % symbols
+        qty = rng.integers(1, 200, count)
+        frame = pl.DataFrame({"sym_i": sym, "ts": ts, "qty": qty}).with_columns(
+            cum=pl.col("qty").cum_sum().over("sym_i")
+        )
+        cum = frame["cum"].to_numpy() + carry[sym]
+        np.maximum.at(carry, sym, cum)
+        out = pl.DataFrame(
+            {
+                "src": "kis",
+                "sym": names[sym],
+                "ts": ts,
+                "rx": ts + rng.integers(200, 5_000, count),
+                "px": 10_000 + (sym * 37 % 90_000) + rng.integers(0, 50, count),
+                "qty": qty,
+                "cum": cum,
+                "seq": np.arange(seq + 1, seq + count + 1),
+                "v": 1,
+            }
+        )
+        seq += count
+        lines += count
+        out.write_ndjson(day_dir / f"{9 + hour:02d}_00.jsonl")
+    # a little of what a real day has: bad lines and a replayed slice from a second collector
+    with (day_dir / "08_00.jsonl").open("ab") as handle:  # the pyarrow baseline skips this file
+        handle.write(b'[1,2]\n{"v":1,"sym":"../../x"}\nnot json\n')
+    lines += 3
+    replay_dir = root / "kiwoom-1" / "trades" / DAY.strftime("%Y%m%d")
+    replay_dir.mkdir(parents=True, exist_ok=True)
+    with (day_dir / "11_00.jsonl").open("rb") as source, (replay_dir / "11_00.jsonl").open("wb") as target:
+        for _ in range(min(10_000, ticks // 100)):
+            target.write(source.readline().replace(b'"src":"kis"', b'"src":"kiwoom"'))
+            lines += 1
+    size = sum(p.stat().st_size for p in root.rglob("*.jsonl"))
+    return lines, size
+
+
+def run_ours(root: Path, data: Path) -> dict:
+    from stock_pipelines import lake
+    from stock_pipelines.archive.bars import minute_bars
+    from stock_pipelines.archive.ticks import ingest_day
+    from stock_pipelines.market import krx_calendar
+
+    session = krx_calendar().session(DAY)
+    started = time.perf_counter()
+    result = ingest_day([(root, "")], DAY, session)
+    parsed = time.perf_counter()
+    lake.write_partition(result.quarantine, "raw_ticks_quarantine", DAY, data)
+    lake.write_partition(result.ticks, "raw_ticks", DAY, data)
+    ticks_written = time.perf_counter()
+    bars = minute_bars(lake.scan_partition("raw_ticks", DAY, data), session, presorted=True)
+    lake.write_partition(bars, "tick_minute_bars", DAY, data)
+    done = time.perf_counter()
+    s = result.stats
+    return {
+        "lines_in": s.lines_in,
+        "rows_kept": s.rows_kept,
+        "duplicates": s.duplicates,
+        "quarantined": s.quarantined,
+        "bars": bars.height,
+        "seconds": done - started,
+        "seconds_ingest": parsed - started,
+        "seconds_write_ticks": ticks_written - parsed,
+        "seconds_bars": done - ticks_written,
+    }
+
+
+def run_pyarrow(root: Path) -> dict:
+    import pyarrow.json as pj
+
+    started = time.perf_counter()
+    files = [p for p in sorted(root.rglob("*.jsonl")) if p.name != "08_00.jsonl"]  # raw parse fails on bad lines
+    rows = sum(pj.read_json(path).num_rows for path in files)
+    return {"rows": rows, "seconds": time.perf_counter() - started}
+
+
+def run_pandas(root: Path, limit: int = 1_000_000) -> dict:
+    import pandas as pd
+
+    chunks: list[bytes] = []
+    for path in sorted((root / COLLECTOR).rglob("*.jsonl")):
+        if path.name == "08_00.jsonl":
+            continue
+        with path.open("rb") as handle:
+            chunks.extend(line for _, line in zip(range(limit - len(chunks)), handle, strict=False))
+        if len(chunks) >= limit:
+            break
+    data = b"".join(chunks)
+    started = time.perf_counter()
+    rows = len(pd.read_json(io.BytesIO(data), lines=True))
+    return {"rows": rows, "seconds": time.perf_counter() - started}
+
+
+def child(step: str, root: Path, data: Path) -> dict:
+    """Run one step in a fresh interpreter; its own peak RSS comes back with the result."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", step, "--dir", str(root), "--data", str(data)],
+        capture_output=True, text=True, timeout=3600,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{step} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ticks", type=int, default=10_000_000)
+    parser.add_argument("--dir", type=Path, default=None, help="archive root to generate into (default: a temp dir)")
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--reuse", action="store_true", help="reuse files already in --dir")
+    parser.add_argument("--child", choices=["ours", "pyarrow", "pandas"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        result = {"ours": lambda: run_ours(args.dir, args.data), "pyarrow": lambda: run_pyarrow(args.dir),
+                  "pandas": lambda: run_pandas(args.dir)}[args.child]()
+        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return
+
+    base = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
+    root = args.dir or base / "archive"
+    data = args.data or base / "data"
+    try:
+        if not args.reuse:
+            if root.exists():
+                shutil.rmtree(root)
+            started = time.perf_counter()
+            lines, size = generate(root, args.ticks)
+            print(f"generated {lines:,} lines, {size / 2**20:,.0f} MiB in {time.perf_counter() - started:.1f}s")
+        ours = child("ours", root, data)
+        arrow = child("pyarrow", root, data)
+        pandas = child("pandas", root, data)
+        ticks_per_s = ours["lines_in"] / ours["seconds"]
+        arrow_rate = arrow["rows"] / arrow["seconds"]
+        pandas_rate = pandas["rows"] / pandas["seconds"]
+        print(f"ours:    {ours['lines_in']:,} lines in {ours['seconds']:.2f}s = {ticks_per_s:,.0f} ticks/s, "
+              f"peak {ours['peak_rss_mib']:,.0f} MiB (ingest {ours['seconds_ingest']:.2f}s, "
+              f"write {ours['seconds_write_ticks']:.2f}s, bars {ours['seconds_bars']:.2f}s)")
+        print(f"pyarrow: {arrow['rows']:,} rows in {arrow['seconds']:.2f}s = {arrow_rate:,.0f} rows/s, "
+              f"peak {arrow['peak_rss_mib']:,.0f} MiB")
+        print(f"pandas:  {pandas['rows']:,} rows in {pandas['seconds']:.2f}s = {pandas_rate:,.0f} rows/s")
+        summary = {
+            "ticks": ours["lines_in"],
+            "ticks_per_s": round(ticks_per_s),
+            "peak_rss_mib": round(ours["peak_rss_mib"]),
+            "vs_pandas": round(ticks_per_s / pandas_rate, 2),
+            "vs_pyarrow": round(ticks_per_s / arrow_rate, 3),
+            "time_vs_pyarrow": round(ours["seconds"] / arrow["seconds"], 3),
+            "targets_met": {
+                "ticks_per_s>=1e6": ticks_per_s >= 1_000_000,
+                "vs_pandas>=8": ticks_per_s / pandas_rate >= 8,
+                "time_vs_pyarrow<=1.3": ours["seconds"] / arrow["seconds"] <= 1.3,
+                "peak_rss<2GiB": ours["peak_rss_mib"] < 2048,
+            },
+        }
+        print(json.dumps(summary))
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+            if args.dir and not args.reuse:
+                shutil.rmtree(args.dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
