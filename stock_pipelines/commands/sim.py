@@ -104,7 +104,7 @@ def run_exchange(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     server = make_server(exchange, log_level="warning")
     print(json.dumps({"url": f"http://{host}:{port}", "date": day.isoformat(), "symbols": args.symbols,
-                      "trades": len(exchange.day), "clock": exchange.clock.state()}), flush=True)
+                      "seed": args.seed, "clock": exchange.clock.state()}), flush=True)
     server.run(sockets=[sock])
     return 0
 

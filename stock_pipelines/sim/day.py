@@ -15,6 +15,7 @@ Session rules (DESIGN.md "Domain facts"; `market.calendar`):
 from __future__ import annotations
 
 import functools
+import threading
 import zlib
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -218,9 +219,16 @@ def bars_from_trades(ts: np.ndarray, px: np.ndarray, qty: np.ndarray, cum: np.nd
 
 
 class SimDay:
-    """Every trade of one session for a universe, columnar, symbol-major, plus a time index."""
+    """Every trade of one session for a universe, columnar, symbol-major, plus a time index.
 
-    def __init__(self, day: date, seed: int = 0, symbols: int = DEFAULT_SYMBOLS, activity: float = 1.0) -> None:
+    With `eager=False` only the universe is set up: a symbol's trades are generated when first
+    asked for, and the whole-universe columns (`sym`, `ts`, ..., `time_order`) by `build()`,
+    which the exchange runs on a background thread so it answers REST calls at once.
+    """
+
+    def __init__(
+        self, day: date, seed: int = 0, symbols: int = DEFAULT_SYMBOLS, activity: float = 1.0, eager: bool = True
+    ) -> None:
         self.day = day
         self.seed = seed
         self.activity = activity
@@ -232,26 +240,48 @@ class SimDay:
         self.names = [name for _, name in members]
         self._index = {code: i for i, code in enumerate(self.codes)}
         self._bars_cache: dict[str, MinuteBars] = {}
+        self._symbols: dict[int, SymbolTrades] = {}  # generated ahead of build()
+        self._build_lock = threading.Lock()
+        self._built = threading.Event()
+        if eager:
+            self.build()
 
-        parts = [generate_symbol(day, seed, code, rank, self.session, activity) for rank, code in enumerate(self.codes)]
-        self.prev_close = np.array([p.prev_close for p in parts], dtype=np.int64)
-        sizes = np.array([len(p.ts) for p in parts], dtype=np.int64)
-        self.offsets = np.concatenate(([0], np.cumsum(sizes)))
-        index_type = np.int16 if len(self.codes) < 2**15 else np.int32
-        self.sym = np.repeat(np.arange(len(self.codes), dtype=index_type), sizes)
-        self.ts = np.concatenate([p.ts for p in parts])
-        self.px = np.concatenate([p.px for p in parts]).astype(np.int32)  # < 2**31 won
-        self.qty = np.concatenate([p.qty for p in parts]).astype(np.int32)
-        self.cum = np.concatenate([p.cum for p in parts])
-        self.side = np.concatenate([p.side for p in parts])
-        # Global time order; ties (same second) keep symbol order, then trade order. Seconds since
-        # the open fit in 16 bits (a session is < 9 h), where numpy's stable sort is a radix sort.
-        seconds = ((self.ts - self.open_us) // US).astype(np.int16 if self.close_us - self.open_us < 32_000 * US else np.int64)
-        self.time_order = np.argsort(seconds, kind="stable").astype(np.int32 if len(self.ts) < 2**31 else np.int64)
-        self.ts_sorted = self.ts[self.time_order]
+    @property
+    def ready(self) -> bool:
+        return self._built.is_set()
+
+    def _generate(self, rank: int) -> SymbolTrades:
+        return generate_symbol(self.day, self.seed, self.codes[rank], rank, self.session, self.activity)
+
+    def build(self) -> SimDay:
+        """Build the whole-universe columns (idempotent, thread-safe)."""
+        with self._build_lock:
+            if self._built.is_set():
+                return self
+            parts = [self._symbols.get(rank) or self._generate(rank) for rank in range(len(self.codes))]
+            self.prev_close = np.array([p.prev_close for p in parts], dtype=np.int64)
+            sizes = np.array([len(p.ts) for p in parts], dtype=np.int64)
+            self.offsets = np.concatenate(([0], np.cumsum(sizes)))
+            index_type = np.int16 if len(self.codes) < 2**15 else np.int32
+            self.sym = np.repeat(np.arange(len(self.codes), dtype=index_type), sizes)
+            self.ts = np.concatenate([p.ts for p in parts])
+            self.px = np.concatenate([p.px for p in parts]).astype(np.int32)  # < 2**31 won
+            self.qty = np.concatenate([p.qty for p in parts]).astype(np.int32)
+            self.cum = np.concatenate([p.cum for p in parts])
+            self.side = np.concatenate([p.side for p in parts])
+            del parts
+            # Global time order; ties (same second) keep symbol order, then trade order. Seconds
+            # since the open fit in 16 bits (a session is < 9 h): numpy's stable sort is then a radix sort.
+            span_fits = self.close_us - self.open_us < 32_000 * US
+            seconds = ((self.ts - self.open_us) // US).astype(np.int16 if span_fits else np.int64)
+            self.time_order = np.argsort(seconds, kind="stable").astype(np.int32 if len(self.ts) < 2**31 else np.int64)
+            self.ts_sorted = self.ts[self.time_order]
+            self._built.set()
+            self._symbols.clear()
+            return self
 
     def __len__(self) -> int:
-        return len(self.ts)
+        return len(self.build().ts)
 
     def symbol_index(self, code: str) -> int:
         try:
@@ -268,6 +298,15 @@ class SimDay:
     def trades(self, code: str, until_us: int | None = None) -> SymbolTrades:
         """The symbol's trades in time order, those with ts <= until_us when given."""
         i = self.symbol_index(code)
+        if not self._built.is_set():
+            trades = self._symbols.get(i)
+            if trades is None:
+                trades = self._symbols[i] = self._generate(i)
+            if until_us is None:
+                return trades
+            hi = int(np.searchsorted(trades.ts, until_us, side="right"))
+            return SymbolTrades(code, trades.prev_close, trades.ts[:hi], trades.px[:hi], trades.qty[:hi],
+                                trades.cum[:hi], trades.side[:hi])
         lo, hi = self.offsets[i], self.offsets[i + 1]
         if until_us is not None:
             hi = lo + int(np.searchsorted(self.ts[lo:hi], until_us, side="right"))
@@ -297,6 +336,7 @@ class SimDay:
 
     def indices_between(self, after_us: int, until_us: int) -> np.ndarray:
         """Symbol-major indices of trades with after_us < ts <= until_us, in time order."""
+        self.build()
         lo = np.searchsorted(self.ts_sorted, after_us, side="right")
         hi = np.searchsorted(self.ts_sorted, until_us, side="right")
         return self.time_order[lo:hi]
@@ -305,7 +345,7 @@ class SimDay:
         """All trades as a polars DataFrame (sym, ts, px, qty, cum), time order."""
         import polars as pl
 
-        order = self.time_order
+        order = self.build().time_order
         return pl.DataFrame(
             {
                 "sym": pl.Series(np.array(self.codes)[self.sym[order]]),
@@ -317,6 +357,7 @@ class SimDay:
         )
 
     def nbytes(self) -> int:
+        self.build()
         arrays = (self.sym, self.ts, self.px, self.qty, self.cum, self.side, self.time_order, self.ts_sorted)
         return sum(a.nbytes for a in arrays)
 

@@ -99,7 +99,10 @@ class WsSession:
 class Exchange:
     def __init__(self, config: ExchangeConfig | None = None) -> None:
         self.config = config = config or ExchangeConfig()
-        self.day = SimDay(config.resolved_day(), seed=config.seed, symbols=config.symbols, activity=config.activity)
+        self.day = SimDay(config.resolved_day(), seed=config.seed, symbols=config.symbols, activity=config.activity,
+                          eager=False)
+        # REST answers from per-symbol data at once; the stream needs the whole day's time index.
+        threading.Thread(target=self.day.build, name="sim-day-build", daemon=True).start()
         self.bsop_date = f"{self.day.day:%Y%m%d}"
         self.clock = SimClock(config.start or self.day.session.open, speed=config.speed, pinned=config.pinned)
         self.faults = Faults(seed=config.fault_seed)
@@ -456,7 +459,9 @@ class Exchange:
                     await websocket.close(code=1011)
                     return
                 now_us = self.clock.now_us()
-                if self.faults.is_active("stall_ws") or now_us < session.cursor_us:
+                if not self.day.ready:
+                    pass  # the cursor waits: nothing is lost while the day's index is built
+                elif self.faults.is_active("stall_ws") or now_us < session.cursor_us:
                     session.cursor_us = now_us  # a stalled feed loses what it did not send
                 elif now_us > session.cursor_us:
                     indices = self.day.indices_between(session.cursor_us, now_us)
@@ -556,7 +561,7 @@ class Exchange:
         more = False
         for day, bars in self._kiwoom_history(code, now_us, base_day):
             prev_close = (
-                int(self.day.prev_close[rank]) if day == self.day.day
+                self.day.trades(code).prev_close if day == self.day.day
                 else symbol_history_day(day, self.config.seed, code, rank, self.config.activity).prev_close
             )
             for i in range(len(bars) - 1, -1, -1):
@@ -606,6 +611,7 @@ class Exchange:
         return JSONResponse(self.stats_snapshot())
 
     async def admin_info(self, request: Request) -> Response:
+        await asyncio.to_thread(self.day.build)
         session = self.day.session
         return JSONResponse(
             {

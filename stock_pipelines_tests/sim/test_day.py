@@ -119,3 +119,15 @@ def test_a_non_trading_date_is_an_error_naming_the_date():
         SimDay(date(2026, 11, 21))
     with pytest.raises(NotATradingDay, match="2026-06-03"):
         SimDay(date(2026, 6, 3))  # local elections: closed by the override table
+
+
+def test_lazy_day_gives_the_same_trades_before_and_after_build(sim):
+    lazy = SimDay(DAY, seed=7, symbols=40, eager=False)
+    assert not lazy.ready
+    before = lazy.trades("000660", until_us=sim.open_us + 3_600 * US)
+    bars_before = lazy.minute_bars("005930")
+    lazy.build()
+    assert lazy.ready and _columns(lazy) == _columns(sim)
+    after = sim.trades("000660", until_us=sim.open_us + 3_600 * US)
+    assert np.array_equal(before.cum, after.cum) and np.array_equal(before.px, after.px)
+    assert np.array_equal(bars_before.volume, sim.minute_bars("005930").volume)
