@@ -1,0 +1,137 @@
+"""Back-fill benchmark: broker calls against their lower bound, rate-limit utilization, and
+rate-limit errors with several worker processes sharing one limiter through Redis.
+
+    .venv/bin/python benchmarks/backfill.py [--symbols 100] [--rate 20] [--workers 4]
+
+Against `sim exchange` (a subprocess, KIS protocol, rate limit R a second per app key) on a past
+trading day, every symbol has lost the whole session (the worst day: 381 bar slots a symbol,
+120-bar pages, so the lower bound is 4 calls a symbol). The plan is split over W worker
+processes, and run twice in the same script:
+  - shared:   each worker's KisClient takes a slot from the Redis-shared SharedRateLimiter (R/s);
+  - baseline: each worker limits itself to R/s locally (what a per-process limiter gives you).
+Printed per run: calls, calls/s, utilization = calls/s / R, and the exchange's own count of
+EGW00201 rejections. The last line is a JSON object of the shared run's figures plus the
+baseline's rate-limit errors. Targets: calls == lower bound, utilization >= 0.9, 0 errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+
+DAY = date(2026, 11, 20)
+
+
+def worker(symbols: list[str], shared: bool, rate: int, workers: int, url: str, token_dir: str,
+           redis_url: str, go: mp.Event, results: mp.Queue) -> None:
+    from stock_pipelines.brokers.kis import KisClient, KisCredentials
+    from stock_pipelines.gaps.model import Gap, GapKind
+    from stock_pipelines.market import krx_calendar
+    from stock_pipelines.recovery.execute import execute_plan
+    from stock_pipelines.recovery.plan import build_plan
+    from stock_pipelines.redis_conn import redis_client
+    from stock_pipelines.resilience.rate_limit import LocalRateLimiter, SharedRateLimiter
+
+    session = krx_calendar().session(DAY)
+    gaps = [Gap(GapKind.DOWNTIME, "bench", session.open, session.close, tuple(symbols), "benchmark")]
+    plan = build_plan(gaps, DAY, today=DAY + timedelta(days=2), activity={})
+    if shared:
+        limiter = SharedRateLimiter(redis_client(redis_url), "bench", rate, expected_processes=workers)
+    else:
+        local = LocalRateLimiter(rate, 1.05)
+
+        class Local:
+            def acquire(self, timeout=None):
+                while True:
+                    granted, wait = local.try_acquire()
+                    if granted:
+                        return
+                    time.sleep(wait)
+
+        limiter = Local()
+    client = KisClient(url, KisCredentials("bench-key", "bench-secret"), limiter, Path(token_dir),
+                       today=lambda: session.close + timedelta(days=2))
+    client.tokens.get(client._issue_token)  # the token before the clock starts: not a data call
+    go.wait()
+    started = time.monotonic()
+    result = execute_plan(plan, client, DAY, workers=4)
+    results.put({"calls": client.calls, "planned": sum(w.calls for w in plan), "started": started,
+                 "ended": time.monotonic(), "unrecovered": len(result.unrecovered),
+                 "retries": dict(client.retries)})
+
+
+def run(mode_shared: bool, args, url: str, redis_url: str, token_dir: str) -> dict:
+    from stock_pipelines.sim.day import universe
+
+    codes = [code for code, _ in universe(args.symbols)]
+    chunks = [codes[i::args.workers] for i in range(args.workers)]
+    ctx = mp.get_context("spawn")
+    go, results = ctx.Event(), ctx.Queue()
+    before = httpx.get(f"{url}/admin/stats").json()["rate_limited"]
+    procs = [ctx.Process(target=worker, args=(c, mode_shared, args.rate, args.workers, url, token_dir, redis_url,
+                                              go, results)) for c in chunks]
+    for p in procs:
+        p.start()
+    time.sleep(8)  # imports and token warm-up in every worker before the common start
+    go.set()
+    outcomes = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    errors = httpx.get(f"{url}/admin/stats").json()["rate_limited"] - before
+    calls = sum(o["calls"] for o in outcomes)
+    elapsed = max(o["ended"] for o in outcomes) - min(o["started"] for o in outcomes)
+    return {
+        "calls": calls,
+        "planned": sum(o["planned"] for o in outcomes),
+        "lower_bound": 4 * args.symbols,
+        "elapsed_s": round(elapsed, 2),
+        "calls_per_s": round(calls / elapsed, 2),
+        "utilization": round(calls / elapsed / args.rate, 3),
+        "rate_limit_errors": errors,
+        "unrecovered_windows": sum(o["unrecovered"] for o in outcomes),
+        "retries": {k: sum(o["retries"].get(k, 0) for o in outcomes) for k in {k for o in outcomes for k in o["retries"]}},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--rate", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["STOCK_PIPELINES_DATA_DIR"] = tmp
+        os.environ.pop("REDIS_URL", None)
+        from stock_pipelines.redis_conn import embedded_redis_url, stop_embedded_redis
+        from stock_pipelines.sim.runner import run_exchange_process
+
+        redis_url = embedded_redis_url()
+        exchange_args = ["--date", DAY.isoformat(), "--symbols", str(args.symbols), "--rate-limit", str(args.rate),
+                         "--pin", "--start", "16:30"]
+        try:
+            with run_exchange_process(exchange_args) as url:
+                shared = run(True, args, str(url), redis_url, str(Path(tmp) / "tokens"))
+                print("shared limiter:  ", json.dumps(shared), flush=True)
+                baseline = run(False, args, str(url), redis_url, str(Path(tmp) / "tokens"))
+                print("per-process R/s: ", json.dumps(baseline), flush=True)
+        finally:
+            stop_embedded_redis()
+    figures = {**shared, "rate": args.rate, "workers": args.workers,
+               "baseline_rate_limit_errors": baseline["rate_limit_errors"],
+               "baseline_calls": baseline["calls"], "calls_vs_lower_bound": round(shared["calls"] / shared["lower_bound"], 3)}
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
