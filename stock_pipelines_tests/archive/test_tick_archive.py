@@ -1,0 +1,84 @@
+"""tick_archive: per-partition observations and the freshness check ("logs not written")."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, date, datetime
+
+import dagster as dg
+
+from stock_pipelines.defs.assets.tick_archive import FRESH_CHECK, evaluate_tick_archive
+
+from .conftest import DAY, seoul_us, session_trades, write_day
+
+NOW = datetime.fromtimestamp(seoul_us(10, 30) / 1e6, UTC)  # continuous trading on DAY
+
+
+def age_files(root, collector: str, seconds: float) -> None:
+    for path in (root / collector).rglob("*.jsonl"):
+        os.utime(path, (NOW.timestamp() - seconds, NOW.timestamp() - seconds))
+
+
+def events(result):
+    assert isinstance(result, dg.SensorResult)
+    observation, evaluation = result.asset_events
+    assert isinstance(observation, dg.AssetObservation) and isinstance(evaluation, dg.AssetCheckEvaluation)
+    assert observation.partition == evaluation.partition == DAY.isoformat()
+    assert evaluation.check_name == FRESH_CHECK
+    return {k: v.value for k, v in observation.metadata.items()}, evaluation
+
+
+def test_growing_files_are_observed_and_fresh(archive_env):
+    write_day(archive_env, "kis-1", session_trades("005930", 30, start=(10, 0)))
+    write_day(archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in session_trades("005930", 10, start=(10, 0))])
+    age_files(archive_env, "kis-1", 20)
+    age_files(archive_env, "kiwoom-1", 50)
+    metadata, evaluation = events(evaluate_tick_archive(NOW, None))
+    assert evaluation.passed
+    assert (metadata["files"], metadata["trade_lines"], metadata["collectors"]) == (2, 40, 2)
+    assert metadata["streams"]["kis-1/trades"]["lines"] == 30
+    assert metadata["streams"]["kis-1/trades"]["bytes"] > 0
+
+
+def test_a_silent_collector_fails_the_check_within_minutes(archive_env):
+    write_day(archive_env, "kis-1", session_trades("005930", 30, start=(10, 0)))
+    write_day(archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in session_trades("005930", 10, start=(10, 0))])
+    age_files(archive_env, "kis-1", 10)
+    age_files(archive_env, "kiwoom-1", 300)  # stopped 5 minutes ago
+    _, evaluation = events(evaluate_tick_archive(NOW, None))
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert "logs not written: kiwoom-1 (silent 300s)" in evaluation.description
+    assert evaluation.metadata["stale_collectors"].value == {"kiwoom-1": 300.0}
+
+
+def test_a_collector_that_wrote_yesterday_but_not_today_is_stale(archive_env):
+    write_day(archive_env, "kis-1", session_trades("005930", 5, start=(10, 0)))
+    age_files(archive_env, "kis-1", 5)
+    yesterday = date(2026, 11, 19)
+    write_day(archive_env, "kiwoom-1", [("kiwoom", "005930", seoul_us(11, 0, day=yesterday), 100, 1, 1)])
+    _, evaluation = events(evaluate_tick_archive(NOW, None))
+    assert not evaluation.passed and "kiwoom-1 (no file today)" in evaluation.description
+
+
+def test_outside_continuous_trading_nothing_is_stale(archive_env):
+    write_day(archive_env, "kis-1", session_trades("005930", 5, start=(10, 0)))
+    age_files(archive_env, "kis-1", 3 * 3600)
+    evening = datetime.fromtimestamp(seoul_us(15, 25) / 1e6, UTC)  # closing auction
+    _, evaluation = events(evaluate_tick_archive(evening, None))
+    assert evaluation.passed and "closing_auction" in evaluation.description
+
+
+def test_cursor_counts_only_appended_bytes(archive_env):
+    write_day(archive_env, "kis-1", session_trades("005930", 10, start=(10, 0)))
+    first = evaluate_tick_archive(NOW, None)
+    cursor = json.loads(first.cursor)
+    assert cursor["day"] == DAY.isoformat()
+    write_day(archive_env, "kis-1", session_trades("000660", 7, start=(10, 5)))
+    metadata, _ = events(evaluate_tick_archive(NOW, first.cursor))
+    assert metadata["trade_lines"] == 17
+
+
+def test_a_closed_day_is_skipped():
+    saturday = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
+    assert isinstance(evaluate_tick_archive(saturday, None), dg.SkipReason)
