@@ -218,6 +218,16 @@ def bars_from_trades(ts: np.ndarray, px: np.ndarray, qty: np.ndarray, cum: np.nd
     )
 
 
+def _release_free_memory() -> None:
+    """Hand freed heap back to the OS (glibc keeps a worker thread's arena otherwise)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class SimDay:
     """Every trade of one session for a universe, columnar, symbol-major, plus a time index.
 
@@ -258,17 +268,25 @@ class SimDay:
         with self._build_lock:
             if self._built.is_set():
                 return self
-            parts = [self._symbols.get(rank) or self._generate(rank) for rank in range(len(self.codes))]
+            parts: list[SymbolTrades | None] = [
+                self._symbols.get(rank) or self._generate(rank) for rank in range(len(self.codes))
+            ]
             self.prev_close = np.array([p.prev_close for p in parts], dtype=np.int64)
             sizes = np.array([len(p.ts) for p in parts], dtype=np.int64)
             self.offsets = np.concatenate(([0], np.cumsum(sizes)))
+            total = int(self.offsets[-1])
             index_type = np.int16 if len(self.codes) < 2**15 else np.int32
             self.sym = np.repeat(np.arange(len(self.codes), dtype=index_type), sizes)
-            self.ts = np.concatenate([p.ts for p in parts])
-            self.px = np.concatenate([p.px for p in parts]).astype(np.int32)  # < 2**31 won
-            self.qty = np.concatenate([p.qty for p in parts]).astype(np.int32)
-            self.cum = np.concatenate([p.cum for p in parts])
-            self.side = np.concatenate([p.side for p in parts])
+            self.ts = np.empty(total, np.int64)
+            self.px = np.empty(total, np.int32)  # < 2**31 won
+            self.qty = np.empty(total, np.int32)
+            self.cum = np.empty(total, np.int64)
+            self.side = np.empty(total, np.int8)
+            for rank in range(len(parts)):  # fill in place, freeing each part: a lower peak
+                part, lo, hi = parts[rank], self.offsets[rank], self.offsets[rank + 1]
+                self.ts[lo:hi], self.px[lo:hi], self.qty[lo:hi] = part.ts, part.px, part.qty
+                self.cum[lo:hi], self.side[lo:hi] = part.cum, part.side
+                parts[rank] = None
             del parts
             # Global time order; ties (same second) keep symbol order, then trade order. Seconds
             # since the open fit in 16 bits (a session is < 9 h): numpy's stable sort is then a radix sort.
@@ -278,7 +296,8 @@ class SimDay:
             self.ts_sorted = self.ts[self.time_order]
             self._built.set()
             self._symbols.clear()
-            return self
+        _release_free_memory()
+        return self
 
     def __len__(self) -> int:
         return len(self.build().ts)
