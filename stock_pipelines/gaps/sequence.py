@@ -45,11 +45,14 @@ def sequence_gap_frame(
     if session is None:
         return pl.DataFrame(schema=_schema())
     keys = ["collector", "symbol"] if per_collector else ["symbol"]
-    lf = ticks.lazy().select(*keys, "ts", "qty", "cum")
+    columns = [*keys, "ts", "qty", "cum"]
+    data = ticks.select(columns).collect() if isinstance(ticks, pl.LazyFrame) else ticks.select(columns)
     if not assume_sorted:
-        lf = lf.sort(*keys, "cum")
+        data = _in_cum_order(data, keys)
+    lf = data.lazy()
+    group_columns = [*keys[:-1], "_symbol_key" if "_symbol_key" in data.columns else "symbol"]
     same = pl.lit(True)
-    for column in keys:
+    for column in group_columns:
         same = same & (pl.col(column) == pl.col(column).shift(1))
     open_ = pl.lit(session.open).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     close = pl.lit(session.close).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
@@ -102,6 +105,27 @@ def sequence_gaps(
         Gap(GapKind.SEQUENCE, row_collector, start, end, (symbol,), _reason(prev_cum, qty, cum, missing))
         for row_collector, symbol, start, end, prev_cum, qty, cum, missing in frame.iter_rows()
     ]
+
+
+def _in_cum_order(data: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Rows ordered by ([collector,] symbol, cum), sorting only when they are not already.
+
+    Only the grouping and the cum order matter, so the symbol is keyed by the integer value of
+    its base-36 code: two integer keys check and sort several times faster than a string.
+    """
+    symbol_key = data.get_column("symbol").str.to_integer(base=36, dtype=pl.Int64, strict=False)
+    if symbol_key.null_count():
+        bad = data.filter(symbol_key.is_null()).get_column("symbol").unique().head(5).to_list()
+        raise ValueError(f"symbol values that are not 6-character KRX codes ([0-9A-Z]{{6}}): {bad!r}")
+    data = data.with_columns(_symbol_key=symbol_key)
+    order = [*keys[:-1], "_symbol_key", "cum"]
+    in_order = pl.col(order[-1]) >= pl.col(order[-1]).shift(1)
+    for column in reversed(order[:-1]):
+        previous = pl.col(column).shift(1)
+        in_order = (pl.col(column) > previous) | ((pl.col(column) == previous) & in_order)
+    if data.select(in_order.fill_null(True).all()).item():
+        return data
+    return data.sort(order)
 
 
 def _reason(prev_cum: int, qty: int, cum: int, missing: int) -> str:

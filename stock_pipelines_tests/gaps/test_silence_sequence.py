@@ -168,3 +168,9 @@ def test_summary_counts_overlapping_symbol_gaps_once_in_minutes():
     assert summary.rows() == [("archive", "sequence", 2, 10.0, 20.0)]
     table = gaps_frame(gaps)
     assert table.height == 2 and table.schema["start"] == pl.Datetime("us", "Asia/Seoul")
+
+
+def test_symbols_that_are_not_krx_codes_are_refused_not_grouped_wrongly():
+    frame = ticks([("005930", "09:00", 1, 1), ("bad!", "09:01", 1, 1)])
+    with pytest.raises(ValueError, match="not 6-character KRX codes"):
+        sequence_gaps(frame, THU)
