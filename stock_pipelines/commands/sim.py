@@ -117,6 +117,8 @@ def run_day(args: argparse.Namespace) -> int:
     day = _resolve_day(args.date)
     if args.corrupt < 0:
         raise UsageError(f"--corrupt must be >= 0, not {args.corrupt}")
+    if args.truth is not None and args.truth.resolve().is_relative_to(args.out.resolve()):
+        raise UsageError(f"--truth {args.truth} is inside the archive {args.out}: keep the ground truth outside it")
     try:
         outages = [Outage.parse(text, day) for text in args.outage]
         result = write_day_archive(

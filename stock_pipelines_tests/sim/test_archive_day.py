@@ -153,9 +153,11 @@ def test_same_seed_same_archive_byte_for_byte(tmp_path, capsys):
         (["--outage", "noon"], "is not HH:MM-HH:MM"),
         (["--corrupt", "-1"], "--corrupt must be >= 0"),
         (["--collector", "../evil"], "collector id"),
+        (["--truth", "TRUTH_IN_ARCHIVE"], "inside the archive"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
+    args = [str(tmp_path / "truth.parquet") if a == "TRUTH_IN_ARCHIVE" else a for a in args]
     assert main(["sim", "day", "--date", "2026-11-20", "--symbols", "2", "--out", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
