@@ -7,12 +7,17 @@ from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recove
 from stock_pipelines.defs.assets.tick_archive import tick_archive, tick_archive_fresh, tick_archive_sensor
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
+from stock_pipelines.defs.jobs.preflight import preflight_job
+from stock_pipelines.defs.jobs.recovery import end_of_day_job, recovery_job, resume_automation_job
 from stock_pipelines.defs.jobs.retention import archive_retention_job, archive_retention_schedule
+from stock_pipelines.defs.schedules import end_of_day_schedule, preflight_schedule
+from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor
+from stock_pipelines.defs.sensors.recovery_runs import recovery_failure_sensor, recovery_success_sensor
 
 defs = dg.Definitions(
     assets=[raw_ticks, tick_minute_bars, tick_archive, gap_report, recovered_minute_bars, minute_bars],
     asset_checks=[*raw_ticks_checks, tick_archive_fresh],
-    jobs=[archive_retention_job],
-    schedules=[archive_retention_schedule],
-    sensors=[tick_archive_sensor],
+    jobs=[archive_retention_job, recovery_job, end_of_day_job, preflight_job, resume_automation_job],
+    schedules=[archive_retention_schedule, preflight_schedule, end_of_day_schedule],
+    sensors=[tick_archive_sensor, collector_heartbeat_sensor, recovery_success_sensor, recovery_failure_sensor],
 )

@@ -16,7 +16,8 @@ from stock_pipelines.brokers.model import BAR_SCHEMA, BrokerAuthError
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.gaps.summary import gaps_frame, minutes_lost
 from stock_pipelines.heartbeat.store import HeartbeatStore
-from stock_pipelines.market import SEOUL, krx_calendar
+from stock_pipelines.market import krx_calendar
+from stock_pipelines.ops import clock
 from stock_pipelines.recovery.bars import empty_gaps_frame, final_bars, gaps_from_frame, tier1_bars
 from stock_pipelines.recovery.detect import collectors_of_day, detect_gaps, tier1_coverage
 from stock_pipelines.recovery.execute import execute_plan
@@ -26,6 +27,14 @@ from stock_pipelines.redis_conn import redis_client
 from stock_pipelines.settings import Settings
 
 MAX_LISTED = 25
+
+
+class GapReportConfig(dg.Config):
+    """Set by the heartbeat sensor: who asked and for which windows (informational: every gap of
+    the day is found again from the heartbeats and the archive, so nothing hangs on these)."""
+
+    requested_by: str = ""
+    requested_windows: list[str] = []
 
 
 def _day(context: dg.AssetExecutionContext) -> date:
@@ -52,7 +61,7 @@ def _store(context: dg.AssetExecutionContext) -> HeartbeatStore | None:
 
 
 def _now_if_today(day: date) -> datetime | None:
-    now = datetime.now(SEOUL)
+    now = clock.now()  # STOCK_PIPELINES_FAKE_NOW in tests; the real clock otherwise
     return now if now.date() == day else None
 
 
@@ -76,7 +85,7 @@ def _universe(day: date, ticks: pl.DataFrame) -> list[str]:
     description="Every gap of the day: collector downtime (heartbeats), silence (zombie collectors) and "
     "sequence gaps (cumulative-volume jumps), clipped to trading time.",
 )
-def gap_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def gap_report(context: dg.AssetExecutionContext, config: GapReportConfig) -> dg.MaterializeResult:
     day = _day(context)
     ticks = _read("raw_ticks", day, {"collector": pl.String, "symbol": pl.String})
     collectors = _collectors(context, day, ticks)
@@ -97,6 +106,8 @@ def gap_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "gaps_table": dg.MetadataValue.md(_markdown(listing) if listing.height else "no gaps"),
             "heartbeat_history_source": dg.MetadataValue.json(history),
             "collectors": len(collectors),
+            "requested_by": config.requested_by or "manual",
+            "requested_windows": dg.MetadataValue.json(list(config.requested_windows)),
         }
     )
 
@@ -118,7 +129,7 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
     activity = (
         dict(ticks.group_by("symbol").agg(pl.col("qty").sum()).iter_rows()) if ticks.height else {}
     )
-    today = datetime.now(SEOUL).date()
+    today = clock.now().date()
     plan = build_plan(gaps, day, today=today, activity=activity, covered=coverage)
     covered = tier1_bars(tick_bars, coverage)
     metadata: dict[str, object] = {
@@ -131,7 +142,7 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
     if plan:
         settings = BrokerSettings.from_env()
         client = redis_client()
-        source = build_source(settings, client, Settings.from_env().data_dir / ".tokens")
+        source = build_source(settings, client, Settings.from_env().data_dir / ".tokens", now=clock.now)
         gate = BreakerGate(breaker_for(settings.broker, client))
         step = max(1, len(plan) // 10)
 

@@ -1,0 +1,50 @@
+"""The pre-flight job: every check of `ops.preflight`, failing with the list of what is wrong
+(and an alert to the webhook)."""
+
+import dagster as dg
+
+from stock_pipelines.archive.config import ArchiveConfig
+from stock_pipelines.ops.alerts import Alerter
+from stock_pipelines.ops.governance import configured_broker
+from stock_pipelines.ops.preflight import run_preflight
+from stock_pipelines.redis_conn import redis_client
+from stock_pipelines.settings import Settings
+
+
+def _dagster_storage(instance: dg.DagsterInstance):
+    def probe() -> str:
+        instance.get_runs_count()  # reads the run storage: SQLite file or PostgreSQL
+        return f"{type(instance.run_storage).__name__} answers"
+
+    return probe
+
+
+@dg.op(description="Broker credentials and token, Redis, Dagster storage, archive writable, free disk, sources.")
+def preflight_checks(context: dg.OpExecutionContext) -> dict:
+    def ping():
+        return redis_client().ping()
+
+    report = run_preflight(
+        broker=configured_broker(),
+        archive_dir=ArchiveConfig.from_env().archive_dir,
+        token_dir=Settings.from_env().data_dir / ".tokens",
+        redis_ping=ping,
+        dagster_storage=_dagster_storage(context.instance),
+    )
+    for result in report.results:
+        (context.log.info if result.ok else context.log.error)(f"{result.name}: {result.detail}")
+    if not report.ok:
+        try:
+            client = redis_client()
+        except Exception:  # noqa: BLE001 - Redis itself may be what failed; alert without dedupe
+            client = None
+        Alerter(client).send("preflight_failed", report.describe(), dedupe_key=f"{context.run_id}")
+        raise dg.Failure(report.describe(), metadata={"report": dg.MetadataValue.json(report.to_json())})
+    context.add_output_metadata({"report": dg.MetadataValue.json(report.to_json())})
+    return report.to_json()
+
+
+@dg.job(description="Pre-flight: is everything the trading day needs in place? Fails with a clear list.",
+        tags={"stock_pipelines/run_kind": "preflight"})
+def preflight_job() -> None:
+    preflight_checks()

@@ -1,0 +1,58 @@
+"""Jobs the automation launches: recovery of one trading day (sensor-launched), the end-of-day
+pipeline, and `resume_automation_job` (the Dagster way to leave dormant mode)."""
+
+import dagster as dg
+
+from stock_pipelines.defs.assets.raw_ticks import raw_ticks
+from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
+from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
+from stock_pipelines.defs.partitions import trading_day_partitions
+from stock_pipelines.ops.governance import RecoveryGovernance
+from stock_pipelines.redis_conn import redis_client
+
+RUN_KIND_TAG = "stock_pipelines/run_kind"  # dagster_home/dagster.yaml: at most 1 recovery run at a time
+COLLECTOR_TAG = "stock_pipelines/collector"
+WINDOW_TAG = "stock_pipelines/window"
+ATTEMPT_TAG = "stock_pipelines/attempt"
+
+DAY_PIPELINE = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
+
+# The archive may have changed since the last materialization (the collector wrote up to its
+# death), so raw_ticks and tick_minute_bars are rebuilt first; each step is idempotent.
+recovery_job = dg.define_asset_job(
+    "recovery_job",
+    selection=dg.AssetSelection.assets(*DAY_PIPELINE),
+    partitions_def=trading_day_partitions,
+    tags={RUN_KIND_TAG: "recovery"},
+    description="Recover one trading day: raw_ticks -> tick_minute_bars -> gap_report -> recovered_minute_bars "
+    "-> minute_bars. Launched by collector_heartbeat_sensor with the gap windows in gap_report's config.",
+)
+
+end_of_day_job = dg.define_asset_job(
+    "end_of_day_job",
+    selection=dg.AssetSelection.assets(*DAY_PIPELINE),
+    partitions_def=trading_day_partitions,
+    tags={RUN_KIND_TAG: "end_of_day"},
+    description="The full pipeline for the day after the close, with every asset check.",
+)
+
+
+class ResumeConfig(dg.Config):
+    reason: str
+    by: str
+
+
+@dg.op(description="A person ends dormant mode: resets the broker breakers, then resumes automatic recovery.")
+def resume_automation(context: dg.OpExecutionContext, config: ResumeConfig) -> dict:
+    try:
+        result = RecoveryGovernance(redis_client()).resume(config.by, config.reason)
+    except ValueError as error:
+        raise dg.Failure(str(error)) from None
+    context.log.info(f"automatic recovery resumed by {config.by}: {config.reason}; breakers reset: "
+                     f"{result['breakers_reset'] or 'none'}")
+    return result
+
+
+@dg.job(description="Leave dormant mode (same as `stock-pipelines resume --reason ...`).")
+def resume_automation_job() -> None:
+    resume_automation()

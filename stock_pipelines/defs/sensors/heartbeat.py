@@ -1,0 +1,67 @@
+"""collector_heartbeat_sensor: notices a dead or restarted collector and launches the recovery.
+
+Thin: `ops.heartbeat_tick` gathers the inputs from Redis and `ops.heartbeat_rules` decides; this
+turns the decision into run requests. The cursor (JSON) holds the event-stream position, each
+collector's outage state and the windows waiting to launch, so a daemon restart misses nothing
+and handles nothing twice (run keys dedupe as well).
+"""
+
+import json
+
+import dagster as dg
+import redis
+
+from stock_pipelines.defs.jobs.preflight import preflight_job
+from stock_pipelines.defs.jobs.recovery import ATTEMPT_TAG, COLLECTOR_TAG, WINDOW_TAG, recovery_job
+from stock_pipelines.ops import clock
+from stock_pipelines.ops.heartbeat_rules import Launch
+from stock_pipelines.ops.heartbeat_tick import heartbeat_tick
+from stock_pipelines.redis_conn import redis_client
+
+SENSOR_NAME = "collector_heartbeat_sensor"
+INTERVAL_S = 10
+
+
+def run_request(launch: Launch) -> dg.RunRequest:
+    if launch.kind == "preflight":
+        return dg.RunRequest(run_key=launch.run_key, job_name=preflight_job.name,
+                             tags={COLLECTOR_TAG: launch.collector, "stock_pipelines/reason": launch.reason[:200]})
+    window = launch.window
+    assert window is not None
+    span = f"{window.start.isoformat()}/{window.end.isoformat()}"
+    return dg.RunRequest(
+        run_key=launch.run_key,
+        job_name=recovery_job.name,
+        partition_key=window.day.isoformat(),
+        run_config={"ops": {"gap_report": {"config": {"requested_by": f"{SENSOR_NAME}:{launch.collector}",
+                                                      "requested_windows": [span]}}}},
+        tags={COLLECTOR_TAG: window.collector, ATTEMPT_TAG: str(window.attempt),
+              WINDOW_TAG: json.dumps(window.to_json(), separators=(",", ":")),
+              "stock_pipelines/reason": launch.reason[:200]},
+    )
+
+
+@dg.sensor(
+    name=SENSOR_NAME,
+    jobs=[recovery_job, preflight_job],
+    minimum_interval_seconds=INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Collector heartbeats and restarts -> recovery runs for the lost trading time (and the "
+    "pre-flight before the open), governed by kill switches, breakers, backoff and dormant mode.",
+)
+def collector_heartbeat_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    try:
+        evaluation = heartbeat_tick(redis_client(), clock.now(), context.cursor)
+    except (redis.RedisError, OSError) as error:
+        # cursor untouched: the same events are read again once Redis answers
+        return dg.SensorResult(skip_reason=f"Redis unreachable ({type(error).__name__}): nothing evaluated")
+    for note in evaluation.notes:
+        context.log.info(note)
+    requests = [run_request(launch) for launch in evaluation.launches]
+    for launch in evaluation.launches:
+        context.log.info(f"launching {launch.run_key}: {launch.reason}")
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=evaluation.cursor,
+        skip_reason=None if requests else evaluation.skip_reason,
+    )

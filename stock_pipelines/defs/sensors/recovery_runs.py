@@ -1,0 +1,65 @@
+"""Run-status sensors for recovery runs: count each outcome in the governance state (Redis).
+
+A failure backs off and queues a retry of the same window with attempt + 1 (the heartbeat sensor
+launches it when due); ten failures in a row, or a PERMANENT_OPEN breaker, mean dormant mode. A
+success resets the count and records what the run recovered (shown by `stock-pipelines status`).
+"""
+
+import json
+
+import dagster as dg
+import redis
+
+from stock_pipelines.defs.jobs.recovery import WINDOW_TAG, recovery_job
+from stock_pipelines.ops.governance import RecoveryGovernance
+from stock_pipelines.ops.heartbeat_rules import Window
+from stock_pipelines.redis_conn import redis_client
+
+RECOVERED_KEYS = ("windows_recovered", "windows_unrecovered", "rest_bars", "tier1_bars", "calls", "stopped")
+
+
+def _window(run: dg.DagsterRun) -> Window | None:
+    raw = run.tags.get(WINDOW_TAG)
+    return Window.from_json(json.loads(raw)) if raw else None
+
+
+def _recovered(instance: dg.DagsterInstance, run_id: str) -> dict:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("recovered_minute_bars")), limit=5
+    ).records
+    for record in records:
+        if record.run_id == run_id and record.asset_materialization is not None:
+            meta = record.asset_materialization.metadata
+            return {k: meta[k].value for k in RECOVERED_KEYS if k in meta}
+    return {}
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[recovery_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+    description="A recovery run succeeded: reset the failure count, record what it recovered.",
+)
+def recovery_success_sensor(context: dg.RunStatusSensorContext):
+    run = context.dagster_run
+    detail = json.dumps(_recovered(context.instance, run.run_id), default=str)
+    try:
+        RecoveryGovernance(redis_client()).record_run(run.run_id, True, _window(run), detail)
+    except redis.RedisError as error:
+        raise Exception(f"could not record the recovery outcome in Redis: {type(error).__name__}") from None
+    return dg.SkipReason(f"recorded success of {run.run_id}: {detail}")
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[recovery_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+    description="A recovery run failed: back off (5 s doubling to 10 min, full jitter) and queue a retry; "
+    "ten in a row mean dormant mode.",
+)
+def recovery_failure_sensor(context: dg.RunFailureSensorContext):
+    run = context.dagster_run
+    message = context.failure_event.message or "run failed"
+    retry = RecoveryGovernance(redis_client()).record_run(run.run_id, False, _window(run), message)
+    context.log.info(f"recovery run {run.run_id} failed; retry: {retry.run_key if retry else 'none (dormant)'}")

@@ -1,0 +1,134 @@
+"""Governance of automatic recovery, in Redis (survives daemon restarts): the glue between the
+heartbeat sensor, the run-status sensor, `resume` and the resilience package.
+
+- `verdict()`: may an automatic run start (dormant mode, backoff after a failed recovery) and the
+  broker's breaker state. A PERMANENT_OPEN breaker puts the automation into dormant mode; entering
+  dormant mode and a PERMANENT_OPEN breaker are alerted once each.
+- `record_run(...)`: a recovery run ended. A failure backs off (5 s doubling to 10 min, full
+  jitter) and queues a retry of the same window with attempt + 1; ten in a row mean dormant mode.
+- `resume(by, reason)`: a person resets the broker breakers and ends dormant mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+import redis
+
+from stock_pipelines.market import SEOUL
+from stock_pipelines.ops.alerts import Alerter
+from stock_pipelines.ops.heartbeat_rules import Governance, Window
+from stock_pipelines.recovery.sources import breaker_for
+from stock_pipelines.redis_conn import key
+from stock_pipelines.resilience.breaker import CircuitBreaker, State
+from stock_pipelines.resilience.dormant import DormantGuard, DormantState
+from stock_pipelines.resilience.state_store import RedisStateStore
+
+BROKERS = ("kis", "kiwoom")
+HISTORY_KEPT = 50
+
+
+def configured_broker() -> str:
+    """`STOCK_PIPELINES_BROKER` (kis or kiwoom; default kis), as `recovery.sources` reads it."""
+    broker = os.environ.get("STOCK_PIPELINES_BROKER", "kis").strip().lower()
+    if broker not in BROKERS:
+        raise ValueError(f"STOCK_PIPELINES_BROKER={broker!r}: use kis or kiwoom")
+    return broker
+
+
+class RecoveryGovernance:
+    def __init__(
+        self, client: redis.Redis, broker: str | None = None, clock: Callable[[], float] = time.time,
+        alerter: Alerter | None = None,
+    ) -> None:
+        self.client, self.broker, self.clock = client, broker or configured_broker(), clock
+        self.guard = DormantGuard(RedisStateStore(client), clock)
+        self.alerter = alerter or Alerter(client)
+
+    def breaker(self, broker: str | None = None) -> CircuitBreaker:
+        b = breaker_for(broker or self.broker, self.client)
+        b.clock = self.clock
+        return b
+
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        return {name: self.breaker(name) for name in BROKERS}
+
+    # -- the sensor's question ---------------------------------------------------------------
+
+    def verdict(self) -> Governance:
+        states = {name: b.snapshot() for name, b in self.breakers().items()}
+        for name, snap in states.items():
+            if snap.state is State.PERMANENT_OPEN:
+                self.alerter.send("breaker_permanent_open", f"broker {name}: {snap.reason}",
+                                  dedupe_key=f"{name}:{snap.changed_at}")
+        was_dormant = self.guard.state().dormant
+        decision = self.guard.decide([(f"broker:{n}", s.state) for n, s in states.items()])
+        now_state = self.guard.state()
+        if now_state.dormant and not was_dormant:
+            self.alerter.send("dormant", f"automatic recovery stopped: {now_state.reason}. "
+                              "Run `stock-pipelines resume --reason ...` once fixed.",
+                              dedupe_key=f"{now_state.since}")
+        own = states[self.broker]
+        retry_at = self.breaker().retry_at() if own.state is State.OPEN else None
+        return Governance(
+            allowed=decision.allowed, reason=decision.reason, breaker_state=own.state.value,
+            breaker_retry_at=datetime.fromtimestamp(retry_at, SEOUL) if retry_at else None,
+        )
+
+    # -- the run-status sensor's report ------------------------------------------------------
+
+    def record_run(self, run_id: str, succeeded: bool, window: Window | None, detail: str = "") -> Window | None:
+        """Count the outcome; after a failure return (and queue) the retry, unless dormant."""
+        was_dormant = self.guard.state().dormant
+        state = self.guard.record_recovery(succeeded, detail)
+        self._remember(run_id, succeeded, window, detail)
+        if state.dormant and not was_dormant:
+            self.alerter.send("dormant", f"automatic recovery stopped: {state.reason}. "
+                              "Run `stock-pipelines resume --reason ...` once fixed.", dedupe_key=f"{state.since}")
+        if succeeded or window is None or state.dormant:
+            return None
+        not_before = datetime.fromtimestamp(state.next_attempt_at or self.clock(), SEOUL)
+        retry = replace(window, attempt=window.attempt + 1, not_before=not_before, why=f"retry after: {detail[:120]}")
+        self.client.hset(key("recovery", "retries"), retry.run_key, json.dumps(retry.to_json()))
+        return retry
+
+    def due_retries(self) -> list[Window]:
+        """Queued retries (the sensor dedupes them by run key and honours `not_before`)."""
+        raw = self.client.hgetall(key("recovery", "retries"))
+        return sorted((Window.from_json(json.loads(v)) for v in raw.values()), key=lambda w: w.run_key)
+
+    def forget_retries(self, run_keys: list[str]) -> None:
+        if run_keys:
+            self.client.hdel(key("recovery", "retries"), *run_keys)
+
+    def _remember(self, run_id: str, succeeded: bool, window: Window | None, detail: str) -> None:
+        entry = {"run_id": run_id, "succeeded": succeeded, "at": self.clock(), "detail": detail[:500],
+                 "window": window.to_json() if window else None}
+        pipe = self.client.pipeline()
+        pipe.lpush(key("recovery", "history"), json.dumps(entry))
+        pipe.ltrim(key("recovery", "history"), 0, HISTORY_KEPT - 1)
+        pipe.execute()
+
+    def history(self, limit: int = 10) -> list[dict]:
+        return [json.loads(e) for e in self.client.lrange(key("recovery", "history"), 0, limit - 1)]
+
+    # -- people ------------------------------------------------------------------------------
+
+    def resume(self, by: str, reason: str) -> dict:
+        """Reset every non-CLOSED breaker and end dormant mode; queued retries are dropped (the
+        sensor finds what is still missing again)."""
+        reset = {}
+        for name, breaker in self.breakers().items():
+            if breaker.state is not State.CLOSED:
+                reset[name] = breaker.reset(by, reason).state.value
+        state = self.guard.resume(by, reason)
+        self.client.delete(key("recovery", "retries"))
+        return {"breakers_reset": reset, "dormant": state.dormant, "resumed_by": by, "reason": reason}
+
+    def dormant_state(self) -> DormantState:
+        return self.guard.state()

@@ -1,0 +1,327 @@
+"""What `collector_heartbeat_sensor` decides at one evaluation: pure logic, a fixed clock in tests.
+
+Inputs: now, each collector's latest beat, the lifecycle events since the cursor (restarts with
+the last activity before them), the kill switches, the governance verdict (dormant / backoff /
+breaker) and due retries. Output: runs to launch, the new cursor, and why nothing was launched.
+
+Rules (issue 6):
+- A collector is *down* once its last beat is older than `stale_intervals` heartbeat intervals,
+  or when a restart shows a hole (UP after the last activity before it). Only trading time is
+  lost time (`KrxCalendar.trading_windows`): an outage at night or on a holiday costs nothing.
+- While it is down during the session, the closed part [last recovered point, now) is launched at
+  once, then again every `partial_every` (so every closed minute is recovered within 5 minutes,
+  from today's minute-bar endpoint); the rest goes when the collector is back.
+- Windows wait in the cursor's `pending` list and launch only in trading time, with automatic
+  recovery on, the governance allowing it and the breaker not OPEN. Nothing is dropped: windows
+  found at night, while switched off or dormant, launch at the next chance (run keys dedupe).
+- In the pre-open window (08:30-09:00) a restart or a stale collector only asks for a pre-flight.
+- Run keys: ``recovery:<collector>:<YYYYMMDD>:<HHMMSS>-<HHMMSS>:a<attempt>``; the same window and
+  attempt always give the same key (Dagster drops a repeated key), a retry is attempt + 1.
+- More than `burst` new windows at once (10 collectors killed together) are spread over
+  `spread_s` with a deterministic jitter, and at most `max_launches` go out per evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+
+from stock_pipelines.market import SEOUL, KrxCalendar, krx_calendar
+from stock_pipelines.market.calendar import Phase
+
+CURSOR_VERSION = 1
+LAUNCHED_KEPT = 500  # run keys remembered, so a retry handed over twice launches once
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    stale_intervals: float = 3.0  # beats missed before a collector counts as down
+    partial_every: timedelta = timedelta(minutes=4)  # recover the closed part this often (< 5 min)
+    burst: int = 2  # new windows launched without jitter in one evaluation
+    spread_s: float = 30.0  # beyond the burst, launches are spread over this many seconds
+    max_launches: int = 4  # run requests per evaluation at most
+    forget_after: timedelta = timedelta(days=4)  # a collector silent longer was retired, not lost
+
+
+@dataclass(frozen=True)
+class Beat:
+    """A collector's latest heartbeat (`HeartbeatStore.latest`)."""
+
+    collector: str
+    at: datetime
+    interval_s: float = 5.0
+    status: str = "ok"
+
+
+@dataclass(frozen=True)
+class Restart:
+    """An UP event, with the end of the collector's last activity before it (None: unknown)."""
+
+    event_id: str
+    collector: str
+    at: datetime
+    previous_activity: datetime | None
+
+
+@dataclass(frozen=True)
+class Switches:
+    monitoring: bool = True
+    auto_recovery: bool = True
+    preflight: bool = True
+    detail: str = ""  # which source turned a switch off, for the skip reason
+
+
+@dataclass(frozen=True)
+class Governance:
+    allowed: bool = True  # DormantGuard.decide()
+    reason: str = "ok"
+    breaker_state: str = "CLOSED"
+    breaker_retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Window:
+    collector: str
+    day: date
+    start: datetime
+    end: datetime
+    attempt: int = 1
+    not_before: datetime | None = None
+    why: str = ""
+
+    @property
+    def run_key(self) -> str:
+        start, end = self.start.astimezone(SEOUL), self.end.astimezone(SEOUL)
+        return f"recovery:{self.collector}:{self.day:%Y%m%d}:{start:%H%M%S}-{end:%H%M%S}:a{self.attempt}"
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["day"] = self.day.isoformat()
+        for name in ("start", "end", "not_before"):
+            value = data[name]
+            data[name] = None if value is None else value.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> Window:
+        parse = lambda v: None if v is None else datetime.fromisoformat(v)  # noqa: E731
+        return cls(collector=data["collector"], day=date.fromisoformat(data["day"]), start=parse(data["start"]),
+                   end=parse(data["end"]), attempt=int(data.get("attempt", 1)),
+                   not_before=parse(data.get("not_before")), why=data.get("why", ""))
+
+
+@dataclass(frozen=True)
+class Launch:
+    kind: str  # "recovery" | "preflight"
+    run_key: str
+    collector: str
+    reason: str
+    window: Window | None = None
+
+
+@dataclass
+class Evaluation:
+    launches: list[Launch]
+    cursor: str
+    skip_reason: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CollectorState:
+    down_since: str | None = None  # ISO; the last activity before the outage
+    recovered_until: str | None = None  # ISO; windows up to here were handed over
+    last_beat: str | None = None
+
+
+@dataclass
+class CursorState:
+    stream: str = "0-0"
+    collectors: dict[str, CollectorState] = field(default_factory=dict)
+    pending: list[Window] = field(default_factory=list)
+    launched: list[str] = field(default_factory=list)
+
+    def dumps(self) -> str:
+        return json.dumps({
+            "v": CURSOR_VERSION, "stream": self.stream,
+            "collectors": {name: asdict(state) for name, state in sorted(self.collectors.items())},
+            "pending": [w.to_json() for w in self.pending],
+            "launched": self.launched[-LAUNCHED_KEPT:],
+        }, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def loads(cls, text: str | None) -> CursorState:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        if data.get("v") != CURSOR_VERSION:
+            raise ValueError(f"heartbeat sensor cursor version {data.get('v')!r} is not {CURSOR_VERSION}")
+        return cls(
+            stream=data["stream"],
+            collectors={name: CollectorState(**state) for name, state in data["collectors"].items()},
+            pending=[Window.from_json(w) for w in data["pending"]],
+            launched=list(data["launched"]),
+        )
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(SEOUL).isoformat()
+
+
+def _dt(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _jitter(run_key: str, spread_s: float) -> float:
+    """Deterministic in [0, spread_s): the same window gets the same delay at every evaluation."""
+    digest = hashlib.sha256(run_key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * spread_s
+
+
+def lost_windows(
+    collector: str, start: datetime, end: datetime, why: str, calendar: KrxCalendar
+) -> list[Window]:
+    """[start, end) clipped to trading time, one window per trading day."""
+    return [
+        Window(collector, piece_start.astimezone(SEOUL).date(), piece_start.astimezone(SEOUL),
+               piece_end.astimezone(SEOUL), why=why)
+        for piece_start, piece_end in calendar.trading_windows(start, end)
+        if piece_end > piece_start
+    ]
+
+
+def evaluate(
+    now: datetime,
+    beats: list[Beat],
+    restarts: list[Restart],
+    stream_cursor: str,
+    switches: Switches,
+    governance: Governance,
+    cursor: str | None,
+    retries: list[Window] = (),
+    config: RulesConfig = RulesConfig(),
+    calendar: KrxCalendar | None = None,
+) -> Evaluation:
+    """One evaluation. `stream_cursor` is the event-stream id after `restarts` (the new position)."""
+    calendar = calendar or krx_calendar()
+    now = now.astimezone(SEOUL)
+    state = CursorState.loads(cursor)
+    if not switches.monitoring:
+        # The cursor stays put: the events are read again once monitoring is back on.
+        return Evaluation([], state.dumps(), f"heartbeat monitoring is off ({switches.detail or 'kill switch'}): "
+                                              "nothing read, nothing launched")
+    phase = calendar.phase(now)
+    notes: list[str] = []
+    preflights: list[Launch] = []
+    new_windows: list[Window] = []
+
+    def want_preflight(collector: str, at: datetime, what: str) -> None:
+        if switches.preflight:
+            preflights.append(Launch("preflight", f"preflight:{collector}:{what}:{at.astimezone(SEOUL):%Y%m%dT%H%M%S}",
+                                     collector, f"{collector} {what} in the pre-open window"))
+        else:
+            notes.append(f"pre-flight for {collector} skipped: pre-flight is switched off")
+
+    # 1. restarts: the hole between the last activity and the new start
+    for restart in restarts:
+        own = state.collectors.setdefault(restart.collector, CollectorState())
+        known_end = _dt(own.recovered_until) or _dt(own.down_since)
+        start = restart.previous_activity
+        if known_end is not None and (start is None or known_end > start):
+            start = known_end  # the part before was handed over while it was down
+        if start is not None and restart.at > start:
+            windows = lost_windows(restart.collector, start, restart.at, "restart after downtime", calendar)
+            new_windows += windows
+            if not windows:
+                notes.append(f"{restart.collector} restarted; no trading time lost")
+        if calendar.phase(restart.at) is Phase.PRE_OPEN:
+            want_preflight(restart.collector, restart.at, "restart")
+        own.down_since, own.recovered_until = None, None
+        own.last_beat = _iso(max(restart.at, _dt(own.last_beat) or restart.at))
+
+    # 2. latest beats: going stale, partial recovery while down, coming back without an UP
+    for beat in beats:
+        if now - beat.at > config.forget_after:
+            state.collectors.pop(beat.collector, None)
+            continue
+        own = state.collectors.setdefault(beat.collector, CollectorState())
+        stale_after = timedelta(seconds=beat.interval_s * config.stale_intervals)
+        down_since = _dt(own.down_since)
+        if now - beat.at > stale_after:
+            if down_since is None or beat.at > down_since:
+                down_since = beat.at
+                own.down_since, own.recovered_until = _iso(beat.at), _iso(beat.at)
+                notes.append(f"{beat.collector} stale since {beat.at.astimezone(SEOUL):%H:%M:%S}")
+                if phase is Phase.PRE_OPEN:
+                    want_preflight(beat.collector, beat.at, "stale")
+            recovered = _dt(own.recovered_until) or down_since
+            first = recovered == down_since
+            if phase in (Phase.CONTINUOUS, Phase.CLOSING_AUCTION) and (first or now - recovered >= config.partial_every):
+                windows = lost_windows(beat.collector, recovered, now, "closed part of an ongoing outage", calendar)
+                if windows:
+                    new_windows += windows
+                    own.recovered_until = _iso(now)
+        elif down_since is not None:
+            # beating again, with no UP event seen (a Redis blip, a frozen process): the rest
+            start = _dt(own.recovered_until) or down_since
+            new_windows += lost_windows(beat.collector, start, beat.at, "collector back", calendar)
+            own.down_since, own.recovered_until = None, None
+        own.last_beat = _iso(beat.at)
+
+    # 3. queue: new windows (jitter beyond the burst) and due retries, deduplicated by run key
+    queued = {w.run_key for w in state.pending} | set(state.launched)
+    for index, window in enumerate(sorted(new_windows, key=lambda w: w.run_key)):
+        if window.run_key in queued:
+            continue
+        delay = 0.0 if index < config.burst else _jitter(window.run_key, config.spread_s)
+        state.pending.append(Window(**{**window.__dict__, "not_before": now + timedelta(seconds=delay)}))
+        queued.add(window.run_key)
+    for retry in retries:
+        if retry.run_key not in queued:
+            state.pending.append(retry)
+            queued.add(retry.run_key)
+    state.stream = stream_cursor
+
+    # 4. launch what may go now
+    launches: list[Launch] = list(preflights)
+    hold = _hold_reason(phase, switches, governance, now)
+    if state.pending and hold is None:
+        due = [w for w in state.pending if w.not_before is None or w.not_before <= now]
+        due.sort(key=lambda w: (w.not_before or now, w.run_key))
+        if governance.breaker_state == "HALF_OPEN":
+            due = due[:1]  # the breaker allows one trial call: one run makes it
+        for window in due[: config.max_launches]:
+            launches.append(Launch("recovery", window.run_key, window.collector,
+                                   f"{window.why}: {window.start:%H:%M:%S}-{window.end:%H:%M:%S} on {window.day}",
+                                   window))
+            state.launched.append(window.run_key)
+            state.pending.remove(window)
+        waiting = len(state.pending)
+        if waiting:
+            notes.append(f"{waiting} window(s) waiting (jitter or per-evaluation limit)")
+    state.launched = state.launched[-LAUNCHED_KEPT:]
+
+    skip = None
+    if not launches:
+        if state.pending and hold is not None:
+            skip = f"{hold}: {len(state.pending)} recovery window(s) held"
+        else:
+            skip = "; ".join(notes) or "all collectors healthy"
+    return Evaluation(launches, state.dumps(), skip, notes)
+
+
+def _hold_reason(phase: Phase, switches: Switches, governance: Governance, now: datetime) -> str | None:
+    if phase not in (Phase.CONTINUOUS, Phase.CLOSING_AUCTION):
+        return f"outside trading time ({phase.value} at {now:%Y-%m-%d %H:%M:%S} KST)"
+    if not switches.auto_recovery:
+        return f"automatic recovery is off ({switches.detail or 'kill switch'})"
+    if not governance.allowed:
+        return governance.reason
+    if governance.breaker_state == "OPEN":
+        until = f" until {governance.breaker_retry_at:%H:%M:%S}" if governance.breaker_retry_at else ""
+        return f"circuit breaker OPEN{until}"
+    if governance.breaker_state == "PERMANENT_OPEN":
+        return "circuit breaker PERMANENT_OPEN: a person must reset it"
+    return None

@@ -1,0 +1,79 @@
+"""One evaluation of the heartbeat sensor against Redis: gather the inputs, call the rules.
+
+Reads the kill switches (every time, never cached), the collectors' latest beats, the lifecycle
+events after the cursor's stream position (a restart's previous activity comes from the
+up-intervals the heartbeat store keeps per day), the governance verdict and queued retries.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import redis
+
+from stock_pipelines.heartbeat.model import LifecycleEvent
+from stock_pipelines.heartbeat.store import HeartbeatStore
+from stock_pipelines.market import SEOUL
+from stock_pipelines.ops.governance import RecoveryGovernance
+from stock_pipelines.ops.heartbeat_rules import (
+    Beat,
+    CursorState,
+    Evaluation,
+    Restart,
+    RulesConfig,
+    Switches,
+    Governance,
+    evaluate,
+)
+from stock_pipelines.resilience.flags import AUTO_RECOVERY, HEARTBEAT_MONITORING, PREFLIGHT, FeatureFlags
+
+LOOKBACK_DAYS = 5  # how far back a restart looks for the collector's last activity (a long weekend)
+
+
+def read_switches(flags: FeatureFlags) -> Switches:
+    states = {name: flags.state(name) for name in (HEARTBEAT_MONITORING, AUTO_RECOVERY, PREFLIGHT)}
+    off = [f"{s.name} off via {s.source}" for s in states.values() if not s.enabled]
+    return Switches(
+        monitoring=states[HEARTBEAT_MONITORING].enabled, auto_recovery=states[AUTO_RECOVERY].enabled,
+        preflight=states[PREFLIGHT].enabled, detail="; ".join(off),
+    )
+
+
+def previous_activity(store: HeartbeatStore, collector: str, at: datetime) -> datetime | None:
+    """The end of the last up-interval that began before `at` (the new process's start)."""
+    local = at.astimezone(SEOUL)
+    for back in range(LOOKBACK_DAYS + 1):
+        day = (local - timedelta(days=back)).date()
+        earlier = [iv for iv in store.up_intervals(collector, day) if iv.start < at]
+        if earlier:
+            return min(max(iv.end for iv in earlier), at)
+    return None
+
+
+def heartbeat_tick(
+    client: redis.Redis, now: datetime, cursor: str | None, config: RulesConfig = RulesConfig(),
+    governance: RecoveryGovernance | None = None,
+) -> Evaluation:
+    switches = read_switches(FeatureFlags(client))
+    previous = CursorState.loads(cursor)
+    if not switches.monitoring:
+        return evaluate(now, [], [], previous.stream, switches, Governance(), cursor, config=config)
+    store = HeartbeatStore(client, clock=lambda: now)
+    events, stream = store.read_events(after=previous.stream)
+    restarts = [
+        Restart(e.id, e.collector, e.at, previous_activity(store, e.collector, e.at))
+        for e in events if e.event is LifecycleEvent.UP
+    ]
+    beats = []
+    for name in store.collectors():
+        latest = store.latest(name)
+        if latest is not None:
+            beats.append(Beat(name, latest.at, latest.interval_s, latest.status.value))
+    governance = governance or RecoveryGovernance(client)
+    verdict = governance.verdict()
+    retries = governance.due_retries()
+    # retries launched by an earlier, committed evaluation are done with
+    governance.forget_retries([w.run_key for w in retries if w.run_key in previous.launched])
+    retries = [w for w in retries if w.run_key not in previous.launched]
+    return evaluate(now, beats, restarts, stream, switches, verdict, cursor, retries=retries, config=config)
+

@@ -1,0 +1,137 @@
+"""Pre-flight checks before the session (08:30 on trading days): is everything the day needs there?
+
+Broker credentials and a token, Redis, Dagster storage (the caller passes a probe, keeping this
+module free of Dagster), archive path writable, free disk, each configured source reachable.
+Every check runs (one failure does not hide the next); the report lists what is wrong.
+Secrets are checked for presence only and never appear in a detail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ENV_MIN_FREE_GB = "STOCK_PIPELINES_MIN_FREE_GB"
+DEFAULT_MIN_FREE_GB = 1.0
+CREDENTIAL_VARS = {"kis": ("KIS_APP_KEY", "KIS_APP_SECRET"), "kiwoom": ("KIWOOM_APP_KEY", "KIWOOM_SECRET_KEY")}
+URL_VARS = {"kis": "KIS_BASE_URL", "kiwoom": "KIWOOM_BASE_URL"}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class PreflightReport:
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.ok]
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"all {len(self.results)} pre-flight checks passed"
+        return "pre-flight failed: " + "; ".join(f"{r.name}: {r.detail}" for r in self.failures)
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "checks": [r.__dict__ for r in self.results]}
+
+
+def _run(name: str, probe: Callable[[], str]) -> CheckResult:
+    try:
+        return CheckResult(name, True, probe())
+    except Exception as error:  # noqa: BLE001 - every failure is a finding, reported by class and message
+        return CheckResult(name, False, f"{type(error).__name__}: {error}")
+
+
+def check_credentials(broker: str, environ=os.environ) -> str:
+    missing = [var for var in CREDENTIAL_VARS[broker] if not environ.get(var)]
+    if missing:
+        raise PermissionError(f"missing {', '.join(missing)}")
+    return "present"
+
+
+def check_token(broker: str, token_dir: Path) -> str:
+    """Issue (or reuse the cached) token: proves the credentials are accepted today."""
+    from stock_pipelines.recovery.sources import BrokerSettings, build_source
+    from stock_pipelines.redis_conn import redis_client
+
+    settings = BrokerSettings.from_env()
+    source = build_source(settings, redis_client(), token_dir)
+    issue = source._issue_token  # the client's own token call, through its cache
+    token = source.tokens.get(issue)
+    return f"token valid for {max(0, token.expires_at - time.time()) / 3600:.1f} h"
+
+
+def check_redis(ping: Callable[[], object]) -> str:
+    if not ping():
+        raise ConnectionError("no PONG")
+    return "answers"
+
+
+def check_writable(path: Path) -> str:
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix=".preflight-", delete=True) as handle:
+        handle.write(b"ok")
+        handle.flush()
+    return f"{path} writable"
+
+
+def check_free_disk(path: Path, min_free_gb: float) -> str:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    free_gb = shutil.disk_usage(probe).free / 1e9
+    if free_gb < min_free_gb:
+        raise OSError(f"{free_gb:.2f} GB free under {path}, need {min_free_gb:g} GB")
+    return f"{free_gb:.1f} GB free"
+
+
+def check_reachable(url: str, timeout: float = 5.0) -> str:
+    response = httpx.get(url, timeout=timeout)
+    if response.status_code >= 500:
+        raise ConnectionError(f"HTTP {response.status_code}")
+    return f"HTTP {response.status_code}"
+
+
+def run_preflight(
+    *,
+    broker: str,
+    archive_dir: Path,
+    token_dir: Path,
+    redis_ping: Callable[[], object],
+    dagster_storage: Callable[[], str] | None = None,
+    environ=os.environ,
+) -> PreflightReport:
+    report = PreflightReport()
+    report.results.append(_run(f"{broker} credentials", lambda: check_credentials(broker, environ)))
+    report.results.append(_run("redis", lambda: check_redis(redis_ping)))
+    if dagster_storage is not None:
+        report.results.append(_run("dagster storage", dagster_storage))
+    report.results.append(_run("archive writable", lambda: check_writable(archive_dir)))
+    min_free = float(environ.get(ENV_MIN_FREE_GB, DEFAULT_MIN_FREE_GB))
+    report.results.append(_run("free disk", lambda: check_free_disk(archive_dir, min_free)))
+    for name, var in URL_VARS.items():
+        url = environ.get(var, "")
+        if url:
+            report.results.append(_run(f"{name} reachable", lambda url=url: check_reachable(url)))
+        elif name == broker:
+            report.results.append(CheckResult(f"{name} reachable", False, f"{var} is not set"))
+    if report.results[0].ok and environ.get(URL_VARS[broker]):
+        report.results.append(_run(f"{broker} token", lambda: check_token(broker, token_dir)))
+    return report
