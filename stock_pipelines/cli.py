@@ -11,6 +11,7 @@ from stock_pipelines.commands import UsageError
 # Each module adds one subcommand; heavy imports happen inside the command, not here.
 COMMAND_MODULES = [
     "stock_pipelines.commands.calendar",
+    "stock_pipelines.commands.collector",
     "stock_pipelines.commands.demo",
     "stock_pipelines.commands.sim",
 ]

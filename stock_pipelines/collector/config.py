@@ -1,0 +1,156 @@
+"""Collector settings from the environment and the command line (secrets only from the environment).
+
+Feeds (docs/collector.md, "Settings"):
+- primary KIS: KIS_BASE_URL (REST, for the approval key), KIS_WS_URL (default: derived from
+  KIS_BASE_URL as the simulator serves it), KIS_APP_KEY / KIS_APP_SECRET, and more app keys for
+  sharding as KIS_APP_KEY_2 / KIS_APP_SECRET_2, KIS_APP_KEY_3 / ... (contiguous);
+- secondary (failover): KIS_SECONDARY_APP_KEY / KIS_SECONDARY_APP_SECRET, optional
+  KIS_SECONDARY_BASE_URL / KIS_SECONDARY_WS_URL (default: the primary's endpoints).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stock_pipelines.archive.record import is_valid_symbol
+
+WS_PATH = "/tryitout/H0STCNT0"  # the simulator's (and KIS's test) path; a real KIS_WS_URL is set explicitly
+DEFAULT_MAX_SUBSCRIPTIONS = 40  # KIS allows about 41 registrations a session (DESIGN.md); keep one spare
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed: one line naming the setting."""
+
+
+@dataclass(frozen=True)
+class AppKey:
+    app_key: str
+    app_secret: str = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """Safe to log: never the key itself."""
+        return f"...{self.app_key[-4:]}" if len(self.app_key) > 8 else "app key"
+
+
+@dataclass(frozen=True)
+class FeedSource:
+    name: str  # "primary" | "secondary"
+    broker: str  # "kis"
+    base_url: str
+    ws_url: str
+    keys: tuple[AppKey, ...]
+
+
+def ws_url_from_base(base_url: str) -> str:
+    scheme, rest = base_url.rstrip("/").split("://", 1)
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}{WS_PATH}"
+
+
+def sources_from_env(env: dict[str, str] | os._Environ[str] | None = None) -> tuple[list[FeedSource], list[str]]:
+    """(configured sources, one problem line per missing or bad setting)."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    base = env.get("KIS_BASE_URL", "").strip()
+    if not base:
+        problems.append("KIS_BASE_URL is not set: the KIS REST endpoint (approval key) is unknown")
+    elif "://" not in base:
+        problems.append(f"KIS_BASE_URL={base!r} is not a URL (expected http(s)://host[:port])")
+        base = ""
+    ws = env.get("KIS_WS_URL", "").strip() or (ws_url_from_base(base) if base else "")
+    keys: list[AppKey] = []
+    first = _key(env, "KIS_APP_KEY", "KIS_APP_SECRET", problems, required=True)
+    if first:
+        keys.append(first)
+        n = 2
+        while (extra := _key(env, f"KIS_APP_KEY_{n}", f"KIS_APP_SECRET_{n}", problems, required=False)) is not None:
+            keys.append(extra)
+            n += 1
+    sources = []
+    if base and keys:
+        sources.append(FeedSource("primary", "kis", base, ws, tuple(keys)))
+    secondary = _key(env, "KIS_SECONDARY_APP_KEY", "KIS_SECONDARY_APP_SECRET", problems, required=False)
+    if secondary is not None and sources:
+        base2 = env.get("KIS_SECONDARY_BASE_URL", "").strip() or base
+        ws2 = env.get("KIS_SECONDARY_WS_URL", "").strip() or (
+            ws_url_from_base(base2) if env.get("KIS_SECONDARY_BASE_URL") else ws)
+        sources.append(FeedSource("secondary", "kis", base2, ws2, (secondary,)))
+    return sources, problems
+
+
+def _key(env, key_var: str, secret_var: str, problems: list[str], required: bool) -> AppKey | None:
+    key, secret = env.get(key_var, "").strip(), env.get(secret_var, "").strip()
+    if key and secret:
+        return AppKey(key, secret)
+    if key or secret or required:
+        missing = [name for name, value in ((key_var, key), (secret_var, secret)) if not value]
+        problems.append(f"{' and '.join(missing)} not set in the environment")
+    return None
+
+
+def parse_symbols(text: str) -> list[str]:
+    """`--symbols FILE|LIST`: a file of codes (one a line or comma separated, # comments) or a
+    comma-separated list. Order kept, duplicates removed; a bad code raises ConfigError naming it."""
+    path = Path(text)
+    if path.is_file():
+        raw = " ".join(line.split("#", 1)[0] for line in path.read_text(encoding="utf-8").splitlines())
+    elif "," in text or is_valid_symbol(text.strip()):
+        raw = text
+    else:
+        raise ConfigError(f"--symbols {text!r}: no such file, and not a comma-separated list of 6-character codes")
+    codes = [c.strip().upper() for c in raw.replace(",", " ").split() if c.strip()]
+    bad = [c for c in codes if not is_valid_symbol(c)]
+    if bad:
+        raise ConfigError(f"--symbols: not KRX short codes ([0-9A-Z]{{6}}): {', '.join(bad[:5])}")
+    if not codes:
+        raise ConfigError("--symbols: no symbols given")
+    return list(dict.fromkeys(codes))
+
+
+def shard(symbols: list[str], per_session: int = DEFAULT_MAX_SUBSCRIPTIONS) -> list[tuple[str, ...]]:
+    """Split symbols into the fewest sessions of at most `per_session`, sizes as even as possible."""
+    if per_session < 1:
+        raise ConfigError(f"subscriptions per session must be >= 1, not {per_session}")
+    count = max(1, math.ceil(len(symbols) / per_session))
+    size = math.ceil(len(symbols) / count)
+    return [tuple(symbols[i:i + size]) for i in range(0, len(symbols), size)]
+
+
+@dataclass(frozen=True)
+class CollectorSettings:
+    """Tunables (environment STOCK_PIPELINES_COLLECTOR_*; tests pass them directly)."""
+
+    max_subscriptions: int = DEFAULT_MAX_SUBSCRIPTIONS
+    sessions_per_key: int | None = None  # real KIS: one session per app key; the simulator has no limit
+    heartbeat_wall_s: float = 5.0
+    stall_minutes: float = 5.0  # exchange minutes of silence in continuous trading
+    prime_minutes: float = 5.0  # connect this long before the open (08:55)
+    linger_minutes: float = 5.0  # stay connected this long after the close (the closing print)
+    backoff_base_s: float = 1.0  # wall seconds
+    backoff_cap_s: float = 60.0
+    failover_after: int = 3  # consecutive failures of the active primary before switching
+    failback_probe_s: float = 60.0  # wall seconds between probes of the primary while on the secondary
+    probe_hold_s: float = 2.0
+    flush_interval_s: float = 0.2  # wall seconds: what a SIGKILL can lose
+    fsync_interval_s: float = 1.0
+    connect_timeout_s: float = 10.0
+
+    @classmethod
+    def from_env(cls, env=None) -> CollectorSettings:
+        env = os.environ if env is None else env
+        values = {}
+        for name, kind in (("max_subscriptions", int), ("sessions_per_key", int), ("heartbeat_wall_s", float),
+                           ("stall_minutes", float), ("prime_minutes", float), ("linger_minutes", float),
+                           ("backoff_base_s", float), ("backoff_cap_s", float), ("failover_after", int),
+                           ("failback_probe_s", float), ("flush_interval_s", float), ("fsync_interval_s", float)):
+            var = f"STOCK_PIPELINES_COLLECTOR_{name.upper()}"
+            text = env.get(var, "").strip()
+            if text:
+                try:
+                    values[name] = kind(text)
+                except ValueError:
+                    raise ConfigError(f"{var}={text!r} is not a {kind.__name__}") from None
+        return cls(**values)

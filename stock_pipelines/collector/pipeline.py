@@ -1,0 +1,155 @@
+"""receive -> validate -> guard -> enrich -> sink, with a counter at every stage.
+
+One instance per collector process; called from the event loop only (counters are read from
+the heartbeat thread, which only ever reads ints). Nothing is dropped silently:
+- validate rejects a whole frame with a reason (frames.FrameError): counted by reason and
+  written to the system stream as a BAD_FRAME line with the running count and the frame's head;
+- guard drops a trade seen before (same symbol and cum: an overlap of two connections during a
+  fail-over or fail-back) and counts it; a jump in a symbol's cum (cum != previous cum + qty)
+  means trades were missed: counted with the missed volume (the archive keeps the evidence);
+- enrich stamps the receive time and the collector's own sequence number;
+- sink writes through the archive writer; lines refused for disk space are counted (the writer
+  emits DISK_LOW) and left to the gap machinery, which recovers the minutes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from stock_pipelines.archive.record import TradeRecord
+from stock_pipelines.archive.writer import ArchiveWriter, DiskSpaceLow
+from stock_pipelines.collector.frames import FrameError, Trade, parse_frame
+
+BAD_FRAME = "BAD_FRAME"
+RECENT_PER_SYMBOL = 4096  # cums remembered per symbol for duplicate detection
+RAW_HEAD = 300  # characters of a bad frame kept in its system line
+
+
+@dataclass
+class StageCounters:
+    frames_in: int = 0  # receive: data frames
+    records_in: int = 0  # validate: trades parsed out of good frames
+    frames_bad: int = 0
+    bad_by_reason: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0  # guard
+    out_of_order: int = 0
+    cum_gaps: int = 0  # a symbol's cum jumped: trades missed
+    cum_gap_volume: int = 0
+    enriched: int = 0  # enrich
+    archived: int = 0  # sink
+    refused: int = 0  # sink: disk floor
+    control_in: int = 0  # JSON control messages (replies, PINGPONG)
+    pingpong: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "receive": {"frames": self.frames_in, "control": self.control_in, "pingpong": self.pingpong},
+            "validate": {"records": self.records_in, "bad_frames": self.frames_bad,
+                         "bad_by_reason": dict(self.bad_by_reason)},
+            "guard": {"duplicates": self.duplicates, "out_of_order": self.out_of_order,
+                      "cum_gaps": self.cum_gaps, "cum_gap_volume": self.cum_gap_volume},
+            "enrich": {"records": self.enriched},
+            "sink": {"archived": self.archived, "refused": self.refused},
+        }
+
+
+class _SymbolState:
+    __slots__ = ("last_cum", "recent", "recent_set")
+
+    def __init__(self) -> None:
+        self.last_cum = 0
+        self.recent: deque[int] = deque()
+        self.recent_set: set[int] = set()
+
+    def seen(self, cum: int) -> bool:
+        return cum in self.recent_set
+
+    def add(self, cum: int) -> None:
+        self.recent.append(cum)
+        self.recent_set.add(cum)
+        if len(self.recent) > RECENT_PER_SYMBOL:
+            self.recent_set.discard(self.recent.popleft())
+
+
+class Pipeline:
+    def __init__(self, writer: ArchiveWriter, src: str, now_us: Callable[[], int]) -> None:
+        self.writer, self.src, self.now_us = writer, src, now_us
+        self.counters = StageCounters()
+        self.seq = 0
+        self.last_trade_ts: int | None = None  # newest execution time archived, µs
+        self._symbols: dict[str, _SymbolState] = {}
+        self._day: int | None = None
+
+    def receive(self, message: str) -> list[TradeRecord]:
+        """One data frame through every stage; returns the records archived (empty if none)."""
+        self.counters.frames_in += 1
+        trades = self.validate(message)
+        if not trades:
+            return []
+        trades = self.guard(trades)
+        records = self.enrich(trades)
+        return self.sink(records)
+
+    def validate(self, message: str) -> list[Trade]:
+        try:
+            trades = parse_frame(message)
+        except FrameError as error:
+            self.counters.frames_bad += 1
+            self.counters.bad_by_reason[error.reason] += 1
+            self.writer.write_system(BAD_FRAME, {
+                "reason": error.reason, "error": str(error), "count": self.counters.bad_by_reason[error.reason],
+                "bad_frames": self.counters.frames_bad, "raw": message[:RAW_HEAD], "chars": len(message),
+            })
+            return []
+        self.counters.records_in += len(trades)
+        return trades
+
+    def guard(self, trades: list[Trade]) -> list[Trade]:
+        day = trades[0].ts // 86_400_000_000
+        if day != self._day:  # cum restarts every trading day
+            self._symbols.clear()
+            self._day = day
+        kept = []
+        for trade in trades:
+            state = self._symbols.get(trade.sym)
+            if state is None:
+                state = self._symbols[trade.sym] = _SymbolState()
+            if state.seen(trade.cum):
+                self.counters.duplicates += 1
+                continue
+            if trade.cum < state.last_cum:
+                self.counters.out_of_order += 1
+            elif state.last_cum and trade.cum != state.last_cum + trade.qty:
+                self.counters.cum_gaps += 1
+                self.counters.cum_gap_volume += trade.cum - trade.qty - state.last_cum
+            state.add(trade.cum)
+            state.last_cum = max(state.last_cum, trade.cum)
+            kept.append(trade)
+        return kept
+
+    def enrich(self, trades: list[Trade]) -> list[TradeRecord]:
+        rx = self.now_us()
+        records = []
+        for trade in trades:
+            self.seq += 1
+            records.append(TradeRecord(self.src, trade.sym, trade.ts, rx, trade.px, trade.qty, trade.cum, self.seq))
+        self.counters.enriched += len(records)
+        return records
+
+    def sink(self, records: list[TradeRecord]) -> list[TradeRecord]:
+        if not records:
+            return []
+        refused_before = self.writer.lines_refused
+        try:
+            self.writer.write_trades(records)
+        except DiskSpaceLow:
+            if self.writer.lines_refused > refused_before:  # refused at the floor, not kept for a retry
+                self.counters.refused += len(records)
+                return []
+        self.counters.archived += len(records)
+        newest = max(r.ts for r in records)
+        if self.last_trade_ts is None or newest > self.last_trade_ts:
+            self.last_trade_ts = newest
+        return records

@@ -1,0 +1,108 @@
+"""`stock-pipelines collector run|status`: the live KIS trade collector (docs/collector.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from stock_pipelines.commands import UsageError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("collector", help="run the live trade collector, or show collectors' status")
+    sub = parser.add_subparsers(dest="collector_command", required=True, metavar="SUBCOMMAND")
+    run = sub.add_parser(
+        "run", help="collect real-time trades over the KIS WebSocket into the archive",
+        description="Connect to the KIS H0STCNT0 WebSocket (sharded at 40 symbols a session), archive every "
+        "trade, heartbeat to Redis, reconnect and fail over on its own; SIGTERM stops it cleanly. Checks its "
+        "settings, Redis, the archive, the disk floor and the broker's approval key first: exit 1 on any problem.",
+    )
+    run.add_argument("--symbols", required=True, metavar="FILE|LIST", help="file of codes, or 005930,000660,...")
+    run.add_argument("--source", default="kis", choices=["kis", "kiwoom"], help="feed (default kis)")
+    run.add_argument("--id", default=os.environ.get("STOCK_PIPELINES_COLLECTOR_ID", "kis-1"),
+                     help="collector id (default $STOCK_PIPELINES_COLLECTOR_ID or kis-1)")
+    run.add_argument("--clock", choices=["system", "exchange"],
+                     default=os.environ.get("STOCK_PIPELINES_COLLECTOR_CLOCK", "system"),
+                     help="time source: this machine, or the simulated exchange's GET /admin/clock")
+    run.set_defaults(func=run_collector)
+    status = sub.add_parser("status", help="print each collector's state and stage counters (JSON)")
+    status.add_argument("--id", help="one collector (default: all)")
+    status.set_defaults(func=show_status)
+
+
+def run_collector(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from stock_pipelines.archive.config import ArchiveConfig, ArchiveConfigError
+    from stock_pipelines.archive.layout import InvalidCollectorId, check_collector_id
+    from stock_pipelines.collector.config import CollectorSettings, ConfigError, parse_symbols, sources_from_env
+    from stock_pipelines.collector.diagnose import diagnose
+    from stock_pipelines.redis_conn import redis_client
+
+    if args.source != "kis":
+        raise UsageError("--source kiwoom: the Kiwoom real-time feed is not implemented yet; use kis")
+    try:
+        check_collector_id(args.id)
+        symbols = parse_symbols(args.symbols)
+        settings = CollectorSettings.from_env()
+        archive = ArchiveConfig.from_env()
+    except (ConfigError, InvalidCollectorId, ArchiveConfigError) as error:
+        raise UsageError(str(error)) from None
+    sources, problems = sources_from_env()
+    problems = diagnose(sources, problems, len(symbols), settings, archive.archive_dir, args.id,
+                        archive.min_free_bytes, redis_client)
+    if problems:
+        for problem in problems:
+            print(f"collector {args.id}: {problem}", file=sys.stderr)
+        return 1
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    clock = None
+    if args.clock == "exchange":
+        from stock_pipelines.collector.clock import ExchangeClock
+
+        clock = ExchangeClock(sources[0].base_url)
+
+    from stock_pipelines.collector.runner import Collector
+
+    collector = Collector(args.id, symbols, sources, archive.archive_dir, redis_client(), settings, clock=clock,
+                          fallback_root=archive.fallback_dir, min_free_bytes=archive.min_free_bytes)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        print(json.dumps({"collector": args.id, "symbols": len(symbols), "shards": len(collector.shards),
+                          "sources": [s.name for s in sources], "pid": os.getpid()}), flush=True)
+        await collector.run(stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        if clock is not None:
+            clock.close()
+    return 0
+
+
+def show_status(args: argparse.Namespace) -> int:
+    from stock_pipelines.collector.status import read_status
+    from stock_pipelines.heartbeat import HeartbeatStore
+    from stock_pipelines.redis_conn import redis_client
+
+    client = redis_client()
+    statuses = read_status(client, args.id)
+    store = HeartbeatStore(client)
+    ages = store.collectors()
+    for name, status in statuses.items():
+        status["heartbeat_age_s"] = round(ages[name], 1) if name in ages else None
+        print(json.dumps({"collector": name, **status}, ensure_ascii=False))
+    if args.id and not statuses:
+        print(f"collector {args.id}: no status in Redis", file=sys.stderr)
+        return 1
+    return 0
