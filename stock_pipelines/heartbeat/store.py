@@ -22,6 +22,7 @@ import redis
 
 from stock_pipelines.archive.layout import check_collector_id
 from stock_pipelines.heartbeat.model import (
+    DEFAULT_INTERVAL_S,
     Clock,
     EventRecord,
     Heartbeat,
@@ -130,6 +131,17 @@ class HeartbeatStore:
         self.redis.zremrangebyscore(key("hb", "collectors"), "-inf", cutoff)
         return {name: max(0.0, now_s - score) for name, score in
                 self.redis.zrange(key("hb", "collectors"), 0, -1, withscores=True)}
+
+    def stale_collectors(self, threshold_intervals: float = 3.0) -> dict[str, float]:
+        """Collectors whose last beat is older than `threshold_intervals` of their own interval
+        -> seconds since that beat. A collector whose latest hash expired counts as stale too."""
+        stale = {}
+        for name, age in self.collectors().items():
+            latest = self.latest(name)
+            interval = latest.interval_s if latest is not None else DEFAULT_INTERVAL_S
+            if latest is None or age > threshold_intervals * interval:
+                stale[name] = age
+        return stale
 
     def up_intervals(self, collector: str, day: date) -> list[UpInterval]:
         """Up-intervals of one Asia/Seoul day, sorted and merged; [] when Redis knows nothing."""

@@ -67,6 +67,16 @@ def test_beats_keep_latest_state_and_a_compact_history(redis_server):
     assert store.collectors() == {"kis-1": 0.0}
 
 
+def test_stale_collectors_are_those_silent_for_three_of_their_own_intervals(redis_server):
+    clock = FakeClock(seoul(YESTERDAY, "10:00"))
+    store = HeartbeatStore(redis_server.client(), clock=clock)
+    store.beat(beat("fast", seoul(YESTERDAY, "09:59:40"), interval_s=5))  # 20 s > 15 s: stale
+    store.beat(beat("slow", seoul(YESTERDAY, "09:59:40"), interval_s=10))  # 20 s < 30 s: fine
+    assert store.stale_collectors() == {"fast": 20.0}
+    clock.now = seoul(YESTERDAY, "10:00:20")
+    assert store.stale_collectors() == {"fast": 40.0, "slow": 40.0}
+
+
 def test_redis_script_and_python_rule_agree_on_irregular_beats(redis_server):
     store = HeartbeatStore(redis_server.client())
     rng = random.Random(3)
