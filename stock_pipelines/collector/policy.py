@@ -46,6 +46,22 @@ class MarketWindow:
         except CalendarRangeError:
             return False
 
+    def continuous_seconds(self, start_s: float, end_s: float) -> float:
+        """Seconds of continuous trading (open to closing-auction start) within [start, end)."""
+        if end_s <= start_s:
+            return 0.0
+        try:
+            windows = self.calendar.trading_windows(_dt(start_s), _dt(end_s))
+        except CalendarRangeError:
+            return 0.0
+        total = 0.0
+        for begin, finish in windows:
+            session = self._session(begin.astimezone(SEOUL).date())
+            if session is not None:
+                finish = min(finish, session.closing_auction_start)
+            total += max(0.0, (finish - begin).total_seconds())
+        return total
+
     def next_connect(self, now_s: float) -> datetime | None:
         local = _dt(now_s).astimezone(SEOUL)
         day: date | None = local.date()
@@ -84,10 +100,8 @@ class StallWatchdog:
         if self._last_check is None:
             self.reset(now_s)
             return None
-        step = max(0.0, now_s - self._last_check)
-        self._last_check = now_s
-        if self.window.continuous(now_s):
-            self._quiet_s += step
+        self._quiet_s += self.window.continuous_seconds(self._last_check, now_s)
+        self._last_check = max(self._last_check, now_s)
         if self._quiet_s >= self.limit_s:
             silent = self._quiet_s
             self.reset(now_s)
