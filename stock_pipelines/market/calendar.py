@@ -300,5 +300,8 @@ def _as_seoul(instant: datetime) -> datetime:
 
 @functools.cache
 def krx_calendar() -> KrxCalendar:
-    """The process-wide calendar (building it reads XKRX and the override table once)."""
-    return KrxCalendar()
+    """The process-wide calendar, from the on-disk cache when its inputs are unchanged."""
+    from stock_pipelines.market.cache import cached, input_key
+
+    key = input_key(Path(__file__), OVERRIDES_PATH, packages=("exchange_calendars",))
+    return cached("krx_calendar", key, KrxCalendar, KrxCalendar)
