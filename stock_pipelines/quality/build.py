@@ -1,0 +1,39 @@
+"""Build and store one day's report: assess, render (Markdown, HTML with the recent-days trend)
+and write summary.json + report.html. Used by the quality_report asset and `stock-pipelines report`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stock_pipelines.quality.config import QualityConfig
+from stock_pipelines.quality.day import BrokerCheck, DayInputs, DayQuality, assess
+from stock_pipelines.quality.render import html_page, markdown
+from stock_pipelines.quality.store import history, read_broker_check, write_report
+
+
+@dataclass(frozen=True)
+class BuiltReport:
+    quality: DayQuality
+    summary: dict
+    markdown: str
+    summary_path: Path
+    html_path: Path
+
+
+def build_report(
+    inputs: DayInputs, *, recovery_complete: bool, config: QualityConfig | None = None, data_dir: Path | None = None
+) -> BuiltReport:
+    """The broker comparison is the one the minute_bars_match_broker check stored for the day
+    (no calls are spent twice); without it the report says the day was not sampled."""
+    config = config or QualityConfig.from_env()
+    broker = read_broker_check(inputs.day, data_dir) or BrokerCheck(
+        False, "not sampled: minute_bars_match_broker has not run for this day"
+    )
+    quality = assess(inputs, recovery_complete=recovery_complete, config=config, broker=broker)
+    summary = quality.summary()
+    trend = history(inputs.day, quality.coverage.share, config.history_days, data_dir)
+    summary["history"] = trend
+    summary_path, html_path = write_report(inputs.day, summary, html_page(quality, trend), data_dir)
+    summary["html_path"] = str(html_path)
+    return BuiltReport(quality, summary, markdown(quality), summary_path, html_path)

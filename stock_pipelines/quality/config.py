@@ -1,0 +1,61 @@
+"""Quality thresholds and the broker sample budget, from the environment (working defaults)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _share(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number: give a share such as 0.999") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={raw!r} must be a share between 0 and 1")
+    return value
+
+
+def _count(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if value < 0:
+        raise ValueError(f"{name}={raw!r} must be >= 0")
+    return value
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """- STOCK_PIPELINES_COMPLETENESS_ERROR: ERROR below this share (default 0.999, the original SLA)
+    - STOCK_PIPELINES_COMPLETENESS_WARN: WARN below this share (default 0.9999)
+    - STOCK_PIPELINES_QUALITY_REST_CALLS: broker calls a day for the consistency sample (default 20; 0 = off)
+    - STOCK_PIPELINES_QUALITY_HISTORY_DAYS: trading days in the report's trend chart (default 20)
+    """
+
+    error_share: float = 0.999
+    warn_share: float = 0.9999
+    rest_calls: int = 20
+    history_days: int = 20
+
+    @classmethod
+    def from_env(cls) -> QualityConfig:
+        config = cls(
+            error_share=_share("STOCK_PIPELINES_COMPLETENESS_ERROR", cls.error_share),
+            warn_share=_share("STOCK_PIPELINES_COMPLETENESS_WARN", cls.warn_share),
+            rest_calls=_count("STOCK_PIPELINES_QUALITY_REST_CALLS", cls.rest_calls),
+            history_days=_count("STOCK_PIPELINES_QUALITY_HISTORY_DAYS", cls.history_days),
+        )
+        if config.warn_share < config.error_share:
+            raise ValueError(
+                f"STOCK_PIPELINES_COMPLETENESS_WARN ({config.warn_share}) must not be below "
+                f"STOCK_PIPELINES_COMPLETENESS_ERROR ({config.error_share})"
+            )
+        return config

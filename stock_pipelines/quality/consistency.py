@@ -1,0 +1,86 @@
+"""Consistency of a day's minute bars: day volume against the exchange's cumulative volume, OHLC
+invariants, one bar per symbol-minute, and bars against the broker's REST bars (ground truth)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+OHLCV = ["open", "high", "low", "close", "volume"]
+DISAGREEMENT_SCHEMA = {"symbol": pl.String(), "minute": pl.Datetime("us", "UTC"), "source": pl.String(),
+                       "field": pl.String(), "ours": pl.Int64(), "truth": pl.Int64()}
+
+
+def day_volume(ticks: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFrame:
+    """Per symbol: the exchange's reported day volume (the last cumulative volume archived), the
+    shares in the archived trades, and the shares in the final bars.
+
+    `ticks_missing` > 0: trades the archive lacks (gaps); `bars_missing` != 0: the final bars do
+    not account for the day's volume (a hole or a wrong bar). Sorted by symbol.
+    """
+    schema = {"symbol": pl.String(), "last_cum": pl.Int64(), "tick_volume": pl.Int64(), "trades": pl.Int64()}
+    seen = (
+        ticks.group_by("symbol").agg(last_cum=pl.col("cum").max(), tick_volume=pl.col("qty").sum(), trades=pl.len())
+        .cast({"last_cum": pl.Int64, "tick_volume": pl.Int64, "trades": pl.Int64})
+        if ticks.height else pl.DataFrame(schema=schema)
+    )
+    bar_volume = bars.group_by("symbol").agg(bar_volume=pl.col("volume").sum().cast(pl.Int64))
+    return (
+        seen.join(bar_volume, on="symbol", how="full", coalesce=True)
+        .with_columns(pl.col("last_cum", "tick_volume", "bar_volume", "trades").fill_null(0))
+        .with_columns(
+            ticks_missing=pl.col("last_cum") - pl.col("tick_volume"),
+            bars_missing=pl.col("last_cum") - pl.col("bar_volume"),
+        )
+        .sort("symbol")
+    )
+
+
+def invariant_violations(bars: pl.DataFrame) -> pl.DataFrame:
+    """Bars breaking low <= open, close <= high (so low <= high), volume >= 0, no null price,
+    or repeating a (symbol, minute): symbol, minute, source, rule."""
+    c = pl.col
+    rules = {
+        "null_ohlcv": pl.any_horizontal(c(k).is_null() for k in OHLCV),
+        "low_above_open_or_close": c("low") > pl.min_horizontal("open", "close"),
+        "high_below_open_or_close": c("high") < pl.max_horizontal("open", "close"),
+        "negative_volume": c("volume") < 0,
+        "duplicate_symbol_minute": pl.len().over("symbol", "minute") > 1,
+    }
+    found = [
+        bars.filter(rule.fill_null(False)).select("symbol", "minute", "source", rule=pl.lit(name))
+        for name, rule in rules.items()
+    ]
+    return pl.concat(found).sort("symbol", "minute", "rule")
+
+
+def compare_bars(ours: pl.DataFrame, truth: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
+    """Every disagreement between our bars and the broker's inside the fetched windows.
+
+    `windows`: symbol, start, end (UTC) that the broker answered for. One row per (symbol, minute,
+    field): field is one of OHLCV, or `bar` when only one side has a bar (ours/truth null).
+    """
+    def inside(frame: pl.DataFrame) -> pl.DataFrame:
+        return (
+            frame.join(windows.select("symbol", "start", "end"), on="symbol")
+            .filter((pl.col("minute") >= pl.col("start")) & (pl.col("minute") < pl.col("end")))
+            .select("symbol", "minute", *[pl.col(k).cast(pl.Int64) for k in OHLCV], *(["source"] if "source" in frame.columns else []))
+            .unique(subset=["symbol", "minute"], keep="first")
+        )
+
+    mine = inside(ours)
+    theirs = inside(truth).drop("source", strict=False)
+    joined = mine.join(theirs, on=["symbol", "minute"], how="full", coalesce=True, suffix="_truth")
+    schema = DISAGREEMENT_SCHEMA
+    one_sided = joined.filter(pl.col("open").is_null() | pl.col("open_truth").is_null()).select(
+        "symbol", "minute", "source", field=pl.lit("bar"), ours=pl.col("volume"), truth=pl.col("volume_truth"),
+    )
+    both = joined.filter(pl.col("open").is_not_null() & pl.col("open_truth").is_not_null())
+    fields = [
+        both.filter(pl.col(k) != pl.col(f"{k}_truth")).select(
+            "symbol", "minute", "source", field=pl.lit(k), ours=pl.col(k), truth=pl.col(f"{k}_truth")
+        )
+        for k in OHLCV
+    ]
+    return pl.concat([pl.DataFrame(schema=schema), one_sided.cast(schema), *(f.cast(schema) for f in fields)]).sort(
+        "symbol", "minute", "field"
+    )

@@ -1,0 +1,222 @@
+"""One trading day's quality, assessed from the lake: the inputs, every measure, and the verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from stock_pipelines import lake
+from stock_pipelines.brokers.model import BAR_SCHEMA, MinuteBarSource
+from stock_pipelines.gaps.summary import gaps_frame
+from stock_pipelines.market import SEOUL, Session, krx_calendar
+from stock_pipelines.quality.config import QualityConfig
+from stock_pipelines.quality.consistency import DISAGREEMENT_SCHEMA, compare_bars, day_volume, invariant_violations
+from stock_pipelines.quality.coverage import Coverage, compute_coverage, gap_windows, slots_frame, window_minutes
+from stock_pipelines.quality.sample import SampleResult, choose_sample, fetch_sample
+
+TICK_SCHEMA = {"symbol": pl.String(), "ts": pl.Datetime("us", "UTC"), "qty": pl.Int64(), "cum": pl.Int64(),
+               "collector": pl.String()}
+WINDOW_SCHEMA = {"symbol": pl.String(), "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
+                 "reason": pl.String()}
+BLOCKING = ("completeness", "trading_time", "closing_print", "ohlc_invariants", "day_volume", "broker_match")
+
+
+@dataclass(frozen=True)
+class DayInputs:
+    day: date
+    session: Session
+    bars: pl.DataFrame  # minute_bars
+    ticks: pl.DataFrame  # raw_ticks: symbol, ts, qty, cum, collector
+    gaps: pl.DataFrame  # gap_report
+    recovered: pl.DataFrame  # recovered_minute_bars
+
+
+def load_day(day: date, data_dir: Path | None = None) -> DayInputs:
+    """The lake partitions of `day`; minute_bars must exist, the others may be absent (empty)."""
+    session = krx_calendar().session(day)
+    if session is None:
+        raise ValueError(f"{day} is not a KRX trading day")
+    bars = lake.read_partition("minute_bars", day, data_dir)
+
+    def optional(asset: str, empty: pl.DataFrame, columns: list[str] | None = None) -> pl.DataFrame:
+        if not lake.partition_exists(asset, day, data_dir):
+            return empty
+        scan = lake.scan_partition(asset, day, data_dir)
+        return (scan.select(columns) if columns else scan).collect()
+
+    return DayInputs(
+        day=day,
+        session=session,
+        bars=bars,
+        ticks=optional("raw_ticks", pl.DataFrame(schema=TICK_SCHEMA), list(TICK_SCHEMA)),
+        gaps=optional("gap_report", gaps_frame([])),
+        recovered=optional("recovered_minute_bars", pl.DataFrame(schema=BAR_SCHEMA)),
+    )
+
+
+@dataclass
+class BrokerCheck:
+    sampled: bool
+    note: str  # why not sampled, or what was
+    calls: int = 0
+    windows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WINDOW_SCHEMA))  # UTC
+    disagreements: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DISAGREEMENT_SCHEMA))
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.disagreements.height == 0
+
+
+def broker_check(inputs: DayInputs, source: MinuteBarSource | None, budget: int, today: date,
+                 unavailable: str = "") -> BrokerCheck:
+    """Final bars against the broker's REST bars on the day's sample (see quality.sample)."""
+    if budget <= 0:
+        return BrokerCheck(False, "off (STOCK_PIPELINES_QUALITY_REST_CALLS=0)")
+    if source is None:
+        return BrokerCheck(False, f"broker unavailable: {unavailable}")
+    activity = (
+        dict(inputs.ticks.group_by("symbol").agg(pl.col("qty").sum()).iter_rows()) if inputs.ticks.height
+        else dict(inputs.bars.group_by("symbol").agg(pl.col("volume").sum()).iter_rows())
+    )
+    windows = choose_sample(inputs.day, inputs.session, inputs.recovered, activity, budget, today)
+    result: SampleResult = fetch_sample(source, inputs.day, windows)
+    answered = result.windows_frame()
+    disagreements = compare_bars(inputs.bars, result.bars, answered)
+    failed = [f"{w.symbol} {w.start:%H:%M}-{w.end:%H:%M}: {why}" for w, why in result.failed]
+    note = f"{len(result.windows)} windows ({sum(answered['reason'] == 'recovered')} recovered), {result.calls} calls"
+    return BrokerCheck(True, note, result.calls, answered, disagreements, failed)
+
+
+@dataclass
+class DayQuality:
+    inputs: DayInputs
+    config: QualityConfig
+    coverage: Coverage
+    volume: pl.DataFrame
+    invariants: pl.DataFrame
+    broker: BrokerCheck
+    recovery_complete: bool
+
+    @property
+    def day(self) -> date:
+        return self.inputs.day
+
+    @property
+    def volume_disagreements(self) -> pl.DataFrame:
+        return self.volume.filter(pl.col("bars_missing") != 0)
+
+    @property
+    def tick_shortfalls(self) -> pl.DataFrame:
+        """Symbols whose archived trades lack shares of the reported cumulative volume."""
+        return self.volume.filter(pl.col("ticks_missing") != 0)
+
+    def verdicts(self) -> dict[str, bool]:
+        return {
+            "completeness": self.coverage.share >= self.config.error_share,
+            "trading_time": self.coverage.outside_trading_time.height == 0,
+            "closing_print": not self.coverage.closing_missing,
+            "ohlc_invariants": self.invariants.height == 0,
+            "day_volume": self.volume_disagreements.height == 0,
+            "broker_match": self.broker.passed,
+        }
+
+    @property
+    def warn(self) -> bool:
+        return self.coverage.share < self.config.warn_share
+
+    @property
+    def certified(self) -> bool:
+        verdicts = self.verdicts()
+        return all(verdicts[name] for name in BLOCKING)
+
+    def gap_fills(self) -> pl.DataFrame:
+        """Each gap window with what filled its slots: kind, collector, start, end (Seoul),
+        symbols, slots, and slot counts by source plus `missing` (slots expected and absent)."""
+        windows = gap_windows(self.inputs.gaps)
+        schema = {"kind": pl.String(), "collector": pl.String(), "start": pl.Datetime("us", "Asia/Seoul"),
+                  "end": pl.Datetime("us", "Asia/Seoul"), "symbols": pl.Int64(), "slots": pl.Int64()}
+        if windows.height == 0:
+            return pl.DataFrame(schema=schema)
+        touched = window_minutes(windows, slots_frame(self.inputs.session))
+        sources = self.inputs.bars.select("symbol", "minute", "source")
+        missing = self.coverage.expected.filter(~pl.col("present")).select("symbol", "minute", hole=pl.lit(True))
+        filled = (
+            touched.join(sources, on=["symbol", "minute"], how="left")
+            .join(missing, on=["symbol", "minute"], how="left")
+            .with_columns(
+                filler=pl.when(pl.col("source").is_not_null()).then("source")
+                .when(pl.col("hole").fill_null(False)).then(pl.lit("missing")).otherwise(pl.lit("no_trades"))
+            )
+        )
+        counts = filled.pivot(on="filler", index="gap", values="symbol", aggregate_function="len")
+        base = filled.group_by("gap", "kind", "collector").agg(
+            start=pl.col("start").min(), end=pl.col("end").max(),
+            symbols=pl.col("symbol").n_unique().cast(pl.Int64), slots=pl.len().cast(pl.Int64)
+        )
+        return (
+            base.join(counts, on="gap").sort("start", "gap").drop("gap")
+            .with_columns(pl.col("start", "end").dt.convert_time_zone("Asia/Seoul"))
+            .fill_null(0)
+        )
+
+    def summary(self) -> dict:
+        cov = self.coverage
+        return {
+            "date": self.day.isoformat(),
+            "certified": self.certified,
+            "completeness": cov.share,
+            "expected": cov.expected_count,
+            "present": cov.present_count,
+            "missing": cov.expected_count - cov.present_count,
+            "error_share": self.config.error_share,
+            "warn_share": self.config.warn_share,
+            "warn": self.warn,
+            "recovery_complete": self.recovery_complete,
+            "by_collector": cov.by_collector.to_dicts(),
+            "symbols_with_holes": sorted(set(cov.holes["symbol"].to_list())),
+            "holes": cov.holes.height,
+            "outside_trading_time": cov.outside_trading_time.height,
+            "closing_expected": cov.closing_expected,
+            "closing_missing": cov.closing_missing,
+            "volume_disagreements": self.volume_disagreements.height,
+            "tick_shortfall_symbols": self.tick_shortfalls.height,
+            "ohlc_violations": self.invariants.height,
+            "broker_sampled": self.broker.sampled,
+            "broker_note": self.broker.note,
+            "broker_calls": self.broker.calls,
+            "broker_disagreements": self.broker.disagreements.height,
+            "checks": self.verdicts(),
+            "bars_by_source": dict(self.inputs.bars.group_by("source").len().sort("source").iter_rows()),
+        }
+
+
+def assess(
+    inputs: DayInputs,
+    *,
+    recovery_complete: bool,
+    config: QualityConfig | None = None,
+    source: MinuteBarSource | None = None,
+    today: date | None = None,
+    unavailable: str = "",
+    broker: BrokerCheck | None = None,
+) -> DayQuality:
+    """Every measure of the day. `broker`: a broker check already made (the check's stored result);
+    otherwise one is made now with `source` (None: not sampled, `unavailable` says why)."""
+    config = config or QualityConfig.from_env()
+    coverage = compute_coverage(inputs.day, inputs.bars, inputs.ticks, inputs.gaps, inputs.recovered,
+                                recovery_complete=recovery_complete, session=inputs.session)
+    if broker is None:
+        broker = broker_check(inputs, source, config.rest_calls, today or datetime.now(SEOUL).date(), unavailable)
+    return DayQuality(
+        inputs=inputs,
+        config=config,
+        coverage=coverage,
+        volume=day_volume(inputs.ticks, inputs.bars),
+        invariants=invariant_violations(inputs.bars),
+        broker=broker,
+        recovery_complete=recovery_complete,
+    )

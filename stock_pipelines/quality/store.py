@@ -1,0 +1,95 @@
+"""Where a day's report lives: `<data root>/quality_report/date=YYYY-MM-DD/{summary.json,report.html}`,
+each written to a temporary file and renamed into place (never half a report)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from stock_pipelines import lake
+from stock_pipelines.market import krx_calendar
+
+ASSET = "quality_report"
+
+
+def report_dir(day: date, data_dir: Path | None = None) -> Path:
+    return lake.partition_dir(ASSET, day, data_dir)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    lake.fsync_dir(path.parent)
+
+
+def write_report(day: date, summary: dict, page: str, data_dir: Path | None = None) -> tuple[Path, Path]:
+    directory = report_dir(day, data_dir)
+    html_path, summary_path = directory / "report.html", directory / "summary.json"
+    _write(html_path, page)
+    _write(summary_path, json.dumps(summary, ensure_ascii=False, indent=1, default=str) + "\n")
+    return summary_path, html_path
+
+
+def read_summary(day: date, data_dir: Path | None = None) -> dict | None:
+    path = report_dir(day, data_dir) / "summary.json"
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def history(day: date, share: float, days: int, data_dir: Path | None = None) -> list[tuple[str, float | None]]:
+    """(date, completeness) of the `days` trading days ending with `day` (this day's share given),
+    oldest first; None where no report was written."""
+    calendar = krx_calendar()
+    back: list[date] = []
+    probe: date | None = day
+    while probe is not None and len(back) < max(1, days) - 1:
+        try:
+            probe = calendar.previous_trading_day(probe)
+        except ValueError:  # before the calendar's supported range
+            break
+        if probe is not None:
+            back.append(probe)
+    result: list[tuple[str, float | None]] = []
+    for previous in reversed(back):
+        summary = read_summary(previous, data_dir)
+        result.append((previous.isoformat(), None if summary is None else float(summary["completeness"])))
+    result.append((day.isoformat(), share))
+    return result
+
+
+BROKER_ASSET = "quality_broker_disagreements"
+
+
+def write_broker_check(day: date, check, data_dir: Path | None = None) -> None:
+    """The broker sample's result, kept for the day's report (which must not spend the calls again)."""
+    lake.write_partition(check.disagreements, BROKER_ASSET, day, data_dir)
+    lake.write_partition(check.windows, "quality_broker_windows", day, data_dir)
+    meta = {"sampled": check.sampled, "note": check.note, "calls": check.calls, "failed": check.failed}
+    _write(report_dir(day, data_dir) / "broker_sample.json", json.dumps(meta, ensure_ascii=False, indent=1) + "\n")
+
+
+def read_broker_check(day: date, data_dir: Path | None = None):
+    from stock_pipelines.quality.day import BrokerCheck
+
+    path = report_dir(day, data_dir) / "broker_sample.json"
+    if not path.is_file() or not lake.partition_exists(BROKER_ASSET, day, data_dir):
+        return None
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    return BrokerCheck(
+        sampled=bool(meta["sampled"]), note=str(meta["note"]), calls=int(meta["calls"]),
+        windows=lake.read_partition("quality_broker_windows", day, data_dir),
+        disagreements=lake.read_partition(BROKER_ASSET, day, data_dir), failed=list(meta["failed"]),
+    )
