@@ -13,7 +13,11 @@ COMMAND_MODULES = [
     "stock_pipelines.commands.calendar",
     "stock_pipelines.commands.collector",
     "stock_pipelines.commands.demo",
+    "stock_pipelines.commands.report",
+    "stock_pipelines.commands.resume",
     "stock_pipelines.commands.sim",
+    "stock_pipelines.commands.status",
+    "stock_pipelines.commands.ui",
 ]
 
 

@@ -42,6 +42,7 @@ class RulesConfig:
     burst: int = 2  # new windows launched without jitter in one evaluation
     spread_s: float = 30.0  # beyond the burst, launches are spread over this many seconds
     max_launches: int = 4  # run requests per evaluation at most
+    min_gap: timedelta = timedelta(seconds=10)  # a shorter hole is within the heartbeat merge tolerance
     forget_after: timedelta = timedelta(days=4)  # a collector silent longer was retired, not lost
 
 
@@ -231,7 +232,7 @@ def evaluate(
         start = restart.previous_activity
         if known_end is not None and (start is None or known_end > start):
             start = known_end  # the part before was handed over while it was down
-        if start is not None and restart.at > start:
+        if start is not None and restart.at - start > config.min_gap:
             windows = lost_windows(restart.collector, start, restart.at, "restart after downtime", calendar)
             new_windows += windows
             if not windows:
