@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 
@@ -61,6 +62,46 @@ def write_partition(df: pl.DataFrame, asset: str, day: date | str, data_dir: Pat
     for path in [directory, *created]:
         fsync_dir(path)
     return final
+
+
+def write_partition_batches(
+    batches: Iterable[pl.DataFrame], schema: Mapping[str, pl.DataType], asset: str, day: date | str,
+    data_dir: Path | None = None,
+) -> tuple[Path, int]:
+    """Replace the partition with the concatenation of `batches` (one row group or more each),
+    written as they come so the whole partition never has to be in memory; (path, rows).
+
+    Nothing is committed unless the iterator finishes: an exception in a batch leaves the old
+    partition in place and no temporary file behind.
+    """
+    import pyarrow.parquet as pq
+
+    directory = partition_dir(asset, day, data_dir)
+    created = _makedirs(directory)
+    for stale in directory.glob(".tmp-*"):
+        stale.unlink(missing_ok=True)
+    arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
+    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=directory)
+    tmp = Path(tmp_name)
+    rows = 0
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            with pq.ParquetWriter(handle, arrow_schema, compression="zstd", compression_level=1) as writer:
+                for batch in batches:
+                    if batch.height:
+                        table = batch.to_arrow()
+                        writer.write_table(table if table.schema == arrow_schema else table.cast(arrow_schema))
+                        rows += batch.height
+            handle.flush()
+            os.fsync(handle.fileno())
+        final = directory / PART_NAME
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    for path in [directory, *created]:
+        fsync_dir(path)
+    return final, rows
 
 
 def read_partition(asset: str, day: date | str, data_dir: Path | None = None) -> pl.DataFrame:

@@ -116,55 +116,114 @@ def ingest_day(
 def ingest_files(
     files: list[ArchiveFile], session: Session, tolerance: timedelta = DEFAULT_TOLERANCE
 ) -> IngestResult:
-    files = sorted(files, key=lambda f: f.label)  # file_id order == label order: deterministic sorts
-    stats = IngestStats(files=len(files))
-    bounds = _Bounds(session, tolerance)
-    kept: list[pl.DataFrame] = []
-    rejected_rows: list[pl.DataFrame] = []  # file_id, line, off, reason: raw fetched later
-    quarantine_rows: list[dict] = []
-    symbols: list[pl.DataFrame] = []  # sym_key -> symbol text, to rebuild the column at the end
-    for file_id, archive_file in enumerate(files):
-        if archive_file.path.name.endswith(".torn"):
-            parsed = _torn_tail(archive_file.path)
-        else:
-            parsed = reader.parse_file(archive_file.path)
-        stats.lines_in += parsed.lines
-        stats.bytes += parsed.size
-        for reject in parsed.rejects:
-            quarantine_rows.append(_quarantine_row(archive_file, reject.line, reject.reason, reject.raw))
-        if parsed.rows.height:
-            checked = parsed.rows.with_columns(reason=bounds.reason_expr(), file_id=pl.lit(file_id, pl.UInt32))
-            rejected_rows.append(checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "off", "reason"))
-            good = checked.filter(pl.col("reason").is_null()).with_columns(
-                sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.Int64)
-            )
-            symbols.append(good.select("sym_key", "sym").unique())
-            kept.append(good.select(_COMPACT))
+    """The whole day in memory (tests, small days); the asset streams with `DayIngest`."""
+    run = DayIngest(files, session, tolerance)
+    batches = list(run.batches())
+    ticks = pl.concat(batches) if batches else pl.DataFrame(schema=TICKS_SCHEMA)
+    assert run.quarantine is not None
+    return IngestResult(ticks, run.quarantine, run.stats)
 
-    valid = pl.concat(kept) if kept else pl.DataFrame(schema=_COMPACT_SCHEMA)
-    symbol_map = pl.concat(symbols).unique() if symbols else pl.DataFrame(schema={"sym_key": pl.Int64, "sym": pl.String})
-    valid = _order(valid, bounds)
-    valid, decreasing = _drop_decreasing(valid, bounds)
-    rejected_rows.append(decreasing)
-    ticks, dup_stats = _dedupe(valid)
-    stats.duplicates, stats.duplicates_same_source, stats.duplicates_cross_source, stats.duplicate_conflicts = dup_stats
 
-    for frame in rejected_rows:
-        for file_id, line, offset, reason in frame.iter_rows():
-            archive_file = files[file_id]
-            raw = reader.read_raw_line(archive_file.path, offset)
-            quarantine_rows.append(_quarantine_row(archive_file, line, reason, raw))
-    quarantine = (
-        pl.DataFrame(quarantine_rows, schema=QUARANTINE_SCHEMA, orient="row").sort("file", "line", "reason")
-        if quarantine_rows
-        else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    )
-    ticks = _finish(ticks, files, symbol_map)
-    stats.rows_kept = ticks.height
-    stats.quarantined = quarantine.height
-    stats.quarantined_by_reason = dict(sorted(Counter(quarantine["reason"].to_list()).items()))
-    stats.check_accounting()
-    return IngestResult(ticks, quarantine, stats)
+class DayIngest:
+    """A day's files -> raw_ticks batches in final order, then quarantine and stats.
+
+    Construction parses and validates every file, keeping valid rows in a compact form (about
+    70 bytes a row). `batches()` then sorts, checks and deduplicates one range of symbols at a
+    time and yields raw_ticks rows in their final order, so only one range is ever expanded to
+    output columns; after the last batch it builds `quarantine`, fills `stats` and asserts the
+    line accounting (inside the generator: a lake writer consuming it never commits a
+    partition whose accounting failed).
+    """
+
+    def __init__(
+        self, files: list[ArchiveFile], session: Session, tolerance: timedelta = DEFAULT_TOLERANCE,
+        target_batch_rows: int = 1_000_000,
+    ) -> None:
+        self.files = sorted(files, key=lambda f: f.label)  # file_id order == label order
+        self.stats = IngestStats(files=len(self.files))
+        self.quarantine: pl.DataFrame | None = None
+        self._bounds = _Bounds(session, tolerance)
+        self._target = target_batch_rows
+        self._rejected: list[pl.DataFrame] = []  # file_id, line, off, reason: raw fetched at the end
+        self._quarantine_rows: list[dict] = []
+        kept: list[pl.DataFrame] = []
+        symbols: list[pl.DataFrame] = []  # sym_key -> symbol text, to rebuild the column per batch
+        for file_id, archive_file in enumerate(self.files):
+            if archive_file.path.name.endswith(".torn"):
+                parsed = _torn_tail(archive_file.path)
+            else:
+                parsed = reader.parse_file(archive_file.path)
+            self.stats.lines_in += parsed.lines
+            self.stats.bytes += parsed.size
+            for reject in parsed.rejects:
+                self._quarantine_rows.append(_quarantine_row(archive_file, reject.line, reject.reason, reject.raw))
+            if parsed.rows.height:
+                checked = parsed.rows.with_columns(
+                    reason=self._bounds.reason_expr(), file_id=pl.lit(file_id, pl.UInt32)
+                )
+                self._rejected.append(
+                    checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "off", "reason")
+                )
+                good = checked.filter(pl.col("reason").is_null()).with_columns(
+                    sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.Int64)
+                )
+                symbols.append(good.select("sym_key", "sym").unique())
+                kept.append(good.select(_COMPACT))
+            del parsed
+        self._valid = pl.concat(kept) if kept else pl.DataFrame(schema=_COMPACT_SCHEMA)
+        del kept
+        self._symbols = (
+            pl.concat(symbols).unique().sort("sym_key")
+            if symbols
+            else pl.DataFrame(schema={"sym_key": pl.Int64, "sym": pl.String})
+        )
+
+    def _buckets(self) -> list[pl.DataFrame]:
+        """The valid rows split into ranges of whole symbols of about `target_batch_rows` rows."""
+        valid, self._valid = self._valid, pl.DataFrame(schema=_COMPACT_SCHEMA)
+        if valid.height <= self._target:
+            return [valid] if valid.height else []
+        counts = valid.group_by("sym_key").len().sort("sym_key")
+        bucket_of = counts.select(
+            "sym_key", _bucket=(pl.col("len").cum_sum() - pl.col("len")) // self._target
+        )
+        with_bucket = valid.join(bucket_of, on="sym_key", how="left", maintain_order="left")
+        del valid
+        parts = with_bucket.partition_by("_bucket", maintain_order=True, include_key=False, as_dict=True)
+        return [parts[key] for key in sorted(parts)]
+
+    def batches(self):
+        buckets = self._buckets()
+        buckets.reverse()  # pop from the end: each bucket is freed once it is done
+        while buckets:
+            bucket = _order(buckets.pop(), self._bounds)
+            bucket, decreasing = _drop_decreasing(bucket, self._bounds)
+            self._rejected.append(decreasing)
+            ticks, (dups, same, cross, conflicts) = _dedupe(bucket)
+            del bucket
+            self.stats.duplicates += dups
+            self.stats.duplicates_same_source += same
+            self.stats.duplicates_cross_source += cross
+            self.stats.duplicate_conflicts += conflicts
+            out = _finish(ticks, self.files, self._symbols)
+            self.stats.rows_kept += out.height
+            yield out
+        self._close()
+
+    def _close(self) -> None:
+        rows = self._quarantine_rows
+        for frame in self._rejected:
+            for file_id, line, offset, reason in frame.iter_rows():
+                archive_file = self.files[file_id]
+                rows.append(_quarantine_row(archive_file, line, reason, reader.read_raw_line(archive_file.path, offset)))
+        self.quarantine = (
+            pl.DataFrame(rows, schema=QUARANTINE_SCHEMA, orient="row").sort("file", "line", "reason")
+            if rows
+            else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        )
+        self.stats.quarantined = self.quarantine.height
+        self.stats.quarantined_by_reason = dict(sorted(Counter(self.quarantine["reason"].to_list()).items()))
+        self.stats.check_accounting()
 
 
 class _Bounds:

@@ -228,3 +228,19 @@ def test_rerun_gives_identical_frames(archive_env):
     first, second = ingest(archive_env), ingest(archive_env)
     assert first.ticks.equals(second.ticks)
     assert first.quarantine.equals(second.quarantine)
+
+
+def test_streaming_in_small_symbol_ranges_gives_the_same_result(archive_env):
+    from stock_pipelines.archive.ticks import DayIngest, day_files
+
+    for n, symbol in enumerate(("005930", "000660", "035720", "0088M0", "373220")):
+        write_day(archive_env, "kis-1", session_trades(symbol, 12 + n, start=(9, n)))
+        write_day(archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in session_trades(symbol, 5, start=(9, n))])
+    with the_file(archive_env).open("ab") as handle:
+        handle.write(b"junk\n")
+    whole = ingest(archive_env)
+    run = DayIngest(day_files([(archive_env, "")], DAY), SESSION, target_batch_rows=7)
+    batches = list(run.batches())
+    assert len(batches) >= 3
+    assert pl.concat(batches).equals(whole.ticks)
+    assert run.quarantine.equals(whole.quarantine) and run.stats == whole.stats

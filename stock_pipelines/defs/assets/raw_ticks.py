@@ -10,7 +10,7 @@ import dagster as dg
 
 from stock_pipelines import lake
 from stock_pipelines.archive.config import ArchiveConfig
-from stock_pipelines.archive.ticks import ingest_day
+from stock_pipelines.archive.ticks import TICKS_SCHEMA, DayIngest, day_files
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.market import krx_calendar
 
@@ -34,10 +34,12 @@ def session_for(partition_key: str):
 def raw_ticks(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     day, session = session_for(context.partition_key)
     config = ArchiveConfig.from_env()
-    result = ingest_day(config.roots(), day, session, config.session_tolerance)
-    stats = result.stats
-    quarantine_path = lake.write_partition(result.quarantine, QUARANTINE_ASSET, day)
-    path = lake.write_partition(result.ticks, "raw_ticks", day)
+    run = DayIngest(day_files(config.roots(), day), session, config.session_tolerance)
+    # streamed one symbol range at a time; the accounting is asserted before the rename
+    path, _ = lake.write_partition_batches(run.batches(), TICKS_SCHEMA, "raw_ticks", day)
+    assert run.quarantine is not None
+    quarantine_path = lake.write_partition(run.quarantine, QUARANTINE_ASSET, day)
+    stats = run.stats
     if stats.files == 0:
         context.log.warning(f"no archive files for {day} under {[str(r) for r, _ in config.roots()]}: empty partition")
     share = stats.quarantined / stats.lines_in if stats.lines_in else 0.0
