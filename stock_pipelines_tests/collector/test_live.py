@@ -1,0 +1,171 @@
+"""The collector against `sim exchange` over real WebSocket connections and a real Redis:
+exact capture across shards, PINGPONG, a dropped and a stalled feed recovered with the loss
+window reported, failover to a second source and back."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from stock_pipelines.collector.status import read_status
+from stock_pipelines.heartbeat import HeartbeatStore, LifecycleEvent, Status
+from stock_pipelines.sim.runner import run_exchange
+
+from .conftest import (
+    DAY,
+    admin,
+    archived,
+    assert_missing_inside_windows,
+    drain,
+    fast_settings,
+    keys,
+    live_collector,
+    loss_windows,
+    pin,
+    seoul,
+    source,
+    truth,
+    wait_subscribed,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+
+def test_a_session_is_archived_exactly_across_shards_with_pingpong(tmp_path, redis_server):
+    with run_exchange(day=DAY, seed=7, symbols=45, activity=0.5, start=(start := seoul(8, 59)), pinned=True, speed=60,
+                      ping_interval_s=0.3) as url:
+        codes = list(url.exchange.day.codes)
+        client = redis_server.client()
+        with live_collector(url, codes, tmp_path / "archive", client, fast_settings()) as (collector, handle, clock):
+            assert len(collector.shards) == 2  # 45 symbols need two sessions of at most 40
+            wait_subscribed(handle, collector)
+            admin(url, "/admin/clock", {"pinned": False})
+            clock.sync()
+            time.sleep(5.0)  # about five minutes of the open
+            until = pin(url)
+            drain(collector)
+        stats = admin(url, "/admin/stats", None)
+
+    expected = truth(url.exchange.day, until, start)
+    result = archived(tmp_path / "archive")
+    assert result.stats.duplicates == 0 and result.stats.quarantined == 0
+    assert keys(result) == set(expected)  # every trade the exchange sent, once
+    assert result.ticks.height == len(expected) > 1000
+    assert stats["ws_connections"] == 2 and "ws_max_subscribe_over" not in stats
+    assert stats["ws_trades_sent"] == len(expected)
+
+    counters = collector.pipeline.counters
+    assert counters.pingpong >= 1 and stats["ws_pingpong_echoes"] == counters.pingpong
+    assert (counters.frames_bad, counters.duplicates, counters.cum_gaps) == (0, 0, 0)
+    assert counters.archived == counters.records_in == len(expected)
+    assert not loss_windows(collector)
+
+    status = read_status(client, "live-1")["live-1"]  # what `stock-pipelines collector status` prints
+    assert status["state"] == "stopped" and status["counters"]["sink"]["archived"] == len(expected)
+    store = HeartbeatStore(client)
+    assert store.latest("live-1").status is Status.STOPPING
+    events, _ = store.read_events()
+    assert [e.event for e in events] == [LifecycleEvent.UP, LifecycleEvent.DOWN]
+    assert store.up_intervals("live-1", DAY)  # beats on the exchange's day
+
+
+def test_a_dropped_connection_is_recovered_and_the_loss_window_reported(tmp_path, redis_server):
+    with run_exchange(day=DAY, seed=8, symbols=12, start=(start := seoul(9, 10)), pinned=True, speed=60) as url:
+        codes = list(url.exchange.day.codes)
+        with live_collector(url, codes, tmp_path / "archive", redis_server.client(), fast_settings()) as (
+                collector, handle, clock):
+            wait_subscribed(handle, collector)
+            admin(url, "/admin/clock", {"pinned": False})
+            clock.sync()
+            time.sleep(1.5)
+            admin(url, "/admin/faults", {"mode": "drop_ws"})
+            time.sleep(1.0)
+            admin(url, "/admin/faults", {"mode": "none"})
+            handle.wait_for(lambda: loss_windows(collector), 15, "a loss window")
+            time.sleep(1.0)
+            until = pin(url)
+            drain(collector)
+
+    disconnects = [e for e in collector.events if e["event"] == "DISCONNECTED"]
+    assert disconnects and disconnects[0]["reason"] == "dropped"
+    windows = loss_windows(collector)
+    assert len(windows) == 1 and windows[0][0] < windows[0][1]
+    result = archived(tmp_path / "archive")
+    assert result.stats.duplicates == 0
+    missing = assert_missing_inside_windows(truth(url.exchange.day, until, start), keys(result), windows)
+    assert missing  # the drop really cost trades, all of them inside the reported window
+    assert result.ticks["ts"].max().timestamp() * 1e6 > windows[0][1]  # and trades came again after it
+
+
+def test_a_stalled_feed_is_declared_stalled_reconnected_and_reported(tmp_path, redis_server):
+    with run_exchange(day=DAY, seed=9, symbols=12, start=(start := seoul(10, 0)), pinned=True, speed=60) as url:
+        codes = list(url.exchange.day.codes)
+        client = redis_server.client()
+        settings = fast_settings(stall_minutes=1.0)  # one exchange minute: one wall second at speed 60
+        with live_collector(url, codes, tmp_path / "archive", client, settings) as (collector, handle, clock):
+            wait_subscribed(handle, collector)
+            admin(url, "/admin/clock", {"pinned": False})
+            clock.sync()
+            time.sleep(1.0)
+            admin(url, "/admin/faults", {"mode": "stall_ws"})
+            handle.wait_for(lambda: collector.stalls >= 1, 10, "a stall")
+            assert collector.status is Status.STALLED
+            admin(url, "/admin/faults", {"mode": "none"})
+            handle.wait_for(lambda: loss_windows(collector), 15, "a loss window")
+            time.sleep(1.0)
+            until = pin(url)
+            drain(collector)
+        sessions = admin(url, "/admin/stats", None)["ws_connections"]
+
+    assert sessions >= 2  # the watchdog made it reconnect
+    events, _ = HeartbeatStore(client).read_events()
+    stalled = [e for e in events if e.event is LifecycleEvent.STALLED]
+    assert stalled and stalled[0].detail["silent_s"] >= 60
+    windows = loss_windows(collector)
+    assert windows and all(e["reason"] == "stalled" for e in collector.events if e["event"] == "LOSS_WINDOW")
+    result = archived(tmp_path / "archive")
+    missing = assert_missing_inside_windows(truth(url.exchange.day, until, start), keys(result), windows)
+    assert missing and result.stats.duplicates == 0
+
+
+def test_failover_to_the_secondary_and_failback_to_the_primary(tmp_path, redis_server):
+    start = seoul(11, 0)
+    config = dict(day=DAY, seed=10, symbols=8, start=start, pinned=True, speed=60)
+    with run_exchange(**config) as primary, run_exchange(**config) as secondary:
+        codes = list(primary.exchange.day.codes)
+        client = redis_server.client()
+        sources = [source(primary), source(secondary, "secondary", "key-2")]
+        settings = fast_settings(failover_after=3)
+        with live_collector(primary, codes, tmp_path / "archive", client, settings, sources) as (
+                collector, handle, clock):
+            wait_subscribed(handle, collector)
+            with httpx.Client(timeout=5) as http:  # release both clocks together
+                for url in (primary, secondary):
+                    http.post(f"{url}/admin/clock", json={"pinned": False}).raise_for_status()
+            clock.sync()
+            time.sleep(1.0)
+            admin(primary, "/admin/faults", {"mode": "drop_ws"})
+            handle.wait_for(lambda: collector.selector.name == "secondary", 15, "failover")
+            wait_subscribed(handle, collector, "secondary")
+            time.sleep(1.0)
+            admin(primary, "/admin/faults", {"mode": "none"})
+            handle.wait_for(lambda: collector.selector.name == "primary", 15, "failback")
+            wait_subscribed(handle, collector, "primary")
+            handle.wait_for(lambda: not any("secondary" in s.connected for s in collector.shards), 10,
+                            "the secondary released")
+            time.sleep(1.0)
+            until = pin(primary)  # the active source at the end: what it streamed is what must be there
+            pin(secondary)
+            drain(collector)
+        sent_by_secondary = admin(secondary, "/admin/stats", None)["ws_trades_sent"]
+
+    assert [(s.from_source, s.to_source) for s in collector.selector.switches] == [
+        ("primary", "secondary"), ("secondary", "primary")]
+    switch_log = read_status(client, "live-1")["live-1"]["switch_log"]
+    assert [entry["kind"] for entry in switch_log] == ["FAILOVER", "FAILBACK"]
+    assert sent_by_secondary > 0  # trades really came from the secondary meanwhile
+    result = archived(tmp_path / "archive")
+    assert result.stats.duplicates == 0  # the overlap of make-before-break was dropped by the guard
+    assert_missing_inside_windows(truth(primary.exchange.day, until, start), keys(result), loss_windows(collector))
