@@ -1,0 +1,41 @@
+"""quality_report: the day's completeness and consistency report (RFC-008), as Markdown in the
+materialization metadata and as a standalone HTML file with charts. Downstream of minute_bars,
+so a day failing a blocking check gets no report in that run; `stock-pipelines report DATE
+--build` writes one for such a day (marked not certified)."""
+
+from datetime import date
+
+import dagster as dg
+
+from stock_pipelines.defs.assets.recovery import minute_bars
+from stock_pipelines.defs.checks.minute_bars_checks import inputs_for, recovery_complete
+from stock_pipelines.defs.partitions import trading_day_partitions
+from stock_pipelines.quality.build import build_report
+
+
+@dg.asset(
+    partitions_def=trading_day_partitions,
+    deps=[minute_bars],
+    group_name="quality",
+    description="Completeness by collector and overall, a timeline of gaps and what filled them, symbols with "
+    "remaining holes, consistency disagreements; certified when every blocking check passes. Markdown here, "
+    "HTML with charts at `html_path`.",
+)
+def quality_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    day = date.fromisoformat(context.partition_key)
+    inputs = inputs_for(context.partition_key)
+    built = build_report(inputs, recovery_complete=recovery_complete(context.instance, context.partition_key))
+    quality = built.quality
+    return dg.MaterializeResult(
+        metadata={
+            "certified": quality.certified,
+            "completeness": quality.coverage.share,
+            "missing_symbol_minutes": quality.coverage.expected_count - quality.coverage.present_count,
+            "symbols_with_holes": dg.MetadataValue.json(built.summary["symbols_with_holes"]),
+            "checks": dg.MetadataValue.json(quality.verdicts()),
+            "report": dg.MetadataValue.md(built.markdown),
+            "html_path": dg.MetadataValue.path(str(built.html_path)),
+            "summary_path": dg.MetadataValue.path(str(built.summary_path)),
+            "date": day.isoformat(),
+        }
+    )

@@ -1,0 +1,220 @@
+"""RFC-008 done-when on `sim day` archives with known outages and corruptions, against the
+simulator's own ground truth: coverage figures equal the truth, planted defects are found and
+named, a failing blocking check stops downstream assets, the report is written and certified."""
+
+import json
+from datetime import UTC, date, timedelta
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from stock_pipelines import lake
+from stock_pipelines.cli import main
+from stock_pipelines.defs.assets.quality_report import quality_report
+from stock_pipelines.defs.assets.raw_ticks import raw_ticks
+from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
+from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
+from stock_pipelines.defs.checks.minute_bars_checks import minute_bars_checks
+from stock_pipelines.market import SEOUL, krx_calendar
+from stock_pipelines.quality.sample import choose_sample
+from stock_pipelines.quality.store import read_summary, report_dir
+from stock_pipelines.sim.archive_day import Outage, write_day_archive
+from stock_pipelines.sim.runner import run_exchange
+from stock_pipelines.sim.server import ExchangeConfig
+from stock_pipelines_tests.conftest import RedisServer
+from stock_pipelines_tests.recovery.test_pipeline_on_simulator import truth_bars
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+DAY = date(2026, 11, 20)
+SEED, SYMBOLS = 11, 12
+OUTAGES = ["10:00-10:30", "13:10-13:25"]
+KEYS = {f"q-key-{n}": f"q-secret-{n}" for n in range(4)}  # one app key a test: a token is issued once a minute
+PIPELINE = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
+CHECKED = [*PIPELINE, *minute_bars_checks, quality_report]
+ALL_CHECKS = {c.check_specs_by_output_name[k].name for c in minute_bars_checks for k in c.check_specs_by_output_name}
+
+
+@pytest.fixture(scope="module")
+def exchange(tmp_path_factory):
+    session = krx_calendar().session(DAY)
+    redis = RedisServer(tmp_path_factory.mktemp("redis"))
+    redis.start()
+    config = ExchangeConfig(day=DAY, seed=SEED, symbols=SYMBOLS, pinned=True,
+                            start=session.close + timedelta(hours=1), credentials=KEYS)
+    try:
+        with run_exchange(config) as url:
+            yield url, redis, truth_bars(url)
+    finally:
+        redis.stop()
+
+
+@pytest.fixture
+def env(exchange, tmp_path, monkeypatch, request):
+    url, redis, truth = exchange
+    key = list(KEYS)[request.param if hasattr(request, "param") else _next_key()]
+    monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(tmp_path / "archive"))
+    monkeypatch.setenv("REDIS_URL", redis.url)
+    monkeypatch.setenv("STOCK_PIPELINES_REDIS_PREFIX", tmp_path.name)
+    monkeypatch.setenv("KIS_BASE_URL", str(url))
+    monkeypatch.setenv("KIS_APP_KEY", key)
+    monkeypatch.setenv("KIS_APP_SECRET", KEYS[key])
+    return tmp_path, truth
+
+
+_used = iter(range(len(KEYS)))
+
+
+def _next_key() -> int:
+    return next(_used)
+
+
+def pairs(frame: pl.DataFrame) -> set[tuple]:
+    return set(frame.select("symbol", "minute").iter_rows())
+
+
+def check_results(result) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations() if e.check_name in ALL_CHECKS}
+
+
+def check_record(instance, name: str):
+    key = dg.AssetCheckKey(dg.AssetKey("minute_bars"), name)
+    return instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
+
+
+def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
+    tmp_path, truth = env
+    write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
+                      outages=[Outage.parse(o, DAY) for o in OUTAGES], corrupt=6)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)
+    assert result.success
+    assert check_results(result) == dict.fromkeys(ALL_CHECKS, True)
+
+    final = lake.read_partition("minute_bars", DAY)
+    truth_share = len(pairs(final) & pairs(truth)) / truth.height
+    evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_completeness")
+    meta = evaluation.metadata
+    assert meta["expected_symbol_minutes"].value == truth.height  # expected = the exchange's bars, no more, no less
+    assert meta["completeness"].value == truth_share == 1.0
+    assert meta["recovery_complete"].value is True
+    record = check_record(instance, "minute_bars_completeness")
+    assert record.status.value == "SUCCEEDED"
+    assert record.evaluation.partition == DAY.isoformat()
+
+    broker = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_match_broker")
+    assert broker.metadata["sampled"].value is True and 0 < broker.metadata["calls"].value <= 20
+    assert broker.metadata["disagreements"].value == 0
+
+    report = result.asset_materializations_for_node("quality_report")[0].metadata
+    assert report["certified"].value is True
+    assert "CERTIFIED" in report["report"].value and "Gaps and what filled them" in report["report"].value
+    summary = read_summary(DAY)
+    assert summary["certified"] and summary["completeness"] == 1.0 and summary["expected"] == truth.height
+    assert {"rest_kis", "ticks"} <= set(summary["bars_by_source"])
+    assert (report_dir(DAY) / "report.html").is_file()
+
+
+def test_unrecovered_day_coverage_equals_the_truth_and_blocks_downstream(env, capsys):
+    tmp_path, truth = env
+    write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
+                      outages=[Outage.parse(o, DAY) for o in OUTAGES], corrupt=6)
+    instance = dg.DagsterInstance.ephemeral()
+    without_recovery = [a for a in CHECKED if a is not recovered_minute_bars]
+    result = dg.materialize(without_recovery, partition_key=DAY.isoformat(), instance=instance, raise_on_error=False)
+    assert not result.success
+
+    final = lake.read_partition("minute_bars", DAY)
+    present = pairs(final) & pairs(truth)
+    meta = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_completeness").metadata
+    # On this day every symbol traded in every minute of each outage, so the evidence-based expected
+    # set is exactly the exchange's bars and the figure is the true share.
+    assert meta["expected_symbol_minutes"].value == truth.height
+    assert meta["present_symbol_minutes"].value == len(present)
+    assert meta["completeness"].value == pytest.approx(len(present) / truth.height)
+    assert meta["completeness"].value < 0.999
+    missing_truth = pairs(truth) - pairs(final)
+    assert set(meta["symbols_with_holes"].value) == {s for s, _ in missing_truth}
+
+    checks = check_results(result)
+    assert checks["minute_bars_completeness"] is False
+    assert checks["minute_bars_match_broker"] is False  # the sampled windows lack the outage's bars
+    record = check_record(instance, "minute_bars_completeness")
+    assert record.status.value == "FAILED"
+    assert record.evaluation.partition == DAY.isoformat()
+    # blocking: the report downstream of minute_bars did not run
+    assert result.asset_materializations_for_node("quality_report") == []
+    assert instance.get_latest_materialization_event(dg.AssetKey("quality_report")) is None
+    assert read_summary(DAY) is None
+
+    # the report can still be built for the failing day, outside the run, and says so
+    assert main(["report", DAY.isoformat(), "--build"]) == 0
+    out = capsys.readouterr().out
+    assert "NOT CERTIFIED" in out and "completeness" in out and str(report_dir(DAY) / "report.html") in out
+    summary = read_summary(DAY)
+    assert summary["certified"] is False and summary["missing"] == len(missing_truth)
+    assert summary["checks"]["completeness"] is False
+
+
+def _drop_one_trade(archive, symbol: str) -> dict:
+    """Remove one mid-minute trade of `symbol` at 11:xx from the archive; returns the dropped record."""
+    path = next((archive / "sim-kis-1" / "trades" / DAY.strftime("%Y%m%d")).glob("11_00.jsonl"))
+    lines = path.read_text().splitlines(keepends=True)
+    mine = [i for i, line in enumerate(lines) if f'"sym":"{symbol}"' in line]
+    index = mine[len(mine) // 2]
+    dropped = json.loads(lines[index])
+    path.write_text("".join(lines[:index] + lines[index + 1:]))
+    return dropped
+
+
+def test_planted_defects_are_found_and_named(env, capsys):
+    tmp_path, truth = env
+    write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS, corrupt=4)  # no outage
+    dropped = _drop_one_trade(tmp_path / "archive", "000660")
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize(PIPELINE, partition_key=DAY.isoformat(), instance=instance).success
+
+    # alter one tick-derived bar inside the broker sample's window of the most active symbol
+    tick_bars = lake.read_partition("tick_minute_bars", DAY)
+    ticks = lake.read_partition("raw_ticks", DAY)
+    activity = dict(ticks.group_by("symbol").agg(pl.col("qty").sum()).iter_rows())
+    session = krx_calendar().session(DAY)
+    recovered = lake.read_partition("recovered_minute_bars", DAY)
+    window = next(w for w in choose_sample(DAY, session, recovered, activity, 20, date.today()) if w.reason == "active")
+    in_window = tick_bars.filter(
+        (pl.col("symbol") == window.symbol) & (pl.col("minute") >= window.start.astimezone(UTC)) & (pl.col("minute") < window.end.astimezone(UTC))
+        & (pl.col("open") != pl.col("close"))
+    )
+    victim = in_window.row(in_window.height // 2, named=True)
+    altered = tick_bars.with_columns(
+        close=pl.when((pl.col("symbol") == victim["symbol"]) & (pl.col("minute") == victim["minute"]))
+        .then(pl.col("open")).otherwise(pl.col("close")),
+        volume=pl.when((pl.col("symbol") == victim["symbol"]) & (pl.col("minute") == victim["minute"]))
+        .then(pl.col("volume") + 7).otherwise(pl.col("volume")),
+    )
+    lake.write_partition(altered, "tick_minute_bars", DAY)
+
+    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance,
+                            selection=[minute_bars, quality_report], raise_on_error=False)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    # the altered bar: every changed field against the broker, and the day volume
+    broker = evaluations["minute_bars_match_broker"]
+    assert broker.passed is False
+    listing = broker.metadata["listing"].value
+    minute = victim["minute"].astimezone(SEOUL).strftime("%H:%M")
+    assert f"| {victim['symbol']} | {minute} | ticks | close | {victim['open']} | {victim['close']} |" in listing
+    assert f"| {victim['symbol']} | {minute} | ticks | volume | {victim['volume'] + 7} | {victim['volume']} |" in listing
+    assert broker.metadata["disagreements"].value == 2
+    volume = evaluations["minute_bars_day_volume"]
+    assert volume.passed is False and volume.metadata["disagreeing_symbols"].value == [victim["symbol"]]
+    # the dropped trade: the archive lacks exactly its shares for that symbol (recovered from REST since)
+    assert volume.metadata["tick_shortfall_symbols"].value == ["000660"]
+    shortfall = lake.read_partition("raw_ticks", DAY).filter(pl.col("symbol") == "000660")
+    assert int(shortfall["cum"].max() - shortfall["qty"].sum()) == dropped["qty"]
+    assert f"| {dropped['qty']} |" in volume.metadata["tick_shortfalls"].value
+    assert evaluations["minute_bars_completeness"].passed is True
+    assert evaluations["minute_bars_ohlc_invariants"].passed is True
+    # blocking: no report in this run
+    assert result.asset_materializations_for_node("quality_report") == []
