@@ -170,33 +170,43 @@ class DayIngest:
                 symbols.append(good.select("sym_key", "sym").unique())
                 kept.append(good.select(_COMPACT))
             del parsed
-        self._valid = pl.concat(kept) if kept else pl.DataFrame(schema=_COMPACT_SCHEMA)
-        del kept
+        self._kept = kept  # per file: concatenated only one symbol range at a time
         self._symbols = (
             pl.concat(symbols).unique().sort("sym_key")
             if symbols
             else pl.DataFrame(schema={"sym_key": pl.Int64, "sym": pl.String})
         )
 
-    def _buckets(self) -> list[pl.DataFrame]:
-        """The valid rows split into ranges of whole symbols of about `target_batch_rows` rows."""
-        valid, self._valid = self._valid, pl.DataFrame(schema=_COMPACT_SCHEMA)
-        if valid.height <= self._target:
-            return [valid] if valid.height else []
-        counts = valid.group_by("sym_key").len().sort("sym_key")
-        bucket_of = counts.select(
-            "sym_key", _bucket=(pl.col("len").cum_sum() - pl.col("len")) // self._target
-        )
-        with_bucket = valid.join(bucket_of, on="sym_key", how="left", maintain_order="left")
-        del valid
-        parts = with_bucket.partition_by("_bucket", maintain_order=True, include_key=False, as_dict=True)
-        return [parts[key] for key in sorted(parts)]
+    def _buckets(self):
+        """Valid rows in ranges of whole symbols of about `target_batch_rows` rows, in symbol
+        order. Each file's rows are split once and freed, so the day is never held twice."""
+        kept, self._kept = self._kept, []
+        total = sum(frame.height for frame in kept)
+        if total == 0:
+            return
+        if total <= self._target:
+            yield pl.concat(kept)
+            return
+        counts = pl.concat([f.group_by("sym_key").len() for f in kept]).group_by("sym_key").agg(pl.col("len").sum())
+        counts = counts.sort("sym_key").with_columns(_bucket=(pl.col("len").cum_sum() - pl.col("len")) // self._target)
+        # the first sym_key of each bucket: a row's bucket is where its sym_key sorts among them
+        starts = counts.group_by("_bucket").agg(pl.col("sym_key").min()).sort("_bucket")["sym_key"]
+        parts: dict[int, list[pl.DataFrame]] = {}
+        kept.reverse()
+        while kept:
+            frame = kept.pop()
+            bucket = starts.search_sorted(frame["sym_key"], side="right") - 1
+            split = frame.with_columns(_bucket=bucket).partition_by("_bucket", include_key=False, as_dict=True)
+            del frame
+            for (key,), part in split.items():
+                parts.setdefault(int(key), []).append(part)
+        for key in sorted(parts):
+            yield pl.concat(parts.pop(key))
 
     def batches(self):
-        buckets = self._buckets()
-        buckets.reverse()  # pop from the end: each bucket is freed once it is done
-        while buckets:
-            bucket = _order(buckets.pop(), self._bounds)
+        for rows in self._buckets():
+            bucket = _order(rows, self._bounds)
+            del rows
             bucket, decreasing = _drop_decreasing(bucket, self._bounds)
             self._rejected.append(decreasing)
             ticks, (dups, same, cross, conflicts) = _dedupe(bucket)
