@@ -157,10 +157,14 @@ class DayQuality:
             start=pl.col("start").min(), end=pl.col("end").max(),
             symbols=pl.col("symbol").n_unique().cast(pl.Int64), slots=pl.len().cast(pl.Int64)
         )
+        per_gap = base.join(counts, on="gap").fill_null(0)
+        fillers = [c for c in per_gap.columns if c not in ("gap", *schema)]
+        # sequence gaps are one a symbol: gaps of one kind, collector and window are one row
         return (
-            base.join(counts, on="gap").sort("start", "gap").drop("gap")
+            per_gap.group_by("kind", "collector", "start", "end")
+            .agg(pl.col("symbols", "slots", *fillers).sum().cast(pl.Int64))
+            .sort("start", "end", "kind", "collector")
             .with_columns(pl.col("start", "end").dt.convert_time_zone("Asia/Seoul"))
-            .fill_null(0)
         )
 
     def summary(self) -> dict:

@@ -45,6 +45,8 @@ def sections(quality: DayQuality) -> dict[str, tuple[list[str], list[list[object
     cov = quality.coverage
     verdicts = quality.verdicts()
     checks = [[name, "pass" if verdicts[name] else "FAIL", "blocking"] for name in BLOCKING]
+    if not quality.broker.sampled:
+        checks[BLOCKING.index("broker_match")][1] = "not sampled"
     checks.append(["completeness_warn", "WARN" if quality.warn else "pass", "warn only"])
     collectors = [[r["collector"], r["symbols"], r["expected"], r["present"], r["missing"], percent(r["share"])]
                   for r in cov.by_collector.iter_rows(named=True)]
@@ -181,8 +183,8 @@ def trend_svg(history: list[tuple[str, float | None]], error_share: float, warn_
     """Completeness of recent trading days (oldest first, this day last); None = no report that day."""
     left, bottom, top, height = 60, 40, 14, 220
     shares = [s for _, s in history if s is not None]
-    floor = min([error_share - 0.001, *shares]) if shares else error_share - 0.001
-    floor = max(0.0, min(floor, 0.99))
+    lowest = min([error_share, *shares])
+    floor = max(0.0, lowest - max(1 - lowest, 0.001) * 0.3)  # the worst day still shows a visible bar
     inner = height - top - bottom
     step = (width - left - 10) / max(1, len(history))
 
