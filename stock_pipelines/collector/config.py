@@ -136,6 +136,7 @@ class CollectorSettings:
     probe_hold_s: float = 2.0
     flush_interval_s: float = 0.2  # wall seconds: what a SIGKILL can lose
     fsync_interval_s: float = 1.0
+    durability_margin_s: float = 0.5  # wall seconds a beat is back-dated (see runner._durable_now)
     connect_timeout_s: float = 10.0
 
     @classmethod
@@ -145,7 +146,8 @@ class CollectorSettings:
         for name, kind in (("max_subscriptions", int), ("sessions_per_key", int), ("heartbeat_wall_s", float),
                            ("stall_minutes", float), ("prime_minutes", float), ("linger_minutes", float),
                            ("backoff_base_s", float), ("backoff_cap_s", float), ("failover_after", int),
-                           ("failback_probe_s", float), ("flush_interval_s", float), ("fsync_interval_s", float)):
+                           ("failback_probe_s", float), ("flush_interval_s", float), ("fsync_interval_s", float),
+                           ("durability_margin_s", float)):
             var = f"STOCK_PIPELINES_COLLECTOR_{name.upper()}"
             text = env.get(var, "").strip()
             if text:

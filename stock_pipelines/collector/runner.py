@@ -87,7 +87,7 @@ class Collector:
         self.pipeline = Pipeline(self.writer, "kis", lambda: int(self.clock.now() * 1_000_000))
         self.store = HeartbeatStore(redis_client, clock=self.clock.now_dt)
         self.publisher = HeartbeatPublisher(self.store, collector_id, self._snapshot,
-                                            interval_s=settings.heartbeat_wall_s * rate, clock=self.clock.now_dt,
+                                            interval_s=settings.heartbeat_wall_s * rate, clock=self._durable_now,
                                             on_beat=self._on_beat)
         self.shards = [_ShardState(s) for s in shard(self.symbols, settings.max_subscriptions)]
         self.selector = SourceSelector([s.name for s in sources], settings.failover_after)
@@ -423,9 +423,22 @@ class Collector:
         last = self.pipeline.last_trade_ts
         return Snapshot(tuple(self.symbols), datetime.fromtimestamp(last / 1e6, UTC) if last else None, self.status)
 
+    def _durable_now(self) -> datetime:
+        """The instant a beat vouches for: everything executed before it is archived.
+
+        A beat is stamped `durability_margin_s` (wall, converted to exchange time) in the past and
+        the writer is flushed before the beat is sent, so a trade still in flight (feed latency,
+        socket buffers, the pipeline) when the process is killed lies after the last beat: inside
+        the downtime the gap machinery recovers, never in a minute it believes was covered.
+        """
+        margin = self.settings.durability_margin_s * self.clock.rate
+        return datetime.fromtimestamp(self.clock.now() - margin, UTC)
+
     def _on_beat(self, hb: Heartbeat) -> None:
+        self.writer.flush(fsync=True)
         self.writer.write_system("HEARTBEAT", {
             "seq": self.pipeline.seq, "interval_s": hb.interval_s, "status": hb.status.value, "state": self.state,
+            "durable_until_us": int(hb.at.timestamp() * 1_000_000),
             "source": self.selector.name, "connected": self._connected(), "counters": self.pipeline.counters.as_dict(),
         })
 

@@ -1,0 +1,204 @@
+"""`stock-pipelines collector run` as a real process: self-diagnosis, SIGTERM leaves complete files
+and a final heartbeat, SIGKILL loses at most the flush window and the gap machinery recovers it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, timedelta
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from stock_pipelines import lake
+from stock_pipelines.collector.status import read_status
+from stock_pipelines.defs.assets.raw_ticks import raw_ticks
+from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
+from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
+from stock_pipelines.heartbeat import HeartbeatStore, Status
+from stock_pipelines.market import krx_calendar
+from stock_pipelines.sim.runner import run_exchange
+
+from .conftest import DAY, US, admin, archived, keys, pin, seoul, truth
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+APP_KEY, APP_SECRET = "proc-key", "proc-secret-do-not-log"
+
+
+def collector_env(tmp_path: Path, url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIS_", "STOCK_PIPELINES_", "REDIS_URL"))}
+    env.update(
+        KIS_BASE_URL=str(url), KIS_APP_KEY=APP_KEY, KIS_APP_SECRET=APP_SECRET, REDIS_URL=redis_url,
+        STOCK_PIPELINES_DATA_DIR=str(tmp_path / "data"), STOCK_PIPELINES_ARCHIVE_DIR=str(tmp_path / "archive"),
+        STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES="1", STOCK_PIPELINES_COLLECTOR_HEARTBEAT_WALL_S="0.1",
+        STOCK_PIPELINES_COLLECTOR_CLOCK="exchange",
+    )
+    env.update(extra)
+    return env
+
+
+def start_collector(env: dict[str, str], symbols: str, collector_id: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "stock_pipelines.cli", "collector", "run", "--symbols", symbols, "--id", collector_id],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_streaming(process: subprocess.Popen, client, collector_id: str, timeout_s: float = 30.0) -> dict:
+    """The collector's start line, then its Redis status until every shard is connected."""
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    assert line and line[0].strip(), f"no start line (exit {process.poll()}): {process.stderr.read()[-2000:]}"
+    started = json.loads(line[0])
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = read_status(client, collector_id).get(collector_id)
+        if status and status["connected"] == started["shards"]:
+            return started
+        time.sleep(0.05)
+    raise TimeoutError("the collector never connected every shard")
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait(10)
+
+
+def test_self_diagnosis_names_every_problem_and_exits_1(tmp_path, redis_server):
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    env = collector_env(tmp_path, "http://127.0.0.1:9", "redis://127.0.0.1:9/0",
+                        STOCK_PIPELINES_ARCHIVE_DIR=str(readonly))
+    del env["KIS_APP_SECRET"]
+    if os.geteuid() == 0:  # root writes anywhere: make the archive root a file instead
+        readonly.chmod(0o700)
+        blocker = tmp_path / "blocker"
+        blocker.write_text("not a directory")
+        env["STOCK_PIPELINES_ARCHIVE_DIR"] = str(blocker)
+    done = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "collector", "run", "--symbols", "005930"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == "collector kis-1: KIS_APP_SECRET not set in the environment"
+    assert lines[1].startswith("collector kis-1: redis: not reachable")
+    assert lines[2].startswith("collector kis-1: archive: cannot write")
+    assert len(lines) == 3  # the broker check needs a key pair: not run without a secret
+
+    with run_exchange(day=DAY, symbols=4, pinned=True, credentials={APP_KEY: "another-secret"}) as url:
+        env = collector_env(tmp_path, url, redis_server.url, STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES=str(10**18))
+        done = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "collector", "run", "--symbols",
+                               "005930"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2 and "below the floor" in lines[0]
+    assert "no WebSocket approval key (HTTP 403 EGW00105)" in lines[1]
+    assert APP_SECRET not in done.stderr
+
+
+def test_sigterm_leaves_complete_files_and_a_final_heartbeat(tmp_path, redis_server):
+    client = redis_server.client()
+    with run_exchange(day=DAY, seed=12, symbols=12, start=seoul(9, 30), speed=60,
+                      credentials={APP_KEY: APP_SECRET}) as url:
+        codes = ",".join(url.exchange.day.codes)
+        process = start_collector(collector_env(tmp_path, url, redis_server.url), codes, "term-1")
+        try:
+            started = wait_streaming(process, client, "term-1")
+            time.sleep(1.5)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(15) == 0
+        finally:
+            stop(process)
+        stderr = process.stderr.read()
+    assert started["shards"] == 1 and APP_SECRET not in stderr
+
+    root = tmp_path / "archive" / "term-1"
+    files = sorted(root.rglob("*.jsonl"))
+    assert files and all(f.read_bytes().endswith(b"\n") for f in files)
+    system = [json.loads(x) for x in (root / "system" / "20261120.jsonl").read_text().splitlines()]
+    assert system[0]["event"] == "UP" and system[-1]["event"] == "DOWN"
+    assert system[-1]["detail"]["status"] == "stopped"
+    result = archived(tmp_path / "archive")
+    assert result.stats.quarantined == 0 and result.stats.duplicates == 0
+    assert result.ticks.height == system[-1]["detail"]["counters"]["sink"]["archived"] > 0
+    assert result.ticks["seq"].sort().to_list() == list(range(1, result.ticks.height + 1))
+    assert HeartbeatStore(client).latest("term-1").status is Status.STOPPING
+    assert read_status(client, "term-1")["term-1"]["state"] == "stopped"
+
+
+ASSETS = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
+
+
+def truth_bars(sim) -> pl.DataFrame:
+    frames = []
+    for code in sim.codes:
+        bars = sim.minute_bars(code)
+        frames.append(pl.DataFrame({"symbol": [code] * len(bars), "minute": bars.start, "open": bars.open,
+                                    "high": bars.high, "low": bars.low, "close": bars.close, "volume": bars.volume}))
+    return (pl.concat(frames).with_columns(pl.from_epoch("minute", time_unit="us").dt.replace_time_zone("UTC"))
+            .cast({c: pl.Int64 for c in ("open", "high", "low", "close", "volume")}).sort("symbol", "minute"))
+
+
+def test_sigkill_loses_at_most_the_flush_window_and_the_gap_machinery_recovers_it(
+        tmp_path, redis_server, monkeypatch):
+    client = redis_server.client()
+    speed, flush_s = 120, 0.2
+    with run_exchange(day=DAY, seed=13, symbols=10, start=(start := seoul(8, 58)), pinned=True, speed=speed,
+                      credentials={APP_KEY: APP_SECRET}) as url:
+        env = collector_env(tmp_path, url, redis_server.url, STOCK_PIPELINES_COLLECTOR_FLUSH_INTERVAL_S=str(flush_s))
+        process = start_collector(env, ",".join(url.exchange.day.codes), "kill-1")
+        try:
+            wait_streaming(process, client, "kill-1")
+            admin(url, "/admin/clock", {"pinned": False})
+            time.sleep(3.0)  # six minutes of the open
+            process.kill()
+            killed_at = pin(url)
+            process.wait(10)
+        finally:
+            stop(process)
+
+        expected = truth(url.exchange.day, killed_at, start)
+        result = archived(tmp_path / "archive")
+        assert result.stats.quarantined == 0 and result.stats.duplicates == 0  # whole lines only
+        missing = set(expected) - keys(result)
+        assert keys(result) <= set(expected) and len(expected) > 1000
+        # what the kill cost was received in the last flush window (plus feed and processing latency)
+        bound = killed_at - int((flush_s + 0.5) * speed * US)
+        assert all(expected[k] >= bound for k in missing), min(expected[k] for k in missing)
+        # ... and lies after the last heartbeat, inside the downtime the gap machinery will see
+        last_beat = max(end for _, end in HeartbeatStore(client).up_intervals("kill-1", DAY))
+        assert all(expected[k] >= int(last_beat.timestamp() * US) for k in missing)
+
+        session = krx_calendar().session(DAY)
+        admin(url, "/admin/clock", {"at": (session.close + timedelta(hours=1)).isoformat(), "pinned": True})
+        for name, value in env.items():
+            if name.startswith(("KIS_", "STOCK_PIPELINES_", "REDIS_URL")):
+                monkeypatch.setenv(name, value)
+        monkeypatch.delenv("STOCK_PIPELINES_FAKE_NOW", raising=False)
+        result = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral())
+        assert result.success
+        expected_bars = truth_bars(url.exchange.day)
+
+    before = lake.read_partition("tick_minute_bars", DAY)
+    final = lake.read_partition("minute_bars", DAY)
+    assert 0 < before.height < expected_bars.height
+    got = final.select(expected_bars.columns).sort("symbol", "minute")
+    missing_bars = expected_bars.join(got, on=["symbol", "minute"], how="anti")
+    # Known limit of the gap machinery, not of the collector (recovery/plan.minute_window): a downtime
+    # running into the close ends at 15:30:00 exclusive, so the closing-print bar is not fetched.
+    close = session.close.astimezone(UTC)
+    assert set(missing_bars["minute"].to_list()) <= {close}
+    before_close = pl.col("minute") < close
+    assert got.filter(before_close).equals(expected_bars.filter(before_close)), missing_bars
+    assert set(final["source"]) >= {"ticks", "rest_kis"}
