@@ -41,7 +41,7 @@ START = datetime(2026, 11, 20, 10, 30, 0, tzinfo=SEOUL)
 class Collector:
     def __init__(self, env: dict, archive, history: bool) -> None:
         command = [sys.executable, "-m", "stock_pipelines_tests.sensors.sim_collector", "--archive", str(archive),
-                   "--date", DAY.isoformat(), "--seed", str(SEED), "--symbols", str(SYMBOLS), "--interval", "1"]
+                   "--date", DAY.isoformat(), "--seed", str(SEED), "--symbols", str(SYMBOLS), "--interval", "3"]
         self.process = subprocess.Popen(command + (["--history"] if history else []), env=env,
                                         stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()

@@ -1,0 +1,185 @@
+"""Governance in a real Redis: retries with backoff, dormant mode, PERMANENT_OPEN, resume, alerts
+to a local webhook receiver, the status document and the CLI around them."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import date, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from stock_pipelines.brokers.model import BrokerAuthError
+from stock_pipelines.market import SEOUL
+from stock_pipelines.ops.alerts import Alerter
+from stock_pipelines.ops.governance import RecoveryGovernance
+from stock_pipelines.ops.heartbeat_rules import Window
+from stock_pipelines.ops.status import status_document
+from stock_pipelines.resilience.breaker import State
+from stock_pipelines.resilience.flags import AUTO_RECOVERY, FeatureFlags
+
+DAY = date(2026, 11, 20)
+WINDOW = Window("c1", DAY, datetime(2026, 11, 20, 10, 0, tzinfo=SEOUL), datetime(2026, 11, 20, 10, 5, tzinfo=SEOUL))
+
+
+class Receiver:
+    """A local HTTP webhook receiver: what Slack or Discord would get."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.bodies: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers["content-length"])
+                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/secret-token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def env(redis_server, monkeypatch, tmp_path):
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("STOCK_PIPELINES_FAKE_NOW", raising=False)
+    return redis_server
+
+
+class Clock:
+    def __init__(self, t: float = 1_763_600_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_failed_runs_back_off_and_queue_a_retry_then_ten_make_it_dormant_with_one_alert(env, receiver):
+    client, clock = env.client(), Clock()
+    gov = RecoveryGovernance(client, "kis", clock=clock, alerter=Alerter(client, receiver.url))
+    retry = gov.record_run("run-1", False, WINDOW, "boom")
+    assert retry is not None and retry.attempt == 2
+    assert retry.run_key == WINDOW.run_key.replace(":a1", ":a2")
+    assert clock.t <= retry.not_before.timestamp() <= clock.t + 5.0  # full jitter under 5 s
+    assert [w.run_key for w in gov.due_retries()] == [retry.run_key]
+    verdict = gov.verdict()
+    assert not verdict.allowed and verdict.reason.startswith("backing off after 1 failed")
+    for n in range(2, 11):
+        clock.t += 700  # past any backoff (cap 10 min)
+        last = gov.record_run(f"run-{n}", False, WINDOW, f"boom {n}")
+    assert last is None  # dormant: no retry queued
+    verdict = gov.verdict()
+    assert not verdict.allowed and verdict.reason.startswith("dormant since")
+    assert [b["kind"] for b in receiver.bodies] == ["dormant"]
+    assert "10 consecutive failed recoveries" in receiver.bodies[0]["text"]
+    assert receiver.bodies[0]["content"] == receiver.bodies[0]["text"]  # Discord and Slack both read it
+    gov.verdict()
+    assert len(receiver.bodies) == 1  # alerted once, not at every evaluation
+    assert gov.history(1)[0]["run_id"] == "run-10"
+
+
+def test_an_authorization_failure_opens_the_breaker_permanently_dormant_until_resume(env, receiver):
+    client, clock = env.client(), Clock()
+    gov = RecoveryGovernance(client, "kis", clock=clock, alerter=Alerter(client, receiver.url))
+    gov.breaker().record_failure(BrokerAuthError("KIS refused a freshly issued token"))
+    assert gov.breaker().state is State.PERMANENT_OPEN
+    verdict = gov.verdict()
+    assert not verdict.allowed and "PERMANENT_OPEN" in verdict.reason
+    assert verdict.breaker_state == "PERMANENT_OPEN"
+    assert sorted(b["kind"] for b in receiver.bodies) == ["breaker_permanent_open", "dormant"]
+    clock.t += 3600
+    assert not gov.verdict().allowed  # never by itself
+    with pytest.raises(ValueError, match="reason"):
+        gov.resume("alice", " ")
+    with pytest.raises(ValueError, match="name"):
+        gov.resume("automatic", "because")
+    result = gov.resume("alice", "key rotated")
+    assert result == {"breakers_reset": {"kis": "CLOSED"}, "dormant": False, "resumed_by": "alice",
+                      "reason": "key rotated"}
+    assert gov.verdict().allowed
+
+
+def test_breaker_open_then_half_open_then_closed_as_the_sensor_sees_it(env):
+    client, clock = env.client(), Clock()
+    gov = RecoveryGovernance(client, "kis", clock=clock, alerter=Alerter(client, ""))
+    breaker = gov.breaker()
+    for _ in range(3):
+        breaker.record_failure(RuntimeError("503"))
+    verdict = gov.verdict()
+    assert verdict.breaker_state == "OPEN" and verdict.breaker_retry_at is not None
+    clock.t += 61
+    assert breaker.try_acquire()  # the trial
+    assert gov.verdict().breaker_state == "HALF_OPEN"
+    breaker.record_success()
+    assert gov.verdict().breaker_state == "CLOSED"
+
+
+def test_a_failing_webhook_is_reported_without_the_secret_url_and_retried_next_time(env):
+    failing = Receiver(status=500)
+    try:
+        alerter = Alerter(env.client(), failing.url)
+        result = alerter.send("dormant", "x", dedupe_key="k1")
+        assert not result.sent and result.reason == "webhook failed: HTTPStatusError HTTP 500"
+        assert "secret-token" not in result.reason
+        assert len(alerter.send("dormant", "x", dedupe_key="k1").reason) > 0
+        assert len(failing.bodies) == 2  # the marker was cleared: tried again
+    finally:
+        failing.close()
+
+
+def test_status_document_and_cli(env, tmp_path):
+    client = env.client()
+    from stock_pipelines.heartbeat import Heartbeat, HeartbeatStore
+
+    now = datetime(2026, 11, 20, 10, 0, 30, tzinfo=SEOUL)
+    store = HeartbeatStore(client)
+    store.beat(Heartbeat("c-live", "h", 1, now, now, ("005930",)))
+    store.beat(Heartbeat("c-dead", "h", 2, now.replace(second=0), now.replace(second=0), ("005930",)))
+    FeatureFlags(client).set(AUTO_RECOVERY, False)
+    gov = RecoveryGovernance(client, "kis")
+    gov.record_run("r1", True, WINDOW, json.dumps({"windows_recovered": 3, "rest_bars": 120}))
+    doc = status_document(client, now)
+    assert doc["collectors"]["c-live"]["state"] == "ok"
+    assert doc["collectors"]["c-dead"]["state"] == "stale" and doc["collectors"]["c-dead"]["age_s"] == 30.0
+    assert doc["breakers"]["kis"] == {"state": "CLOSED", "consecutive_failures": 0, "reason": "",
+                                      "changed_at": None, "changed_by": "automatic"}
+    assert doc["kill_switches"][AUTO_RECOVERY] == {"enabled": False, "source": "redis"}
+    assert doc["dormant"]["dormant"] is False
+    assert json.loads(doc["last_recovery_runs"][0]["detail"]) == {"windows_recovered": 3, "rest_bars": 120}
+    assert doc["ok"] is True
+
+    cli_env = {**os.environ, "REDIS_URL": env.url}
+    out = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "status"], env=cli_env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and json.loads(out.stdout)["redis"] == "ok"
+    gov.guard.enter("test")
+    out = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "status"], env=cli_env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and json.loads(out.stdout)["dormant"]["dormant"] is True
+    bad = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "resume", "--reason", " "], env=cli_env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "stock-pipelines resume: error: --reason must say why it is safe to resume")
+    good = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "resume", "--reason", "checked", "--by", "bob"],
+                          env=cli_env, capture_output=True, text=True, timeout=60)
+    assert good.returncode == 0 and json.loads(good.stdout)["dormant"] is False
