@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -83,6 +83,10 @@ def broker_check(inputs: DayInputs, source: MinuteBarSource | None, budget: int,
         else dict(inputs.bars.group_by("symbol").agg(pl.col("volume").sum()).iter_rows())
     )
     windows = choose_sample(inputs.day, inputs.session, inputs.recovered, activity, budget, today)
+    if inputs.day == today:
+        # during the session the newest minute is still forming on both sides: compare closed minutes only
+        closed = datetime.now(SEOUL).replace(second=0, microsecond=0)
+        windows = [replace(w, end=min(w.end, closed)) for w in windows if w.start < closed]
     result: SampleResult = fetch_sample(source, inputs.day, windows)
     answered = result.windows_frame()
     disagreements = compare_bars(inputs.bars, result.bars, answered)
