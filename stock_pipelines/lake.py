@@ -86,7 +86,11 @@ def write_partition_batches(
     rows = 0
     try:
         with os.fdopen(fd, "wb") as handle:
-            with pq.ParquetWriter(handle, arrow_schema, compression="zstd", compression_level=1) as writer:
+            # dictionaries pay off for repeated strings, not for timestamps and counters
+            strings = [name for name, dtype in schema.items() if dtype == pl.String]
+            with pq.ParquetWriter(
+                handle, arrow_schema, compression="zstd", compression_level=1, use_dictionary=strings
+            ) as writer:
                 for batch in batches:
                     if batch.height:
                         table = batch.to_arrow()
