@@ -120,7 +120,7 @@ def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
 def test_unrecovered_day_coverage_equals_the_truth_and_blocks_downstream(env, capsys):
     tmp_path, truth = env
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
-                      outages=[Outage.parse(o, DAY) for o in OUTAGES], corrupt=6)
+                      outages=[Outage.parse(o, DAY) for o in [*OUTAGES, "15:15-15:40"]], corrupt=6)
     instance = dg.DagsterInstance.ephemeral()
     without_recovery = [a for a in CHECKED if a is not recovered_minute_bars]
     result = dg.materialize(without_recovery, partition_key=DAY.isoformat(), instance=instance, raise_on_error=False)
@@ -140,6 +140,11 @@ def test_unrecovered_day_coverage_equals_the_truth_and_blocks_downstream(env, ca
 
     checks = check_results(result)
     assert checks["minute_bars_completeness"] is False
+    # the collector was down through the closing auction: every symbol's closing print is missing
+    bounds = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_session_bounds")
+    assert bounds.passed is False
+    assert bounds.metadata["closing_print_missing"].value == sorted(truth["symbol"].unique().to_list())
+    assert bounds.metadata["outside_trading_time"].value == 0
     assert checks["minute_bars_match_broker"] is False  # the sampled windows lack the outage's bars
     record = check_record(instance, "minute_bars_completeness")
     assert record.status.value == "FAILED"
@@ -209,7 +214,11 @@ def test_planted_defects_are_found_and_named(env, capsys):
     assert broker.metadata["disagreements"].value == 2
     volume = evaluations["minute_bars_day_volume"]
     assert volume.passed is False and volume.metadata["disagreeing_symbols"].value == [victim["symbol"]]
-    # the dropped trade: the archive lacks exactly its shares for that symbol (recovered from REST since)
+    # the dropped trade: gap_report names its sequence gap, the archive lacks exactly its shares for
+    # that symbol, and the recovery filled the minute from REST (its day volume agrees)
+    sequence = lake.read_partition("gap_report", DAY).filter(pl.col("kind") == "sequence")
+    assert sequence["symbols"].to_list() == [["000660"]]
+    assert sequence["reason"][0].endswith(f": {dropped['qty']} shares missed")
     assert volume.metadata["tick_shortfall_symbols"].value == ["000660"]
     shortfall = lake.read_partition("raw_ticks", DAY).filter(pl.col("symbol") == "000660")
     assert int(shortfall["cum"].max() - shortfall["qty"].sum()) == dropped["qty"]
