@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import polars as pl
 
 from stock_pipelines.gaps.model import Gap, GapKind
@@ -47,13 +48,18 @@ def sequence_gap_frame(
     keys = ["collector", "symbol"] if per_collector else ["symbol"]
     columns = [*keys, "ts", "qty", "cum"]
     data = ticks.select(columns).collect() if isinstance(ticks, pl.LazyFrame) else ticks.select(columns)
-    if not assume_sorted:
-        data = _in_cum_order(data, keys)
-    lf = data.lazy()
-    group_columns = [*keys[:-1], "_symbol_key" if "_symbol_key" in data.columns else "symbol"]
-    same = pl.lit(True)
-    for column in group_columns:
-        same = same & (pl.col(column) == pl.col(column).shift(1))
+    if data.height == 0:
+        return pl.DataFrame(schema=_schema())
+    starts = None if assume_sorted else _run_starts_if_in_cum_order(data, keys)
+    if starts is None:
+        if not assume_sorted:
+            data = _sorted(data, keys)
+        starts = _run_starts(_group(data, keys))
+    # Row i continues row i-1's stream unless a new (collector,) symbol run starts at i.
+    same_values = np.ones(data.height, dtype=bool)
+    same_values[starts] = False
+    lf = data.lazy().with_columns(_same=pl.Series(same_values))
+    same = pl.col("_same")
     open_ = pl.lit(session.open).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     close = pl.lit(session.close).dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     ts = pl.col("ts").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
@@ -107,25 +113,40 @@ def sequence_gaps(
     ]
 
 
-def _in_cum_order(data: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """Rows ordered by ([collector,] symbol, cum), sorting only when they are not already.
+def _group(data: pl.DataFrame, keys: list[str]) -> pl.Series:
+    if keys == ["symbol"]:
+        return data.get_column("symbol")
+    # NUL sorts before every other character, so this string sorts like the (collector, symbol) pair
+    return data.select(pl.concat_str(keys, separator="\x00")).to_series()
 
-    Only the grouping and the cum order matter, so the symbol is keyed by the integer value of
-    its base-36 code: two integer keys check and sort several times faster than a string.
-    """
+
+def _run_starts(group: pl.Series) -> np.ndarray:
+    lengths = group.rle().struct.field("len").to_numpy()
+    return np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+
+
+def _run_starts_if_in_cum_order(data: pl.DataFrame, keys: list[str]) -> np.ndarray | None:
+    """The run starts if rows are already ordered by ([collector,] symbol, cum), else None.
+
+    raw_ticks is, so this is the usual path: one native sortedness pass over the strings, then
+    integer work only."""
+    group = _group(data, keys)
+    if not group.is_sorted():
+        return None
+    starts = _run_starts(group)
+    decreasing = np.flatnonzero(np.diff(data.get_column("cum").to_numpy()) < 0) + 1
+    return starts if np.isin(decreasing, starts).all() else None
+
+
+def _sorted(data: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Sort by ([collector,] symbol, cum). Only the grouping and the cum order matter, so the
+    symbol is keyed by the integer value of its base-36 code: two integer keys sort several
+    times faster than a string and an integer."""
     symbol_key = data.get_column("symbol").str.to_integer(base=36, dtype=pl.Int64, strict=False)
     if symbol_key.null_count():
         bad = data.filter(symbol_key.is_null()).get_column("symbol").unique().head(5).to_list()
         raise ValueError(f"symbol values that are not 6-character KRX codes ([0-9A-Z]{{6}}): {bad!r}")
-    data = data.with_columns(_symbol_key=symbol_key)
-    order = [*keys[:-1], "_symbol_key", "cum"]
-    in_order = pl.col(order[-1]) >= pl.col(order[-1]).shift(1)
-    for column in reversed(order[:-1]):
-        previous = pl.col(column).shift(1)
-        in_order = (pl.col(column) > previous) | ((pl.col(column) == previous) & in_order)
-    if data.select(in_order.fill_null(True).all()).item():
-        return data
-    return data.sort(order)
+    return data.with_columns(_symbol_key=symbol_key).sort(*keys[:-1], "_symbol_key", "cum")
 
 
 def _reason(prev_cum: int, qty: int, cum: int, missing: int) -> str:

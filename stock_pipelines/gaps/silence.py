@@ -22,7 +22,7 @@ DEFAULT_SILENCE = timedelta(minutes=5)
 
 
 def trade_times_us(trades: pl.DataFrame | pl.LazyFrame | pl.Series, column: str = "ts") -> np.ndarray:
-    """Sorted epoch-microsecond int64 array of the trade times (a tz-aware or UTC Datetime column)."""
+    """Epoch-microsecond int64 array of the trade times (a tz-aware Datetime column), unsorted."""
     if isinstance(trades, pl.LazyFrame):
         trades = trades.select(column).collect()
     series = trades if isinstance(trades, pl.Series) else trades.get_column(column)
@@ -30,8 +30,38 @@ def trade_times_us(trades: pl.DataFrame | pl.LazyFrame | pl.Series, column: str 
         raise TypeError(f"trade times must be a Datetime column, not {series.dtype}")
     if series.dtype.time_zone is None:
         raise ValueError("trade times must be timezone-aware (raw_ticks stores Datetime('us', 'UTC'))")
-    values = series.drop_nulls().dt.epoch("us").to_numpy()
-    return np.sort(values)
+    return series.drop_nulls().dt.epoch("us").to_numpy()
+
+
+def quiet_stretches(times: np.ndarray, a: int, b: int, min_len: int) -> list[tuple[int, int]]:
+    """Maximal stretches of at least `min_len` with no time in `times`, inside [a, b].
+
+    The bounds count as points: a stretch may run from `a` to the first time, or from the last
+    time to `b`. No sort: times are counted into buckets of min_len / 5, every stretch that long
+    covers at least 4 whole empty buckets, and only the buckets next to each such run are
+    looked at closely to find the exact last time before and first time after it.
+    """
+    if b - a < min_len:
+        return []
+    inside = times[(times >= a) & (times < b)]
+    if inside.size == 0:
+        return [(a, b)]
+    bucket = max(1, min_len // 5)
+    buckets = (b - a + bucket - 1) // bucket
+    empty = np.bincount((inside - a) // bucket, minlength=buckets) == 0
+    edges = np.diff(np.concatenate(([0], empty.astype(np.int8), [0])))
+    run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    stretches = []
+    for first, end in zip(run_starts, run_ends, strict=True):
+        if end - first < 4:
+            continue
+        before = inside[(inside >= a + (first - 1) * bucket) & (inside < a + first * bucket)] if first else None
+        after = inside[(inside >= a + end * bucket) & (inside < a + (end + 1) * bucket)] if end < buckets else None
+        lo = a if before is None else int(before.max())
+        hi = b if after is None else int(after.min())
+        if hi - lo >= min_len:
+            stretches.append((lo, hi))
+    return stretches
 
 
 def silence_gaps(
@@ -52,6 +82,8 @@ def silence_gaps(
     itself). Up-intervals separated by holes of at most `bridge` (too short to be downtime) are
     treated as one, so a hiccup does not split a silence in two.
     """
+    if minutes <= 0:
+        raise ValueError(f"a silence must last a positive number of minutes, not {minutes}")
     calendar = calendar or krx_calendar()
     session = calendar.session(day)
     if session is None:
@@ -71,11 +103,8 @@ def silence_gaps(
         b = to_us(min(piece_end, continuous_end))
         if b <= a:
             continue
-        inside = times[np.searchsorted(times, a, "left") : np.searchsorted(times, b, "left")]
-        points = np.concatenate(([a], inside, [b]))
-        holes = np.flatnonzero(np.diff(points) >= silence_us)
-        for index in holes:
-            start, end = from_us(int(points[index])), from_us(int(points[index + 1]))
+        for start_us, end_us in quiet_stretches(times, a, b, silence_us):
+            start, end = from_us(start_us), from_us(end_us)
             reason = (
                 f"heartbeats but no trade in {len(symbols) or 'its'} symbols for "
                 f"{(end - start) / timedelta(minutes=1):.1f} minutes of continuous trading "

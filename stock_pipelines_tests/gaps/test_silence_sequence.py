@@ -74,6 +74,23 @@ def test_silence_stops_at_now_and_naive_times_are_refused():
         silence_gaps(naive, ALL_DAY, THU, collector="c1")
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_quiet_stretches_match_a_sorted_reference(seed):
+    import numpy as np
+
+    from stock_pipelines.gaps.silence import quiet_stretches
+
+    rng = np.random.default_rng(seed)
+    a, b = 1_000_000_000, 1_000_000_000 + int(rng.integers(1, 4 * 3600)) * 1_000_000
+    sizes = rng.integers(0, 60 if seed % 2 else 3000, int(rng.integers(1, 5)))  # sparse and dense
+    clusters = [rng.integers(a - 10**8, b + 10**8, int(size)) for size in sizes]
+    times = np.concatenate(clusters + [rng.integers(a, b, int(rng.integers(0, 3)))])
+    min_len = int(rng.choice([60, 300, 301, 599])) * 1_000_000 + int(rng.integers(0, 999_999))
+    points = np.concatenate(([a], np.sort(times[(times >= a) & (times < b)]), [b]))
+    expected = [(int(points[i]), int(points[i + 1])) for i in np.flatnonzero(np.diff(points) >= min_len)]
+    assert quiet_stretches(times, a, b, min_len) == expected
+
+
 # -- sequence ----------------------------------------------------------------------------------
 
 
@@ -171,6 +188,6 @@ def test_summary_counts_overlapping_symbol_gaps_once_in_minutes():
 
 
 def test_symbols_that_are_not_krx_codes_are_refused_not_grouped_wrongly():
-    frame = ticks([("005930", "09:00", 1, 1), ("bad!", "09:01", 1, 1)])
+    frame = ticks([("bad!", "09:01", 1, 1), ("005930", "09:00", 1, 1)])  # unsorted: needs the integer key
     with pytest.raises(ValueError, match="not 6-character KRX codes"):
         sequence_gaps(frame, THU)
