@@ -53,6 +53,8 @@ class _ShardState:
     symbols: tuple[str, ...]
     last_ts: int | None = None  # newest execution time received for this shard's symbols
     pending: dict | None = None  # an open loss window, closed by the next trade
+    lag_s: float = 0.0  # receive time minus execution time of its newest trade, last time data came
+    lag_at: float = 0.0  # clock time of that measurement
     connected: set = field(default_factory=set)  # sources with a subscribed link
 
 
@@ -86,10 +88,10 @@ class Collector:
                                     clock=self.clock.now)
         self.pipeline = Pipeline(self.writer, "kis", lambda: int(self.clock.now() * 1_000_000))
         self.store = HeartbeatStore(redis_client, clock=self.clock.now_dt)
+        self.shards = [_ShardState(s) for s in shard(self.symbols, settings.max_subscriptions)]
         self.publisher = HeartbeatPublisher(self.store, collector_id, self._snapshot,
                                             interval_s=settings.heartbeat_wall_s * rate, clock=self._durable_now,
                                             on_beat=self._on_beat)
-        self.shards = [_ShardState(s) for s in shard(self.symbols, settings.max_subscriptions)]
         self.selector = SourceSelector([s.name for s in sources], settings.failover_after)
         self.window = MarketWindow(krx_calendar(), timedelta(minutes=settings.prime_minutes),
                                    timedelta(minutes=settings.linger_minutes))
@@ -309,6 +311,7 @@ class Collector:
             self._event("LOSS_WINDOW", detail)
         if state.last_ts is None or last_ts > state.last_ts:
             state.last_ts = last_ts
+        state.lag_s, state.lag_at = max(0.0, now - last_ts / 1_000_000), now
 
     def _link_failed(self, source: FeedSource, index: int, error: LinkError, was_healthy: bool) -> None:
         now = self.clock.now()
@@ -431,8 +434,17 @@ class Collector:
         socket buffers, the pipeline) when the process is killed lies after the last beat: inside
         the downtime the gap machinery recovers, never in a minute it believes was covered.
         """
+        now = self.clock.now()
         margin = self.settings.durability_margin_s * self.clock.rate
-        return datetime.fromtimestamp(self.clock.now() - margin, UTC)
+        return datetime.fromtimestamp(now - max(margin, self.lag_s(now) + 1.0), UTC)
+
+    def lag_s(self, now: float | None = None) -> float:
+        """How far behind the exchange the pipeline is (exchange seconds): the largest lag a shard
+        measured in the last wall second (a shard idle longer than that has nothing queued)."""
+        now = self.clock.now() if now is None else now
+        recent = max(1.0, self.clock.rate)
+        lags = [s.lag_s for s in self.shards if now - s.lag_at <= recent]
+        return max(lags, default=0.0)
 
     def _on_beat(self, hb: Heartbeat) -> None:
         self.writer.flush(fsync=True)
@@ -451,6 +463,7 @@ class Collector:
             "at_us": int(self.clock.now() * 1_000_000), "symbols": len(self.symbols), "shards": len(self.shards),
             "connected": self._connected(), "seq": self.pipeline.seq, "counters": self.pipeline.counters.as_dict(),
             "switches": len(self.selector.switches), "reconnects": self.reconnects, "stalls": self.stalls,
+            "lag_s": round(self.lag_s(), 3),
             "link_failures": self.link_failures,
         }
 
