@@ -3,9 +3,10 @@
 Keys (all under the project prefix, see `redis_conn.key`):
 
 - ``hb:<collector>:latest``           hash, the latest beat (TTL `ttl`)
-- ``hb:<collector>:up:<YYYYMMDD>``    list of ``"<start_us> <end_us>[ x]"`` up-intervals for one
-                                       Asia/Seoul day, extended atomically by each beat (TTL `ttl`);
-                                       `` x`` marks an interval closed by a DOWN event
+- ``hb:<collector>:up:<YYYYMMDD>``    list of up-intervals of one Asia/Seoul day, each
+                                       ``"<start_us> <end_us> <tolerance_us>[ x]"``, extended
+                                       atomically by each beat (TTL `ttl`); `` x`` marks an
+                                       interval closed by a DOWN event
 - ``hb:collectors``                   sorted set, collector -> time of its last beat (epoch s)
 - ``hb:events``                       stream of UP / DOWN / STALLED events (approximately capped)
 
@@ -51,10 +52,10 @@ local closing = ARGV[5] == '1'
 local last = redis.call('LINDEX', KEYS[2], -1)
 local action = 'push'
 if last then
-  local s_str, e_str, mark = string.match(last, '^(%d+) (%d+)(.*)$')
+  local s_str, e_str, tol_str, mark = string.match(last, '^(%d+) (%d+) (%d+)(.*)$')
   local s, e = tonumber(s_str), tonumber(e_str)
   if mark == '' and t >= e and t - e <= tol then
-    redis.call('LSET', KEYS[2], -1, s_str .. ' ' .. ARGV[1] .. (closing and ' x' or ''))
+    redis.call('LSET', KEYS[2], -1, s_str .. ' ' .. ARGV[1] .. ' ' .. ARGV[2] .. (closing and ' x' or ''))
     action = 'extend'
   elseif t >= s and t <= e then
     if closing and mark == '' then redis.call('LSET', KEYS[2], -1, last .. ' x') end
@@ -62,7 +63,7 @@ if last then
   end
 end
 if action == 'push' then
-  redis.call('RPUSH', KEYS[2], ARGV[1] .. ' ' .. ARGV[1] .. (closing and ' x' or ''))
+  redis.call('RPUSH', KEYS[2], ARGV[1] .. ' ' .. ARGV[1] .. ' ' .. ARGV[2] .. (closing and ' x' or ''))
 end
 redis.call('EXPIRE', KEYS[2], ttl)
 if #ARGV > 6 then
@@ -145,11 +146,21 @@ class HeartbeatStore:
 
     def up_intervals(self, collector: str, day: date) -> list[UpInterval]:
         """Up-intervals of one Asia/Seoul day, sorted and merged; [] when Redis knows nothing."""
-        intervals = []
+        entries = []
         for entry in self.redis.lrange(self._up_key(collector, day), 0, -1):
-            start, end = entry.split()[:2]
-            intervals.append(UpInterval(from_us(int(start)), from_us(int(end))))
-        return merge_intervals(intervals)
+            start, end, tolerance, *mark = entry.split()
+            entries.append((int(start), int(end), int(tolerance), bool(mark)))
+        # A late beat (two writers, a slow network) lands as its own entry at the end of the
+        # list; merging by each entry's tolerance gives what the beats in time order would give.
+        merged: list[list] = []
+        for start, end, tolerance, closed in sorted(entries):
+            last = merged[-1] if merged else None
+            if last is not None and start <= last[1] + (0 if last[3] else last[2]):
+                if end >= last[1]:  # the later end decides the tolerance and whether it is closed
+                    last[1], last[2], last[3] = end, tolerance, closed
+            else:
+                merged.append([start, end, tolerance, closed])
+        return merge_intervals(UpInterval(from_us(s), from_us(e)) for s, e, _, _ in merged)
 
     def read_events(
         self, after: str = "0-0", count: int = 1000, block_ms: int | None = None
