@@ -69,9 +69,12 @@ class ExchangeClock(SystemClock):
                 now = self._anchor_exchange
             else:
                 now = self._anchor_exchange + (time.time() - self._anchor_wall) * self._speed
-            # A re-read a few ms off must not make rx or file hours go backwards.
-            self._last = max(self._last, now)
-            return self._last
+            # A re-read a few ms off must not make rx or file hours go backwards; a deliberate
+            # move of the exchange clock (more than two wall seconds back) is followed.
+            if self._last - 2.0 * max(self._speed, 1.0) < now < self._last:
+                return self._last
+            self._last = now
+            return now
 
     def _run(self) -> None:
         while not self._stop.wait(self.resync_s):

@@ -169,3 +169,29 @@ def test_failover_to_the_secondary_and_failback_to_the_primary(tmp_path, redis_s
     result = archived(tmp_path / "archive")
     assert result.stats.duplicates == 0  # the overlap of make-before-break was dropped by the guard
     assert_missing_inside_windows(truth(primary.exchange.day, until, start), keys(result), loss_windows(collector))
+
+
+def test_idle_with_heartbeats_outside_trading_time_and_primed_from_0855(tmp_path, redis_server):
+    with run_exchange(day=DAY, seed=11, symbols=4, start=seoul(20, 0), speed=60) as url:
+        client = redis_server.client()
+        with live_collector(url, list(url.exchange.day.codes), tmp_path / "archive", client, fast_settings()) as (
+                collector, handle, clock):
+            time.sleep(1.5)  # 20:00-20:01.5 at night: beats, no connection attempts
+            night = admin(url, "/admin/stats", None)
+            assert collector.state == "idle" and night.get("ws_connections", 0) == 0
+            assert night["calls"] == {}  # not even an approval key
+            beats = HeartbeatStore(client).latest("live-1")
+            assert beats is not None and beats.status is Status.STARTING
+
+            admin(url, "/admin/clock", {"at": seoul(8, 54, 30).replace(day=21).isoformat()})  # Saturday
+            clock.sync()
+            time.sleep(1.0)
+            assert admin(url, "/admin/stats", None).get("ws_connections", 0) == 0
+
+            admin(url, "/admin/clock", {"at": seoul(8, 54, 30).isoformat()})  # the session day, before priming
+            clock.sync()
+            time.sleep(0.2)
+            assert admin(url, "/admin/stats", None).get("ws_connections", 0) == 0
+            wait_subscribed(handle, collector)  # 08:55 comes after half a wall second at speed 60
+            assert clock.now() >= seoul(8, 55).timestamp()
+    assert [e["event"] for e in collector.events][:1] == ["UP"]

@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 
 from stock_pipelines import lake
+from stock_pipelines.cli import main
 from stock_pipelines.collector.status import read_status
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
@@ -107,7 +108,7 @@ def test_self_diagnosis_names_every_problem_and_exits_1(tmp_path, redis_server):
     assert APP_SECRET not in done.stderr
 
 
-def test_sigterm_leaves_complete_files_and_a_final_heartbeat(tmp_path, redis_server):
+def test_sigterm_leaves_complete_files_and_a_final_heartbeat(tmp_path, redis_server, monkeypatch, capsys):
     client = redis_server.client()
     with run_exchange(day=DAY, seed=12, symbols=12, start=seoul(9, 30), speed=60,
                       credentials={APP_KEY: APP_SECRET}) as url:
@@ -134,7 +135,13 @@ def test_sigterm_leaves_complete_files_and_a_final_heartbeat(tmp_path, redis_ser
     assert result.ticks.height == system[-1]["detail"]["counters"]["sink"]["archived"] > 0
     assert result.ticks["seq"].sort().to_list() == list(range(1, result.ticks.height + 1))
     assert HeartbeatStore(client).latest("term-1").status is Status.STOPPING
-    assert read_status(client, "term-1")["term-1"]["state"] == "stopped"
+
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    assert main(["collector", "status", "--id", "term-1"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["collector"] == "term-1" and shown["state"] == "stopped"
+    assert shown["counters"]["sink"]["archived"] == result.ticks.height
+    assert set(shown["counters"]) == {"receive", "validate", "guard", "enrich", "sink"}
 
 
 ASSETS = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
