@@ -1,13 +1,23 @@
 """`stock-pipelines demo`: the whole product on this machine, no settings, no network.
 
+The recovery is launched by the Dagster daemon's sensor, not called by the demo:
+
 1. the embedded Redis and the simulated KRX exchange (KIS protocol) on 127.0.0.1;
 2. `sim day`: the latest closed session's archive as a collector would have written it, with two
-   outages and a few corrupted lines;
-3. the day's assets, materialized in the Dagster instance of DAGSTER_HOME (so `./run ui` shows
-   them afterwards): raw_ticks -> tick_minute_bars -> gap_report -> recovered_minute_bars ->
-   minute_bars;
-4. a summary: completeness against the exchange's own bars before and after recovery, and the
-   broker calls it took.
+   outages and a few corrupted lines, and the collector's heartbeats in Redis to match: it went
+   down twice and came back (UP events), and beats on (HeartbeatPublisher) while the demo runs;
+3. one shared fake clock (STOCK_PIPELINES_FAKE_NOW, see ops/clock.py) running from 15:28:30 on that
+   day, for the exchange and the daemon, so the session is "live";
+4. `dagster-daemon` on DAGSTER_HOME (the repository's dagster_home/ by default, so `./run ui` or
+   `stock-pipelines ui` shows the runs afterwards): collector_heartbeat_sensor reads the two
+   restarts from the event stream, measures the lost trading time and launches the recovery run
+   of the day (raw_ticks ->
+   tick_minute_bars -> gap_report -> recovered_minute_bars -> minute_bars); the demo only waits;
+5. a summary: completeness against the exchange's own bars before and after recovery, the broker
+   calls it took, and the time from the daemon's start to the sensor's launch.
+
+Re-running the demo replays the same day: it clears the demo collector's heartbeats and the
+governance state in Redis, deletes the earlier demo runs of that day and resets the sensor.
 """
 
 from __future__ import annotations
@@ -15,11 +25,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import time
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 DEMO_CREDENTIALS = {"demo-app-key": "demo-app-secret"}  # the simulator accepts any pair; not a real broker's
 DEFAULT_OUTAGES = ["10:00-10:25", "13:40-13:52"]
+DEMO_COLLECTOR = "sim-kis-1"
+CLOCK_START = (15, 28, 30)  # the fake "now" when the daemon starts
+SEED_BEAT_S = 10
+SENSOR = "collector_heartbeat_sensor"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--outage", action="append", metavar="HH:MM-HH:MM",
                         help=f"collector outage (repeatable; default {' and '.join(DEFAULT_OUTAGES)})")
     parser.add_argument("--corrupt", type=int, default=8, help="corrupted archive lines (default 8)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the daemon (default 300)")
     parser.set_defaults(func=run)
 
 
@@ -46,6 +65,45 @@ def latest_closed_session(now: datetime) -> date:
     return previous
 
 
+def seed_heartbeats(client, day: date, session, outages, until: datetime) -> None:
+    """The collector's Redis trail for the day: up from 5 minutes before the open, down in each
+    outage (an UP event when it came back), beating up to `until`."""
+    from stock_pipelines.heartbeat import Heartbeat, HeartbeatStore
+    from stock_pipelines.heartbeat.model import LifecycleEvent
+
+    store = HeartbeatStore(client)
+    started = session.open - timedelta(minutes=5)
+    pieces, cursor = [], started
+    for outage in sorted(outages, key=lambda o: o.start):
+        pieces.append((cursor, outage.start))
+        cursor = outage.end
+    pieces.append((cursor, until))
+    for index, (start, end) in enumerate(pieces):
+        if index:
+            store.event(DEMO_COLLECTOR, LifecycleEvent.UP, start)
+        beat_at = start
+        while beat_at < end:
+            store.beat(Heartbeat(DEMO_COLLECTOR, "demo", 0, start, beat_at, (), None, interval_s=SEED_BEAT_S))
+            beat_at += timedelta(seconds=SEED_BEAT_S)
+        store.beat(Heartbeat(DEMO_COLLECTOR, "demo", 0, start, end, (), None, interval_s=SEED_BEAT_S))
+
+
+def reset_demo_state(client, instance, day: date) -> None:
+    from stock_pipelines.redis_conn import key, key_prefix
+
+    for pattern in (f"{key_prefix()}:hb:*", key("governance", "*"), key("recovery", "*"), key("alerts", "*")):
+        for name in client.scan_iter(match=pattern, count=500):
+            client.delete(name)
+    import dagster as dg
+
+    old = instance.get_run_records(dg.RunsFilter(tags={"dagster/sensor_name": SENSOR, "dagster/partition": day.isoformat()}))
+    for record in old:
+        instance.delete_run(record.dagster_run.run_id)
+    for state in instance.all_instigator_state():
+        if state.name == SENSOR:
+            instance.delete_instigator_state(state.instigator_origin_id, state.selector_id)
+
+
 def run(args: argparse.Namespace) -> int:
     import dagster as dg
     import httpx
@@ -53,12 +111,11 @@ def run(args: argparse.Namespace) -> int:
     from stock_pipelines import lake
     from stock_pipelines.commands import UsageError
     from stock_pipelines.commands.calendar import parse_day
-    from stock_pipelines.defs.assets.raw_ticks import raw_ticks
-    from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
-    from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
-    from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
     from stock_pipelines.market import SEOUL, krx_calendar
-    from stock_pipelines.redis_conn import redis_client
+    from stock_pipelines.heartbeat import HeartbeatPublisher, HeartbeatStore, Snapshot
+    from stock_pipelines.ops import clock
+    from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
+    from stock_pipelines.redis_conn import embedded_redis_url, redis_client
     from stock_pipelines.settings import Settings
     from stock_pipelines.sim.archive_day import Outage, write_day_archive
     from stock_pipelines.sim.day import SimDay
@@ -73,63 +130,137 @@ def run(args: argparse.Namespace) -> int:
         outages = [Outage.parse(text, day) for text in (args.outage or DEFAULT_OUTAGES)]
     except ValueError as error:
         raise UsageError(str(error)) from None
+    clock_start = session.close.replace(hour=CLOCK_START[0], minute=CLOCK_START[1], second=CLOCK_START[2])
+    if session.close - clock_start < timedelta(minutes=1):
+        clock_start = session.close - timedelta(seconds=90)
     settings = Settings.from_env()
+    os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / "dagster_home"))
     print(f"demo day {day} (session {session.open:%H:%M}-{session.close:%H:%M} KST), "
           f"{args.symbols} symbols, data in {settings.data_dir}")
 
     redis = redis_client()
     redis.ping()
+    if not os.environ.get("REDIS_URL"):
+        os.environ["REDIS_URL"] = embedded_redis_url()  # the daemon and its runs share this server
     print(f"redis: {'REDIS_URL' if os.environ.get('REDIS_URL') else 'embedded server'} answering")
 
-    # The exchange runs in its own process, as a broker does: in-process it would share the GIL
-    # with the pipeline and answer late, in bursts, which no real exchange is obliged to absorb.
     sim = SimDay(day, seed=args.seed, symbols=args.symbols)
     exchange_args = ["--date", day.isoformat(), "--seed", str(args.seed), "--symbols", str(args.symbols),
-                     "--pin", "--start", f"{session.close + timedelta(hours=1):%H:%M}"]
-    with run_exchange_process(exchange_args) as url:
+                     "--pin", "--start", f"{clock_start:%H:%M}"]
+    with run_exchange_process(exchange_args) as url, dg.DagsterInstance.get() as instance:
         print(f"simulated exchange: {url}")
+        httpx.post(f"{url}/admin/clock", json={"at": clock_start.isoformat(), "pinned": False, "speed": 1},
+                   timeout=10).raise_for_status()
         (app_key, app_secret), = DEMO_CREDENTIALS.items()
         os.environ.update(KIS_BASE_URL=str(url), KIS_APP_KEY=app_key, KIS_APP_SECRET=app_secret,
-                          STOCK_PIPELINES_BROKER="kis")
+                          STOCK_PIPELINES_BROKER="kis", **{ENV_FAKE_NOW: fake_now_value(clock_start, time.time())})
         archived = write_day_archive(settings.archive_dir, day, seed=args.seed, symbols=args.symbols,
-                                     outages=outages, corrupt=args.corrupt, sim=sim)
+                                     collector=DEMO_COLLECTOR, outages=outages, corrupt=args.corrupt, sim=sim)
         print(f"sim day: {archived.trades_written:,} of {archived.trades_total:,} trades archived "
               f"({archived.trades_missing:,} lost to outages {', '.join(a + '-' + b for a, b in archived.outages)}), "
               f"{len(archived.corrupt)} corrupted lines")
+        reset_demo_state(redis, instance, day)
+        seed_heartbeats(redis, day, session, outages, clock_start)
+        publisher = HeartbeatPublisher(HeartbeatStore(redis), DEMO_COLLECTOR, lambda: Snapshot((), None),
+                                       interval_s=5.0, clock=clock.now)
+        publisher.start()
+        print(f"collector {DEMO_COLLECTOR}: heartbeats in Redis with {len(outages)} restarts, beating on; "
+              f"exchange clock at {clock_start:%H:%M:%S}; starting the Dagster daemon")
+        daemon_started = time.time()
+        try:
+            runs = watch_daemon(instance, day, args.timeout)
+        finally:
+            publisher.stop("demo over")
+        stats = httpx.get(f"{url}/admin/stats", timeout=10).json()
+    truth = sum(len(sim.minute_bars(code)) for code in sim.codes)
 
-        assets = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        with dg.DagsterInstance.get() as instance:
-            result = dg.materialize([*assets, *raw_ticks_checks], partition_key=day.isoformat(),
-                                    instance=instance, run_config=quiet, raise_on_error=False)
-        stats = httpx.get(f"{url}/admin/stats").json()
-        truth = sum(len(sim.minute_bars(code)) for code in sim.codes)
-
-    if not result.success:
-        print("the pipeline run failed; see the run's logs in the Dagster UI (./run ui)")
+    if not runs or any(r.dagster_run.status != dg.DagsterRunStatus.SUCCESS for r in runs):
+        states = ", ".join(f"{r.dagster_run.run_id[:8]} {r.dagster_run.status.value}" for r in runs) or "none"
+        print(f"the sensor-launched recovery did not succeed (runs: {states}); see `stock-pipelines ui`")
         return 1
+    first_launch = runs[0].create_timestamp.timestamp() - daemon_started
     before = lake.read_partition("tick_minute_bars", day).height
     after = lake.read_partition("minute_bars", day).height
-    meta = {k: v.value for k, v in result.asset_materializations_for_node("recovered_minute_bars")[0].metadata.items()}
-    gaps = result.asset_materializations_for_node("gap_report")[0].metadata["gaps"].value
-    raw = result.asset_materializations_for_node("raw_ticks")[0].metadata
+    run_ids = {r.dagster_run.run_id for r in runs}
+    recovered = _metadata(instance, "recovered_minute_bars", day, run_ids)
+    gaps = _metadata(instance, "gap_report", day, run_ids)[-1].get("gaps", 0)
+    raw = _metadata(instance, "raw_ticks", day, run_ids)[-1]
+    last = recovered[-1]
     summary = {
         "day": day.isoformat(),
-        "quarantined_lines": raw["quarantined"].value,
+        "quarantined_lines": raw.get("quarantined", 0),
         "gaps_found": gaps,
         "bars_expected": truth,
         "completeness_before": round(before / truth, 6),
         "completeness_after": round(after / truth, 6),
-        "broker_calls": meta.get("calls", 0),
-        "retries": meta.get("retries", {}),
-        "lower_bound_calls": meta.get("lower_bound_calls", 0),
+        "broker_calls": sum(m.get("calls", 0) for m in recovered),
+        "retries": last.get("retries", {}),
+        "lower_bound_calls": last.get("lower_bound_calls", 0),
         "rate_limit_errors": stats["rate_limited"],
-        "windows_unrecovered": meta.get("windows_unrecovered", 0),
+        "windows_unrecovered": last.get("windows_unrecovered", 0),
+        "recovery_runs": len(runs),
+        "daemon_start_to_first_launch_s": round(first_launch, 1),
         "seconds": round(time.monotonic() - started, 1),
     }
+    print(f"the daemon's sensor launched {len(runs)} recovery run(s), the first {first_launch:.1f} s after the "
+          "daemon started; all succeeded")
     print(f"completeness: {before:,}/{truth:,} bars before recovery ({before / truth:.2%}), "
           f"{after:,}/{truth:,} after ({after / truth:.2%})")
-    print(f"broker calls: {summary['broker_calls']} (lower bound {summary['lower_bound_calls']}), "
-          f"rate-limit errors: {summary['rate_limit_errors']}")
+    print(f"broker calls: {summary['broker_calls']} over {len(runs)} run(s) (lower bound of one run "
+          f"{summary['lower_bound_calls']}), rate-limit errors: {summary['rate_limit_errors']}")
     print(json.dumps(summary))
     return 0 if after == truth else 1
+
+
+def watch_daemon(instance, day: date, timeout: float) -> list:
+    """Run `dagster-daemon` until the sensor's recovery runs for `day` have all finished and no new
+    one came for 25 s (two sensor evaluations); return their records, oldest first."""
+    import dagster as dg
+
+    daemon = Path(sys.executable).with_name("dagster-daemon")
+    log_path = Path(os.environ["DAGSTER_HOME"]) / "demo-daemon.log"
+    done_states = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+    with log_path.open("w") as log:
+        process = subprocess.Popen([str(daemon), "run", "-w", str(REPO_ROOT / "workspace.yaml")], cwd=REPO_ROOT,
+                                   env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, quiet_since, seen = time.monotonic() + timeout, None, 0
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                print(f"dagster-daemon exited with {process.returncode}; see {log_path}")
+                break
+            records = instance.get_run_records(
+                dg.RunsFilter(tags={"dagster/sensor_name": SENSOR, "dagster/partition": day.isoformat()}),
+                order_by="create_timestamp", ascending=True)
+            if len(records) != seen:
+                for record in records[seen:]:
+                    print(f"  daemon launched {record.dagster_run.tags.get('dagster/run_key')}")
+                seen, quiet_since = len(records), time.monotonic()
+            finished = records and all(r.dagster_run.status in done_states for r in records)
+            if finished and time.monotonic() - quiet_since > 25:
+                return records
+            time.sleep(1)
+        return instance.get_run_records(
+            dg.RunsFilter(tags={"dagster/sensor_name": SENSOR, "dagster/partition": day.isoformat()}),
+            order_by="create_timestamp", ascending=True)
+    finally:
+        import signal
+
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _metadata(instance, asset: str, day: date, run_ids: set[str]) -> list[dict]:
+    import dagster as dg
+
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day.isoformat()]), limit=50
+    ).records
+    found = [
+        {k: v.value for k, v in r.asset_materialization.metadata.items()}
+        for r in sorted(records, key=lambda r: r.timestamp) if r.run_id in run_ids
+    ]
+    return found or [{}]

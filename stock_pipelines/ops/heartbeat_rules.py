@@ -17,6 +17,7 @@ Rules (issue 6):
 - In the pre-open window (08:30-09:00) a restart or a stale collector only asks for a pre-flight.
 - Run keys: ``recovery:<collector>:<YYYYMMDD>:<HHMMSS>-<HHMMSS>:a<attempt>``; the same window and
   attempt always give the same key (Dagster drops a repeated key), a retry is attempt + 1.
+- Waiting windows of one collector and day merge into one run (each run recovers the whole day).
 - More than `burst` new windows at once (10 collectors killed together) are spread over
   `spread_s` with a deterministic jitter, and at most `max_launches` go out per evaluation.
 """
@@ -273,11 +274,25 @@ def evaluate(
 
     # 3. queue: new windows (jitter beyond the burst) and due retries, deduplicated by run key
     queued = {w.run_key for w in state.pending} | set(state.launched)
-    for index, window in enumerate(sorted(new_windows, key=lambda w: w.run_key)):
+    fresh = 0
+    for window in sorted(new_windows, key=lambda w: w.run_key):
         if window.run_key in queued:
             continue
-        delay = 0.0 if index < config.burst else _jitter(window.run_key, config.spread_s)
-        state.pending.append(Window(**{**window.__dict__, "not_before": now + timedelta(seconds=delay)}))
+        # One run recovers the whole day, so windows of one collector and day that are still
+        # waiting become one run (the key names the span they cover).
+        same = next((w for w in state.pending if (w.collector, w.day, w.attempt) == (window.collector, window.day,
+                                                                                     window.attempt)), None)
+        if same is not None:
+            state.pending.remove(same)
+            queued.discard(same.run_key)
+            why = same.why if window.why in same.why else f"{same.why}; {window.why}"
+            window = Window(window.collector, window.day, min(same.start, window.start), max(same.end, window.end),
+                            window.attempt, same.not_before, why)
+        else:
+            delay = 0.0 if fresh < config.burst else _jitter(window.run_key, config.spread_s)
+            window = Window(**{**window.__dict__, "not_before": now + timedelta(seconds=delay)})
+            fresh += 1
+        state.pending.append(window)
         queued.add(window.run_key)
     for retry in retries:
         if retry.run_key not in queued:
@@ -306,10 +321,16 @@ def evaluate(
 
     skip = None
     if not launches:
+        down = sorted(name for name, own in state.collectors.items() if own.down_since)
         if state.pending and hold is not None:
             skip = f"{hold}: {len(state.pending)} recovery window(s) held"
+        elif notes:
+            skip = "; ".join(notes)
+        elif down:
+            skip = "still down, recovery handed over up to the last launch: " + ", ".join(
+                f"{name} since {_dt(state.collectors[name].down_since):%H:%M:%S}" for name in down)
         else:
-            skip = "; ".join(notes) or "all collectors healthy"
+            skip = "all collectors healthy"
     return Evaluation(launches, state.dumps(), skip, notes)
 
 

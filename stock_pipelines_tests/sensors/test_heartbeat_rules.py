@@ -50,6 +50,7 @@ def test_stale_collector_in_session_launches_the_closed_part_at_once_then_every_
     # still down 10 s later: nothing new (the closed part is on its way)
     third = run(at("10:00:30"), [beat], cursor=second.cursor)
     assert third.launches == []
+    assert third.skip_reason == "still down, recovery handed over up to the last launch: c1 since 10:00:00"
     # four minutes on: the next closed part, so every lost minute is recovered within 5 minutes
     fourth = run(at("10:04:20"), [beat], cursor=third.cursor)
     assert recovery_keys(fourth) == ["recovery:c1:20261120:100020-100420:a1"]
@@ -198,3 +199,11 @@ def test_a_collector_retired_days_ago_is_forgotten_not_recovered():
 def test_a_restart_within_the_heartbeat_tolerance_is_no_outage():
     restart = Restart("2-0", "c1", at("11:00:05"), previous_activity=at("11:00:00"))
     assert run(at("11:00:06"), [Beat("c1", at("11:00:06"))], [restart]).launches == []
+
+
+def test_windows_of_one_collector_and_day_waiting_together_become_one_run():
+    restarts = [Restart("1-0", "c1", at("10:25:00"), previous_activity=at("10:00:00")),
+                Restart("2-0", "c1", at("13:52:00"), previous_activity=at("13:40:00"))]
+    result = run(at("15:00:00"), [Beat("c1", at("14:59:59"))], restarts)
+    assert recovery_keys(result) == ["recovery:c1:20261120:100000-135200:a1"]
+    assert result.launches[0].reason.startswith("restart after downtime")

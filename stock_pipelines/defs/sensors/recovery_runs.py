@@ -39,16 +39,25 @@ def _recovered(instance: dg.DagsterInstance, run_id: str) -> dict:
     monitored_jobs=[recovery_job],
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=5,
-    description="A recovery run succeeded: reset the failure count, record what it recovered.",
+    description="A recovery run succeeded: record what it recovered; complete resets the failure count, "
+    "unrecovered windows count as a failed recovery.",
 )
 def recovery_success_sensor(context: dg.RunStatusSensorContext):
     run = context.dagster_run
-    detail = json.dumps(_recovered(context.instance, run.run_id), default=str)
+    recovered = _recovered(context.instance, run.run_id)
+    # A run can succeed and still leave windows unrecovered (the executor stops, with a partial
+    # result, when the broker refuses the credentials or the breaker opens): for governance
+    # that recovery failed, and is retried / counted toward dormant mode like a failed run.
+    complete = not recovered.get("windows_unrecovered")
+    detail = json.dumps(recovered, default=str)
     try:
-        RecoveryGovernance(redis_client()).record_run(run.run_id, True, _window(run), detail)
+        retry = RecoveryGovernance(redis_client()).record_run(run.run_id, complete, _window(run), detail)
     except redis.RedisError as error:
         raise Exception(f"could not record the recovery outcome in Redis: {type(error).__name__}") from None
-    return dg.SkipReason(f"recorded success of {run.run_id}: {detail}")
+    if complete:
+        return dg.SkipReason(f"recorded the recovery by {run.run_id}: {detail}")
+    return dg.SkipReason(f"run {run.run_id} succeeded but left windows unrecovered ({detail}); "
+                         f"counted as a failed recovery, retry: {retry.run_key if retry else 'none'}")
 
 
 @dg.run_failure_sensor(

@@ -1,0 +1,54 @@
+"""Pre-flight: every check runs, and a failure names exactly what is wrong (never a secret)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from stock_pipelines.ops.preflight import run_preflight
+from stock_pipelines.sim.runner import run_exchange
+
+
+@pytest.fixture
+def exchange():
+    with run_exchange(symbols=4, credentials={"pf-key": "pf-secret"}) as url:
+        yield url
+
+
+def test_everything_in_place_passes_including_a_real_token(redis_server, exchange, tmp_path, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    environ = {"KIS_APP_KEY": "pf-key", "KIS_APP_SECRET": "pf-secret", "KIS_BASE_URL": str(exchange)}
+    monkeypatch.setenv("KIS_BASE_URL", str(exchange))
+    monkeypatch.setenv("KIS_APP_KEY", "pf-key")
+    monkeypatch.setenv("KIS_APP_SECRET", "pf-secret")
+    report = run_preflight(broker="kis", archive_dir=tmp_path / "archive", token_dir=tmp_path / "tokens",
+                           redis_ping=redis_server.client().ping, dagster_storage=lambda: "ok", environ=environ)
+    assert report.ok, report.describe()
+    assert [r.name for r in report.results] == [
+        "kis credentials", "redis", "dagster storage", "archive writable", "free disk", "kis reachable", "kis token"]
+    assert report.describe() == "all 7 pre-flight checks passed"
+
+
+def test_a_failure_lists_what_is_wrong(redis_server, tmp_path):
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    os.chmod(read_only, 0o500)
+    redis_server.kill()
+
+    def dead_ping():
+        import redis
+
+        return redis.Redis.from_url(redis_server.url, socket_connect_timeout=1).ping()
+
+    environ = {"KIS_APP_KEY": "x", "STOCK_PIPELINES_MIN_FREE_GB": "1e9"}
+    report = run_preflight(broker="kis", archive_dir=read_only / "archive" if os.geteuid() else Path("/proc/archive"),
+                           token_dir=tmp_path, redis_ping=dead_ping, environ=environ)
+    assert not report.ok
+    failed = {r.name: r.detail for r in report.failures}
+    assert failed["kis credentials"] == "PermissionError: missing KIS_APP_SECRET"
+    assert failed["redis"].startswith("ConnectionError")
+    assert "archive writable" in failed
+    assert failed["free disk"].startswith("OSError: ") and "need 1e+09 GB" in failed["free disk"]
+    assert failed["kis reachable"] == "KIS_BASE_URL is not set"
+    assert report.describe().startswith("pre-flight failed: kis credentials: PermissionError: missing KIS_APP_SECRET; ")
+    assert "x" not in failed["kis credentials"].split(": ", 1)[1].replace("missing KIS_APP_SECRET", "")
