@@ -14,8 +14,10 @@ a little after its grant (scheduling, network) still lands in a compliant window
 When Redis raises a connection or timeout error, the limiter falls back to a local sliding log
 at `limit // expected_processes` per window (each process under its share, so all of them
 together stay under the limit), logs that once, and tries Redis again every `recheck_after`
-seconds. Known limit: for one window around the switch, grants the other processes made
-through Redis are not visible to the local log.
+seconds. The local log also records this process's shared grants, so its own calls of the
+last window count against its share at the switch. Known limit: for one window around the
+switch, the other processes' shared grants are not visible, so up to limit + limit // processes
+calls can fall in that one window.
 """
 
 from __future__ import annotations
@@ -65,13 +67,21 @@ class LocalRateLimiter:
 
     def try_acquire(self) -> tuple[bool, float]:
         """(granted, seconds to wait before a slot frees up when not granted)."""
-        now = self.clock()
-        while self._grants and self._grants[0] <= now - self.window:
-            self._grants.popleft()
+        now = self._trim()
         if len(self._grants) < self.limit:
             self._grants.append(now)
             return True, 0.0
         return False, self._grants[0] + self.window - now
+
+    def record(self) -> None:
+        """Log a call granted elsewhere (by Redis), so a switch to this log counts it."""
+        self._grants.append(self._trim())
+
+    def _trim(self) -> float:
+        now = self.clock()
+        while self._grants and self._grants[0] <= now - self.window:
+            self._grants.popleft()
+        return now
 
 
 @dataclass
@@ -150,6 +160,7 @@ class SharedRateLimiter:
             log.warning("rate limiter %r: Redis is back; shared limiting resumes", self.name)
             self._fallback_since = None
         if granted:
+            self.local.record()
             return True, 0.0, Grant(at=value / 1e6, shared=True)
         return False, max(value, 0) / 1e6, None
 
