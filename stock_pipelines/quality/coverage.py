@@ -160,10 +160,7 @@ def compute_coverage(
     ]).unique(subset=["symbol", "minute"], keep="first", maintain_order=True)
     answered = answered_minutes(windows, recovered, slots, recovery_complete)
     unexplained = maybe.join(answered, on=["symbol", "minute"], how="anti").join(present, on=["symbol", "minute"], how="anti")
-    expected = (
-        pl.concat([present.with_columns(present=pl.lit(True)), unexplained.with_columns(present=pl.lit(False))])
-        .sort("symbol", "minute")
-    )
+    expected = pl.concat([present.with_columns(present=pl.lit(True)), unexplained.with_columns(present=pl.lit(False))])
     close = slots["minute"][-1]
     closing = expected.filter(pl.col("minute") == close)
     return Coverage(
@@ -179,20 +176,21 @@ def compute_coverage(
 def universes(ticks: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
     """(collector, symbol): the symbols a collector archived that day, plus those of its downtime
     and silence gaps (sequence gaps are found on the merged archive, not one collector's)."""
-    own = ticks.select("collector", "symbol") if ticks.height else pl.DataFrame(schema={"collector": pl.String(), "symbol": pl.String()})
+    own = ticks.lazy().select("collector", "symbol").unique().collect() if ticks.height else pl.DataFrame(schema={"collector": pl.String(), "symbol": pl.String()})
     lost = windows.filter(pl.col("kind") != "sequence").select("collector", "symbol")
     return pl.concat([own, lost]).unique()
 
 
 def _by_collector(expected: pl.DataFrame, ticks: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
-    members = pl.concat([universes(ticks, windows), pl.DataFrame({"collector": ["(all)"]}).join(expected.select("symbol").unique(), how="cross")])
+    per_symbol = expected.group_by("symbol").agg(expected=pl.len().cast(pl.Int64), present=pl.col("present").sum().cast(pl.Int64))
+    members = pl.concat([universes(ticks, windows), per_symbol.select(pl.lit("(all)").alias("collector"), "symbol")])
     return (
-        members.join(expected, on="symbol", how="left")
+        members.join(per_symbol, on="symbol", how="left")
         .group_by("collector")
         .agg(
             symbols=pl.col("symbol").n_unique().cast(pl.Int64),
-            expected=pl.col("minute").is_not_null().sum().cast(pl.Int64),
-            present=pl.col("present").fill_null(False).sum().cast(pl.Int64),
+            expected=pl.col("expected").sum().cast(pl.Int64),
+            present=pl.col("present").sum().cast(pl.Int64),
         )
         .with_columns(missing=pl.col("expected") - pl.col("present"))
         .with_columns(share=pl.when(pl.col("expected") > 0).then(pl.col("present") / pl.col("expected")).otherwise(1.0))
