@@ -5,6 +5,7 @@ window reported, failover to a second source and back."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from stock_pipelines.sim.runner import run_exchange
 
 from .conftest import (
     DAY,
+    US,
     admin,
     archived,
     assert_missing_inside_windows,
@@ -195,3 +197,22 @@ def test_idle_with_heartbeats_outside_trading_time_and_primed_from_0855(tmp_path
             wait_subscribed(handle, collector)  # 08:55 comes after half a wall second at speed 60
             assert clock.now() >= seoul(8, 55).timestamp()
     assert [e["event"] for e in collector.events][:1] == ["UP"]
+
+
+def test_run_for_demo_archives_through_the_closing_print(tmp_path, redis_server):
+    from stock_pipelines.collector.demo import run_for_demo
+
+    with run_exchange(day=DAY, seed=14, symbols=6, start=(start := seoul(15, 17)), speed=120) as url:
+        session = url.exchange.day.session
+        result = run_for_demo(str(url), list(url.exchange.day.codes), session.close + timedelta(minutes=1),
+                              tmp_path / "archive", app_key="demo-key", app_secret="demo-secret",
+                              redis_client=redis_server.client(), timeout_s=30)
+        expected = truth(url.exchange.day, int(session.close.timestamp() * US) + 1, start)
+    got = archived(tmp_path / "archive")
+    assert result.archived == got.ticks.height and result.events[-1]["event"] == "DOWN"
+    # the exchange ran from 15:17 while the collector started: only trades before its first are missing
+    first_us = int(got.ticks["ts"].min().timestamp() * US)
+    assert keys(got) <= set(expected)
+    assert all(expected[k] <= first_us + 2 * US for k in set(expected) - keys(got))
+    finals = {code: int(url.exchange.day.trades(code).cum[-1]) for code in url.exchange.day.codes}
+    assert {(code, cum) for code, cum in finals.items()} <= keys(got)
