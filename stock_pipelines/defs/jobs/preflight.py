@@ -5,7 +5,7 @@ import dagster as dg
 
 from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.ops.alerts import Alerter
-from stock_pipelines.ops.governance import configured_broker
+from stock_pipelines.ops.governance import RecoveryGovernance, configured_broker
 from stock_pipelines.ops.preflight import run_preflight
 from stock_pipelines.redis_conn import redis_client
 from stock_pipelines.settings import Settings
@@ -38,6 +38,11 @@ def preflight_checks(context: dg.OpExecutionContext) -> dict:
             client = redis_client()
         except Exception:  # noqa: BLE001 - Redis itself may be what failed; alert without dedupe
             client = None
+        missing_key = next((r for r in report.failures if r.name.endswith(" credentials")), None)
+        if missing_key is not None and client is not None:
+            # a missing API key cannot heal by itself: the breaker opens for good (and the
+            # heartbeat sensor goes dormant) until a person resets it with `resume`
+            RecoveryGovernance(client).breaker().trip_permanently(f"pre-flight: {missing_key.detail}")
         Alerter(client).send("preflight_failed", report.describe(), dedupe_key=f"{context.run_id}")
         raise dg.Failure(report.describe(), metadata={"report": dg.MetadataValue.json(report.to_json())})
     context.add_output_metadata({"report": dg.MetadataValue.json(report.to_json())})
