@@ -23,6 +23,7 @@ from stock_pipelines.quality.store import write_broker_check
 from stock_pipelines.settings import Settings
 
 RECOVERED = dg.AssetKey("recovered_minute_bars")
+GAP_REPORT = dg.AssetKey("gap_report")
 MAX_LISTED = 25
 
 
@@ -33,14 +34,23 @@ def inputs_for(partition_key: str) -> DayInputs:
         raise dg.Failure(f"{error}: materialize minute_bars[{partition_key}] first") from error
 
 
-def recovery_complete(instance: dg.DagsterInstance, partition_key: str) -> bool:
-    """True when the latest recovered_minute_bars of the partition reported no unrecovered window."""
+def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, partition_key: str):
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=RECOVERED, asset_partitions=[partition_key]), limit=1
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition_key]), limit=1
     ).records
-    if not records or records[0].asset_materialization is None:
+    return records[0] if records and records[0].asset_materialization is not None else None
+
+
+def recovery_complete(instance: dg.DagsterInstance, partition_key: str) -> bool:
+    """True when the latest recovered_minute_bars of the partition reported no unrecovered window
+    and was made from the latest gap_report (a newer gap_report may hold gaps it never saw)."""
+    recovered = _latest(instance, RECOVERED, partition_key)
+    if recovered is None:
         return False
-    value = records[0].asset_materialization.metadata.get("windows_unrecovered")
+    gaps = _latest(instance, GAP_REPORT, partition_key)
+    if gaps is not None and gaps.timestamp > recovered.timestamp:
+        return False
+    value = recovered.asset_materialization.metadata.get("windows_unrecovered")
     return value is not None and int(value.value) == 0
 
 
@@ -211,7 +221,8 @@ def minute_bars_match_broker(context: dg.AssetCheckExecutionContext) -> dg.Asset
             "disagreeing_symbols": dg.MetadataValue.json(named),
             "listing": dg.MetadataValue.md(md_table(disagreements)),
         },
-        description=None if result.passed else f"{disagreements.height} bar fields disagree with the broker",
+        description=(f"{disagreements.height} bar fields disagree with the broker" if not result.passed
+                     else None if result.sampled else f"not sampled: {result.note}"),
     )
 
 
