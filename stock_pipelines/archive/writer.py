@@ -104,6 +104,22 @@ class ArchiveWriter:
         self._closed = False
         self._check_writable()
 
+    @classmethod
+    def from_env(
+        cls, collector_id: str, *, on_event: Callable[[SystemRecord], None] | None = None, **policy: float
+    ) -> ArchiveWriter:
+        """A writer on STOCK_PIPELINES_ARCHIVE_DIR (+ _FALLBACK_DIR, _MIN_FREE_BYTES)."""
+        from stock_pipelines.archive.config import ArchiveConfig
+
+        config = ArchiveConfig.from_env()
+        return cls(
+            config.archive_dir,
+            collector_id,
+            WriterPolicy(min_free_bytes=config.min_free_bytes, **policy),  # type: ignore[arg-type]
+            fallback_root=config.fallback_dir,
+            on_event=on_event,
+        )
+
     # -- public ------------------------------------------------------------------------
 
     def trade(self, src: str, sym: str, ts: int, px: int, qty: int, cum: int, rx: int | None = None) -> TradeRecord:

@@ -205,3 +205,11 @@ def test_permission_lost_while_running_raises_at_the_flush(shared_dirs):
     (writable / "kis-1").chmod(0o755)
     with as_nobody(), pytest.raises(ArchivePermissionError, match="trades/20261120/09_00.jsonl"):
         writer.flush()
+
+
+def test_from_env_uses_the_configured_archive_and_floor(archive_env, monkeypatch):
+    monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES", "12345")
+    with ArchiveWriter.from_env("kis-1", flush_interval_s=0.5) as writer:
+        assert writer.root == archive_env and writer.min_free_bytes == 12345
+        assert writer.policy.flush_interval_s == 0.5
+    assert (archive_env / "kis-1").is_dir()
