@@ -18,7 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "e.g. one a blocking check stopped); the broker sample is the one the check stored, if any.",
     )
     parser.add_argument("date", metavar="DATE", help="YYYY-MM-DD (a KRX trading day)")
-    parser.add_argument("--build", action="store_true", help="assess the day from the lake and write the report now")
+    parser.add_argument(
+        "--build", action="store_true", help="assess the day from the lake and write the report now"
+    )
     parser.set_defaults(func=run)
 
 
@@ -27,19 +29,28 @@ def summary_lines(summary: dict, html_path: str) -> list[str]:
     failed = [name for name, ok in summary["checks"].items() if not ok]
     lines = [
         f"{summary['date']}: {status}",
-        f"completeness {summary['completeness'] * 100:.3f}% ({summary['present']}/{summary['expected']} expected "
-        f"symbol-minutes, {summary['missing']} missing; ERROR below {summary['error_share'] * 100:.2f}%, "
-        f"WARN below {summary['warn_share'] * 100:.2f}%)",
+        (
+            f"completeness {summary['completeness'] * 100:.3f}% ({summary['present']}/{summary['expected']} expected "
+            f"symbol-minutes, {summary['missing']} missing; ERROR below {summary['error_share'] * 100:.2f}%, "
+            f"WARN below {summary['warn_share'] * 100:.2f}%)"
+        ),
         "failed checks: " + (", ".join(failed) if failed else "none"),
     ]
     for row in summary["by_collector"]:
-        lines.append(f"  {row['collector']}: {row['share'] * 100:.3f}% ({row['present']}/{row['expected']}, "
-                     f"{row['symbols']} symbols)")
+        lines.append(
+            f"  {row['collector']}: {row['share'] * 100:.3f}% ({row['present']}/{row['expected']}, "
+            f"{row['symbols']} symbols)"
+        )
     holes = summary["symbols_with_holes"]
-    lines.append(f"symbols with holes: {len(holes)}" + (f" ({', '.join(holes[:20])}{' …' if len(holes) > 20 else ''})" if holes else ""))
-    lines.append(f"closing prints missing: {len(summary['closing_missing'])}; bars outside trading time: "
-                 f"{summary['outside_trading_time']}; OHLC violations: {summary['ohlc_violations']}; "
-                 f"day-volume disagreements: {summary['volume_disagreements']}")
+    lines.append(
+        f"symbols with holes: {len(holes)}"
+        + (f" ({', '.join(holes[:20])}{' …' if len(holes) > 20 else ''})" if holes else "")
+    )
+    lines.append(
+        f"closing prints missing: {len(summary['closing_missing'])}; bars outside trading time: "
+        f"{summary['outside_trading_time']}; OHLC violations: {summary['ohlc_violations']}; "
+        f"day-volume disagreements: {summary['volume_disagreements']}"
+    )
     lines.append(f"broker sample: {summary['broker_note']}; disagreements: {summary['broker_disagreements']}")
     lines.append(f"html: {html_path}")
     return lines

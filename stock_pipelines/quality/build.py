@@ -22,7 +22,11 @@ class BuiltReport:
 
 
 def build_report(
-    inputs: DayInputs, *, recovery_complete: bool, config: QualityConfig | None = None, data_dir: Path | None = None
+    inputs: DayInputs,
+    *,
+    recovery_complete: bool,
+    config: QualityConfig | None = None,
+    data_dir: Path | None = None,
 ) -> BuiltReport:
     """The broker comparison is the one the minute_bars_match_broker check stored for the day
     (no calls are spent twice); without it the report says the day was not sampled."""

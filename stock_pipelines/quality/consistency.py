@@ -6,8 +6,14 @@ from __future__ import annotations
 import polars as pl
 
 OHLCV = ["open", "high", "low", "close", "volume"]
-DISAGREEMENT_SCHEMA = {"symbol": pl.String(), "minute": pl.Datetime("us", "UTC"), "source": pl.String(),
-                       "field": pl.String(), "ours": pl.Int64(), "truth": pl.Int64()}
+DISAGREEMENT_SCHEMA = {
+    "symbol": pl.String(),
+    "minute": pl.Datetime("us", "UTC"),
+    "source": pl.String(),
+    "field": pl.String(),
+    "ours": pl.Int64(),
+    "truth": pl.Int64(),
+}
 
 
 def day_volume(ticks: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFrame:
@@ -19,9 +25,11 @@ def day_volume(ticks: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFrame:
     """
     schema = {"symbol": pl.String(), "last_cum": pl.Int64(), "tick_volume": pl.Int64(), "trades": pl.Int64()}
     seen = (
-        ticks.group_by("symbol").agg(last_cum=pl.col("cum").max(), tick_volume=pl.col("qty").sum(), trades=pl.len())
+        ticks.group_by("symbol")
+        .agg(last_cum=pl.col("cum").max(), tick_volume=pl.col("qty").sum(), trades=pl.len())
         .cast({"last_cum": pl.Int64, "tick_volume": pl.Int64, "trades": pl.Int64})
-        if ticks.height else pl.DataFrame(schema=schema)
+        if ticks.height
+        else pl.DataFrame(schema=schema)
     )
     bar_volume = bars.group_by("symbol").agg(bar_volume=pl.col("volume").sum().cast(pl.Int64))
     return (
@@ -59,11 +67,17 @@ def compare_bars(ours: pl.DataFrame, truth: pl.DataFrame, windows: pl.DataFrame)
     `windows`: symbol, start, end (UTC) that the broker answered for. One row per (symbol, minute,
     field): field is one of OHLCV, or `bar` when only one side has a bar (ours/truth null).
     """
+
     def inside(frame: pl.DataFrame) -> pl.DataFrame:
         return (
             frame.join(windows.select("symbol", "start", "end"), on="symbol")
             .filter((pl.col("minute") >= pl.col("start")) & (pl.col("minute") < pl.col("end")))
-            .select("symbol", "minute", *[pl.col(k).cast(pl.Int64) for k in OHLCV], *(["source"] if "source" in frame.columns else []))
+            .select(
+                "symbol",
+                "minute",
+                *[pl.col(k).cast(pl.Int64) for k in OHLCV],
+                *(["source"] if "source" in frame.columns else []),
+            )
             .unique(subset=["symbol", "minute"], keep="first")
         )
 
@@ -72,7 +86,12 @@ def compare_bars(ours: pl.DataFrame, truth: pl.DataFrame, windows: pl.DataFrame)
     joined = mine.join(theirs, on=["symbol", "minute"], how="full", coalesce=True, suffix="_truth")
     schema = DISAGREEMENT_SCHEMA
     one_sided = joined.filter(pl.col("open").is_null() | pl.col("open_truth").is_null()).select(
-        "symbol", "minute", "source", field=pl.lit("bar"), ours=pl.col("volume"), truth=pl.col("volume_truth"),
+        "symbol",
+        "minute",
+        "source",
+        field=pl.lit("bar"),
+        ours=pl.col("volume"),
+        truth=pl.col("volume_truth"),
     )
     both = joined.filter(pl.col("open").is_not_null() & pl.col("open_truth").is_not_null())
     fields = [
@@ -81,6 +100,6 @@ def compare_bars(ours: pl.DataFrame, truth: pl.DataFrame, windows: pl.DataFrame)
         )
         for k in OHLCV
     ]
-    return pl.concat([pl.DataFrame(schema=schema), one_sided.cast(schema), *(f.cast(schema) for f in fields)]).sort(
-        "symbol", "minute", "field"
-    )
+    return pl.concat(
+        [pl.DataFrame(schema=schema), one_sided.cast(schema), *(f.cast(schema) for f in fields)]
+    ).sort("symbol", "minute", "field")

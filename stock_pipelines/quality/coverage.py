@@ -66,8 +66,10 @@ def bar_label(ts: pl.Expr, session: Session) -> pl.Expr:
     bar, the closing auction -> the bar at the close)."""
     ts = ts.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     return (
-        pl.when(ts >= utc(session.closing_auction_start)).then(utc(session.close))
-        .when(ts < utc(session.open)).then(utc(session.open))
+        pl.when(ts >= utc(session.closing_auction_start))
+        .then(utc(session.close))
+        .when(ts < utc(session.open))
+        .then(utc(session.open))
         .otherwise(ts.dt.truncate("1m"))
     )
 
@@ -75,11 +77,15 @@ def bar_label(ts: pl.Expr, session: Session) -> pl.Expr:
 def slots_frame(session: Session) -> pl.DataFrame:
     """Bar slots with the stretch of trading time each one holds (the close bar: the auction)."""
     starts = session.minute_bar_starts()
-    frame = pl.DataFrame({"minute": starts}).with_columns(pl.col("minute").dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
+    frame = pl.DataFrame({"minute": starts}).with_columns(
+        pl.col("minute").dt.convert_time_zone("UTC").dt.cast_time_unit("us")
+    )
     close = utc(session.close)
     return frame.with_columns(
         slot=pl.int_range(pl.len(), dtype=pl.Int32),
-        span_start=pl.when(pl.col("minute") == close).then(utc(session.closing_auction_start)).otherwise(pl.col("minute")),
+        span_start=pl.when(pl.col("minute") == close)
+        .then(utc(session.closing_auction_start))
+        .otherwise(pl.col("minute")),
         span_end=pl.col("minute") + ONE_MINUTE,
     )
 
@@ -91,8 +97,14 @@ def gap_windows(gaps: pl.DataFrame) -> pl.DataFrame:
     for index, gap in enumerate(gaps_from_frame(gaps)):
         start, end = minute_window(gap)
         rows.extend((index, gap.kind.value, gap.collector, symbol, start, end) for symbol in gap.symbols)
-    schema = {"gap": pl.Int64(), "kind": pl.String(), "collector": pl.String(), "symbol": pl.String(),
-              "start": pl.Datetime("us", "Asia/Seoul"), "end": pl.Datetime("us", "Asia/Seoul")}
+    schema = {
+        "gap": pl.Int64(),
+        "kind": pl.String(),
+        "collector": pl.String(),
+        "symbol": pl.String(),
+        "start": pl.Datetime("us", "Asia/Seoul"),
+        "end": pl.Datetime("us", "Asia/Seoul"),
+    }
     return pl.DataFrame(rows, schema=schema, orient="row").with_columns(
         pl.col("start", "end").dt.convert_time_zone("UTC")
     )
@@ -104,10 +116,15 @@ def continuity_minutes(ticks: pl.DataFrame, day: date, session: Session, slots: 
     jumps = sequence_gap_frame(ticks.select("symbol", "ts", "qty", "cum"), day)
     if jumps.height == 0:
         return pl.DataFrame(schema=PAIR)
-    spans = jumps.select("symbol", first=bar_label(pl.col("start"), session), last=bar_label(pl.col("end"), session))
+    spans = jumps.select(
+        "symbol", first=bar_label(pl.col("start"), session), last=bar_label(pl.col("end"), session)
+    )
     return (
-        spans.join_where(slots.select("minute"), pl.col("minute") >= pl.col("first"), pl.col("minute") <= pl.col("last"))
-        .select("symbol", "minute").unique()
+        spans.join_where(
+            slots.select("minute"), pl.col("minute") >= pl.col("first"), pl.col("minute") <= pl.col("last")
+        )
+        .select("symbol", "minute")
+        .unique()
     )
 
 
@@ -117,11 +134,14 @@ def window_minutes(windows: pl.DataFrame, slots: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema={**PAIR, "start": UTC_US, "end": UTC_US})
     return windows.join_where(
         slots.select("minute", "span_start", "span_end"),
-        pl.col("span_start") < pl.col("end"), pl.col("span_end") > pl.col("start"),
+        pl.col("span_start") < pl.col("end"),
+        pl.col("span_end") > pl.col("start"),
     ).drop("span_start", "span_end")
 
 
-def answered_minutes(windows: pl.DataFrame, recovered: pl.DataFrame, slots: pl.DataFrame, recovery_complete: bool) -> pl.DataFrame:
+def answered_minutes(
+    windows: pl.DataFrame, recovered: pl.DataFrame, slots: pl.DataFrame, recovery_complete: bool
+) -> pl.DataFrame:
     """Slots inside gap windows for which the broker (or, when the recovery reported every window
     recovered, the recovery as a whole) is ground truth: expected there only if a bar exists."""
     touched = window_minutes(windows, slots)
@@ -131,9 +151,12 @@ def answered_minutes(windows: pl.DataFrame, recovered: pl.DataFrame, slots: pl.D
     fetched = (
         windows.join(rest, on="symbol")
         .filter((pl.col("rest_minute") >= pl.col("start")) & (pl.col("rest_minute") < pl.col("end")))
-        .select("symbol", "start", "end").unique()
+        .select("symbol", "start", "end")
+        .unique()
     )
-    return touched.join(fetched, on=["symbol", "start", "end"], how="semi").select("symbol", "minute").unique()
+    return (
+        touched.join(fetched, on=["symbol", "start", "end"], how="semi").select("symbol", "minute").unique()
+    )
 
 
 def compute_coverage(
@@ -154,13 +177,19 @@ def compute_coverage(
     outside = bars.join(slots.select("minute"), on="minute", how="anti")
     present = in_slots.select("symbol", "minute").unique().with_columns(evidence=pl.lit("bar"))
     windows = gap_windows(gaps)
-    maybe = pl.concat([
-        continuity_minutes(ticks, day, session, slots).with_columns(evidence=pl.lit("continuity")),
-        window_minutes(windows, slots).select("symbol", "minute").with_columns(evidence=pl.lit("gap")),
-    ]).unique(subset=["symbol", "minute"], keep="first", maintain_order=True)
+    maybe = pl.concat(
+        [
+            continuity_minutes(ticks, day, session, slots).with_columns(evidence=pl.lit("continuity")),
+            window_minutes(windows, slots).select("symbol", "minute").with_columns(evidence=pl.lit("gap")),
+        ]
+    ).unique(subset=["symbol", "minute"], keep="first", maintain_order=True)
     answered = answered_minutes(windows, recovered, slots, recovery_complete)
-    unexplained = maybe.join(answered, on=["symbol", "minute"], how="anti").join(present, on=["symbol", "minute"], how="anti")
-    expected = pl.concat([present.with_columns(present=pl.lit(True)), unexplained.with_columns(present=pl.lit(False))])
+    unexplained = maybe.join(answered, on=["symbol", "minute"], how="anti").join(
+        present, on=["symbol", "minute"], how="anti"
+    )
+    expected = pl.concat(
+        [present.with_columns(present=pl.lit(True)), unexplained.with_columns(present=pl.lit(False))]
+    )
     close = slots["minute"][-1]
     closing = expected.filter(pl.col("minute") == close)
     return Coverage(
@@ -176,14 +205,22 @@ def compute_coverage(
 def universes(ticks: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
     """(collector, symbol): the symbols a collector archived that day, plus those of its downtime
     and silence gaps (sequence gaps are found on the merged archive, not one collector's)."""
-    own = ticks.lazy().select("collector", "symbol").unique().collect() if ticks.height else pl.DataFrame(schema={"collector": pl.String(), "symbol": pl.String()})
+    own = (
+        ticks.lazy().select("collector", "symbol").unique().collect()
+        if ticks.height
+        else pl.DataFrame(schema={"collector": pl.String(), "symbol": pl.String()})
+    )
     lost = windows.filter(pl.col("kind") != "sequence").select("collector", "symbol")
     return pl.concat([own, lost]).unique()
 
 
 def _by_collector(expected: pl.DataFrame, ticks: pl.DataFrame, windows: pl.DataFrame) -> pl.DataFrame:
-    per_symbol = expected.group_by("symbol").agg(expected=pl.len().cast(pl.Int64), present=pl.col("present").sum().cast(pl.Int64))
-    members = pl.concat([universes(ticks, windows), per_symbol.select(pl.lit("(all)").alias("collector"), "symbol")])
+    per_symbol = expected.group_by("symbol").agg(
+        expected=pl.len().cast(pl.Int64), present=pl.col("present").sum().cast(pl.Int64)
+    )
+    members = pl.concat(
+        [universes(ticks, windows), per_symbol.select(pl.lit("(all)").alias("collector"), "symbol")]
+    )
     return (
         members.join(per_symbol, on="symbol", how="left")
         .group_by("collector")
@@ -193,19 +230,31 @@ def _by_collector(expected: pl.DataFrame, ticks: pl.DataFrame, windows: pl.DataF
             present=pl.col("present").sum().cast(pl.Int64),
         )
         .with_columns(missing=pl.col("expected") - pl.col("present"))
-        .with_columns(share=pl.when(pl.col("expected") > 0).then(pl.col("present") / pl.col("expected")).otherwise(1.0))
+        .with_columns(
+            share=pl.when(pl.col("expected") > 0).then(pl.col("present") / pl.col("expected")).otherwise(1.0)
+        )
         .sort(pl.col("collector") == "(all)", "collector")
     )
 
 
 def _holes(expected: pl.DataFrame, slots: pl.DataFrame) -> pl.DataFrame:
     """Missing symbol-minutes as runs of consecutive slots: symbol, start, end (Seoul), minutes, evidence."""
-    missing = expected.filter(~pl.col("present")).join(slots.select("minute", "slot"), on="minute").sort("symbol", "slot")
+    missing = (
+        expected.filter(~pl.col("present"))
+        .join(slots.select("minute", "slot"), on="minute")
+        .sort("symbol", "slot")
+    )
     return (
-        missing.with_columns(run=((pl.col("slot").diff().over("symbol").fill_null(1) != 1)).cum_sum().over("symbol"))
+        missing.with_columns(
+            run=(pl.col("slot").diff().over("symbol").fill_null(1) != 1).cum_sum().over("symbol")
+        )
         .group_by("symbol", "run", maintain_order=True)
-        .agg(start=pl.col("minute").first(), end=pl.col("minute").last() + ONE_MINUTE, minutes=pl.len().cast(pl.Int64),
-             evidence=pl.col("evidence").unique().sort().str.join("+"))
+        .agg(
+            start=pl.col("minute").first(),
+            end=pl.col("minute").last() + ONE_MINUTE,
+            minutes=pl.len().cast(pl.Int64),
+            evidence=pl.col("evidence").unique().sort().str.join("+"),
+        )
         .drop("run")
         .with_columns(pl.col("start", "end").dt.convert_time_zone("Asia/Seoul"))
     )

@@ -13,14 +13,34 @@ from stock_pipelines.brokers.model import BAR_SCHEMA, MinuteBarSource
 from stock_pipelines.gaps.summary import gaps_frame
 from stock_pipelines.market import SEOUL, Session, krx_calendar
 from stock_pipelines.quality.config import QualityConfig
-from stock_pipelines.quality.consistency import DISAGREEMENT_SCHEMA, compare_bars, day_volume, invariant_violations
-from stock_pipelines.quality.coverage import Coverage, compute_coverage, gap_windows, slots_frame, window_minutes
+from stock_pipelines.quality.consistency import (
+    DISAGREEMENT_SCHEMA,
+    compare_bars,
+    day_volume,
+    invariant_violations,
+)
+from stock_pipelines.quality.coverage import (
+    Coverage,
+    compute_coverage,
+    gap_windows,
+    slots_frame,
+    window_minutes,
+)
 from stock_pipelines.quality.sample import SampleResult, choose_sample, fetch_sample
 
-TICK_SCHEMA = {"symbol": pl.String(), "ts": pl.Datetime("us", "UTC"), "qty": pl.Int64(), "cum": pl.Int64(),
-               "collector": pl.String()}
-WINDOW_SCHEMA = {"symbol": pl.String(), "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
-                 "reason": pl.String()}
+TICK_SCHEMA = {
+    "symbol": pl.String(),
+    "ts": pl.Datetime("us", "UTC"),
+    "qty": pl.Int64(),
+    "cum": pl.Int64(),
+    "collector": pl.String(),
+}
+WINDOW_SCHEMA = {
+    "symbol": pl.String(),
+    "start": pl.Datetime("us", "UTC"),
+    "end": pl.Datetime("us", "UTC"),
+    "reason": pl.String(),
+}
 BLOCKING = ("completeness", "trading_time", "closing_print", "ohlc_invariants", "day_volume", "broker_match")
 
 
@@ -71,15 +91,17 @@ class BrokerCheck:
         return self.disagreements.height == 0
 
 
-def broker_check(inputs: DayInputs, source: MinuteBarSource | None, budget: int, today: date,
-                 unavailable: str = "") -> BrokerCheck:
+def broker_check(
+    inputs: DayInputs, source: MinuteBarSource | None, budget: int, today: date, unavailable: str = ""
+) -> BrokerCheck:
     """Final bars against the broker's REST bars on the day's sample (see quality.sample)."""
     if budget <= 0:
         return BrokerCheck(False, "off (STOCK_PIPELINES_QUALITY_REST_CALLS=0)")
     if source is None:
         return BrokerCheck(False, f"broker unavailable: {unavailable}")
     activity = (
-        dict(inputs.ticks.group_by("symbol").agg(pl.col("qty").sum()).iter_rows()) if inputs.ticks.height
+        dict(inputs.ticks.group_by("symbol").agg(pl.col("qty").sum()).iter_rows())
+        if inputs.ticks.height
         else dict(inputs.bars.group_by("symbol").agg(pl.col("volume").sum()).iter_rows())
     )
     windows = choose_sample(inputs.day, inputs.session, inputs.recovered, activity, budget, today)
@@ -141,25 +163,38 @@ class DayQuality:
         """Each gap window with what filled its slots: kind, collector, start, end (Seoul),
         symbols, slots, and slot counts by source plus `missing` (slots expected and absent)."""
         windows = gap_windows(self.inputs.gaps)
-        schema = {"kind": pl.String(), "collector": pl.String(), "start": pl.Datetime("us", "Asia/Seoul"),
-                  "end": pl.Datetime("us", "Asia/Seoul"), "symbols": pl.Int64(), "slots": pl.Int64()}
+        schema = {
+            "kind": pl.String(),
+            "collector": pl.String(),
+            "start": pl.Datetime("us", "Asia/Seoul"),
+            "end": pl.Datetime("us", "Asia/Seoul"),
+            "symbols": pl.Int64(),
+            "slots": pl.Int64(),
+        }
         if windows.height == 0:
             return pl.DataFrame(schema=schema)
         touched = window_minutes(windows, slots_frame(self.inputs.session))
         sources = self.inputs.bars.select("symbol", "minute", "source")
-        missing = self.coverage.expected.filter(~pl.col("present")).select("symbol", "minute", hole=pl.lit(True))
+        missing = self.coverage.expected.filter(~pl.col("present")).select(
+            "symbol", "minute", hole=pl.lit(True)
+        )
         filled = (
             touched.join(sources, on=["symbol", "minute"], how="left")
             .join(missing, on=["symbol", "minute"], how="left")
             .with_columns(
-                filler=pl.when(pl.col("source").is_not_null()).then("source")
-                .when(pl.col("hole").fill_null(False)).then(pl.lit("missing")).otherwise(pl.lit("no_trades"))
+                filler=pl.when(pl.col("source").is_not_null())
+                .then("source")
+                .when(pl.col("hole").fill_null(False))
+                .then(pl.lit("missing"))
+                .otherwise(pl.lit("no_trades"))
             )
         )
         counts = filled.pivot(on="filler", index="gap", values="symbol", aggregate_function="len")
         base = filled.group_by("gap", "kind", "collector").agg(
-            start=pl.col("start").min(), end=pl.col("end").max(),
-            symbols=pl.col("symbol").n_unique().cast(pl.Int64), slots=pl.len().cast(pl.Int64)
+            start=pl.col("start").min(),
+            end=pl.col("end").max(),
+            symbols=pl.col("symbol").n_unique().cast(pl.Int64),
+            slots=pl.len().cast(pl.Int64),
         )
         per_gap = base.join(counts, on="gap").fill_null(0)
         fillers = [c for c in per_gap.columns if c not in ("gap", *schema)]
@@ -215,10 +250,19 @@ def assess(
     """Every measure of the day. `broker`: a broker check already made (the check's stored result);
     otherwise one is made now with `source` (None: not sampled, `unavailable` says why)."""
     config = config or QualityConfig.from_env()
-    coverage = compute_coverage(inputs.day, inputs.bars, inputs.ticks, inputs.gaps, inputs.recovered,
-                                recovery_complete=recovery_complete, session=inputs.session)
+    coverage = compute_coverage(
+        inputs.day,
+        inputs.bars,
+        inputs.ticks,
+        inputs.gaps,
+        inputs.recovered,
+        recovery_complete=recovery_complete,
+        session=inputs.session,
+    )
     if broker is None:
-        broker = broker_check(inputs, source, config.rest_calls, today or datetime.now(SEOUL).date(), unavailable)
+        broker = broker_check(
+            inputs, source, config.rest_calls, today or datetime.now(SEOUL).date(), unavailable
+        )
     return DayQuality(
         inputs=inputs,
         config=config,

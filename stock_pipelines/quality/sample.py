@@ -35,8 +35,12 @@ class SampleResult:
     def windows_frame(self) -> pl.DataFrame:
         return pl.DataFrame(
             [(w.symbol, w.start, w.end, w.reason) for w in self.windows],
-            schema={"symbol": pl.String(), "start": pl.Datetime("us", "Asia/Seoul"),
-                    "end": pl.Datetime("us", "Asia/Seoul"), "reason": pl.String()},
+            schema={
+                "symbol": pl.String(),
+                "start": pl.Datetime("us", "Asia/Seoul"),
+                "end": pl.Datetime("us", "Asia/Seoul"),
+                "reason": pl.String(),
+            },
             orient="row",
         ).with_columns(pl.col("start", "end").dt.convert_time_zone("UTC"))
 
@@ -45,7 +49,9 @@ def _runs(symbol_minutes: pl.DataFrame, slots: list[datetime]) -> list[tuple[str
     """(symbol, start, end, slots) for each run of consecutive bar slots."""
     index = {s: i for i, s in enumerate(slots)}
     result = []
-    for symbol, minutes in symbol_minutes.group_by("symbol", maintain_order=True).agg(pl.col("minute").sort()).iter_rows():
+    for symbol, minutes in (
+        symbol_minutes.group_by("symbol", maintain_order=True).agg(pl.col("minute").sort()).iter_rows()
+    ):
         positions = sorted(index[m.astimezone(SEOUL)] for m in minutes if m.astimezone(SEOUL) in index)
         run_start = prev = None
         for p in positions + [None]:
@@ -82,7 +88,7 @@ def choose_sample(
         if spent >= budget:
             break
         k = (day.toordinal() + rank) % pages
-        members = slots[k * page:(k + 1) * page]
+        members = slots[k * page : (k + 1) * page]
         chosen.append(SampleWindow(symbol, members[0], members[-1] + ONE_MINUTE, 1, "active"))
         spent += 1
     return chosen

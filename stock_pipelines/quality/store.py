@@ -49,7 +49,9 @@ def read_summary(day: date, data_dir: Path | None = None) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def history(day: date, share: float, days: int, data_dir: Path | None = None) -> list[tuple[str, float | None]]:
+def history(
+    day: date, share: float, days: int, data_dir: Path | None = None
+) -> list[tuple[str, float | None]]:
     """(date, completeness) of the `days` trading days ending with `day` (this day's share given),
     oldest first; None where no report was written."""
     calendar = krx_calendar()
@@ -78,7 +80,10 @@ def write_broker_check(day: date, check, data_dir: Path | None = None) -> None:
     lake.write_partition(check.disagreements, BROKER_ASSET, day, data_dir)
     lake.write_partition(check.windows, "quality_broker_windows", day, data_dir)
     meta = {"sampled": check.sampled, "note": check.note, "calls": check.calls, "failed": check.failed}
-    _write(report_dir(day, data_dir) / "broker_sample.json", json.dumps(meta, ensure_ascii=False, indent=1) + "\n")
+    _write(
+        report_dir(day, data_dir) / "broker_sample.json",
+        json.dumps(meta, ensure_ascii=False, indent=1) + "\n",
+    )
 
 
 def read_broker_check(day: date, data_dir: Path | None = None):
@@ -89,7 +94,10 @@ def read_broker_check(day: date, data_dir: Path | None = None):
         return None
     meta = json.loads(path.read_text(encoding="utf-8"))
     return BrokerCheck(
-        sampled=bool(meta["sampled"]), note=str(meta["note"]), calls=int(meta["calls"]),
+        sampled=bool(meta["sampled"]),
+        note=str(meta["note"]),
+        calls=int(meta["calls"]),
         windows=lake.read_partition("quality_broker_windows", day, data_dir),
-        disagreements=lake.read_partition(BROKER_ASSET, day, data_dir), failed=list(meta["failed"]),
+        disagreements=lake.read_partition(BROKER_ASSET, day, data_dir),
+        failed=list(meta["failed"]),
     )

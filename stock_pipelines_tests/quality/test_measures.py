@@ -25,19 +25,33 @@ def at(hhmm: str, second: int = 0) -> datetime:
 
 def bars(rows) -> pl.DataFrame:
     """rows: (symbol, HH:MM, open, high, low, close, volume[, source])"""
-    data = [(s, at(m), o, h, lo, c, v, None, rest[0] if rest else "ticks") for s, m, o, h, lo, c, v, *rest in rows]
-    return pl.DataFrame(data, schema={**BAR_SCHEMA, "minute": pl.Datetime("us", "Asia/Seoul")}, orient="row").with_columns(
-        pl.col("minute").dt.convert_time_zone("UTC")
-    ).cast(BAR_SCHEMA)
+    data = [
+        (s, at(m), o, h, lo, c, v, None, rest[0] if rest else "ticks") for s, m, o, h, lo, c, v, *rest in rows
+    ]
+    return (
+        pl.DataFrame(data, schema={**BAR_SCHEMA, "minute": pl.Datetime("us", "Asia/Seoul")}, orient="row")
+        .with_columns(pl.col("minute").dt.convert_time_zone("UTC"))
+        .cast(BAR_SCHEMA)
+    )
 
 
 def ticks(rows) -> pl.DataFrame:
     """rows: (symbol, HH:MM:SS, qty, cum)"""
-    data = [(s, datetime.strptime(f"2026-11-20 {t}", "%Y-%m-%d %H:%M:%S").replace(tzinfo=SEOUL), q, c, "c1")
-            for s, t, q, c in rows]
-    return pl.DataFrame(data, schema={"symbol": pl.String, "ts": pl.Datetime("us", "Asia/Seoul"), "qty": pl.Int64,
-                                      "cum": pl.Int64, "collector": pl.String}, orient="row").with_columns(
-        pl.col("ts").dt.convert_time_zone("UTC"))
+    data = [
+        (s, datetime.strptime(f"2026-11-20 {t}", "%Y-%m-%d %H:%M:%S").replace(tzinfo=SEOUL), q, c, "c1")
+        for s, t, q, c in rows
+    ]
+    return pl.DataFrame(
+        data,
+        schema={
+            "symbol": pl.String,
+            "ts": pl.Datetime("us", "Asia/Seoul"),
+            "qty": pl.Int64,
+            "cum": pl.Int64,
+            "collector": pl.String,
+        },
+        orient="row",
+    ).with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
 
 
 def no_gaps():
@@ -46,10 +60,22 @@ def no_gaps():
 
 def test_a_cumulative_volume_jump_makes_the_minutes_between_expected():
     tick_rows = [("005930", "09:00:00", 10, 10), ("005930", "09:01:30", 5, 15), ("005930", "09:05:10", 5, 40)]
-    present = bars([("005930", "09:00", 1, 1, 1, 1, 10), ("005930", "09:01", 1, 1, 1, 1, 5),
-                    ("005930", "09:05", 1, 1, 1, 1, 5)])
-    cov = compute_coverage(DAY, present, ticks(tick_rows), no_gaps(), pl.DataFrame(schema=BAR_SCHEMA),
-                           recovery_complete=False, session=SESSION)
+    present = bars(
+        [
+            ("005930", "09:00", 1, 1, 1, 1, 10),
+            ("005930", "09:01", 1, 1, 1, 1, 5),
+            ("005930", "09:05", 1, 1, 1, 1, 5),
+        ]
+    )
+    cov = compute_coverage(
+        DAY,
+        present,
+        ticks(tick_rows),
+        no_gaps(),
+        pl.DataFrame(schema=BAR_SCHEMA),
+        recovery_complete=False,
+        session=SESSION,
+    )
     # 20 shares missing between 09:01:30 and 09:05:10: slots 09:01..09:05 may hold them
     assert cov.expected_count == 6  # 09:00, 09:01 .. 09:05
     assert cov.present_count == 3
@@ -61,70 +87,141 @@ def test_a_gap_window_the_broker_answered_expects_only_the_broker_bars():
     gap = Gap(GapKind.DOWNTIME, "c1", at("10:00"), at("10:05"), ("005930", "000660"), "down")
     recovered = bars([("005930", "10:01", 1, 1, 1, 1, 3, "rest_kis")])
     tick_rows = [("005930", "09:59:00", 1, 1), ("000660", "09:59:00", 1, 1)]
-    present = pl.concat([bars([("005930", "09:59", 1, 1, 1, 1, 1), ("000660", "09:59", 1, 1, 1, 1, 1)]), recovered])
-    cov = compute_coverage(DAY, present, ticks(tick_rows), gaps_frame([gap]), recovered,
-                           recovery_complete=False, session=SESSION)
+    present = pl.concat(
+        [bars([("005930", "09:59", 1, 1, 1, 1, 1), ("000660", "09:59", 1, 1, 1, 1, 1)]), recovered]
+    )
+    cov = compute_coverage(
+        DAY, present, ticks(tick_rows), gaps_frame([gap]), recovered, recovery_complete=False, session=SESSION
+    )
     by_symbol = dict(cov.expected.group_by("symbol").len().iter_rows())
     # 005930: the REST answer for its window is ground truth (1 bar); 000660: no answer, 5 slots may hold trades
     assert by_symbol == {"005930": 2, "000660": 6}
     assert cov.present_count == 3
     assert sorted(set(cov.holes["symbol"])) == ["000660"]
-    complete = compute_coverage(DAY, present, ticks(tick_rows), gaps_frame([gap]), recovered,
-                                recovery_complete=True, session=SESSION)
+    complete = compute_coverage(
+        DAY, present, ticks(tick_rows), gaps_frame([gap]), recovered, recovery_complete=True, session=SESSION
+    )
     assert complete.share == 1.0 and complete.expected_count == 3
-    collectors = {r["collector"]: (r["expected"], r["present"]) for r in cov.by_collector.iter_rows(named=True)}
+    collectors = {
+        r["collector"]: (r["expected"], r["present"]) for r in cov.by_collector.iter_rows(named=True)
+    }
     assert collectors == {"c1": (8, 3), "(all)": (8, 3)}
 
 
 def test_closing_print_and_bars_outside_trading_time():
     gap = Gap(GapKind.DOWNTIME, "c1", at("15:25"), at("15:30"), ("005930",), "down")
-    present = bars([("005930", "15:19", 1, 1, 1, 1, 1), ("000660", "15:30", 1, 1, 1, 1, 1),
-                    ("000660", "15:25", 1, 1, 1, 1, 1)])  # 15:25 is inside the closing auction: no bar slot
-    cov = compute_coverage(DAY, present, ticks([("005930", "15:19:00", 1, 1)]), gaps_frame([gap]),
-                           pl.DataFrame(schema=BAR_SCHEMA), recovery_complete=False, session=SESSION)
+    present = bars(
+        [
+            ("005930", "15:19", 1, 1, 1, 1, 1),
+            ("000660", "15:30", 1, 1, 1, 1, 1),
+            ("000660", "15:25", 1, 1, 1, 1, 1),
+        ]
+    )  # 15:25 is inside the closing auction: no bar slot
+    cov = compute_coverage(
+        DAY,
+        present,
+        ticks([("005930", "15:19:00", 1, 1)]),
+        gaps_frame([gap]),
+        pl.DataFrame(schema=BAR_SCHEMA),
+        recovery_complete=False,
+        session=SESSION,
+    )
     assert cov.closing_expected == 2 and cov.closing_missing == ["005930"]
-    assert cov.outside_trading_time.select("symbol", pl.col("minute").dt.convert_time_zone("Asia/Seoul").dt.strftime("%H:%M")).rows() == [("000660", "15:25")]
+    assert cov.outside_trading_time.select(
+        "symbol", pl.col("minute").dt.convert_time_zone("Asia/Seoul").dt.strftime("%H:%M")
+    ).rows() == [("000660", "15:25")]
 
 
 def test_invariants_name_every_broken_bar():
-    frame = bars([("005930", "09:00", 10, 12, 9, 11, 5), ("005930", "09:01", 10, 9, 9, 9, 5),
-                  ("005930", "09:02", 10, 12, 11, 11, 5), ("005930", "09:03", 10, 12, 9, 11, -1),
-                  ("000660", "09:00", 10, 12, 9, 11, 5), ("000660", "09:00", 10, 12, 9, 11, 5)])
-    found = invariant_violations(frame).select("symbol", pl.col("minute").dt.convert_time_zone("Asia/Seoul").dt.strftime("%H:%M"), "rule").rows()
+    frame = bars(
+        [
+            ("005930", "09:00", 10, 12, 9, 11, 5),
+            ("005930", "09:01", 10, 9, 9, 9, 5),
+            ("005930", "09:02", 10, 12, 11, 11, 5),
+            ("005930", "09:03", 10, 12, 9, 11, -1),
+            ("000660", "09:00", 10, 12, 9, 11, 5),
+            ("000660", "09:00", 10, 12, 9, 11, 5),
+        ]
+    )
+    found = (
+        invariant_violations(frame)
+        .select("symbol", pl.col("minute").dt.convert_time_zone("Asia/Seoul").dt.strftime("%H:%M"), "rule")
+        .rows()
+    )
     assert found == [
-        ("000660", "09:00", "duplicate_symbol_minute"), ("000660", "09:00", "duplicate_symbol_minute"),
-        ("005930", "09:01", "high_below_open_or_close"), ("005930", "09:02", "low_above_open_or_close"),
+        ("000660", "09:00", "duplicate_symbol_minute"),
+        ("000660", "09:00", "duplicate_symbol_minute"),
+        ("005930", "09:01", "high_below_open_or_close"),
+        ("005930", "09:02", "low_above_open_or_close"),
         ("005930", "09:03", "negative_volume"),
     ]
 
 
 def test_day_volume_against_the_last_cumulative_volume():
     tick_rows = [("005930", "09:00:00", 10, 10), ("005930", "09:02:00", 5, 20), ("000660", "09:00:00", 7, 7)]
-    frame = bars([("005930", "09:00", 1, 1, 1, 1, 10), ("005930", "09:02", 1, 1, 1, 1, 10),
-                  ("000660", "09:00", 1, 1, 1, 1, 6)])
-    volume = day_volume(ticks(tick_rows), frame).select("symbol", "last_cum", "ticks_missing", "bars_missing").rows()
+    frame = bars(
+        [
+            ("005930", "09:00", 1, 1, 1, 1, 10),
+            ("005930", "09:02", 1, 1, 1, 1, 10),
+            ("000660", "09:00", 1, 1, 1, 1, 6),
+        ]
+    )
+    volume = (
+        day_volume(ticks(tick_rows), frame)
+        .select("symbol", "last_cum", "ticks_missing", "bars_missing")
+        .rows()
+    )
     assert volume == [("000660", 7, 0, 1), ("005930", 20, 5, 0)]
 
 
 def test_compare_bars_lists_each_field_and_one_sided_bar_inside_the_windows_only():
-    ours = bars([("005930", "09:00", 10, 12, 9, 11, 5), ("005930", "09:01", 10, 12, 9, 11, 5),
-                 ("005930", "09:03", 10, 12, 9, 11, 5), ("005930", "11:00", 1, 1, 1, 1, 1)])
-    truth = bars([("005930", "09:00", 10, 12, 9, 11, 5, "rest_kis"), ("005930", "09:01", 10, 13, 9, 12, 5, "rest_kis"),
-                  ("005930", "09:02", 10, 12, 9, 11, 4, "rest_kis")])
+    ours = bars(
+        [
+            ("005930", "09:00", 10, 12, 9, 11, 5),
+            ("005930", "09:01", 10, 12, 9, 11, 5),
+            ("005930", "09:03", 10, 12, 9, 11, 5),
+            ("005930", "11:00", 1, 1, 1, 1, 1),
+        ]
+    )
+    truth = bars(
+        [
+            ("005930", "09:00", 10, 12, 9, 11, 5, "rest_kis"),
+            ("005930", "09:01", 10, 13, 9, 12, 5, "rest_kis"),
+            ("005930", "09:02", 10, 12, 9, 11, 4, "rest_kis"),
+        ]
+    )
     windows = pl.DataFrame({"symbol": ["005930"], "start": [at("09:00")], "end": [at("09:05")]}).with_columns(
-        pl.col("start", "end").dt.convert_time_zone("UTC"))
-    found = compare_bars(ours, truth, windows).select(
-        pl.col("minute").dt.convert_time_zone("Asia/Seoul").dt.strftime("%H:%M"), "field", "ours", "truth").rows()
-    assert found == [("09:01", "close", 11, 12), ("09:01", "high", 12, 13), ("09:02", "bar", None, 4), ("09:03", "bar", 5, None)]
+        pl.col("start", "end").dt.convert_time_zone("UTC")
+    )
+    found = (
+        compare_bars(ours, truth, windows)
+        .select(
+            pl.col("minute").dt.convert_time_zone("Asia/Seoul").dt.strftime("%H:%M"), "field", "ours", "truth"
+        )
+        .rows()
+    )
+    assert found == [
+        ("09:01", "close", 11, 12),
+        ("09:01", "high", 12, 13),
+        ("09:02", "bar", None, 4),
+        ("09:03", "bar", 5, None),
+    ]
 
 
 def test_the_sample_takes_recovered_windows_first_and_keeps_the_budget():
-    recovered = bars([("000660", "10:00", 1, 1, 1, 1, 1, "rest_kis"), ("000660", "10:01", 1, 1, 1, 1, 1, "rest_kis"),
-                      ("000660", "13:00", 1, 1, 1, 1, 1, "rest_kis")])
+    recovered = bars(
+        [
+            ("000660", "10:00", 1, 1, 1, 1, 1, "rest_kis"),
+            ("000660", "10:01", 1, 1, 1, 1, 1, "rest_kis"),
+            ("000660", "13:00", 1, 1, 1, 1, 1, "rest_kis"),
+        ]
+    )
     activity = {"005930": 100, "000660": 50, "035420": 10}
     chosen = choose_sample(DAY, SESSION, recovered, activity, budget=4, today=DAY + timedelta(days=2))
     assert [(w.symbol, w.start.strftime("%H:%M"), w.end.strftime("%H:%M"), w.reason) for w in chosen][:2] == [
-        ("000660", "10:00", "10:02", "recovered"), ("000660", "13:00", "13:01", "recovered")]
+        ("000660", "10:00", "10:02", "recovered"),
+        ("000660", "13:00", "13:01", "recovered"),
+    ]
     assert [(w.symbol, w.reason) for w in chosen[2:]] == [("005930", "active"), ("000660", "active")]
     assert sum(w.calls for w in chosen) == 4
     assert choose_sample(DAY, SESSION, recovered, activity, budget=0, today=DAY) == []

@@ -30,10 +30,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 DAY = date(2026, 11, 20)
 SEED, SYMBOLS = 11, 12
 OUTAGES = ["10:00-10:30", "13:10-13:25"]
-KEYS = {f"q-key-{n}": f"q-secret-{n}" for n in range(4)}  # one app key a test: a token is issued once a minute
+KEYS = {
+    f"q-key-{n}": f"q-secret-{n}" for n in range(4)
+}  # one app key a test: a token is issued once a minute
 PIPELINE = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
 CHECKED = [*PIPELINE, *minute_bars_checks, quality_report]
-ALL_CHECKS = {c.check_specs_by_output_name[k].name for c in minute_bars_checks for k in c.check_specs_by_output_name}
+ALL_CHECKS = {
+    c.check_specs_by_output_name[k].name for c in minute_bars_checks for k in c.check_specs_by_output_name
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +45,14 @@ def exchange(tmp_path_factory):
     session = krx_calendar().session(DAY)
     redis = RedisServer(tmp_path_factory.mktemp("redis"))
     redis.start()
-    config = ExchangeConfig(day=DAY, seed=SEED, symbols=SYMBOLS, pinned=True,
-                            start=session.close + timedelta(hours=1), credentials=KEYS)
+    config = ExchangeConfig(
+        day=DAY,
+        seed=SEED,
+        symbols=SYMBOLS,
+        pinned=True,
+        start=session.close + timedelta(hours=1),
+        credentials=KEYS,
+    )
     try:
         with run_exchange(config) as url:
             yield url, redis, truth_bars(url)
@@ -76,7 +86,9 @@ def pairs(frame: pl.DataFrame) -> set[tuple]:
 
 
 def check_results(result) -> dict[str, bool]:
-    return {e.check_name: e.passed for e in result.get_asset_check_evaluations() if e.check_name in ALL_CHECKS}
+    return {
+        e.check_name: e.passed for e in result.get_asset_check_evaluations() if e.check_name in ALL_CHECKS
+    }
 
 
 def check_record(instance, name: str):
@@ -86,8 +98,14 @@ def check_record(instance, name: str):
 
 def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
     tmp_path, truth = env
-    write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
-                      outages=[Outage.parse(o, DAY) for o in OUTAGES], corrupt=6)
+    write_day_archive(
+        tmp_path / "archive",
+        DAY,
+        seed=SEED,
+        symbols=SYMBOLS,
+        outages=[Outage.parse(o, DAY) for o in OUTAGES],
+        corrupt=6,
+    )
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)
     assert result.success
@@ -95,16 +113,22 @@ def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
 
     final = lake.read_partition("minute_bars", DAY)
     truth_share = len(pairs(final) & pairs(truth)) / truth.height
-    evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_completeness")
+    evaluation = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_completeness"
+    )
     meta = evaluation.metadata
-    assert meta["expected_symbol_minutes"].value == truth.height  # expected = the exchange's bars, no more, no less
+    assert (
+        meta["expected_symbol_minutes"].value == truth.height
+    )  # expected = the exchange's bars, no more, no less
     assert meta["completeness"].value == truth_share == 1.0
     assert meta["recovery_complete"].value is True
     record = check_record(instance, "minute_bars_completeness")
     assert record.status.value == "SUCCEEDED"
     assert record.evaluation.partition == DAY.isoformat()
 
-    broker = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_match_broker")
+    broker = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_match_broker"
+    )
     assert broker.metadata["sampled"].value is True and 0 < broker.metadata["calls"].value <= 20
     assert broker.metadata["disagreements"].value == 0
 
@@ -119,16 +143,26 @@ def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
 
 def test_unrecovered_day_coverage_equals_the_truth_and_blocks_downstream(env, capsys):
     tmp_path, truth = env
-    write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
-                      outages=[Outage.parse(o, DAY) for o in [*OUTAGES, "15:15-15:40"]], corrupt=6)
+    write_day_archive(
+        tmp_path / "archive",
+        DAY,
+        seed=SEED,
+        symbols=SYMBOLS,
+        outages=[Outage.parse(o, DAY) for o in [*OUTAGES, "15:15-15:40"]],
+        corrupt=6,
+    )
     instance = dg.DagsterInstance.ephemeral()
     without_recovery = [a for a in CHECKED if a is not recovered_minute_bars]
-    result = dg.materialize(without_recovery, partition_key=DAY.isoformat(), instance=instance, raise_on_error=False)
+    result = dg.materialize(
+        without_recovery, partition_key=DAY.isoformat(), instance=instance, raise_on_error=False
+    )
     assert not result.success
 
     final = lake.read_partition("minute_bars", DAY)
     present = pairs(final) & pairs(truth)
-    meta = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_completeness").metadata
+    meta = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_completeness"
+    ).metadata
     # On this day every symbol traded in every minute of each outage, so the evidence-based expected
     # set is exactly the exchange's bars and the figure is the true share.
     assert meta["expected_symbol_minutes"].value == truth.height
@@ -141,7 +175,9 @@ def test_unrecovered_day_coverage_equals_the_truth_and_blocks_downstream(env, ca
     checks = check_results(result)
     assert checks["minute_bars_completeness"] is False
     # the collector was down through the closing auction: every symbol's closing print is missing
-    bounds = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_session_bounds")
+    bounds = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_session_bounds"
+    )
     assert bounds.passed is False
     assert bounds.metadata["closing_print_missing"].value == sorted(truth["symbol"].unique().to_list())
     assert bounds.metadata["outside_trading_time"].value == 0
@@ -170,12 +206,12 @@ def _drop_one_trade(archive, symbol: str) -> dict:
     mine = [i for i, line in enumerate(lines) if f'"sym":"{symbol}"' in line]
     index = mine[len(mine) // 2]
     dropped = json.loads(lines[index])
-    path.write_text("".join(lines[:index] + lines[index + 1:]))
+    path.write_text("".join(lines[:index] + lines[index + 1 :]))
     return dropped
 
 
 def test_planted_defects_are_found_and_named(env, capsys):
-    tmp_path, truth = env
+    tmp_path, _truth = env
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS, corrupt=4)  # no outage
     dropped = _drop_one_trade(tmp_path / "archive", "000660")
     instance = dg.DagsterInstance.ephemeral()
@@ -187,30 +223,46 @@ def test_planted_defects_are_found_and_named(env, capsys):
     activity = dict(ticks.group_by("symbol").agg(pl.col("qty").sum()).iter_rows())
     session = krx_calendar().session(DAY)
     recovered = lake.read_partition("recovered_minute_bars", DAY)
-    window = next(w for w in choose_sample(DAY, session, recovered, activity, 20, date.today()) if w.reason == "active")
+    window = next(
+        w for w in choose_sample(DAY, session, recovered, activity, 20, date.today()) if w.reason == "active"
+    )
     in_window = tick_bars.filter(
-        (pl.col("symbol") == window.symbol) & (pl.col("minute") >= window.start.astimezone(UTC)) & (pl.col("minute") < window.end.astimezone(UTC))
+        (pl.col("symbol") == window.symbol)
+        & (pl.col("minute") >= window.start.astimezone(UTC))
+        & (pl.col("minute") < window.end.astimezone(UTC))
         & (pl.col("open") != pl.col("close"))
     )
     victim = in_window.row(in_window.height // 2, named=True)
     altered = tick_bars.with_columns(
         close=pl.when((pl.col("symbol") == victim["symbol"]) & (pl.col("minute") == victim["minute"]))
-        .then(pl.col("open")).otherwise(pl.col("close")),
+        .then(pl.col("open"))
+        .otherwise(pl.col("close")),
         volume=pl.when((pl.col("symbol") == victim["symbol"]) & (pl.col("minute") == victim["minute"]))
-        .then(pl.col("volume") + 7).otherwise(pl.col("volume")),
+        .then(pl.col("volume") + 7)
+        .otherwise(pl.col("volume")),
     )
     lake.write_partition(altered, "tick_minute_bars", DAY)
 
-    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance,
-                            selection=[minute_bars, quality_report], raise_on_error=False)
+    result = dg.materialize(
+        CHECKED,
+        partition_key=DAY.isoformat(),
+        instance=instance,
+        selection=[minute_bars, quality_report],
+        raise_on_error=False,
+    )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     # the altered bar: every changed field against the broker, and the day volume
     broker = evaluations["minute_bars_match_broker"]
     assert broker.passed is False
     listing = broker.metadata["listing"].value
     minute = victim["minute"].astimezone(SEOUL).strftime("%H:%M")
-    assert f"| {victim['symbol']} | {minute} | ticks | close | {victim['open']} | {victim['close']} |" in listing
-    assert f"| {victim['symbol']} | {minute} | ticks | volume | {victim['volume'] + 7} | {victim['volume']} |" in listing
+    assert (
+        f"| {victim['symbol']} | {minute} | ticks | close | {victim['open']} | {victim['close']} |" in listing
+    )
+    assert (
+        f"| {victim['symbol']} | {minute} | ticks | volume | {victim['volume'] + 7} | {victim['volume']} |"
+        in listing
+    )
     assert broker.metadata["disagreements"].value == 2
     volume = evaluations["minute_bars_day_volume"]
     assert volume.passed is False and volume.metadata["disagreeing_symbols"].value == [victim["symbol"]]

@@ -8,7 +8,9 @@ DAY = "2026-11-20"
 
 
 def report(instance, asset: str, partition: str = DAY, **metadata) -> None:
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=asset, partition=partition, metadata=metadata))
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=asset, partition=partition, metadata=metadata)
+    )
 
 
 def test_recovery_verdict_follows_the_latest_materializations():

@@ -21,7 +21,10 @@ def data_dir(tmp_path, monkeypatch):
     [
         (["report", "2026-11-21"], "2026-11-21 is not a KRX trading day"),
         (["report", "20-11-2026"], "is not a date"),
-        (["report", "2026-11-20"], "no quality report for 2026-11-20: materialize quality_report[2026-11-20] or pass --build"),
+        (
+            ["report", "2026-11-20"],
+            "no quality report for 2026-11-20: materialize quality_report[2026-11-20] or pass --build",
+        ),
         (["report", "2026-11-20", "--build"], "minute_bars[2026-11-20] is not in the lake"),
     ],
 )
@@ -32,11 +35,23 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
 
 
 SUMMARY = {
-    "date": "2026-11-20", "certified": False, "completeness": 0.99875, "expected": 4000, "present": 3995,
-    "missing": 5, "error_share": 0.999, "warn_share": 0.9999, "checks": {"completeness": False, "day_volume": True},
+    "date": "2026-11-20",
+    "certified": False,
+    "completeness": 0.99875,
+    "expected": 4000,
+    "present": 3995,
+    "missing": 5,
+    "error_share": 0.999,
+    "warn_share": 0.9999,
+    "checks": {"completeness": False, "day_volume": True},
     "by_collector": [{"collector": "c1", "symbols": 10, "expected": 4000, "present": 3995, "share": 0.99875}],
-    "symbols_with_holes": ["005930"], "closing_missing": [], "outside_trading_time": 0, "ohlc_violations": 0,
-    "volume_disagreements": 0, "broker_note": "off", "broker_disagreements": 0,
+    "symbols_with_holes": ["005930"],
+    "closing_missing": [],
+    "outside_trading_time": 0,
+    "ohlc_violations": 0,
+    "volume_disagreements": 0,
+    "broker_note": "off",
+    "broker_disagreements": 0,
 }
 
 

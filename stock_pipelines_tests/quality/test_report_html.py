@@ -48,14 +48,29 @@ class SvgCensus(HTMLParser):
             self.svg = None
 
     def count(self, svg: str, tag: str, cls: str = "") -> int:
-        return sum(n for (s, t, c), n in self.found.items() if s == svg and t == tag and (not cls or cls in c.split()))
+        return sum(
+            n
+            for (s, t, c), n in self.found.items()
+            if s == svg and t == tag and (not cls or cls in c.split())
+        )
 
 
 def run_browser(binary: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-         "--hide-scrollbars", *args],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
 
 
@@ -67,10 +82,18 @@ def test_html_report_renders_with_its_charts_in_headless_chromium(tmp_path, monk
     monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(tmp_path / "archive"))
     monkeypatch.setenv("STOCK_PIPELINES_QUALITY_REST_CALLS", "0")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # no Redis: the archive's system stream is used
-    write_day_archive(tmp_path / "archive", DAY, seed=5, symbols=8,
-                      outages=[Outage.parse("10:00-10:20", DAY), Outage.parse("14:00-14:05", DAY)])
-    result = dg.materialize([raw_ticks, tick_minute_bars, gap_report, minute_bars], partition_key=DAY.isoformat(),
-                            instance=dg.DagsterInstance.ephemeral())
+    write_day_archive(
+        tmp_path / "archive",
+        DAY,
+        seed=5,
+        symbols=8,
+        outages=[Outage.parse("10:00-10:20", DAY), Outage.parse("14:00-14:05", DAY)],
+    )
+    result = dg.materialize(
+        [raw_ticks, tick_minute_bars, gap_report, minute_bars],
+        partition_key=DAY.isoformat(),
+        instance=dg.DagsterInstance.ephemeral(),
+    )
     assert result.success
     assert main(["report", DAY.isoformat(), "--build"]) == 0
     page = report_dir(DAY) / "report.html"

@@ -57,7 +57,9 @@ def recovery_complete(instance: dg.DagsterInstance, partition_key: str) -> bool:
 def md_table(frame: pl.DataFrame) -> str:
     if frame.height == 0:
         return "none"
-    shown = frame.head(MAX_LISTED).with_columns(pl.col(pl.Datetime).dt.convert_time_zone("Asia/Seoul").dt.strftime("%H:%M"))
+    shown = frame.head(MAX_LISTED).with_columns(
+        pl.col(pl.Datetime).dt.convert_time_zone("Asia/Seoul").dt.strftime("%H:%M")
+    )
     header = "| " + " | ".join(shown.columns) + " |\n|" + "---|" * shown.width + "\n"
     body = "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in shown.iter_rows())
     more = f"\n\n… and {frame.height - MAX_LISTED} more" if frame.height > MAX_LISTED else ""
@@ -67,8 +69,15 @@ def md_table(frame: pl.DataFrame) -> str:
 def _coverage(context: dg.AssetCheckExecutionContext):
     inputs = inputs_for(context.partition_key)
     complete = recovery_complete(context.instance, context.partition_key)
-    cov = compute_coverage(inputs.day, inputs.bars, inputs.ticks, inputs.gaps, inputs.recovered,
-                           recovery_complete=complete, session=inputs.session)
+    cov = compute_coverage(
+        inputs.day,
+        inputs.bars,
+        inputs.ticks,
+        inputs.gaps,
+        inputs.recovered,
+        recovery_complete=complete,
+        session=inputs.session,
+    )
     return cov, complete
 
 
@@ -89,7 +98,9 @@ def _coverage_metadata(cov, complete: bool, threshold: float) -> dict:
 
 
 @dg.asset_check(
-    asset=minute_bars, partitions_def=trading_day_partitions, blocking=True,
+    asset=minute_bars,
+    partitions_def=trading_day_partitions,
+    blocking=True,
     description="present / expected symbol-minutes >= STOCK_PIPELINES_COMPLETENESS_ERROR (default 99.9%); "
     "expected = evidence of trades (bars, cumulative-volume jumps, gap windows; REST answers decide). Blocking.",
 )
@@ -98,27 +109,32 @@ def minute_bars_completeness(context: dg.AssetCheckExecutionContext) -> dg.Asset
     threshold = QualityConfig.from_env().error_share
     passed = cov.share >= threshold
     return dg.AssetCheckResult(
-        passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
         metadata=_coverage_metadata(cov, complete, threshold),
         description=None if passed else f"completeness {percent(cov.share)} below {percent(threshold)}",
     )
 
 
 @dg.asset_check(
-    asset=minute_bars, partitions_def=trading_day_partitions,
+    asset=minute_bars,
+    partitions_def=trading_day_partitions,
     description="present / expected symbol-minutes >= STOCK_PIPELINES_COMPLETENESS_WARN (default 99.99%); WARN.",
 )
 def minute_bars_completeness_warn(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     cov, complete = _coverage(context)
     threshold = QualityConfig.from_env().warn_share
     return dg.AssetCheckResult(
-        passed=cov.share >= threshold, severity=dg.AssetCheckSeverity.WARN,
+        passed=cov.share >= threshold,
+        severity=dg.AssetCheckSeverity.WARN,
         metadata=_coverage_metadata(cov, complete, threshold),
     )
 
 
 @dg.asset_check(
-    asset=minute_bars, partitions_def=trading_day_partitions, blocking=True,
+    asset=minute_bars,
+    partitions_def=trading_day_partitions,
+    blocking=True,
     description="no bar outside the session's bar slots, and the closing print present for every symbol "
     "that traded in the closing auction. Blocking.",
 )
@@ -127,20 +143,24 @@ def minute_bars_session_bounds(context: dg.AssetCheckExecutionContext) -> dg.Ass
     outside = cov.outside_trading_time
     passed = outside.height == 0 and not cov.closing_missing
     return dg.AssetCheckResult(
-        passed=passed, severity=dg.AssetCheckSeverity.ERROR,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "outside_trading_time": outside.height,
             "outside_listing": dg.MetadataValue.md(md_table(outside.select("symbol", "minute", "source"))),
             "closing_print_expected": cov.closing_expected,
             "closing_print_missing": dg.MetadataValue.json(cov.closing_missing),
         },
-        description=None if passed else f"{outside.height} bars outside trading time, "
-        f"{len(cov.closing_missing)} closing prints missing",
+        description=None
+        if passed
+        else f"{outside.height} bars outside trading time, {len(cov.closing_missing)} closing prints missing",
     )
 
 
 @dg.asset_check(
-    asset=minute_bars, partitions_def=trading_day_partitions, blocking=True,
+    asset=minute_bars,
+    partitions_def=trading_day_partitions,
+    blocking=True,
     description="low <= open, close <= high; volume >= 0; no null price; one bar per symbol-minute. Blocking.",
 )
 def minute_bars_ohlc_invariants(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -148,14 +168,21 @@ def minute_bars_ohlc_invariants(context: dg.AssetCheckExecutionContext) -> dg.As
     violations = invariant_violations(bars)
     by_rule = dict(violations.group_by("rule").len().sort("rule").iter_rows())
     return dg.AssetCheckResult(
-        passed=violations.height == 0, severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"bars": bars.height, "violations": violations.height, "by_rule": dg.MetadataValue.json(by_rule),
-                  "listing": dg.MetadataValue.md(md_table(violations))},
+        passed=violations.height == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "bars": bars.height,
+            "violations": violations.height,
+            "by_rule": dg.MetadataValue.json(by_rule),
+            "listing": dg.MetadataValue.md(md_table(violations)),
+        },
     )
 
 
 @dg.asset_check(
-    asset=minute_bars, partitions_def=trading_day_partitions, blocking=True,
+    asset=minute_bars,
+    partitions_def=trading_day_partitions,
+    blocking=True,
     description="per symbol, the final bars' volume equals the exchange's cumulative day volume (the last "
     "cum archived); archive shortfalls (trades the ticks lack) are listed. Blocking.",
 )
@@ -165,16 +192,21 @@ def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     wrong = volume.filter(pl.col("bars_missing") != 0)
     short = volume.filter(pl.col("ticks_missing") != 0)
     return dg.AssetCheckResult(
-        passed=wrong.height == 0, severity=dg.AssetCheckSeverity.ERROR,
+        passed=wrong.height == 0,
+        severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "symbols": volume.height,
             "disagreements": wrong.height,
             "disagreeing_symbols": dg.MetadataValue.json(wrong["symbol"].to_list()),
             "listing": dg.MetadataValue.md(md_table(wrong)),
             "tick_shortfall_symbols": dg.MetadataValue.json(short["symbol"].to_list()),
-            "tick_shortfalls": dg.MetadataValue.md(md_table(short.select("symbol", "last_cum", "tick_volume", "ticks_missing"))),
+            "tick_shortfalls": dg.MetadataValue.md(
+                md_table(short.select("symbol", "last_cum", "tick_volume", "ticks_missing"))
+            ),
         },
-        description=None if wrong.height == 0 else f"{wrong.height} symbols: bar volume != cumulative day volume",
+        description=None
+        if wrong.height == 0
+        else f"{wrong.height} symbols: bar volume != cumulative day volume",
     )
 
 
@@ -193,7 +225,9 @@ def broker_source():
 
 
 @dg.asset_check(
-    asset=minute_bars, partitions_def=trading_day_partitions, blocking=True,
+    asset=minute_bars,
+    partitions_def=trading_day_partitions,
+    blocking=True,
     description="final bars equal the broker's REST bars (OHLCV) on a daily sample: every recovered window "
     "first, then the most active symbols, within STOCK_PIPELINES_QUALITY_REST_CALLS calls (0 = off). Blocking.",
 )
@@ -210,7 +244,8 @@ def minute_bars_match_broker(context: dg.AssetCheckExecutionContext) -> dg.Asset
     disagreements = result.disagreements
     named = sorted(set(disagreements["symbol"].to_list())) if disagreements.height else []
     return dg.AssetCheckResult(
-        passed=result.passed, severity=dg.AssetCheckSeverity.ERROR,
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
         metadata={
             "sampled": result.sampled,
             "sample": result.note,
@@ -221,8 +256,13 @@ def minute_bars_match_broker(context: dg.AssetCheckExecutionContext) -> dg.Asset
             "disagreeing_symbols": dg.MetadataValue.json(named),
             "listing": dg.MetadataValue.md(md_table(disagreements)),
         },
-        description=(f"{disagreements.height} bar fields disagree with the broker" if not result.passed
-                     else None if result.sampled else f"not sampled: {result.note}"),
+        description=(
+            f"{disagreements.height} bar fields disagree with the broker"
+            if not result.passed
+            else None
+            if result.sampled
+            else f"not sampled: {result.note}"
+        ),
     )
 
 
