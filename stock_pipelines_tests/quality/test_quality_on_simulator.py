@@ -138,7 +138,9 @@ def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
     summary = read_summary(DAY)
     assert summary["certified"] and summary["completeness"] == 1.0 and summary["expected"] == truth.height
     assert {"rest_kis", "ticks"} <= set(summary["bars_by_source"])
-    assert (report_dir(DAY) / "report.html").is_file()
+    page = (report_dir(DAY) / "report.html").read_text()
+    assert '<p class="status certified">' in page
+    assert 'data-filled-by="rest_kis"' in page and 'class="hole"' not in page  # gaps filled by REST, no holes
 
 
 def test_unrecovered_day_coverage_equals_the_truth_and_blocks_downstream(env, capsys):
