@@ -45,7 +45,9 @@ def archive_env(tmp_path, monkeypatch) -> Path:
 def write_day(root: Path, collector: str, trades: list[tuple], rx_delay_us: int = 1_000) -> ArchiveWriter:
     """Write (src, sym, ts_us, px, qty, cum) trades as a collector would: clock = receive time."""
     clock = Clock(trades[0][2] if trades else seoul_us(9, 0))
-    writer = ArchiveWriter(root, collector, WriterPolicy(min_free_bytes=0), clock=clock)
+    # fsync at the hour roll and at close only: thousands of fsyncs would just slow the tests
+    policy = WriterPolicy(min_free_bytes=0, flush_interval_s=3600, fsync_interval_s=3600, max_buffer_bytes=1 << 20)
+    writer = ArchiveWriter(root, collector, policy, clock=clock)
     for src, sym, ts, px, qty, cum in trades:
         clock.set_us(ts + rx_delay_us)
         writer.trade(src, sym, ts, px, qty, cum)
