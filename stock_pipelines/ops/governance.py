@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -21,6 +20,7 @@ from datetime import datetime
 import redis
 
 from stock_pipelines.market import SEOUL
+from stock_pipelines.ops import clock as ops_clock
 from stock_pipelines.ops.alerts import Alerter
 from stock_pipelines.ops.heartbeat_rules import Governance, Window
 from stock_pipelines.recovery.sources import breaker_for
@@ -43,17 +43,18 @@ def configured_broker() -> str:
 
 class RecoveryGovernance:
     def __init__(
-        self, client: redis.Redis, broker: str | None = None, clock: Callable[[], float] = time.time,
+        self, client: redis.Redis, broker: str | None = None, clock: Callable[[], float] | None = None,
         alerter: Alerter | None = None,
     ) -> None:
+        # the automation's clock (ops.clock, fake-able in tests): retries' not_before must be
+        # comparable with the "now" the heartbeat sensor evaluates at
+        clock = clock or (lambda: ops_clock.now().timestamp())
         self.client, self.broker, self.clock = client, broker or configured_broker(), clock
         self.guard = DormantGuard(RedisStateStore(client), clock)
         self.alerter = alerter or Alerter(client)
 
     def breaker(self, broker: str | None = None) -> CircuitBreaker:
-        b = breaker_for(broker or self.broker, self.client)
-        b.clock = self.clock
-        return b
+        return breaker_for(broker or self.broker, self.client)
 
     def breakers(self) -> dict[str, CircuitBreaker]:
         return {name: self.breaker(name) for name in BROKERS}

@@ -17,7 +17,8 @@ from stock_pipelines.ops.alerts import Alerter
 from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.ops.heartbeat_rules import Window
 from stock_pipelines.ops.status import status_document
-from stock_pipelines.resilience.breaker import State
+from stock_pipelines.resilience.breaker import CircuitBreaker, State
+from stock_pipelines.resilience.state_store import RedisStateStore
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, FeatureFlags
 
 DAY = date(2026, 11, 20)
@@ -122,7 +123,8 @@ def test_an_authorization_failure_opens_the_breaker_permanently_dormant_until_re
 def test_breaker_open_then_half_open_then_closed_as_the_sensor_sees_it(env):
     client, clock = env.client(), Clock()
     gov = RecoveryGovernance(client, "kis", clock=clock, alerter=Alerter(client, ""))
-    breaker = gov.breaker()
+    # the breaker the runs use (recovery.sources.breaker_for), on the test's clock
+    breaker = CircuitBreaker("broker:kis", RedisStateStore(client), clock=clock)
     for _ in range(3):
         breaker.record_failure(RuntimeError("503"))
     verdict = gov.verdict()
