@@ -40,15 +40,17 @@ def generate(root: Path, ticks: int, symbols: int = 2500, seed: int = 7) -> tupl
     day_dir = root / COLLECTOR / "trades" / DAY.strftime("%Y%m%d")
     day_dir.mkdir(parents=True, exist_ok=True)
     open_us = int(datetime(2026, 11, 20, 9, 0, tzinfo=SEOUL).timestamp()) * 1_000_000
-    auction_us = open_us + int(6 * 3600 + 20 * 60) * 1_000_000
+    auction_us = open_us + (6 * 3600 + 20 * 60) * 1_000_000
     names = np.array([f"{i:06d}" for i in rng.choice(999_999, symbols, replace=False)])
     carry = np.zeros(symbols, dtype=np.int64)
-    hours = [(open_us + h * 3_600_000_000, min(open_us + (h + 1) * 3_600_000_000, auction_us)) for h in range(7)]
+    hours = [
+        (open_us + h * 3_600_000_000, min(open_us + (h + 1) * 3_600_000_000, auction_us)) for h in range(7)
+    ]
     total_span = auction_us - open_us
     seq = 0
     lines = 0
     for hour, (start, end) in enumerate(hours):
-        count = int(round(ticks * (end - start) / total_span)) if hour < 6 else ticks - lines
+        count = round(ticks * (end - start) / total_span) if hour < 6 else ticks - lines
         ts = np.sort(rng.integers(start, end, count))
         sym = rng.zipf(1.3, count) % symbols
         qty = rng.integers(1, 200, count)
@@ -121,7 +123,9 @@ def run_pyarrow(root: Path) -> dict:
     import pyarrow.json as pj
 
     started = time.perf_counter()
-    files = [p for p in sorted(root.rglob("*.jsonl")) if p.name != "08_00.jsonl"]  # raw parse fails on bad lines
+    files = [
+        p for p in sorted(root.rglob("*.jsonl")) if p.name != "08_00.jsonl"
+    ]  # raw parse fails on bad lines
     rows = sum(pj.read_json(path).num_rows for path in files)
     return {"rows": rows, "seconds": time.perf_counter() - started}
 
@@ -147,7 +151,10 @@ def child(step: str, root: Path, data: Path) -> dict:
     """Run one step in a fresh interpreter; its own peak RSS comes back with the result."""
     done = subprocess.run(
         [sys.executable, __file__, "--child", step, "--dir", str(root), "--data", str(data)],
-        capture_output=True, text=True, timeout=3600,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
     if done.returncode != 0:
         raise SystemExit(f"{step} failed:\n{done.stderr}")
@@ -157,20 +164,29 @@ def child(step: str, root: Path, data: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=10_000_000)
-    parser.add_argument("--dir", type=Path, default=None, help="archive root to generate into (default: a temp dir)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="archive root to generate into (default: a temp dir)"
+    )
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument("--reuse", action="store_true", help="reuse files already in --dir")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run each step N times, alternating, and keep each one's fastest run "
-                        "(this machine's 2 cores are shared: the minimum is the least disturbed)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each step N times, alternating, and keep each one's fastest run "
+        "(this machine's 2 cores are shared: the minimum is the least disturbed)",
+    )
     parser.add_argument("--child", choices=["ours", "pyarrow", "pandas"], help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
         before = resource.getrusage(resource.RUSAGE_SELF)
-        result = {"ours": lambda: run_ours(args.dir, args.data), "pyarrow": lambda: run_pyarrow(args.dir),
-                  "pandas": lambda: run_pandas(args.dir)}[args.child]()
+        result = {
+            "ours": lambda: run_ours(args.dir, args.data),
+            "pyarrow": lambda: run_pyarrow(args.dir),
+            "pandas": lambda: run_pandas(args.dir),
+        }[args.child]()
         after = resource.getrusage(resource.RUSAGE_SELF)
         # CPU seconds of the step (all threads): a fairer yardstick than wall time when other
         # jobs share the machine's cores
@@ -188,24 +204,34 @@ def main() -> None:
                 shutil.rmtree(root)
             started = time.perf_counter()
             lines, size = generate(root, args.ticks)
-            print(f"generated {lines:,} lines, {size / 2**20:,.0f} MiB in {time.perf_counter() - started:.1f}s")
+            print(
+                f"generated {lines:,} lines, {size / 2**20:,.0f} MiB in {time.perf_counter() - started:.1f}s"
+            )
         runs: dict[str, list[dict]] = {"ours": [], "pyarrow": [], "pandas": []}
         for _ in range(max(1, args.repeat)):
-            for step in runs:
-                runs[step].append(child(step, root, data))
-        ours, arrow, pandas = (min(runs[step], key=lambda r: r["seconds"]) for step in ("ours", "pyarrow", "pandas"))
+            for step, results in runs.items():
+                results.append(child(step, root, data))
+        ours, arrow, pandas = (
+            min(runs[step], key=lambda r: r["seconds"]) for step in ("ours", "pyarrow", "pandas")
+        )
         ours["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs["ours"])
         ticks_per_s = ours["lines_in"] / ours["seconds"]
         arrow_rate = arrow["rows"] / arrow["seconds"]
         pandas_rate = pandas["rows"] / pandas["seconds"]
-        print(f"ours:    {ours['lines_in']:,} lines in {ours['seconds']:.2f}s = {ticks_per_s:,.0f} ticks/s, "
-              f"peak {ours['peak_rss_mib']:,.0f} MiB (parse+validate {ours['seconds_parse_validate']:.2f}s, "
-              f"sort/dedupe/write {ours['seconds_assemble_write_ticks']:.2f}s, bars {ours['seconds_bars']:.2f}s)")
-        print(f"pyarrow: {arrow['rows']:,} rows in {arrow['seconds']:.2f}s = {arrow_rate:,.0f} rows/s, "
-              f"peak {arrow['peak_rss_mib']:,.0f} MiB")
+        print(
+            f"ours:    {ours['lines_in']:,} lines in {ours['seconds']:.2f}s = {ticks_per_s:,.0f} ticks/s, "
+            f"peak {ours['peak_rss_mib']:,.0f} MiB (parse+validate {ours['seconds_parse_validate']:.2f}s, "
+            f"sort/dedupe/write {ours['seconds_assemble_write_ticks']:.2f}s, bars {ours['seconds_bars']:.2f}s)"
+        )
+        print(
+            f"pyarrow: {arrow['rows']:,} rows in {arrow['seconds']:.2f}s = {arrow_rate:,.0f} rows/s, "
+            f"peak {arrow['peak_rss_mib']:,.0f} MiB"
+        )
         print(f"pandas:  {pandas['rows']:,} rows in {pandas['seconds']:.2f}s = {pandas_rate:,.0f} rows/s")
-        print(f"cpu seconds: ours {ours['cpu_seconds']:.1f}, pyarrow {arrow['cpu_seconds']:.1f}, "
-              f"pandas {pandas['cpu_seconds']:.1f}")
+        print(
+            f"cpu seconds: ours {ours['cpu_seconds']:.1f}, pyarrow {arrow['cpu_seconds']:.1f}, "
+            f"pandas {pandas['cpu_seconds']:.1f}"
+        )
         summary = {
             "ticks": ours["lines_in"],
             "bytes": sum(p.stat().st_size for p in root.rglob("*.jsonl")),
@@ -216,7 +242,9 @@ def main() -> None:
             "vs_pyarrow": round(ticks_per_s / arrow_rate, 3),
             "time_vs_pyarrow": round(ours["seconds"] / arrow["seconds"], 3),
             "cpu_ticks_per_s": round(ours["lines_in"] / ours["cpu_seconds"]),
-            "cpu_vs_pandas": round((ours["lines_in"] / ours["cpu_seconds"]) / (pandas["rows"] / pandas["cpu_seconds"]), 2),
+            "cpu_vs_pandas": round(
+                (ours["lines_in"] / ours["cpu_seconds"]) / (pandas["rows"] / pandas["cpu_seconds"]), 2
+            ),
             "cpu_time_vs_pyarrow": round(ours["cpu_seconds"] / arrow["cpu_seconds"], 3),
             "targets_met": {
                 "ticks_per_s>=1e6": ticks_per_s >= 1_000_000,

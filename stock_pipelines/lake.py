@@ -65,7 +65,10 @@ def write_partition(df: pl.DataFrame, asset: str, day: date | str, data_dir: Pat
 
 
 def write_partition_batches(
-    batches: Iterable[pl.DataFrame], schema: Mapping[str, pl.DataType], asset: str, day: date | str,
+    batches: Iterable[pl.DataFrame],
+    schema: Mapping[str, pl.DataType],
+    asset: str,
+    day: date | str,
     data_dir: Path | None = None,
 ) -> tuple[Path, int]:
     """Replace the partition with the concatenation of `batches` (one row group or more each),
@@ -94,7 +97,9 @@ def write_partition_batches(
                 for batch in batches:
                     if batch.height:
                         table = batch.to_arrow()
-                        writer.write_table(table if table.schema == arrow_schema else table.cast(arrow_schema))
+                        writer.write_table(
+                            table if table.schema == arrow_schema else table.cast(arrow_schema)
+                        )
                         rows += batch.height
             handle.flush()
             os.fsync(handle.fileno())

@@ -27,7 +27,9 @@ BARS_SCHEMA = {
 }
 
 
-def minute_bars(ticks: pl.DataFrame | pl.LazyFrame, session: Session, presorted: bool = False) -> pl.DataFrame:
+def minute_bars(
+    ticks: pl.DataFrame | pl.LazyFrame, session: Session, presorted: bool = False
+) -> pl.DataFrame:
     """Bars from raw_ticks rows; trades are taken in cum order inside each bar.
 
     `presorted=True` promises rows already sorted by (symbol, cum), as raw_ticks is written,

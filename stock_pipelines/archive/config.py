@@ -38,7 +38,9 @@ class ArchiveConfig:
             quarantine_warn_share=_number(env, "STOCK_PIPELINES_QUARANTINE_WARN_SHARE", 0.001),
             quarantine_error_share=_number(env, "STOCK_PIPELINES_QUARANTINE_ERROR_SHARE", 0.01),
             retention_trading_days=int(_number(env, "STOCK_PIPELINES_RETENTION_TRADING_DAYS", 5)),
-            freshness_max_silence=timedelta(seconds=_number(env, "STOCK_PIPELINES_ARCHIVE_MAX_SILENCE_S", 120.0)),
+            freshness_max_silence=timedelta(
+                seconds=_number(env, "STOCK_PIPELINES_ARCHIVE_MAX_SILENCE_S", 120.0)
+            ),
             min_free_bytes=int(_number(env, "STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES", 256 * 1024 * 1024)),
         )
         if not 0 <= config.quarantine_warn_share <= config.quarantine_error_share <= 1:

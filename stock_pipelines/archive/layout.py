@@ -62,7 +62,9 @@ def torn_tail_path(root: Path, collector_id: str, original: Path, offset: int) -
     """
     stream = original.parent.parent.name if original.parent.parent.name == TRADES else SYSTEM
     day = original.parent.name if stream == TRADES else original.stem
-    return root / check_collector_id(collector_id) / QUARANTINE / day / f"{stream}-{original.name}.{offset}.torn"
+    return (
+        root / check_collector_id(collector_id) / QUARANTINE / day / f"{stream}-{original.name}.{offset}.torn"
+    )
 
 
 def day_torn_tail_files(root: Path, day: date) -> list[Path]:

@@ -107,11 +107,13 @@ def freshness(
         names = ", ".join(
             f"{c} ({'no file today' if s == float('inf') else f'silent {s:.0f}s'})" for c, s in stale.items()
         )
-        return Freshness(False, f"logs not written: {names} (limit {max_silence.total_seconds():.0f}s)", stale)
-    return Freshness(True, f"{len(collectors)} collector(s) wrote within {max_silence.total_seconds():.0f}s", {})
+        return Freshness(
+            False, f"logs not written: {names} (limit {max_silence.total_seconds():.0f}s)", stale
+        )
+    return Freshness(
+        True, f"{len(collectors)} collector(s) wrote within {max_silence.total_seconds():.0f}s", {}
+    )
 
 
 def collectors_with_trades(roots: list[tuple[Path, str]], day: date) -> set[str]:
     return {p.relative_to(root).parts[0] for root, _ in roots for p in day_trade_files(root, day)}
-
-

@@ -41,7 +41,10 @@ BLOCK_SIZE = 1024 * 1024  # pyarrow block; must exceed MAX_LINE_BYTES
 INT_FIELDS = ("v", "ts", "rx", "px", "qty", "cum", "seq")
 STR_FIELDS = ("src", "sym")
 ARROW_SCHEMA = pa.schema(
-    [(name, pa.string()) if name in STR_FIELDS else (name, pa.int64()) for name in ("v", "src", "sym", "ts", "rx", "px", "qty", "cum", "seq")]
+    [
+        (name, pa.string()) if name in STR_FIELDS else (name, pa.int64())
+        for name in ("v", "src", "sym", "ts", "rx", "px", "qty", "cum", "seq")
+    ]
 )
 POLARS_SCHEMA = {name: (pl.String if name in STR_FIELDS else pl.Int64) for name in ARROW_SCHEMA.names}
 _PARSE_OPTIONS = pj.ParseOptions(explicit_schema=ARROW_SCHEMA, unexpected_field_behavior="ignore")
@@ -74,7 +77,9 @@ def parse_file(path: Path) -> ParsedFile:
     try:
         data = path.read_bytes()
     except OSError as error:
-        return ParsedFile(empty_rows(), [Reject(0, UNREADABLE_FILE, f"{type(error).__name__}: {error}".encode())], 1)
+        return ParsedFile(
+            empty_rows(), [Reject(0, UNREADABLE_FILE, f"{type(error).__name__}: {error}".encode())], 1
+        )
     return parse_bytes(data)
 
 
@@ -208,7 +213,9 @@ def _parse_lines(data, chunk, starts, ends, rejects) -> pl.DataFrame:
         rows.append(row)
         lines.append(int(index) + 1)
         offsets.append(int(starts[index]))
-    frame = pl.DataFrame(rows, schema=POLARS_SCHEMA, orient="row") if rows else pl.DataFrame(schema=POLARS_SCHEMA)
+    frame = (
+        pl.DataFrame(rows, schema=POLARS_SCHEMA, orient="row") if rows else pl.DataFrame(schema=POLARS_SCHEMA)
+    )
     return frame.with_columns(line=pl.Series(lines, dtype=pl.Int64), off=pl.Series(offsets, dtype=pl.Int64))
 
 

@@ -116,7 +116,9 @@ def _decide(day, paths, oldest, keep, status, calendar) -> Decision:
         return Decision(day, False, f"raw_ticks[{day}] is not materialized", paths)
     if not state.checks_passed:
         return Decision(day, False, f"raw_ticks[{day}] checks have not passed: {state.detail}", paths)
-    return Decision(day, True, f"older than {keep} trading days; raw_ticks[{day}] materialized, checks passed", paths)
+    return Decision(
+        day, True, f"older than {keep} trading days; raw_ticks[{day}] materialized, checks passed", paths
+    )
 
 
 def apply(retention_plan: RetentionPlan) -> RetentionReport:

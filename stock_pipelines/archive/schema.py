@@ -26,7 +26,7 @@ class RawTicksSchema(pa.DataFrameModel):
     class Config:
         strict = True
         ordered = True
-        unique = ["symbol", "cum"]
+        unique = ["symbol", "cum"]  # noqa: RUF012 (pandera reads a list)
 
 
 class MinuteBarsSchema(pa.DataFrameModel):
@@ -43,12 +43,13 @@ class MinuteBarsSchema(pa.DataFrameModel):
     class Config:
         strict = True
         ordered = True
-        unique = ["symbol", "minute"]
+        unique = ["symbol", "minute"]  # noqa: RUF012 (pandera reads a list)
 
     @pa.dataframe_check
     @classmethod
     def high_low_bound_open_close(cls, data) -> pl.LazyFrame:
         c = pl.col
         return data.lazyframe.select(
-            (c("low") <= pl.min_horizontal("open", "close")) & (c("high") >= pl.max_horizontal("open", "close"))
+            (c("low") <= pl.min_horizontal("open", "close"))
+            & (c("high") >= pl.max_horizontal("open", "close"))
         )

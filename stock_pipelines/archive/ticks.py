@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from stock_pipelines.archive import reader
-from stock_pipelines.archive.layout import day_trade_files, day_torn_tail_files
+from stock_pipelines.archive.layout import day_torn_tail_files, day_trade_files
 from stock_pipelines.archive.record import SCHEMA_VERSION, SOURCES
 from stock_pipelines.market import Session
 
@@ -136,7 +136,10 @@ class DayIngest:
     """
 
     def __init__(
-        self, files: list[ArchiveFile], session: Session, tolerance: timedelta = DEFAULT_TOLERANCE,
+        self,
+        files: list[ArchiveFile],
+        session: Session,
+        tolerance: timedelta = DEFAULT_TOLERANCE,
         target_batch_rows: int = 1_000_000,
     ) -> None:
         self.files = sorted(files, key=lambda f: f.label)  # file_id order == label order
@@ -156,7 +159,9 @@ class DayIngest:
             self.stats.lines_in += parsed.lines
             self.stats.bytes += parsed.size
             for reject in parsed.rejects:
-                self._quarantine_rows.append(_quarantine_row(archive_file, reject.line, reject.reason, reject.raw))
+                self._quarantine_rows.append(
+                    _quarantine_row(archive_file, reject.line, reject.reason, reject.raw)
+                )
             if parsed.rows.height:
                 checked = parsed.rows.with_columns(
                     reason=self._bounds.reason_expr(), file_id=pl.lit(file_id, pl.UInt32)
@@ -187,8 +192,14 @@ class DayIngest:
         if total <= self._target:
             yield pl.concat(kept)
             return
-        counts = pl.concat([f.group_by("sym_key").len() for f in kept]).group_by("sym_key").agg(pl.col("len").sum())
-        counts = counts.sort("sym_key").with_columns(_bucket=(pl.col("len").cum_sum() - pl.col("len")) // self._target)
+        counts = (
+            pl.concat([f.group_by("sym_key").len() for f in kept])
+            .group_by("sym_key")
+            .agg(pl.col("len").sum())
+        )
+        counts = counts.sort("sym_key").with_columns(
+            _bucket=(pl.col("len").cum_sum() - pl.col("len")) // self._target
+        )
         # the first sym_key of each bucket: a row's bucket is where its sym_key sorts among them
         starts = counts.group_by("_bucket").agg(pl.col("sym_key").min()).sort("_bucket")["sym_key"]
         parts: dict[int, list[pl.DataFrame]] = {}
@@ -196,7 +207,9 @@ class DayIngest:
         while kept:
             frame = kept.pop()
             bucket = starts.search_sorted(frame["sym_key"], side="right") - 1
-            split = frame.with_columns(_bucket=bucket).partition_by("_bucket", include_key=False, as_dict=True)
+            split = frame.with_columns(_bucket=bucket).partition_by(
+                "_bucket", include_key=False, as_dict=True
+            )
             del frame
             for (key,), part in split.items():
                 parts.setdefault(int(key), []).append(part)
@@ -225,7 +238,11 @@ class DayIngest:
         for frame in self._rejected:
             for file_id, line, offset, reason in frame.iter_rows():
                 archive_file = self.files[file_id]
-                rows.append(_quarantine_row(archive_file, line, reason, reader.read_raw_line(archive_file.path, offset)))
+                rows.append(
+                    _quarantine_row(
+                        archive_file, line, reason, reader.read_raw_line(archive_file.path, offset)
+                    )
+                )
         self.quarantine = (
             pl.DataFrame(rows, schema=QUARANTINE_SCHEMA, orient="row").sort("file", "line", "reason")
             if rows
@@ -259,15 +276,24 @@ class _Bounds:
         fields = ("src", "sym", "ts", "rx", "px", "qty", "cum", "seq")
         ts = c("ts")
         return (
-            pl.when(c("v").is_null() | (c("v") != SCHEMA_VERSION)).then(pl.lit(UNKNOWN_VERSION))
-            .when(pl.any_horizontal(c(name).is_null() for name in fields)).then(pl.lit(MISSING_FIELD))
-            .when(~c("src").is_in(list(SOURCES))).then(pl.lit(BAD_SOURCE))
-            .when(~c("sym").str.contains(_SYMBOL_REGEX)).then(pl.lit(BAD_SYMBOL))
-            .when(c("px") <= 0).then(pl.lit(NONPOSITIVE_PRICE))
-            .when(c("qty") <= 0).then(pl.lit(NONPOSITIVE_QTY))
-            .when(c("cum") < c("qty")).then(pl.lit(BAD_CUM))
-            .when((ts >= self.auction) & (ts < self.close_print_start)).then(pl.lit(IN_CLOSING_AUCTION))
-            .when(~self.in_session()).then(pl.lit(OUT_OF_SESSION))
+            pl.when(c("v").is_null() | (c("v") != SCHEMA_VERSION))
+            .then(pl.lit(UNKNOWN_VERSION))
+            .when(pl.any_horizontal(c(name).is_null() for name in fields))
+            .then(pl.lit(MISSING_FIELD))
+            .when(~c("src").is_in(list(SOURCES)))
+            .then(pl.lit(BAD_SOURCE))
+            .when(~c("sym").str.contains(_SYMBOL_REGEX))
+            .then(pl.lit(BAD_SYMBOL))
+            .when(c("px") <= 0)
+            .then(pl.lit(NONPOSITIVE_PRICE))
+            .when(c("qty") <= 0)
+            .then(pl.lit(NONPOSITIVE_QTY))
+            .when(c("cum") < c("qty"))
+            .then(pl.lit(BAD_CUM))
+            .when((ts >= self.auction) & (ts < self.close_print_start))
+            .then(pl.lit(IN_CLOSING_AUCTION))
+            .when(~self.in_session())
+            .then(pl.lit(OUT_OF_SESSION))
             .otherwise(pl.lit(None, pl.String))
         )
 
@@ -309,9 +335,15 @@ def _order(valid: pl.DataFrame, bounds: _Bounds) -> pl.DataFrame:
     rx_rel = (c("rx") - bounds.base).clip(0, (1 << 62) - 1).cast(pl.UInt64)
     pref = c("src_rank").cast(pl.UInt64) * (1 << 62) + rx_rel
     if valid.height and valid["cum"].max() >= 1 << 32:  # a day's volume past 4.29e9: no packing
-        return valid.with_columns(_pref=pref).sort("sym_key", "cum", "_pref", maintain_order=True).drop("_pref")
+        return (
+            valid.with_columns(_pref=pref).sort("sym_key", "cum", "_pref", maintain_order=True).drop("_pref")
+        )
     key = c("sym_key").cast(pl.UInt64) * (1 << 32) + c("cum").cast(pl.UInt64)
-    return valid.with_columns(_key=key, _pref=pref).sort("_key", "_pref", maintain_order=True).drop("_key", "_pref")
+    return (
+        valid.with_columns(_key=key, _pref=pref)
+        .sort("_key", "_pref", maintain_order=True)
+        .drop("_key", "_pref")
+    )
 
 
 def _drop_decreasing(valid: pl.DataFrame, bounds: _Bounds) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -319,11 +351,11 @@ def _drop_decreasing(valid: pl.DataFrame, bounds: _Bounds) -> tuple[pl.DataFrame
     group = (pl.col("sym_key") != pl.col("sym_key").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
     # one monotone key per (symbol group, time): its running max resets itself at each new symbol
     key = group * (1 << _REL_TS_BITS) + (pl.col("ts") - bounds.base)
-    bad = valid.select(
-        _bad=(key < key.cum_max().shift(1).over("src_rank")).fill_null(False)
-    ).to_series()
+    bad = valid.select(_bad=(key < key.cum_max().shift(1).over("src_rank")).fill_null(False)).to_series()
     if not bad.any():
-        return valid, pl.DataFrame(schema={"file_id": pl.UInt32, "line": pl.Int64, "off": pl.Int64, "reason": pl.String})
+        return valid, pl.DataFrame(
+            schema={"file_id": pl.UInt32, "line": pl.Int64, "off": pl.Int64, "reason": pl.String}
+        )
     rejected = valid.filter(bad).select("file_id", "line", "off", reason=pl.lit(DECREASING_CUM))
     return valid.filter(~bad), rejected
 
@@ -335,7 +367,7 @@ def _dedupe(valid: pl.DataFrame) -> tuple[pl.DataFrame, tuple[int, int, int, int
     dups = int(is_dup.sum())
     if not dups:
         return valid, (0, 0, 0, 0)
-    kept_value = lambda name: pl.when(~c("_dup")).then(c(name)).forward_fill()  # noqa: E731
+    kept_value = lambda name: pl.when(~c("_dup")).then(c(name)).forward_fill()
     detail = (
         valid.select("src_rank", "px", "qty", _dup=is_dup)
         .with_columns(_ksrc=kept_value("src_rank"), _kpx=kept_value("px"), _kqty=kept_value("qty"))
@@ -353,7 +385,9 @@ def _finish(ticks: pl.DataFrame, files: list[ArchiveFile], symbol_map: pl.DataFr
     collectors = pl.Series([f.collector for f in files], dtype=pl.String)
     return ticks.select(
         source=pl.when(pl.col("src_rank") == 0).then(pl.lit(SOURCES[0])).otherwise(pl.lit(SOURCES[1])),
-        symbol=pl.col("sym_key").replace_strict(symbol_map["sym_key"], symbol_map["sym"], return_dtype=pl.String),
+        symbol=pl.col("sym_key").replace_strict(
+            symbol_map["sym_key"], symbol_map["sym"], return_dtype=pl.String
+        ),
         ts=pl.col("ts").cast(UTC_US),
         rx=pl.col("rx").cast(UTC_US),
         price=pl.col("px"),

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 from stock_pipelines.archive import layout
 from stock_pipelines.archive.record import SystemRecord, TradeRecord
@@ -122,10 +123,14 @@ class ArchiveWriter:
 
     # -- public ------------------------------------------------------------------------
 
-    def trade(self, src: str, sym: str, ts: int, px: int, qty: int, cum: int, rx: int | None = None) -> TradeRecord:
+    def trade(
+        self, src: str, sym: str, ts: int, px: int, qty: int, cum: int, rx: int | None = None
+    ) -> TradeRecord:
         """Write one trade with the writer's next sequence number; rx defaults to now."""
         with self._lock:
-            record = TradeRecord(src, sym, ts, rx if rx is not None else self._now_us(), px, qty, cum, self._seq + 1)
+            record = TradeRecord(
+                src, sym, ts, rx if rx is not None else self._now_us(), px, qty, cum, self._seq + 1
+            )
             self.write_trade(record)
             return record
 
@@ -171,7 +176,7 @@ class ArchiveWriter:
                     self._close_stream(stream)
                 self._closed = True
 
-    def __enter__(self) -> ArchiveWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -268,7 +273,9 @@ class ArchiveWriter:
                 for other in (self._trades, self._system):
                     if other.buffer_path is not None and other.buffer_path.is_relative_to(previous):
                         other.buffer_path = self.root / other.buffer_path.relative_to(previous)
-                self._emit(FALLBACK, {"from": str(previous), "to": str(self.root), "error": str(error)}, flush=False)
+                self._emit(
+                    FALLBACK, {"from": str(previous), "to": str(self.root), "error": str(error)}, flush=False
+                )
                 self._open(stream, self.root / path.relative_to(previous))
                 return
             raise self._permission_error(path, error) from error
@@ -359,7 +366,10 @@ class ArchiveWriter:
             self._enter_disk_low(f"{free} bytes free < floor {self.min_free_bytes}")
         elif free >= self.min_free_bytes and self.disk_low:
             self.disk_low = False
-            self._emit(DISK_OK, {"free_bytes": free, "floor_bytes": self.min_free_bytes, "refused_lines": self.lines_refused})
+            self._emit(
+                DISK_OK,
+                {"free_bytes": free, "floor_bytes": self.min_free_bytes, "refused_lines": self.lines_refused},
+            )
         return self.disk_low
 
     def _enter_disk_low(self, why: str) -> None:

@@ -36,8 +36,12 @@ def archive_env(tmp_path, monkeypatch) -> Path:
     archive = tmp_path / "archive"
     monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(data))
     monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(archive))
-    for name in ("STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR", "STOCK_PIPELINES_QUARANTINE_WARN_SHARE",
-                 "STOCK_PIPELINES_QUARANTINE_ERROR_SHARE", "STOCK_PIPELINES_SESSION_TOLERANCE_S"):
+    for name in (
+        "STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR",
+        "STOCK_PIPELINES_QUARANTINE_WARN_SHARE",
+        "STOCK_PIPELINES_QUARANTINE_ERROR_SHARE",
+        "STOCK_PIPELINES_SESSION_TOLERANCE_S",
+    ):
         monkeypatch.delenv(name, raising=False)
     return archive
 
@@ -46,7 +50,9 @@ def write_day(root: Path, collector: str, trades: list[tuple], rx_delay_us: int 
     """Write (src, sym, ts_us, px, qty, cum) trades as a collector would: clock = receive time."""
     clock = Clock(trades[0][2] if trades else seoul_us(9, 0))
     # fsync at the hour roll and at close only: thousands of fsyncs would just slow the tests
-    policy = WriterPolicy(min_free_bytes=0, flush_interval_s=3600, fsync_interval_s=3600, max_buffer_bytes=1 << 20)
+    policy = WriterPolicy(
+        min_free_bytes=0, flush_interval_s=3600, fsync_interval_s=3600, max_buffer_bytes=1 << 20
+    )
     writer = ArchiveWriter(root, collector, policy, clock=clock)
     for src, sym, ts, px, qty, cum in trades:
         clock.set_us(ts + rx_delay_us)
@@ -55,8 +61,15 @@ def write_day(root: Path, collector: str, trades: list[tuple], rx_delay_us: int 
     return writer
 
 
-def session_trades(symbol: str = "005930", count: int = 50, src: str = "kis", start=(9, 0), step_s: float = 30,
-                   price: int = 70_000, qty: int = 10) -> list[tuple]:
+def session_trades(
+    symbol: str = "005930",
+    count: int = 50,
+    src: str = "kis",
+    start=(9, 0),
+    step_s: float = 30,
+    price: int = 70_000,
+    qty: int = 10,
+) -> list[tuple]:
     """`count` well-formed trades of one symbol from `start`, one every `step_s` seconds."""
     first = seoul_us(*start)
     return [

@@ -7,10 +7,10 @@ import polars as pl
 import pytest
 
 from stock_pipelines import lake
+from stock_pipelines.archive.checks import duplicate_trades, outside_session, schema_errors
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
-from stock_pipelines.archive.checks import duplicate_trades, outside_session, schema_errors
 from stock_pipelines.market import krx_calendar
 
 from .conftest import DAY, session_trades, write_day
@@ -69,9 +69,15 @@ def test_day_with_duplicates_and_bad_lines_materializes_with_accounting(archive_
 def test_rerun_writes_identical_partitions(archive_env):
     write_day(archive_env, "kis-1", session_trades("005930", 30))
     assert materialize().success
-    first = lake.partition_path("raw_ticks", DAY).read_bytes(), lake.partition_path("tick_minute_bars", DAY).read_bytes()
+    first = (
+        lake.partition_path("raw_ticks", DAY).read_bytes(),
+        lake.partition_path("tick_minute_bars", DAY).read_bytes(),
+    )
     assert materialize().success
-    second = lake.partition_path("raw_ticks", DAY).read_bytes(), lake.partition_path("tick_minute_bars", DAY).read_bytes()
+    second = (
+        lake.partition_path("raw_ticks", DAY).read_bytes(),
+        lake.partition_path("tick_minute_bars", DAY).read_bytes(),
+    )
     assert first == second
 
 

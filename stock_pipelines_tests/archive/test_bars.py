@@ -45,7 +45,12 @@ def test_bars_ohlcv_by_trade_order_with_open_and_closing_print_bars(archive_env)
     ]
     first = rows[("005930", minute(9, 0))]
     assert (first["open"], first["high"], first["low"], first["close"], first["volume"], first["trades"]) == (
-        100, 103, 99, 101, 11, 4
+        100,
+        103,
+        99,
+        101,
+        11,
+        4,
     )
     close = rows[("005930", minute(15, 30))]
     assert (close["open"], close["close"], close["volume"], close["trades"]) == (111, 111, 50, 1)
@@ -55,14 +60,25 @@ def test_bars_ohlcv_by_trade_order_with_open_and_closing_print_bars(archive_env)
 
 
 def test_no_ticks_no_bars():
-    empty = pl.DataFrame(schema={"symbol": pl.String, "ts": pl.Datetime("us", "UTC"), "price": pl.Int64,
-                                 "qty": pl.Int64, "cum": pl.Int64})
+    empty = pl.DataFrame(
+        schema={
+            "symbol": pl.String,
+            "ts": pl.Datetime("us", "UTC"),
+            "price": pl.Int64,
+            "qty": pl.Int64,
+            "cum": pl.Int64,
+        }
+    )
     assert minute_bars(empty, SESSION).height == 0
 
 
 def test_presorted_path_matches_the_sorting_path(archive_env):
-    trades = [("kis", sym, seoul_us(9, m, s), 100 + m + s, 1 + s, 0) for sym in ("005930", "000660")
-              for m in range(3) for s in range(0, 60, 7)]
+    trades = [
+        ("kis", sym, seoul_us(9, m, s), 100 + m + s, 1 + s, 0)
+        for sym in ("005930", "000660")
+        for m in range(3)
+        for s in range(0, 60, 7)
+    ]
     cums: dict[str, int] = {}
     numbered = []
     for src, sym, ts, px, qty, _ in sorted(trades, key=lambda t: t[2]):

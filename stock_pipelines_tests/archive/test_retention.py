@@ -69,12 +69,17 @@ def test_retention_job_reads_materializations_and_checks_from_the_instance(archi
     for day in (date(2026, 11, 13), date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18)):
         make_day(archive_env, day)
     instance = dg.DagsterInstance.ephemeral()
-    assert dg.materialize([raw_ticks, *raw_ticks_checks], partition_key="2026-11-13", instance=instance).success
-    assert dg.materialize([raw_ticks], partition_key="2026-11-16", instance=instance,
-                          selection=[raw_ticks]).success  # checks never ran
+    assert dg.materialize(
+        [raw_ticks, *raw_ticks_checks], partition_key="2026-11-13", instance=instance
+    ).success
+    assert dg.materialize(
+        [raw_ticks], partition_key="2026-11-16", instance=instance, selection=[raw_ticks]
+    ).success  # checks never ran
     result = archive_retention_job.execute_in_process(
         instance=instance,
-        run_config={"ops": {"archive_retention": {"config": {"as_of": "2026-11-20", "keep_trading_days": 3}}}},
+        run_config={
+            "ops": {"archive_retention": {"config": {"as_of": "2026-11-20", "keep_trading_days": 3}}}
+        },
     )
     assert result.success
     summary = result.output_for_node("archive_retention")

@@ -31,7 +31,9 @@ def events(result):
 
 def test_growing_files_are_observed_and_fresh(archive_env):
     write_day(archive_env, "kis-1", session_trades("005930", 30, start=(10, 0)))
-    write_day(archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in session_trades("005930", 10, start=(10, 0))])
+    write_day(
+        archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in session_trades("005930", 10, start=(10, 0))]
+    )
     age_files(archive_env, "kis-1", 20)
     age_files(archive_env, "kiwoom-1", 50)
     metadata, evaluation = events(evaluate_tick_archive(NOW, None))
@@ -43,7 +45,9 @@ def test_growing_files_are_observed_and_fresh(archive_env):
 
 def test_a_silent_collector_fails_the_check_within_minutes(archive_env):
     write_day(archive_env, "kis-1", session_trades("005930", 30, start=(10, 0)))
-    write_day(archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in session_trades("005930", 10, start=(10, 0))])
+    write_day(
+        archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in session_trades("005930", 10, start=(10, 0))]
+    )
     age_files(archive_env, "kis-1", 10)
     age_files(archive_env, "kiwoom-1", 300)  # stopped 5 minutes ago
     _, evaluation = events(evaluate_tick_archive(NOW, None))

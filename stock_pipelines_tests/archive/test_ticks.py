@@ -15,8 +15,17 @@ from stock_pipelines.market import krx_calendar
 from .conftest import DAY, seoul_us, session_trades, write_day
 
 SESSION = krx_calendar().session(DAY)
-GOOD = {"v": 1, "src": "kis", "sym": "000660", "ts": seoul_us(10, 0), "rx": seoul_us(10, 0, 1), "px": 100,
-        "qty": 1, "cum": 1, "seq": 1}
+GOOD = {
+    "v": 1,
+    "src": "kis",
+    "sym": "000660",
+    "ts": seoul_us(10, 0),
+    "rx": seoul_us(10, 0, 1),
+    "px": 100,
+    "qty": 1,
+    "cum": 1,
+    "seq": 1,
+}
 
 
 def line(**changes) -> bytes:
@@ -39,7 +48,19 @@ def test_clean_day_from_the_writer_is_kept_whole_and_sorted(archive_env):
     assert (s.lines_in, s.rows_kept, s.duplicates, s.quarantined) == (70, 70, 0, 0)
     assert result.quarantine.height == 0
     ticks = result.ticks
-    assert ticks.columns == ["source", "symbol", "ts", "rx", "price", "qty", "cum", "seq", "collector", "file", "line"]
+    assert ticks.columns == [
+        "source",
+        "symbol",
+        "ts",
+        "rx",
+        "price",
+        "qty",
+        "cum",
+        "seq",
+        "collector",
+        "file",
+        "line",
+    ]
     assert ticks.schema["ts"] == pl.Datetime("us", "UTC")
     assert ticks["symbol"].to_list() == ["000660"] * 30 + ["005930"] * 40
     assert ticks.filter(pl.col("symbol") == "005930")["cum"].is_sorted()
@@ -54,7 +75,10 @@ BAD_LINES = [
     (b"{not json\n", "invalid_json"),
     (b'{"v":1,"src":"kis","sym":"005930"}{"v":1}\n', "invalid_json"),
     (b"\n", "empty_line"),
-    (b'{"v":1,"src":"k\xff\xfeis","sym":"005930","ts":1,"rx":1,"px":1,"qty":1,"cum":1,"seq":1}\n', "non_utf8"),
+    (
+        b'{"v":1,"src":"k\xff\xfeis","sym":"005930","ts":1,"rx":1,"px":1,"qty":1,"cum":1,"seq":1}\n',
+        "non_utf8",
+    ),
     (b'{"v":1,"src":"kis","sym":"\\ud800AAAAA","ts":1,"rx":1,"px":1,"qty":1,"cum":1,"seq":1}\n', "non_utf8"),
     (line(px="100"), "wrong_type"),
     (line(px=1.5), "wrong_type"),
@@ -137,7 +161,12 @@ def test_empty_files_and_missing_day_directory_give_an_empty_result(archive_env)
     empty.parent.mkdir(parents=True)
     empty.touch()
     result = ingest(archive_env)
-    assert (result.stats.files, result.stats.lines_in, result.ticks.height, result.quarantine.height) == (1, 0, 0, 0)
+    assert (result.stats.files, result.stats.lines_in, result.ticks.height, result.quarantine.height) == (
+        1,
+        0,
+        0,
+        0,
+    )
     assert result.ticks.schema["ts"] == pl.Datetime("us", "UTC")
 
 
@@ -163,10 +192,14 @@ def test_a_duplicated_file_is_counted_as_duplicates(archive_env):
     original = the_file(archive_env)
     (original.parent / "09_00 (copy).jsonl").write_bytes(original.read_bytes())
     result = ingest(archive_env)
-    assert (result.stats.rows_kept, result.stats.duplicates, result.stats.duplicates_same_source) == (15, 15, 15)
-    assert set(result.ticks["file"]) == {"kis-1/trades/20261120/09_00 (copy).jsonl"} or set(result.ticks["file"]) == {
-        "kis-1/trades/20261120/09_00.jsonl"
-    }
+    assert (result.stats.rows_kept, result.stats.duplicates, result.stats.duplicates_same_source) == (
+        15,
+        15,
+        15,
+    )
+    assert set(result.ticks["file"]) == {"kis-1/trades/20261120/09_00 (copy).jsonl"} or set(
+        result.ticks["file"]
+    ) == {"kis-1/trades/20261120/09_00.jsonl"}
 
 
 def test_decreasing_cumulative_volume_is_quarantined(archive_env):
@@ -192,7 +225,10 @@ def test_session_edges_tolerance_and_the_closing_print(archive_env):
     write_day(archive_env, "kis-1", trades)
     result = ingest(archive_env)
     assert result.ticks["cum"].to_list() == [1, 3, 5, 6]
-    by_cum = {json.loads(raw)["cum"]: reason for raw, reason in result.quarantine.select("raw", "reason").iter_rows()}
+    by_cum = {
+        json.loads(raw)["cum"]: reason
+        for raw, reason in result.quarantine.select("raw", "reason").iter_rows()
+    }
     assert by_cum == {2: "out_of_session", 4: "in_closing_auction", 7: "out_of_session"}
 
 
@@ -235,7 +271,9 @@ def test_streaming_in_small_symbol_ranges_gives_the_same_result(archive_env):
 
     for n, symbol in enumerate(("005930", "000660", "035720", "0088M0", "373220")):
         write_day(archive_env, "kis-1", session_trades(symbol, 12 + n, start=(9, n)))
-        write_day(archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in session_trades(symbol, 5, start=(9, n))])
+        write_day(
+            archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in session_trades(symbol, 5, start=(9, n))]
+        )
     with the_file(archive_env).open("ab") as handle:
         handle.write(b"junk\n")
     whole = ingest(archive_env)

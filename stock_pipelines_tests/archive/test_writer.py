@@ -68,7 +68,9 @@ def test_torn_tail_is_cut_into_quarantine_on_reopen_and_reported(tmp_path):
     whole = path.read_bytes()
     with path.open("ab") as handle:  # what a machine crash mid-write leaves
         handle.write(b'{"src":"kis","sym":"0059')
-    with ArchiveWriter(tmp_path, "kis-1", WriterPolicy(min_free_bytes=0), clock=clock, on_event=events.append) as w:
+    with ArchiveWriter(
+        tmp_path, "kis-1", WriterPolicy(min_free_bytes=0), clock=clock, on_event=events.append
+    ) as w:
         w.trade("kis", "005930", seoul_us(9, 10), 100, 1, 4)
     assert path.read_bytes().startswith(whole) and len(path.read_bytes().splitlines()) == 4
     assert all(json.loads(line) for line in path.read_bytes().splitlines())
@@ -86,7 +88,10 @@ def test_free_space_floor_stops_cleanly_reports_once_and_resumes(tmp_path):
     clock = Clock(seoul_us(9, 10))
     events = []
     writer = ArchiveWriter(
-        tmp_path, "kis-1", WriterPolicy(min_free_bytes=1 << 62, disk_check_interval_s=1.0), clock=clock,
+        tmp_path,
+        "kis-1",
+        WriterPolicy(min_free_bytes=1 << 62, disk_check_interval_s=1.0),
+        clock=clock,
         on_event=events.append,
     )
     for cum in (1, 2):
@@ -109,15 +114,19 @@ def tiny_tmpfs():
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     mount_point = Path(tempfile.mkdtemp(prefix="archive-tmpfs-"))
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
-                          capture_output=True, timeout=10)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
     if done.returncode != 0:
         mount_point.rmdir()
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
         yield mount_point
     finally:
-        subprocess.run(["umount", str(mount_point)], timeout=10)
+        subprocess.run(["umount", str(mount_point)], timeout=10, check=False)
         mount_point.rmdir()
 
 
@@ -126,12 +135,15 @@ def test_a_really_full_disk_leaves_only_whole_lines_and_loses_nothing_accepted(t
     free = os.statvfs(tiny_tmpfs).f_bavail * os.statvfs(tiny_tmpfs).f_frsize
     filler.write_bytes(b"\0" * (free - 12 * 1024))
     clock = Clock(seoul_us(9, 10))
-    writer = ArchiveWriter(tiny_tmpfs / "archive", "kis-1", WriterPolicy(min_free_bytes=0, max_buffer_bytes=1),
-                           clock=clock)
+    writer = ArchiveWriter(
+        tiny_tmpfs / "archive", "kis-1", WriterPolicy(min_free_bytes=0, max_buffer_bytes=1), clock=clock
+    )
     accepted = 0
     with pytest.raises(DiskSpaceLow, match="disk full"):
         for cum in range(1, 10_000):
-            writer.write_trade(TradeRecord("kis", "005930", seoul_us(9, 10), seoul_us(9, 10), 100, 1, cum, cum))
+            writer.write_trade(
+                TradeRecord("kis", "005930", seoul_us(9, 10), seoul_us(9, 10), 100, 1, cum, cum)
+            )
             accepted += 1
     path = tiny_tmpfs / "archive" / "kis-1" / "trades" / "20261120" / "09_00.jsonl"
     lines = path.read_bytes()
@@ -185,10 +197,18 @@ def test_permission_error_switches_to_the_fallback_directory(shared_dirs):
     locked, fallback = shared_dirs
     clock = Clock(seoul_us(9, 10))
     events = []
-    with as_nobody():
-        with ArchiveWriter(locked, "kis-1", WriterPolicy(min_free_bytes=0), clock=clock, fallback_root=fallback,
-                           on_event=events.append) as writer:
-            writer.trade("kis", "005930", seoul_us(9, 10), 100, 1, 1)
+    with (
+        as_nobody(),
+        ArchiveWriter(
+            locked,
+            "kis-1",
+            WriterPolicy(min_free_bytes=0),
+            clock=clock,
+            fallback_root=fallback,
+            on_event=events.append,
+        ) as writer,
+    ):
+        writer.trade("kis", "005930", seoul_us(9, 10), 100, 1, 1)
     assert [e.event for e in events] == ["FALLBACK"] and writer.root == fallback
     assert [p.name for p in (fallback / "kis-1" / "trades").rglob("*.jsonl")] == ["09_00.jsonl"]
     assert system_events(fallback) == ["FALLBACK"]

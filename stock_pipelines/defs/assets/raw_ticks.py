@@ -41,7 +41,9 @@ def raw_ticks(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     quarantine_path = lake.write_partition(run.quarantine, QUARANTINE_ASSET, day)
     stats = run.stats
     if stats.files == 0:
-        context.log.warning(f"no archive files for {day} under {[str(r) for r, _ in config.roots()]}: empty partition")
+        context.log.warning(
+            f"no archive files for {day} under {[str(r) for r, _ in config.roots()]}: empty partition"
+        )
     share = stats.quarantined / stats.lines_in if stats.lines_in else 0.0
     return dg.MaterializeResult(
         metadata={

@@ -102,6 +102,10 @@ def tick_archive_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckR
     day = date.fromisoformat(context.partition_key)
     now = datetime.now(UTC)
     if day != now.astimezone(SEOUL).date():
-        return dg.AssetCheckResult(passed=True, description=f"{day} is not today: its files can no longer go stale")
+        return dg.AssetCheckResult(
+            passed=True, description=f"{day} is not today: its files can no longer go stale"
+        )
     _, verdict, check_metadata, _ = _observe(day, now, None)
-    return dg.AssetCheckResult(passed=verdict.passed, description=verdict.description, metadata=check_metadata)
+    return dg.AssetCheckResult(
+        passed=verdict.passed, description=verdict.description, metadata=check_metadata
+    )

@@ -22,7 +22,9 @@ def _ticks(partition_key: str) -> pl.LazyFrame:
         raise dg.Failure(str(error)) from error
 
 
-@dg.asset_check(asset=raw_ticks, partitions_def=trading_day_partitions, description="pandera RawTicksSchema holds")
+@dg.asset_check(
+    asset=raw_ticks, partitions_def=trading_day_partitions, description="pandera RawTicksSchema holds"
+)
 def raw_ticks_schema(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     frame = _ticks(context.partition_key).collect()
     failures, message = schema_errors(frame)
@@ -31,7 +33,9 @@ def raw_ticks_schema(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckRes
     )
 
 
-@dg.asset_check(asset=raw_ticks, partitions_def=trading_day_partitions, description="one row per (symbol, cum)")
+@dg.asset_check(
+    asset=raw_ticks, partitions_def=trading_day_partitions, description="one row per (symbol, cum)"
+)
 def raw_ticks_no_duplicates(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     duplicates = duplicate_trades(_ticks(context.partition_key))
     return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicates": duplicates})

@@ -41,9 +41,10 @@ def raw_ticks_status(instance: dg.DagsterInstance, day: date) -> retention.DaySt
         evaluation = record.event.dagster_event.event_specific_data if record.event.dagster_event else None
         if record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
             continue
-        if record.status == AssetCheckExecutionRecordStatus.FAILED and getattr(
-            evaluation, "severity", None
-        ) == dg.AssetCheckSeverity.WARN:
+        if (
+            record.status == AssetCheckExecutionRecordStatus.FAILED
+            and getattr(evaluation, "severity", None) == dg.AssetCheckSeverity.WARN
+        ):
             continue
         problems.append(f"{check_key.name} {record.status.value.lower()}")
     return retention.DayStatus(True, not problems, "; ".join(problems))
@@ -62,14 +63,18 @@ def archive_retention(context: dg.OpExecutionContext, config: RetentionConfig):
     as_of = date.fromisoformat(config.as_of) if config.as_of else datetime.now(SEOUL).date()
     roots = [root for root, _ in settings.roots()]
     try:
-        plan = retention.plan(roots, as_of, lambda d: raw_ticks_status(context.instance, d), krx_calendar(), keep)
+        plan = retention.plan(
+            roots, as_of, lambda d: raw_ticks_status(context.instance, d), krx_calendar(), keep
+        )
     except ValueError as error:
         raise dg.Failure(str(error)) from error
     report = retention.apply(plan) if not config.dry_run else retention.RetentionReport()
     summary = {
         "as_of": as_of.isoformat(),
         "keep_trading_days": keep,
-        "oldest_kept_trading_day": plan.oldest_kept_trading_day.isoformat() if plan.oldest_kept_trading_day else None,
+        "oldest_kept_trading_day": plan.oldest_kept_trading_day.isoformat()
+        if plan.oldest_kept_trading_day
+        else None,
         "dry_run": config.dry_run,
         "deleted_days": [d.day.isoformat() for d in plan.to_delete] if not config.dry_run else [],
         "would_delete_days": [d.day.isoformat() for d in plan.to_delete] if config.dry_run else [],
