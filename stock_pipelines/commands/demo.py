@@ -140,9 +140,9 @@ def run(args: argparse.Namespace) -> int:
 
     redis = redis_client()
     redis.ping()
+    print(f"redis: {'REDIS_URL' if os.environ.get('REDIS_URL') else 'embedded server'} answering")
     if not os.environ.get("REDIS_URL"):
         os.environ["REDIS_URL"] = embedded_redis_url()  # the daemon and its runs share this server
-    print(f"redis: {'REDIS_URL' if os.environ.get('REDIS_URL') else 'embedded server'} answering")
 
     sim = SimDay(day, seed=args.seed, symbols=args.symbols)
     exchange_args = ["--date", day.isoformat(), "--seed", str(args.seed), "--symbols", str(args.symbols),
