@@ -23,7 +23,7 @@ import redis
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from stock_pipelines.archive.writer import ArchiveWriter, WriterPolicy
+from stock_pipelines.archive.writer import ArchiveWriteError, ArchiveWriter, DiskSpaceLow, WriterPolicy
 from stock_pipelines.collector import status as status_store
 from stock_pipelines.collector.clock import SystemClock
 from stock_pipelines.collector.config import AppKey, CollectorSettings, FeedSource, shard
@@ -98,6 +98,7 @@ class Collector:
         self.watchdog = StallWatchdog(self.window, settings.stall_minutes * 60)
         self.backoff = Backoff(settings.backoff_base_s, max(settings.backoff_cap_s, settings.backoff_base_s))
         self.state = "starting"
+        self.fatal: str | None = None  # why the collector stopped itself (archive unwritable)
         self.status = Status.STARTING
         self.events: list[dict] = []  # the collector's own system events, for tests and the demo summary
         self.link_failures: dict[str, int] = {}
@@ -136,12 +137,27 @@ class Collector:
             beater.join(timeout=10)
             self.status = Status.STOPPING
             self.state = "stopped"
+            reason = "stopped" if self.fatal is None else "archive_error"
             self.publisher.beat_once()  # the final heartbeat: status stopping, state stopped
-            self.publisher.stop(reason="stopped")  # DOWN lifecycle event (closes the up-interval)
-            self._event("DOWN", {"reason": "stopped", "status": "stopped", "seq": self.pipeline.seq,
-                                 "counters": self.pipeline.counters.as_dict()})
+            self.publisher.stop(reason=reason)  # DOWN lifecycle event (closes the up-interval)
             self._publish_status()
-            self.writer.close()  # flush and fsync
+            try:
+                self._event("DOWN", {"reason": reason, "status": "stopped", "error": self.fatal,
+                                     "seq": self.pipeline.seq, "counters": self.pipeline.counters.as_dict()})
+                self.writer.close()  # flush and fsync
+            except ArchiveWriteError as error:
+                if self.fatal is None:
+                    raise
+                log.error("collector %s: could not close the archive: %s", self.id, error)
+
+    def _fatal_error(self, message: str) -> None:
+        """The archive cannot be written: stop (exit 1) rather than beat while trades are lost, so the
+        heartbeats end and the gap machinery sees the downtime."""
+        if self.fatal is None:
+            self.fatal = message
+            log.error("collector %s: %s; stopping", self.id, message)
+        if self._stop is not None:
+            self._stop.set()
 
     def request_stop(self) -> None:
         """Thread-safe: ask a running collector to stop gracefully."""
@@ -214,12 +230,21 @@ class Collector:
             except asyncio.CancelledError:
                 state.connected.discard(source.name)
                 raise
+            except ArchiveWriteError as error:
+                if not isinstance(error, DiskSpaceLow):
+                    state.connected.discard(source.name)
+                    self._fatal_error(f"archive write failed: {error}")
+                    return
+                failure = LinkError("disk_low", str(error)[:200])
             except websockets.exceptions.ConnectionClosed as error:
                 failure = LinkError("dropped", f"code {error.rcvd.code if error.rcvd else 'none'}")
             except LinkError as error:
                 failure = error
             except (OSError, TimeoutError, websockets.exceptions.WebSocketException, httpx.HTTPError) as error:
                 failure = LinkError("connect", f"{type(error).__name__}: {error}"[:200])
+            except Exception as error:  # a bug must not turn into a reconnect storm: back off like any failure
+                log.exception("collector %s: unexpected error in session %s/%d", self.id, source.name, index)
+                failure = LinkError("internal", f"{type(error).__name__}: {error}"[:200])
             state.connected.discard(source.name)
             self._link_failed(source, index, failure, healthy)
             delay = self.backoff.delay(attempt)
@@ -447,12 +472,23 @@ class Collector:
         return max(lags, default=0.0)
 
     def _on_beat(self, hb: Heartbeat) -> None:
-        self.writer.flush(fsync=True)
-        self.writer.write_system("HEARTBEAT", {
-            "seq": self.pipeline.seq, "interval_s": hb.interval_s, "status": hb.status.value, "state": self.state,
-            "durable_until_us": int(hb.at.timestamp() * 1_000_000),
-            "source": self.selector.name, "connected": self._connected(), "counters": self.pipeline.counters.as_dict(),
-        })
+        try:
+            self.writer.flush(fsync=True)
+        except DiskSpaceLow:
+            pass  # counted by the pipeline; the writer retries the kept lines
+        except ArchiveWriteError as error:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._fatal_error, f"archive write failed: {error}")
+            return
+        try:
+            self.writer.write_system("HEARTBEAT", {
+                "seq": self.pipeline.seq, "interval_s": hb.interval_s, "status": hb.status.value,
+                "state": self.state, "durable_until_us": int(hb.at.timestamp() * 1_000_000),
+                "source": self.selector.name, "connected": self._connected(),
+                "counters": self.pipeline.counters.as_dict(),
+            })
+        except ArchiveWriteError as error:
+            log.warning("collector %s: heartbeat line not archived: %s", self.id, error)
 
     def _connected(self) -> int:
         return sum(1 for s in self.shards if self.selector.name in s.connected)

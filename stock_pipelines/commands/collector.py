@@ -87,6 +87,9 @@ def run_collector(args: argparse.Namespace) -> int:
     finally:
         if clock is not None:
             clock.close()
+    if collector.fatal is not None:
+        print(f"collector {args.id}: {collector.fatal}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -189,3 +189,23 @@ def test_failover_after_repeated_failures_and_failback_on_a_good_probe():
     assert [s.to_source for s in selector.switches] == ["secondary", "primary"]
     single = SourceSelector(["primary"], failover_after=1)
     assert single.failure(1.0, "dropped") is None and single.name == "primary"
+
+
+def test_lines_refused_at_the_disk_floor_are_counted_and_leave_a_seq_hole(tmp_path, sim_records):
+    clock = FakeClock(at(9, 5))
+    writer = ArchiveWriter(tmp_path, "floor", WriterPolicy(min_free_bytes=1), clock=clock)
+    pipeline = Pipeline(writer, "kis", lambda: int(clock() * 1_000_000))
+    assert len(pipeline.receive(kis_protocol.data_frame([sim_records.record(0, False)]))) == 1
+    writer.min_free_bytes = 10**18  # the disk "fills"
+    clock.now += 2
+    assert pipeline.receive(kis_protocol.data_frame([sim_records.record(1, False)])) == []
+    writer.min_free_bytes = 1
+    clock.now += 2
+    assert len(pipeline.receive(kis_protocol.data_frame([sim_records.record(2, False)]))) == 1
+    writer.close()
+    c = pipeline.counters
+    assert (c.records_in, c.archived, c.refused) == (3, 2, 1)
+    lines = [json.loads(x) for x in (tmp_path / "floor/trades/20261120/09_00.jsonl").read_text().splitlines()]
+    assert [x["seq"] for x in lines] == [1, 3]  # the refused line's seq is missing: a sequence gap
+    events = [json.loads(x)["event"] for x in (tmp_path / "floor/system/20261120.jsonl").read_text().splitlines()]
+    assert events == ["DISK_LOW", "DISK_OK"]
