@@ -45,10 +45,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--date", help="trading day to simulate (default: the latest closed session)")
     parser.add_argument("--symbols", type=int, default=40, help="universe size (default 40)")
     parser.add_argument("--seed", type=int, default=20261120)
-    parser.add_argument("--outage", action="append", metavar="HH:MM-HH:MM",
-                        help=f"collector outage (repeatable; default {' and '.join(DEFAULT_OUTAGES)})")
+    parser.add_argument(
+        "--outage",
+        action="append",
+        metavar="HH:MM-HH:MM",
+        help=f"collector outage (repeatable; default {' and '.join(DEFAULT_OUTAGES)})",
+    )
     parser.add_argument("--corrupt", type=int, default=8, help="corrupted archive lines (default 8)")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the daemon (default 300)")
+    parser.add_argument(
+        "--timeout", type=float, default=300, help="seconds to wait for the daemon (default 300)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -96,7 +102,9 @@ def reset_demo_state(client, instance, day: date) -> None:
             client.delete(name)
     import dagster as dg
 
-    old = instance.get_run_records(dg.RunsFilter(tags={"dagster/sensor_name": SENSOR, "dagster/partition": day.isoformat()}))
+    old = instance.get_run_records(
+        dg.RunsFilter(tags={"dagster/sensor_name": SENSOR, "dagster/partition": day.isoformat()})
+    )
     for record in old:
         instance.delete_run(record.dagster_run.run_id)
     for state in instance.all_instigator_state():
@@ -111,8 +119,8 @@ def run(args: argparse.Namespace) -> int:
     from stock_pipelines import lake
     from stock_pipelines.commands import UsageError
     from stock_pipelines.commands.calendar import parse_day
-    from stock_pipelines.market import SEOUL, krx_calendar
     from stock_pipelines.heartbeat import HeartbeatPublisher, HeartbeatStore, Snapshot
+    from stock_pipelines.market import SEOUL, krx_calendar
     from stock_pipelines.ops import clock
     from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
     from stock_pipelines.redis_conn import embedded_redis_url, redis_client
@@ -135,8 +143,10 @@ def run(args: argparse.Namespace) -> int:
         clock_start = session.close - timedelta(seconds=90)
     settings = Settings.from_env()
     os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / "dagster_home"))
-    print(f"demo day {day} (session {session.open:%H:%M}-{session.close:%H:%M} KST), "
-          f"{args.symbols} symbols, data in {settings.data_dir}")
+    print(
+        f"demo day {day} (session {session.open:%H:%M}-{session.close:%H:%M} KST), "
+        f"{args.symbols} symbols, data in {settings.data_dir}"
+    )
 
     redis = redis_client()
     redis.ping()
@@ -145,27 +155,57 @@ def run(args: argparse.Namespace) -> int:
         os.environ["REDIS_URL"] = embedded_redis_url()  # the daemon and its runs share this server
 
     sim = SimDay(day, seed=args.seed, symbols=args.symbols)
-    exchange_args = ["--date", day.isoformat(), "--seed", str(args.seed), "--symbols", str(args.symbols),
-                     "--pin", "--start", f"{clock_start:%H:%M}"]
+    exchange_args = [
+        "--date",
+        day.isoformat(),
+        "--seed",
+        str(args.seed),
+        "--symbols",
+        str(args.symbols),
+        "--pin",
+        "--start",
+        f"{clock_start:%H:%M}",
+    ]
     with run_exchange_process(exchange_args) as url, dg.DagsterInstance.get() as instance:
         print(f"simulated exchange: {url}")
-        httpx.post(f"{url}/admin/clock", json={"at": clock_start.isoformat(), "pinned": False, "speed": 1},
-                   timeout=10).raise_for_status()
-        (app_key, app_secret), = DEMO_CREDENTIALS.items()
-        os.environ.update(KIS_BASE_URL=str(url), KIS_APP_KEY=app_key, KIS_APP_SECRET=app_secret,
-                          STOCK_PIPELINES_BROKER="kis", **{ENV_FAKE_NOW: fake_now_value(clock_start, time.time())})
-        archived = write_day_archive(settings.archive_dir, day, seed=args.seed, symbols=args.symbols,
-                                     collector=DEMO_COLLECTOR, outages=outages, corrupt=args.corrupt, sim=sim)
-        print(f"sim day: {archived.trades_written:,} of {archived.trades_total:,} trades archived "
-              f"({archived.trades_missing:,} lost to outages {', '.join(a + '-' + b for a, b in archived.outages)}), "
-              f"{len(archived.corrupt)} corrupted lines")
+        httpx.post(
+            f"{url}/admin/clock",
+            json={"at": clock_start.isoformat(), "pinned": False, "speed": 1},
+            timeout=10,
+        ).raise_for_status()
+        ((app_key, app_secret),) = DEMO_CREDENTIALS.items()
+        os.environ.update(
+            KIS_BASE_URL=str(url),
+            KIS_APP_KEY=app_key,
+            KIS_APP_SECRET=app_secret,
+            STOCK_PIPELINES_BROKER="kis",
+            **{ENV_FAKE_NOW: fake_now_value(clock_start, time.time())},
+        )
+        archived = write_day_archive(
+            settings.archive_dir,
+            day,
+            seed=args.seed,
+            symbols=args.symbols,
+            collector=DEMO_COLLECTOR,
+            outages=outages,
+            corrupt=args.corrupt,
+            sim=sim,
+        )
+        print(
+            f"sim day: {archived.trades_written:,} of {archived.trades_total:,} trades archived "
+            f"({archived.trades_missing:,} lost to outages {', '.join(a + '-' + b for a, b in archived.outages)}), "
+            f"{len(archived.corrupt)} corrupted lines"
+        )
         reset_demo_state(redis, instance, day)
         seed_heartbeats(redis, day, session, outages, clock_start)
-        publisher = HeartbeatPublisher(HeartbeatStore(redis), DEMO_COLLECTOR, lambda: Snapshot((), None),
-                                       interval_s=5.0, clock=clock.now)
+        publisher = HeartbeatPublisher(
+            HeartbeatStore(redis), DEMO_COLLECTOR, lambda: Snapshot((), None), interval_s=5.0, clock=clock.now
+        )
         publisher.start()
-        print(f"collector {DEMO_COLLECTOR}: heartbeats in Redis with {len(outages)} restarts, beating on; "
-              f"exchange clock at {clock_start:%H:%M:%S}; starting the Dagster daemon")
+        print(
+            f"collector {DEMO_COLLECTOR}: heartbeats in Redis with {len(outages)} restarts, beating on; "
+            f"exchange clock at {clock_start:%H:%M:%S}; starting the Dagster daemon"
+        )
         daemon_started = time.time()
         try:
             runs = watch_daemon(instance, day, args.timeout)
@@ -202,12 +242,18 @@ def run(args: argparse.Namespace) -> int:
         "daemon_start_to_first_launch_s": round(first_launch, 1),
         "seconds": round(time.monotonic() - started, 1),
     }
-    print(f"the daemon's sensor launched {len(runs)} recovery run(s), the first {first_launch:.1f} s after the "
-          "daemon started; all succeeded")
-    print(f"completeness: {before:,}/{truth:,} bars before recovery ({before / truth:.2%}), "
-          f"{after:,}/{truth:,} after ({after / truth:.2%})")
-    print(f"broker calls: {summary['broker_calls']} over {len(runs)} run(s) (lower bound of one run "
-          f"{summary['lower_bound_calls']}), rate-limit errors: {summary['rate_limit_errors']}")
+    print(
+        f"the daemon's sensor launched {len(runs)} recovery run(s), the first {first_launch:.1f} s after the "
+        "daemon started; all succeeded"
+    )
+    print(
+        f"completeness: {before:,}/{truth:,} bars before recovery ({before / truth:.2%}), "
+        f"{after:,}/{truth:,} after ({after / truth:.2%})"
+    )
+    print(
+        f"broker calls: {summary['broker_calls']} over {len(runs)} run(s) (lower bound of one run "
+        f"{summary['lower_bound_calls']}), rate-limit errors: {summary['rate_limit_errors']}"
+    )
     print(json.dumps(summary))
     return 0 if after == truth else 1
 
@@ -221,8 +267,14 @@ def watch_daemon(instance, day: date, timeout: float) -> list:
     log_path = Path(os.environ["DAGSTER_HOME"]) / "demo-daemon.log"
     done_states = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
     with log_path.open("w") as log:
-        process = subprocess.Popen([str(daemon), "run", "-w", str(REPO_ROOT / "workspace.yaml")], cwd=REPO_ROOT,
-                                   env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [str(daemon), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+            cwd=REPO_ROOT,
+            env=os.environ.copy(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline, quiet_since, seen = time.monotonic() + timeout, None, 0
         while time.monotonic() < deadline:
@@ -231,7 +283,9 @@ def watch_daemon(instance, day: date, timeout: float) -> list:
                 break
             records = instance.get_run_records(
                 dg.RunsFilter(tags={"dagster/sensor_name": SENSOR, "dagster/partition": day.isoformat()}),
-                order_by="create_timestamp", ascending=True)
+                order_by="create_timestamp",
+                ascending=True,
+            )
             if len(records) != seen:
                 for record in records[seen:]:
                     print(f"  daemon launched {record.dagster_run.tags.get('dagster/run_key')}")
@@ -242,7 +296,9 @@ def watch_daemon(instance, day: date, timeout: float) -> list:
             time.sleep(1)
         return instance.get_run_records(
             dg.RunsFilter(tags={"dagster/sensor_name": SENSOR, "dagster/partition": day.isoformat()}),
-            order_by="create_timestamp", ascending=True)
+            order_by="create_timestamp",
+            ascending=True,
+        )
     finally:
         import signal
 
@@ -261,6 +317,7 @@ def _metadata(instance, asset: str, day: date, run_ids: set[str]) -> list[dict]:
     ).records
     found = [
         {k: v.value for k, v in r.asset_materialization.metadata.items()}
-        for r in sorted(records, key=lambda r: r.timestamp) if r.run_id in run_ids
+        for r in sorted(records, key=lambda r: r.timestamp)
+        if r.run_id in run_ids
     ]
     return found or [{}]

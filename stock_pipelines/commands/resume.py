@@ -15,7 +15,9 @@ from stock_pipelines.commands import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("resume", help="leave dormant mode: reset the breakers, resume automatic recovery")
+    parser = subparsers.add_parser(
+        "resume", help="leave dormant mode: reset the breakers, resume automatic recovery"
+    )
     parser.add_argument("--reason", required=True, help="why it is safe to resume (recorded)")
     parser.add_argument("--by", help="who resumes (default: the login name)")
     parser.set_defaults(func=run)

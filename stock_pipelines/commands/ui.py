@@ -26,7 +26,16 @@ def command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     env = {**os.environ}
     env.setdefault("DAGSTER_HOME", str(REPO_ROOT / "dagster_home"))
     dagster = str(Path(sys.executable).with_name("dagster"))
-    return [dagster, "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", args.host, "-p", str(args.port)], env
+    return [
+        dagster,
+        "dev",
+        "-w",
+        str(REPO_ROOT / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
+    ], env
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,8 +28,13 @@ def _flags() -> FeatureFlags:
         return FeatureFlags(None)
 
 
-@dg.schedule(job=preflight_job, cron_schedule="30 8 * * 1-5", execution_timezone="Asia/Seoul",
-             default_status=dg.DefaultScheduleStatus.RUNNING, description="Pre-flight at 08:30 on trading days.")
+@dg.schedule(
+    job=preflight_job,
+    cron_schedule="30 8 * * 1-5",
+    execution_timezone="Asia/Seoul",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Pre-flight at 08:30 on trading days.",
+)
 def preflight_schedule(context: dg.ScheduleEvaluationContext):
     at = context.scheduled_execution_time.astimezone(SEOUL)
     if not krx_calendar().is_trading_day(at.date()):
@@ -40,15 +45,21 @@ def preflight_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=f"preflight:{at.date():%Y%m%d}")
 
 
-@dg.schedule(job=end_of_day_job, cron_schedule="*/10 15-17 * * 1-5", execution_timezone="Asia/Seoul",
-             default_status=dg.DefaultScheduleStatus.RUNNING,
-             description="The full pipeline for the day, then its checks, once the session has closed.")
+@dg.schedule(
+    job=end_of_day_job,
+    cron_schedule="*/10 15-17 * * 1-5",
+    execution_timezone="Asia/Seoul",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="The full pipeline for the day, then its checks, once the session has closed.",
+)
 def end_of_day_schedule(context: dg.ScheduleEvaluationContext):
     at = context.scheduled_execution_time.astimezone(SEOUL)
     session = krx_calendar().session(at.date())
     if session is None:
         return dg.SkipReason(f"{at.date()} is not a KRX trading day")
     if at < session.close + END_OF_DAY_AFTER_CLOSE:
-        return dg.SkipReason(f"session closes {session.close:%H:%M}: end-of-day runs from "
-                             f"{session.close + END_OF_DAY_AFTER_CLOSE:%H:%M}")
+        return dg.SkipReason(
+            f"session closes {session.close:%H:%M}: end-of-day runs from "
+            f"{session.close + END_OF_DAY_AFTER_CLOSE:%H:%M}"
+        )
     return dg.RunRequest(run_key=f"end_of_day:{at.date():%Y%m%d}", partition_key=at.date().isoformat())

@@ -35,7 +35,9 @@ class Alerter:
         self.url = url if url is not None else os.environ.get(ENV_WEBHOOK, "")
         self.timeout = timeout
 
-    def send(self, kind: str, message: str, dedupe_key: str | None = None, fields: dict | None = None) -> AlertResult:
+    def send(
+        self, kind: str, message: str, dedupe_key: str | None = None, fields: dict | None = None
+    ) -> AlertResult:
         marker = key("alerts", kind, dedupe_key) if dedupe_key and self.client is not None else None
         if marker is not None:
             try:

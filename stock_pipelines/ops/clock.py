@@ -1,4 +1,4 @@
-""""Now" for the automation, with an opt-in fake clock for tests and demos on non-trading days.
+""" "Now" for the automation, with an opt-in fake clock for tests and demos on non-trading days.
 
 `STOCK_PIPELINES_FAKE_NOW` (default unset: the real clock):
 - ``2026-11-20T10:30:00+09:00``            pinned at that instant;
@@ -32,7 +32,9 @@ def parse_fake_now(value: str, wall: float) -> datetime:
             raise ValueError("no timezone")
         elapsed = wall - float(anchor) if anchor else 0.0
     except ValueError as error:
-        raise ValueError(f"{ENV_FAKE_NOW}={value!r}: want ISO-8601 with offset, optionally @epoch ({error})") from None
+        raise ValueError(
+            f"{ENV_FAKE_NOW}={value!r}: want ISO-8601 with offset, optionally @epoch ({error})"
+        ) from None
     return (at + timedelta(seconds=elapsed)).astimezone(SEOUL)
 
 

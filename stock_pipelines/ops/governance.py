@@ -43,7 +43,10 @@ def configured_broker() -> str:
 
 class RecoveryGovernance:
     def __init__(
-        self, client: redis.Redis, broker: str | None = None, clock: Callable[[], float] | None = None,
+        self,
+        client: redis.Redis,
+        broker: str | None = None,
+        clock: Callable[[], float] | None = None,
         alerter: Alerter | None = None,
     ) -> None:
         # the automation's clock (ops.clock, fake-able in tests): retries' not_before must be
@@ -65,36 +68,52 @@ class RecoveryGovernance:
         states = {name: b.snapshot() for name, b in self.breakers().items()}
         for name, snap in states.items():
             if snap.state is State.PERMANENT_OPEN:
-                self.alerter.send("breaker_permanent_open", f"broker {name}: {snap.reason}",
-                                  dedupe_key=f"{name}:{snap.changed_at}")
+                self.alerter.send(
+                    "breaker_permanent_open",
+                    f"broker {name}: {snap.reason}",
+                    dedupe_key=f"{name}:{snap.changed_at}",
+                )
         was_dormant = self.guard.state().dormant
         decision = self.guard.decide([(f"broker:{n}", s.state) for n, s in states.items()])
         now_state = self.guard.state()
         if now_state.dormant and not was_dormant:
-            self.alerter.send("dormant", f"automatic recovery stopped: {now_state.reason}. "
-                              "Run `stock-pipelines resume --reason ...` once fixed.",
-                              dedupe_key=f"{now_state.since}")
+            self.alerter.send(
+                "dormant",
+                f"automatic recovery stopped: {now_state.reason}. "
+                "Run `stock-pipelines resume --reason ...` once fixed.",
+                dedupe_key=f"{now_state.since}",
+            )
         own = states[self.broker]
         retry_at = self.breaker().retry_at() if own.state is State.OPEN else None
         return Governance(
-            allowed=decision.allowed, reason=decision.reason, breaker_state=own.state.value,
+            allowed=decision.allowed,
+            reason=decision.reason,
+            breaker_state=own.state.value,
             breaker_retry_at=datetime.fromtimestamp(retry_at, SEOUL) if retry_at else None,
         )
 
     # -- the run-status sensor's report ------------------------------------------------------
 
-    def record_run(self, run_id: str, succeeded: bool, window: Window | None, detail: str = "") -> Window | None:
+    def record_run(
+        self, run_id: str, succeeded: bool, window: Window | None, detail: str = ""
+    ) -> Window | None:
         """Count the outcome; after a failure return (and queue) the retry, unless dormant."""
         was_dormant = self.guard.state().dormant
         state = self.guard.record_recovery(succeeded, detail)
         self._remember(run_id, succeeded, window, detail)
         if state.dormant and not was_dormant:
-            self.alerter.send("dormant", f"automatic recovery stopped: {state.reason}. "
-                              "Run `stock-pipelines resume --reason ...` once fixed.", dedupe_key=f"{state.since}")
+            self.alerter.send(
+                "dormant",
+                f"automatic recovery stopped: {state.reason}. "
+                "Run `stock-pipelines resume --reason ...` once fixed.",
+                dedupe_key=f"{state.since}",
+            )
         if succeeded or window is None or state.dormant:
             return None
         not_before = datetime.fromtimestamp(state.next_attempt_at or self.clock(), SEOUL)
-        retry = replace(window, attempt=window.attempt + 1, not_before=not_before, why=f"retry after: {detail[:120]}")
+        retry = replace(
+            window, attempt=window.attempt + 1, not_before=not_before, why=f"retry after: {detail[:120]}"
+        )
         self.client.hset(key("recovery", "retries"), retry.run_key, json.dumps(retry.to_json()))
         return retry
 
@@ -108,8 +127,13 @@ class RecoveryGovernance:
             self.client.hdel(key("recovery", "retries"), *run_keys)
 
     def _remember(self, run_id: str, succeeded: bool, window: Window | None, detail: str) -> None:
-        entry = {"run_id": run_id, "succeeded": succeeded, "at": self.clock(), "detail": detail[:500],
-                 "window": window.to_json() if window else None}
+        entry = {
+            "run_id": run_id,
+            "succeeded": succeeded,
+            "at": self.clock(),
+            "detail": detail[:500],
+            "window": window.to_json() if window else None,
+        }
         pipe = self.client.pipeline()
         pipe.lpush(key("recovery", "history"), json.dumps(entry))
         pipe.ltrim(key("recovery", "history"), 0, HISTORY_KEPT - 1)

@@ -108,10 +108,16 @@ class Window:
 
     @classmethod
     def from_json(cls, data: dict) -> Window:
-        parse = lambda v: None if v is None else datetime.fromisoformat(v)  # noqa: E731
-        return cls(collector=data["collector"], day=date.fromisoformat(data["day"]), start=parse(data["start"]),
-                   end=parse(data["end"]), attempt=int(data.get("attempt", 1)),
-                   not_before=parse(data.get("not_before")), why=data.get("why", ""))
+        parse = lambda v: None if v is None else datetime.fromisoformat(v)
+        return cls(
+            collector=data["collector"],
+            day=date.fromisoformat(data["day"]),
+            start=parse(data["start"]),
+            end=parse(data["end"]),
+            attempt=int(data.get("attempt", 1)),
+            not_before=parse(data.get("not_before")),
+            why=data.get("why", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -146,12 +152,17 @@ class CursorState:
     launched: list[str] = field(default_factory=list)
 
     def dumps(self) -> str:
-        return json.dumps({
-            "v": CURSOR_VERSION, "stream": self.stream,
-            "collectors": {name: asdict(state) for name, state in sorted(self.collectors.items())},
-            "pending": [w.to_json() for w in self.pending],
-            "launched": self.launched[-LAUNCHED_KEPT:],
-        }, separators=(",", ":"), sort_keys=True)
+        return json.dumps(
+            {
+                "v": CURSOR_VERSION,
+                "stream": self.stream,
+                "collectors": {name: asdict(state) for name, state in sorted(self.collectors.items())},
+                "pending": [w.to_json() for w in self.pending],
+                "launched": self.launched[-LAUNCHED_KEPT:],
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        )
 
     @classmethod
     def loads(cls, text: str | None) -> CursorState:
@@ -187,8 +198,13 @@ def lost_windows(
 ) -> list[Window]:
     """[start, end) clipped to trading time, one window per trading day."""
     return [
-        Window(collector, piece_start.astimezone(SEOUL).date(), piece_start.astimezone(SEOUL),
-               piece_end.astimezone(SEOUL), why=why)
+        Window(
+            collector,
+            piece_start.astimezone(SEOUL).date(),
+            piece_start.astimezone(SEOUL),
+            piece_end.astimezone(SEOUL),
+            why=why,
+        )
         for piece_start, piece_end in calendar.trading_windows(start, end)
         if piece_end > piece_start
     ]
@@ -212,8 +228,12 @@ def evaluate(
     state = CursorState.loads(cursor)
     if not switches.monitoring:
         # The cursor stays put: the events are read again once monitoring is back on.
-        return Evaluation([], state.dumps(), f"heartbeat monitoring is off ({switches.detail or 'kill switch'}): "
-                                              "nothing read, nothing launched")
+        return Evaluation(
+            [],
+            state.dumps(),
+            f"heartbeat monitoring is off ({switches.detail or 'kill switch'}): "
+            "nothing read, nothing launched",
+        )
     phase = calendar.phase(now)
     notes: list[str] = []
     preflights: list[Launch] = []
@@ -221,8 +241,14 @@ def evaluate(
 
     def want_preflight(collector: str, at: datetime, what: str) -> None:
         if switches.preflight:
-            preflights.append(Launch("preflight", f"preflight:{collector}:{what}:{at.astimezone(SEOUL):%Y%m%dT%H%M%S}",
-                                     collector, f"{collector} {what} in the pre-open window"))
+            preflights.append(
+                Launch(
+                    "preflight",
+                    f"preflight:{collector}:{what}:{at.astimezone(SEOUL):%Y%m%dT%H%M%S}",
+                    collector,
+                    f"{collector} {what} in the pre-open window",
+                )
+            )
         else:
             notes.append(f"pre-flight for {collector} skipped: pre-flight is switched off")
 
@@ -260,8 +286,12 @@ def evaluate(
                     want_preflight(beat.collector, beat.at, "stale")
             recovered = _dt(own.recovered_until) or down_since
             first = recovered == down_since
-            if phase in (Phase.CONTINUOUS, Phase.CLOSING_AUCTION) and (first or now - recovered >= config.partial_every):
-                windows = lost_windows(beat.collector, recovered, now, "closed part of an ongoing outage", calendar)
+            if phase in (Phase.CONTINUOUS, Phase.CLOSING_AUCTION) and (
+                first or now - recovered >= config.partial_every
+            ):
+                windows = lost_windows(
+                    beat.collector, recovered, now, "closed part of an ongoing outage", calendar
+                )
                 if windows:
                     new_windows += windows
                     own.recovered_until = _iso(now)
@@ -280,14 +310,27 @@ def evaluate(
             continue
         # One run recovers the whole day, so windows of one collector and day that are still
         # waiting become one run (the key names the span they cover).
-        same = next((w for w in state.pending if (w.collector, w.day, w.attempt) == (window.collector, window.day,
-                                                                                     window.attempt)), None)
+        same = next(
+            (
+                w
+                for w in state.pending
+                if (w.collector, w.day, w.attempt) == (window.collector, window.day, window.attempt)
+            ),
+            None,
+        )
         if same is not None:
             state.pending.remove(same)
             queued.discard(same.run_key)
             why = same.why if window.why in same.why else f"{same.why}; {window.why}"
-            window = Window(window.collector, window.day, min(same.start, window.start), max(same.end, window.end),
-                            window.attempt, same.not_before, why)
+            window = Window(
+                window.collector,
+                window.day,
+                min(same.start, window.start),
+                max(same.end, window.end),
+                window.attempt,
+                same.not_before,
+                why,
+            )
         else:
             delay = 0.0 if fresh < config.burst else _jitter(window.run_key, config.spread_s)
             window = Window(**{**window.__dict__, "not_before": now + timedelta(seconds=delay)})
@@ -309,9 +352,15 @@ def evaluate(
         if governance.breaker_state == "HALF_OPEN":
             due = due[:1]  # the breaker allows one trial call: one run makes it
         for window in due[: config.max_launches]:
-            launches.append(Launch("recovery", window.run_key, window.collector,
-                                   f"{window.why}: {window.start:%H:%M:%S}-{window.end:%H:%M:%S} on {window.day}",
-                                   window))
+            launches.append(
+                Launch(
+                    "recovery",
+                    window.run_key,
+                    window.collector,
+                    f"{window.why}: {window.start:%H:%M:%S}-{window.end:%H:%M:%S} on {window.day}",
+                    window,
+                )
+            )
             state.launched.append(window.run_key)
             state.pending.remove(window)
         waiting = len(state.pending)
@@ -328,7 +377,8 @@ def evaluate(
             skip = "; ".join(notes)
         elif down:
             skip = "still down, recovery handed over up to the last launch: " + ", ".join(
-                f"{name} since {_dt(state.collectors[name].down_since):%H:%M:%S}" for name in down)
+                f"{name} since {_dt(state.collectors[name].down_since):%H:%M:%S}" for name in down
+            )
         else:
             skip = "all collectors healthy"
     return Evaluation(launches, state.dumps(), skip, notes)

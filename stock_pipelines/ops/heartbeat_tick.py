@@ -19,10 +19,10 @@ from stock_pipelines.ops.heartbeat_rules import (
     Beat,
     CursorState,
     Evaluation,
+    Governance,
     Restart,
     RulesConfig,
     Switches,
-    Governance,
     evaluate,
 )
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, HEARTBEAT_MONITORING, PREFLIGHT, FeatureFlags
@@ -34,8 +34,10 @@ def read_switches(flags: FeatureFlags) -> Switches:
     states = {name: flags.state(name) for name in (HEARTBEAT_MONITORING, AUTO_RECOVERY, PREFLIGHT)}
     off = [f"{s.name} off via {s.source}" for s in states.values() if not s.enabled]
     return Switches(
-        monitoring=states[HEARTBEAT_MONITORING].enabled, auto_recovery=states[AUTO_RECOVERY].enabled,
-        preflight=states[PREFLIGHT].enabled, detail="; ".join(off),
+        monitoring=states[HEARTBEAT_MONITORING].enabled,
+        auto_recovery=states[AUTO_RECOVERY].enabled,
+        preflight=states[PREFLIGHT].enabled,
+        detail="; ".join(off),
     )
 
 
@@ -51,9 +53,13 @@ def previous_activity(store: HeartbeatStore, collector: str, at: datetime) -> da
 
 
 def heartbeat_tick(
-    client: redis.Redis, now: datetime, cursor: str | None, config: RulesConfig = RulesConfig(),
+    client: redis.Redis,
+    now: datetime,
+    cursor: str | None,
+    config: RulesConfig | None = None,
     governance: RecoveryGovernance | None = None,
 ) -> Evaluation:
+    config = config or RulesConfig()
     switches = read_switches(FeatureFlags(client))
     previous = CursorState.loads(cursor)
     if not switches.monitoring:
@@ -62,7 +68,8 @@ def heartbeat_tick(
     events, stream = store.read_events(after=previous.stream)
     restarts = [
         Restart(e.id, e.collector, e.at, previous_activity(store, e.collector, e.at))
-        for e in events if e.event is LifecycleEvent.UP
+        for e in events
+        if e.event is LifecycleEvent.UP
     ]
     beats = []
     for name in store.collectors():
@@ -76,4 +83,3 @@ def heartbeat_tick(
     governance.forget_retries([w.run_key for w in retries if w.run_key in previous.launched])
     retries = [w for w in retries if w.run_key not in previous.launched]
     return evaluate(now, beats, restarts, stream, switches, verdict, cursor, retries=retries, config=config)
-

@@ -37,8 +37,12 @@ def collector_states(store: HeartbeatStore, now: datetime) -> dict[str, dict]:
         else:
             state = beat.status.value  # ok / starting / stalled
         result[name] = {
-            "state": state, "last_heartbeat": beat.at.astimezone(SEOUL).isoformat(), "age_s": round(age, 1),
-            "started_at": beat.started_at.astimezone(SEOUL).isoformat(), "host": beat.host, "pid": beat.pid,
+            "state": state,
+            "last_heartbeat": beat.at.astimezone(SEOUL).isoformat(),
+            "age_s": round(age, 1),
+            "started_at": beat.started_at.astimezone(SEOUL).isoformat(),
+            "host": beat.host,
+            "pid": beat.pid,
             "symbols": len(beat.symbols),
         }
     return result
@@ -56,8 +60,13 @@ def status_document(client: redis.Redis, now: datetime, broker: str | None = Non
     breakers = {}
     for name, breaker in governance.breakers().items():
         snap = breaker.snapshot()
-        breakers[name] = {"state": snap.state.value, "consecutive_failures": snap.consecutive_failures,
-                          "reason": snap.reason, "changed_at": _iso(snap.changed_at), "changed_by": snap.changed_by}
+        breakers[name] = {
+            "state": snap.state.value,
+            "consecutive_failures": snap.consecutive_failures,
+            "reason": snap.reason,
+            "changed_at": _iso(snap.changed_at),
+            "changed_by": snap.changed_by,
+        }
     switches = {}
     for flag in FLAG_NAMES:
         state = flags.state(flag)
@@ -71,10 +80,16 @@ def status_document(client: redis.Redis, now: datetime, broker: str | None = Non
         "redis": "ok",
         "collectors": collector_states(store, now),
         "breakers": breakers,
-        "dormant": {"dormant": dormant.dormant, "since": _iso(dormant.since), "reason": dormant.reason,
-                    "consecutive_failed_recoveries": dormant.consecutive_failed_recoveries,
-                    "next_attempt_at": _iso(dormant.next_attempt_at), "resumed_by": dormant.resumed_by,
-                    "resumed_reason": dormant.resumed_reason, "resumed_at": _iso(dormant.resumed_at)},
+        "dormant": {
+            "dormant": dormant.dormant,
+            "since": _iso(dormant.since),
+            "reason": dormant.reason,
+            "consecutive_failed_recoveries": dormant.consecutive_failed_recoveries,
+            "next_attempt_at": _iso(dormant.next_attempt_at),
+            "resumed_by": dormant.resumed_by,
+            "resumed_reason": dormant.resumed_reason,
+            "resumed_at": _iso(dormant.resumed_at),
+        },
         "kill_switches": switches,
         "last_recovery_runs": history,
         "queued_retries": [w.run_key for w in governance.due_retries()],

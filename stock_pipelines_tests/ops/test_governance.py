@@ -18,11 +18,13 @@ from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.ops.heartbeat_rules import Window
 from stock_pipelines.ops.status import status_document
 from stock_pipelines.resilience.breaker import CircuitBreaker, State
-from stock_pipelines.resilience.state_store import RedisStateStore
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, FeatureFlags
+from stock_pipelines.resilience.state_store import RedisStateStore
 
 DAY = date(2026, 11, 20)
-WINDOW = Window("c1", DAY, datetime(2026, 11, 20, 10, 0, tzinfo=SEOUL), datetime(2026, 11, 20, 10, 5, tzinfo=SEOUL))
+WINDOW = Window(
+    "c1", DAY, datetime(2026, 11, 20, 10, 0, tzinfo=SEOUL), datetime(2026, 11, 20, 10, 5, tzinfo=SEOUL)
+)
 
 
 class Receiver:
@@ -33,7 +35,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 length = int(self.headers["content-length"])
                 receiver.bodies.append(json.loads(self.rfile.read(length)))
                 self.send_response(status)
@@ -115,8 +117,12 @@ def test_an_authorization_failure_opens_the_breaker_permanently_dormant_until_re
     with pytest.raises(ValueError, match="name"):
         gov.resume("automatic", "because")
     result = gov.resume("alice", "key rotated")
-    assert result == {"breakers_reset": {"kis": "CLOSED"}, "dormant": False, "resumed_by": "alice",
-                      "reason": "key rotated"}
+    assert result == {
+        "breakers_reset": {"kis": "CLOSED"},
+        "dormant": False,
+        "resumed_by": "alice",
+        "reason": "key rotated",
+    }
     assert gov.verdict().allowed
 
 
@@ -163,25 +169,55 @@ def test_status_document_and_cli(env, tmp_path):
     doc = status_document(client, now)
     assert doc["collectors"]["c-live"]["state"] == "ok"
     assert doc["collectors"]["c-dead"]["state"] == "stale" and doc["collectors"]["c-dead"]["age_s"] == 30.0
-    assert doc["breakers"]["kis"] == {"state": "CLOSED", "consecutive_failures": 0, "reason": "",
-                                      "changed_at": None, "changed_by": "automatic"}
+    assert doc["breakers"]["kis"] == {
+        "state": "CLOSED",
+        "consecutive_failures": 0,
+        "reason": "",
+        "changed_at": None,
+        "changed_by": "automatic",
+    }
     assert doc["kill_switches"][AUTO_RECOVERY] == {"enabled": False, "source": "redis"}
     assert doc["dormant"]["dormant"] is False
     assert json.loads(doc["last_recovery_runs"][0]["detail"]) == {"windows_recovered": 3, "rest_bars": 120}
     assert doc["ok"] is True
 
     cli_env = {**os.environ, "REDIS_URL": env.url}
-    out = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "status"], env=cli_env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        check=False,
+        args=[sys.executable, "-m", "stock_pipelines.cli", "status"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and json.loads(out.stdout)["redis"] == "ok"
     gov.guard.enter("test")
-    out = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "status"], env=cli_env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        check=False,
+        args=[sys.executable, "-m", "stock_pipelines.cli", "status"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1 and json.loads(out.stdout)["dormant"]["dormant"] is True
-    bad = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "resume", "--reason", " "], env=cli_env,
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        check=False,
+        args=[sys.executable, "-m", "stock_pipelines.cli", "resume", "--reason", " "],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and bad.stderr.strip() == (
-        "stock-pipelines resume: error: --reason must say why it is safe to resume")
-    good = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "resume", "--reason", "checked", "--by", "bob"],
-                          env=cli_env, capture_output=True, text=True, timeout=60)
+        "stock-pipelines resume: error: --reason must say why it is safe to resume"
+    )
+    good = subprocess.run(
+        check=False,
+        args=[sys.executable, "-m", "stock_pipelines.cli", "resume", "--reason", "checked", "--by", "bob"],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert good.returncode == 0 and json.loads(good.stdout)["dormant"] is False

@@ -21,11 +21,24 @@ def test_everything_in_place_passes_including_a_real_token(redis_server, exchang
     monkeypatch.setenv("KIS_BASE_URL", str(exchange))
     monkeypatch.setenv("KIS_APP_KEY", "pf-key")
     monkeypatch.setenv("KIS_APP_SECRET", "pf-secret")
-    report = run_preflight(broker="kis", archive_dir=tmp_path / "archive", token_dir=tmp_path / "tokens",
-                           redis_ping=redis_server.client().ping, dagster_storage=lambda: "ok", environ=environ)
+    report = run_preflight(
+        broker="kis",
+        archive_dir=tmp_path / "archive",
+        token_dir=tmp_path / "tokens",
+        redis_ping=redis_server.client().ping,
+        dagster_storage=lambda: "ok",
+        environ=environ,
+    )
     assert report.ok, report.describe()
     assert [r.name for r in report.results] == [
-        "kis credentials", "redis", "dagster storage", "archive writable", "free disk", "kis reachable", "kis token"]
+        "kis credentials",
+        "redis",
+        "dagster storage",
+        "archive writable",
+        "free disk",
+        "kis reachable",
+        "kis token",
+    ]
     assert report.describe() == "all 7 pre-flight checks passed"
 
 
@@ -41,8 +54,13 @@ def test_a_failure_lists_what_is_wrong(redis_server, tmp_path):
         return redis.Redis.from_url(redis_server.url, socket_connect_timeout=1).ping()
 
     environ = {"KIS_APP_KEY": "x", "STOCK_PIPELINES_MIN_FREE_GB": "1e9"}
-    report = run_preflight(broker="kis", archive_dir=read_only / "archive" if os.geteuid() else Path("/proc/archive"),
-                           token_dir=tmp_path, redis_ping=dead_ping, environ=environ)
+    report = run_preflight(
+        broker="kis",
+        archive_dir=read_only / "archive" if os.geteuid() else Path("/proc/archive"),
+        token_dir=tmp_path,
+        redis_ping=dead_ping,
+        environ=environ,
+    )
     assert not report.ok
     failed = {r.name: r.detail for r in report.failures}
     assert failed["kis credentials"] == "PermissionError: missing KIS_APP_SECRET"
@@ -50,5 +68,7 @@ def test_a_failure_lists_what_is_wrong(redis_server, tmp_path):
     assert "archive writable" in failed
     assert failed["free disk"].startswith("OSError: ") and "need 1e+09 GB" in failed["free disk"]
     assert failed["kis reachable"] == "KIS_BASE_URL is not set"
-    assert report.describe().startswith("pre-flight failed: kis credentials: PermissionError: missing KIS_APP_SECRET; ")
+    assert report.describe().startswith(
+        "pre-flight failed: kis credentials: PermissionError: missing KIS_APP_SECRET; "
+    )
     assert "x" not in failed["kis credentials"].split(": ", 1)[1].replace("missing KIS_APP_SECRET", "")

@@ -14,7 +14,13 @@ def test_missing_api_key_fails_the_job_alerts_and_trips_the_breaker(redis_server
         monkeypatch.setenv("REDIS_URL", redis_server.url)
         monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "data"))
         monkeypatch.setenv("STOCK_PIPELINES_ALERT_WEBHOOK_URL", receiver.url)
-        for var in ("KIS_APP_KEY", "KIS_APP_SECRET", "KIS_BASE_URL", "KIWOOM_BASE_URL", "STOCK_PIPELINES_BROKER"):
+        for var in (
+            "KIS_APP_KEY",
+            "KIS_APP_SECRET",
+            "KIS_BASE_URL",
+            "KIWOOM_BASE_URL",
+            "STOCK_PIPELINES_BROKER",
+        ):
             monkeypatch.delenv(var, raising=False)
         with dg.instance_for_test() as instance:
             result = preflight_job.execute_in_process(instance=instance, raise_on_error=False)

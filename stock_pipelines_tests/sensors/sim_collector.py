@@ -54,8 +54,17 @@ def main() -> int:
             seq += 1
             at = from_us(int(ts[i]))
             by_file.setdefault(trades_path(args.archive, args.collector, at), []).append(
-                trade_line("kis", sim.codes[sym[i]], int(ts[i]), int(ts[i]) + 5_000, int(px[i]), int(qty[i]),
-                           int(cum[i]), seq))
+                trade_line(
+                    "kis",
+                    sim.codes[sym[i]],
+                    int(ts[i]),
+                    int(ts[i]) + 5_000,
+                    int(px[i]),
+                    int(qty[i]),
+                    int(cum[i]),
+                    seq,
+                )
+            )
             last_trade[0] = at
         for path, lines in by_file.items():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,13 +78,36 @@ def main() -> int:
         position = write_until(0, to_us(now))
         beat_at = sim.session.open - timedelta(minutes=5)
         while beat_at < now:
-            store.beat(Heartbeat(args.collector, "sim", 0, sim.session.open - timedelta(minutes=5), beat_at,
-                                 tuple(sim.codes), last_trade[0], interval_s=5.0))
+            store.beat(
+                Heartbeat(
+                    args.collector,
+                    "sim",
+                    0,
+                    sim.session.open - timedelta(minutes=5),
+                    beat_at,
+                    tuple(sim.codes),
+                    last_trade[0],
+                    interval_s=5.0,
+                )
+            )
             beat_at += timedelta(seconds=5)
-        store.beat(Heartbeat(args.collector, "sim", 0, sim.session.open - timedelta(minutes=5), now,
-                             tuple(sim.codes), last_trade[0], interval_s=5.0))
+        store.beat(
+            Heartbeat(
+                args.collector,
+                "sim",
+                0,
+                sim.session.open - timedelta(minutes=5),
+                now,
+                tuple(sim.codes),
+                last_trade[0],
+                interval_s=5.0,
+            )
+        )
     publisher = HeartbeatPublisher(
-        store, args.collector, lambda: Snapshot(tuple(sim.codes), last_trade[0]), interval_s=args.interval,
+        store,
+        args.collector,
+        lambda: Snapshot(tuple(sim.codes), last_trade[0]),
+        interval_s=args.interval,
         clock=clock.now,
     )
     publisher.start()

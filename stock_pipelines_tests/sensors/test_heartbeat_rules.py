@@ -24,9 +24,27 @@ def at(hhmmss: str, day: date = DAY) -> datetime:
     return datetime(day.year, day.month, day.day, h, m, s, tzinfo=SEOUL)
 
 
-def run(now, beats=(), restarts=(), cursor=None, switches=Switches(), governance=Governance(), retries=(),
-        stream="1-0", config=RulesConfig()):
-    return evaluate(now, list(beats), list(restarts), stream, switches, governance, cursor, list(retries), config)
+def run(
+    now,
+    beats=(),
+    restarts=(),
+    cursor=None,
+    switches=None,
+    governance=None,
+    retries=(),
+    stream="1-0",
+):
+    return evaluate(
+        now,
+        list(beats),
+        list(restarts),
+        stream,
+        switches or Switches(),
+        governance or Governance(),
+        cursor,
+        list(retries),
+        RulesConfig(),
+    )
 
 
 def recovery_keys(evaluation):
@@ -165,21 +183,35 @@ def test_ten_collectors_killed_at_once_are_spread_out_and_all_launched_within_a_
 
 def test_kill_switches_stop_everything_and_say_so():
     beat = Beat("c1", at("10:00:00"))
-    off = run(at("10:00:20"), [beat], switches=Switches(monitoring=False, detail="FEATURE_HEARTBEAT_MONITORING_ENABLED off via env"),
-              cursor=None, stream="8-0")
+    off = run(
+        at("10:00:20"),
+        [beat],
+        switches=Switches(monitoring=False, detail="FEATURE_HEARTBEAT_MONITORING_ENABLED off via env"),
+        cursor=None,
+        stream="8-0",
+    )
     assert off.launches == []
     assert "heartbeat monitoring is off" in off.skip_reason and "via env" in off.skip_reason
     assert CursorState.loads(off.cursor).stream == "0-0"  # events are read again once it is back on
-    held = run(at("10:00:20"), [beat], switches=Switches(auto_recovery=False, detail="FEATURE_AUTO_RECOVERY_ENABLED off via redis"))
+    held = run(
+        at("10:00:20"),
+        [beat],
+        switches=Switches(auto_recovery=False, detail="FEATURE_AUTO_RECOVERY_ENABLED off via redis"),
+    )
     assert held.launches == []
-    assert held.skip_reason.startswith("automatic recovery is off") and "1 recovery window(s) held" in held.skip_reason
+    assert (
+        held.skip_reason.startswith("automatic recovery is off")
+        and "1 recovery window(s) held" in held.skip_reason
+    )
     back_on = run(at("10:00:30"), [beat], cursor=held.cursor)
     assert recovery_keys(back_on) == ["recovery:c1:20261120:100000-100020:a1"]
 
 
 def test_governance_holds_runs_dormant_open_breaker_and_allows_one_trial_half_open():
     beats = [Beat("c1", at("10:00:00")), Beat("c2", at("10:00:00"))]
-    dormant = run(at("10:00:20"), beats, governance=Governance(allowed=False, reason="dormant since epoch 1: x"))
+    dormant = run(
+        at("10:00:20"), beats, governance=Governance(allowed=False, reason="dormant since epoch 1: x")
+    )
     assert dormant.launches == [] and dormant.skip_reason.startswith("dormant since")
     opened = run(at("10:00:30"), beats, cursor=dormant.cursor, governance=Governance(breaker_state="OPEN"))
     assert opened.launches == [] and "circuit breaker OPEN" in opened.skip_reason
@@ -188,7 +220,9 @@ def test_governance_holds_runs_dormant_open_breaker_and_allows_one_trial_half_op
     closed = run(at("10:00:50"), beats, cursor=half.cursor)
     assert len(closed.launches) == 1  # the other one
     assert set(recovery_keys(half) + recovery_keys(closed)) == {
-        "recovery:c1:20261120:100000-100020:a1", "recovery:c2:20261120:100000-100020:a1"}
+        "recovery:c1:20261120:100000-100020:a1",
+        "recovery:c2:20261120:100000-100020:a1",
+    }
 
 
 def test_a_collector_retired_days_ago_is_forgotten_not_recovered():
@@ -202,8 +236,10 @@ def test_a_restart_within_the_heartbeat_tolerance_is_no_outage():
 
 
 def test_windows_of_one_collector_and_day_waiting_together_become_one_run():
-    restarts = [Restart("1-0", "c1", at("10:25:00"), previous_activity=at("10:00:00")),
-                Restart("2-0", "c1", at("13:52:00"), previous_activity=at("13:40:00"))]
+    restarts = [
+        Restart("1-0", "c1", at("10:25:00"), previous_activity=at("10:00:00")),
+        Restart("2-0", "c1", at("13:52:00"), previous_activity=at("13:40:00")),
+    ]
     result = run(at("15:00:00"), [Beat("c1", at("14:59:59"))], restarts)
     assert recovery_keys(result) == ["recovery:c1:20261120:100000-135200:a1"]
     assert result.launches[0].reason.startswith("restart after downtime")

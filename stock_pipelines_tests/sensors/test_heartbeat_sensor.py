@@ -57,12 +57,23 @@ def test_a_dead_collector_becomes_one_recovery_run_request_with_its_windows(redi
     [request] = result.run_requests
     assert request.run_key == "recovery:c1:20261120:100000-100020:a1"
     assert request.job_name == "recovery_job" and request.partition_key == "2026-11-20"
-    assert request.run_config == {"ops": {"gap_report": {"config": {
-        "requested_by": "collector_heartbeat_sensor:c1",
-        "requested_windows": ["2026-11-20T10:00:00+09:00/2026-11-20T10:00:20+09:00"]}}}}
-    assert request.tags["stock_pipelines/collector"] == "c1" and request.tags["stock_pipelines/attempt"] == "1"
+    assert request.run_config == {
+        "ops": {
+            "gap_report": {
+                "config": {
+                    "requested_by": "collector_heartbeat_sensor:c1",
+                    "requested_windows": ["2026-11-20T10:00:00+09:00/2026-11-20T10:00:20+09:00"],
+                }
+            }
+        }
+    }
+    assert (
+        request.tags["stock_pipelines/collector"] == "c1" and request.tags["stock_pipelines/attempt"] == "1"
+    )
     assert json.loads(request.tags["stock_pipelines/window"])["attempt"] == 1
-    assert not any("secret" in k.lower() or "key" in v.lower() for k, v in request.tags.items() if k != "dagster/run_key")
+    assert not any(
+        "secret" in k.lower() or "key" in v.lower() for k, v in request.tags.items() if k != "dagster/run_key"
+    )
     again = evaluate(at("10:00:30"), result.cursor)
     assert again.run_requests == [] and again.skip_reason  # no duplicate from the saved cursor
 

@@ -8,17 +8,19 @@ import dagster as dg
 import pytest
 import yaml
 
+from stock_pipelines.definitions import defs
 from stock_pipelines.defs.jobs.recovery import RUN_KIND_TAG, recovery_job
 from stock_pipelines.defs.schedules import end_of_day_schedule, preflight_schedule
-from stock_pipelines.definitions import defs
 from stock_pipelines.market import SEOUL
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def tick(schedule, y, m, d, hh, mm):
-    context = dg.build_schedule_context(scheduled_execution_time=datetime(y, m, d, hh, mm, tzinfo=SEOUL),
-                                        repository_def=defs.get_repository_def())
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(y, m, d, hh, mm, tzinfo=SEOUL),
+        repository_def=defs.get_repository_def(),
+    )
     return schedule.evaluate_tick(context)
 
 
@@ -46,7 +48,9 @@ def test_end_of_day_waits_for_the_close_and_launches_once_per_day():
     # the CSAT day closes at 16:30: nothing at 15:40, the run at 16:40
     csat = tick(end_of_day_schedule, 2026, 11, 19, 15, 40)
     assert csat.run_requests == [] and "closes 16:30" in csat.skip_message
-    assert [r.run_key for r in tick(end_of_day_schedule, 2026, 11, 19, 16, 40).run_requests] == ["end_of_day:20261119"]
+    assert [r.run_key for r in tick(end_of_day_schedule, 2026, 11, 19, 16, 40).run_requests] == [
+        "end_of_day:20261119"
+    ]
     assert tick(end_of_day_schedule, 2026, 12, 31, 15, 40).run_requests == []  # year-end: closed
 
 

@@ -40,10 +40,24 @@ START = datetime(2026, 11, 20, 10, 30, 0, tzinfo=SEOUL)
 
 class Collector:
     def __init__(self, env: dict, archive, history: bool) -> None:
-        command = [sys.executable, "-m", "stock_pipelines_tests.sensors.sim_collector", "--archive", str(archive),
-                   "--date", DAY.isoformat(), "--seed", str(SEED), "--symbols", str(SYMBOLS), "--interval", "3"]
-        self.process = subprocess.Popen(command + (["--history"] if history else []), env=env,
-                                        stdout=subprocess.PIPE, text=True)
+        command = [
+            sys.executable,
+            "-m",
+            "stock_pipelines_tests.sensors.sim_collector",
+            "--archive",
+            str(archive),
+            "--date",
+            DAY.isoformat(),
+            "--seed",
+            str(SEED),
+            "--symbols",
+            str(SYMBOLS),
+            "--interval",
+            "3",
+        ]
+        self.process = subprocess.Popen(
+            command + (["--history"] if history else []), env=env, stdout=subprocess.PIPE, text=True
+        )
         line = self.process.stdout.readline()
         assert line.startswith("ready"), f"collector did not start: {line!r} (exit {self.process.poll()})"
 
@@ -53,8 +67,9 @@ class Collector:
 
 
 def recovery_runs(instance: dg.DagsterInstance):
-    return instance.get_run_records(dg.RunsFilter(job_name="recovery_job"), order_by="create_timestamp",
-                                    ascending=True)
+    return instance.get_run_records(
+        dg.RunsFilter(job_name="recovery_job"), order_by="create_timestamp", ascending=True
+    )
 
 
 def wait_for(what: str, predicate, timeout: float, every: float = 0.5):
@@ -69,8 +84,12 @@ def wait_for(what: str, predicate, timeout: float, every: float = 0.5):
 
 def finished(instance, run_id: str):
     run = instance.get_run_by_id(run_id)
-    return run if run.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
-                                 dg.DagsterRunStatus.CANCELED) else None
+    return (
+        run
+        if run.status
+        in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+        else None
+    )
 
 
 def new_run(instance, seen: set[str]):
@@ -82,15 +101,34 @@ def test_a_killed_collector_is_recovered_by_the_daemon_and_unauthorized_goes_dor
     tmp_path, redis_server
 ):
     archive, data = tmp_path / "archive", tmp_path / "data"
-    env = {**os.environ, "REDIS_URL": redis_server.url, "STOCK_PIPELINES_DATA_DIR": str(data),
-           "STOCK_PIPELINES_ARCHIVE_DIR": str(archive), "KIS_APP_KEY": "e2e-key", "KIS_APP_SECRET": "e2e-secret",
-           "STOCK_PIPELINES_BROKER": "kis"}
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "STOCK_PIPELINES_DATA_DIR": str(data),
+        "STOCK_PIPELINES_ARCHIVE_DIR": str(archive),
+        "KIS_APP_KEY": "e2e-key",
+        "KIS_APP_SECRET": "e2e-secret",
+        "STOCK_PIPELINES_BROKER": "kis",
+    }
     env.pop(ENV_FAKE_NOW, None)
-    with run_exchange_process(["--date", DAY.isoformat(), "--seed", str(SEED), "--symbols", str(SYMBOLS),
-                               "--pin", "--start", "10:30"]) as url:
-        httpx.post(f"{url}/admin/clock", json={"at": START.isoformat(), "pinned": False, "speed": 1}).raise_for_status()
+    with run_exchange_process(
+        [
+            "--date",
+            DAY.isoformat(),
+            "--seed",
+            str(SEED),
+            "--symbols",
+            str(SYMBOLS),
+            "--pin",
+            "--start",
+            "10:30",
+        ]
+    ) as url:
+        httpx.post(
+            f"{url}/admin/clock", json={"at": START.isoformat(), "pinned": False, "speed": 1}
+        ).raise_for_status()
         env.update(KIS_BASE_URL=str(url), **{ENV_FAKE_NOW: fake_now_value(START, time.time())})
-        fake_now = lambda: parse_fake_now(env[ENV_FAKE_NOW], time.time())  # noqa: E731
+        fake_now = lambda: parse_fake_now(env[ENV_FAKE_NOW], time.time())
         collector = Collector(env, archive, history=True)
         try:
             with dagster_dev(tmp_path, env=env) as dev:
@@ -103,7 +141,9 @@ def test_a_killed_collector_is_recovered_by_the_daemon_and_unauthorized_goes_dor
                 killed_wall, killed_fake = time.time(), fake_now()
                 first = wait_for("a sensor-launched recovery run", lambda: new_run(instance, set()), 60)
                 launched_s = first.create_timestamp.timestamp() - killed_wall
-                run = wait_for("the recovery run to finish", lambda: finished(instance, first.dagster_run.run_id), 180)
+                run = wait_for(
+                    "the recovery run to finish", lambda: finished(instance, first.dagster_run.run_id), 180
+                )
                 assert run.status == dg.DagsterRunStatus.SUCCESS, dev.log.read_text()[-3000:]
                 succeeded_s = instance.get_run_record_by_id(run.run_id).end_time - killed_wall
                 print(f"\nkill -> launch {launched_s:.1f} s, kill -> success {succeeded_s:.1f} s")
@@ -115,7 +155,9 @@ def test_a_killed_collector_is_recovered_by_the_daemon_and_unauthorized_goes_dor
 
                 # the collector comes back once a whole minute lay inside the outage
                 lost_minute = killed_fake.replace(second=0, microsecond=0) + timedelta(minutes=1)
-                wait_for("the lost minute to close", lambda: fake_now() >= lost_minute + timedelta(seconds=63), 90)
+                wait_for(
+                    "the lost minute to close", lambda: fake_now() >= lost_minute + timedelta(seconds=63), 90
+                )
                 collector = Collector(env, archive, history=False)
                 rest = wait_for("the run for the rest", lambda: new_run(instance, seen), 60)
                 run = wait_for("the rest to finish", lambda: finished(instance, rest.dagster_run.run_id), 180)
@@ -126,7 +168,9 @@ def test_a_killed_collector_is_recovered_by_the_daemon_and_unauthorized_goes_dor
                 # -- 2. unauthorized -> PERMANENT_OPEN -> dormant -> resume ------------------------
                 httpx.post(f"{url}/admin/faults", json={"mode": "unauthorized"}).raise_for_status()
                 collector.kill()
-                failing = wait_for("a recovery run against the refusing broker", lambda: new_run(instance, seen), 60)
+                failing = wait_for(
+                    "a recovery run against the refusing broker", lambda: new_run(instance, seen), 60
+                )
                 run = wait_for("it to end", lambda: finished(instance, failing.dagster_run.run_id), 180)
                 seen.add(run.run_id)  # it stops at the refusal: a failed recovery, whatever the run status
                 status = wait_for("dormant mode", lambda: _dormant_status(env), 60)
@@ -137,8 +181,22 @@ def test_a_killed_collector_is_recovered_by_the_daemon_and_unauthorized_goes_dor
 
                 httpx.post(f"{url}/admin/faults", json={"mode": "none"}).raise_for_status()
                 resumed = subprocess.run(
-                    [sys.executable, "-m", "stock_pipelines.cli", "resume", "--reason", "key rotated (e2e)",
-                     "--by", "e2e-test"], env=env, capture_output=True, text=True, timeout=60)
+                    check=False,
+                    args=[
+                        sys.executable,
+                        "-m",
+                        "stock_pipelines.cli",
+                        "resume",
+                        "--reason",
+                        "key rotated (e2e)",
+                        "--by",
+                        "e2e-test",
+                    ],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
                 assert resumed.returncode == 0, resumed.stderr
                 assert json.loads(resumed.stdout)["breakers_reset"] == {"kis": "CLOSED"}
                 collector = Collector(env, archive, history=False)
@@ -151,8 +209,14 @@ def test_a_killed_collector_is_recovered_by_the_daemon_and_unauthorized_goes_dor
 
 
 def _dormant_status(env: dict):
-    result = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "status"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        check=False,
+        args=[sys.executable, "-m", "stock_pipelines.cli", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     document = json.loads(result.stdout)
     return document if document["dormant"]["dormant"] else None
 
@@ -166,11 +230,21 @@ def assert_minute_recovered(data_dir, minute: datetime) -> None:
         truth = sim.minute_bars(code)
         for i, start in enumerate(truth.start):
             if int(start) == minute_us:
-                expected.append((code, int(truth.open[i]), int(truth.high[i]), int(truth.low[i]),
-                                 int(truth.close[i]), int(truth.volume[i])))
+                expected.append(
+                    (
+                        code,
+                        int(truth.open[i]),
+                        int(truth.high[i]),
+                        int(truth.low[i]),
+                        int(truth.close[i]),
+                        int(truth.volume[i]),
+                    )
+                )
     got = (
         final.filter(pl.col("minute").dt.epoch("us") == minute_us)
-        .select("symbol", "open", "high", "low", "close", "volume").sort("symbol").rows()
+        .select("symbol", "open", "high", "low", "close", "volume")
+        .sort("symbol")
+        .rows()
     )
     assert expected, "the lost minute had no trades to recover"
     assert got == sorted(expected), f"minute {minute:%H:%M} after recovery differs from the exchange's truth"

@@ -19,7 +19,9 @@ def _dagster_storage(instance: dg.DagsterInstance):
     return probe
 
 
-@dg.op(description="Broker credentials and token, Redis, Dagster storage, archive writable, free disk, sources.")
+@dg.op(
+    description="Broker credentials and token, Redis, Dagster storage, archive writable, free disk, sources."
+)
 def preflight_checks(context: dg.OpExecutionContext) -> dict:
     def ping():
         return redis_client().ping()
@@ -49,7 +51,9 @@ def preflight_checks(context: dg.OpExecutionContext) -> dict:
     return report.to_json()
 
 
-@dg.job(description="Pre-flight: is everything the trading day needs in place? Fails with a clear list.",
-        tags={"stock_pipelines/run_kind": "preflight"})
+@dg.job(
+    description="Pre-flight: is everything the trading day needs in place? Fails with a clear list.",
+    tags={"stock_pipelines/run_kind": "preflight"},
+)
 def preflight_job() -> None:
     preflight_checks()

@@ -58,8 +58,10 @@ def resume_automation(context: dg.OpExecutionContext, config: ResumeConfig) -> d
         result = RecoveryGovernance(redis_client()).resume(config.by, config.reason)
     except ValueError as error:
         raise dg.Failure(str(error)) from None
-    context.log.info(f"automatic recovery resumed by {config.by}: {config.reason}; breakers reset: "
-                     f"{result['breakers_reset'] or 'none'}")
+    context.log.info(
+        f"automatic recovery resumed by {config.by}: {config.reason}; breakers reset: "
+        f"{result['breakers_reset'] or 'none'}"
+    )
     return result
 
 

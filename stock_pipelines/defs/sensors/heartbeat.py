@@ -24,8 +24,11 @@ INTERVAL_S = 10
 
 def run_request(launch: Launch) -> dg.RunRequest:
     if launch.kind == "preflight":
-        return dg.RunRequest(run_key=launch.run_key, job_name=preflight_job.name,
-                             tags={COLLECTOR_TAG: launch.collector, "stock_pipelines/reason": launch.reason[:200]})
+        return dg.RunRequest(
+            run_key=launch.run_key,
+            job_name=preflight_job.name,
+            tags={COLLECTOR_TAG: launch.collector, "stock_pipelines/reason": launch.reason[:200]},
+        )
     window = launch.window
     assert window is not None
     span = f"{window.start.isoformat()}/{window.end.isoformat()}"
@@ -33,11 +36,22 @@ def run_request(launch: Launch) -> dg.RunRequest:
         run_key=launch.run_key,
         job_name=recovery_job.name,
         partition_key=window.day.isoformat(),
-        run_config={"ops": {"gap_report": {"config": {"requested_by": f"{SENSOR_NAME}:{launch.collector}",
-                                                      "requested_windows": [span]}}}},
-        tags={COLLECTOR_TAG: window.collector, ATTEMPT_TAG: str(window.attempt),
-              WINDOW_TAG: json.dumps(window.to_json(), separators=(",", ":")),
-              "stock_pipelines/reason": launch.reason[:200]},
+        run_config={
+            "ops": {
+                "gap_report": {
+                    "config": {
+                        "requested_by": f"{SENSOR_NAME}:{launch.collector}",
+                        "requested_windows": [span],
+                    }
+                }
+            }
+        },
+        tags={
+            COLLECTOR_TAG: window.collector,
+            ATTEMPT_TAG: str(window.attempt),
+            WINDOW_TAG: json.dumps(window.to_json(), separators=(",", ":")),
+            "stock_pipelines/reason": launch.reason[:200],
+        },
     )
 
 

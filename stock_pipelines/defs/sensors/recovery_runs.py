@@ -53,11 +53,15 @@ def recovery_success_sensor(context: dg.RunStatusSensorContext):
     try:
         retry = RecoveryGovernance(redis_client()).record_run(run.run_id, complete, _window(run), detail)
     except redis.RedisError as error:
-        raise Exception(f"could not record the recovery outcome in Redis: {type(error).__name__}") from None
+        raise RuntimeError(
+            f"could not record the recovery outcome in Redis: {type(error).__name__}"
+        ) from None
     if complete:
         return dg.SkipReason(f"recorded the recovery by {run.run_id}: {detail}")
-    return dg.SkipReason(f"run {run.run_id} succeeded but left windows unrecovered ({detail}); "
-                         f"counted as a failed recovery, retry: {retry.run_key if retry else 'none'}")
+    return dg.SkipReason(
+        f"run {run.run_id} succeeded but left windows unrecovered ({detail}); "
+        f"counted as a failed recovery, retry: {retry.run_key if retry else 'none'}"
+    )
 
 
 @dg.run_failure_sensor(
@@ -71,4 +75,6 @@ def recovery_failure_sensor(context: dg.RunFailureSensorContext):
     run = context.dagster_run
     message = context.failure_event.message or "run failed"
     retry = RecoveryGovernance(redis_client()).record_run(run.run_id, False, _window(run), message)
-    context.log.info(f"recovery run {run.run_id} failed; retry: {retry.run_key if retry else 'none (dormant)'}")
+    context.log.info(
+        f"recovery run {run.run_id} failed; retry: {retry.run_key if retry else 'none (dormant)'}"
+    )
