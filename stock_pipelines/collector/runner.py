@@ -108,6 +108,7 @@ class Collector:
         self._approvals: dict[tuple[str, str], str] = {}
         self._http: httpx.AsyncClient | None = None
         self._probe: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()  # hand-overs in progress
         self._last_probe_wall = 0.0
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -129,9 +130,9 @@ class Collector:
             await self._supervise()
         finally:
             self.state = "stopping"
+            for task in [*self._background, *([self._probe] if self._probe else [])]:
+                task.cancel()
             await self._stop_links(list(self._links))
-            if self._probe is not None:
-                self._probe.cancel()
             await self._http.aclose()
             self._beat_stop.set()
             beater.join(timeout=10)
@@ -167,7 +168,13 @@ class Collector:
     async def _supervise(self) -> None:
         assert self._stop is not None
         while not self._stop.is_set():
-            self.writer.tick()
+            try:
+                self.writer.tick()
+            except DiskSpaceLow:
+                pass  # the kept lines are retried on the next tick
+            except ArchiveWriteError as error:
+                self._fatal_error(f"archive write failed: {error}")
+                break
             now = self.clock.now()
             if self.window.should_connect(now):
                 self._ensure_links()
@@ -381,7 +388,9 @@ class Collector:
         self._redis_call(status_store.record_switch, self.redis, self.id, {"kind": kind, **detail})
         self._last_probe_wall = _wall()
         assert self._loop is not None
-        self._loop.create_task(self._handover(switch.from_source, switch.to_source))
+        task = self._loop.create_task(self._handover(switch.from_source, switch.to_source))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _handover(self, old: str, new: str) -> None:
         """Make before break: start the new source's sessions, stop the old ones once each shard
