@@ -97,7 +97,8 @@ class RecoveryGovernance:
     def record_run(
         self, run_id: str, succeeded: bool, window: Window | None, detail: str = ""
     ) -> Window | None:
-        """Count the outcome; after a failure return (and queue) the retry, unless dormant."""
+        """Count the outcome; after a failure queue (and return) the retry: it launches after the
+        backoff, or, when dormant, once a person resumes."""
         was_dormant = self.guard.state().dormant
         state = self.guard.record_recovery(succeeded, detail)
         self._remember(run_id, succeeded, window, detail)
@@ -108,7 +109,7 @@ class RecoveryGovernance:
                 "Run `stock-pipelines resume --reason ...` once fixed.",
                 dedupe_key=f"{state.since}",
             )
-        if succeeded or window is None or state.dormant:
+        if succeeded or window is None:
             return None
         not_before = datetime.fromtimestamp(state.next_attempt_at or self.clock(), SEOUL)
         retry = replace(
@@ -145,14 +146,16 @@ class RecoveryGovernance:
     # -- people ------------------------------------------------------------------------------
 
     def resume(self, by: str, reason: str) -> dict:
-        """Reset every non-CLOSED breaker and end dormant mode; queued retries are dropped (the
-        sensor finds what is still missing again)."""
+        """Reset every non-CLOSED breaker and end dormant mode; queued retries become due now."""
         reset = {}
         for name, breaker in self.breakers().items():
             if breaker.state is not State.CLOSED:
                 reset[name] = breaker.reset(by, reason).state.value
         state = self.guard.resume(by, reason)
-        self.client.delete(key("recovery", "retries"))
+        now = datetime.fromtimestamp(self.clock(), SEOUL)
+        for retry in self.due_retries():
+            due = replace(retry, not_before=now)
+            self.client.hset(key("recovery", "retries"), due.run_key, json.dumps(due.to_json()))
         return {"breakers_reset": reset, "dormant": state.dormant, "resumed_by": by, "reason": reason}
 
     def dormant_state(self) -> DormantState:

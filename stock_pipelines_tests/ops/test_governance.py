@@ -90,7 +90,7 @@ def test_failed_runs_back_off_and_queue_a_retry_then_ten_make_it_dormant_with_on
     for n in range(2, 11):
         clock.t += 700  # past any backoff (cap 10 min)
         last = gov.record_run(f"run-{n}", False, WINDOW, f"boom {n}")
-    assert last is None  # dormant: no retry queued
+    assert last.attempt == 2 and not gov.verdict().allowed  # queued, held while dormant
     verdict = gov.verdict()
     assert not verdict.allowed and verdict.reason.startswith("dormant since")
     assert [b["kind"] for b in receiver.bodies] == ["dormant"]
@@ -116,7 +116,12 @@ def test_an_authorization_failure_opens_the_breaker_permanently_dormant_until_re
         gov.resume("alice", " ")
     with pytest.raises(ValueError, match="name"):
         gov.resume("automatic", "because")
+    retry = gov.record_run("run-auth", False, WINDOW, "kis refused the credentials")
+    assert retry.not_before.timestamp() <= clock.t + 5  # queued (held while dormant)
+    clock.t += 100
     result = gov.resume("alice", "key rotated")
+    [due] = gov.due_retries()
+    assert due.run_key == retry.run_key and due.not_before.timestamp() == clock.t  # due at once
     assert result == {
         "breakers_reset": {"kis": "CLOSED"},
         "dormant": False,
