@@ -61,7 +61,8 @@ def main() -> None:
         writer.close()
         pipeline_s = time.perf_counter() - started
 
-        records = [[TradeRecord("kis", t.sym, t.ts, t.ts, t.px, t.qty, t.cum, 0) for t in batch] for batch in parsed]
+        records = [[TradeRecord("kis", t.sym, t.ts, t.ts, t.px, t.qty, t.cum, 0) for t in batch]
+                   for batch in parsed]
         writer = ArchiveWriter(Path(tmp) / "base", "bench", policy)
         started = time.perf_counter()
         for batch in records:
@@ -77,8 +78,9 @@ def main() -> None:
     print(f"writer alone: {writer_s:6.2f} s  {n / writer_s:10,.0f} trades/s (baseline)")
     print(f"pipeline / writer time: {pipeline_s / writer_s:.2f}x")
     print(json.dumps({"frames": len(frames), "trades": n, "batch": args.batch,
-                      "pipeline_trades_per_s": round(n / pipeline_s), "writer_trades_per_s": round(n / writer_s),
-                      "parse_trades_per_s": round(n / parse_s), "ratio_pipeline_to_writer": round(pipeline_s / writer_s, 3)}))
+                      "pipeline_trades_per_s": round(n / pipeline_s),
+                      "writer_trades_per_s": round(n / writer_s), "parse_trades_per_s": round(n / parse_s),
+                      "ratio_pipeline_to_writer": round(pipeline_s / writer_s, 3)}))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,9 @@ def ws_url_from_base(base_url: str) -> str:
     return f"{'wss' if scheme == 'https' else 'ws'}://{rest}{WS_PATH}"
 
 
-def sources_from_env(env: dict[str, str] | os._Environ[str] | None = None) -> tuple[list[FeedSource], list[str]]:
+def sources_from_env(
+    env: dict[str, str] | os._Environ[str] | None = None,
+) -> tuple[list[FeedSource], list[str]]:
     """(configured sources, one problem line per missing or bad setting)."""
     env = os.environ if env is None else env
     problems: list[str] = []
@@ -66,7 +68,10 @@ def sources_from_env(env: dict[str, str] | os._Environ[str] | None = None) -> tu
     if first:
         keys.append(first)
         n = 2
-        while (extra := _key(env, f"KIS_APP_KEY_{n}", f"KIS_APP_SECRET_{n}", problems, required=False)) is not None:
+        while True:
+            extra = _key(env, f"KIS_APP_KEY_{n}", f"KIS_APP_SECRET_{n}", problems, required=False)
+            if extra is None:
+                break
             keys.append(extra)
             n += 1
     sources = []
@@ -100,7 +105,8 @@ def parse_symbols(text: str) -> list[str]:
     elif "," in text or is_valid_symbol(text.strip()):
         raw = text
     else:
-        raise ConfigError(f"--symbols {text!r}: no such file, and not a comma-separated list of 6-character codes")
+        raise ConfigError(
+            f"--symbols {text!r}: no such file, and not a comma-separated list of 6-character codes")
     codes = [c.strip().upper() for c in raw.replace(",", " ").split() if c.strip()]
     bad = [c for c in codes if not is_valid_symbol(c)]
     if bad:
@@ -146,7 +152,8 @@ class CollectorSettings:
         for name, kind in (("max_subscriptions", int), ("sessions_per_key", int), ("heartbeat_wall_s", float),
                            ("stall_minutes", float), ("prime_minutes", float), ("linger_minutes", float),
                            ("backoff_base_s", float), ("backoff_cap_s", float), ("failover_after", int),
-                           ("failback_probe_s", float), ("flush_interval_s", float), ("fsync_interval_s", float),
+                           ("failback_probe_s", float), ("flush_interval_s", float),
+                           ("fsync_interval_s", float),
                            ("durability_margin_s", float)):
             var = f"STOCK_PIPELINES_COLLECTOR_{name.upper()}"
             text = env.get(var, "").strip()

@@ -54,7 +54,8 @@ def run_for_demo(
     clock = ExchangeClock(base_url, resync_s=0.5)
     started = time.monotonic()
     try:
-        collector = Collector(collector_id, symbols, [source], Path(archive_dir), redis_client or default_redis(),
+        collector = Collector(collector_id, symbols, [source], Path(archive_dir),
+                              redis_client or default_redis(),
                               settings or CollectorSettings(heartbeat_wall_s=0.1), clock=clock)
         with CollectorThread(collector) as running:
             running.wait_for(lambda: clock.now() >= until.timestamp(), timeout_s, f"exchange time {until}")

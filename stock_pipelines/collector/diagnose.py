@@ -25,7 +25,8 @@ def check_redis(client_factory) -> list[str]:
         client = client_factory()
         client.ping()
     except (redis.RedisError, OSError, RuntimeError) as error:
-        return [f"redis: not reachable ({type(error).__name__}: {_one_line(error)}); set REDIS_URL or start Redis"]
+        return [f"redis: not reachable ({type(error).__name__}: {_one_line(error)}); "
+                "set REDIS_URL or start Redis"]
     return []
 
 
@@ -66,7 +67,8 @@ def check_approval(source: FeedSource, timeout_s: float = 10.0) -> list[str]:
                 body = {}
             if reply.status_code != 200 or not isinstance(body, dict) or not body.get("approval_key"):
                 code = body.get("error_code") or body.get("msg_cd") or "" if isinstance(body, dict) else ""
-                problems.append(f"broker: {where}: no WebSocket approval key (HTTP {reply.status_code} {code})".rstrip())
+                problems.append(
+                    f"broker: {where}: no WebSocket approval key (HTTP {reply.status_code} {code})".rstrip())
     return problems
 
 
@@ -79,8 +81,9 @@ def check_capacity(sources: list[FeedSource], symbols: int, settings: CollectorS
         allowed = len(source.keys) * settings.sessions_per_key
         if sessions > allowed:
             problems.append(
-                f"capacity: {symbols} symbols need {sessions} sessions of {settings.max_subscriptions}, but the "
-                f"{source.name} source's {len(source.keys)} app key(s) allow {allowed}; add KIS_APP_KEY_n keys")
+                f"capacity: {symbols} symbols need {sessions} sessions of {settings.max_subscriptions}, "
+                f"but the {source.name} source's {len(source.keys)} app key(s) allow {allowed}; "
+                "add KIS_APP_KEY_n keys")
     return problems
 
 

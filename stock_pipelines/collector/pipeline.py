@@ -99,7 +99,8 @@ class Pipeline:
             self.counters.frames_bad += 1
             self.counters.bad_by_reason[error.reason] += 1
             self.writer.write_system(BAD_FRAME, {
-                "reason": error.reason, "error": str(error), "count": self.counters.bad_by_reason[error.reason],
+                "reason": error.reason, "error": str(error),
+                "count": self.counters.bad_by_reason[error.reason],
                 "bad_frames": self.counters.frames_bad, "raw": message[:RAW_HEAD], "chars": len(message),
             })
             return []
@@ -134,7 +135,8 @@ class Pipeline:
         records = []
         for trade in trades:
             self.seq += 1
-            records.append(TradeRecord(self.src, trade.sym, trade.ts, rx, trade.px, trade.qty, trade.cum, self.seq))
+            records.append(
+                TradeRecord(self.src, trade.sym, trade.ts, rx, trade.px, trade.qty, trade.cum, self.seq))
         self.counters.enriched += len(records)
         return records
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 import redis
-import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from stock_pipelines.archive.writer import ArchiveWriteError, ArchiveWriter, DiskSpaceLow, WriterPolicy
 from stock_pipelines.collector import status as status_store
@@ -30,7 +30,14 @@ from stock_pipelines.collector.config import AppKey, CollectorSettings, FeedSour
 from stock_pipelines.collector.frames import is_data
 from stock_pipelines.collector.pipeline import Pipeline
 from stock_pipelines.collector.policy import MarketWindow, SourceSelector, StallWatchdog, Switch
-from stock_pipelines.heartbeat import Heartbeat, HeartbeatPublisher, HeartbeatStore, LifecycleEvent, Snapshot, Status
+from stock_pipelines.heartbeat import (
+    Heartbeat,
+    HeartbeatPublisher,
+    HeartbeatStore,
+    LifecycleEvent,
+    Snapshot,
+    Status,
+)
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.resilience.backoff import Backoff
 
@@ -81,7 +88,8 @@ class Collector:
         self.redis = redis_client
         rate = max(self.clock.rate, 1.0)  # the writer's intervals run on the collector's clock
         policy = WriterPolicy(
-            flush_interval_s=settings.flush_interval_s * rate, fsync_interval_s=settings.fsync_interval_s * rate,
+            flush_interval_s=settings.flush_interval_s * rate,
+            fsync_interval_s=settings.fsync_interval_s * rate,
             min_free_bytes=min_free_bytes, disk_check_interval_s=1.0 * rate,
         )
         self.writer = ArchiveWriter(archive_root, collector_id, policy, fallback_root=fallback_root,
@@ -90,7 +98,8 @@ class Collector:
         self.store = HeartbeatStore(redis_client, clock=self.clock.now_dt)
         self.shards = [_ShardState(s) for s in shard(self.symbols, settings.max_subscriptions)]
         self.publisher = HeartbeatPublisher(self.store, collector_id, self._snapshot,
-                                            interval_s=settings.heartbeat_wall_s * rate, clock=self._durable_now,
+                                            interval_s=settings.heartbeat_wall_s * rate,
+                                            clock=self._durable_now,
                                             on_beat=self._on_beat)
         self.selector = SourceSelector([s.name for s in sources], settings.failover_after)
         self.window = MarketWindow(krx_calendar(), timedelta(minutes=settings.prime_minutes),
@@ -224,8 +233,7 @@ class Collector:
             healthy = False
             try:
                 approval = await self._approval(source, key)
-                async with connect(source.ws_url, open_timeout=self.settings.connect_timeout_s, ping_interval=None,
-                                   max_size=None, compression=None, close_timeout=1) as ws:
+                async with self._connect(source) as ws:
                     await self._subscribe(ws, source, key, index, approval)
                     state.connected.add(source.name)
                     self.watchdog.reset(self.clock.now())
@@ -243,13 +251,13 @@ class Collector:
                     self._fatal_error(f"archive write failed: {error}")
                     return
                 failure = LinkError("disk_low", str(error)[:200])
-            except websockets.exceptions.ConnectionClosed as error:
+            except ConnectionClosed as error:
                 failure = LinkError("dropped", f"code {error.rcvd.code if error.rcvd else 'none'}")
             except LinkError as error:
                 failure = error
-            except (OSError, TimeoutError, websockets.exceptions.WebSocketException, httpx.HTTPError) as error:
+            except (OSError, TimeoutError, WebSocketException, httpx.HTTPError) as error:
                 failure = LinkError("connect", f"{type(error).__name__}: {error}"[:200])
-            except Exception as error:  # a bug must not turn into a reconnect storm: back off like any failure
+            except Exception as error:  # a bug must not become a reconnect storm: back off like any failure
                 log.exception("collector %s: unexpected error in session %s/%d", self.id, source.name, index)
                 failure = LinkError("internal", f"{type(error).__name__}: {error}"[:200])
             state.connected.discard(source.name)
@@ -257,6 +265,10 @@ class Collector:
             delay = self.backoff.delay(attempt)
             attempt += 1
             await asyncio.sleep(delay)
+
+    def _connect(self, source: FeedSource) -> connect:
+        return connect(source.ws_url, open_timeout=self.settings.connect_timeout_s, ping_interval=None,
+                       max_size=None, compression=None, close_timeout=1)
 
     async def _approval(self, source: FeedSource, key: AppKey) -> str:
         cached = self._approvals.get((source.name, key.app_key))
@@ -301,7 +313,9 @@ class Collector:
                                                 "msg_cd": code, "msg1": body.get("msg1")})
                 raise LinkError("subscribe", f"{tr_key}: {code} {body.get('msg1')}")
 
-    async def _handle(self, ws: ClientConnection, message: str | bytes, source: FeedSource, index: int) -> bool:
+    async def _handle(
+        self, ws: ClientConnection, message: str | bytes, source: FeedSource, index: int,
+    ) -> bool:
         """One message; True when it carried trades."""
         if isinstance(message, bytes):
             message = message.decode("utf-8", errors="replace")
@@ -319,8 +333,9 @@ class Collector:
         else:
             self.pipeline.counters.control_in += 1
             if body.get("rt_cd") not in (None, "0") and body.get("msg_cd") not in _OK_CODES:
-                self._event("SUBSCRIBE_ERROR", {"source": source.name, "shard": index, "symbol": header.get("tr_key"),
-                                                "msg_cd": body.get("msg_cd"), "msg1": body.get("msg1")})
+                self._event("SUBSCRIBE_ERROR", {"source": source.name, "shard": index,
+                                                "symbol": header.get("tr_key"), "msg_cd": body.get("msg_cd"),
+                                                "msg1": body.get("msg1")})
         return False
 
     async def _pong(self, ws: ClientConnection, message: str) -> None:
@@ -417,8 +432,7 @@ class Collector:
         ok, why = False, ""
         try:
             approval = await self._approval(primary, key)
-            async with connect(primary.ws_url, open_timeout=self.settings.connect_timeout_s, ping_interval=None,
-                               max_size=None, compression=None, close_timeout=1) as ws:
+            async with self._connect(primary) as ws:
                 await ws.send(subscribe_message(approval, code))
                 got_data = subscribed = False
                 loop = asyncio.get_running_loop()
@@ -439,7 +453,7 @@ class Collector:
                 quiet_ok = not self.window.continuous(self.clock.now())
                 ok = subscribed and (got_data or quiet_ok)
                 why = f"subscribed={subscribed} data={got_data}"
-        except (OSError, TimeoutError, websockets.exceptions.WebSocketException, httpx.HTTPError, LinkError) as error:
+        except (OSError, TimeoutError, WebSocketException, httpx.HTTPError, LinkError) as error:
             why = f"{type(error).__name__}: {error}"[:200]
         self._event("PROBE", {"source": primary.name, "ok": ok, "detail": why})
         if ok:
@@ -458,7 +472,8 @@ class Collector:
 
     def _snapshot(self) -> Snapshot:
         last = self.pipeline.last_trade_ts
-        return Snapshot(tuple(self.symbols), datetime.fromtimestamp(last / 1e6, UTC) if last else None, self.status)
+        last_at = datetime.fromtimestamp(last / 1e6, UTC) if last else None
+        return Snapshot(tuple(self.symbols), last_at, self.status)
 
     def _durable_now(self) -> datetime:
         """The instant a beat vouches for: everything executed before it is archived.
@@ -505,8 +520,9 @@ class Collector:
     def status_fields(self) -> dict[str, object]:
         return {
             "state": self.state, "status": self.status.value, "source": self.selector.name,
-            "at_us": int(self.clock.now() * 1_000_000), "symbols": len(self.symbols), "shards": len(self.shards),
-            "connected": self._connected(), "seq": self.pipeline.seq, "counters": self.pipeline.counters.as_dict(),
+            "at_us": int(self.clock.now() * 1_000_000), "symbols": len(self.symbols),
+            "shards": len(self.shards), "connected": self._connected(), "seq": self.pipeline.seq,
+            "counters": self.pipeline.counters.as_dict(),
             "switches": len(self.selector.switches), "reconnects": self.reconnects, "stalls": self.stalls,
             "lag_s": round(self.lag_s(), 3),
             "link_failures": self.link_failures,
@@ -525,7 +541,8 @@ class Collector:
             function(*args, **kwargs)
         except redis.RedisError as error:
             if not self._redis_failing:
-                log.warning("collector %s: Redis call failed (continuing, archive keeps the record): %s", self.id, error)
+                log.warning("collector %s: Redis call failed (continuing, the archive keeps the record): %s",
+                            self.id, error)
             self._redis_failing = True
         else:
             self._redis_failing = False

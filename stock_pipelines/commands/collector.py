@@ -11,15 +11,17 @@ from stock_pipelines.commands import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("collector", help="run the live trade collector, or show collectors' status")
+    parser = subparsers.add_parser("collector", help="run the live trade collector, or show its status")
     sub = parser.add_subparsers(dest="collector_command", required=True, metavar="SUBCOMMAND")
     run = sub.add_parser(
         "run", help="collect real-time trades over the KIS WebSocket into the archive",
         description="Connect to the KIS H0STCNT0 WebSocket (sharded at 40 symbols a session), archive every "
         "trade, heartbeat to Redis, reconnect and fail over on its own; SIGTERM stops it cleanly. Checks its "
-        "settings, Redis, the archive, the disk floor and the broker's approval key first: exit 1 on any problem.",
+        "settings, Redis, the archive, the disk floor and the broker's approval key first: exit 1 on any "
+        "problem.",
     )
-    run.add_argument("--symbols", required=True, metavar="FILE|LIST", help="file of codes, or 005930,000660,...")
+    run.add_argument("--symbols", required=True, metavar="FILE|LIST",
+                     help="file of codes, or 005930,000660,...")
     run.add_argument("--source", default="kis", choices=["kis", "kiwoom"], help="feed (default kis)")
     run.add_argument("--id", default=os.environ.get("STOCK_PIPELINES_COLLECTOR_ID", "kis-1"),
                      help="collector id (default $STOCK_PIPELINES_COLLECTOR_ID or kis-1)")
@@ -39,7 +41,12 @@ def run_collector(args: argparse.Namespace) -> int:
 
     from stock_pipelines.archive.config import ArchiveConfig, ArchiveConfigError
     from stock_pipelines.archive.layout import InvalidCollectorId, check_collector_id
-    from stock_pipelines.collector.config import CollectorSettings, ConfigError, parse_symbols, sources_from_env
+    from stock_pipelines.collector.config import (
+        CollectorSettings,
+        ConfigError,
+        parse_symbols,
+        sources_from_env,
+    )
     from stock_pipelines.collector.diagnose import diagnose
     from stock_pipelines.redis_conn import redis_client
 
@@ -70,7 +77,8 @@ def run_collector(args: argparse.Namespace) -> int:
 
     from stock_pipelines.collector.runner import Collector
 
-    collector = Collector(args.id, symbols, sources, archive.archive_dir, redis_client(), settings, clock=clock,
+    collector = Collector(args.id, symbols, sources, archive.archive_dir, redis_client(), settings,
+                          clock=clock,
                           fallback_root=archive.fallback_dir, min_free_bytes=archive.min_free_bytes)
 
     async def main() -> None:
