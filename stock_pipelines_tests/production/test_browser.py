@@ -6,13 +6,13 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
-from stock_pipelines.market import krx_calendar
+from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.sim.archive_day import write_day_archive
 from stock_pipelines_tests.dagster_dev import REPO_ROOT, DagsterDev, dagster_dev
 
@@ -23,7 +23,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser"
-FIRST_DAY = date(2026, 11, 16)  # Mon-Wed, three regular sessions
 CHECK_NAMES = sorted(key.name for checks_def in raw_ticks_checks for key in checks_def.check_keys)
 
 BACKFILLS = """{ partitionBackfillsOrError(limit: 5) { __typename ... on PartitionBackfills { results {
@@ -32,11 +31,11 @@ WORKSPACE = "{ workspaceOrError { ... on Workspace { locationEntries { name load
 
 
 def three_trading_days() -> list[date]:
+    """The last three trading days before today: inside the launch dialog's default 90-day view."""
     calendar = krx_calendar()
-    days = [FIRST_DAY]
+    days = [calendar.previous_trading_day(datetime.now(SEOUL).date())]
     while len(days) < 3:
-        days.append(calendar.next_trading_day(days[-1]))
-    assert (days[-1] - days[0]).days == 2, days  # consecutive calendar days, no holiday between
+        days.insert(0, calendar.previous_trading_day(days[0]))
     return days
 
 
