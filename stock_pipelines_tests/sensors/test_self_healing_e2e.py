@@ -200,12 +200,40 @@ def test_a_killed_collector_is_recovered_by_the_daemon_and_unauthorized_goes_dor
                 assert resumed.returncode == 0, resumed.stderr
                 assert json.loads(resumed.stdout)["breakers_reset"] == {"kis": "CLOSED"}
                 collector = Collector(env, archive, history=False)
-                again = wait_for("a recovery run after resume", lambda: new_run(instance, seen), 90)
-                run = wait_for("it to finish", lambda: finished(instance, again.dagster_run.run_id), 180)
-                assert run.status == dg.DagsterRunStatus.SUCCESS
+
+                # the refused window is retried (attempt 2) and the restart's window recovered
+                def after_resume():
+                    fresh = [r for r in recovery_runs(instance) if r.dagster_run.run_id not in seen]
+                    keys = [r.dagster_run.tags["dagster/run_key"] for r in fresh]
+                    has_retry = any(k.endswith(":a2") for k in keys)
+                    return fresh if has_retry and any(k.endswith(":a1") for k in keys) else None
+
+                fresh = wait_for("the retry and the restart's run after resume", after_resume, 90)
+                for record in fresh:
+                    run = wait_for(
+                        "it to finish", lambda r=record: finished(instance, r.dagster_run.run_id), 180
+                    )
+                    assert run.status == dg.DagsterRunStatus.SUCCESS, run.tags["dagster/run_key"]
+                wait_for(
+                    "status to show the success",
+                    lambda: _status(env)["last_recovery_runs"][0]["succeeded"],
+                    30,
+                )
         finally:
             if collector.process.poll() is None:
                 collector.kill()
+
+
+def _status(env: dict) -> dict:
+    result = subprocess.run(
+        check=False,
+        args=[sys.executable, "-m", "stock_pipelines.cli", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return json.loads(result.stdout)
 
 
 def _dormant_status(env: dict):
