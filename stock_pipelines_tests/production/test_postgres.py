@@ -110,8 +110,7 @@ def test_partition_and_sensor_tick_are_stored_in_postgres(production_instance, p
         "FROM job_ticks WHERE type = 'SENSOR'",
     )
     by_sensor = {name: (status, reason) for name, status, reason in ticks}
-    assert set(by_sensor) == {"tick_archive_sensor", "collector_heartbeat_sensor", "recovery_success_sensor",
-                              "recovery_failure_sensor"}, ticks
+    assert set(by_sensor) >= {"tick_archive_sensor", "collector_heartbeat_sensor"}, ticks
     assert all(status in {"SUCCESS", "SKIPPED"} for status, _ in by_sensor.values()), ticks
     today = datetime.now(SEOUL).date()
     if krx_calendar().is_trading_day(today):  # the sensor observed today's (empty) partition
