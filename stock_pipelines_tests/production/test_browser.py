@@ -148,7 +148,8 @@ def test_backfill_from_the_ui_shows_check_results_per_partition(tmp_path: Path, 
             page.get_by_text("Execution history", exact=True).click()
             rows = page.locator("tr").filter(has_text=days[0].isoformat())
             rows.first.wait_for()
-            texts = {day: page.locator("tr").filter(has_text=day.isoformat()).all_inner_texts() for day in days}
+            texts = {day: page.locator("tr").filter(has_text=day.isoformat()).all_inner_texts()
+                     for day in days}
             shot(page, f"05-history-{name}")
             for day in days:
                 assert len(texts[day]) == 1, (name, day, texts)

@@ -26,8 +26,9 @@ from stock_pipelines_tests.production.deployment import (
 
 IMAGE_SERVICES = {"user_code", "webserver", "daemon", "exchange"}
 CODE_SERVICES = {"user_code", "daemon"}  # run the pipeline's code (runs, sensors) or hand env to runs
-DEPLOYMENT_ENV = {"REDIS_URL", "STOCK_PIPELINES_DATA_DIR", "STOCK_PIPELINES_ARCHIVE_DIR", "STOCK_PIPELINES_BROKER",
-                  "KIS_BASE_URL", "KIS_APP_KEY", "KIS_APP_SECRET", "STOCK_PIPELINES_REDIS_PREFIX"}
+LAKE_ENV = {"STOCK_PIPELINES_DATA_DIR", "STOCK_PIPELINES_ARCHIVE_DIR"}  # also the image's ENV defaults
+DEPLOYMENT_ENV = LAKE_ENV | {"REDIS_URL", "STOCK_PIPELINES_BROKER", "KIS_BASE_URL", "KIS_APP_KEY",
+                             "KIS_APP_SECRET", "STOCK_PIPELINES_REDIS_PREFIX"}
 # Files the image has at these paths (Dockerfile: WORKDIR /opt/dagster/app, COPY docker/workspace.yaml
 # ./workspace.yaml), so the CLIs that check a path exists can parse the commands here.
 IN_IMAGE = {"/opt/dagster/app/workspace.yaml": str(DOCKER / "workspace.yaml")}
@@ -67,7 +68,8 @@ def test_services_profiles_and_persistence(compose):
     assert command[command.index("--dir") + 1] == "/data"
     assert any(v["type"] == "volume" and v["target"] == "/data" for v in redis["volumes"])
     postgres = services["postgres"]
-    assert any(v["type"] == "volume" and v["target"] == "/var/lib/postgresql/data" for v in postgres["volumes"])
+    assert any(v["type"] == "volume" and v["target"] == "/var/lib/postgresql/data"
+               for v in postgres["volumes"])
     for name in ("postgres", "redis", "user_code"):
         assert services[name]["healthcheck"]["test"], name
     assert services["webserver"]["ports"][0]["target"] == 3000
@@ -173,7 +175,8 @@ def test_dagster_yaml_passes_dagster_validation(which, tmp_path, monkeypatch):
     monitoring = config["run_monitoring"]
     assert monitoring["enabled"] is True
     # Resume attempts only where the launcher can resume a run whose worker died.
-    assert (monitoring["max_resume_run_attempts"] > 0) == launcher.supports_resume_run, type(launcher).__name__
+    resumes = monitoring["max_resume_run_attempts"] > 0
+    assert resumes == launcher.supports_resume_run, type(launcher).__name__
 
 
 def test_scale_out_differs_from_compose_only_in_the_launcher(compose):
@@ -181,7 +184,9 @@ def test_scale_out_differs_from_compose_only_in_the_launcher(compose):
     scale = load_yaml(INSTANCE_FILES["scale-out"])
     assert base["run_launcher"]["class"] == "DefaultRunLauncher"
     assert scale["run_launcher"]["class"] == "DockerRunLauncher"
-    strip = lambda c: {k: v for k, v in c.items() if k not in {"run_launcher", "run_monitoring"}}  # noqa: E731
+    def strip(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in {"run_launcher", "run_monitoring"}}
+
     assert strip(base) == strip(scale)
     assert {k: v for k, v in base["run_monitoring"].items() if k != "max_resume_run_attempts"} == {
         k: v for k, v in scale["run_monitoring"].items() if k != "max_resume_run_attempts"}
@@ -195,7 +200,7 @@ def test_scale_out_differs_from_compose_only_in_the_launcher(compose):
         assert named.get(source) == target, mount  # the same volume, at the same path as in user_code
     daemon_env = set(resolved_compose(COMPOSE, SCALE_OUT)["services"]["daemon"]["environment"])
     assert set(launcher["env_vars"]) <= daemon_env  # the daemon has what it hands to runs
-    assert DEPLOYMENT_ENV <= set(launcher["env_vars"]) | {"STOCK_PIPELINES_DATA_DIR", "STOCK_PIPELINES_ARCHIVE_DIR"}
+    assert DEPLOYMENT_ENV - LAKE_ENV <= set(launcher["env_vars"])
 
 
 def test_run_concurrency_limits_name_tags_the_jobs_set():
@@ -210,8 +215,9 @@ def test_the_stock_pipelines_commands_in_the_production_guide_parse():
     from stock_pipelines.cli import build_parser
 
     text = (REPO_ROOT / "docs" / "production.md").read_text().replace("\\\n", " ")
-    commands = [line.split("stock-pipelines", 1)[1].split() for block in re.findall(r"```bash\n(.*?)```", text, re.S)
-                for line in block.splitlines() if "stock-pipelines " in line and not line.lstrip().startswith("#")]
+    lines = [line for block in re.findall(r"```bash\n(.*?)```", text, re.S) for line in block.splitlines()]
+    commands = [line.split("stock-pipelines", 1)[1].split() for line in lines
+                if "stock-pipelines " in line and not line.lstrip().startswith("#")]
     assert commands, "the guide shows how to put a simulated day into the archive"
     for argv in commands:
         parser = build_parser()

@@ -91,7 +91,8 @@ def test_partition_and_sensor_tick_are_stored_in_postgres(production_instance, p
     assert events["PIPELINE_SUCCESS"] == 1  # RUN_SUCCESS keeps its legacy name in storage
     stored = postgres.query(
         DATABASE,
-        "SELECT asset_key, partition FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+        "SELECT asset_key, partition FROM event_logs "
+        "WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'",
         (run_id,),
     )
     assert stored == [('["raw_ticks"]', DAY.isoformat())]
