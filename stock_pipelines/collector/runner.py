@@ -60,6 +60,8 @@ class _ShardState:
     symbols: tuple[str, ...]
     last_ts: int | None = None  # newest execution time received for this shard's symbols
     pending: dict | None = None  # an open loss window, closed by the next trade
+    first_ts: dict = field(default_factory=dict)  # source -> first trade time since its last subscribe
+    last_by_source: dict = field(default_factory=dict)  # source -> newest trade time it delivered
     lag_s: float = 0.0  # receive time minus execution time of its newest trade, last time data came
     lag_at: float = 0.0  # clock time of that measurement
     connected: set = field(default_factory=set)  # sources with a subscribed link
@@ -236,6 +238,7 @@ class Collector:
                 async with self._connect(source) as ws:
                     await self._subscribe(ws, source, key, index, approval)
                     state.connected.add(source.name)
+                    state.first_ts.pop(source.name, None)
                     self.watchdog.reset(self.clock.now())
                     async for message in ws:
                         if await self._handle(ws, message, source, index):
@@ -358,6 +361,8 @@ class Collector:
             self._event("LOSS_WINDOW", detail)
         if state.last_ts is None or last_ts > state.last_ts:
             state.last_ts = last_ts
+        state.first_ts.setdefault(source.name, first_ts)
+        state.last_by_source[source.name] = max(state.last_by_source.get(source.name, last_ts), last_ts)
         state.lag_s, state.lag_at = max(0.0, now - last_ts / 1_000_000), now
 
     def _link_failed(self, source: FeedSource, index: int, error: LinkError, was_healthy: bool) -> None:
@@ -408,14 +413,39 @@ class Collector:
         task.add_done_callback(self._background.discard)
 
     async def _handover(self, old: str, new: str) -> None:
-        """Make before break: start the new source's sessions, stop the old ones once each shard
-        of the new source is subscribed (or after the connect timeout). The guard drops the overlap."""
+        """Make before break, shard by shard; the guard drops the overlap.
+
+        Fail-over (the old source is failing): an old session stops as soon as the new one for its
+        shard is subscribed. Fail-back (the old source still streams): an old session stops only once
+        the new one has delivered a trade no newer than the old one's newest (the two streams
+        overlap, so nothing falls between them); after the connect timeout it stops anyway and
+        any hole between the streams is reported as a LOSS_WINDOW.
+        """
+        failing_old = old == self.selector.sources[0]  # the primary is left only because it failed
+        for state in self.shards:
+            state.first_ts.pop(new, None)  # what the new source sent before (a failed session) proves nothing
         self._ensure_links()
         deadline = _wall() + self.settings.connect_timeout_s
-        while _wall() < deadline and not all(new in s.connected for s in self.shards):
-            await asyncio.sleep(TICK_S)
-        if self.selector.name == new:
-            await self._stop_links([k for k in self._links if k[0] == old])
+        pending = set(range(len(self.shards)))
+        while pending and self.selector.name == new:
+            expired = _wall() >= deadline
+            for index in sorted(pending):
+                state = self.shards[index]
+                first_new, last_old = state.first_ts.get(new), state.last_by_source.get(old)
+                if failing_old:
+                    ready = new in state.connected
+                else:
+                    ready = first_new is not None and (last_old is None or first_new <= last_old)
+                if ready or expired:
+                    if not ready and not failing_old and last_old is not None:
+                        self._event("LOSS_WINDOW", {
+                            "reason": "handover", "shard": index, "symbols": len(state.symbols), "source": new,
+                            "from_us": last_old, "to_us": first_new if first_new is not None else
+                            int(self.clock.now() * 1_000_000)})
+                    await self._stop_links([(old, index)])
+                    pending.discard(index)
+            if pending:
+                await asyncio.sleep(TICK_S)
 
     def _maybe_probe(self) -> None:
         if not self.selector.on_secondary or (self._probe is not None and not self._probe.done()):
