@@ -119,16 +119,6 @@ def test_backfill_from_the_ui_shows_check_results_per_partition(tmp_path: Path, 
         partitions.press("Enter")
         dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize raw_ticks")
         dialog.get_by_text("3 partitions", exact=True).wait_for()
-        # Each run in one process: the default multiprocess executor starts a process per step (the
-        # asset and each check), which on two cores takes minutes for three partitions.
-        dialog.get_by_text("Config", exact=True).click()
-        dialog.get_by_role("button", name="Add config").click()
-        page.locator(".CodeMirror").first.click()
-        page.keyboard.insert_text("execution: {config: {in_process: {}}}")
-        page.get_by_text("No errors", exact=True).wait_for()
-        shot(page, "02-run-config")
-        page.get_by_role("button", name="Save config").click()
-        page.get_by_text("Config Editor", exact=True).wait_for(state="hidden")
         shot(page, "03-backfill-dialog")
         dialog.get_by_role("button", name="Launch backfill").click()
 
