@@ -220,3 +220,27 @@ def test_run_for_demo_archives_through_the_closing_print(tmp_path, redis_server)
     assert all(expected[k] <= first_us + 2 * US for k in set(expected) - keys(got))
     finals = {code: int(url.exchange.day.trades(code).cum[-1]) for code in url.exchange.day.codes}
     assert {(code, cum) for code, cum in finals.items()} <= keys(got)
+
+
+def test_a_redis_outage_loses_no_trade_and_heartbeats_resume(tmp_path, redis_server):
+    with run_exchange(day=DAY, seed=15, symbols=6, start=(start := seoul(10, 30)), pinned=True, speed=60) as url:
+        client = redis_server.client(socket_timeout=1, socket_connect_timeout=1)
+        with live_collector(url, list(url.exchange.day.codes), tmp_path / "archive", client, fast_settings()) as (
+                collector, handle, clock):
+            wait_subscribed(handle, collector)
+            admin(url, "/admin/clock", {"pinned": False})
+            clock.sync()
+            time.sleep(0.5)
+            redis_server.kill()
+            archived_then = collector.pipeline.counters.archived
+            time.sleep(1.5)
+            assert collector.publisher.failures > 0  # beats failed, counted, and the collector went on
+            assert collector.pipeline.counters.archived > archived_then
+            redis_server.start()  # back, empty
+            handle.wait_for(lambda: HeartbeatStore(client).latest("live-1") is not None, 10, "a beat after")
+            until = pin(url)
+            drain(collector)
+    result = archived(tmp_path / "archive")
+    assert keys(result) == set(truth(url.exchange.day, until, start))  # nothing lost to the outage
+    system = (tmp_path / "archive" / "live-1" / "system" / "20261120.jsonl").read_text()
+    assert system.count('"HEARTBEAT"') > 10  # the archive kept the heartbeat history meanwhile
