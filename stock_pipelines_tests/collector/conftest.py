@@ -60,7 +60,8 @@ def live_collector(url: str, symbols: list[str], archive: Path, redis_client, se
                    ) -> Iterator[tuple[Collector, CollectorThread, ExchangeClock]]:
     clock = ExchangeClock(str(url), resync_s=0.3)
     try:
-        collector = Collector(collector_id, symbols, sources or [source(url)], archive, redis_client, settings,
+        collector = Collector(collector_id, symbols, sources or [source(url)], archive, redis_client,
+                              settings,
                               clock=clock, min_free_bytes=1)
         with CollectorThread(collector) as handle:
             yield collector, handle, clock
@@ -69,7 +70,8 @@ def live_collector(url: str, symbols: list[str], archive: Path, redis_client, se
 
 
 def wait_subscribed(handle: CollectorThread, collector: Collector, source_name: str = "primary") -> None:
-    handle.wait_for(lambda: all(source_name in s.connected for s in collector.shards), 15, "every shard subscribed")
+    handle.wait_for(lambda: all(source_name in s.connected for s in collector.shards), 15,
+                    "every shard subscribed")
 
 
 def drain(collector: Collector, quiet_s: float = 0.6, timeout_s: float = 20.0) -> None:
@@ -117,5 +119,5 @@ def assert_missing_inside_windows(expected: dict[tuple[str, int], int], got: set
     assert got <= set(expected), f"{len(got - set(expected))} archived trades the exchange never sent"
     missing = set(expected) - got
     outside = [(k, expected[k]) for k in missing if not any(a <= expected[k] <= b for a, b in windows)]
-    assert not outside, f"{len(outside)} lost trades outside the reported loss windows {windows}: {outside[:5]}"
+    assert not outside, f"{len(outside)} lost trades outside the loss windows {windows}: {outside[:5]}"
     return missing

@@ -36,11 +36,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 
 def test_a_session_is_archived_exactly_across_shards_with_pingpong(tmp_path, redis_server):
-    with run_exchange(day=DAY, seed=7, symbols=45, activity=0.5, start=(start := seoul(8, 59)), pinned=True, speed=60,
+    start = seoul(8, 59)
+    with run_exchange(day=DAY, seed=7, symbols=45, activity=0.5, start=start, pinned=True, speed=60,
                       ping_interval_s=0.3) as url:
         codes = list(url.exchange.day.codes)
         client = redis_server.client()
-        with live_collector(url, codes, tmp_path / "archive", client, fast_settings()) as (collector, handle, clock):
+        with live_collector(url, codes, tmp_path / "archive", client, fast_settings()) as (
+                collector, handle, clock):
             assert len(collector.shards) == 2  # 45 symbols need two sessions of at most 40
             wait_subscribed(handle, collector)
             admin(url, "/admin/clock", {"pinned": False})
@@ -74,7 +76,8 @@ def test_a_session_is_archived_exactly_across_shards_with_pingpong(tmp_path, red
 
 
 def test_a_dropped_connection_is_recovered_and_the_loss_window_reported(tmp_path, redis_server):
-    with run_exchange(day=DAY, seed=8, symbols=12, start=(start := seoul(9, 10)), pinned=True, speed=60) as url:
+    start = seoul(9, 10)
+    with run_exchange(day=DAY, seed=8, symbols=12, start=start, pinned=True, speed=60) as url:
         codes = list(url.exchange.day.codes)
         with live_collector(url, codes, tmp_path / "archive", redis_server.client(), fast_settings()) as (
                 collector, handle, clock):
@@ -102,7 +105,8 @@ def test_a_dropped_connection_is_recovered_and_the_loss_window_reported(tmp_path
 
 
 def test_a_stalled_feed_is_declared_stalled_reconnected_and_reported(tmp_path, redis_server):
-    with run_exchange(day=DAY, seed=9, symbols=12, start=(start := seoul(10, 0)), pinned=True, speed=60) as url:
+    start = seoul(10, 0)
+    with run_exchange(day=DAY, seed=9, symbols=12, start=start, pinned=True, speed=60) as url:
         codes = list(url.exchange.day.codes)
         client = redis_server.client()
         settings = fast_settings(stall_minutes=1.0)  # one exchange minute: one wall second at speed 60
@@ -180,7 +184,8 @@ def test_failover_to_the_secondary_and_failback_to_the_primary(tmp_path, redis_s
 def test_idle_with_heartbeats_outside_trading_time_and_primed_from_0855(tmp_path, redis_server):
     with run_exchange(day=DAY, seed=11, symbols=4, start=seoul(20, 0), speed=60) as url:
         client = redis_server.client()
-        with live_collector(url, list(url.exchange.day.codes), tmp_path / "archive", client, fast_settings()) as (
+        codes = list(url.exchange.day.codes)
+        with live_collector(url, codes, tmp_path / "archive", client, fast_settings()) as (
                 collector, handle, clock):
             time.sleep(1.5)  # 20:00-20:01.5 at night: beats, no connection attempts
             night = admin(url, "/admin/stats", None)
@@ -194,7 +199,7 @@ def test_idle_with_heartbeats_outside_trading_time_and_primed_from_0855(tmp_path
             time.sleep(1.0)
             assert admin(url, "/admin/stats", None).get("ws_connections", 0) == 0
 
-            admin(url, "/admin/clock", {"at": seoul(8, 54, 30).isoformat()})  # the session day, before priming
+            admin(url, "/admin/clock", {"at": seoul(8, 54, 30).isoformat()})  # the session day, unprimed
             clock.sync()
             time.sleep(0.2)
             assert admin(url, "/admin/stats", None).get("ws_connections", 0) == 0
@@ -223,9 +228,11 @@ def test_run_for_demo_archives_through_the_closing_print(tmp_path, redis_server)
 
 
 def test_a_redis_outage_loses_no_trade_and_heartbeats_resume(tmp_path, redis_server):
-    with run_exchange(day=DAY, seed=15, symbols=6, start=(start := seoul(10, 30)), pinned=True, speed=60) as url:
+    start = seoul(10, 30)
+    with run_exchange(day=DAY, seed=15, symbols=6, start=start, pinned=True, speed=60) as url:
         client = redis_server.client(socket_timeout=1, socket_connect_timeout=1)
-        with live_collector(url, list(url.exchange.day.codes), tmp_path / "archive", client, fast_settings()) as (
+        codes = list(url.exchange.day.codes)
+        with live_collector(url, codes, tmp_path / "archive", client, fast_settings()) as (
                 collector, handle, clock):
             wait_subscribed(handle, collector)
             admin(url, "/admin/clock", {"pinned": False})

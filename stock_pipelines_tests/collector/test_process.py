@@ -32,13 +32,15 @@ from .conftest import DAY, US, admin, archived, keys, pin, seoul, truth
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 APP_KEY, APP_SECRET = "proc-key", "proc-secret-do-not-log"
+COMMAND = [sys.executable, "-m", "stock_pipelines.cli", "collector", "run"]
 
 
 def collector_env(tmp_path: Path, url: str, redis_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIS_", "STOCK_PIPELINES_", "REDIS_URL"))}
     env.update(
         KIS_BASE_URL=str(url), KIS_APP_KEY=APP_KEY, KIS_APP_SECRET=APP_SECRET, REDIS_URL=redis_url,
-        STOCK_PIPELINES_DATA_DIR=str(tmp_path / "data"), STOCK_PIPELINES_ARCHIVE_DIR=str(tmp_path / "archive"),
+        STOCK_PIPELINES_DATA_DIR=str(tmp_path / "data"),
+        STOCK_PIPELINES_ARCHIVE_DIR=str(tmp_path / "archive"),
         STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES="1", STOCK_PIPELINES_COLLECTOR_HEARTBEAT_WALL_S="0.1",
         STOCK_PIPELINES_COLLECTOR_CLOCK="exchange",
     )
@@ -48,7 +50,7 @@ def collector_env(tmp_path: Path, url: str, redis_url: str, **extra: str) -> dic
 
 def start_collector(env: dict[str, str], symbols: str, collector_id: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "stock_pipelines.cli", "collector", "run", "--symbols", symbols, "--id", collector_id],
+        [*COMMAND, "--symbols", symbols, "--id", collector_id],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -88,7 +90,7 @@ def test_self_diagnosis_names_every_problem_and_exits_1(tmp_path, redis_server):
         blocker = tmp_path / "blocker"
         blocker.write_text("not a directory")
         env["STOCK_PIPELINES_ARCHIVE_DIR"] = str(blocker)
-    done = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "collector", "run", "--symbols", "005930"],
+    done = subprocess.run([*COMMAND, "--symbols", "005930"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
@@ -98,9 +100,10 @@ def test_self_diagnosis_names_every_problem_and_exits_1(tmp_path, redis_server):
     assert len(lines) == 3  # the broker check needs a key pair: not run without a secret
 
     with run_exchange(day=DAY, symbols=4, pinned=True, credentials={APP_KEY: "another-secret"}) as url:
-        env = collector_env(tmp_path, url, redis_server.url, STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES=str(10**18))
-        done = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "collector", "run", "--symbols",
-                               "005930"], env=env, capture_output=True, text=True, timeout=60)
+        env = collector_env(tmp_path, url, redis_server.url,
+                            STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES=str(10**18))
+        done = subprocess.run([*COMMAND, "--symbols", "005930"], env=env, capture_output=True, text=True,
+                              timeout=60)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 2 and "below the floor" in lines[0]
@@ -152,8 +155,10 @@ def truth_bars(sim) -> pl.DataFrame:
     for code in sim.codes:
         bars = sim.minute_bars(code)
         frames.append(pl.DataFrame({"symbol": [code] * len(bars), "minute": bars.start, "open": bars.open,
-                                    "high": bars.high, "low": bars.low, "close": bars.close, "volume": bars.volume}))
-    return (pl.concat(frames).with_columns(pl.from_epoch("minute", time_unit="us").dt.replace_time_zone("UTC"))
+                                    "high": bars.high, "low": bars.low, "close": bars.close,
+                                    "volume": bars.volume}))
+    minute = pl.from_epoch("minute", time_unit="us").dt.replace_time_zone("UTC")
+    return (pl.concat(frames).with_columns(minute)
             .cast({c: pl.Int64 for c in ("open", "high", "low", "close", "volume")}).sort("symbol", "minute"))
 
 
@@ -164,7 +169,8 @@ def test_sigkill_loses_at_most_the_flush_window_and_the_gap_machinery_recovers_i
     with run_exchange(day=DAY, seed=13, symbols=10, activity=0.5, start=(start := seoul(8, 58)), pinned=True,
                       speed=speed,
                       credentials={APP_KEY: APP_SECRET}) as url:
-        env = collector_env(tmp_path, url, redis_server.url, STOCK_PIPELINES_COLLECTOR_FLUSH_INTERVAL_S=str(flush_s))
+        env = collector_env(tmp_path, url, redis_server.url,
+                            STOCK_PIPELINES_COLLECTOR_FLUSH_INTERVAL_S=str(flush_s))
         process = start_collector(env, ",".join(url.exchange.day.codes), "kill-1")
         try:
             wait_streaming(process, client, "kill-1")
@@ -199,7 +205,8 @@ def test_sigkill_loses_at_most_the_flush_window_and_the_gap_machinery_recovers_i
             if name.startswith(("KIS_", "STOCK_PIPELINES_", "REDIS_URL")):
                 monkeypatch.setenv(name, value)
         monkeypatch.delenv("STOCK_PIPELINES_FAKE_NOW", raising=False)
-        result = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral())
+        result = dg.materialize(ASSETS, partition_key=DAY.isoformat(),
+                                instance=dg.DagsterInstance.ephemeral())
         assert result.success
         expected_bars = truth_bars(url.exchange.day)
 

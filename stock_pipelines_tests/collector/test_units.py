@@ -37,7 +37,8 @@ def test_a_frame_with_several_records_gives_every_trade(sim_records):
     trades = frames.parse_frame(frame)
     t = sim_records.trades
     assert [(x.sym, x.ts, x.px, x.qty, x.cum) for x in trades] == [
-        (t.code, int(t.ts[i]) // 1_000_000 * 1_000_000, int(t.px[i]), int(t.qty[i]), int(t.cum[i])) for i in range(3)]
+        (t.code, int(t.ts[i]) // 1_000_000 * 1_000_000, int(t.px[i]), int(t.qty[i]), int(t.cum[i]))
+        for i in range(3)]
 
 
 @pytest.mark.parametrize(("mutate", "reason"), [
@@ -97,7 +98,8 @@ def test_pipeline_counts_every_stage_and_reports_bad_frames(tmp_path, sim_record
     assert len(pipeline.receive(kis_protocol.data_frame(records[4:6]))) == 2  # record 3 missed: a cum gap
     writer.close()
     c = pipeline.counters
-    assert (c.frames_in, c.records_in, c.frames_bad, c.duplicates, c.enriched, c.archived) == (4, 7, 1, 2, 5, 5)
+    stages = (c.frames_in, c.records_in, c.frames_bad, c.duplicates, c.enriched, c.archived)
+    assert stages == (4, 7, 1, 2, 5, 5)
     assert c.bad_by_reason == {frames.FIELD_COUNT: 1}
     assert c.cum_gaps == 1 and c.cum_gap_volume == int(sim_records.trades.qty[3])
     lines = [json.loads(x) for x in (tmp_path / "unit/trades/20261120/09_00.jsonl").read_text().splitlines()]
@@ -140,7 +142,8 @@ def test_sources_from_env_name_what_is_missing_without_secrets():
     sources, problems = sources_from_env(env)
     assert problems == []
     assert [(s.name, s.ws_url, len(s.keys)) for s in sources] == [
-        ("primary", "ws://127.0.0.1:9/tryitout/H0STCNT0", 2), ("secondary", "ws://127.0.0.1:10/tryitout/H0STCNT0", 1)]
+        ("primary", "ws://127.0.0.1:9/tryitout/H0STCNT0", 2),
+        ("secondary", "ws://127.0.0.1:10/tryitout/H0STCNT0", 1)]
     assert "very-secret" not in repr(sources)
 
 
@@ -207,5 +210,6 @@ def test_lines_refused_at_the_disk_floor_are_counted_and_leave_a_seq_hole(tmp_pa
     assert (c.records_in, c.archived, c.refused) == (3, 2, 1)
     lines = [json.loads(x) for x in (tmp_path / "floor/trades/20261120/09_00.jsonl").read_text().splitlines()]
     assert [x["seq"] for x in lines] == [1, 3]  # the refused line's seq is missing: a sequence gap
-    events = [json.loads(x)["event"] for x in (tmp_path / "floor/system/20261120.jsonl").read_text().splitlines()]
+    system = (tmp_path / "floor/system/20261120.jsonl").read_text().splitlines()
+    events = [json.loads(x)["event"] for x in system]
     assert events == ["DISK_LOW", "DISK_OK"]
