@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stock_pipelines.archive.record import TradeRecord
-from stock_pipelines.archive.writer import ArchiveWriter, DiskSpaceLow
+from stock_pipelines.archive.writer import ArchiveWriteError, ArchiveWriter, DiskSpaceLow
 from stock_pipelines.collector.frames import FrameError, Trade, parse_frame
 
 BAD_FRAME = "BAD_FRAME"
@@ -150,6 +150,10 @@ class Pipeline:
             if self.writer.lines_refused > refused_before:  # refused at the floor, not kept for a retry
                 self.counters.refused += len(records)
                 return []
+        except ArchiveWriteError:
+            raise
+        except OSError as error:  # e.g. a path that is not a file: never mistaken for a network error
+            raise ArchiveWriteError(f"archive write failed: {error}") from error
         self.counters.archived += len(records)
         newest = max(r.ts for r in records)
         if self.last_trade_ts is None or newest > self.last_trade_ts:

@@ -157,7 +157,7 @@ class Collector:
                 self._event("DOWN", {"reason": reason, "status": "stopped", "error": self.fatal,
                                      "seq": self.pipeline.seq, "counters": self.pipeline.counters.as_dict()})
                 self.writer.close()  # flush and fsync
-            except ArchiveWriteError as error:
+            except OSError as error:
                 if self.fatal is None:
                     raise
                 log.error("collector %s: could not close the archive: %s", self.id, error)
@@ -183,7 +183,7 @@ class Collector:
                 self.writer.tick()
             except DiskSpaceLow:
                 pass  # the kept lines are retried on the next tick
-            except ArchiveWriteError as error:
+            except OSError as error:
                 self._fatal_error(f"archive write failed: {error}")
                 break
             now = self.clock.now()
@@ -439,7 +439,8 @@ class Collector:
                 if ready or expired:
                     if not ready and not failing_old and last_old is not None:
                         self._event("LOSS_WINDOW", {
-                            "reason": "handover", "shard": index, "symbols": len(state.symbols), "source": new,
+                            "reason": "handover", "shard": index, "symbols": len(state.symbols),
+                            "source": new,
                             "from_us": last_old, "to_us": first_new if first_new is not None else
                             int(self.clock.now() * 1_000_000)})
                     await self._stop_links([(old, index)])
@@ -530,7 +531,7 @@ class Collector:
             self.writer.flush(fsync=True)
         except DiskSpaceLow:
             pass  # counted by the pipeline; the writer retries the kept lines
-        except ArchiveWriteError as error:
+        except OSError as error:
             if self._loop is not None:
                 self._loop.call_soon_threadsafe(self._fatal_error, f"archive write failed: {error}")
             return
@@ -541,7 +542,7 @@ class Collector:
                 "source": self.selector.name, "connected": self._connected(),
                 "counters": self.pipeline.counters.as_dict(),
             })
-        except ArchiveWriteError as error:
+        except OSError as error:
             log.warning("collector %s: heartbeat line not archived: %s", self.id, error)
 
     def _connected(self) -> int:

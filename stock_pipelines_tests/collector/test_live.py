@@ -251,3 +251,23 @@ def test_a_redis_outage_loses_no_trade_and_heartbeats_resume(tmp_path, redis_ser
     assert keys(result) == set(truth(url.exchange.day, until, start))  # nothing lost to the outage
     system = (tmp_path / "archive" / "live-1" / "system" / "20261120.jsonl").read_text()
     assert system.count('"HEARTBEAT"') > 10  # the archive kept the heartbeat history meanwhile
+
+
+def test_an_unwritable_archive_stops_the_collector_instead_of_beating_on(tmp_path, redis_server):
+    blocked = tmp_path / "archive" / "live-1" / "trades" / "20261120" / "10_00.jsonl"
+    blocked.mkdir(parents=True)  # the 10:00 file cannot be opened: a directory sits at its path
+    start = seoul(9, 59, 40)
+    with run_exchange(day=DAY, seed=16, symbols=4, start=start, pinned=True, speed=60) as url:
+        client = redis_server.client()
+        codes = list(url.exchange.day.codes)
+        with live_collector(url, codes, tmp_path / "archive", client, fast_settings()) as (
+                collector, handle, clock):
+            wait_subscribed(handle, collector)
+            admin(url, "/admin/clock", {"pinned": False})
+            clock.sync()
+            handle.wait_for(lambda: collector.state == "stopped", 15, "the collector stopping itself")
+    assert collector.fatal is not None and "10_00.jsonl" in collector.fatal
+    events, _ = HeartbeatStore(client).read_events()
+    assert events[-1].event is LifecycleEvent.DOWN and events[-1].detail == {"reason": "archive_error"}
+    assert collector.pipeline.counters.archived > 0  # the 09:59 trades before the failure are there
+    assert archived(tmp_path / "archive").ticks.height == collector.pipeline.counters.archived
