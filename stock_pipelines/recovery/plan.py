@@ -39,20 +39,26 @@ def page_size(day: date, today: date) -> int:
     return TODAY_PAGE if day == today else PAST_PAGE
 
 
-def minute_window(gap: Gap) -> Window:
+def minute_window(gap: Gap, close: datetime | None = None) -> Window:
     """The minutes whose bars a gap touches: [floor(start), ceil(end)), never empty.
 
     A sequence gap (previous trade, this trade] may be zero-length; the trades it misses are
     in the minutes from the previous trade's minute to this trade's minute, both included.
+    A gap that reaches the session's `close` also lost the closing print, whose bar is stamped
+    with the close itself (15:30): trading time is [open, close), so the window must reach past it.
     """
     start = _floor_minute(gap.start)
     end = _floor_minute(gap.end)
     if gap.end > end or gap.kind == "sequence" or end == start:
         end += ONE_MINUTE
+    if close is not None and gap.end >= close:
+        end = max(end, close + ONE_MINUTE)
     return start, end
 
 
-def symbol_windows(gaps: Iterable[Gap], covered: Mapping[str, Sequence[Window]] | None = None) -> dict[str, list[Window]]:
+def symbol_windows(
+    gaps: Iterable[Gap], covered: Mapping[str, Sequence[Window]] | None = None, close: datetime | None = None
+) -> dict[str, list[Window]]:
     """Per symbol, the union of its gaps' minute windows, less what `covered` already holds.
 
     `covered` maps a symbol to windows another archive recorded (tier 1, free of API cost). It
@@ -61,7 +67,7 @@ def symbol_windows(gaps: Iterable[Gap], covered: Mapping[str, Sequence[Window]] 
     coverable: dict[str, list[Window]] = defaultdict(list)
     sequence: dict[str, list[Window]] = defaultdict(list)
     for gap in gaps:
-        window = minute_window(gap)
+        window = minute_window(gap, close)
         for symbol in gap.symbols:
             (sequence if gap.kind == "sequence" else coverable)[symbol].append(window)
     result: dict[str, list[Window]] = {}
@@ -92,7 +98,7 @@ def build_plan(
     ranking = sorted(activity, key=lambda s: (-activity[s], s))
     rank_of = {symbol: i for i, symbol in enumerate(ranking)}
     plan: list[FetchWindow] = []
-    for symbol, windows in symbol_windows(gaps, covered).items():
+    for symbol, windows in symbol_windows(gaps, covered, session.close).items():
         fetches = [(s, e, _slots(slots_all, s, e)) for s, e in windows]
         fetches = [f for f in fetches if f[2] > 0]
         for start, end, slots in _coalesce(fetches, slots_all, page):
@@ -111,7 +117,7 @@ def lower_bound_calls(gaps: Iterable[Gap], day: date, today: date, calendar: Krx
     page = page_size(day, today)
     return sum(
         math.ceil(_slots(slots_all, s, e) / page)
-        for windows in symbol_windows(gaps).values()
+        for windows in symbol_windows(gaps, close=session.close).values()
         for s, e in windows
     )
 

@@ -215,10 +215,6 @@ def test_sigkill_loses_at_most_the_flush_window_and_the_gap_machinery_recovers_i
     assert 0 < before.height < expected_bars.height
     got = final.select(expected_bars.columns).sort("symbol", "minute")
     missing_bars = expected_bars.join(got, on=["symbol", "minute"], how="anti")
-    # Known limit of the gap machinery, not of the collector (recovery/plan.minute_window): a downtime
-    # running into the close ends at 15:30:00 exclusive, so the closing-print bar is not fetched.
-    close = session.close.astimezone(UTC)
-    assert set(missing_bars["minute"].to_list()) <= {close}
-    before_close = pl.col("minute") < close
-    assert got.filter(before_close).equals(expected_bars.filter(before_close)), missing_bars
+    # every bar is back, the closing print's (stamped 15:30, outside [open, close)) included
+    assert got.equals(expected_bars), missing_bars
     assert set(final["source"]) >= {"ticks", "rest_kis"}

@@ -52,10 +52,10 @@ def test_far_windows_stay_apart():
 
 
 def test_closing_auction_minutes_have_no_bar_slots_except_the_close():
+    plan = build_plan([downtime("15:10", "15:20")], DAY, today=DAY, activity={})
+    assert {w.slots for w in plan} == {10}  # 15:10..15:19
     plan = build_plan([downtime("15:10", "15:30")], DAY, today=DAY, activity={})
-    assert {w.slots for w in plan} == {10}  # 15:10..15:19; 15:20..15:29 are the auction
-    plan = build_plan([downtime("15:10", "15:31")], DAY, today=DAY, activity={})  # via minute ceil
-    assert {w.slots for w in plan} == {11}  # plus the 15:30 closing print
+    assert {w.slots for w in plan} == {11}  # 15:20..15:29 are the auction: no bars; plus the 15:30 print
 
 
 def test_a_zero_length_sequence_gap_still_names_its_minute():
@@ -84,3 +84,11 @@ def test_coverage_by_another_archive_never_excuses_a_sequence_gap():
     covered = {"005930": [(at("10:00"), at("11:00"))]}
     (window,) = build_plan([seq, downtime("10:00", "11:00", ("005930",))], DAY, today=DAY, activity={}, covered=covered)
     assert (window.start, window.end, window.slots) == (at("10:07"), at("10:08"), 1)
+
+
+def test_an_outage_through_the_close_also_fetches_the_closing_print():
+    # the gap calculator clips to trading time [open, close): the gap ends at 15:30:00 exactly
+    plan = build_plan([downtime("15:25", "15:30")], DAY, today=DAY, activity={"005930": 2})
+    assert {(w.start, w.end, w.slots) for w in plan} == {(at("15:25"), at("15:31"), 1)}  # the 15:30 bar
+    partial = build_plan([downtime("15:00", "15:28")], DAY, today=DAY, activity={})
+    assert {w.end for w in partial} == {at("15:28")}  # down before the close: the print was seen
