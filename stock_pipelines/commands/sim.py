@@ -56,8 +56,8 @@ def _day_options(parser: argparse.ArgumentParser) -> None:
 
 def _resolve_day(text: str | None) -> date:
     from stock_pipelines.market import CalendarRangeError
-    from stock_pipelines.sim.sessions import NotATradingDay, trading_session
     from stock_pipelines.sim.server import ExchangeConfig
+    from stock_pipelines.sim.sessions import NotATradingDay, trading_session
 
     if text is None:
         return ExchangeConfig().resolved_day()

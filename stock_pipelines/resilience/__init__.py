@@ -3,7 +3,13 @@
 Pure logic with injectable clocks; shared state in Redis through small interfaces.
 """
 
-from stock_pipelines.resilience.backoff import CALL_BACKOFF, RECOVERY_BACKOFF, Backoff, FullJitterWait, retrying
+from stock_pipelines.resilience.backoff import (
+    CALL_BACKOFF,
+    RECOVERY_BACKOFF,
+    Backoff,
+    FullJitterWait,
+    retrying,
+)
 from stock_pipelines.resilience.breaker import (
     TRANSITIONS,
     CircuitBreaker,

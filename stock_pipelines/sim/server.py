@@ -35,6 +35,7 @@ from stock_pipelines.sim.day import US, MinuteBars, SimDay, bars_from_trades, sy
 from stock_pipelines.sim.faults import FaultError, Faults
 from stock_pipelines.sim.sessions import sim_calendar, trading_session
 
+
 @dataclass(frozen=True)
 class ExchangeConfig:
     day: date | None = None  # default: today in Seoul if a trading day, else the previous one

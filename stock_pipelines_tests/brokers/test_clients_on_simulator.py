@@ -10,7 +10,7 @@ import pytest
 from stock_pipelines.brokers.kis import KisClient, KisCredentials
 from stock_pipelines.brokers.kiwoom import KiwoomClient, KiwoomCredentials
 from stock_pipelines.brokers.model import BrokerAuthError
-from stock_pipelines.market import SEOUL, krx_calendar
+from stock_pipelines.market import krx_calendar
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.server import ExchangeConfig
 

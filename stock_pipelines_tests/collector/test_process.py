@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg

@@ -3,7 +3,14 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 import pytest
 
-from stock_pipelines.gaps import GapKind, gaps_frame, minutes_lost, sequence_gap_frame, sequence_gaps, silence_gaps
+from stock_pipelines.gaps import (
+    GapKind,
+    gaps_frame,
+    minutes_lost,
+    sequence_gap_frame,
+    sequence_gaps,
+    silence_gaps,
+)
 from stock_pipelines.heartbeat import UpInterval
 from stock_pipelines.market import SEOUL
 

@@ -4,7 +4,13 @@ import httpx
 import pytest
 
 from stock_pipelines.brokers.model import BrokerAuthError, BrokerRateLimited, BrokerUnavailable
-from stock_pipelines.resilience import RECOVERY_BACKOFF, Backoff, is_authorization_failure, is_retryable, retrying
+from stock_pipelines.resilience import (
+    RECOVERY_BACKOFF,
+    Backoff,
+    is_authorization_failure,
+    is_retryable,
+    retrying,
+)
 
 
 def test_recovery_backoff_ceiling_doubles_from_5_s_to_10_minutes():
