@@ -355,7 +355,8 @@ class Collector:
         state = self.shards[index]
         if state.pending is not None:
             pending, state.pending = state.pending, None
-            detail = {**pending, "shard": index, "symbols": len(state.symbols), "source": source.name,
+            detail = {**pending, "shard": index, "symbols": len(state.symbols),
+                      "symbol_list": list(state.symbols), "source": source.name,
                       "from_us": state.last_ts if state.last_ts is not None else pending["down_at_us"],
                       "to_us": first_ts, "up_at_us": int(now * 1_000_000)}
             self._event("LOSS_WINDOW", detail)
@@ -440,6 +441,7 @@ class Collector:
                     if not ready and not failing_old and last_old is not None:
                         self._event("LOSS_WINDOW", {
                             "reason": "handover", "shard": index, "symbols": len(state.symbols),
+                            "symbol_list": list(state.symbols),
                             "source": new,
                             "from_us": last_old, "to_us": first_new if first_new is not None else
                             int(self.clock.now() * 1_000_000)})

@@ -9,9 +9,11 @@ which no collector left any trace is one gap over the whole session for the expe
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +22,7 @@ import redis
 from stock_pipelines.gaps.downtime import downtime_gaps
 from stock_pipelines.gaps.model import Gap, GapKind, clipped
 from stock_pipelines.gaps.sequence import sequence_gaps
+from stock_pipelines.archive.layout import SYSTEM, check_collector_id
 from stock_pipelines.gaps.silence import silence_gaps
 from stock_pipelines.heartbeat.archive_history import archive_collectors, up_intervals
 from stock_pipelines.heartbeat.model import UpInterval
@@ -67,6 +70,44 @@ def collectors_of_day(
     return result
 
 
+LOSS_WINDOW = "LOSS_WINDOW"
+
+
+def loss_window_gaps(
+    archive_root: Path, collector: CollectorDay, day: date, calendar: KrxCalendar | None = None
+) -> tuple[list[Gap], int]:
+    """Feed losses the collector itself reported in its system stream (reconnects, handovers).
+
+    Heartbeats go on while one WebSocket session reconnects, so no downtime rule sees these; the
+    collector writes each as a LOSS_WINDOW event (from its last trade to its first after the
+    hole). Returns the gaps and the number of LOSS_WINDOW lines that could not be read.
+    """
+    path = archive_root / check_collector_id(collector.collector) / SYSTEM / f"{day:%Y%m%d}.jsonl"
+    if not path.exists():
+        return [], 0
+    gaps: list[Gap] = []
+    unreadable = 0
+    with path.open("rb") as handle:
+        for raw in handle:
+            if b"LOSS_WINDOW" not in raw:
+                continue
+            try:
+                record = json.loads(raw)
+                if record.get("event") != LOSS_WINDOW:
+                    continue
+                detail = record["detail"]
+                start = datetime.fromtimestamp(int(detail["from_us"]) / 1e6, UTC)
+                end = datetime.fromtimestamp(int(detail["to_us"]) / 1e6, UTC)
+                symbols = tuple(detail.get("symbol_list") or collector.symbols)
+                reason = f"collector reported a feed loss ({detail.get('reason', 'reconnect')})"
+            except (ValueError, KeyError, TypeError, AttributeError):
+                unreadable += 1
+                continue
+            if end > start:
+                gaps += clipped(GapKind.DOWNTIME, collector.collector, start, end, symbols, reason, calendar)
+    return gaps, unreadable
+
+
 def detect_gaps(
     day: date,
     ticks: pl.DataFrame,
@@ -74,7 +115,10 @@ def detect_gaps(
     universe: Iterable[str] = (),
     now: datetime | None = None,
     calendar: KrxCalendar | None = None,
+    archive_root: Path | None = None,
+    problems: Counter[str] | None = None,
 ) -> list[Gap]:
+    """Every gap of `day`; `problems` (if given) counts evidence that could not be read."""
     calendar = calendar or krx_calendar()
     session = calendar.session(day)
     if session is None:
@@ -85,6 +129,11 @@ def detect_gaps(
             collector.intervals, day, collector=collector.collector, symbols=collector.symbols, now=now,
             calendar=calendar,
         )
+        if archive_root is not None:
+            reported, unreadable = loss_window_gaps(archive_root, collector, day, calendar)
+            gaps += reported
+            if problems is not None and unreadable:
+                problems["unreadable_loss_window_lines"] += unreadable
         own = ticks.filter(pl.col("collector") == collector.collector)
         if collector.intervals:
             gaps += silence_gaps(

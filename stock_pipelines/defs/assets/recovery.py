@@ -4,6 +4,7 @@ Thin Dagster wrappers over `stock_pipelines.recovery`: they read and write lake 
 build the broker client from the environment and report what happened as metadata.
 """
 
+from collections import Counter
 from datetime import date, datetime
 
 import dagster as dg
@@ -89,7 +90,11 @@ def gap_report(context: dg.AssetExecutionContext, config: GapReportConfig) -> dg
     day = _day(context)
     ticks = _read("raw_ticks", day, {"collector": pl.String, "symbol": pl.String})
     collectors = _collectors(context, day, ticks)
-    gaps = detect_gaps(day, ticks, collectors, universe=_universe(day, ticks), now=_now_if_today(day))
+    problems: Counter[str] = Counter()
+    gaps = detect_gaps(day, ticks, collectors, universe=_universe(day, ticks), now=_now_if_today(day),
+                       archive_root=ArchiveConfig.from_env().archive_dir, problems=problems)
+    for problem, count in problems.items():
+        context.log.warning(f"gap evidence not readable: {count} x {problem}")
     frame = gaps_frame(gaps)
     lake.write_partition(frame, "gap_report", day)
     lost = minutes_lost(gaps)
@@ -106,6 +111,7 @@ def gap_report(context: dg.AssetExecutionContext, config: GapReportConfig) -> dg
             "gaps_table": dg.MetadataValue.md(_markdown(listing) if listing.height else "no gaps"),
             "heartbeat_history_source": dg.MetadataValue.json(history),
             "collectors": len(collectors),
+            "unreadable_evidence": dg.MetadataValue.json(dict(problems)),
             "requested_by": config.requested_by or "manual",
             "requested_windows": dg.MetadataValue.json(list(config.requested_windows)),
         }

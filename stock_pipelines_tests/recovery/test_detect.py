@@ -1,0 +1,46 @@
+"""Day-level gap detection from the archive's evidence."""
+
+from collections import Counter
+from datetime import date, datetime, time
+
+import polars as pl
+
+from stock_pipelines.archive.record import SystemRecord
+from stock_pipelines.gaps.model import GapKind
+from stock_pipelines.heartbeat.model import UpInterval
+from stock_pipelines.market import SEOUL
+from stock_pipelines.recovery.detect import CollectorDay, detect_gaps
+
+DAY = date(2026, 11, 20)
+
+
+def at(hhmm: str) -> datetime:
+    return datetime.combine(DAY, time.fromisoformat(hhmm), SEOUL)
+
+
+def us(instant: datetime) -> int:
+    return int(instant.timestamp() * 1_000_000)
+
+
+def test_loss_windows_the_collector_reported_become_gaps_for_their_shard(tmp_path):
+    system = tmp_path / "kis-1" / "system" / "20261120.jsonl"
+    system.parent.mkdir(parents=True)
+    lines = [
+        SystemRecord("UP", us(at("08:55")), "kis-1").to_json_line(),
+        SystemRecord("LOSS_WINDOW", us(at("11:02")), "kis-1", {
+            "reason": "reconnect", "from_us": us(at("10:58")), "to_us": us(at("11:01")),
+            "symbol_list": ["005930", "000660"], "symbols": 2}).to_json_line(),
+        '{"v":1,"event":"LOSS_WINDOW","at":1,"collector":"kis-1","detail":{"from_us":"x"}}\n',  # unreadable
+    ]
+    system.write_text("".join(lines), encoding="utf-8")
+    # heartbeats went on through the reconnect: no downtime rule can see this loss
+    collector = CollectorDay("kis-1", (UpInterval(at("08:55"), at("15:40")),), "redis", ("005930", "000660", "035420"))
+    problems: Counter[str] = Counter()
+    ticks = pl.DataFrame(schema={"collector": pl.String, "symbol": pl.String, "ts": pl.Datetime("us", "UTC"),
+                                 "qty": pl.Int64, "cum": pl.Int64})
+    gaps = detect_gaps(DAY, ticks, [collector], archive_root=tmp_path, problems=problems)
+    loss = [g for g in gaps if "feed loss" in g.reason]
+    assert [(g.kind, g.start, g.end, g.symbols) for g in loss] == [
+        (GapKind.DOWNTIME, at("10:58"), at("11:01"), ("005930", "000660"))
+    ]
+    assert problems == {"unreadable_loss_window_lines": 1}
