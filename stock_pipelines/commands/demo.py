@@ -55,6 +55,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--timeout", type=float, default=300, help="seconds to wait for the daemon (default 300)"
     )
+    parser.add_argument(
+        "--collector", choices=["replay", "live"], default="replay",
+        help="replay: a written archive and the daemon's sensor launch the recovery (default); "
+        "live: the real collector records the day from the exchange at 300x, then the pipeline runs",
+    )
     parser.set_defaults(func=run)
 
 
@@ -134,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
     session = krx_calendar().session(day)
     if session is None:
         raise UsageError(f"{day} is not a KRX trading day")
+    if args.collector == "live":
+        from stock_pipelines.commands.demo_live import run_live
+
+        return run_live(args, day, session, DEMO_CREDENTIALS)
     try:
         outages = [Outage.parse(text, day) for text in (args.outage or DEFAULT_OUTAGES)]
     except ValueError as error:
