@@ -72,6 +72,23 @@ def recovery_runs(instance: dg.DagsterInstance):
     )
 
 
+SENSOR_TICKS = """
+query ($name: String!) {
+  sensorOrError(sensorSelector: {repositoryName: "__repository__", repositoryLocationName: "stock_pipelines",
+                                 sensorName: $name}) {
+    ... on Sensor { sensorState { ticks(limit: 5) { status timestamp } } }
+  }
+}
+"""
+
+
+def sensor_ticked_since(dev, name: str, since: float) -> bool:
+    """Has the daemon evaluated `name` (any outcome) after `since` (epoch seconds)?"""
+    data = dev.graphql(SENSOR_TICKS, {"name": name})
+    ticks = (data["sensorOrError"].get("sensorState") or {}).get("ticks") or []
+    return any(t["timestamp"] >= since and t["status"] != "STARTED" for t in ticks)
+
+
 def wait_for(what: str, predicate, timeout: float, every: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -133,7 +150,11 @@ def test_a_killed_collector_is_recovered_by_the_daemon_and_unauthorized_goes_dor
         try:
             with dagster_dev(tmp_path, env=env) as dev:
                 instance = dg.DagsterInstance.from_config(str(dev.home))
-                time.sleep(12)  # the heartbeat sensor has seen the collector healthy
+                # the daemon is up and the heartbeat sensor has seen the collector healthy (a fixed
+                # sleep here was flaky on a loaded machine, where the code server loads slowly)
+                since = time.time()
+                wait_for("the heartbeat sensor's first evaluation",
+                         lambda: sensor_ticked_since(dev, "collector_heartbeat_sensor", since), 180, every=1)
                 assert recovery_runs(instance) == []
 
                 # -- 1. SIGKILL -> launch -> success -----------------------------------------------
