@@ -25,7 +25,6 @@ from pathlib import Path
 
 import httpx
 import polars as pl
-import tenacity
 
 from stock_pipelines.brokers.bars import build_bars, seoul_minute
 from stock_pipelines.brokers.model import (
@@ -38,6 +37,7 @@ from stock_pipelines.brokers.model import (
     RateLimiter,
 )
 from stock_pipelines.brokers.tokens import Token, TokenCache
+from stock_pipelines.brokers.transport import json_body, retry_policy, send
 from stock_pipelines.market import SEOUL
 
 TODAY_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice"
@@ -65,25 +65,6 @@ class KisCredentials:
         if missing:
             raise BrokerAuthError(f"KIS credentials missing: set {' and '.join(missing)} in the environment")
         return cls(str(key), str(secret))
-
-
-def _retry_policy(max_attempts: int, retries: Counter[str]) -> tenacity.Retrying:
-    """Full-jitter exponential backoff on what a retry can fix; auth errors are never retried.
-
-    Every retry is counted by the error's class in `retries`, so a run reports why it spent calls.
-    """
-
-    def count(state: tenacity.RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        retries[type(error).__name__] += 1
-
-    return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type((BrokerRateLimited, BrokerUnavailable)),
-        wait=tenacity.wait_random_exponential(multiplier=0.1, max=5.0),
-        stop=tenacity.stop_after_attempt(max_attempts),
-        before_sleep=count,
-        reraise=True,
-    )
 
 
 class KisClient:
@@ -180,7 +161,7 @@ class KisClient:
 
     def _call(self, path: str, tr_id: str, params: dict[str, str]) -> dict:
         refused: Token | None = None
-        for attempt in _retry_policy(self.max_attempts, self.retries):
+        for attempt in retry_policy(self.max_attempts, self.retries):
             with attempt:
                 token = self.tokens.get(self._issue_token, refused=refused)
                 self.limiter.acquire(timeout=60)
@@ -205,13 +186,9 @@ class KisClient:
             "tr_id": tr_id,
             "custtype": self.custtype,
         }
-        try:
-            response = self.http.get(f"{self.base_url}{path}", params=params, headers=headers)
-        except httpx.TimeoutException as error:
-            raise BrokerUnavailable(f"KIS {tr_id}: timed out ({type(error).__name__})") from None
-        except httpx.TransportError as error:
-            raise BrokerUnavailable(f"KIS {tr_id}: {type(error).__name__}") from None
-        body = _json_body(response, f"KIS {tr_id}")
+        response = send(lambda: self.http.get(f"{self.base_url}{path}", params=params, headers=headers),
+                        f"KIS {tr_id}")
+        body = json_body(response, f"KIS {tr_id}")
         code = str(body.get("msg_cd", ""))
         if code == RATE_LIMITED:
             raise BrokerRateLimited(f"KIS {tr_id}: {RATE_LIMITED} over the rate limit")
@@ -226,18 +203,13 @@ class KisClient:
         return body
 
     def _issue_token(self) -> Token:
-        try:
-            response = self.http.post(
-                f"{self.base_url}/oauth2/tokenP",
-                json={
-                    "grant_type": "client_credentials",
-                    "appkey": self.credentials.app_key,
-                    "appsecret": self.credentials.app_secret,
-                },
-            )
-        except httpx.TransportError as error:
-            raise BrokerUnavailable(f"KIS token: {type(error).__name__}") from None
-        body = _json_body(response, "KIS token")
+        request = {
+            "grant_type": "client_credentials",
+            "appkey": self.credentials.app_key,
+            "appsecret": self.credentials.app_secret,
+        }
+        response = send(lambda: self.http.post(f"{self.base_url}/oauth2/tokenP", json=request), "KIS token")
+        body = json_body(response, "KIS token")
         if body.get("access_token"):
             issued = time.time()
             lifetime = float(body.get("expires_in") or 86400)
@@ -249,18 +221,6 @@ class KisClient:
             raise BrokerUnavailable(f"KIS token: HTTP {response.status_code}")
         message = body.get("error_description") or body.get("msg1") or f"HTTP {response.status_code}"
         raise BrokerAuthError(f"KIS token refused: {code} {message}".strip())
-
-
-def _json_body(response: httpx.Response, what: str) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        if response.status_code >= 500:
-            raise BrokerUnavailable(f"{what}: HTTP {response.status_code}, not JSON") from None
-        raise BrokerError(f"{what}: HTTP {response.status_code}, body is not JSON") from None
-    if not isinstance(body, dict):
-        raise BrokerError(f"{what}: reply is a JSON {type(body).__name__}, expected an object")
-    return body
 
 
 def empty_bars() -> pl.DataFrame:

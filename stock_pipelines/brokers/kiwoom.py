@@ -22,7 +22,6 @@ from pathlib import Path
 import httpx
 
 from stock_pipelines.brokers.bars import build_bars
-from stock_pipelines.brokers.kis import _json_body, _retry_policy
 from stock_pipelines.brokers.model import (
     BarFetch,
     BrokerAuthError,
@@ -32,6 +31,7 @@ from stock_pipelines.brokers.model import (
     RateLimiter,
 )
 from stock_pipelines.brokers.tokens import Token, TokenCache
+from stock_pipelines.brokers.transport import json_body, retry_policy, send
 from stock_pipelines.market import SEOUL
 
 CHART_PATH = "/api/dostk/chart"
@@ -104,7 +104,7 @@ class KiwoomClient:
         return BarFetch(bars=bars, calls=calls, rejected=rejected)
 
     def _page(self, symbol: str, next_key: str) -> tuple[list[dict[str, object]], str]:
-        for attempt in _retry_policy(self.max_attempts, self.retries):
+        for attempt in retry_policy(self.max_attempts, self.retries):
             with attempt:
                 token = self.tokens.get(self._issue_token)
                 self.limiter.acquire(timeout=60)
@@ -118,11 +118,9 @@ class KiwoomClient:
                     "next-key": next_key,
                 }
                 body_in = {"stk_cd": symbol, "tic_scope": "1", "upd_stkpc_tp": "1"}
-                try:
-                    response = self.http.post(f"{self.base_url}{CHART_PATH}", json=body_in, headers=headers)
-                except httpx.TransportError as error:
-                    raise BrokerUnavailable(f"Kiwoom {MINUTE_CHART}: {type(error).__name__}") from None
-                body = _json_body(response, f"Kiwoom {MINUTE_CHART}")
+                response = send(lambda: self.http.post(f"{self.base_url}{CHART_PATH}", json=body_in, headers=headers),
+                                f"Kiwoom {MINUTE_CHART}")
+                body = json_body(response, f"Kiwoom {MINUTE_CHART}")
                 code = body.get("return_code")
                 if code == RATE_LIMITED:
                     raise BrokerRateLimited(f"Kiwoom {MINUTE_CHART}: return_code 1700, over the rate limit")
@@ -157,18 +155,13 @@ class KiwoomClient:
         }
 
     def _issue_token(self) -> Token:
-        try:
-            response = self.http.post(
-                f"{self.base_url}/oauth2/token",
-                json={
-                    "grant_type": "client_credentials",
-                    "appkey": self.credentials.app_key,
-                    "secretkey": self.credentials.secret_key,
-                },
-            )
-        except httpx.TransportError as error:
-            raise BrokerUnavailable(f"Kiwoom token: {type(error).__name__}") from None
-        body = _json_body(response, "Kiwoom token")
+        request = {
+            "grant_type": "client_credentials",
+            "appkey": self.credentials.app_key,
+            "secretkey": self.credentials.secret_key,
+        }
+        response = send(lambda: self.http.post(f"{self.base_url}/oauth2/token", json=request), "Kiwoom token")
+        body = json_body(response, "Kiwoom token")
         if body.get("token") and body.get("return_code") in (0, "0", None):
             issued = time.time()
             try:

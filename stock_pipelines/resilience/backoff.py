@@ -58,9 +58,10 @@ def retrying(
     rng: random.Random | None = None,
     sleep: Callable[[float], None] = time.sleep,
     retry_on: Callable[[BaseException], bool] = is_retryable,
+    on_retry: Callable[[BaseException], None] | None = None,
 ) -> tenacity.Retrying:
     """Retry EGW00201, 5xx and timeouts with full-jitter backoff; other errors and the last
-    failure are re-raised unchanged.
+    failure are re-raised unchanged. `on_retry` sees each error that is about to be retried.
 
         for attempt in retrying():
             with attempt:
@@ -72,9 +73,14 @@ def retrying(
         retry=tenacity.retry_if_exception(retry_on),
         sleep=sleep,
         reraise=True,
-        before_sleep=lambda state: log.info(
-            "retry %d/%d in %.2f s after %s", state.attempt_number, max_attempts,
-            state.next_action.sleep if state.next_action else 0.0,
-            type(state.outcome.exception()).__name__ if state.outcome else "?",
-        ),
+        before_sleep=lambda state: _before_sleep(state, max_attempts, on_retry),
     )
+
+
+def _before_sleep(state: tenacity.RetryCallState, max_attempts: int,
+                  on_retry: Callable[[BaseException], None] | None) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.info("retry %d/%d in %.2f s after %s", state.attempt_number, max_attempts,
+             state.next_action.sleep if state.next_action else 0.0, type(error).__name__)
+    if on_retry is not None and error is not None:
+        on_retry(error)
