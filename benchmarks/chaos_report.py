@@ -33,8 +33,8 @@ COLUMNS = [
 def run_suite(results: Path) -> tuple[int, float]:
     env = {**os.environ, "STOCK_PIPELINES_CHAOS_RESULTS": str(results)}
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "pytest", "stock_pipelines_tests/chaos", "-q", "-p", "no:cacheprovider"],
-                          cwd=REPO, env=env, check=False)
+    command = [sys.executable, "-m", "pytest", "stock_pipelines_tests/chaos", "-q", "-p", "no:cacheprovider"]
+    done = subprocess.run(command, cwd=REPO, env=env, check=False)
     return done.returncode, time.monotonic() - started
 
 
@@ -52,8 +52,8 @@ def table(rows: list[dict], exit_code: int, seconds: float) -> str:
     machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
     lines += [
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine} (a shared machine: timings vary run to "
-        f"run), by `.venv/bin/python benchmarks/chaos_report.py`; pytest exit code {exit_code}, "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine} (a shared machine: timings "
+        f"vary run to run), by `.venv/bin/python benchmarks/chaos_report.py`; pytest exit code {exit_code}, "
         f"suite wall time {seconds:.0f} s. Scenario-specific figures (faults injected, quarantine by reason, "
         "detection in exchange seconds, ...) are in the JSON lines each test prints (`CHAOS {...}`).",
     ]

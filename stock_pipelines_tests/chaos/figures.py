@@ -80,5 +80,7 @@ def run_pipeline(instance: dg.DagsterInstance | None = None) -> PipelineRun:
 
 
 def tick_bars_height() -> int:
-    return lake.read_partition("tick_minute_bars", DAY).height if lake.partition_exists("tick_minute_bars", DAY) else 0
+    if not lake.partition_exists("tick_minute_bars", DAY):
+        return 0
+    return lake.read_partition("tick_minute_bars", DAY).height
 

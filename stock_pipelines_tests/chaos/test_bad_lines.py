@@ -40,7 +40,8 @@ def test_torn_and_malformed_lines_are_quarantined_and_the_rest_recovered(pipelin
     record("torn + malformed lines", f"{quarantined} of {bad_lines} bad lines quarantined; bars recovered"
            if lost == 0 else "FAILED", bars_lost=lost, calls=run.calls,
            lower_bound_calls=run.metadata.get("lower_bound_calls"), rate_limited=stats["rate_limited"],
-           time_to_recover_s=run.seconds, quarantined_by_reason=by_reason, corrupt_kinds=archived.summary()["corrupt"])
+           time_to_recover_s=run.seconds, quarantined_by_reason=by_reason,
+           corrupt_kinds=archived.summary()["corrupt"])
     assert run.result.success
     assert quarantined == bad_lines == quarantine.height
     assert raw["lines_in"].value == raw["rows_kept"].value + raw["duplicates"].value + quarantined

@@ -13,7 +13,13 @@ import pytest
 from stock_pipelines.heartbeat import HeartbeatStore
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.sim.runner import run_exchange
-from stock_pipelines_tests.chaos.figures import bars_lost, exchange_stats, record, run_pipeline, tick_bars_height
+from stock_pipelines_tests.chaos.figures import (
+    bars_lost,
+    exchange_stats,
+    record,
+    run_pipeline,
+    tick_bars_height,
+)
 from stock_pipelines_tests.collector.conftest import DAY, admin, pin, seoul
 from stock_pipelines_tests.collector.test_process import (
     APP_KEY,
@@ -40,7 +46,8 @@ def _wait_stale(store: HeartbeatStore, timeout_s: float = 15.0) -> float:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["SIGKILL", "SIGSTOP"])
 def test_collector_signal_is_detected_and_its_bars_recovered(tmp_path, redis_server, monkeypatch, sig):
     client = redis_server.client()
-    with run_exchange(day=DAY, seed=13, symbols=10, activity=0.5, start=seoul(8, 58), pinned=True, speed=SPEED,
+    with run_exchange(day=DAY, seed=13, symbols=10, activity=0.5, start=seoul(8, 58), pinned=True,
+                      speed=SPEED,
                       credentials={APP_KEY: APP_SECRET}) as url:
         env = collector_env(tmp_path, url, redis_server.url, STOCK_PIPELINES_COLLECTOR_FLUSH_INTERVAL_S="0.2",
                             # beats every 60 s of exchange time: the collector's estimate of the exchange
@@ -83,7 +90,8 @@ def test_collector_signal_is_detected_and_its_bars_recovered(tmp_path, redis_ser
         stats = exchange_stats(url)
         lost = bars_lost(url)
         expected = len(url.exchange.day.codes)
-        record(f"collector {sig.name}", "detected; bars recovered" if run.result.success and lost == 0 else "FAILED",
+        outcome = "detected; bars recovered" if run.result.success and lost == 0 else "FAILED"
+        record(f"collector {sig.name}", outcome,
                bars_lost=lost, calls=run.calls, lower_bound_calls=run.metadata.get("lower_bound_calls"),
                rate_limited=stats["rate_limited"], retries=run.retries, time_to_recover_s=run.seconds,
                tick_bars=tick_bars_height(), gaps=run.metadata.get("gaps"), symbols=expected, **figures)

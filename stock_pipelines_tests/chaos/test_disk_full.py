@@ -13,7 +13,13 @@ import pytest
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines_tests.archive.test_writer import tiny_tmpfs  # noqa: F401 (fixture)
-from stock_pipelines_tests.chaos.figures import bars_lost, exchange_stats, record, run_pipeline, tick_bars_height
+from stock_pipelines_tests.chaos.figures import (
+    bars_lost,
+    exchange_stats,
+    record,
+    run_pipeline,
+    tick_bars_height,
+)
 from stock_pipelines_tests.collector.conftest import DAY, admin, pin, seoul
 from stock_pipelines_tests.collector.test_process import (
     APP_KEY,

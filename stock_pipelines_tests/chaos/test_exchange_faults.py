@@ -69,7 +69,8 @@ def test_unauthorized_stops_at_once_with_the_breaker_permanently_open(pipeline_e
     # A token issued two minutes ago and revoked since: the client may re-issue at once (KIS allows
     # one issue a minute), is refused again and must stop there.
     now = time.time()
-    TokenCache(tmp_path / "data" / ".tokens", "kis", "e2e-key").get(lambda: Token("revoked", now + 86400, now - 120))
+    cache = TokenCache(tmp_path / "data" / ".tokens", "kis", "e2e-key")
+    cache.get(lambda: Token("revoked", now + 86400, now - 120))
     set_fault(url, mode="unauthorized")
     started = time.monotonic()
 
@@ -80,7 +81,8 @@ def test_unauthorized_stops_at_once_with_the_breaker_permanently_open(pipeline_e
     breaker = breaker_for("kis", redis.Redis.from_url(redis_server.url))
     checks = {c.check_name: c.passed for c in run.result.get_asset_check_evaluations()}
     lost = bars_lost(url)
-    record("exchange unauthorized", f"partial result reported: {run.metadata.get('windows_unrecovered')} windows "
+    unrecovered = run.metadata.get("windows_unrecovered")
+    record("exchange unauthorized", f"partial result reported: {unrecovered} windows "
            f"unrecovered, breaker {breaker.state}", bars_lost=lost, calls=run.calls,
            lower_bound_calls=run.metadata.get("lower_bound_calls"), rate_limited=stats["rate_limited"],
            retries=run.retries, time_to_detect_s=detect, tokens_issued=stats["tokens_issued"])

@@ -59,7 +59,8 @@ def _failure_text(run) -> str:
     return " ".join(texts)
 
 
-def test_redis_killed_mid_backfill_is_reported_and_a_rerun_loses_no_bar(pipeline_env, redis_server, monkeypatch):
+def test_redis_killed_mid_backfill_is_reported_and_a_rerun_loses_no_bar(
+        pipeline_env, redis_server, monkeypatch):
     url, tmp_path = pipeline_env
     _archive_with_outages(tmp_path)
     _slow_backfill(url, monkeypatch)
@@ -73,11 +74,13 @@ def test_redis_killed_mid_backfill_is_reported_and_a_rerun_loses_no_bar(pipeline
 
     stats = exchange_stats(url)
     lost = bars_lost(url)
-    outcome = "recovered in-run" if first.result.success else "step failed (Redis ConnectionError); re-run recovered"
+    outcome = ("recovered in-run" if first.result.success
+               else "step failed (Redis ConnectionError); re-run recovered")
     record("redis killed mid back-fill", outcome if lost == 0 else "FAILED", bars_lost=lost,
            calls=sum(n for name, n in stats["calls"].items() if "chart" in name),
            lower_bound_calls=second.metadata.get("lower_bound_calls"), rate_limited=stats["rate_limited"],
-           retries=second.retries, time_to_recover_s=round(first.seconds + (second.seconds if second is not first else 0), 2),
+           retries=second.retries,
+           time_to_recover_s=round(first.seconds + (second.seconds if second is not first else 0), 2),
            redis_down_s=DOWN_S, calls_before_kill=killed.get("calls_before"))
     if not first.result.success:
         assert "ConnectionError" in reported or "Connection refused" in reported, reported[:300]
