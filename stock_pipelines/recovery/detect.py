@@ -70,41 +70,57 @@ def collectors_of_day(
     return result
 
 
-LOSS_WINDOW = "LOSS_WINDOW"
+LOSS_WINDOW, DISK_LOW, DISK_OK = "LOSS_WINDOW", "DISK_LOW", "DISK_OK"
 
 
 def loss_window_gaps(
     archive_root: Path, collector: CollectorDay, day: date, calendar: KrxCalendar | None = None
 ) -> tuple[list[Gap], int]:
-    """Feed losses the collector itself reported in its system stream (reconnects, handovers).
+    """Losses the collector itself reported in its system stream, which no heartbeat rule sees.
 
-    Heartbeats go on while one WebSocket session reconnects, so no downtime rule sees these; the
-    collector writes each as a LOSS_WINDOW event (from its last trade to its first after the
-    hole). Returns the gaps and the number of LOSS_WINDOW lines that could not be read.
+    - LOSS_WINDOW: one WebSocket session reconnected or was handed over while the process kept
+      beating (from its last trade to its first after the hole);
+    - DISK_LOW .. DISK_OK: the writer refused lines below its free-space floor while the process
+      kept beating (to the close when space never came back).
+    Returns the gaps and the number of such lines that could not be read.
     """
     path = archive_root / check_collector_id(collector.collector) / SYSTEM / f"{day:%Y%m%d}.jsonl"
     if not path.exists():
         return [], 0
+    calendar = calendar or krx_calendar()
     gaps: list[Gap] = []
     unreadable = 0
+    disk_low_since: datetime | None = None
     with path.open("rb") as handle:
         for raw in handle:
-            if b"LOSS_WINDOW" not in raw:
+            if not any(marker in raw for marker in (b"LOSS_WINDOW", b"DISK_LOW", b"DISK_OK")):
                 continue
             try:
                 record = json.loads(raw)
-                if record.get("event") != LOSS_WINDOW:
-                    continue
-                detail = record["detail"]
-                start = datetime.fromtimestamp(int(detail["from_us"]) / 1e6, UTC)
-                end = datetime.fromtimestamp(int(detail["to_us"]) / 1e6, UTC)
-                symbols = tuple(detail.get("symbol_list") or collector.symbols)
-                reason = f"collector reported a feed loss ({detail.get('reason', 'reconnect')})"
-            except (ValueError, KeyError, TypeError, AttributeError):
+                event = record.get("event")
+                at = datetime.fromtimestamp(int(record["at"]) / 1e6, UTC)
+                if event == LOSS_WINDOW:
+                    detail = record["detail"]
+                    start = datetime.fromtimestamp(int(detail["from_us"]) / 1e6, UTC)
+                    end = datetime.fromtimestamp(int(detail["to_us"]) / 1e6, UTC)
+                    symbols = tuple(detail.get("symbol_list") or collector.symbols)
+                    reason = f"collector reported a feed loss ({detail.get('reason', 'reconnect')})"
+                    if end > start:
+                        gaps += clipped(GapKind.DOWNTIME, collector.collector, start, end, symbols, reason, calendar)
+                elif event == DISK_LOW and disk_low_since is None:
+                    disk_low_since = at
+                elif event == DISK_OK and disk_low_since is not None:
+                    gaps += clipped(GapKind.DOWNTIME, collector.collector, disk_low_since, at, collector.symbols,
+                                    "archive writer refused lines below its disk-space floor", calendar)
+                    disk_low_since = None
+            except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
                 unreadable += 1
-                continue
-            if end > start:
-                gaps += clipped(GapKind.DOWNTIME, collector.collector, start, end, symbols, reason, calendar)
+    if disk_low_since is not None:
+        session = calendar.session(day)
+        if session is not None and disk_low_since < session.close:
+            gaps += clipped(GapKind.DOWNTIME, collector.collector, disk_low_since, session.close, collector.symbols,
+                            "archive writer refused lines below its disk-space floor (space never returned)",
+                            calendar)
     return gaps, unreadable
 
 

@@ -57,19 +57,39 @@ class BrokerSettings:
 
 
 class BreakerGate:
-    """The executor's CallGate over the shared circuit breaker."""
+    """The executor's CallGate over the shared circuit breaker.
+
+    The breaker's state lives in Redis. When Redis is unreachable the gate keeps a local count of
+    consecutive failures (same threshold) instead of failing the step: the rate limiter has its
+    own local fallback, refused credentials still stop the run (the executor does that), and the
+    shared state catches up on the next call that reaches Redis.
+    """
 
     def __init__(self, breaker: CircuitBreaker):
         self.breaker = breaker
+        self.local_failures = 0
+        self.redis_errors = 0
 
     def allow(self) -> bool:
-        return self.breaker.try_acquire()
+        try:
+            return self.breaker.try_acquire()
+        except redis.RedisError:
+            self.redis_errors += 1
+            return self.local_failures < self.breaker.failure_threshold
 
     def on_success(self) -> None:
-        self.breaker.record_success()
+        self.local_failures = 0
+        try:
+            self.breaker.record_success()
+        except redis.RedisError:
+            self.redis_errors += 1
 
     def on_failure(self, error: BaseException) -> None:
-        self.breaker.record_failure(error, authorization=isinstance(error, BrokerAuthError))
+        self.local_failures += 1
+        try:
+            self.breaker.record_failure(error, authorization=isinstance(error, BrokerAuthError))
+        except redis.RedisError:
+            self.redis_errors += 1
 
 
 def breaker_for(broker: str, client: redis.Redis) -> CircuitBreaker:

@@ -1,12 +1,10 @@
 """Chaos: Redis (rate limiter, breaker, heartbeats) is killed in the middle of a back-fill and
 comes back empty after DOWN_S seconds.
 
-Found by this suite: the rate limiter falls back to its local share, but the circuit breaker's
-Redis state store raises ConnectionError out of `BreakerGate.on_success` and fails the
-recovered_minute_bars step (bars already fetched are dropped with it). What holds today: the
-failure is reported with its cause and nothing is lost: the re-run once Redis is back recovers
-every bar without a rate-limit reply. The in-run recovery the issue asks for is a strict xfail
-until the breaker tolerates a Redis outage."""
+Found by this suite and fixed: the breaker's Redis state store used to raise ConnectionError out
+of `BreakerGate` and fail the recovered_minute_bars step. Now the rate limiter falls back to its
+local share, the gate counts failures locally while Redis is away, and the same run recovers
+every bar without a rate-limit reply."""
 
 import threading
 import time
@@ -89,8 +87,6 @@ def test_redis_killed_mid_backfill_is_reported_and_a_rerun_loses_no_bar(
     assert stats["rate_limited"] == 0  # the local fallback share kept it under the limit
 
 
-@pytest.mark.xfail(strict=True, reason="BreakerGate lets a Redis ConnectionError out of the breaker's state "
-                   "store and fails the step (stock_pipelines/recovery/sources.py, resilience/breaker.py)")
 def test_redis_killed_mid_backfill_recovers_in_the_same_run(pipeline_env, redis_server, monkeypatch):
     url, tmp_path = pipeline_env
     _archive_with_outages(tmp_path)

@@ -44,3 +44,21 @@ def test_loss_windows_the_collector_reported_become_gaps_for_their_shard(tmp_pat
         (GapKind.DOWNTIME, at("10:58"), at("11:01"), ("005930", "000660"))
     ]
     assert problems == {"unreadable_loss_window_lines": 1}
+
+
+def test_disk_floor_refusals_while_beating_become_gaps_until_space_returns(tmp_path):
+    system = tmp_path / "kis-1" / "system" / "20261120.jsonl"
+    system.parent.mkdir(parents=True)
+    system.write_text("".join([
+        SystemRecord("DISK_LOW", us(at("10:10")), "kis-1", {"reason": "free space below floor"}).to_json_line(),
+        SystemRecord("DISK_OK", us(at("10:20")), "kis-1", {}).to_json_line(),
+        SystemRecord("DISK_LOW", us(at("15:00")), "kis-1", {}).to_json_line(),  # never came back
+    ]), encoding="utf-8")
+    collector = CollectorDay("kis-1", (UpInterval(at("08:55"), at("15:40")),), "redis", ("005930",))
+    ticks = pl.DataFrame(schema={"collector": pl.String, "symbol": pl.String, "ts": pl.Datetime("us", "UTC"),
+                                 "qty": pl.Int64, "cum": pl.Int64})
+    gaps = [g for g in detect_gaps(DAY, ticks, [collector], archive_root=tmp_path) if "disk-space" in g.reason]
+    assert [(g.start, g.end, g.symbols) for g in gaps] == [
+        (at("10:10"), at("10:20"), ("005930",)),
+        (at("15:00"), at("15:30"), ("005930",)),
+    ]
