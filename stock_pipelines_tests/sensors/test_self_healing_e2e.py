@@ -31,7 +31,7 @@ from stock_pipelines.sim.day import SimDay
 from stock_pipelines.sim.runner import run_exchange_process
 from stock_pipelines_tests.dagster_dev import dagster_dev
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.integration, pytest.mark.isolated, pytest.mark.timeout(420)]
 
 DAY = date(2026, 11, 20)
 SEED, SYMBOLS = 11, 8
@@ -76,7 +76,7 @@ SENSOR_TICKS = """
 query ($name: String!) {
   sensorOrError(sensorSelector: {repositoryName: "__repository__", repositoryLocationName: "stock_pipelines",
                                  sensorName: $name}) {
-    ... on Sensor { sensorState { ticks(limit: 5) { status timestamp } } }
+    ... on Sensor { sensorState { ticks(limit: 8) { status timestamp skipReason error { message } } } }
   }
 }
 """
@@ -160,7 +160,13 @@ def test_a_killed_collector_is_recovered_by_the_daemon_and_unauthorized_goes_dor
                 # -- 1. SIGKILL -> launch -> success -----------------------------------------------
                 collector.kill()
                 killed_wall, killed_fake = time.time(), fake_now()
-                first = wait_for("a sensor-launched recovery run", lambda: new_run(instance, set()), 60)
+                try:
+                    first = wait_for("a sensor-launched recovery run", lambda: new_run(instance, set()), 60)
+                except AssertionError:
+                    ticks = dev.graphql(SENSOR_TICKS, {"name": "collector_heartbeat_sensor"})
+                    print("sensor ticks:", json.dumps(ticks)[:3000])
+                    print("dagster dev log:", dev.log.read_text()[-3000:])
+                    raise
                 launched_s = first.create_timestamp.timestamp() - killed_wall
                 run = wait_for(
                     "the recovery run to finish", lambda: finished(instance, first.dagster_run.run_id), 180
