@@ -48,7 +48,9 @@ def dagster_dev(tmp_path: Path, env: dict[str, str] | None = None, timeout: floa
     shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     port = free_port()
     log = tmp_path / "dagster_dev.log"
-    process_env = {**os.environ, "DAGSTER_HOME": str(home), **(env or {})}
+    # DAGSTER_HOME last: a caller's env built from os.environ carries the DAGSTER_HOME that `./run`
+    # exports (the repository's dagster_home/), and dagster dev must use this test's own instance.
+    process_env = {**os.environ, **(env or {}), "DAGSTER_HOME": str(home)}
     dagster = Path(sys.executable).with_name("dagster")
     with log.open("w") as log_handle:
         process = subprocess.Popen(

@@ -31,7 +31,7 @@ from stock_pipelines.sim.day import SimDay
 from stock_pipelines.sim.runner import run_exchange_process
 from stock_pipelines_tests.dagster_dev import dagster_dev
 
-pytestmark = [pytest.mark.integration, pytest.mark.isolated, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 DAY = date(2026, 11, 20)
 SEED, SYMBOLS = 11, 8
