@@ -14,7 +14,6 @@ Protocol (KIS Open API, DESIGN.md "Domain facts"):
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import Counter
@@ -37,7 +36,7 @@ from stock_pipelines.brokers.model import (
     RateLimiter,
 )
 from stock_pipelines.brokers.tokens import Token, TokenCache
-from stock_pipelines.brokers.transport import json_body, retry_policy, send
+from stock_pipelines.brokers.transport import env_pair, json_body, retry_policy, send
 from stock_pipelines.market import SEOUL
 
 TODAY_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice"
@@ -60,11 +59,7 @@ class KisCredentials:
 
     @classmethod
     def from_env(cls, prefix: str = "KIS") -> KisCredentials:
-        key, secret = os.environ.get(f"{prefix}_APP_KEY"), os.environ.get(f"{prefix}_APP_SECRET")
-        missing = [n for n, v in ((f"{prefix}_APP_KEY", key), (f"{prefix}_APP_SECRET", secret)) if not v]
-        if missing:
-            raise BrokerAuthError(f"KIS credentials missing: set {' and '.join(missing)} in the environment")
-        return cls(str(key), str(secret))
+        return cls(*env_pair("KIS", f"{prefix}_APP_KEY", f"{prefix}_APP_SECRET"))
 
 
 class KisClient:

@@ -10,7 +10,6 @@ cont-yn is Y, asked for with cont-yn/next-key; return_code 1700 when over the ra
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import Counter
@@ -31,7 +30,7 @@ from stock_pipelines.brokers.model import (
     RateLimiter,
 )
 from stock_pipelines.brokers.tokens import Token, TokenCache
-from stock_pipelines.brokers.transport import json_body, retry_policy, send
+from stock_pipelines.brokers.transport import env_pair, json_body, retry_policy, send
 from stock_pipelines.market import SEOUL
 
 CHART_PATH = "/api/dostk/chart"
@@ -47,11 +46,7 @@ class KiwoomCredentials:
 
     @classmethod
     def from_env(cls) -> KiwoomCredentials:
-        key, secret = os.environ.get("KIWOOM_APP_KEY"), os.environ.get("KIWOOM_SECRET_KEY")
-        missing = [n for n, v in (("KIWOOM_APP_KEY", key), ("KIWOOM_SECRET_KEY", secret)) if not v]
-        if missing:
-            raise BrokerAuthError(f"Kiwoom credentials missing: set {' and '.join(missing)} in the environment")
-        return cls(str(key), str(secret))
+        return cls(*env_pair("Kiwoom", "KIWOOM_APP_KEY", "KIWOOM_SECRET_KEY"))
 
 
 class KiwoomClient:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable
 
 import httpx
 import tenacity
 
-from stock_pipelines.brokers.model import BrokerError, BrokerRateLimited, BrokerUnavailable
+from stock_pipelines.brokers.model import BrokerAuthError, BrokerError, BrokerRateLimited, BrokerUnavailable
 from stock_pipelines.resilience.backoff import CALL_BACKOFF, retrying
 
 
@@ -44,3 +45,12 @@ def json_body(response: httpx.Response, what: str) -> dict:
     if not isinstance(body, dict):
         raise BrokerError(f"{what}: reply is a JSON {type(body).__name__}, expected an object")
     return body
+
+
+def env_pair(broker: str, key_name: str, secret_name: str) -> tuple[str, str]:
+    """Two credentials from the environment, or one error naming every variable that is unset."""
+    values = {name: os.environ.get(name) for name in (key_name, secret_name)}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise BrokerAuthError(f"{broker} credentials missing: set {' and '.join(missing)} in the environment")
+    return str(values[key_name]), str(values[secret_name])
