@@ -3,6 +3,7 @@ pipeline, and `resume_automation_job` (the Dagster way to leave dormant mode).""
 
 import dagster as dg
 
+from stock_pipelines.defs.assets.quality_report import quality_report
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
@@ -38,12 +39,16 @@ recovery_job = dg.define_asset_job(
     "-> minute_bars. Launched by collector_heartbeat_sensor with the gap windows in gap_report's config.",
 )
 
+# quality_report is downstream of minute_bars' blocking checks: a day that fails one gets no
+# report in this run (its checks name what is wrong; `stock-pipelines report DATE --build` or
+# materializing quality_report alone writes a NOT CERTIFIED report).
 end_of_day_job = dg.define_asset_job(
     "end_of_day_job",
-    selection=dg.AssetSelection.assets(*DAY_PIPELINE),
+    selection=dg.AssetSelection.assets(*DAY_PIPELINE, quality_report),
     partitions_def=trading_day_partitions,
     tags={RUN_KIND_TAG: "end_of_day"},
-    description="The full pipeline for the day after the close, with every asset check.",
+    description="The full pipeline for the day after the close, with every asset check, then the day's "
+    "quality_report (certified when every blocking check passes).",
 )
 
 
