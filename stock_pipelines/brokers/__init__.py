@@ -7,6 +7,7 @@ from stock_pipelines.brokers.model import (
     BrokerError,
     BrokerRateLimited,
     BrokerUnavailable,
+    DayVolumeSource,
     MinuteBarSource,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "BrokerError",
     "BrokerRateLimited",
     "BrokerUnavailable",
+    "DayVolumeSource",
     "MinuteBarSource",
 ]

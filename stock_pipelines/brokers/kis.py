@@ -7,6 +7,9 @@ Protocol (KIS Open API, DESIGN.md "Domain facts"):
   30 bars at or before FID_INPUT_HOUR_1, newest first, the newest possibly still forming;
 - past days: GET .../quotations/inquire-time-dailychartprice, tr_id FHKST03010230, 120 bars
   at or before FID_INPUT_DATE_1 + FID_INPUT_HOUR_1, newest first;
+- a day's traded volume: GET .../quotations/inquire-daily-itemchartprice, tr_id FHKST03010100
+  (period bars, FID_PERIOD_DIV_CODE=D), output2 rows per day with `acml_vol`; not in DESIGN.md,
+  taken from the KIS API portal's field names (docs/simulator.md says what is unverified);
 - every call carries authorization, appkey, appsecret, tr_id, custtype headers;
 - errors come in the rt_cd/msg_cd/msg1 envelope: EGW00201 over the rate limit (detected by
   msg_cd, whatever the HTTP status), EGW00123 expired token, EGW00121 invalid token.
@@ -43,6 +46,8 @@ TODAY_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice"
 PAST_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-dailychartprice"
 TODAY_TR_ID = "FHKST03010200"
 PAST_TR_ID = "FHKST03010230"
+PERIOD_PATH = "/uapi/domestic-stock/v1/quotations/inquire-daily-itemchartprice"
+PERIOD_TR_ID = "FHKST03010100"
 TODAY_PAGE = 30
 PAST_PAGE = 120
 RATE_LIMITED = "EGW00201"
@@ -114,6 +119,34 @@ class KisClient:
             cursor = oldest - timedelta(seconds=1)
         bars = build_bars(rows, symbol, start, end, f"rest_{self.name}", rejected)
         return BarFetch(bars=bars, calls=calls, rejected=rejected)
+
+    def day_volume(self, symbol: str, day: date) -> int | None:
+        """The broker's reported traded volume of `symbol` on `day` (one call), None when it
+        reports no trading that day. Today's figure grows until the close: the caller decides
+        whether the session is over."""
+        params = {
+            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_INPUT_ISCD": symbol,
+            "FID_INPUT_DATE_1": f"{day:%Y%m%d}",
+            "FID_INPUT_DATE_2": f"{day:%Y%m%d}",
+            "FID_PERIOD_DIV_CODE": "D",
+            "FID_ORG_ADJ_PRC": "0",
+        }
+        body = self._call(PERIOD_PATH, PERIOD_TR_ID, params)
+        rows = body.get("output2") or []
+        if not isinstance(rows, list):
+            raise BrokerError(f"KIS {PERIOD_TR_ID}: output2 is {type(rows).__name__}, expected a list")
+        for row in rows:
+            if isinstance(row, dict) and row.get("stck_bsop_date") == f"{day:%Y%m%d}":
+                try:
+                    volume = int(str(row["acml_vol"]))
+                except (KeyError, ValueError):
+                    raise BrokerError(f"KIS {PERIOD_TR_ID}: {symbol} {day}: acml_vol {row.get('acml_vol')!r} "
+                                      "is not a whole number") from None
+                if volume < 0:
+                    raise BrokerError(f"KIS {PERIOD_TR_ID}: {symbol} {day}: negative acml_vol {volume}")
+                return volume
+        return None
 
     # -- one page ------------------------------------------------------------------------
 

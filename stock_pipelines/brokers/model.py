@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import polars as pl
 
@@ -61,3 +61,13 @@ class MinuteBarSource(Protocol):
 
     def minute_bars(self, symbol: str, day: date, start: datetime, end: datetime) -> BarFetch:
         """Bars of `symbol` whose minute lies in [start, end) on trading day `day`."""
+
+
+@runtime_checkable
+class DayVolumeSource(Protocol):
+    """A broker that reports a symbol's traded volume for a day (KIS FHKST03010100)."""
+
+    name: str
+
+    def day_volume(self, symbol: str, day: date) -> int | None:
+        """Shares traded in `symbol` on `day` as the broker reports them; None: no trading reported."""

@@ -22,13 +22,16 @@ TOKEN_PATH = "/oauth2/tokenP"
 APPROVAL_PATH = "/oauth2/Approval"
 ITEMCHART_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice"
 DAILYCHART_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-dailychartprice"
+PERIODCHART_PATH = "/uapi/domestic-stock/v1/quotations/inquire-daily-itemchartprice"
 WS_PATH = "/tryitout/H0STCNT0"
 
 TR_ITEMCHART = "FHKST03010200"  # today's minute bars, 30 a call
 TR_DAILYCHART = "FHKST03010230"  # a past day's minute bars, 120 a call
+TR_PERIODCHART = "FHKST03010100"  # daily bars (OHLC and the day's volume), 100 days a call
 TR_TRADES = "H0STCNT0"  # real-time trades (WebSocket)
 ITEMCHART_PAGE = 30
 DAILYCHART_PAGE = 120
+PERIODCHART_PAGE = 100
 
 OK = ("0", "MCA00000", "정상처리 되었습니다.")
 RATE_LIMITED = ("1", "EGW00201", "초당 거래건수를 초과하였습니다.")
@@ -112,6 +115,25 @@ def bar_row(day_yyyymmdd: str, start_us: int, o: int, h: int, lo: int, c: int, v
         "stck_lwpr": str(lo),
         "cntg_vol": str(vol),
         "acml_tr_pbmn": str(value),
+    }
+
+
+def day_row(day_yyyymmdd: str, o: int, h: int, lo: int, c: int, vol: int, value: int, prev_close: int) -> dict:
+    """One output2 row of FHKST03010100 (period D): the day's bar and its traded volume."""
+    return {
+        "stck_bsop_date": day_yyyymmdd,
+        "stck_clpr": str(c),
+        "stck_oprc": str(o),
+        "stck_hgpr": str(h),
+        "stck_lwpr": str(lo),
+        "acml_vol": str(vol),
+        "acml_tr_pbmn": str(value),
+        "flng_cls_code": "00",
+        "prtt_rate": "0.00",
+        "mod_yn": "N",
+        "prdy_vrss_sign": sign(c - prev_close),
+        "prdy_vrss": str(c - prev_close),
+        "revl_issu_reas": "",
     }
 
 

@@ -31,7 +31,7 @@ from stock_pipelines.market import SEOUL, SUPPORTED_FIRST_DAY, SUPPORTED_LAST_DA
 from stock_pipelines.sim import kis_protocol as kis
 from stock_pipelines.sim import kiwoom_protocol as kiwoom
 from stock_pipelines.sim.clock import SimClock
-from stock_pipelines.sim.day import US, MinuteBars, SimDay, bars_from_trades, symbol_history_day
+from stock_pipelines.sim.day import US, MinuteBars, SimDay, SymbolTrades, bars_from_trades, symbol_history_day
 from stock_pipelines.sim.faults import FaultError, Faults
 from stock_pipelines.sim.sessions import sim_calendar, trading_session
 
@@ -145,6 +145,7 @@ class Exchange:
             Route(kis.APPROVAL_PATH, self.kis_approval, methods=["POST"]),
             Route(kis.ITEMCHART_PATH, self.kis_itemchart, methods=["GET"]),
             Route(kis.DAILYCHART_PATH, self.kis_dailychart, methods=["GET"]),
+            Route(kis.PERIODCHART_PATH, self.kis_periodchart, methods=["GET"]),
             WebSocketRoute(kis.WS_PATH, self.kis_websocket),
             WebSocketRoute("/websocket", self.kis_websocket),
             Route(kiwoom.TOKEN_PATH, self.kiwoom_token, methods=["POST"]),
@@ -317,7 +318,7 @@ class Exchange:
             return self.day.minute_bars(code, until_us=now_us)
         if day > self.day.day:
             return bars_from_trades(*(np.zeros(0, np.int64),) * 4, open_us=0)
-        trades = symbol_history_day(day, self.config.seed, code, self.day.symbol_index(code), self.config.activity)
+        trades = self._trades_on(day, code, now_us)
         open_us = int(trading_session(day).open.timestamp()) * US
         return bars_from_trades(trades.ts, trades.px, trades.qty, trades.cum, open_us)
 
@@ -374,6 +375,46 @@ class Exchange:
                 upto = int(datetime.combine(current, datetime.max.time(), SEOUL).timestamp()) * US
         body = kis.envelope(kis.OK, output1=self._summary(code, now_us), output2=rows)
         return JSONResponse(body, headers={"tr_id": kis.TR_DAILYCHART, "tr_cont": ""})
+
+    def _trades_on(self, day: date, code: str, now_us: int) -> SymbolTrades:
+        """A day's trades as of now: today's up to the clock, a past day's all of them."""
+        if day == self.day.day:
+            return self.day.trades(code, until_us=now_us)
+        return symbol_history_day(day, self.config.seed, code, self.day.symbol_index(code), self.config.activity)
+
+    async def kis_periodchart(self, request: Request) -> Response:
+        """FHKST03010100 with FID_PERIOD_DIV_CODE=D: one row a trading day in [DATE_1, DATE_2] that had
+        trades, newest first, at most 100; today's row is as of the clock (still growing in the session)."""
+        self.count("calls:kis_periodchart")
+        if (failure := await self._rest_faults("kis")) is not None:
+            return failure
+        if (refused := self._kis_gate(request, kis.TR_PERIODCHART)) is not None:
+            return refused
+        code, bad = self._symbol_param(request)
+        if bad is not None:
+            return bad
+        params = request.query_params
+        bounds = []
+        for name in ("FID_INPUT_DATE_1", "FID_INPUT_DATE_2"):
+            try:
+                bounds.append(datetime.strptime(params.get(name, ""), "%Y%m%d").date())
+            except ValueError:
+                return JSONResponse(kis.error(kis.BAD_INPUT_CODE, f"ERROR INPUT FIELD {name} (YYYYMMDD)"))
+        if params.get("FID_PERIOD_DIV_CODE") != "D":
+            # W/M/Y exist on the real API; the simulator answers daily rows only
+            return JSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_PERIOD_DIV_CODE (D only here)"))
+        first, last = max(bounds[0], SUPPORTED_FIRST_DAY), min(bounds[1], self.day.day, SUPPORTED_LAST_DAY)
+        now_us = self.clock.now_us()
+        rows: list[dict[str, str]] = []
+        days = sim_calendar().trading_days(first, last) if first <= last else []
+        for current in reversed(days[-kis.PERIODCHART_PAGE:]):
+            trades = self._trades_on(current, code, now_us)
+            if len(trades.px):
+                px = trades.px.astype(np.int64)
+                rows.append(kis.day_row(f"{current:%Y%m%d}", int(px[0]), int(px.max()), int(px.min()), int(px[-1]),
+                                        int(trades.cum[-1]), int((px * trades.qty).sum()), int(trades.prev_close)))
+        body = kis.envelope(kis.OK, output1=self._summary(code, now_us), output2=rows)
+        return JSONResponse(body, headers={"tr_id": kis.TR_PERIODCHART, "tr_cont": ""})
 
     # -- KIS WebSocket ----------------------------------------------------------------------
 

@@ -119,3 +119,18 @@ def test_kiwoom_minute_chart_matches_the_ground_truth(exchange, tmp_path):
     expected = truth(exchange, "000660").filter(pl.col("minute") >= start.astimezone(UTC))
     assert fetched.bars.select(expected.columns).equals(expected)
     assert fetched.calls >= 1
+
+
+def test_kis_day_volume_is_the_exchanges_day_total(exchange, token_dir):
+    from stock_pipelines.brokers.model import DayVolumeSource
+    from stock_pipelines.sim.day import symbol_history_day
+
+    client = kis(exchange, token_dir, today=DAY.close + timedelta(days=3))
+    assert isinstance(client, DayVolumeSource)
+    day = exchange.exchange.day
+    assert client.day_volume("005930", DAY.day) == int(day.trades("005930").cum[-1])
+    previous = krx_calendar().previous_trading_day(DAY.day)
+    history = symbol_history_day(previous, 7, "000660", day.symbol_index("000660"))
+    assert client.day_volume("000660", previous) == int(history.qty.sum())
+    assert client.day_volume("005930", DAY.day + timedelta(days=1)) is None  # the broker reports no such day
+    assert not isinstance(KiwoomClient.__new__(KiwoomClient), DayVolumeSource)  # ka10081 not implemented

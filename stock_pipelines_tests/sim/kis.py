@@ -10,6 +10,7 @@ import httpx
 
 ITEMCHART = "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice"
 DAILYCHART = "/uapi/domestic-stock/v1/quotations/inquire-time-dailychartprice"
+PERIODCHART = "/uapi/domestic-stock/v1/quotations/inquire-daily-itemchartprice"
 
 
 def token(client: httpx.Client, appkey: str = "key-1", appsecret: str = "secret-1") -> httpx.Response:
@@ -55,6 +56,22 @@ def dailychart(client: httpx.Client, access_token: str, symbol: str, yyyymmdd: s
             "FID_INPUT_DATE_1": yyyymmdd,
             "FID_PW_DATA_INCU_YN": past,
             "FID_FAKE_TICK_INCU_YN": "",
+        },
+    )
+
+
+def periodchart(client: httpx.Client, access_token: str, symbol: str, first: str, last: str,
+                period: str = "D") -> httpx.Response:
+    return client.get(
+        PERIODCHART,
+        headers=headers(access_token, "FHKST03010100"),
+        params={
+            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_INPUT_ISCD": symbol,
+            "FID_INPUT_DATE_1": first,
+            "FID_INPUT_DATE_2": last,
+            "FID_PERIOD_DIV_CODE": period,
+            "FID_ORG_ADJ_PRC": "0",
         },
     )
 

@@ -132,6 +132,36 @@ def test_dailychart_with_past_data_continues_into_the_previous_day(client, acces
     assert len(dates) == 120 and dates[0] == "20261120" and dates[-1] == "20261119"
 
 
+def test_periodchart_reports_each_days_volume_newest_first(exchange, client, access_token):
+    body = kis.periodchart(client, access_token, "000660", "20261116", "20261130").json()
+    assert body["rt_cd"] == "0" and set(body["output1"]) == OUTPUT1
+    rows = body["output2"]
+    # no row after the simulated day; the CSAT day (19th) is a trading day
+    assert [r["stck_bsop_date"] for r in rows] == ["20261120", "20261119", "20261118", "20261117", "20261116"]
+    day = exchange.exchange.day
+    today = day.trades("000660")
+    assert int(rows[0]["acml_vol"]) == int(today.cum[-1]) == int(body["output1"]["acml_vol"])
+    assert (int(rows[0]["stck_oprc"]), int(rows[0]["stck_clpr"])) == (int(today.px[0]), int(today.px[-1]))
+    past = symbol_history_day(date(2026, 11, 19), 7, "000660", day.symbol_index("000660"))
+    assert int(rows[1]["acml_vol"]) == int(past.qty.sum()) == int(past.cum[-1])
+    assert int(rows[1]["stck_hgpr"]) == int(past.px.max()) and int(rows[1]["stck_lwpr"]) == int(past.px.min())
+
+
+def test_periodchart_today_is_as_of_the_clock_and_other_periods_are_refused(exchange, client, access_token):
+    at = datetime(2026, 11, 20, 11, 0, tzinfo=SEOUL)
+    client.post("/admin/clock", json={"at": at.isoformat(), "pinned": True}).raise_for_status()
+    try:
+        body = kis.periodchart(client, access_token, "005930", "20261120", "20261120").json()
+        trades = exchange.exchange.day.trades("005930", until_us=int(at.timestamp()) * US)
+        assert [int(r["acml_vol"]) for r in body["output2"]] == [int(trades.cum[-1])]
+    finally:
+        client.post("/admin/clock", json={"at": AFTER_CLOSE.isoformat(), "pinned": True}).raise_for_status()
+    weekly = kis.periodchart(client, access_token, "005930", "20261101", "20261120", period="W").json()
+    assert weekly["rt_cd"] == "1" and "FID_PERIOD_DIV_CODE" in weekly["msg1"]
+    bad = kis.periodchart(client, access_token, "005930", "2026-11-01", "20261120").json()
+    assert bad["rt_cd"] == "1" and "FID_INPUT_DATE_1" in bad["msg1"]
+
+
 def test_wrong_or_missing_token_is_egw00121(client):
     reply = kis.itemchart(client, "not-a-token", "005930", "153000")
     assert reply.status_code == 500 and reply.json() == {"rt_cd": "1", "msg_cd": "EGW00121", "msg1": "유효하지 않은 token 입니다."}
