@@ -8,8 +8,9 @@ from pathlib import Path
 
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.day import BrokerCheck, DayInputs, DayQuality, assess
+from stock_pipelines.quality.day_totals import DayTotals
 from stock_pipelines.quality.render import html_page, markdown
-from stock_pipelines.quality.store import history, read_broker_check, write_report
+from stock_pipelines.quality.store import history, read_broker_check, read_day_totals, write_report
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,16 @@ def build_report(
     config: QualityConfig | None = None,
     data_dir: Path | None = None,
 ) -> BuiltReport:
-    """The broker comparison is the one the minute_bars_match_broker check stored for the day
-    (no calls are spent twice); without it the report says the day was not sampled."""
+    """The broker comparisons are the ones the minute_bars_match_broker and minute_bars_day_volume
+    checks stored for the day (no calls are spent twice); without them the report says so."""
     config = config or QualityConfig.from_env()
     broker = read_broker_check(inputs.day, data_dir) or BrokerCheck(
         False, "not sampled: minute_bars_match_broker has not run for this day"
     )
-    quality = assess(inputs, recovery_complete=recovery_complete, config=config, broker=broker)
+    totals = read_day_totals(inputs.day, data_dir) or DayTotals(
+        False, "not checked: minute_bars_day_volume has not run for this day"
+    )
+    quality = assess(inputs, recovery_complete=recovery_complete, config=config, broker=broker, totals=totals)
     summary = quality.summary()
     trend = history(inputs.day, quality.coverage.share, config.history_days, data_dir)
     summary["history"] = trend

@@ -37,6 +37,8 @@ class QualityConfig:
     """- STOCK_PIPELINES_COMPLETENESS_ERROR: ERROR below this share (default 0.999, the original SLA)
     - STOCK_PIPELINES_COMPLETENESS_WARN: WARN below this share (default 0.9999)
     - STOCK_PIPELINES_QUALITY_REST_CALLS: broker calls a day for the consistency sample (default 20; 0 = off)
+    - STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS: broker calls a day for the day-volume cross-check, one
+      a symbol (default 50; 0 = off)
     - STOCK_PIPELINES_QUALITY_HISTORY_DAYS: trading days in the report's trend chart (default 20)
     """
 
@@ -44,6 +46,7 @@ class QualityConfig:
     warn_share: float = 0.9999
     rest_calls: int = 20
     history_days: int = 20
+    day_volume_calls: int = 50
 
     @classmethod
     def from_env(cls) -> QualityConfig:
@@ -51,6 +54,7 @@ class QualityConfig:
             error_share=_share("STOCK_PIPELINES_COMPLETENESS_ERROR", cls.error_share),
             warn_share=_share("STOCK_PIPELINES_COMPLETENESS_WARN", cls.warn_share),
             rest_calls=_count("STOCK_PIPELINES_QUALITY_REST_CALLS", cls.rest_calls),
+            day_volume_calls=_count("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", cls.day_volume_calls),
             history_days=_count("STOCK_PIPELINES_QUALITY_HISTORY_DAYS", cls.history_days),
         )
         if config.warn_share < config.error_share:

@@ -16,12 +16,16 @@ DISAGREEMENT_SCHEMA = {
 }
 
 
-def day_volume(ticks: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFrame:
-    """Per symbol: the exchange's reported day volume (the last cumulative volume archived), the
-    shares in the archived trades, and the shares in the final bars.
+def day_volume(ticks: pl.DataFrame, bars: pl.DataFrame, broker: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Per symbol: the exchange's reported day volume, the shares in the archived trades, and the
+    shares in the final bars.
 
-    `ticks_missing` > 0: trades the archive lacks (gaps); `bars_missing` != 0: the final bars do
-    not account for the day's volume (a hole or a wrong bar). Sorted by symbol.
+    The reported volume is the broker's day total where it was fetched (`broker`: symbol,
+    broker_volume), else the last cumulative volume archived (`reported_by` says which).
+    `ticks_missing` > 0: trades the archive lacks; `bars_missing` != 0: the final bars do not
+    account for the day's volume (a hole or a wrong bar); `cum_behind_broker` > 0: trades after
+    the last archived one (null where the broker was not asked). A symbol with neither a broker
+    total nor an archived trade has no reported volume (null): nothing to judge. Sorted by symbol.
     """
     schema = {"symbol": pl.String(), "last_cum": pl.Int64(), "tick_volume": pl.Int64(), "trades": pl.Int64()}
     seen = (
@@ -32,12 +36,27 @@ def day_volume(ticks: pl.DataFrame, bars: pl.DataFrame) -> pl.DataFrame:
         else pl.DataFrame(schema=schema)
     )
     bar_volume = bars.group_by("symbol").agg(bar_volume=pl.col("volume").sum().cast(pl.Int64))
+    totals = (
+        broker.select("symbol", pl.col("broker_volume").cast(pl.Int64))
+        if broker is not None
+        else pl.DataFrame(schema={"symbol": pl.String(), "broker_volume": pl.Int64()})
+    )
     return (
         seen.join(bar_volume, on="symbol", how="full", coalesce=True)
+        .join(totals, on="symbol", how="full", coalesce=True)
         .with_columns(pl.col("last_cum", "tick_volume", "bar_volume", "trades").fill_null(0))
         .with_columns(
-            ticks_missing=pl.col("last_cum") - pl.col("tick_volume"),
-            bars_missing=pl.col("last_cum") - pl.col("bar_volume"),
+            # a symbol with bars but no archived trade (all recovered) has no cum to judge by: null
+            reported=pl.coalesce("broker_volume", pl.when(pl.col("trades") > 0).then("last_cum")),
+            reported_by=pl.when(pl.col("broker_volume").is_not_null())
+            .then(pl.lit("broker"))
+            .when(pl.col("trades") > 0)
+            .then(pl.lit("cum")),
+            cum_behind_broker=pl.col("broker_volume") - pl.col("last_cum"),
+        )
+        .with_columns(
+            ticks_missing=pl.col("reported") - pl.col("tick_volume"),
+            bars_missing=pl.col("reported") - pl.col("bar_volume"),
         )
         .sort("symbol")
     )

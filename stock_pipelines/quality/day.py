@@ -26,6 +26,7 @@ from stock_pipelines.quality.coverage import (
     slots_frame,
     window_minutes,
 )
+from stock_pipelines.quality.day_totals import DayTotals, at_risk_symbols, day_totals_check
 from stock_pipelines.quality.sample import SampleResult, choose_sample, fetch_sample
 
 TICK_SCHEMA = {
@@ -117,6 +118,15 @@ def broker_check(
     return BrokerCheck(True, note, result.calls, answered, disagreements, failed)
 
 
+def day_totals(
+    inputs: DayInputs, source: MinuteBarSource | None, budget: int, now: datetime, unavailable: str = ""
+) -> DayTotals:
+    """The broker's day volume for the day's chosen symbols (see quality.day_totals)."""
+    volume = day_volume(inputs.ticks, inputs.bars)
+    at_risk = at_risk_symbols(inputs.gaps, inputs.recovered, volume)
+    return day_totals_check(inputs.session, volume, at_risk, source, budget, now, unavailable)
+
+
 @dataclass
 class DayQuality:
     inputs: DayInputs
@@ -125,6 +135,7 @@ class DayQuality:
     volume: pl.DataFrame
     invariants: pl.DataFrame
     broker: BrokerCheck
+    totals: DayTotals
     recovery_complete: bool
 
     @property
@@ -137,7 +148,7 @@ class DayQuality:
 
     @property
     def tick_shortfalls(self) -> pl.DataFrame:
-        """Symbols whose archived trades lack shares of the reported cumulative volume."""
+        """Symbols whose archived trades lack shares of the reported day volume."""
         return self.volume.filter(pl.col("ticks_missing") != 0)
 
     def verdicts(self) -> dict[str, bool]:
@@ -226,6 +237,9 @@ class DayQuality:
             "closing_expected": cov.closing_expected,
             "closing_missing": cov.closing_missing,
             "volume_disagreements": self.volume_disagreements.height,
+            "day_totals_checked": self.totals.checked,
+            "day_totals_note": self.totals.note,
+            "day_totals_calls": self.totals.calls,
             "tick_shortfall_symbols": self.tick_shortfalls.height,
             "ohlc_violations": self.invariants.height,
             "broker_sampled": self.broker.sampled,
@@ -243,13 +257,16 @@ def assess(
     recovery_complete: bool,
     config: QualityConfig | None = None,
     source: MinuteBarSource | None = None,
-    today: date | None = None,
+    now: datetime | None = None,
     unavailable: str = "",
     broker: BrokerCheck | None = None,
+    totals: DayTotals | None = None,
 ) -> DayQuality:
-    """Every measure of the day. `broker`: a broker check already made (the check's stored result);
-    otherwise one is made now with `source` (None: not sampled, `unavailable` says why)."""
+    """Every measure of the day. `broker` and `totals`: the broker comparisons already made (the
+    checks' stored results); otherwise they are made now with `source` (None: not made,
+    `unavailable` says why)."""
     config = config or QualityConfig.from_env()
+    now = now or datetime.now(SEOUL)
     coverage = compute_coverage(
         inputs.day,
         inputs.bars,
@@ -260,15 +277,16 @@ def assess(
         session=inputs.session,
     )
     if broker is None:
-        broker = broker_check(
-            inputs, source, config.rest_calls, today or datetime.now(SEOUL).date(), unavailable
-        )
+        broker = broker_check(inputs, source, config.rest_calls, now.date(), unavailable)
+    if totals is None:
+        totals = day_totals(inputs, source, config.day_volume_calls, now, unavailable)
     return DayQuality(
         inputs=inputs,
         config=config,
         coverage=coverage,
-        volume=day_volume(inputs.ticks, inputs.bars),
+        volume=day_volume(inputs.ticks, inputs.bars, totals.totals if totals.checked else None),
         invariants=invariant_violations(inputs.bars),
         broker=broker,
+        totals=totals,
         recovery_complete=recovery_complete,
     )

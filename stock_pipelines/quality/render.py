@@ -84,7 +84,16 @@ def sections(quality: DayQuality) -> dict[str, tuple[list[str], list[list[object
         for r in holes.iter_rows(named=True)
     ]
     volume = [
-        [r["symbol"], r["last_cum"], r["bar_volume"], r["bars_missing"], r["tick_volume"], r["ticks_missing"]]
+        [
+            r["symbol"],
+            r["reported"],
+            r["reported_by"],
+            r["last_cum"],
+            r["bar_volume"],
+            r["bars_missing"],
+            r["tick_volume"],
+            r["ticks_missing"],
+        ]
         for r in quality.volume.filter(
             (pl.col("bars_missing") != 0) | (pl.col("ticks_missing") != 0)
         ).iter_rows(named=True)
@@ -120,8 +129,17 @@ def sections(quality: DayQuality) -> dict[str, tuple[list[str], list[list[object
             ["symbol", "holes", "minutes", "first windows", "evidence"],
             hole_rows,
         ),
-        "Day volume against cumulative volume": (
-            ["symbol", "last cum", "bar volume", "bars missing", "tick volume", "ticks missing"],
+        "Day volume against the reported day volume": (
+            [
+                "symbol",
+                "reported",
+                "reported by",
+                "last cum",
+                "bar volume",
+                "bars missing",
+                "tick volume",
+                "ticks missing",
+            ],
             volume,
         ),
         "Bars against the broker's REST bars": (
@@ -158,8 +176,10 @@ def notes(quality: DayQuality) -> list[str]:
         + (f"; missing: {', '.join(cov.closing_missing)}" if cov.closing_missing else ""),
         f"Broker sample: {quality.broker.note}"
         + (f"; failed windows: {'; '.join(quality.broker.failed[:5])}" if quality.broker.failed else ""),
+        f"Broker day volumes: {quality.totals.note}"
+        + (f"; failed: {'; '.join(quality.totals.failed[:5])}" if quality.totals.failed else ""),
         (
-            f"Tick shortfalls (archive lacked shares of the reported cumulative volume): "
+            f"Tick shortfalls (archive lacked shares of the reported day volume): "
             f"{quality.tick_shortfalls.height} symbols"
         ),
         "Bars by source: "

@@ -73,6 +73,18 @@ def history(
 
 
 BROKER_ASSET = "quality_broker_disagreements"
+TOTALS_ASSET = "quality_broker_day_volumes"
+
+
+def _write_json(day: date, name: str, meta: dict, data_dir: Path | None) -> None:
+    _write(report_dir(day, data_dir) / name, json.dumps(meta, ensure_ascii=False, indent=1) + "\n")
+
+
+def _read_json(day: date, name: str, asset: str, data_dir: Path | None) -> dict | None:
+    path = report_dir(day, data_dir) / name
+    if not path.is_file() or not lake.partition_exists(asset, day, data_dir):
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def write_broker_check(day: date, check, data_dir: Path | None = None) -> None:
@@ -80,24 +92,42 @@ def write_broker_check(day: date, check, data_dir: Path | None = None) -> None:
     lake.write_partition(check.disagreements, BROKER_ASSET, day, data_dir)
     lake.write_partition(check.windows, "quality_broker_windows", day, data_dir)
     meta = {"sampled": check.sampled, "note": check.note, "calls": check.calls, "failed": check.failed}
-    _write(
-        report_dir(day, data_dir) / "broker_sample.json",
-        json.dumps(meta, ensure_ascii=False, indent=1) + "\n",
-    )
+    _write_json(day, "broker_sample.json", meta, data_dir)
 
 
 def read_broker_check(day: date, data_dir: Path | None = None):
     from stock_pipelines.quality.day import BrokerCheck
 
-    path = report_dir(day, data_dir) / "broker_sample.json"
-    if not path.is_file() or not lake.partition_exists(BROKER_ASSET, day, data_dir):
+    meta = _read_json(day, "broker_sample.json", BROKER_ASSET, data_dir)
+    if meta is None:
         return None
-    meta = json.loads(path.read_text(encoding="utf-8"))
     return BrokerCheck(
         sampled=bool(meta["sampled"]),
         note=str(meta["note"]),
         calls=int(meta["calls"]),
         windows=lake.read_partition("quality_broker_windows", day, data_dir),
         disagreements=lake.read_partition(BROKER_ASSET, day, data_dir),
+        failed=list(meta["failed"]),
+    )
+
+
+def write_day_totals(day: date, totals, data_dir: Path | None = None) -> None:
+    """The broker's day volumes the day-volume check fetched, kept for the day's report."""
+    lake.write_partition(totals.totals, TOTALS_ASSET, day, data_dir)
+    meta = {"checked": totals.checked, "note": totals.note, "calls": totals.calls, "failed": totals.failed}
+    _write_json(day, "day_volumes.json", meta, data_dir)
+
+
+def read_day_totals(day: date, data_dir: Path | None = None):
+    from stock_pipelines.quality.day_totals import DayTotals
+
+    meta = _read_json(day, "day_volumes.json", TOTALS_ASSET, data_dir)
+    if meta is None:
+        return None
+    return DayTotals(
+        checked=bool(meta["checked"]),
+        note=str(meta["note"]),
+        calls=int(meta["calls"]),
+        totals=lake.read_partition(TOTALS_ASSET, day, data_dir),
         failed=list(meta["failed"]),
     )

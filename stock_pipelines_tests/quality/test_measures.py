@@ -1,17 +1,19 @@
 """Pure-logic tests of the quality measures on small hand-made frames (no Dagster, no servers)."""
 
 from datetime import date, datetime, timedelta
+from typing import ClassVar
 
 import polars as pl
 import pytest
 
-from stock_pipelines.brokers.model import BAR_SCHEMA
+from stock_pipelines.brokers.model import BAR_SCHEMA, BrokerError
 from stock_pipelines.gaps.model import Gap, GapKind
 from stock_pipelines.gaps.summary import gaps_frame
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.consistency import compare_bars, day_volume, invariant_violations
 from stock_pipelines.quality.coverage import compute_coverage
+from stock_pipelines.quality.day_totals import choose_symbols, day_totals_check
 from stock_pipelines.quality.sample import choose_sample
 
 DAY = date(2026, 11, 20)
@@ -174,6 +176,66 @@ def test_day_volume_against_the_last_cumulative_volume():
     assert volume == [("000660", 7, 0, 1), ("005930", 20, 5, 0)]
 
 
+def test_day_volume_takes_the_brokers_day_total_where_fetched():
+    # 005930's archive ends at cum 20 but the broker reports 26: 6 shares traded after the last
+    # archived trade, invisible to the cumulative volume alone
+    tick_rows = [("005930", "09:00:00", 10, 10), ("005930", "09:02:00", 10, 20), ("000660", "09:00:00", 7, 7)]
+    frame = bars([("005930", "09:00", 1, 1, 1, 1, 10), ("005930", "09:02", 1, 1, 1, 1, 10),
+                  ("000660", "09:00", 1, 1, 1, 1, 7), ("035420", "09:00", 1, 1, 1, 1, 3)])
+    broker = pl.DataFrame({"symbol": ["005930", "035420"], "broker_volume": [26, 0]})
+    volume = day_volume(ticks(tick_rows), frame, broker).select(
+        "symbol", "reported", "reported_by", "cum_behind_broker", "ticks_missing", "bars_missing"
+    )
+    assert volume.rows() == [
+        ("000660", 7, "cum", None, 0, 0),  # not asked: the last cum stands
+        ("005930", 26, "broker", 6, 6, 6),
+        ("035420", 0, "broker", 0, 0, -3),  # the broker says nothing traded: our 3 shares disagree
+    ]
+    # without the broker, 035420 (bars only, from REST) has no reported volume to judge by
+    alone = day_volume(ticks(tick_rows), frame).filter(pl.col("symbol") == "035420")
+    assert alone.select("reported", "reported_by", "bars_missing").row(0) == (None, None, None)
+
+
+def test_day_volume_symbols_at_risk_first_then_a_rotation_over_days():
+    volume = pl.DataFrame(
+        {"symbol": ["a", "b", "c", "d", "e"], "last_cum": [50, 40, 30, 20, 10], "bar_volume": [50, 40, 30, 20, 10]}
+    )
+    first = choose_symbols(volume, {"d", "z"}, budget=4, day=DAY)
+    assert first[:2] == ["d", "z"]  # at risk by volume, then at-risk symbols with no trades at all
+    rotation = [choose_symbols(volume, {"d", "z"}, budget=4, day=DAY + timedelta(days=n))[2:] for n in range(2)]
+    assert set(rotation[0]) | set(rotation[1]) == {"a", "b", "c", "e"}  # every symbol within 2 days
+    assert choose_symbols(volume, set(), budget=0, day=DAY) == []
+    assert choose_symbols(volume, set(), budget=9, day=DAY) == ["a", "b", "c", "d", "e"]
+
+
+def test_day_totals_are_not_fetched_before_the_day_is_final_or_from_a_broker_without_them():
+    volume = pl.DataFrame({"symbol": ["a"], "last_cum": [5], "bar_volume": [5]})
+
+    class Minutes:  # a minute-bar source only (Kiwoom here)
+        name = "kiwoom"
+
+    asked: list[str] = []
+
+    class Totals:
+        name = "kis"
+        reported: ClassVar = {"a": None}  # the broker reports no trading for "a"
+
+        def day_volume(self, symbol, day):
+            asked.append(symbol)
+            if symbol == "bad":
+                raise BrokerError("KIS FHKST03010100: OPSQ2001 bad input")
+            return self.reported[symbol]
+
+    closing = SESSION.close + timedelta(minutes=2)
+    assert day_totals_check(SESSION, volume, set(), Totals(), 0, closing).note.startswith("off")
+    assert "does not report day volumes" in day_totals_check(SESSION, volume, set(), Minutes(), 5, closing).note
+    early = day_totals_check(SESSION, volume, set(), Totals(), 5, closing)
+    assert not early.checked and "final from" in early.note and asked == []
+    later = day_totals_check(SESSION, volume, {"bad"}, Totals(), 5, SESSION.close + timedelta(hours=1))
+    assert later.checked and later.calls == 2 and asked == ["bad", "a"]
+    assert later.totals.rows() == [("a", 0)] and later.failed == ["bad: BrokerError: KIS FHKST03010100: OPSQ2001 bad input"]
+
+
 def test_compare_bars_lists_each_field_and_one_sided_bar_inside_the_windows_only():
     ours = bars(
         [
@@ -228,7 +290,13 @@ def test_the_sample_takes_recovered_windows_first_and_keeps_the_budget():
 
 
 def test_config_from_the_environment(monkeypatch):
-    assert QualityConfig.from_env() == QualityConfig(0.999, 0.9999, 20, 20)
+    assert QualityConfig.from_env() == QualityConfig(0.999, 0.9999, 20, 20, 50)
+    monkeypatch.setenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", "7")
+    assert QualityConfig.from_env().day_volume_calls == 7
+    monkeypatch.setenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", "-1")
+    with pytest.raises(ValueError, match="STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS='-1' must be >= 0"):
+        QualityConfig.from_env()
+    monkeypatch.delenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS")
     monkeypatch.setenv("STOCK_PIPELINES_COMPLETENESS_ERROR", "0.95")
     monkeypatch.setenv("STOCK_PIPELINES_QUALITY_REST_CALLS", "0")
     assert QualityConfig.from_env().error_share == 0.95 and QualityConfig.from_env().rest_calls == 0

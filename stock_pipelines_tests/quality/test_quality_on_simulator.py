@@ -18,7 +18,7 @@ from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.defs.checks.minute_bars_checks import minute_bars_checks
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.quality.sample import choose_sample
-from stock_pipelines.quality.store import read_summary, report_dir
+from stock_pipelines.quality.store import read_day_totals, read_summary, report_dir
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.server import ExchangeConfig
@@ -31,7 +31,7 @@ DAY = date(2026, 11, 20)
 SEED, SYMBOLS = 11, 12
 OUTAGES = ["10:00-10:30", "13:10-13:25"]
 KEYS = {
-    f"q-key-{n}": f"q-secret-{n}" for n in range(4)
+    f"q-key-{n}": f"q-secret-{n}" for n in range(6)
 }  # one app key a test: a token is issued once a minute
 PIPELINE = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
 CHECKED = [*PIPELINE, *minute_bars_checks, quality_report]
@@ -281,3 +281,60 @@ def test_planted_defects_are_found_and_named(env, capsys):
     assert evaluations["minute_bars_ohlc_invariants"].passed is True
     # blocking: no report in this run
     assert result.asset_materializations_for_node("quality_report") == []
+
+
+def _drop_closing_print(archive, symbol: str) -> dict:
+    """Remove `symbol`'s last trade of the day (its closing print): no later cum reveals the loss."""
+    path = archive / "sim-kis-1" / "trades" / DAY.strftime("%Y%m%d") / "15_00.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    mine = [i for i, line in enumerate(lines) if f'"sym":"{symbol}"' in line]
+    last = max(mine, key=lambda i: json.loads(lines[i])["cum"])
+    dropped = json.loads(lines[last])
+    path.write_text("".join(lines[:last] + lines[last + 1 :]))
+    return dropped
+
+
+def test_a_lost_closing_print_is_found_by_the_brokers_day_volume(env):
+    tmp_path, truth = env
+    write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS)  # no outage, no corruption
+    dropped = _drop_closing_print(tmp_path / "archive", "035420")
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance, raise_on_error=False)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+    # nothing in the archive reveals the loss: no gap, and the trades' own cum is continuous
+    assert lake.read_partition("gap_report", DAY).height == 0
+    ticks = lake.read_partition("raw_ticks", DAY).filter(pl.col("symbol") == "035420")
+    assert int(ticks["cum"].max()) == int(ticks["qty"].sum()) == dropped["cum"] - dropped["qty"]
+    # the broker's day total does: every symbol checked, the one named, by how much
+    volume = evaluations["minute_bars_day_volume"]
+    assert volume.passed is False
+    meta = volume.metadata
+    assert meta["broker_checked"].value is True and meta["broker_checked_symbols"].value == SYMBOLS
+    assert meta["disagreeing_symbols"].value == ["035420"]
+    assert meta["cum_behind_broker_symbols"].value == ["035420"]
+    assert f"| 035420 | {dropped['cum']} | broker | {dropped['cum'] - dropped['qty']} |" in meta["listing"].value
+    truth_volume = truth.filter(pl.col("symbol") == "035420")["volume"].sum()
+    assert dropped["cum"] == truth_volume  # the broker's figure is the exchange's day volume
+    # blocking: the day is not certified and gets no report in this run
+    assert result.asset_materializations_for_node("quality_report") == []
+    stored = read_day_totals(DAY)
+    assert stored.checked and dict(stored.totals.iter_rows())["035420"] == dropped["cum"]
+
+
+def test_day_volume_cross_check_passes_on_a_complete_day_and_can_be_turned_off(env, monkeypatch):
+    tmp_path, _truth = env
+    write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS)
+    instance = dg.DagsterInstance.ephemeral()
+    monkeypatch.setenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", "5")
+    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)
+    meta = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_volume").metadata
+    assert meta["broker_checked_symbols"].value == 5 and meta["broker_calls"].value == 5
+    assert meta["disagreements"].value == 0 and meta["cum_behind_broker_symbols"].value == []
+    report = result.asset_materializations_for_node("quality_report")[0].metadata["report"].value
+    assert "Broker day volumes: 5 symbols' day volume from kis" in report
+
+    monkeypatch.setenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", "0")
+    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)
+    meta = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_volume").metadata
+    assert meta["broker_checked"].value is False and "off" in meta["broker_day_volumes"].value

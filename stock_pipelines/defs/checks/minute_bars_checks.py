@@ -17,9 +17,9 @@ from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.consistency import day_volume, invariant_violations
 from stock_pipelines.quality.coverage import compute_coverage
-from stock_pipelines.quality.day import DayInputs, broker_check, load_day
+from stock_pipelines.quality.day import DayInputs, broker_check, day_totals, load_day
 from stock_pipelines.quality.render import percent
-from stock_pipelines.quality.store import write_broker_check
+from stock_pipelines.quality.store import write_broker_check, write_day_totals
 from stock_pipelines.settings import Settings
 
 RECOVERED = dg.AssetKey("recovered_minute_bars")
@@ -183,14 +183,24 @@ def minute_bars_ohlc_invariants(context: dg.AssetCheckExecutionContext) -> dg.As
     asset=minute_bars,
     partitions_def=trading_day_partitions,
     blocking=True,
-    description="per symbol, the final bars' volume equals the exchange's cumulative day volume (the last "
-    "cum archived); archive shortfalls (trades the ticks lack) are listed. Blocking.",
+    description="per symbol, the final bars' volume equals the day's reported volume: the broker's day total "
+    "where fetched (STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS symbols a day, those at risk first), else the last "
+    "cumulative volume archived; archive shortfalls (trades the ticks lack) are listed. Blocking.",
 )
 def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    from datetime import datetime
+
+    from stock_pipelines.market import SEOUL
+
     inputs = inputs_for(context.partition_key)
-    volume = day_volume(inputs.ticks, inputs.bars)
+    budget = QualityConfig.from_env().day_volume_calls
+    source, why = broker_source() if budget > 0 else (None, "")
+    totals = day_totals(inputs, source, budget, datetime.now(SEOUL), why)
+    write_day_totals(inputs.day, totals)
+    volume = day_volume(inputs.ticks, inputs.bars, totals.totals if totals.checked else None)
     wrong = volume.filter(pl.col("bars_missing") != 0)
     short = volume.filter(pl.col("ticks_missing") != 0)
+    behind = volume.filter(pl.col("cum_behind_broker").fill_null(0) != 0)
     return dg.AssetCheckResult(
         passed=wrong.height == 0,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -198,15 +208,31 @@ def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
             "symbols": volume.height,
             "disagreements": wrong.height,
             "disagreeing_symbols": dg.MetadataValue.json(wrong["symbol"].to_list()),
-            "listing": dg.MetadataValue.md(md_table(wrong)),
+            "listing": dg.MetadataValue.md(
+                md_table(
+                    wrong.select(
+                        "symbol", "reported", "reported_by", "last_cum", "bar_volume", "bars_missing"
+                    )
+                )
+            ),
+            "broker_checked": totals.checked,
+            "broker_day_volumes": totals.note,
+            "broker_calls": totals.calls,
+            "broker_checked_symbols": totals.totals.height,
+            "broker_failed": dg.MetadataValue.json(totals.failed),
+            "cum_behind_broker_symbols": dg.MetadataValue.json(behind["symbol"].to_list()),
             "tick_shortfall_symbols": dg.MetadataValue.json(short["symbol"].to_list()),
             "tick_shortfalls": dg.MetadataValue.md(
-                md_table(short.select("symbol", "last_cum", "tick_volume", "ticks_missing"))
+                md_table(
+                    short.select(
+                        "symbol", "reported", "reported_by", "last_cum", "tick_volume", "ticks_missing"
+                    )
+                )
             ),
         },
         description=None
         if wrong.height == 0
-        else f"{wrong.height} symbols: bar volume != cumulative day volume",
+        else f"{wrong.height} symbols: bar volume != the day's reported volume",
     )
 
 
