@@ -13,8 +13,11 @@ The recovery is launched by the Dagster daemon's sensor, not called by the demo:
    restarts from the event stream, measures the lost trading time and launches the recovery run
    of the day (raw_ticks ->
    tick_minute_bars -> gap_report -> recovered_minute_bars -> minute_bars); the demo only waits;
-5. a summary: completeness against the exchange's own bars before and after recovery, the broker
-   calls it took, and the time from the daemon's start to the sensor's launch.
+5. `end_of_day_job` for the day, as the schedule runs it after the close: every asset check (the
+   quality checks ask the simulator for day volumes and a sample of bars), then `quality_report`;
+6. a summary: completeness against the exchange's own bars before and after recovery, the broker
+   calls it took, the time from the daemon's start to the sensor's launch, the checks and whether
+   the day is certified (the demo exits 1 unless every bar is back and the day is certified).
 
 Re-running the demo replays the same day: it clears the demo collector's heartbeats and the
 governance state in Redis, deletes the earlier demo runs of that day and resets the sensor.
@@ -56,7 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--timeout", type=float, default=300, help="seconds to wait for the daemon (default 300)"
     )
     parser.add_argument(
-        "--collector", choices=["replay", "live"], default="replay",
+        "--collector",
+        choices=["replay", "live"],
+        default="replay",
         help="replay: a written archive and the daemon's sensor launch the recovery (default); "
         "live: the real collector records the day from the exchange at 300x, then the pipeline runs",
     )
@@ -107,9 +112,14 @@ def reset_demo_state(client, instance, day: date) -> None:
             client.delete(name)
     import dagster as dg
 
-    old = instance.get_run_records(
-        dg.RunsFilter(tags={"dagster/sensor_name": SENSOR, "dagster/partition": day.isoformat()})
-    )
+    old = [
+        *instance.get_run_records(
+            dg.RunsFilter(tags={"dagster/sensor_name": SENSOR, "dagster/partition": day.isoformat()})
+        ),
+        *instance.get_run_records(
+            dg.RunsFilter(tags={"stock_pipelines/demo": "true", "dagster/partition": day.isoformat()})
+        ),
+    ]
     for record in old:
         instance.delete_run(record.dagster_run.run_id)
     for state in instance.all_instigator_state():
@@ -221,9 +231,18 @@ def run(args: argparse.Namespace) -> int:
         finally:
             publisher.stop("demo over")
         stats = httpx.get(f"{url}/admin/stats", timeout=10).json()
+        recovered_ok = bool(runs) and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+        if recovered_ok:
+            # the schedule runs the end of day 10 minutes after the close: both clocks go there
+            after_close = session.close + timedelta(minutes=10)
+            httpx.post(
+                f"{url}/admin/clock", json={"at": after_close.isoformat(), "pinned": True}, timeout=10
+            ).raise_for_status()
+            os.environ[ENV_FAKE_NOW] = fake_now_value(after_close)
+            end_of_day = run_end_of_day(instance, day)
     truth = sum(len(sim.minute_bars(code)) for code in sim.codes)
 
-    if not runs or any(r.dagster_run.status != dg.DagsterRunStatus.SUCCESS for r in runs):
+    if not recovered_ok:
         states = ", ".join(f"{r.dagster_run.run_id[:8]} {r.dagster_run.status.value}" for r in runs) or "none"
         print(f"the sensor-launched recovery did not succeed (runs: {states}); see `stock-pipelines ui`")
         return 1
@@ -249,6 +268,8 @@ def run(args: argparse.Namespace) -> int:
         "windows_unrecovered": last.get("windows_unrecovered", 0),
         "recovery_runs": len(runs),
         "daemon_start_to_first_launch_s": round(first_launch, 1),
+        "end_of_day_checks": end_of_day["checks"],
+        "certified": end_of_day["certified"],
         "seconds": round(time.monotonic() - started, 1),
     }
     print(
@@ -263,8 +284,42 @@ def run(args: argparse.Namespace) -> int:
         f"broker calls: {summary['broker_calls']} over {len(runs)} run(s) (lower bound of one run "
         f"{summary['lower_bound_calls']}), rate-limit errors: {summary['rate_limit_errors']}"
     )
+    failed = [name for name, passed in end_of_day["checks"].items() if not passed]
+    print(
+        f"end_of_day_job: {len(end_of_day['checks']) - len(failed)}/{len(end_of_day['checks'])} checks passed"
+        + (f" (failed: {', '.join(failed)})" if failed else "")
+        + f"; quality report: {'CERTIFIED' if end_of_day['certified'] else 'NOT CERTIFIED'}"
+        + (f", {end_of_day['html_path']}" if end_of_day["html_path"] else "")
+    )
     print(json.dumps(summary))
-    return 0 if after == truth else 1
+    return 0 if after == truth and end_of_day["certified"] else 1
+
+
+def run_end_of_day(instance, day: date) -> dict:
+    """Run end_of_day_job for the day, as the schedule would after the close: every check on the
+    day's assets, then its quality report (so `./run ui` shows both for the partition)."""
+    from stock_pipelines.definitions import defs
+
+    print(
+        f"end_of_day_job for {day} (clock at 10 minutes after the close): the day's assets again, every asset "
+        "check, then quality_report"
+    )
+    result = defs.resolve_job_def("end_of_day_job").execute_in_process(
+        instance=instance,
+        partition_key=day.isoformat(),
+        raise_on_error=False,
+        tags={"stock_pipelines/demo": "true"},
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    report = result.asset_materializations_for_node("quality_report")
+    meta = report[-1].metadata if report else {}
+    return {
+        "success": result.success,
+        "checks": checks,
+        "certified": bool(meta["certified"].value) if "certified" in meta else False,
+        "html_path": meta["html_path"].value if "html_path" in meta else None,
+    }
 
 
 def watch_daemon(instance, day: date, timeout: float) -> list:

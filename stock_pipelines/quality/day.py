@@ -12,6 +12,7 @@ from stock_pipelines import lake
 from stock_pipelines.brokers.model import BAR_SCHEMA, MinuteBarSource
 from stock_pipelines.gaps.summary import gaps_frame
 from stock_pipelines.market import SEOUL, Session, krx_calendar
+from stock_pipelines.ops import clock
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.consistency import (
     DISAGREEMENT_SCHEMA,
@@ -93,7 +94,7 @@ class BrokerCheck:
 
 
 def broker_check(
-    inputs: DayInputs, source: MinuteBarSource | None, budget: int, today: date, unavailable: str = ""
+    inputs: DayInputs, source: MinuteBarSource | None, budget: int, now: datetime, unavailable: str = ""
 ) -> BrokerCheck:
     """Final bars against the broker's REST bars on the day's sample (see quality.sample)."""
     if budget <= 0:
@@ -105,10 +106,11 @@ def broker_check(
         if inputs.ticks.height
         else dict(inputs.bars.group_by("symbol").agg(pl.col("volume").sum()).iter_rows())
     )
-    windows = choose_sample(inputs.day, inputs.session, inputs.recovered, activity, budget, today)
-    if inputs.day == today:
+    now = now.astimezone(SEOUL)
+    windows = choose_sample(inputs.day, inputs.session, inputs.recovered, activity, budget, now.date())
+    if inputs.day == now.date():
         # during the session the newest minute is still forming on both sides: compare closed minutes only
-        closed = datetime.now(SEOUL).replace(second=0, microsecond=0)
+        closed = now.replace(second=0, microsecond=0)
         windows = [replace(w, end=min(w.end, closed)) for w in windows if w.start < closed]
     result: SampleResult = fetch_sample(source, inputs.day, windows)
     answered = result.windows_frame()
@@ -266,7 +268,7 @@ def assess(
     checks' stored results); otherwise they are made now with `source` (None: not made,
     `unavailable` says why)."""
     config = config or QualityConfig.from_env()
-    now = now or datetime.now(SEOUL)
+    now = now or clock.now()
     coverage = compute_coverage(
         inputs.day,
         inputs.bars,
@@ -277,7 +279,7 @@ def assess(
         session=inputs.session,
     )
     if broker is None:
-        broker = broker_check(inputs, source, config.rest_calls, now.date(), unavailable)
+        broker = broker_check(inputs, source, config.rest_calls, now, unavailable)
     if totals is None:
         totals = day_totals(inputs, source, config.day_volume_calls, now, unavailable)
     return DayQuality(

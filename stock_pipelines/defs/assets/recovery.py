@@ -122,7 +122,11 @@ def gap_report(context: dg.AssetExecutionContext, config: GapReportConfig) -> dg
     partitions_def=trading_day_partitions,
     deps=["gap_report", "tick_minute_bars"],
     group_name="recovery",
-    check_specs=[dg.AssetCheckSpec("every_gap_recovered", asset="recovered_minute_bars", blocking=False)],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "every_gap_recovered", asset="recovered_minute_bars", blocking=False, partitions_def=trading_day_partitions
+        )
+    ],
     description="Bars for every gap window: tier 1 from another collector's archive (no API cost), tier 2 "
     "from the broker's REST minute bars under the shared rate limit, most active symbols first.",
 )

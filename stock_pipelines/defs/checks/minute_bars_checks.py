@@ -14,6 +14,7 @@ from stock_pipelines import lake
 from stock_pipelines.brokers.model import BrokerError
 from stock_pipelines.defs.assets.recovery import minute_bars
 from stock_pipelines.defs.partitions import trading_day_partitions
+from stock_pipelines.ops import clock
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.consistency import day_volume, invariant_violations
 from stock_pipelines.quality.coverage import compute_coverage
@@ -188,14 +189,10 @@ def minute_bars_ohlc_invariants(context: dg.AssetCheckExecutionContext) -> dg.As
     "cumulative volume archived; archive shortfalls (trades the ticks lack) are listed. Blocking.",
 )
 def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    from datetime import datetime
-
-    from stock_pipelines.market import SEOUL
-
     inputs = inputs_for(context.partition_key)
     budget = QualityConfig.from_env().day_volume_calls
     source, why = broker_source() if budget > 0 else (None, "")
-    totals = day_totals(inputs, source, budget, datetime.now(SEOUL), why)
+    totals = day_totals(inputs, source, budget, clock.now(), why)
     write_day_totals(inputs.day, totals)
     volume = day_volume(inputs.ticks, inputs.bars, totals.totals if totals.checked else None)
     wrong = volume.filter(pl.col("bars_missing") != 0)
@@ -245,7 +242,7 @@ def broker_source():
         settings = BrokerSettings.from_env()
         client = redis_client()
         client.ping()
-        return build_source(settings, client, Settings.from_env().data_dir / ".tokens"), ""
+        return build_source(settings, client, Settings.from_env().data_dir / ".tokens", now=clock.now), ""
     except (BrokerError, ValueError, redis.RedisError, OSError) as error:
         return None, f"{type(error).__name__}: {error}"
 
@@ -258,14 +255,10 @@ def broker_source():
     "first, then the most active symbols, within STOCK_PIPELINES_QUALITY_REST_CALLS calls (0 = off). Blocking.",
 )
 def minute_bars_match_broker(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    from datetime import datetime
-
-    from stock_pipelines.market import SEOUL
-
     inputs = inputs_for(context.partition_key)
     budget = QualityConfig.from_env().rest_calls
     source, why = broker_source() if budget > 0 else (None, "")
-    result = broker_check(inputs, source, budget, datetime.now(SEOUL).date(), why)
+    result = broker_check(inputs, source, budget, clock.now(), why)
     write_broker_check(inputs.day, result)
     disagreements = result.disagreements
     named = sorted(set(disagreements["symbol"].to_list())) if disagreements.height else []
