@@ -22,6 +22,24 @@ def test_every_definition_loads_in_process():
         assert job.name
 
 
+def test_daily_assets_keep_the_default_backfill_and_every_check_is_per_day():
+    """Partitioned checks record correctly only in single-partition job runs (dagster 1.13). The
+    default (no backfill policy) gives one run per day; an explicit BackfillPolicy.multi_run(1)
+    turned the UI's backfill into an asset backfill whose check results lost their partition
+    (seen in test_browser.py). A check without the partitions would show one result for all days."""
+    from stock_pipelines.definitions import defs
+    from stock_pipelines.defs.partitions import trading_day_partitions
+
+    graph = defs.resolve_asset_graph()
+    daily = [key for key in graph.materializable_asset_keys if graph.get(key).partitions_def is not None]
+    assert {key.to_user_string() for key in daily} >= {"raw_ticks", "minute_bars", "quality_report"}
+    for key in daily:
+        assert graph.get(key).partitions_def == trading_day_partitions, key
+        assert graph.get(key).backfill_policy is None, key
+    for check in graph.asset_check_keys:
+        assert graph.get(check).partitions_def == trading_day_partitions, check
+
+
 def test_dagster_definitions_validate_accepts_the_workspace(tmp_path: Path):
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
