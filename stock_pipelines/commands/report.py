@@ -52,6 +52,8 @@ def summary_lines(summary: dict, html_path: str) -> list[str]:
         f"day-volume disagreements: {summary['volume_disagreements']}"
     )
     lines.append(f"broker sample: {summary['broker_note']}; disagreements: {summary['broker_disagreements']}")
+    if "day_totals_note" in summary:  # reports written before the day-volume cross-check lack it
+        lines.append(f"broker day volumes: {summary['day_totals_note']}")
     lines.append(f"html: {html_path}")
     return lines
 
