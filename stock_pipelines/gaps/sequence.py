@@ -13,6 +13,7 @@ close]; one vectorised polars query, no Python loop over rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 import numpy as np
@@ -161,3 +162,44 @@ def _schema() -> dict[str, pl.DataType]:
         "collector": pl.String(), "symbol": pl.String(), "start": seoul, "end": seoul,
         "prev_cum": pl.Int64(), "qty": pl.Int64(), "cum": pl.Int64(), "missing": pl.Int64(),
     }
+
+
+def tail_gaps(
+    ticks: pl.DataFrame,
+    day: date,
+    reported: Mapping[str, int],
+    *,
+    collector: str = "archive",
+    calendar: KrxCalendar | None = None,
+) -> list[Gap]:
+    """Trades after a symbol's last archived trade, which no later `cum` can reveal: where the
+    broker's reported day volume (`reported`, symbol -> shares) exceeds the last `cum` archived,
+    a sequence gap from that trade to the close (the whole session for a symbol never archived).
+    Its window reaches the closing print (`recovery.plan.minute_window`)."""
+    session = (calendar or krx_calendar()).session(day)
+    if session is None or not reported:
+        return []
+    last = (
+        {
+            symbol: (int(cum), ts)
+            for symbol, cum, ts in ticks.filter(pl.col("symbol").is_in(list(reported)))
+            .group_by("symbol")
+            .agg(pl.col("cum").max(), pl.col("ts").sort_by("cum").last())
+            .iter_rows()
+        }
+        if ticks.height
+        else {}
+    )
+    gaps = []
+    for symbol in sorted(reported):
+        cum, ts = last.get(symbol, (0, None))
+        missing = int(reported[symbol]) - cum
+        if missing <= 0:
+            continue
+        start = max(session.open, ts.astimezone(session.open.tzinfo)) if ts is not None else session.open
+        reason = (
+            f"tail: broker day volume {reported[symbol]} > last cum {cum}: "
+            f"{missing} shares after the last archived trade"
+        )
+        gaps.append(Gap(GapKind.SEQUENCE, collector, min(start, session.close), session.close, (symbol,), reason))
+    return gaps

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ import redis
 
 from stock_pipelines.gaps.downtime import downtime_gaps
 from stock_pipelines.gaps.model import Gap, GapKind, clipped
-from stock_pipelines.gaps.sequence import sequence_gaps
+from stock_pipelines.gaps.sequence import sequence_gaps, tail_gaps
 from stock_pipelines.archive.layout import SYSTEM, check_collector_id
 from stock_pipelines.gaps.silence import silence_gaps
 from stock_pipelines.heartbeat.archive_history import archive_collectors, up_intervals
@@ -133,8 +133,11 @@ def detect_gaps(
     calendar: KrxCalendar | None = None,
     archive_root: Path | None = None,
     problems: Counter[str] | None = None,
+    reported_volumes: Mapping[str, int] | None = None,
 ) -> list[Gap]:
-    """Every gap of `day`; `problems` (if given) counts evidence that could not be read."""
+    """Every gap of `day`; `problems` (if given) counts evidence that could not be read.
+    `reported_volumes`: the broker's day volume per symbol where known (the quality check's
+    cross-check): trades after a symbol's last archived trade become a gap to the close."""
     calendar = calendar or krx_calendar()
     session = calendar.session(day)
     if session is None:
@@ -158,6 +161,8 @@ def detect_gaps(
             )
     if ticks.height:
         gaps += sequence_gaps(ticks, day, calendar=calendar)
+    if reported_volumes:
+        gaps += tail_gaps(ticks, day, reported_volumes, calendar=calendar)
     if not collectors:
         end = min(session.close, now) if now is not None else session.close
         gaps += clipped(

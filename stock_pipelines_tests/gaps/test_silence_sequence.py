@@ -130,6 +130,23 @@ def test_a_cum_jump_is_a_gap_between_the_two_trades():
     assert "10 shares missed" in gaps[0].reason
 
 
+def test_a_reported_day_volume_above_the_last_cum_is_a_gap_to_the_close():
+    from stock_pipelines.gaps.sequence import tail_gaps
+    from stock_pipelines.recovery.plan import minute_window
+
+    frame = ticks([("005930", "09:00", 10, 10), ("005930", "15:10", 5, 15), ("000660", "09:02", 7, 7)])
+    reported = {"005930": 21, "000660": 7, "035420": 3}  # 6 after 15:10; none; never archived
+    gaps = tail_gaps(frame, THU, reported)
+    assert [(g.kind, g.symbols, g.start, g.end) for g in gaps] == [
+        (GapKind.SEQUENCE, ("005930",), at("15:10"), at("15:30")),
+        (GapKind.SEQUENCE, ("035420",), at("09:00"), at("15:30")),
+    ]
+    assert gaps[1].reason == "tail: broker day volume 3 > last cum 0: 3 shares after the last archived trade"
+    close = at("15:30")
+    assert minute_window(gaps[0], close) == (at("15:10"), at("15:31"))  # the closing print's bar included
+    assert tail_gaps(frame, THU, {}) == [] and tail_gaps(frame.clear(), THU, {"005930": 0}) == []
+
+
 def test_first_trade_missing_earlier_volume_duplicates_and_unsorted_rows():
     frame = ticks([
         ("005930", "09:20", 3, 103),  # 100 shares traded before the first archived print

@@ -321,6 +321,21 @@ def test_a_lost_closing_print_is_found_by_the_brokers_day_volume(env):
     stored = read_day_totals(DAY)
     assert stored.checked and dict(stored.totals.iter_rows())["035420"] == dropped["cum"]
 
+    # the next end-of-day run heals it: gap_report turns the stored day volume into a gap from
+    # the last archived trade to the close, the recovery fetches it, every check passes
+    again = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)
+    tail = lake.read_partition("gap_report", DAY)
+    assert tail["symbols"].to_list() == [["035420"]] and tail["kind"].to_list() == ["sequence"]
+    assert tail["reason"][0] == (
+        f"tail: broker day volume {dropped['cum']} > last cum {dropped['cum'] - dropped['qty']}: "
+        f"{dropped['qty']} shares after the last archived trade"
+    )
+    assert check_results(again) == dict.fromkeys(ALL_CHECKS, True)
+    final = lake.read_partition("minute_bars", DAY).filter(pl.col("symbol") == "035420")
+    assert final["volume"].sum() == dropped["cum"]
+    assert "rest_kis" in final["source"].to_list()
+    assert again.asset_materializations_for_node("quality_report")[0].metadata["certified"].value is True
+
 
 def test_day_volume_cross_check_passes_on_a_complete_day_and_can_be_turned_off(env, monkeypatch):
     tmp_path, _truth = env

@@ -38,6 +38,15 @@ class GapReportConfig(dg.Config):
     requested_windows: list[str] = []
 
 
+def _reported_volumes(day: date) -> dict[str, int]:
+    """The broker's day volumes minute_bars_day_volume stored for the day, if it ran: trades
+    after a symbol's last archived trade are a gap only they reveal."""
+    from stock_pipelines.quality.store import read_day_totals
+
+    totals = read_day_totals(day)
+    return dict(totals.totals.iter_rows()) if totals is not None and totals.checked else {}
+
+
 def _day(context: dg.AssetExecutionContext) -> date:
     day = date.fromisoformat(context.partition_key)
     if not krx_calendar().is_trading_day(day):
@@ -92,7 +101,8 @@ def gap_report(context: dg.AssetExecutionContext, config: GapReportConfig) -> dg
     collectors = _collectors(context, day, ticks)
     problems: Counter[str] = Counter()
     gaps = detect_gaps(day, ticks, collectors, universe=_universe(day, ticks), now=_now_if_today(day),
-                       archive_root=ArchiveConfig.from_env().archive_dir, problems=problems)
+                       archive_root=ArchiveConfig.from_env().archive_dir, problems=problems,
+                       reported_volumes=_reported_volumes(day))
     for problem, count in problems.items():
         context.log.warning(f"gap evidence not readable: {count} x {problem}")
     frame = gaps_frame(gaps)
