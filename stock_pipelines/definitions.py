@@ -13,6 +13,7 @@ from stock_pipelines.defs.jobs.preflight import preflight_job
 from stock_pipelines.defs.jobs.recovery import end_of_day_job, recovery_job, resume_automation_job
 from stock_pipelines.defs.jobs.retention import archive_retention_job, archive_retention_schedule
 from stock_pipelines.defs.schedules import end_of_day_schedule, preflight_schedule
+from stock_pipelines.defs.sensors.end_of_day_heal import end_of_day_heal_sensor
 from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor
 from stock_pipelines.defs.sensors.recovery_runs import recovery_failure_sensor, recovery_success_sensor
 
@@ -26,5 +27,11 @@ defs = dg.Definitions(
     asset_checks=[*raw_ticks_checks, tick_archive_fresh, *minute_bars_checks],
     jobs=[archive_retention_job, recovery_job, end_of_day_job, preflight_job, resume_automation_job],
     schedules=[archive_retention_schedule, preflight_schedule, end_of_day_schedule],
-    sensors=[tick_archive_sensor, collector_heartbeat_sensor, recovery_success_sensor, recovery_failure_sensor],
+    sensors=[
+        tick_archive_sensor,
+        collector_heartbeat_sensor,
+        recovery_success_sensor,
+        recovery_failure_sensor,
+        end_of_day_heal_sensor,
+    ],
 )

@@ -31,7 +31,7 @@ DAY = date(2026, 11, 20)
 SEED, SYMBOLS = 11, 12
 OUTAGES = ["10:00-10:30", "13:10-13:25"]
 KEYS = {
-    f"q-key-{n}": f"q-secret-{n}" for n in range(6)
+    f"q-key-{n}": f"q-secret-{n}" for n in range(8)
 }  # one app key a test: a token is issued once a minute
 PIPELINE = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
 CHECKED = [*PIPELINE, *minute_bars_checks, quality_report]
@@ -313,7 +313,9 @@ def test_a_lost_closing_print_is_found_by_the_brokers_day_volume(env):
     assert meta["broker_checked"].value is True and meta["broker_checked_symbols"].value == SYMBOLS
     assert meta["disagreeing_symbols"].value == ["035420"]
     assert meta["cum_behind_broker_symbols"].value == ["035420"]
-    assert f"| 035420 | {dropped['cum']} | broker | {dropped['cum'] - dropped['qty']} |" in meta["listing"].value
+    assert (
+        f"| 035420 | {dropped['cum']} | broker | {dropped['cum'] - dropped['qty']} |" in meta["listing"].value
+    )
     truth_volume = truth.filter(pl.col("symbol") == "035420")["volume"].sum()
     assert dropped["cum"] == truth_volume  # the broker's figure is the exchange's day volume
     # blocking: the day is not certified and gets no report in this run
@@ -343,7 +345,9 @@ def test_day_volume_cross_check_passes_on_a_complete_day_and_can_be_turned_off(e
     instance = dg.DagsterInstance.ephemeral()
     monkeypatch.setenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", "5")
     result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)
-    meta = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_volume").metadata
+    meta = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_volume"
+    ).metadata
     assert meta["broker_checked_symbols"].value == 5 and meta["broker_calls"].value == 5
     assert meta["disagreements"].value == 0 and meta["cum_behind_broker_symbols"].value == []
     report = result.asset_materializations_for_node("quality_report")[0].metadata["report"].value
@@ -351,5 +355,68 @@ def test_day_volume_cross_check_passes_on_a_complete_day_and_can_be_turned_off(e
 
     monkeypatch.setenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", "0")
     result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)
-    meta = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_volume").metadata
+    meta = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_volume"
+    ).metadata
     assert meta["broker_checked"].value is False and "off" in meta["broker_day_volumes"].value
+
+
+def _failure_context(instance, result):
+    from stock_pipelines.definitions import defs
+
+    return dg.build_run_status_sensor_context(
+        sensor_name="end_of_day_heal_sensor",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+        repository_def=defs.get_repository_def(),
+    ).for_run_failure()
+
+
+def test_the_heal_sensor_reruns_a_day_that_failed_only_on_a_tail(env):
+    from stock_pipelines.definitions import defs
+    from stock_pipelines.defs.sensors.end_of_day_heal import HEAL_TAG, end_of_day_heal_sensor
+
+    tmp_path, _truth = env
+    write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS)
+    _drop_closing_print(tmp_path / "archive", "000660")
+    instance = dg.DagsterInstance.ephemeral()
+    job = defs.resolve_job_def("end_of_day_job")
+    failed = job.execute_in_process(instance=instance, partition_key=DAY.isoformat(), raise_on_error=False)
+    assert not failed.success
+
+    request = end_of_day_heal_sensor(_failure_context(instance, failed))
+    assert isinstance(request, dg.RunRequest), request
+    assert (
+        request.partition_key == DAY.isoformat() and request.run_key == f"end_of_day:heal:{DAY.isoformat()}"
+    )
+    assert request.tags[HEAL_TAG] == "tail" and "000660" in request.tags["stock_pipelines/reason"]
+
+    healed = job.execute_in_process(
+        instance=instance, partition_key=request.partition_key, tags=request.tags, raise_on_error=False
+    )
+    assert healed.success
+    report = healed.asset_materializations_for_node("quality_report")[0].metadata
+    assert report["certified"].value is True
+
+
+def test_the_heal_sensor_leaves_other_failures_to_a_person(env):
+    from stock_pipelines.defs.sensors.end_of_day_heal import end_of_day_heal_sensor
+
+    tmp_path, _truth = env
+    # the collector was down through the close and no broker answers the recovery: completeness,
+    # closing prints and the day volume all fail; another run cannot fix that by itself
+    write_day_archive(
+        tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS, outages=[Outage.parse("15:00-15:40", DAY)]
+    )
+    instance = dg.DagsterInstance.ephemeral()
+    failed = dg.materialize(
+        [a for a in CHECKED if a is not recovered_minute_bars],
+        partition_key=DAY.isoformat(),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not failed.success
+    skip = end_of_day_heal_sensor(_failure_context(instance, failed))
+    assert isinstance(skip, dg.SkipReason)
+    assert "not a day-volume tail" in skip.skip_message and "minute_bars_completeness" in skip.skip_message

@@ -1,0 +1,84 @@
+"""end_of_day_heal_sensor: when an end-of-day run fails because the broker's day volume shows
+trades after the archive's last ones (and on nothing else a re-run cannot fix), run the end of
+day once more.
+
+The failed run's minute_bars_day_volume check stored the broker's day volumes; the next run's
+gap_report turns each shortfall into a gap to the close, and the recovery fetches it from REST
+(docs/quality.md). One retry a day (run key), and only while automatic recovery is allowed: the
+feature flag is on and governance is not dormant. Any other failure is left to a person.
+"""
+
+import dagster as dg
+import redis
+
+from stock_pipelines.defs.jobs.recovery import end_of_day_job
+from stock_pipelines.ops.governance import RecoveryGovernance
+from stock_pipelines.redis_conn import redis_client
+from stock_pipelines.resilience.flags import AUTO_RECOVERY, FeatureFlags
+
+DAY_VOLUME = dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_day_volume")
+# a tail's missing bars may also show in the broker sample; any other failing check needs a person
+HEALABLE = {DAY_VOLUME.name, "minute_bars_match_broker"}
+HEAL_TAG = "stock_pipelines/heal"
+
+
+def tail_shortfalls(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """Symbols the run's day-volume check found behind the broker (trades after the last archived)."""
+    history = instance.event_log_storage.get_asset_check_execution_history(DAY_VOLUME, limit=5)
+    for record in history:
+        if record.run_id == run_id and record.evaluation is not None and not record.evaluation.passed:
+            value = record.evaluation.metadata.get("cum_behind_broker_symbols")
+            return list(value.value) if value is not None else []
+    return []
+
+
+def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    return sorted(
+        {
+            r.event_log_entry.dagster_event.event_specific_data.check_name
+            for r in records
+            if not r.event_log_entry.dagster_event.event_specific_data.passed
+        }
+    )
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[end_of_day_job],
+    request_job=end_of_day_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="An end-of-day run failed only on the day volume, with trades after the archive's last "
+    "ones: run the end of day once more (its gap_report adds those gaps; the recovery fetches them).",
+)
+def end_of_day_heal_sensor(context: dg.RunFailureSensorContext):
+    run = context.dagster_run
+    day = run.tags.get("dagster/partition")
+    if day is None:
+        return dg.SkipReason(f"run {run.run_id} has no partition")
+    if run.tags.get(HEAL_TAG):
+        return dg.SkipReason(f"{day}: the healing run {run.run_id} failed too; a person must look")
+    failed = failed_checks(context.instance, run.run_id)
+    symbols = tail_shortfalls(context.instance, run.run_id)
+    if DAY_VOLUME.name not in failed or set(failed) - HEALABLE or not symbols:
+        return dg.SkipReason(
+            f"{day}: not a day-volume tail (failed checks: {', '.join(failed) or 'none'}; "
+            f"symbols behind the broker: {len(symbols)}); left to a person"
+        )
+    try:
+        client = redis_client()
+        if not FeatureFlags(client).state(AUTO_RECOVERY).enabled:
+            return dg.SkipReason(f"{day}: {AUTO_RECOVERY} is off")
+        governance = RecoveryGovernance(client).verdict()
+    except redis.RedisError as error:
+        return dg.SkipReason(f"{day}: governance unknown (Redis: {type(error).__name__}); not healing")
+    if not governance.allowed:
+        return dg.SkipReason(f"{day}: automatic recovery not allowed: {governance.reason}")
+    return dg.RunRequest(
+        run_key=f"end_of_day:heal:{day}",
+        partition_key=day,
+        tags={
+            HEAL_TAG: "tail",
+            "stock_pipelines/reason": f"day volume behind the broker: {', '.join(symbols)}"[:200],
+        },
+    )
