@@ -61,8 +61,8 @@ def browser_page(tmp_path: Path) -> Iterator:
             context.close()
 
 
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+def shot(page, name: str, directory: Path = ARTIFACTS) -> None:
+    page.screenshot(path=str(directory / f"{name}.png"), full_page=True)
 
 
 def wait_loaded(dev: DagsterDev, timeout: float = 120) -> None:
