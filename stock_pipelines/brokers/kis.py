@@ -130,7 +130,7 @@ class KisClient:
             "FID_INPUT_DATE_1": f"{day:%Y%m%d}",
             "FID_INPUT_DATE_2": f"{day:%Y%m%d}",
             "FID_PERIOD_DIV_CODE": "D",
-            "FID_ORG_ADJ_PRC": "0",
+            "FID_ORG_ADJ_PRC": "1",  # 1: original prices, not adjusted for later splits (0 adjusts)
         }
         body = self._call(PERIOD_PATH, PERIOD_TR_ID, params)
         rows = body.get("output2") or []

@@ -233,6 +233,9 @@ def run(args: argparse.Namespace) -> int:
         stats = httpx.get(f"{url}/admin/stats", timeout=10).json()
         recovered_ok = bool(runs) and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
         if recovered_ok:
+            # what the sensor's recovery achieved, before the end-of-day run rebuilds the day
+            before = lake.read_partition("tick_minute_bars", day).height
+            after = lake.read_partition("minute_bars", day).height
             # the schedule runs the end of day 10 minutes after the close: both clocks go there
             after_close = session.close + timedelta(minutes=10)
             httpx.post(
@@ -247,8 +250,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"the sensor-launched recovery did not succeed (runs: {states}); see `stock-pipelines ui`")
         return 1
     first_launch = runs[0].create_timestamp.timestamp() - daemon_started
-    before = lake.read_partition("tick_minute_bars", day).height
-    after = lake.read_partition("minute_bars", day).height
     run_ids = {r.dagster_run.run_id for r in runs}
     recovered = _metadata(instance, "recovered_minute_bars", day, run_ids)
     gaps = _metadata(instance, "gap_report", day, run_ids)[-1].get("gaps", 0)
@@ -311,6 +312,11 @@ def run_end_of_day(instance, day: date) -> dict:
         tags={"stock_pipelines/demo": "true"},
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
+    if not result.success:
+        failed_steps = [event.step_key for event in result.all_events if event.is_step_failure]
+        print(
+            f"end_of_day_job failed (run {result.run_id}): steps {', '.join(failed_steps)}; see `stock-pipelines ui`"
+        )
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     report = result.asset_materializations_for_node("quality_report")
     meta = report[-1].metadata if report else {}

@@ -16,38 +16,56 @@ from datetime import date, datetime, timedelta
 import polars as pl
 
 from stock_pipelines.brokers.model import BrokerAuthError, BrokerError, DayVolumeSource, MinuteBarSource
-from stock_pipelines.market import SEOUL, Session
+from stock_pipelines.market import SEOUL, SUPPORTED_FIRST_DAY, Session, krx_calendar
 
 TOTALS_SCHEMA = {"symbol": pl.String(), "broker_volume": pl.Int64()}
 # The day total is final once the closing print is reported; a few minutes' margin for the broker.
 SETTLED_AFTER_CLOSE = timedelta(minutes=5)
+# At most this share of the budget goes to the symbols at risk: on a day with a collector
+# outage they are its whole universe, and the rotation must still move on.
+AT_RISK_SHARE = 0.75
 
 
 @dataclass
 class DayTotals:
-    checked: bool
-    note: str  # why not checked, or what was
-    calls: int = 0
-    totals: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TOTALS_SCHEMA))  # 0: none traded
-    failed: list[str] = field(default_factory=list)
+    checked: bool  # the broker answered for at least one symbol
+    note: str  # what was checked, or why not
+    calls: int = 0  # symbols asked (each one request, plus the client's retries)
+    totals: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TOTALS_SCHEMA))
+    failed: list[str] = field(default_factory=list)  # symbols not answered, and why
+    no_row: list[str] = field(default_factory=list)  # the broker had no row for the day: not judged
+
+
+def rotation_width(budget: int) -> int:
+    """Symbols the rotation gets every day, whatever is at risk."""
+    return max(1, budget - int(budget * AT_RISK_SHARE)) if budget > 0 else 0
 
 
 def choose_symbols(volume: pl.DataFrame, at_risk: set[str], budget: int, day: date) -> list[str]:
-    """At most `budget` symbols: those at risk by traded volume, then the others in a rotation
-    (offset by the day) through the universe ordered by traded volume."""
+    """At most `budget` symbols: those at risk first (those with no trade and no bar at all, then
+    by traded volume), at most AT_RISK_SHARE of the budget while others remain; the rest of the
+    budget walks the other symbols in code order, starting where the day's trading-day index
+    puts it, so that every symbol is asked within ceil(symbols / rotation_width(budget)) trading
+    days."""
     if budget <= 0:
         return []
     activity = volume.select("symbol", traded=pl.max_horizontal("last_cum", "bar_volume"))
     known = set(activity["symbol"].to_list())
     ranked = activity.sort(["traded", "symbol"], descending=[True, False])["symbol"].to_list()
-    risky = [s for s in ranked if s in at_risk] + sorted(at_risk - known)
-    chosen = risky[:budget]
-    rest = [s for s in ranked if s not in at_risk]
+    risky = sorted(at_risk - known) + [s for s in ranked if s in at_risk]
+    rest = sorted(known - at_risk)
+    width = min(rotation_width(budget), len(rest))
+    chosen = risky[: budget - width]
     room = budget - len(chosen)
     if rest and room > 0:
-        start = (day.toordinal() * room) % len(rest)
+        start = (trading_day_index(day) * width) % len(rest)
         chosen += (rest[start:] + rest[:start])[:room]
     return chosen
+
+
+def trading_day_index(day: date) -> int:
+    """The number of KRX sessions from the calendar's first supported day up to `day`."""
+    return len(krx_calendar().trading_days(SUPPORTED_FIRST_DAY, day))
 
 
 def at_risk_symbols(gaps: pl.DataFrame, recovered: pl.DataFrame, volume: pl.DataFrame) -> set[str]:
@@ -61,27 +79,34 @@ def at_risk_symbols(gaps: pl.DataFrame, recovered: pl.DataFrame, volume: pl.Data
 
 
 def fetch_day_totals(source: DayVolumeSource, day: date, symbols: list[str]) -> DayTotals:
-    """One call a symbol; a failed symbol is listed, not fatal; refused credentials stop."""
+    """One call a symbol; a failed symbol is listed, not fatal; refused credentials stop (the
+    symbols not asked are listed too)."""
     rows: list[tuple[str, int]] = []
     failed: list[str] = []
+    no_row: list[str] = []
     calls = 0
-    for symbol in symbols:
+    for index, symbol in enumerate(symbols):
+        calls += 1
         try:
             reported = source.day_volume(symbol, day)
         except BrokerAuthError as error:
             failed.append(f"{symbol}: {type(error).__name__}: {error}")
+            failed += [f"{other}: not asked (credentials refused)" for other in symbols[index + 1 :]]
             break
         except (BrokerError, TimeoutError, OSError) as error:
             failed.append(f"{symbol}: {type(error).__name__}: {error}")
             continue
-        finally:
-            calls += 1
-        rows.append((symbol, reported or 0))
+        if reported is None:
+            no_row.append(symbol)
+        else:
+            rows.append((symbol, reported))
     totals = pl.DataFrame(rows, schema=TOTALS_SCHEMA, orient="row")
-    note = f"{totals.height} symbols' day volume from {source.name}" + (
-        f", {len(failed)} failed" if failed else ""
-    )
-    return DayTotals(True, note, calls, totals, failed)
+    note = f"{totals.height} of {len(symbols)} symbols' day volume from {source.name}"
+    if no_row:
+        note += f", {len(no_row)} without a row for the day (not judged)"
+    if failed:
+        note += f", {len(failed)} not answered"
+    return DayTotals(totals.height > 0, note, calls, totals, failed, no_row)
 
 
 def day_totals_check(

@@ -114,7 +114,13 @@ def read_broker_check(day: date, data_dir: Path | None = None):
 def write_day_totals(day: date, totals, data_dir: Path | None = None) -> None:
     """The broker's day volumes the day-volume check fetched, kept for the day's report."""
     lake.write_partition(totals.totals, TOTALS_ASSET, day, data_dir)
-    meta = {"checked": totals.checked, "note": totals.note, "calls": totals.calls, "failed": totals.failed}
+    meta = {
+        "checked": totals.checked,
+        "note": totals.note,
+        "calls": totals.calls,
+        "failed": totals.failed,
+        "no_row": totals.no_row,
+    }
     _write_json(day, "day_volumes.json", meta, data_dir)
 
 
@@ -130,4 +136,5 @@ def read_day_totals(day: date, data_dir: Path | None = None):
         calls=int(meta["calls"]),
         totals=lake.read_partition(TOTALS_ASSET, day, data_dir),
         failed=list(meta["failed"]),
+        no_row=list(meta.get("no_row", [])),
     )

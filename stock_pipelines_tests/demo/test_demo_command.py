@@ -76,6 +76,7 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, redis
             assert record.status.value == "SUCCEEDED" and record.evaluation.partition == DAY, (name, record)
     stored = read_summary(date.fromisoformat(DAY), tmp_path / "lake")
     assert stored["certified"] and stored["completeness"] == 1.0 and stored["day_totals_checked"]
+    assert stored["day_totals_note"] == "40 of 40 symbols' day volume from kis"  # all asked, all answered
 
 
 def _check_keys() -> list[dg.AssetCheckKey]:

@@ -6,14 +6,14 @@ from typing import ClassVar
 import polars as pl
 import pytest
 
-from stock_pipelines.brokers.model import BAR_SCHEMA, BrokerError
+from stock_pipelines.brokers.model import BAR_SCHEMA, BrokerAuthError, BrokerError
 from stock_pipelines.gaps.model import Gap, GapKind
 from stock_pipelines.gaps.summary import gaps_frame
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.consistency import compare_bars, day_volume, invariant_violations
 from stock_pipelines.quality.coverage import compute_coverage
-from stock_pipelines.quality.day_totals import choose_symbols, day_totals_check
+from stock_pipelines.quality.day_totals import choose_symbols, day_totals_check, rotation_width
 from stock_pipelines.quality.sample import choose_sample
 
 DAY = date(2026, 11, 20)
@@ -196,20 +196,30 @@ def test_day_volume_takes_the_brokers_day_total_where_fetched():
     assert alone.select("reported", "reported_by", "bars_missing").row(0) == (None, None, None)
 
 
-def test_day_volume_symbols_at_risk_first_then_a_rotation_over_days():
-    volume = pl.DataFrame(
-        {"symbol": ["a", "b", "c", "d", "e"], "last_cum": [50, 40, 30, 20, 10], "bar_volume": [50, 40, 30, 20, 10]}
-    )
-    first = choose_symbols(volume, {"d", "z"}, budget=4, day=DAY)
-    assert first[:2] == ["d", "z"]  # at risk by volume, then at-risk symbols with no trades at all
-    rotation = [choose_symbols(volume, {"d", "z"}, budget=4, day=DAY + timedelta(days=n))[2:] for n in range(2)]
-    assert set(rotation[0]) | set(rotation[1]) == {"a", "b", "c", "e"}  # every symbol within 2 days
+def test_day_volume_symbols_at_risk_first_then_a_rotation_that_reaches_every_symbol():
+    codes = [f"{n:06d}" for n in range(20)]
+    volume = pl.DataFrame({"symbol": codes, "last_cum": range(100, 80, -1), "bar_volume": range(100, 80, -1)})
+    at_risk = {codes[5], codes[6], codes[7], codes[8], "999999"}  # 999999: a gap, no trade, no bar
+    first = choose_symbols(volume, at_risk, budget=4, day=DAY)
+    # the symbol with no data first, then by volume; a quarter of the budget always rotates
+    assert first[:3] == ["999999", codes[5], codes[6]] and len(first) == 4 and first[3] not in at_risk
+    assert rotation_width(4) == 1 and rotation_width(50) == 13 and rotation_width(0) == 0
+    # over Fri -> Mon -> a holiday week: consecutive trading days tile the universe
+    calendar = krx_calendar()
+    days, probe = [], DAY
+    while len(days) < len(codes) // rotation_width(4):  # the promise: ceil(symbols / width) trading days
+        days.append(probe)
+        probe = calendar.next_trading_day(probe)
+    assert (days[-1] - days[0]).days > len(days)  # weekends crossed
+    seen = {s for day in days for s in choose_symbols(volume, at_risk, budget=4, day=day)}
+    assert seen >= set(codes) - at_risk
     assert choose_symbols(volume, set(), budget=0, day=DAY) == []
-    assert choose_symbols(volume, set(), budget=9, day=DAY) == ["a", "b", "c", "d", "e"]
+    everyone = choose_symbols(volume, set(), budget=30, day=DAY)
+    assert sorted(everyone) == codes and len(everyone) == len(codes)
 
 
 def test_day_totals_are_not_fetched_before_the_day_is_final_or_from_a_broker_without_them():
-    volume = pl.DataFrame({"symbol": ["a"], "last_cum": [5], "bar_volume": [5]})
+    volume = pl.DataFrame({"symbol": ["a", "b"], "last_cum": [5, 6], "bar_volume": [5, 6]})
 
     class Minutes:  # a minute-bar source only (Kiwoom here)
         name = "kiwoom"
@@ -218,12 +228,14 @@ def test_day_totals_are_not_fetched_before_the_day_is_final_or_from_a_broker_wit
 
     class Totals:
         name = "kis"
-        reported: ClassVar = {"a": None}  # the broker reports no trading for "a"
+        reported: ClassVar = {"a": None, "b": 6}  # no row for "a": unknown, not zero
 
         def day_volume(self, symbol, day):
             asked.append(symbol)
             if symbol == "bad":
                 raise BrokerError("KIS FHKST03010100: OPSQ2001 bad input")
+            if symbol == "revoked":
+                raise BrokerAuthError("KIS token refused: EGW00103")
             return self.reported[symbol]
 
     closing = SESSION.close + timedelta(minutes=2)
@@ -232,8 +244,17 @@ def test_day_totals_are_not_fetched_before_the_day_is_final_or_from_a_broker_wit
     early = day_totals_check(SESSION, volume, set(), Totals(), 5, closing)
     assert not early.checked and "final from" in early.note and asked == []
     later = day_totals_check(SESSION, volume, {"bad"}, Totals(), 5, SESSION.close + timedelta(hours=1))
-    assert later.checked and later.calls == 2 and asked == ["bad", "a"]
-    assert later.totals.rows() == [("a", 0)] and later.failed == ["bad: BrokerError: KIS FHKST03010100: OPSQ2001 bad input"]
+    assert later.checked and later.calls == 3 and asked == ["bad", "a", "b"]
+    assert later.totals.rows() == [("b", 6)] and later.no_row == ["a"]
+    assert later.failed == ["bad: BrokerError: KIS FHKST03010100: OPSQ2001 bad input"]
+    assert later.note == "1 of 3 symbols' day volume from kis, 1 without a row for the day (not judged), 1 not answered"
+    refused = day_totals_check(SESSION, volume, {"revoked"}, Totals(), 5, SESSION.close + timedelta(hours=1))
+    assert not refused.checked and refused.calls == 1 and refused.totals.height == 0
+    assert refused.failed == [
+        "revoked: BrokerAuthError: KIS token refused: EGW00103",
+        "a: not asked (credentials refused)",
+        "b: not asked (credentials refused)",
+    ]
 
 
 def test_compare_bars_lists_each_field_and_one_sided_bar_inside_the_windows_only():

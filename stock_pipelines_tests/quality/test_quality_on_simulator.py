@@ -351,7 +351,7 @@ def test_day_volume_cross_check_passes_on_a_complete_day_and_can_be_turned_off(e
     assert meta["broker_checked_symbols"].value == 5 and meta["broker_calls"].value == 5
     assert meta["disagreements"].value == 0 and meta["cum_behind_broker_symbols"].value == []
     report = result.asset_materializations_for_node("quality_report")[0].metadata["report"].value
-    assert "Broker day volumes: 5 symbols' day volume from kis" in report
+    assert "Broker day volumes: 5 of 5 symbols' day volume from kis" in report
 
     monkeypatch.setenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", "0")
     result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)

@@ -52,7 +52,7 @@ SUMMARY = {
     "volume_disagreements": 0,
     "broker_note": "off",
     "broker_disagreements": 0,
-    "day_totals_note": "40 symbols' day volume from kis",
+    "day_totals_note": "40 of 40 symbols' day volume from kis",
 }
 
 
@@ -64,7 +64,7 @@ def test_a_stored_report_is_printed_with_its_html_path(capsys):
     assert out[1].startswith("completeness 99.875% (3995/4000 expected symbol-minutes, 5 missing")
     assert out[2] == "failed checks: completeness"
     assert "symbols with holes: 1 (005930)" in out
-    assert "broker day volumes: 40 symbols' day volume from kis" in out
+    assert "broker day volumes: 40 of 40 symbols' day volume from kis" in out
     assert out[-1] == f"html: {report_dir(DAY) / 'report.html'}"
 
 

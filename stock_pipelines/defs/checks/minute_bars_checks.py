@@ -197,7 +197,8 @@ def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     volume = day_volume(inputs.ticks, inputs.bars, totals.totals if totals.checked else None)
     wrong = volume.filter(pl.col("bars_missing") != 0)
     short = volume.filter(pl.col("ticks_missing") != 0)
-    behind = volume.filter(pl.col("cum_behind_broker").fill_null(0) != 0)
+    behind = volume.filter(pl.col("cum_behind_broker") > 0)  # trades after the last archived one
+    ahead = volume.filter(pl.col("cum_behind_broker") < 0)  # archived more than the broker reports
     return dg.AssetCheckResult(
         passed=wrong.height == 0,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -217,7 +218,9 @@ def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
             "broker_calls": totals.calls,
             "broker_checked_symbols": totals.totals.height,
             "broker_failed": dg.MetadataValue.json(totals.failed),
+            "broker_no_row": dg.MetadataValue.json(totals.no_row),
             "cum_behind_broker_symbols": dg.MetadataValue.json(behind["symbol"].to_list()),
+            "cum_ahead_of_broker_symbols": dg.MetadataValue.json(ahead["symbol"].to_list()),
             "tick_shortfall_symbols": dg.MetadataValue.json(short["symbol"].to_list()),
             "tick_shortfalls": dg.MetadataValue.md(
                 md_table(

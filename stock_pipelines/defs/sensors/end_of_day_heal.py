@@ -22,25 +22,19 @@ HEALABLE = {DAY_VOLUME.name, "minute_bars_match_broker"}
 HEAL_TAG = "stock_pipelines/heal"
 
 
-def tail_shortfalls(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    """Symbols the run's day-volume check found behind the broker (trades after the last archived)."""
-    history = instance.event_log_storage.get_asset_check_execution_history(DAY_VOLUME, limit=5)
-    for record in history:
-        if record.run_id == run_id and record.evaluation is not None and not record.evaluation.passed:
-            value = record.evaluation.metadata.get("cum_behind_broker_symbols")
+def check_evaluations(instance: dg.DagsterInstance, run_id: str) -> list[dg.AssetCheckEvaluation]:
+    """The run's own check results (not the checks' latest, which another day's run may own)."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+    return [r.event_log_entry.dagster_event.event_specific_data for r in records]
+
+
+def tail_shortfalls(evaluations: list[dg.AssetCheckEvaluation]) -> list[str]:
+    """Symbols the day-volume check found behind the broker (trades after the last archived)."""
+    for evaluation in evaluations:
+        if evaluation.asset_check_key == DAY_VOLUME and not evaluation.passed:
+            value = evaluation.metadata.get("cum_behind_broker_symbols")
             return list(value.value) if value is not None else []
     return []
-
-
-def failed_checks(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
-    return sorted(
-        {
-            r.event_log_entry.dagster_event.event_specific_data.check_name
-            for r in records
-            if not r.event_log_entry.dagster_event.event_specific_data.passed
-        }
-    )
 
 
 @dg.run_failure_sensor(
@@ -58,8 +52,9 @@ def end_of_day_heal_sensor(context: dg.RunFailureSensorContext):
         return dg.SkipReason(f"run {run.run_id} has no partition")
     if run.tags.get(HEAL_TAG):
         return dg.SkipReason(f"{day}: the healing run {run.run_id} failed too; a person must look")
-    failed = failed_checks(context.instance, run.run_id)
-    symbols = tail_shortfalls(context.instance, run.run_id)
+    evaluations = check_evaluations(context.instance, run.run_id)
+    failed = sorted({e.check_name for e in evaluations if not e.passed})
+    symbols = tail_shortfalls(evaluations)
     if DAY_VOLUME.name not in failed or set(failed) - HEALABLE or not symbols:
         return dg.SkipReason(
             f"{day}: not a day-volume tail (failed checks: {', '.join(failed) or 'none'}; "
