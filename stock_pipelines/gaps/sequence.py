@@ -175,7 +175,8 @@ def tail_gaps(
     """Trades after a symbol's last archived trade, which no later `cum` can reveal: where the
     broker's reported day volume (`reported`, symbol -> shares) exceeds the last `cum` archived,
     a sequence gap from that trade to the close (the whole session for a symbol never archived).
-    Its window reaches the closing print (`recovery.plan.minute_window`)."""
+    Its window reaches the closing print (`recovery.plan.minute_window`). A symbol whose closing
+    print is archived has no tail: the broker's excess is after-hours volume."""
     session = (calendar or krx_calendar()).session(day)
     if session is None or not reported:
         return []
@@ -196,6 +197,8 @@ def tail_gaps(
         missing = int(reported[symbol]) - cum
         if missing <= 0:
             continue
+        if ts is not None and ts >= session.closing_auction_start:
+            continue  # its closing print is archived: no regular trade follows it (the rest is after-hours)
         start = max(session.open, ts.astimezone(session.open.tzinfo)) if ts is not None else session.open
         reason = (
             f"tail: broker day volume {reported[symbol]} > last cum {cum}: "

@@ -3,6 +3,8 @@ invariants, one bar per symbol-minute, and bars against the broker's REST bars (
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import polars as pl
 
 OHLCV = ["open", "high", "low", "close", "volume"]
@@ -16,7 +18,12 @@ DISAGREEMENT_SCHEMA = {
 }
 
 
-def day_volume(ticks: pl.DataFrame, bars: pl.DataFrame, broker: pl.DataFrame | None = None) -> pl.DataFrame:
+def day_volume(
+    ticks: pl.DataFrame,
+    bars: pl.DataFrame,
+    broker: pl.DataFrame | None = None,
+    closing_auction_start: datetime | None = None,
+) -> pl.DataFrame:
     """Per symbol: the exchange's reported day volume, the shares in the archived trades, and the
     shares in the final bars.
 
@@ -25,15 +32,37 @@ def day_volume(ticks: pl.DataFrame, bars: pl.DataFrame, broker: pl.DataFrame | N
     `ticks_missing` > 0: trades the archive lacks; `bars_missing` != 0: the final bars do not
     account for the day's volume (a hole or a wrong bar); `cum_behind_broker` > 0: trades after
     the last archived one (null where the broker was not asked). A symbol with neither a broker
-    total nor an archived trade has no reported volume (null): nothing to judge. Sorted by symbol.
+    total nor an archived trade has no reported volume (null): nothing to judge.
+
+    With `closing_auction_start`: a symbol whose last archived trade is its closing print (the
+    only trade of the closing auction, the session's last) has its regular-session volume in
+    that print's cum; a broker figure above it counts volume after the session (after-hours
+    trading, which this archive does not record) and is not used (`broker_after_close`).
+    Sorted by symbol.
     """
-    schema = {"symbol": pl.String(), "last_cum": pl.Int64(), "tick_volume": pl.Int64(), "trades": pl.Int64()}
+    schema = {
+        "symbol": pl.String(),
+        "last_cum": pl.Int64(),
+        "tick_volume": pl.Int64(),
+        "trades": pl.Int64(),
+        "last_ts": pl.Datetime("us", "UTC"),
+    }
     seen = (
         ticks.group_by("symbol")
-        .agg(last_cum=pl.col("cum").max(), tick_volume=pl.col("qty").sum(), trades=pl.len())
+        .agg(
+            last_cum=pl.col("cum").max(),
+            tick_volume=pl.col("qty").sum(),
+            trades=pl.len(),
+            last_ts=pl.col("ts").max(),
+        )
         .cast({"last_cum": pl.Int64, "tick_volume": pl.Int64, "trades": pl.Int64})
         if ticks.height
         else pl.DataFrame(schema=schema)
+    )
+    closing_print = (
+        pl.col("last_ts") >= pl.lit(closing_auction_start.astimezone(UTC))
+        if closing_auction_start is not None
+        else pl.lit(False)
     )
     bar_volume = bars.group_by("symbol").agg(bar_volume=pl.col("volume").sum().cast(pl.Int64))
     totals = (
@@ -41,23 +70,32 @@ def day_volume(ticks: pl.DataFrame, bars: pl.DataFrame, broker: pl.DataFrame | N
         if broker is not None
         else pl.DataFrame(schema={"symbol": pl.String(), "broker_volume": pl.Int64()})
     )
+    use_broker = pl.col("broker_volume").is_not_null() & ~pl.col("broker_after_close")
     return (
         seen.join(bar_volume, on="symbol", how="full", coalesce=True)
         .join(totals, on="symbol", how="full", coalesce=True)
         .with_columns(pl.col("last_cum", "tick_volume", "bar_volume", "trades").fill_null(0))
         .with_columns(
+            broker_after_close=(closing_print & (pl.col("broker_volume") > pl.col("last_cum"))).fill_null(
+                False
+            )
+        )
+        .with_columns(
             # a symbol with bars but no archived trade (all recovered) has no cum to judge by: null
-            reported=pl.coalesce("broker_volume", pl.when(pl.col("trades") > 0).then("last_cum")),
-            reported_by=pl.when(pl.col("broker_volume").is_not_null())
+            reported=pl.when(use_broker).then("broker_volume").when(pl.col("trades") > 0).then("last_cum"),
+            reported_by=pl.when(use_broker)
             .then(pl.lit("broker"))
             .when(pl.col("trades") > 0)
             .then(pl.lit("cum")),
-            cum_behind_broker=pl.col("broker_volume") - pl.col("last_cum"),
+            cum_behind_broker=pl.when(~pl.col("broker_after_close")).then(
+                pl.col("broker_volume") - pl.col("last_cum")
+            ),
         )
         .with_columns(
             ticks_missing=pl.col("reported") - pl.col("tick_volume"),
             bars_missing=pl.col("reported") - pl.col("bar_volume"),
         )
+        .drop("last_ts")
         .sort("symbol")
     )
 

@@ -286,7 +286,12 @@ def assess(
         inputs=inputs,
         config=config,
         coverage=coverage,
-        volume=day_volume(inputs.ticks, inputs.bars, totals.totals if totals.checked else None),
+        volume=day_volume(
+            inputs.ticks,
+            inputs.bars,
+            totals.totals if totals.checked else None,
+            inputs.session.closing_auction_start,
+        ),
         invariants=invariant_violations(inputs.bars),
         broker=broker,
         totals=totals,

@@ -55,6 +55,9 @@ class ExchangeConfig:
     ws_tick_s: float = 0.05  # how often the stream pushes what the clock has passed
     ping_interval_s: float = 10.0  # PINGPONG frames
     fault_seed: int = 0
+    # shares added to each day's FHKST03010100 acml_vol: a broker whose day volume counts
+    # after-hours trading, which the real-time feed (and so the archive) does not carry
+    after_hours_volume: int = 0
 
     def resolved_day(self) -> date:
         if self.day is not None:
@@ -412,7 +415,8 @@ class Exchange:
             if len(trades.px):
                 px = trades.px.astype(np.int64)
                 rows.append(kis.day_row(f"{current:%Y%m%d}", int(px[0]), int(px.max()), int(px.min()), int(px[-1]),
-                                        int(trades.cum[-1]), int((px * trades.qty).sum()), int(trades.prev_close)))
+                                        int(trades.cum[-1]) + self.config.after_hours_volume,
+                                        int((px * trades.qty).sum()), int(trades.prev_close)))
         body = kis.envelope(kis.OK, output1=self._summary(code, now_us), output2=rows)
         return JSONResponse(body, headers={"tr_id": kis.TR_PERIODCHART, "tr_cont": ""})
 

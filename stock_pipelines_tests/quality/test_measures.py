@@ -8,6 +8,7 @@ import pytest
 
 from stock_pipelines.brokers.model import BAR_SCHEMA, BrokerAuthError, BrokerError
 from stock_pipelines.gaps.model import Gap, GapKind
+from stock_pipelines.gaps.sequence import tail_gaps
 from stock_pipelines.gaps.summary import gaps_frame
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.quality.config import QualityConfig
@@ -194,6 +195,25 @@ def test_day_volume_takes_the_brokers_day_total_where_fetched():
     # without the broker, 035420 (bars only, from REST) has no reported volume to judge by
     alone = day_volume(ticks(tick_rows), frame).filter(pl.col("symbol") == "035420")
     assert alone.select("reported", "reported_by", "bars_missing").row(0) == (None, None, None)
+
+
+def test_a_broker_figure_above_an_archived_closing_print_is_after_hours_volume_not_a_tail():
+    # 005930's last archived trade is its closing print (15:30, in the closing auction): nothing of
+    # the regular session follows it, so the broker's extra 4 shares were traded after hours.
+    # 000660's last trade is at 15:10: its 6 extra shares may be a lost tail (closing print included).
+    tick_rows = [("005930", "09:00:00", 10, 10), ("005930", "15:30:00", 5, 15), ("000660", "15:10:00", 7, 7)]
+    frame = bars([("005930", "09:00", 1, 1, 1, 1, 10), ("005930", "15:30", 1, 1, 1, 1, 5),
+                  ("000660", "15:10", 1, 1, 1, 1, 7)])
+    broker = pl.DataFrame({"symbol": ["005930", "000660"], "broker_volume": [19, 13]})
+    volume = day_volume(ticks(tick_rows), frame, broker, SESSION.closing_auction_start).select(
+        "symbol", "reported", "reported_by", "broker_after_close", "cum_behind_broker", "bars_missing"
+    )
+    assert volume.rows() == [
+        ("000660", 13, "broker", False, 6, 6),
+        ("005930", 15, "cum", True, None, 0),
+    ]
+    gaps = tail_gaps(ticks(tick_rows), DAY, {"005930": 19, "000660": 13})
+    assert [g.symbols for g in gaps] == [("000660",)]
 
 
 def test_day_volume_symbols_at_risk_first_then_a_rotation_that_reaches_every_symbol():

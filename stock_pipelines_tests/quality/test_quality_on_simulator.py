@@ -420,3 +420,46 @@ def test_the_heal_sensor_leaves_other_failures_to_a_person(env):
     skip = end_of_day_heal_sensor(_failure_context(instance, failed))
     assert isinstance(skip, dg.SkipReason)
     assert "not a day-volume tail" in skip.skip_message and "minute_bars_completeness" in skip.skip_message
+
+
+def test_a_broker_counting_after_hours_volume_does_not_fail_a_complete_day(
+    tmp_path, monkeypatch, redis_server
+):
+    """Whether the real FHKST03010100 counts after-hours volume is unverified: the simulator is made
+    to, and a complete day must still pass (each archived closing print ends the regular session)."""
+    session = krx_calendar().session(DAY)
+    config = ExchangeConfig(
+        day=DAY,
+        seed=SEED,
+        symbols=SYMBOLS,
+        pinned=True,
+        start=session.close + timedelta(hours=1),
+        credentials={"ah-key": "ah-secret"},
+        after_hours_volume=250,
+    )
+    with run_exchange(config) as url:
+        for name, value in {
+            "STOCK_PIPELINES_DATA_DIR": str(tmp_path / "data"),
+            "STOCK_PIPELINES_ARCHIVE_DIR": str(tmp_path / "archive"),
+            "REDIS_URL": redis_server.url,
+            "STOCK_PIPELINES_REDIS_PREFIX": "after-hours",
+            "KIS_BASE_URL": str(url),
+            "KIS_APP_KEY": "ah-key",
+            "KIS_APP_SECRET": "ah-secret",
+        }.items():
+            monkeypatch.setenv(name, value)
+        write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS)
+        result = dg.materialize(
+            CHECKED, partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral()
+        )
+    meta = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_volume"
+    ).metadata
+    ticks = lake.read_partition("raw_ticks", DAY)
+    printed = sorted(
+        set(ticks.filter(pl.col("ts") >= session.closing_auction_start.astimezone(UTC))["symbol"].to_list())
+    )
+    assert printed and meta["broker_after_close_symbols"].value == printed
+    assert meta["disagreements"].value == 0 and meta["cum_behind_broker_symbols"].value == []
+    assert lake.read_partition("gap_report", DAY).height == 0  # no tail gaps from after-hours volume
+    assert result.asset_materializations_for_node("quality_report")[0].metadata["certified"].value is True

@@ -194,11 +194,17 @@ def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     source, why = broker_source() if budget > 0 else (None, "")
     totals = day_totals(inputs, source, budget, clock.now(), why)
     write_day_totals(inputs.day, totals)
-    volume = day_volume(inputs.ticks, inputs.bars, totals.totals if totals.checked else None)
+    volume = day_volume(
+        inputs.ticks,
+        inputs.bars,
+        totals.totals if totals.checked else None,
+        inputs.session.closing_auction_start,
+    )
     wrong = volume.filter(pl.col("bars_missing") != 0)
     short = volume.filter(pl.col("ticks_missing") != 0)
     behind = volume.filter(pl.col("cum_behind_broker") > 0)  # trades after the last archived one
     ahead = volume.filter(pl.col("cum_behind_broker") < 0)  # archived more than the broker reports
+    after_close = volume.filter(pl.col("broker_after_close"))  # the broker counts after-hours volume
     return dg.AssetCheckResult(
         passed=wrong.height == 0,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -221,6 +227,7 @@ def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
             "broker_no_row": dg.MetadataValue.json(totals.no_row),
             "cum_behind_broker_symbols": dg.MetadataValue.json(behind["symbol"].to_list()),
             "cum_ahead_of_broker_symbols": dg.MetadataValue.json(ahead["symbol"].to_list()),
+            "broker_after_close_symbols": dg.MetadataValue.json(after_close["symbol"].to_list()),
             "tick_shortfall_symbols": dg.MetadataValue.json(short["symbol"].to_list()),
             "tick_shortfalls": dg.MetadataValue.md(
                 md_table(
