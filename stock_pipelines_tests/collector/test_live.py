@@ -270,4 +270,9 @@ def test_an_unwritable_archive_stops_the_collector_instead_of_beating_on(tmp_pat
     events, _ = HeartbeatStore(client).read_events()
     assert events[-1].event is LifecycleEvent.DOWN and events[-1].detail == {"reason": "archive_error"}
     assert collector.pipeline.counters.archived > 0  # the 09:59 trades before the failure are there
-    assert archived(tmp_path / "archive").ticks.height == collector.pipeline.counters.archived
+    on_disk = archived(tmp_path / "archive").ticks
+    # `archived` counts trades handed to the writer; those still buffered when the failing flush
+    # hit the blocked 10:00 file are lost with the stop (the DOWN event makes it a downtime gap).
+    # How many depends on the machine's load, so: every trade on disk was counted, none is from 10:00.
+    assert 0 < on_disk.height <= collector.pipeline.counters.archived
+    assert on_disk["ts"].max() < seoul(10, 0, 0)
