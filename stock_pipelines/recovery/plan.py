@@ -57,12 +57,18 @@ def minute_window(gap: Gap, close: datetime | None = None) -> Window:
 
 
 def symbol_windows(
-    gaps: Iterable[Gap], covered: Mapping[str, Sequence[Window]] | None = None, close: datetime | None = None
+    gaps: Iterable[Gap],
+    covered: Mapping[str, Sequence[Window]] | None = None,
+    close: datetime | None = None,
+    fetched: Mapping[str, Sequence[Window]] | None = None,
 ) -> dict[str, list[Window]]:
-    """Per symbol, the union of its gaps' minute windows, less what `covered` already holds.
+    """Per symbol, the union of its gaps' minute windows, less what `covered` already holds and
+    less what the broker already answered (`fetched`).
 
     `covered` maps a symbol to windows another archive recorded (tier 1, free of API cost). It
     never excuses a sequence gap: those are found on the merged archives, so no archive has them.
+    `fetched` maps a symbol to whole-minute windows an earlier run fetched from the broker after
+    they had closed (`recovery.reuse`): their bars are final and are reused, whatever the gap.
     """
     coverable: dict[str, list[Window]] = defaultdict(list)
     sequence: dict[str, list[Window]] = defaultdict(list)
@@ -77,6 +83,8 @@ def symbol_windows(
             # only whole minutes the other archive saw from start to end count as covered
             windows = _subtract(windows, (_ceil_minute(hole[0]), _floor_minute(hole[1])))
         windows = _union(windows + sequence.get(symbol, []))
+        for done in (fetched or {}).get(symbol, ()):
+            windows = _subtract(windows, done)
         if windows:
             result[symbol] = windows
     return result
@@ -89,6 +97,7 @@ def build_plan(
     activity: Mapping[str, int],
     covered: Mapping[str, Sequence[Window]] | None = None,
     calendar: KrxCalendar | None = None,
+    fetched: Mapping[str, Sequence[Window]] | None = None,
 ) -> list[FetchWindow]:
     session = (calendar or krx_calendar()).session(day)
     if session is None:
@@ -98,7 +107,7 @@ def build_plan(
     ranking = sorted(activity, key=lambda s: (-activity[s], s))
     rank_of = {symbol: i for i, symbol in enumerate(ranking)}
     plan: list[FetchWindow] = []
-    for symbol, windows in symbol_windows(gaps, covered, session.close).items():
+    for symbol, windows in symbol_windows(gaps, covered, session.close, fetched).items():
         fetches = [(s, e, _slots(slots_all, s, e)) for s, e in windows]
         fetches = [f for f in fetches if f[2] > 0]
         for start, end, slots in _coalesce(fetches, slots_all, page):

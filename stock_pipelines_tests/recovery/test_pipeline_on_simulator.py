@@ -94,5 +94,31 @@ def test_a_rerun_writes_identical_minute_bars(pipeline_env):
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance).success
     first = lake.read_partition("minute_bars", DAY)
-    assert dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance).success
+    calls_before = httpx.get(f"{url}/admin/stats").json()["calls"].get("kis_dailychart", 0)
+    again = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance)
+    assert again.success
     assert lake.read_partition("minute_bars", DAY).equals(first)
+    # the broker's bars of the first run are final (closed minutes): reused, not fetched again
+    meta = again.asset_materializations_for_node("recovered_minute_bars")[0].metadata
+    assert meta["calls"].value == 0 and meta["windows_planned"].value == 0
+    assert meta["windows_reused"].value > 0 and meta["rest_bars_reused"].value > 0
+    assert httpx.get(f"{url}/admin/stats").json()["calls"].get("kis_dailychart", 0) == calls_before
+
+
+def test_a_later_run_fetches_only_the_new_outage(pipeline_env):
+    url, tmp_path = pipeline_env
+    instance = dg.DagsterInstance.ephemeral()
+    write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
+                      outages=[Outage.parse("10:00-10:20", DAY)])
+    first = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance)
+    first_calls = first.asset_materializations_for_node("recovered_minute_bars")[0].metadata["calls"].value
+    # the collector's archive for the day, rewritten with a second outage later in the day
+    write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
+                      outages=[Outage.parse("10:00-10:20", DAY), Outage.parse("14:00-14:20", DAY)])
+    second = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance)
+    meta = second.asset_materializations_for_node("recovered_minute_bars")[0].metadata
+    assert meta["windows_reused"].value == SYMBOLS  # the first outage, one window a symbol
+    assert 0 < meta["calls"].value <= first_calls  # only the 14:00 windows
+    assert meta["windows_unrecovered"].value == 0
+    final = lake.read_partition("minute_bars", DAY).select(truth_bars(url).columns).sort("symbol", "minute")
+    assert final.equals(truth_bars(url))

@@ -19,10 +19,18 @@ from stock_pipelines.gaps.summary import gaps_frame, minutes_lost
 from stock_pipelines.heartbeat.store import HeartbeatStore
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.ops import clock
+from stock_pipelines.ops.governance import configured_broker
 from stock_pipelines.recovery.bars import empty_gaps_frame, final_bars, gaps_from_frame, tier1_bars
 from stock_pipelines.recovery.detect import collectors_of_day, detect_gaps, tier1_coverage
 from stock_pipelines.recovery.execute import execute_plan
 from stock_pipelines.recovery.plan import build_plan, lower_bound_calls
+from stock_pipelines.recovery.reuse import (
+    FETCHED_ASSET,
+    FETCHED_SCHEMA,
+    done_windows,
+    fetched_frame,
+    reusable_bars,
+)
 from stock_pipelines.recovery.sources import BreakerGate, BrokerSettings, breaker_for, build_source
 from stock_pipelines.redis_conn import redis_client
 from stock_pipelines.settings import Settings
@@ -150,14 +158,20 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
         dict(ticks.group_by("symbol").agg(pl.col("qty").sum()).iter_rows()) if ticks.height else {}
     )
     today = clock.now().date()
-    plan = build_plan(gaps, day, today=today, activity=activity, covered=coverage)
+    broker = configured_broker()
+    fetched_before = _read(FETCHED_ASSET, day, FETCHED_SCHEMA)
+    done = done_windows(fetched_before, broker)
+    plan = build_plan(gaps, day, today=today, activity=activity, covered=coverage, fetched=done)
     covered = tier1_bars(tick_bars, coverage)
+    reused = reusable_bars(_read("recovered_minute_bars", day, BAR_SCHEMA), done, broker)
     metadata: dict[str, object] = {
         "gaps": len(gaps),
         "windows_planned": len(plan),
         "calls_planned": sum(w.calls for w in plan),
         "lower_bound_calls": lower_bound_calls(gaps, day, today=today),
         "tier1_bars": covered.height,
+        "windows_reused": sum(len(w) for w in done.values()),
+        "rest_bars_reused": reused.height,
     }
     if plan:
         settings = BrokerSettings.from_env()
@@ -176,6 +190,8 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
             raise dg.Failure(str(error)) from None
         rest = result.bars
         unrecovered = result.unrecovered
+        answered = [o.window for o in result.outcomes if o.status == "recovered"]
+        fetched_now = fetched_frame(answered, broker, clock.now())
         metadata.update(
             broker=settings.broker,
             calls=source.calls,
@@ -190,9 +206,13 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
         )
     else:
         rest, unrecovered = pl.DataFrame(schema=BAR_SCHEMA), []
+        fetched_now = pl.DataFrame(schema=FETCHED_SCHEMA)
         metadata.update(calls=0, windows_recovered=0, windows_unrecovered=0, rest_bars=0)
-    bars = final_bars(pl.DataFrame(schema=BAR_SCHEMA), [rest, covered])
+    bars = final_bars(pl.DataFrame(schema=BAR_SCHEMA), [rest, reused, covered])
+    # the bars first, then the record of what they hold: a crash between the two costs a re-fetch,
+    # never a window recorded as done whose bars were not written
     lake.write_partition(bars, "recovered_minute_bars", day)
+    lake.write_partition(pl.concat([fetched_before, fetched_now]), FETCHED_ASSET, day)
     metadata["dagster/row_count"] = bars.height
     yield dg.MaterializeResult(metadata=metadata)
     yield dg.AssetCheckResult(
