@@ -30,7 +30,9 @@ FETCHED_SCHEMA = {
 
 
 def fetched_frame(windows: Iterable[FetchWindow], broker: str, fetched_at: datetime) -> pl.DataFrame:
-    """The answered windows of this run, cut at the minute that was still open when fetched."""
+    """The answered windows of this run, cut at the minute that was still open when fetched.
+    `fetched_at` must be no later than the first fetch (the run's start): a minute closing during
+    the run may have been left out by the client as still forming."""
     closed = fetched_at.astimezone(SEOUL).replace(second=0, microsecond=0)
     rows = [
         (w.symbol, w.start, min(w.end, closed), broker, fetched_at)

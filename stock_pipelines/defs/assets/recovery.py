@@ -184,6 +184,8 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
             if done % step == 0 or done == total:
                 context.log.info(f"recovery: {done}/{total} windows fetched, {source.calls} calls")
 
+        # before any fetch: every minute closed by now was closed at each fetch, so it is final
+        fetch_started = clock.now()
         try:
             result = execute_plan(plan, source, day, gate=gate, progress=progress)
         except BrokerAuthError as error:
@@ -191,7 +193,7 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
         rest = result.bars
         unrecovered = result.unrecovered
         answered = [o.window for o in result.outcomes if o.status == "recovered"]
-        fetched_now = fetched_frame(answered, broker, clock.now())
+        fetched_now = fetched_frame(answered, broker, fetch_started)
         metadata.update(
             broker=settings.broker,
             calls=source.calls,
