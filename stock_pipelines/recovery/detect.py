@@ -193,3 +193,41 @@ def tier1_coverage(gaps: Iterable[Gap], collectors: Sequence[CollectorDay]) -> d
                     for symbol in shared:
                         coverage.setdefault(symbol, []).append((start, end))
     return coverage
+
+
+def requested_gaps(
+    requested: Iterable[str],
+    requested_by: str,
+    detected: Sequence[Gap],
+    collectors: Sequence[CollectorDay],
+    calendar: KrxCalendar | None = None,
+) -> list[Gap]:
+    """Downtime the heartbeat sensor saw ("start/end" ISO windows, requested by
+    "<sensor>:<collector>") that the gaps found here do not cover yet.
+
+    The sensor calls a collector down after 3 of its own heartbeat intervals; the heartbeat
+    history may not show a hole that long yet when the run it launched gets here (a different
+    interval, the run's start-up time). Its evidence is taken rather than dropped, so the closed
+    minutes of an ongoing outage are recovered by the run launched for them.
+    """
+    collector = requested_by.rpartition(":")[2]
+    known = {c.collector: c for c in collectors}
+    if collector not in known:
+        return []
+    covering = [(g.start, g.end) for g in detected if g.kind == GapKind.DOWNTIME and g.collector == collector]
+    gaps: list[Gap] = []
+    for text in requested:
+        start_text, _, end_text = text.partition("/")
+        try:
+            start, end = datetime.fromisoformat(start_text), datetime.fromisoformat(end_text)
+        except ValueError:
+            continue  # informational input: a malformed window is not a gap
+        if start.tzinfo is None or end.tzinfo is None or end <= start:
+            continue
+        if any(s <= start and end <= e for s, e in covering):
+            continue
+        gaps += clipped(
+            GapKind.DOWNTIME, collector, start, end, known[collector].symbols,
+            f"{requested_by} saw no heartbeat from {start.isoformat()} to {end.isoformat()}", calendar,
+        )
+    return gaps

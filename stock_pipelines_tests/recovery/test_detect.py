@@ -62,3 +62,25 @@ def test_disk_floor_refusals_while_beating_become_gaps_until_space_returns(tmp_p
         (at("10:10"), at("10:20"), ("005930",)),
         (at("15:00"), at("15:30"), ("005930",)),
     ]
+
+
+def test_a_window_the_sensor_saw_is_downtime_unless_already_found():
+    from datetime import datetime
+
+    from stock_pipelines.gaps.model import Gap, GapKind
+    from stock_pipelines.market import SEOUL
+    from stock_pipelines.recovery.detect import CollectorDay, requested_gaps
+
+    def t(hhmmss: str) -> datetime:
+        return datetime(2026, 11, 20, *map(int, hhmmss.split(":")), tzinfo=SEOUL)
+
+    collectors = [CollectorDay("kis-1", (), "redis", ("005930", "000660"))]
+    window = f"{t('10:32:42').isoformat()}/{t('10:32:54').isoformat()}"
+    (gap,) = requested_gaps([window], "collector_heartbeat_sensor:kis-1", [], collectors)
+    assert (gap.kind, gap.collector, gap.start, gap.end, gap.symbols) == (
+        GapKind.DOWNTIME, "kis-1", t("10:32:42"), t("10:32:54"), ("005930", "000660"))
+    assert "collector_heartbeat_sensor:kis-1 saw no heartbeat" in gap.reason
+    found = [Gap(GapKind.DOWNTIME, "kis-1", t("10:32:40"), t("10:33:00"), ("005930",), "hb")]
+    assert requested_gaps([window], "collector_heartbeat_sensor:kis-1", found, collectors) == []
+    assert requested_gaps([window], "collector_heartbeat_sensor:other", [], collectors) == []
+    assert requested_gaps(["not a window"], "collector_heartbeat_sensor:kis-1", [], collectors) == []

@@ -194,6 +194,11 @@ def test_a_killed_collector_is_recovered_by_the_daemon_and_unauthorized_goes_dor
 
                 # -- 2. unauthorized -> PERMANENT_OPEN -> dormant -> resume ------------------------
                 httpx.post(f"{url}/admin/faults", json={"mode": "unauthorized"}).raise_for_status()
+                # The run the sensor launches for this outage asks the broker only for closed minutes
+                # it has not fetched before (recovery.reuse): killing late in a minute makes that
+                # minute closed by the time the sensor (9-20 s later) sees the outage, so the run
+                # must call the refusing broker.
+                wait_for("a kill late in the minute", lambda: 52 <= fake_now().second < 56, 65, every=0.2)
                 collector.kill()
                 failing = wait_for(
                     "a recovery run against the refusing broker", lambda: new_run(instance, seen), 60

@@ -21,7 +21,7 @@ from stock_pipelines.market import krx_calendar
 from stock_pipelines.ops import clock
 from stock_pipelines.ops.governance import configured_broker
 from stock_pipelines.recovery.bars import empty_gaps_frame, final_bars, gaps_from_frame, tier1_bars
-from stock_pipelines.recovery.detect import collectors_of_day, detect_gaps, tier1_coverage
+from stock_pipelines.recovery.detect import collectors_of_day, detect_gaps, requested_gaps, tier1_coverage
 from stock_pipelines.recovery.execute import execute_plan
 from stock_pipelines.recovery.plan import build_plan, lower_bound_calls
 from stock_pipelines.recovery.reuse import (
@@ -39,8 +39,9 @@ MAX_LISTED = 25
 
 
 class GapReportConfig(dg.Config):
-    """Set by the heartbeat sensor: who asked and for which windows (informational: every gap of
-    the day is found again from the heartbeats and the archive, so nothing hangs on these)."""
+    """Set by the heartbeat sensor: who asked and for which windows. Every gap of the day is found
+    again from the heartbeats and the archive; a requested window they do not cover yet (the
+    outage is still young) is added as downtime (`recovery.detect.requested_gaps`)."""
 
     requested_by: str = ""
     requested_windows: list[str] = []
@@ -113,6 +114,11 @@ def gap_report(context: dg.AssetExecutionContext, config: GapReportConfig) -> dg
                        reported_volumes=_reported_volumes(day))
     for problem, count in problems.items():
         context.log.warning(f"gap evidence not readable: {count} x {problem}")
+    if config.requested_windows:
+        gaps = sorted(
+            gaps + requested_gaps(config.requested_windows, config.requested_by, gaps, collectors),
+            key=lambda g: (g.start, g.collector, g.kind.value),
+        )
     frame = gaps_frame(gaps)
     lake.write_partition(frame, "gap_report", day)
     lost = minutes_lost(gaps)
