@@ -278,6 +278,17 @@ class Exchange:
             )
         return None
 
+    async def _kis_quotation(self, request: Request, endpoint: str, tr_id: str) -> tuple[str, Response | None]:
+        """What every KIS quotation call goes through: count it, injected faults, token, rate limit
+        and tr_id, then the symbol. (symbol, None) to answer, or ("", the refusal)."""
+        self.count(f"calls:{endpoint}")
+        if (failure := await self._rest_faults("kis")) is not None:
+            return "", failure
+        if (refused := self._kis_gate(request, tr_id)) is not None:
+            return "", refused
+        code, bad = self._symbol_param(request)
+        return (code or "", bad)
+
     def _symbol_param(self, request: Request) -> tuple[str | None, Response | None]:
         params = request.query_params
         market = params.get("FID_COND_MRKT_DIV_CODE")
@@ -326,14 +337,9 @@ class Exchange:
         return bars_from_trades(trades.ts, trades.px, trades.qty, trades.cum, open_us)
 
     async def kis_itemchart(self, request: Request) -> Response:
-        self.count("calls:kis_itemchart")
-        if (failure := await self._rest_faults("kis")) is not None:
-            return failure
-        if (refused := self._kis_gate(request, kis.TR_ITEMCHART)) is not None:
+        code, refused = await self._kis_quotation(request, "kis_itemchart", kis.TR_ITEMCHART)
+        if refused is not None:
             return refused
-        code, bad = self._symbol_param(request)
-        if bad is not None:
-            return bad
         upto = self._hour_us(self.day.day, request.query_params.get("FID_INPUT_HOUR_1"))
         if upto is None:
             return JSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_HOUR_1 (HHMMSS)"))
@@ -344,14 +350,9 @@ class Exchange:
         return JSONResponse(body, headers={"tr_id": kis.TR_ITEMCHART, "tr_cont": ""})
 
     async def kis_dailychart(self, request: Request) -> Response:
-        self.count("calls:kis_dailychart")
-        if (failure := await self._rest_faults("kis")) is not None:
-            return failure
-        if (refused := self._kis_gate(request, kis.TR_DAILYCHART)) is not None:
+        code, refused = await self._kis_quotation(request, "kis_dailychart", kis.TR_DAILYCHART)
+        if refused is not None:
             return refused
-        code, bad = self._symbol_param(request)
-        if bad is not None:
-            return bad
         params = request.query_params
         try:
             day = datetime.strptime(params.get("FID_INPUT_DATE_1", ""), "%Y%m%d").date()
@@ -388,14 +389,9 @@ class Exchange:
     async def kis_periodchart(self, request: Request) -> Response:
         """FHKST03010100 with FID_PERIOD_DIV_CODE=D: one row a trading day in [DATE_1, DATE_2] that had
         trades, newest first, at most 100; today's row is as of the clock (still growing in the session)."""
-        self.count("calls:kis_periodchart")
-        if (failure := await self._rest_faults("kis")) is not None:
-            return failure
-        if (refused := self._kis_gate(request, kis.TR_PERIODCHART)) is not None:
+        code, refused = await self._kis_quotation(request, "kis_periodchart", kis.TR_PERIODCHART)
+        if refused is not None:
             return refused
-        code, bad = self._symbol_param(request)
-        if bad is not None:
-            return bad
         params = request.query_params
         bounds = []
         for name in ("FID_INPUT_DATE_1", "FID_INPUT_DATE_2"):

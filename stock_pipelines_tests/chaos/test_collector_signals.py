@@ -6,12 +6,10 @@ the day goes through the pipeline and every bar the exchange has is back."""
 import os
 import signal
 import time
-from datetime import timedelta
 
 import pytest
 
 from stock_pipelines.heartbeat import HeartbeatStore
-from stock_pipelines.market import krx_calendar
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines_tests.chaos.figures import (
     bars_lost,
@@ -20,7 +18,7 @@ from stock_pipelines_tests.chaos.figures import (
     run_pipeline,
     tick_bars_height,
 )
-from stock_pipelines_tests.collector.conftest import DAY, admin, pin, seoul
+from stock_pipelines_tests.collector.conftest import DAY, admin, end_the_day, pin, seoul
 from stock_pipelines_tests.collector.test_process import (
     APP_KEY,
     APP_SECRET,
@@ -78,12 +76,7 @@ def test_collector_signal_is_detected_and_its_bars_recovered(tmp_path, redis_ser
             stop(process)
         figures["exit_code"] = process.returncode
         pin(url)
-        session = krx_calendar().session(DAY)
-        admin(url, "/admin/clock", {"at": (session.close + timedelta(hours=1)).isoformat(), "pinned": True})
-        for name, value in env.items():
-            if name.startswith(("KIS_", "STOCK_PIPELINES_", "REDIS_URL")):
-                monkeypatch.setenv(name, value)
-        monkeypatch.delenv("STOCK_PIPELINES_FAKE_NOW", raising=False)
+        end_the_day(url, env, monkeypatch)
 
         run = run_pipeline()
 

@@ -6,11 +6,9 @@ bar; today it misses the minute(s) refused while heartbeats continued (xfail wit
 
 import json
 import time
-from datetime import timedelta
 
 import pytest
 
-from stock_pipelines.market import krx_calendar
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines_tests.archive.test_writer import tiny_tmpfs  # noqa: F401 (fixture)
 from stock_pipelines_tests.chaos.figures import (
@@ -20,7 +18,7 @@ from stock_pipelines_tests.chaos.figures import (
     run_pipeline,
     tick_bars_height,
 )
-from stock_pipelines_tests.collector.conftest import DAY, admin, pin, seoul
+from stock_pipelines_tests.collector.conftest import DAY, admin, end_the_day, pin, seoul
 from stock_pipelines_tests.collector.test_process import (
     APP_KEY,
     APP_SECRET,
@@ -68,12 +66,7 @@ def test_disk_floor_reports_disk_low_and_the_refused_trades_are_recovered(
             stop(process)
         stderr = process.stderr.read()
         pin(url)
-        session = krx_calendar().session(DAY)
-        admin(url, "/admin/clock", {"at": (session.close + timedelta(hours=1)).isoformat(), "pinned": True})
-        for name, value in env.items():
-            if name.startswith(("KIS_", "STOCK_PIPELINES_", "REDIS_URL")):
-                monkeypatch.setenv(name, value)
-        monkeypatch.delenv("STOCK_PIPELINES_FAKE_NOW", raising=False)
+        end_the_day(url, env, monkeypatch)
 
         run = run_pipeline()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -52,6 +52,17 @@ def admin(url: str, path: str, body: dict | None = None) -> dict:
 def pin(url: str) -> int:
     """Pin the exchange clock now; the instant in epoch µs."""
     return int(datetime.fromisoformat(admin(url, "/admin/clock", {"pinned": True})["now"]).timestamp() * US)
+
+
+def end_the_day(url: str, env: dict[str, str], monkeypatch) -> None:
+    """After a collector process ran: pin the exchange an hour after the close (the day is a past,
+    complete one) and give this test process the collector's settings, for the day's pipeline."""
+    session = krx_calendar().session(DAY)
+    admin(url, "/admin/clock", {"at": (session.close + timedelta(hours=1)).isoformat(), "pinned": True})
+    for name, value in env.items():
+        if name.startswith(("KIS_", "STOCK_PIPELINES_", "REDIS_URL")):
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("STOCK_PIPELINES_FAKE_NOW", raising=False)
 
 
 @contextmanager

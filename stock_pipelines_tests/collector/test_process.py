@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -24,10 +23,9 @@ from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.heartbeat import HeartbeatStore, Status
-from stock_pipelines.market import krx_calendar
 from stock_pipelines.sim.runner import run_exchange
 
-from .conftest import DAY, US, admin, archived, keys, pin, seoul, truth
+from .conftest import DAY, US, admin, archived, end_the_day, keys, pin, seoul, truth
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -199,12 +197,7 @@ def test_sigkill_loses_at_most_the_flush_window_and_the_gap_machinery_recovers_i
         last_beat = max(end for _, end in HeartbeatStore(client).up_intervals("kill-1", DAY))
         assert all(expected[k] >= int(last_beat.timestamp() * US) for k in missing)
 
-        session = krx_calendar().session(DAY)
-        admin(url, "/admin/clock", {"at": (session.close + timedelta(hours=1)).isoformat(), "pinned": True})
-        for name, value in env.items():
-            if name.startswith(("KIS_", "STOCK_PIPELINES_", "REDIS_URL")):
-                monkeypatch.setenv(name, value)
-        monkeypatch.delenv("STOCK_PIPELINES_FAKE_NOW", raising=False)
+        end_the_day(url, env, monkeypatch)
         result = dg.materialize(ASSETS, partition_key=DAY.isoformat(),
                                 instance=dg.DagsterInstance.ephemeral())
         assert result.success

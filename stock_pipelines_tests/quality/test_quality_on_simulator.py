@@ -60,17 +60,22 @@ def exchange(tmp_path_factory):
         redis.stop()
 
 
+def point_at(monkeypatch, tmp_path, redis_url: str, url, key: str, secret: str) -> None:
+    """This test's lake, archive and Redis prefix, and the simulator as the KIS broker."""
+    monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(tmp_path / "archive"))
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("STOCK_PIPELINES_REDIS_PREFIX", tmp_path.name)
+    monkeypatch.setenv("KIS_BASE_URL", str(url))
+    monkeypatch.setenv("KIS_APP_KEY", key)
+    monkeypatch.setenv("KIS_APP_SECRET", secret)
+
+
 @pytest.fixture
 def env(exchange, tmp_path, monkeypatch, request):
     url, redis, truth = exchange
     key = list(KEYS)[request.param if hasattr(request, "param") else _next_key()]
-    monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(tmp_path / "archive"))
-    monkeypatch.setenv("REDIS_URL", redis.url)
-    monkeypatch.setenv("STOCK_PIPELINES_REDIS_PREFIX", tmp_path.name)
-    monkeypatch.setenv("KIS_BASE_URL", str(url))
-    monkeypatch.setenv("KIS_APP_KEY", key)
-    monkeypatch.setenv("KIS_APP_SECRET", KEYS[key])
+    point_at(monkeypatch, tmp_path, redis.url, url, key, KEYS[key])
     return tmp_path, truth
 
 
@@ -438,16 +443,7 @@ def test_a_broker_counting_after_hours_volume_does_not_fail_a_complete_day(
         after_hours_volume=250,
     )
     with run_exchange(config) as url:
-        for name, value in {
-            "STOCK_PIPELINES_DATA_DIR": str(tmp_path / "data"),
-            "STOCK_PIPELINES_ARCHIVE_DIR": str(tmp_path / "archive"),
-            "REDIS_URL": redis_server.url,
-            "STOCK_PIPELINES_REDIS_PREFIX": "after-hours",
-            "KIS_BASE_URL": str(url),
-            "KIS_APP_KEY": "ah-key",
-            "KIS_APP_SECRET": "ah-secret",
-        }.items():
-            monkeypatch.setenv(name, value)
+        point_at(monkeypatch, tmp_path, redis_server.url, url, "ah-key", "ah-secret")
         write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS)
         result = dg.materialize(
             CHECKED, partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral()
