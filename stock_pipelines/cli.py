@@ -7,6 +7,7 @@ import importlib
 import sys
 
 from stock_pipelines.commands import UsageError
+from stock_pipelines.commands.arguments import OneLineParser
 
 # Each module adds one subcommand; heavy imports happen inside the command, not here.
 COMMAND_MODULES = [
@@ -22,7 +23,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="stock-pipelines",
         description="Keep a KRX tick archive complete: calendar, simulator, demo and operations.",
     )

@@ -44,9 +44,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from stock_pipelines.commands.arguments import int_range, positive_number
+
     parser = subparsers.add_parser("demo", help="run the end-to-end demo on the embedded default")
     parser.add_argument("--date", help="trading day to simulate (default: the latest closed session)")
-    parser.add_argument("--symbols", type=int, default=40, help="universe size (default 40)")
+    parser.add_argument("--symbols", type=int_range(1, 9_999), default=40, help="universe size (default 40)")
     parser.add_argument("--seed", type=int, default=20261120)
     parser.add_argument(
         "--outage",
@@ -54,9 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="HH:MM-HH:MM",
         help=f"collector outage (repeatable; default {' and '.join(DEFAULT_OUTAGES)})",
     )
-    parser.add_argument("--corrupt", type=int, default=8, help="corrupted archive lines (default 8)")
+    parser.add_argument("--corrupt", type=int_range(0, 1_000_000), default=8, help="corrupted archive lines (default 8)")
     parser.add_argument(
-        "--timeout", type=float, default=300, help="seconds to wait for the daemon (default 300)"
+        "--timeout", type=positive_number(86_400), default=300, help="seconds to wait for the daemon (default 300)"
     )
     parser.add_argument(
         "--collector",
