@@ -42,6 +42,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        _release_embedded_redis()
+
+
+def _release_embedded_redis() -> None:
+    """What the command started on the user's behalf ends with it (unless another process uses it)."""
+    redis_conn = sys.modules.get("stock_pipelines.redis_conn")  # a command that never used Redis: nothing
+    if redis_conn is not None:
+        redis_conn.release_embedded_redis()
 
 
 if __name__ == "__main__":
