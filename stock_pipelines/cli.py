@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from stock_pipelines.commands import UsageError
+from stock_pipelines.commands import UsageError, accepted_warnings
 from stock_pipelines.commands.arguments import OneLineParser
 
 # Each module adds one subcommand; heavy imports happen inside the command, not here.
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    accepted_warnings.install()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
