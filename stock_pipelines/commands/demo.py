@@ -19,8 +19,15 @@ The recovery is launched by the Dagster daemon's sensor, not called by the demo:
    calls it took, the time from the daemon's start to the sensor's launch, the checks and whether
    the day is certified (the demo exits 1 unless every bar is back and the day is certified).
 
-Re-running the demo replays the same day: it clears the demo collector's heartbeats and the
-governance state in Redis, deletes the earlier demo runs of that day and resets the sensor.
+The demo keeps to its own Redis namespace (key prefix `<prefix>-demo`, e.g. ``sp-demo``): its
+simulated collector, heartbeats, governance state and fake clock stay there, and the heartbeat
+sensor keeps a cursor per namespace (`ops.cursor_namespaces`), so `./run ui` afterwards shows the
+demo's runs, checks and report but its sensors never take `sim-kis-1` for a real collector.
+Everything the demo starts ends with it: the simulator, the daemon's whole process group and the
+embedded Redis (unless another process still uses it).
+
+Re-running the demo replays the same day: it clears its namespace in Redis, deletes the earlier
+demo runs of that day and resets its namespace's entry of the sensor cursor.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ DEMO_COLLECTOR = "sim-kis-1"
 CLOCK_START = (15, 28, 30)  # the fake "now" when the daemon starts
 SEED_BEAT_S = 10
 SENSOR = "collector_heartbeat_sensor"
+NAMESPACE_SUFFIX = "-demo"  # the demo's Redis key prefix: the installation's prefix + this
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -106,12 +114,27 @@ def seed_heartbeats(client, day: date, session, outages, until: datetime) -> Non
         store.beat(Heartbeat(DEMO_COLLECTOR, "demo", 0, start, end, (), None, interval_s=SEED_BEAT_S))
 
 
-def reset_demo_state(client, instance, day: date) -> None:
-    from stock_pipelines.redis_conn import key, key_prefix
+def use_demo_namespace() -> str:
+    """Point this process and everything it starts at the demo's own Redis key prefix."""
+    from stock_pipelines.redis_conn import ENV_PREFIX, key_prefix
 
-    for pattern in (f"{key_prefix()}:hb:*", key("governance", "*"), key("recovery", "*"), key("alerts", "*")):
-        for name in client.scan_iter(match=pattern, count=500):
-            client.delete(name)
+    prefix = key_prefix()
+    if not prefix.endswith(NAMESPACE_SUFFIX):
+        prefix += NAMESPACE_SUFFIX
+    os.environ[ENV_PREFIX] = prefix
+    return prefix
+
+
+def reset_demo_state(client, instance, day: date) -> None:
+    """Clear the demo's namespace (never the real one), its earlier runs of the day and its
+    entry of the heartbeat sensor's cursor."""
+    from stock_pipelines.ops.cursor_namespaces import with_cursor
+    from stock_pipelines.redis_conn import key_prefix
+
+    prefix = key_prefix()
+    assert prefix.endswith(NAMESPACE_SUFFIX), f"the demo resets only its own namespace, not {prefix!r}"
+    for name in client.scan_iter(match=f"{prefix}:*", count=500):
+        client.delete(name)
     import dagster as dg
 
     old = [
@@ -125,8 +148,11 @@ def reset_demo_state(client, instance, day: date) -> None:
     for record in old:
         instance.delete_run(record.dagster_run.run_id)
     for state in instance.all_instigator_state():
-        if state.name == SENSOR:
-            instance.delete_instigator_state(state.instigator_origin_id, state.selector_id)
+        if state.name == SENSOR and state.instigator_data is not None:
+            data = state.instigator_data
+            instance.update_instigator_state(
+                state.with_data(data._replace(cursor=with_cursor(data.cursor, prefix, None)))
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -140,13 +166,15 @@ def run(args: argparse.Namespace) -> int:
     from stock_pipelines.market import SEOUL, krx_calendar
     from stock_pipelines.ops import clock
     from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
-    from stock_pipelines.redis_conn import embedded_redis_url, redis_client
+    from stock_pipelines import embedded_redis
+    from stock_pipelines.redis_conn import embedded_redis_url, key_prefix, redis_client
     from stock_pipelines.settings import Settings
     from stock_pipelines.sim.archive_day import Outage, write_day_archive
     from stock_pipelines.sim.day import SimDay
     from stock_pipelines.sim.runner import run_exchange_process
 
     started = time.monotonic()
+    use_demo_namespace()
     day = parse_day(args.date) if args.date else latest_closed_session(datetime.now(SEOUL))
     session = krx_calendar().session(day)
     if session is None:
@@ -171,9 +199,13 @@ def run(args: argparse.Namespace) -> int:
 
     redis = redis_client()
     redis.ping()
-    print(f"redis: {'REDIS_URL' if os.environ.get('REDIS_URL') else 'embedded server'} answering")
-    if not os.environ.get("REDIS_URL"):
+    namespace = f"keys under {key_prefix()}:"
+    if os.environ.get("REDIS_URL"):
+        print(f"redis: REDIS_URL answering, {namespace}")
+    else:
         os.environ["REDIS_URL"] = embedded_redis_url()  # the daemon and its runs share this server
+        server = embedded_redis.describe() or {}
+        print(f"redis: embedded server pid {server.get('pid')} answering, {namespace}, stops {server.get('stops')}")
 
     sim = SimDay(day, seed=args.seed, symbols=args.symbols)
     exchange_args = [
@@ -372,13 +404,27 @@ def watch_daemon(instance, day: date, timeout: float) -> list:
             ascending=True,
         )
     finally:
-        import signal
+        stop_process_group(process)
 
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 30) -> None:
+    """SIGTERM the daemon's session (daemon, code server, run workers), wait until every process
+    in it is gone, SIGKILL what is left after `grace_s`: none outlives the demo."""
+    import signal
+
+    group = process.pid
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline + 10:  # past that only unreaped zombies can answer
+        process.poll()  # reap the daemon itself
         try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL if time.monotonic() > deadline else 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
 
 
 def _metadata(instance, asset: str, day: date, run_ids: set[str]) -> list[dict]:
