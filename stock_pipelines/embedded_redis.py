@@ -27,6 +27,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -179,9 +180,12 @@ def _shutdown(path: Path) -> bool:
         return False
     client = _probe(path)  # no retries: the server closing the connection as it exits is the answer
     try:
-        client.shutdown(save=True)
+        pid = int(client.info("server")["process_id"])
+        client.shutdown()  # the append-only file is flushed; no RDB snapshot ("save" is off)
     except redis.ConnectionError:
-        pass
+        pass  # the server closes the connection as it exits
+    except redis.ResponseError:
+        os.kill(pid, signal.SIGTERM)  # it refused (an unwritable dir): its supervisor reaps it
     finally:
         client.close()
     return True
