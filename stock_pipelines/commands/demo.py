@@ -56,7 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser("demo", help="run the end-to-end demo on the embedded default")
     parser.add_argument("--date", help="trading day to simulate (default: the latest closed session)")
-    parser.add_argument("--symbols", type=int_range(1, 9_999), default=40, help="universe size (default 40)")
+    parser.add_argument(
+        "--symbols", type=int_range(1, 9_999), default=40, help="universe size (default 40)"
+    )
     parser.add_argument("--seed", type=int, default=20261120)
     parser.add_argument(
         "--outage",
@@ -64,9 +66,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="HH:MM-HH:MM",
         help=f"collector outage (repeatable; default {' and '.join(DEFAULT_OUTAGES)})",
     )
-    parser.add_argument("--corrupt", type=int_range(0, 1_000_000), default=8, help="corrupted archive lines (default 8)")
     parser.add_argument(
-        "--timeout", type=positive_number(86_400), default=300, help="seconds to wait for the daemon (default 300)"
+        "--corrupt", type=int_range(0, 1_000_000), default=8, help="corrupted archive lines (default 8)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_number(86_400),
+        default=300,
+        help="seconds to wait for the daemon (default 300)",
     )
     parser.add_argument(
         "--collector",
@@ -159,14 +166,13 @@ def run(args: argparse.Namespace) -> int:
     import dagster as dg
     import httpx
 
-    from stock_pipelines import lake
+    from stock_pipelines import embedded_redis, lake
     from stock_pipelines.commands import UsageError
     from stock_pipelines.commands.calendar import parse_day
     from stock_pipelines.heartbeat import HeartbeatPublisher, HeartbeatStore, Snapshot
     from stock_pipelines.market import SEOUL, krx_calendar
     from stock_pipelines.ops import clock
     from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
-    from stock_pipelines import embedded_redis
     from stock_pipelines.redis_conn import embedded_redis_url, key_prefix, redis_client
     from stock_pipelines.settings import Settings
     from stock_pipelines.sim.archive_day import Outage, write_day_archive
@@ -205,7 +211,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         os.environ["REDIS_URL"] = embedded_redis_url()  # the daemon and its runs share this server
         server = embedded_redis.describe() or {}
-        print(f"redis: embedded server pid {server.get('pid')} answering, {namespace}, stops {server.get('stops')}")
+        print(
+            f"redis: embedded server pid {server.get('pid')} answering, {namespace}, "
+            f"stops {server.get('stops')}"
+        )
 
     sim = SimDay(day, seed=args.seed, symbols=args.symbols)
     exchange_args = [

