@@ -4,7 +4,7 @@ Each is matched by its exact message start, never by a whole category, so a new 
 shows. The tests keep seeing them (pytest's own filters in pyproject.toml decide there).
 `install()` filters them in the CLI process and adds them to `PYTHONWARNINGS`, which the
 processes a command starts inherit: the demo's `dagster-daemon`, its code server and run
-workers, `dagster dev` under `stock-pipelines ui`.
+workers, `dagster dev` under `stock-pipelines ui` (`./run ui` sets the same `PYTHONWARNINGS`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ ACCEPTED = (
     "Specifying a partitions_def on an AssetCheckSpec is currently in preview",
     # exchange_calendars 4.13 on pandas 3.1, while the calendar cache is built; its result is correct
     "Series.values returning an ndarray that drops timezone information",
+    # dagster SupersessionWarning: `./run ui` and `stock-pipelines ui` use `dagster dev`, not `dg dev`
+    "Function `dev_command` is superseded",
 )
 
 
