@@ -417,8 +417,9 @@ def watch_daemon(instance, day: date, timeout: float) -> list:
 
 
 def stop_process_group(process: subprocess.Popen, grace_s: float = 30) -> None:
-    """SIGTERM the daemon's session (daemon, code server, run workers), wait until every process
-    in it is gone, SIGKILL what is left after `grace_s`: none outlives the demo."""
+    """SIGTERM the daemon's session (daemon, code server, run workers), wait for the daemon, give
+    the rest of the session 10 s more, then SIGKILL whatever is left: none outlives the demo."""
+    import contextlib
     import signal
 
     group = process.pid
@@ -426,14 +427,18 @@ def stop_process_group(process: subprocess.Popen, grace_s: float = 30) -> None:
         os.killpg(group, signal.SIGTERM)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline + 10:  # past that only unreaped zombies can answer
-        process.poll()  # reap the daemon itself
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace_s)
+    deadline = time.monotonic() + 10  # bounded: an orphan nobody reaps still answers as a zombie
+    while time.monotonic() < deadline:
         try:
-            os.killpg(group, signal.SIGKILL if time.monotonic() > deadline else 0)
+            os.killpg(group, 0)
         except ProcessLookupError:
             return
         time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    process.wait()
 
 
 def _metadata(instance, asset: str, day: date, run_ids: set[str]) -> list[dict]:
