@@ -226,3 +226,27 @@ def test_status_document_and_cli(env, tmp_path):
         timeout=60,
     )
     assert good.returncode == 0 and json.loads(good.stdout)["dormant"] is False
+
+
+def test_a_dormant_alert_the_webhook_refused_is_sent_again_until_delivered(env):
+    client, clock = env.client(), Clock()
+    webhook = Receiver(status=500)
+    try:
+        gov = RecoveryGovernance(client, "kis", clock=clock, alerter=Alerter(client, webhook.url))
+        for n in range(1, 11):
+            clock.t += 700
+            gov.record_run(f"run-{n}", False, WINDOW, f"boom {n}")
+        assert [b["kind"] for b in webhook.bodies] == ["dormant"]  # entering dormant: refused (500)
+        gov.verdict()
+        assert [b["kind"] for b in webhook.bodies] == ["dormant", "dormant"]  # still dormant: tried again
+    finally:
+        webhook.close()
+    working = Receiver()
+    try:
+        gov.alerter = Alerter(client, working.url)
+        gov.verdict()
+        gov.verdict()
+        assert [b["kind"] for b in working.bodies] == ["dormant"]  # delivered once, then quiet
+        assert "10 consecutive failed recoveries" in working.bodies[0]["text"]
+    finally:
+        working.close()
