@@ -40,7 +40,9 @@ def signed(price: int, prev_close: int) -> str:
     return str(price)
 
 
-def minute_row(start_us: int, o: int, h: int, lo: int, c: int, vol: int, acc_vol: int, prev_close: int) -> dict[str, str]:
+def minute_row(
+    start_us: int, o: int, h: int, lo: int, c: int, vol: int, acc_vol: int, prev_close: int
+) -> dict[str, str]:
     """One `stk_min_pole_chart_qry` row; `acc_vol` is the day's traded volume through this bar."""
     diff = c - prev_close
     return {
