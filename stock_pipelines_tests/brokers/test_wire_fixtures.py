@@ -17,6 +17,7 @@ import pytest
 
 from stock_pipelines.brokers.kis import KisClient, KisCredentials
 from stock_pipelines.brokers.kiwoom import KiwoomClient, KiwoomCredentials
+from stock_pipelines.brokers.model import BrokerAuthError
 from stock_pipelines.collector.frames import Trade, parse_frame
 from stock_pipelines.market import SEOUL
 from stock_pipelines.sim import kis_protocol
@@ -149,9 +150,7 @@ def test_kis_client_reads_the_day_volume_from_the_published_daily_reply(tmp_path
 def test_kiwoom_client_reads_the_published_minute_chart(tmp_path):
     published = fixture("kiwoom_ka10080_minute_chart.json")
     broker = FixtureBroker(fixture("kiwoom_oauth2_token.json"), published, published["reply_headers"])
-    client = KiwoomClient("https://kiwoom.invalid", KiwoomCredentials("fixture-key", "fixture-secret"), NoLimit(),
-                          tmp_path, today=lambda: seoul(DAY, "091000"),
-                          http=httpx.Client(transport=httpx.MockTransport(broker)))
+    client = kiwoom_client(broker, tmp_path)
 
     fetch = client.minute_bars("005930", DAY, seoul(DAY, "090000"), seoul(DAY, "091000"))
 
@@ -166,6 +165,59 @@ def test_kiwoom_client_reads_the_published_minute_chart(tmp_path):
     assert call.url.path == published["request"]["path"] and call.headers["api-id"] == "ka10080"
     assert set(published["request"]["headers"]) <= {name.lower() for name in call.headers}
     assert set(json.loads(call.content)) == set(published["request"]["body"])
+
+
+class RefusingKiwoom(FixtureBroker):
+    """Kiwoom that calls the first `refusals` chart tokens invalid (HTTP 401, return_code 8005) and
+    issues a new token value each time."""
+
+    def __init__(self, refusals: int) -> None:
+        published = fixture("kiwoom_ka10080_minute_chart.json")
+        super().__init__(fixture("kiwoom_oauth2_token.json"), published, published["reply_headers"])
+        self.refusals, self.issued = refusals, 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth2/token":
+            self.requests.append(request)
+            self.issued += 1
+            # valid long after any test run, so that only the 401 can make the client drop it
+            return httpx.Response(200, json=self.token["reply"] | {"token": f"token-{self.issued}",
+                                                                   "expires_dt": "20991231235959"})
+        if self.refusals > 0:
+            self.refusals -= 1
+            self.requests.append(request)
+            return httpx.Response(401, json={"return_code": 8005, "return_msg": "Token이 유효하지 않습니다"})
+        return super().__call__(request)
+
+
+def kiwoom_client(broker: FixtureBroker, tmp_path: Path) -> KiwoomClient:
+    client = KiwoomClient("https://kiwoom.invalid", KiwoomCredentials("fixture-key", "fixture-secret"), NoLimit(),
+                          tmp_path, today=lambda: seoul(DAY, "091000"),
+                          http=httpx.Client(transport=httpx.MockTransport(broker)))
+    # the token cache's clock fixed in 2096: its one-issue-a-minute wait is long past (not the subject
+    # here) and a token valid to 2099 is fresh
+    client.tokens.clock = lambda: 4_000_000_000.0
+    return client
+
+
+def test_kiwoom_client_reissues_a_token_the_broker_calls_invalid_once(tmp_path):
+    broker = RefusingKiwoom(refusals=1)
+    client = kiwoom_client(broker, tmp_path)
+
+    fetch = client.minute_bars("005930", DAY, seoul(DAY, "090000"), seoul(DAY, "091000"))
+
+    assert fetch.bars.height == 5 and broker.issued == 2
+    charts = [r for r in broker.requests if r.url.path == "/api/dostk/chart"]
+    assert [r.headers["authorization"] for r in charts] == ["Bearer token-1", "Bearer token-2"]
+
+
+def test_kiwoom_client_stops_when_a_fresh_token_is_refused_too(tmp_path):
+    broker = RefusingKiwoom(refusals=10)
+    client = kiwoom_client(broker, tmp_path)
+
+    with pytest.raises(BrokerAuthError, match="freshly issued token was refused"):
+        client.minute_bars("005930", DAY, seoul(DAY, "090000"), seoul(DAY, "091000"))
+    assert broker.issued == 2 and len([r for r in broker.requests if r.url.path == "/api/dostk/chart"]) == 2
 
 
 def test_frame_parser_reads_the_published_h0stcnt0_frame():
