@@ -25,6 +25,6 @@ def require_capability(name: str, ok: bool, why: str) -> None:
         return
     message = f"capability {name!r} missing: {why}"
     if in_ci():
-        pytest.fail(f"{message} (CI={os.environ[CI_ENV]}: .ci/run installs it; a skip here would hide "
-                    "the test)", pytrace=False)
+        pytest.fail(f"{message} (CI={os.environ[CI_ENV]}: the CI machine must provide it, .ci/run installs the "
+                    "packages; a skip here would hide the test)", pytrace=False)
     pytest.skip(message)
