@@ -82,6 +82,16 @@ def kis_client(broker: FixtureBroker, tmp_path: Path, now: datetime) -> KisClien
                      today=lambda: now, http=httpx.Client(transport=httpx.MockTransport(broker)))
 
 
+def kiwoom_client(broker: FixtureBroker, tmp_path: Path) -> KiwoomClient:
+    client = KiwoomClient("https://kiwoom.invalid", KiwoomCredentials("fixture-key", "fixture-secret"), NoLimit(),
+                          tmp_path, today=lambda: seoul(DAY, "091000"),
+                          http=httpx.Client(transport=httpx.MockTransport(broker)))
+    # the token cache's clock fixed in 2096: its one-issue-a-minute wait is long past (not the subject
+    # here) and a token valid to 2099 is fresh
+    client.tokens.clock = lambda: 4_000_000_000.0
+    return client
+
+
 def expected_kis_bars(rows: list[dict], start: datetime, end: datetime) -> list[tuple]:
     """The fixture rows as (minute, o, h, l, c, v), oldest first, read straight from the JSON."""
     bars = [(seoul(date(int(r["stck_bsop_date"][:4]), int(r["stck_bsop_date"][4:6]), int(r["stck_bsop_date"][6:])),
@@ -188,16 +198,6 @@ class RefusingKiwoom(FixtureBroker):
             self.requests.append(request)
             return httpx.Response(401, json={"return_code": 8005, "return_msg": "Token이 유효하지 않습니다"})
         return super().__call__(request)
-
-
-def kiwoom_client(broker: FixtureBroker, tmp_path: Path) -> KiwoomClient:
-    client = KiwoomClient("https://kiwoom.invalid", KiwoomCredentials("fixture-key", "fixture-secret"), NoLimit(),
-                          tmp_path, today=lambda: seoul(DAY, "091000"),
-                          http=httpx.Client(transport=httpx.MockTransport(broker)))
-    # the token cache's clock fixed in 2096: its one-issue-a-minute wait is long past (not the subject
-    # here) and a token valid to 2099 is fresh
-    client.tokens.clock = lambda: 4_000_000_000.0
-    return client
 
 
 def test_kiwoom_client_reissues_a_token_the_broker_calls_invalid_once(tmp_path):
