@@ -22,7 +22,8 @@ FIELDS = ("bars_lost", "calls", "lower_bound_calls", "rate_limited", "retries", 
 
 def record(scenario: str, outcome: str, **figures: object) -> dict:
     """Print the scenario's figures and append them to the results file, if one is set."""
-    row = {"scenario": scenario, "outcome": outcome, **{k: figures.get(k) for k in FIELDS},
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]  # "path::name (call)" -> node id
+    row = {"scenario": scenario, "outcome": outcome, "test": test, **{k: figures.get(k) for k in FIELDS},
            **{k: v for k, v in figures.items() if k not in FIELDS}}
     line = json.dumps(row, default=str, sort_keys=False)
     print(f"CHAOS {line}")

@@ -2,7 +2,6 @@
 test, a backfill of three trading days of raw_ticks launched from the asset page, and the asset
 check results found per partition in the UI. Screenshots go to test-artifacts/browser/."""
 
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ import pytest
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.sim.archive_day import write_day_archive
+from stock_pipelines_tests.capabilities import require_capability
 from stock_pipelines_tests.dagster_dev import REPO_ROOT, DagsterDev, dagster_dev
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -41,11 +41,8 @@ def three_trading_days() -> list[date]:
 
 @pytest.fixture
 def browser_page(tmp_path: Path) -> Iterator:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} missing: apt-get install -y chromium (.ci/run does this as root)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_capability("chromium", CHROMIUM.exists(),
+                       f"{CHROMIUM} missing: apt-get install -y chromium (.ci/run does this as root)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
