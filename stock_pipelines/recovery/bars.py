@@ -1,14 +1,15 @@
 """Recovered bars, and the final minute bars: one bar per symbol-minute, with its source.
 
-Final rule: inside a recovered window the broker's bar wins (it saw every trade of the
-minute; the archive may have seen only some); everywhere else the tick-derived bar stands.
+Final rule: inside a gap's minutes the broker's bar wins (it saw every trade of the minute;
+the archive may have seen only some); everywhere else the tick-derived bar stands, even where a
+fetch that spanned two gaps returned the minutes between them (`bars_within` drops those).
 A tier-1 bar (another collector's archive) is a tick bar already; it is labelled as such
 when it fills another collector's gap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import polars as pl
 
@@ -52,6 +53,25 @@ def tier1_bars(tick_bars: pl.DataFrame, coverage: dict[str, list[tuple]]) -> pl.
         .select(list(BAR_SCHEMA))
         .cast(BAR_SCHEMA)
     )
+
+
+def bars_within(bars: pl.DataFrame, windows: Mapping[str, Sequence[tuple]]) -> pl.DataFrame:
+    """The bars whose minute lies inside one of its symbol's windows [start, end)."""
+    rows = [(symbol, start, end) for symbol, spans in windows.items() for start, end in spans]
+    if not rows or bars.height == 0:
+        return bars.clear()
+    spans = pl.DataFrame(
+        rows, schema={"symbol": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")},
+        orient="row",
+    )
+    inside = (
+        bars.select("symbol", "minute")
+        .join(spans, on="symbol")
+        .filter((pl.col("minute") >= pl.col("start")) & (pl.col("minute") < pl.col("end")))
+        .select("symbol", "minute")
+        .unique()
+    )
+    return bars.join(inside, on=["symbol", "minute"], how="semi", maintain_order="left")
 
 
 def final_bars(tick_bars: pl.DataFrame, recovered: Iterable[pl.DataFrame]) -> pl.DataFrame:
