@@ -98,11 +98,13 @@ def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipelin
     assert calls == calls_for_outages(outages, SYMBOLS) == 24
     assert httpx.get(f"{url}/admin/stats").json()["calls"].get("kis_dailychart", 0) == calls
     assert meta["lower_bound_calls"].value == calls
-    # the broker's bars stand in the outages' minutes and at most the minute either side (the
-    # last beat before a crash and the restart fall inside those): elsewhere the archive's bars are
-    # complete and keep their source
+    # the broker's bars stand only where the archive's bar is missing or incomplete, and only in
+    # the outages' minutes or the minute either side (the crash and the restart fall in those):
+    # everywhere else the archive's bar keeps its `ticks` source
     rest = final.filter(pl.col("source") == "rest_kis")
     assert rest.height >= expected.height - before.height
+    ohlcv = ["symbol", "minute", "open", "high", "low", "close", "volume"]
+    assert rest.join(before.select(ohlcv), on=ohlcv, how="semi").height == 0
     minute = pl.col("minute").dt.convert_time_zone("Asia/Seoul")
     near_outage = pl.lit(False)
     for outage in outages:
