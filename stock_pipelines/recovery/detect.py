@@ -203,7 +203,9 @@ def requested_gaps(
     calendar: KrxCalendar | None = None,
 ) -> list[Gap]:
     """Downtime the heartbeat sensor saw ("start/end" ISO windows, requested by
-    "<sensor>:<collector>") that the gaps found here do not cover yet.
+    "<sensor>:<collector>") that the gaps found here do not cover yet: only the parts of a
+    window outside the collector's detected downtime, so a window is never widened into more
+    than the sensor saw and no minute is asked for twice.
 
     The sensor calls a collector down after 3 of its own heartbeat intervals; the heartbeat
     history may not show a hole that long yet when the run it launched gets here (a different
@@ -214,7 +216,7 @@ def requested_gaps(
     known = {c.collector: c for c in collectors}
     if collector not in known:
         return []
-    covering = [(g.start, g.end) for g in detected if g.kind == GapKind.DOWNTIME and g.collector == collector]
+    covering = sorted((g.start, g.end) for g in detected if g.kind == GapKind.DOWNTIME and g.collector == collector)
     gaps: list[Gap] = []
     for text in requested:
         start_text, _, end_text = text.partition("/")
@@ -224,10 +226,26 @@ def requested_gaps(
             continue  # informational input: a malformed window is not a gap
         if start.tzinfo is None or end.tzinfo is None or end <= start:
             continue
-        if any(s <= start and end <= e for s, e in covering):
-            continue
-        gaps += clipped(
-            GapKind.DOWNTIME, collector, start, end, known[collector].symbols,
-            f"{requested_by} saw no heartbeat from {start.isoformat()} to {end.isoformat()}", calendar,
-        )
+        reason = f"{requested_by} saw no heartbeat from {start.isoformat()} to {end.isoformat()}"
+        for piece_start, piece_end in _uncovered(start, end, covering):
+            gaps += clipped(
+                GapKind.DOWNTIME, collector, piece_start, piece_end, known[collector].symbols, reason, calendar
+            )
     return gaps
+
+
+def _uncovered(start: datetime, end: datetime, covering: Sequence[Window]) -> list[Window]:
+    """The parts of [start, end) outside every window of `covering` (sorted by start)."""
+    pieces: list[Window] = []
+    cursor = start
+    for cover_start, cover_end in covering:
+        if cover_end <= cursor or cover_start >= end:
+            continue
+        if cover_start > cursor:
+            pieces.append((cursor, cover_start))
+        cursor = max(cursor, cover_end)
+        if cursor >= end:
+            break
+    if cursor < end:
+        pieces.append((cursor, end))
+    return pieces

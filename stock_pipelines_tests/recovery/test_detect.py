@@ -83,4 +83,19 @@ def test_a_window_the_sensor_saw_is_downtime_unless_already_found():
     found = [Gap(GapKind.DOWNTIME, "kis-1", t("10:32:40"), t("10:33:00"), ("005930",), "hb")]
     assert requested_gaps([window], "collector_heartbeat_sensor:kis-1", found, collectors) == []
     assert requested_gaps([window], "collector_heartbeat_sensor:other", [], collectors) == []
+    # a window wider than what was found adds only its uncovered parts, never the whole window
+    wide = f"{t('10:00:00').isoformat()}/{t('13:52:00').isoformat()}"
+    found = [Gap(GapKind.DOWNTIME, "kis-1", t("10:00:00"), t("10:25:00"), ("005930",), "hb"),
+             Gap(GapKind.SILENCE, "kis-1", t("10:30:00"), t("10:40:00"), ("005930",), "silent"),
+             Gap(GapKind.DOWNTIME, "other", t("11:00:00"), t("12:00:00"), ("005930",), "hb"),
+             Gap(GapKind.DOWNTIME, "kis-1", t("13:30:00"), t("13:45:00"), ("005930",), "hb"),
+             Gap(GapKind.DOWNTIME, "kis-1", t("13:40:00"), t("13:52:00"), ("005930",), "hb")]
+    assert [(g.start, g.end) for g in requested_gaps([wide], "collector_heartbeat_sensor:kis-1", found, collectors)] \
+        == [(t("10:25:00"), t("13:30:00"))]
+    two = [f"{t('10:00:00').isoformat()}/{t('10:25:00').isoformat()}",
+           f"{t('13:40:00').isoformat()}/{t('13:52:00').isoformat()}"]
+    assert requested_gaps(two, "collector_heartbeat_sensor:kis-1", found, collectors) == []
+    young = [Gap(GapKind.DOWNTIME, "kis-1", t("10:00:00"), t("10:10:00"), ("005930",), "hb")]
+    assert [(g.start, g.end) for g in requested_gaps(two, "collector_heartbeat_sensor:kis-1", young, collectors)] \
+        == [(t("10:10:00"), t("10:25:00")), (t("13:40:00"), t("13:52:00"))]
     assert requested_gaps(["not a window"], "collector_heartbeat_sensor:kis-1", [], collectors) == []

@@ -2,7 +2,8 @@
 raw_ticks -> gap_report -> recovered_minute_bars -> minute_bars and every minute bar the exchange
 has is back, checked against the simulator's own ground truth, at the call lower bound."""
 
-from datetime import date, timedelta
+import math
+from datetime import date, datetime, time, timedelta
 
 import dagster as dg
 import httpx
@@ -13,7 +14,8 @@ from stock_pipelines import lake
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
-from stock_pipelines.market import krx_calendar
+from stock_pipelines.market import SEOUL, krx_calendar
+from stock_pipelines.ops import clock
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.server import ExchangeConfig
@@ -22,6 +24,18 @@ pytestmark = pytest.mark.integration
 
 DAY = date(2026, 11, 20)
 SEED, SYMBOLS = 11, 12
+TODAY_PAGE, PAST_DAY_PAGE = 30, 120  # KIS minute bars a call: today's endpoint, a past day's
+
+
+def calls_for_outages(outages: tuple[str, ...], symbols: int) -> int:
+    """The fewest broker calls that bring back what the planted outages ("HH:MM-HH:MM", whole
+    minutes, inside the continuous session) removed: every symbol lost each outage's minutes,
+    one call returns a page of them. The outages must lie more than a page apart, so no call can
+    serve two of them."""
+    page = TODAY_PAGE if clock.now().date() == DAY else PAST_DAY_PAGE
+    spans = sorted(tuple(int(h) * 60 + int(m) for h, m in (t.split(":") for t in o.split("-"))) for o in outages)
+    assert all(later[0] - earlier[1] > page for earlier, later in zip(spans, spans[1:])), spans
+    return symbols * sum(math.ceil((end - start) / page) for start, end in spans)
 ASSETS = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
 
 
@@ -59,9 +73,10 @@ def pipeline_env(tmp_path, monkeypatch, redis_server):
 
 def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipeline_env):
     url, tmp_path = pipeline_env
+    outages = ("10:00-10:30", "13:10-13:25")
     archived = write_day_archive(
         tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
-        outages=[Outage.parse("10:00-10:30", DAY), Outage.parse("13:10-13:25", DAY)], corrupt=6,
+        outages=[Outage.parse(o, DAY) for o in outages], corrupt=6,
     )
     assert archived.trades_missing > 0
 
@@ -79,7 +94,23 @@ def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipelin
     meta = result.asset_materializations_for_node("recovered_minute_bars")[0].metadata
     calls = meta["calls"].value
     assert calls == meta["calls_planned"].value
-    assert calls <= meta["lower_bound_calls"].value
+    # the bound from the planted outages (12 symbols x 2 outages, a call each), not from the plan
+    assert calls == calls_for_outages(outages, SYMBOLS) == 24
+    assert httpx.get(f"{url}/admin/stats").json()["calls"].get("kis_dailychart", 0) == calls
+    assert meta["lower_bound_calls"].value == calls
+    # the broker's bars stand only where the archive's bar is missing or incomplete, and only in
+    # the outages' minutes or the minute either side (the crash and the restart fall in those):
+    # everywhere else the archive's bar keeps its `ticks` source
+    rest = final.filter(pl.col("source") == "rest_kis")
+    assert rest.height >= expected.height - before.height
+    ohlcv = ["symbol", "minute", "open", "high", "low", "close", "volume"]
+    assert rest.join(before.select(ohlcv), on=ohlcv, how="semi").height == 0
+    minute = pl.col("minute").dt.convert_time_zone("Asia/Seoul")
+    near_outage = pl.lit(False)
+    for outage in outages:
+        first, last = (datetime.combine(DAY, time.fromisoformat(t), SEOUL) for t in outage.split("-"))
+        near_outage = near_outage | minute.is_between(first - timedelta(minutes=1), last, closed="both")
+    assert rest.filter(~near_outage).height == 0, rest.filter(~near_outage)
     assert meta["windows_unrecovered"].value == 0
     stats = httpx.get(f"{url}/admin/stats").json()
     assert stats["rate_limited"] == 0
