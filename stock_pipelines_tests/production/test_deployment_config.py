@@ -226,3 +226,30 @@ def test_the_stock_pipelines_commands_in_the_production_guide_parse():
             parser.parse_args(argv)
         except (argparse.ArgumentError, SystemExit) as error:
             pytest.fail(f"stock-pipelines {' '.join(argv)}: {error}")
+
+
+def declared_pools() -> set[str]:
+    from stock_pipelines.definitions import defs
+
+    return {
+        node.definition.pool
+        for job in defs.resolve_all_job_defs()
+        for node in job.graph.nodes
+        if node.definition.pool is not None
+    }
+
+
+@pytest.mark.parametrize("which", sorted(INSTANCE_FILES))
+def test_every_pool_the_steps_declare_is_sized_by_each_instance(which, tmp_path, monkeypatch):
+    """The broker pool the steps claim exists, with a limit, wherever runs execute."""
+    from stock_pipelines.defs.broker_steps import BROKER_POOL
+
+    assert declared_pools() == {BROKER_POOL}
+    for name in PG_ENV:
+        monkeypatch.setenv(name, "5432" if name.endswith("PORT") else "x")
+    monkeypatch.setenv("STOCK_PIPELINES_IMAGE", "stock_pipelines:latest")
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_FILES[which].read_text())
+    config, _ = dagster_instance_config(str(tmp_path))
+    pools = config["concurrency"]["pools"]
+    # no per-pool limits in dagster.yaml: every pool gets default_limit, enforced per op
+    assert pools["default_limit"] >= 1 and pools.get("granularity", "op") == "op"
