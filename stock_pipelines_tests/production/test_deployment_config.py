@@ -5,6 +5,7 @@ dagster.yaml through Dagster's own config validation."""
 import argparse
 import re
 
+import dagster as dg
 import pytest
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.instance.ref import InstanceRef
@@ -253,3 +254,7 @@ def test_every_pool_the_steps_declare_is_sized_by_each_instance(which, tmp_path,
     pools = config["concurrency"]["pools"]
     # no per-pool limits in dagster.yaml: every pool gets default_limit, enforced per op
     assert pools["default_limit"] >= 1 and pools.get("granularity", "op") == "op"
+    if which == "embedded":  # the SQLite instance `./run ui` uses enforces it too
+        with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+            assert instance.event_log_storage.supports_global_concurrency_limits
+            assert instance.event_log_storage.get_concurrency_info(BROKER_POOL).limit == pools["default_limit"]
