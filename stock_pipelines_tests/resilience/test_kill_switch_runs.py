@@ -176,3 +176,21 @@ def test_the_quality_checks_calls_go_through_the_breaker(day):
 )
 def test_who_launched_a_run(tags, expected):
     assert launched_by(tags) == expected
+
+
+def test_unreadable_redis_holds_automatic_runs_but_not_a_person(monkeypatch):
+    import socket
+
+    import redis
+
+    from stock_pipelines.ops.automation import broker_permit
+
+    monkeypatch.delenv("FEATURE_AUTO_RECOVERY_ENABLED", raising=False)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dead = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    automatic = broker_permit(dead, "schedule end_of_day_schedule")
+    assert not automatic.allowed and "off via redis_unreachable" in automatic.automation_off
+    person = broker_permit(dead, None)
+    assert person.allowed and person.describe().endswith("launched by a person, so it calls the broker anyway")
