@@ -34,7 +34,8 @@ class BrokerPermit:
         if self.allowed:
             return (f"automation is off ({self.automation_off}); this run was launched by "
                     f"{self.launched_by}, so it calls the broker anyway")
-        return f"automation is off ({self.automation_off}): launched by {self.launched_by}, no broker call made"
+        return (f"automation is off ({self.automation_off}): launched by {self.launched_by}, "
+                "no broker call made")
 
 
 def automation_off(client: redis.Redis | None) -> str:

@@ -12,7 +12,13 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import TypeVar
 
-from stock_pipelines.brokers.model import BarFetch, BrokerError, BrokerUnavailable, DayVolumeSource, MinuteBarSource
+from stock_pipelines.brokers.model import (
+    BarFetch,
+    BrokerError,
+    BrokerUnavailable,
+    DayVolumeSource,
+    MinuteBarSource,
+)
 from stock_pipelines.recovery.execute import CallGate
 
 T = TypeVar("T")

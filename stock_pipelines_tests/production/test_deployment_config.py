@@ -257,4 +257,5 @@ def test_every_pool_the_steps_declare_is_sized_by_each_instance(which, tmp_path,
     if which == "embedded":  # the SQLite instance `./run ui` uses enforces it too
         with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
             assert instance.event_log_storage.supports_global_concurrency_limits
-            assert instance.event_log_storage.get_concurrency_info(BROKER_POOL).limit == pools["default_limit"]
+            info = instance.event_log_storage.get_concurrency_info(BROKER_POOL)
+            assert info.limit == pools["default_limit"]

@@ -13,7 +13,12 @@ import httpx
 import pytest
 
 from stock_pipelines.defs.broker_steps import BROKER_POOL
-from stock_pipelines_tests.resilience.test_kill_switch_runs import DAY, broker_calls, day, exchange  # noqa: F401
+from stock_pipelines_tests.resilience.test_kill_switch_runs import (  # noqa: F401 - fixtures
+    DAY,
+    broker_calls,
+    day,
+    exchange,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

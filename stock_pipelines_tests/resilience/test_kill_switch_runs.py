@@ -82,7 +82,8 @@ def run_end_of_day(tags: dict[str, str]):
 
 
 def recovery_meta(result) -> dict:
-    return {k: v.value for k, v in result.asset_materializations_for_node("recovered_minute_bars")[0].metadata.items()}
+    materialization = result.asset_materializations_for_node("recovered_minute_bars")[0]
+    return {k: v.value for k, v in materialization.metadata.items()}
 
 
 def check_meta(result, name: str) -> dict:
@@ -158,7 +159,8 @@ def test_the_quality_checks_calls_go_through_the_breaker(day):
     assert volume["broker_calls"] > 0 and len(volume["broker_failed"]) == volume["broker_calls"]
     assert all("circuit breaker for kis is open" in f for f in volume["broker_failed"])
     sample = check_meta(result, "minute_bars_match_broker")
-    assert sample["failed_windows"] and all("circuit breaker for kis is open" in f for f in sample["failed_windows"])
+    failed = sample["failed_windows"]
+    assert failed and all("circuit breaker for kis is open" in f for f in failed)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +169,8 @@ def test_the_quality_checks_calls_go_through_the_breaker(day):
         ({"dagster/schedule_name": "end_of_day_schedule"}, "schedule end_of_day_schedule"),
         ({"dagster/sensor_name": "collector_heartbeat_sensor"}, "sensor collector_heartbeat_sensor"),
         # the daemon's automatic retry of a scheduled run keeps its tags and adds a retry number
-        ({"dagster/schedule_name": "s", "dagster/parent_run_id": "r1", "dagster/retry_number": "1"}, "schedule s"),
+        ({"dagster/schedule_name": "s", "dagster/parent_run_id": "r1", "dagster/retry_number": "1"},
+         "schedule s"),
         # a person re-executing a scheduled run from the UI (parent's tags copied, no retry number)
         ({"dagster/schedule_name": "s", "dagster/parent_run_id": "r1"}, None),
         ({"dagster/backfill": "abc"}, None),
@@ -193,4 +196,5 @@ def test_unreadable_redis_holds_automatic_runs_but_not_a_person(monkeypatch):
     automatic = broker_permit(dead, "schedule end_of_day_schedule")
     assert not automatic.allowed and "off via redis_unreachable" in automatic.automation_off
     person = broker_permit(dead, None)
-    assert person.allowed and person.describe().endswith("launched by a person, so it calls the broker anyway")
+    assert person.allowed
+    assert person.describe().endswith("launched by a person, so it calls the broker anyway")
