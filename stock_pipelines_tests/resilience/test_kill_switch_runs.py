@@ -103,6 +103,7 @@ def test_a_scheduled_run_makes_no_broker_call_while_the_kill_switch_is_off(day, 
     monkeypatch.setenv("FEATURE_AUTO_RECOVERY_ENABLED", "false")
     before = broker_calls(day)
     instance, result = run_end_of_day(SCHEDULED)
+    print(f"a scheduled end-of-day run, kill switch off: {broker_calls(day) - before} calls at the broker")
     assert broker_calls(day) - before == 0
 
     recovery = recovery_meta(result)
@@ -133,6 +134,7 @@ def test_a_run_a_person_launched_calls_the_broker_and_says_automation_is_off(day
     before = broker_calls(day)
     instance, result = run_end_of_day({})
     calls = broker_calls(day) - before
+    print(f"a person's end-of-day run, kill switch off: {calls} calls at the simulated broker")
 
     recovery = recovery_meta(result)
     assert recovery["launched_by"] == "a person"
