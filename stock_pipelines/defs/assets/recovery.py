@@ -14,6 +14,7 @@ import redis
 from stock_pipelines import lake
 from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.brokers.model import BAR_SCHEMA, BrokerAuthError
+from stock_pipelines.defs.broker_steps import BROKER_POOL, launched_by, permit
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.gaps.summary import gaps_frame, minutes_lost
 from stock_pipelines.heartbeat.store import HeartbeatStore
@@ -22,7 +23,7 @@ from stock_pipelines.ops import clock
 from stock_pipelines.ops.governance import configured_broker
 from stock_pipelines.recovery.bars import bars_within, empty_gaps_frame, final_bars, gaps_from_frame, tier1_bars
 from stock_pipelines.recovery.detect import collectors_of_day, detect_gaps, requested_gaps, tier1_coverage
-from stock_pipelines.recovery.execute import execute_plan
+from stock_pipelines.recovery.execute import WindowOutcome, execute_plan
 from stock_pipelines.recovery.plan import (
     build_plan,
     clipped_to,
@@ -152,6 +153,7 @@ def gap_report(context: dg.AssetExecutionContext, config: GapReportConfig) -> dg
     partitions_def=trading_day_partitions,
     deps=["gap_report", "tick_minute_bars"],
     group_name="recovery",
+    pool=BROKER_POOL,
     check_specs=[
         dg.AssetCheckSpec(
             "every_gap_recovered", asset="recovered_minute_bars", blocking=False, partitions_def=trading_day_partitions
@@ -191,7 +193,17 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
         "windows_reused": sum(len(w) for w in done.values()),
         "rest_bars_reused": reused.height,
     }
-    if plan:
+    decision = permit(context) if plan else None
+    metadata["launched_by"] = launched_by(context.run.tags) or "a person"
+    if decision is not None and not decision.allowed:
+        rest, unrecovered = pl.DataFrame(schema=BAR_SCHEMA), [
+            WindowOutcome(window, "skipped", detail=decision.describe()) for window in plan
+        ]
+        fetched_now = pl.DataFrame(schema=FETCHED_SCHEMA)
+        metadata.update(calls=0, windows_recovered=0, windows_unrecovered=len(plan), rest_bars=0,
+                        stopped=decision.describe(),
+                        unrecovered=dg.MetadataValue.md(_unrecovered_markdown(unrecovered)))
+    elif plan:
         settings = BrokerSettings.from_env()
         client = redis_client()
         source = build_source(settings, client, Settings.from_env().data_dir / ".tokens", now=clock.now)

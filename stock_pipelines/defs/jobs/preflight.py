@@ -4,6 +4,7 @@
 import dagster as dg
 
 from stock_pipelines.archive.config import ArchiveConfig
+from stock_pipelines.defs.broker_steps import BROKER_POOL
 from stock_pipelines.ops.alerts import Alerter
 from stock_pipelines.ops.governance import RecoveryGovernance, configured_broker
 from stock_pipelines.ops.preflight import run_preflight
@@ -20,6 +21,7 @@ def _dagster_storage(instance: dg.DagsterInstance):
 
 
 @dg.op(
+    pool=BROKER_POOL,  # issues (or reuses) the broker's access token
     description="Broker credentials and token, Redis, Dagster storage, archive writable, free disk, sources."
 )
 def preflight_checks(context: dg.OpExecutionContext) -> dict:
