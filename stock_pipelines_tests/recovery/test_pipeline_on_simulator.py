@@ -1,8 +1,9 @@
 """Done-when of the gaps/back-fill issue: a `sim day` with outages and corruptions goes through
 raw_ticks -> gap_report -> recovered_minute_bars -> minute_bars and every minute bar the exchange
-has is back, checked against the simulator's own ground truth, at the call lower bound."""
+has is back, checked against bars built independently from the simulator's trades (truth.py),
+the partly-lost minutes at each outage's edges included, at the call lower bound."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 import httpx
@@ -13,33 +14,17 @@ from stock_pipelines import lake
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
-from stock_pipelines.market import krx_calendar
+from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.server import ExchangeConfig
+from stock_pipelines_tests.truth import outage_edge_minutes, truth_bars
 
 pytestmark = pytest.mark.integration
 
 DAY = date(2026, 11, 20)
 SEED, SYMBOLS = 11, 12
 ASSETS = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
-
-
-def truth_bars(exchange) -> pl.DataFrame:
-    sim = exchange.exchange.day
-    frames = []
-    for code in sim.codes:
-        bars = sim.minute_bars(code)
-        frames.append(pl.DataFrame({
-            "symbol": [code] * len(bars), "minute": bars.start, "open": bars.open, "high": bars.high,
-            "low": bars.low, "close": bars.close, "volume": bars.volume,
-        }))
-    return (
-        pl.concat(frames)
-        .with_columns(pl.from_epoch("minute", time_unit="us").dt.replace_time_zone("UTC"))
-        .cast({c: pl.Int64 for c in ("open", "high", "low", "close", "volume")})
-        .sort("symbol", "minute")
-    )
 
 
 @pytest.fixture
@@ -57,12 +42,20 @@ def pipeline_env(tmp_path, monkeypatch, redis_server):
         yield url, tmp_path
 
 
+def kst(hh: int, mm: int, ss: int = 0) -> datetime:
+    return datetime.combine(DAY, datetime.min.time(), SEOUL).replace(hour=hh, minute=mm, second=ss)
+
+
+def at_minutes(bars: pl.DataFrame, minutes: list[datetime]) -> pl.DataFrame:
+    wanted = pl.Series("minute", minutes, dtype=pl.Datetime("us", "UTC"))
+    return bars.filter(pl.col("minute").is_in(wanted.implode())).sort("symbol", "minute")
+
+
 def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipeline_env):
     url, tmp_path = pipeline_env
-    archived = write_day_archive(
-        tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
-        outages=[Outage.parse("10:00-10:30", DAY), Outage.parse("13:10-13:25", DAY)], corrupt=6,
-    )
+    # Outages start and end inside a minute: the archive keeps part of those edge minutes.
+    outages = [Outage(kst(10, 0, 25), kst(10, 30, 40)), Outage(kst(13, 10, 5), kst(13, 25, 50))]
+    archived = write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS, outages=outages, corrupt=6)
     assert archived.trades_missing > 0
 
     result = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral())
@@ -73,6 +66,12 @@ def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipelin
     got = final.select(expected.columns).sort("symbol", "minute")
     before = lake.read_partition("tick_minute_bars", DAY)
     assert before.height < expected.height  # the outages really cost bars
+    edges = [m for o in outages for m in outage_edge_minutes(o.start, o.end)]
+    assert len(edges) == 4
+    partly_lost = at_minutes(expected, edges).join(
+        at_minutes(before, edges).select(expected.columns), on=expected.columns, how="anti")
+    assert set(partly_lost["minute"]) == set(edges)  # each edge minute really lost some trades
+    assert at_minutes(got, edges).equals(at_minutes(expected, edges)), "an outage's edge minute is not whole"
     assert got.equals(expected), f"{got.height} bars vs {expected.height} in the exchange's truth"
     assert set(final["source"]) >= {"ticks", "rest_kis"}
 
