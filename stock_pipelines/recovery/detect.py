@@ -73,6 +73,11 @@ def collectors_of_day(
 LOSS_WINDOW, DISK_LOW, DISK_OK = "LOSS_WINDOW", "DISK_LOW", "DISK_OK"
 
 
+def _detail_time(record: dict, name: str, default: datetime) -> datetime:
+    value = (record.get("detail") or {}).get(name)
+    return default if value is None else datetime.fromtimestamp(int(value) / 1e6, UTC)
+
+
 def loss_window_gaps(
     archive_root: Path, collector: CollectorDay, day: date, calendar: KrxCalendar | None = None
 ) -> tuple[list[Gap], int]:
@@ -81,7 +86,8 @@ def loss_window_gaps(
     - LOSS_WINDOW: one WebSocket session reconnected or was handed over while the process kept
       beating (from its last trade to its first after the hole);
     - DISK_LOW .. DISK_OK: the writer refused lines below its free-space floor while the process
-      kept beating (to the close when space never came back).
+      kept beating (to the close when space never came back), from the oldest refused trade's
+      execution time when the events carry it (trades reach the writer some time after they execute).
     Returns the gaps and the number of such lines that could not be read.
     """
     path = archive_root / check_collector_id(collector.collector) / SYSTEM / f"{day:%Y%m%d}.jsonl"
@@ -108,8 +114,9 @@ def loss_window_gaps(
                     if end > start:
                         gaps += clipped(GapKind.DOWNTIME, collector.collector, start, end, symbols, reason, calendar)
                 elif event == DISK_LOW and disk_low_since is None:
-                    disk_low_since = at
+                    disk_low_since = min(at, _detail_time(record, "from_us", at))
                 elif event == DISK_OK and disk_low_since is not None:
+                    disk_low_since = min(disk_low_since, _detail_time(record, "refused_from_us", disk_low_since))
                     gaps += clipped(GapKind.DOWNTIME, collector.collector, disk_low_since, at, collector.symbols,
                                     "archive writer refused lines below its disk-space floor", calendar)
                     disk_low_since = None

@@ -96,9 +96,10 @@ def test_free_space_floor_stops_cleanly_reports_once_and_resumes(tmp_path):
         clock=clock,
         on_event=events.append,
     )
-    for cum in (1, 2):
+    # trades reach the writer after they executed, not always in execution order across symbols
+    for cum, executed in ((1, seoul_us(9, 9, 50)), (2, seoul_us(9, 9, 30))):
         with pytest.raises(DiskSpaceLow, match="free space below the floor"):
-            writer.trade("kis", "005930", seoul_us(9, 10), 100, 1, cum)
+            writer.trade("kis", "005930", executed, 100, 1, cum)
         clock.now += 2
     assert writer.lines_refused == 2 and writer.disk_low
     writer.min_free_bytes = 0  # space came back
@@ -107,6 +108,9 @@ def test_free_space_floor_stops_cleanly_reports_once_and_resumes(tmp_path):
     writer.close()
     assert [e.event for e in events] == ["DISK_LOW", "DISK_OK"]
     assert events[1].detail["refused_lines"] == 2
+    # the loss starts at the oldest refused trade, not at the events' own times
+    assert events[0].detail["from_us"] == seoul_us(9, 9, 50) and events[0].at > seoul_us(9, 9, 50)
+    assert events[1].detail["refused_from_us"] == seoul_us(9, 9, 30)
     assert system_events(tmp_path) == ["DISK_LOW", "DISK_OK"]
     assert writer.lines_written == 1
 

@@ -13,7 +13,8 @@ import dagster as dg
 import httpx
 
 from stock_pipelines import lake
-from stock_pipelines_tests.recovery.test_pipeline_on_simulator import ASSETS, DAY, truth_bars
+from stock_pipelines_tests.recovery.test_pipeline_on_simulator import ASSETS, DAY
+from stock_pipelines_tests.truth import truth_bars
 
 RESULTS_ENV = "STOCK_PIPELINES_CHAOS_RESULTS"
 FIELDS = ("bars_lost", "calls", "lower_bound_calls", "rate_limited", "retries", "time_to_detect_s",
@@ -42,7 +43,8 @@ def exchange_stats(url: object) -> dict:
 
 
 def bars_lost(url: object) -> int:
-    """Bars of the exchange's truth that the final minute_bars lack or carry with other values."""
+    """Bars of the truth (built from the exchange's trades) that the final minute_bars lack or carry
+    with other values."""
     expected = truth_bars(url)
     if not lake.partition_exists("minute_bars", DAY):
         return expected.height

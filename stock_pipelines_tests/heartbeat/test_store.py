@@ -1,7 +1,6 @@
 """HeartbeatStore against a real Redis server; the archive system stream as the second source."""
 
 import random
-import time
 from datetime import UTC, date, datetime, timedelta
 
 import redis
@@ -21,6 +20,7 @@ from stock_pipelines.heartbeat import (
 )
 from stock_pipelines.heartbeat.model import to_us
 from stock_pipelines.market import SEOUL
+from stock_pipelines_tests.waiting import wait_until
 
 YESTERDAY = date(2026, 3, 5)
 
@@ -196,14 +196,14 @@ def test_publisher_beats_on_its_own_and_survives_a_redis_outage(redis_server):
         store, "sim-1", lambda: Snapshot(("005930",), datetime.now(UTC)), interval_s=0.05, on_beat=mirrored.append
     )
     publisher.start()
-    time.sleep(0.4)
+    wait_until(lambda: store.latest("sim-1"), 5, "a beat in Redis")
     redis_server.kill()
-    time.sleep(0.3)  # beats fail, the thread keeps going
+    at_kill = len(mirrored)
+    # beats fail, the thread keeps going (and reaching the archive mirror) through the outage
+    wait_until(lambda: publisher.failures >= 2 and len(mirrored) >= at_kill + 2, 5, "two beats while Redis is down")
     redis_server.start()
-    time.sleep(0.3)
+    wait_until(lambda: store.latest("sim-1"), 5, "a beat in the restarted Redis")
     publisher.stop()
-    assert publisher.failures >= 1
-    assert len(mirrored) >= 5  # beats went on (and reached the archive mirror) through the outage
     latest = store.latest("sim-1")  # written after the restart (the restarted server is empty)
     assert latest is not None and latest.symbols == ("005930",) and latest.interval_s == 0.05
     events, _ = store.read_events()

@@ -1,9 +1,10 @@
 """Done-when of the gaps/back-fill issue: a `sim day` with outages and corruptions goes through
 raw_ticks -> gap_report -> recovered_minute_bars -> minute_bars and every minute bar the exchange
-has is back, checked against the simulator's own ground truth, at the call lower bound."""
+has is back, checked against bars built independently from the simulator's trades (truth.py),
+the partly-lost minutes at each outage's edges included, at the call lower bound."""
 
 import math
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 import httpx
@@ -19,41 +20,35 @@ from stock_pipelines.ops import clock
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.server import ExchangeConfig
+from stock_pipelines_tests.truth import outage_edge_minutes, truth_bars
 
 pytestmark = pytest.mark.integration
 
 DAY = date(2026, 11, 20)
 SEED, SYMBOLS = 11, 12
-TODAY_PAGE, PAST_DAY_PAGE = 30, 120  # KIS minute bars a call: today's endpoint, a past day's
-
-
-def calls_for_outages(outages: tuple[str, ...], symbols: int) -> int:
-    """The fewest broker calls that bring back what the planted outages ("HH:MM-HH:MM", whole
-    minutes, inside the continuous session) removed: every symbol lost each outage's minutes,
-    one call returns a page of them. The outages must lie more than a page apart, so no call can
-    serve two of them."""
-    page = TODAY_PAGE if clock.now().date() == DAY else PAST_DAY_PAGE
-    spans = sorted(tuple(int(h) * 60 + int(m) for h, m in (t.split(":") for t in o.split("-"))) for o in outages)
-    assert all(later[0] - earlier[1] > page for earlier, later in zip(spans, spans[1:])), spans
-    return symbols * sum(math.ceil((end - start) / page) for start, end in spans)
 ASSETS = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
+TODAY_PAGE, PAST_DAY_PAGE = 30, 120  # KIS minute bars a call: today's endpoint, a past day's
+ONE_MINUTE = timedelta(minutes=1)
 
 
-def truth_bars(exchange) -> pl.DataFrame:
-    sim = exchange.exchange.day
-    frames = []
-    for code in sim.codes:
-        bars = sim.minute_bars(code)
-        frames.append(pl.DataFrame({
-            "symbol": [code] * len(bars), "minute": bars.start, "open": bars.open, "high": bars.high,
-            "low": bars.low, "close": bars.close, "volume": bars.volume,
-        }))
-    return (
-        pl.concat(frames)
-        .with_columns(pl.from_epoch("minute", time_unit="us").dt.replace_time_zone("UTC"))
-        .cast({c: pl.Int64 for c in ("open", "high", "low", "close", "volume")})
-        .sort("symbol", "minute")
-    )
+def _floor_minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+def outage_minutes(outage: Outage) -> tuple[datetime, datetime]:
+    """[first, end) of the minutes whose trades a planted outage touched."""
+    end = _floor_minute(outage.end)
+    return _floor_minute(outage.start), end + ONE_MINUTE if outage.end > end else end
+
+
+def calls_for_outages(outages: list[Outage], symbols: int) -> int:
+    """The fewest broker calls that bring back what the planted outages (inside the continuous
+    session) removed: every symbol lost each outage's minutes, one call returns a page of them.
+    The outages must lie more than a page apart, so no call can serve two of them."""
+    page = TODAY_PAGE if clock.now().date() == DAY else PAST_DAY_PAGE
+    spans = sorted(outage_minutes(o) for o in outages)
+    assert all((later[0] - earlier[1]) / ONE_MINUTE > page for earlier, later in zip(spans, spans[1:])), spans
+    return symbols * sum(math.ceil((end - start) / ONE_MINUTE / page) for start, end in spans)
 
 
 @pytest.fixture
@@ -71,13 +66,20 @@ def pipeline_env(tmp_path, monkeypatch, redis_server):
         yield url, tmp_path
 
 
+def kst(hh: int, mm: int, ss: int = 0) -> datetime:
+    return datetime.combine(DAY, datetime.min.time(), SEOUL).replace(hour=hh, minute=mm, second=ss)
+
+
+def at_minutes(bars: pl.DataFrame, minutes: list[datetime]) -> pl.DataFrame:
+    wanted = pl.Series("minute", minutes, dtype=pl.Datetime("us", "UTC"))
+    return bars.filter(pl.col("minute").is_in(wanted.implode())).sort("symbol", "minute")
+
+
 def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipeline_env):
     url, tmp_path = pipeline_env
-    outages = ("10:00-10:30", "13:10-13:25")
-    archived = write_day_archive(
-        tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
-        outages=[Outage.parse(o, DAY) for o in outages], corrupt=6,
-    )
+    # Outages start and end inside a minute: the archive keeps part of those edge minutes.
+    outages = [Outage(kst(10, 0, 25), kst(10, 30, 40)), Outage(kst(13, 10, 5), kst(13, 25, 50))]
+    archived = write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS, outages=outages, corrupt=6)
     assert archived.trades_missing > 0
 
     result = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral())
@@ -88,6 +90,12 @@ def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipelin
     got = final.select(expected.columns).sort("symbol", "minute")
     before = lake.read_partition("tick_minute_bars", DAY)
     assert before.height < expected.height  # the outages really cost bars
+    edges = [m for o in outages for m in outage_edge_minutes(o.start, o.end)]
+    assert len(edges) == 4
+    partly_lost = at_minutes(expected, edges).join(
+        at_minutes(before, edges).select(expected.columns), on=expected.columns, how="anti")
+    assert set(partly_lost["minute"]) == set(edges)  # each edge minute really lost some trades
+    assert at_minutes(got, edges).equals(at_minutes(expected, edges)), "an outage's edge minute is not whole"
     assert got.equals(expected), f"{got.height} bars vs {expected.height} in the exchange's truth"
     assert set(final["source"]) >= {"ticks", "rest_kis"}
 
@@ -108,8 +116,8 @@ def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipelin
     minute = pl.col("minute").dt.convert_time_zone("Asia/Seoul")
     near_outage = pl.lit(False)
     for outage in outages:
-        first, last = (datetime.combine(DAY, time.fromisoformat(t), SEOUL) for t in outage.split("-"))
-        near_outage = near_outage | minute.is_between(first - timedelta(minutes=1), last, closed="both")
+        first, end = outage_minutes(outage)
+        near_outage = near_outage | minute.is_between(first - ONE_MINUTE, end, closed="both")
     assert rest.filter(~near_outage).height == 0, rest.filter(~near_outage)
     assert meta["windows_unrecovered"].value == 0
     stats = httpx.get(f"{url}/admin/stats").json()
