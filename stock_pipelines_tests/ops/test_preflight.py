@@ -1,6 +1,7 @@
 """Pre-flight: every check runs, and a failure names exactly what is wrong (never a secret)."""
 
 import os
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ def exchange():
         yield url
 
 
+@pytest.mark.clock
 def test_everything_in_place_passes_including_a_real_token(redis_server, exchange, tmp_path, monkeypatch):
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     environ = {"KIS_APP_KEY": "pf-key", "KIS_APP_SECRET": "pf-secret", "KIS_BASE_URL": str(exchange)}
@@ -38,8 +40,9 @@ def test_everything_in_place_passes_including_a_real_token(redis_server, exchang
         "free disk",
         "kis reachable",
         "kis token",
+        "calendar",
     ]
-    assert report.describe() == "all 7 pre-flight checks passed"
+    assert report.describe() == "all 8 pre-flight checks passed"
 
 
 def test_a_failure_lists_what_is_wrong(redis_server, tmp_path):
@@ -72,3 +75,26 @@ def test_a_failure_lists_what_is_wrong(redis_server, tmp_path):
         "pre-flight failed: kis credentials: PermissionError: missing KIS_APP_SECRET; "
     )
     assert "x" not in failed["kis credentials"].split(": ", 1)[1].replace("missing KIS_APP_SECRET", "")
+
+
+@pytest.mark.parametrize(
+    "today, ok, warning",
+    [
+        (date(2026, 12, 1), True, None),
+        (date(2028, 11, 20), True, "KRX calendar supported through 2028-12-31: 41 days left, below 60"),
+        (date(2029, 1, 2), False, "KRX calendar ended on 2028-12-31, 2 days ago"),
+    ],
+)
+def test_the_calendar_horizon_is_checked_and_warned_about_below_60_days(tmp_path, today, ok, warning):
+    report = run_preflight(
+        broker="kis", archive_dir=tmp_path / "archive", token_dir=tmp_path, redis_ping=lambda: True,
+        environ={}, today=today,
+    )
+    (calendar,) = [r for r in report.results if r.name == "calendar"]
+    assert calendar.ok is ok, calendar
+    if ok:
+        assert calendar.detail.startswith("KRX calendar supported through 2028-12-31")
+    else:
+        assert calendar.detail == "CalendarRangeError: 2029-01-02 is outside the supported range 2020-01-01..2028-12-31"
+    assert [w[: len(warning)] for w in report.warnings] == ([warning] if warning else [])
+    assert report.to_json()["warnings"] == report.warnings
