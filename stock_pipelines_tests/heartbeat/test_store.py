@@ -4,6 +4,7 @@ import random
 import time
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 import redis
 
 from stock_pipelines.archive.record import SystemRecord
@@ -199,6 +200,7 @@ def test_archive_down_event_closes_an_interval_like_redis_does():
     ]
 
 
+@pytest.mark.clock  # beats are stamped by the project clock
 def test_publisher_beats_on_its_own_and_survives_a_redis_outage(redis_server):
     client = redis_server.client(socket_timeout=0.5, socket_connect_timeout=0.5)
     store = HeartbeatStore(client)

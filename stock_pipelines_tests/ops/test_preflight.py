@@ -45,6 +45,7 @@ def test_everything_in_place_passes_including_a_real_token(redis_server, exchang
     assert report.describe() == "all 8 pre-flight checks passed"
 
 
+@pytest.mark.clock
 def test_a_failure_lists_what_is_wrong(redis_server, tmp_path):
     read_only = tmp_path / "ro"
     read_only.mkdir()
