@@ -152,8 +152,8 @@ def run_preflight(
             report.results.append(CheckResult(f"{name} reachable", False, f"{var} is not set"))
     if report.results[0].ok and environ.get(URL_VARS[broker]):
         report.results.append(_run(f"{broker} token", lambda: check_token(broker, token_dir)))
-    today = today or clock.now().date()
-    report.results.append(_run("calendar", lambda: check_calendar(today)))
-    if CalendarHorizon(today).running_out:
-        report.warnings.append(CalendarHorizon(today).describe())
+    horizon = CalendarHorizon(today or clock.now().date())
+    report.results.append(_run("calendar", lambda: check_calendar(horizon.today)))
+    if horizon.running_out and horizon.days_left >= 0:  # past the end it is a failure, not a warning
+        report.warnings.append(horizon.describe())
     return report

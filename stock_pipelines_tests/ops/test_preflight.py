@@ -83,7 +83,7 @@ def test_a_failure_lists_what_is_wrong(redis_server, tmp_path):
     [
         (date(2026, 12, 1), True, None),
         (date(2028, 11, 20), True, "KRX calendar supported through 2028-12-31: 41 days left, below 60"),
-        (date(2029, 1, 2), False, "KRX calendar ended on 2028-12-31, 2 days ago"),
+        (date(2029, 1, 2), False, None),  # a failure, not a warning
     ],
 )
 def test_the_calendar_horizon_is_checked_and_warned_about_below_60_days(tmp_path, today, ok, warning):
