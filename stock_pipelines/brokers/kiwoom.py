@@ -35,6 +35,7 @@ from stock_pipelines.brokers.model import (
 from stock_pipelines.brokers.tokens import Token, TokenCache
 from stock_pipelines.brokers.transport import env_pair, json_body, retry_policy, send
 from stock_pipelines.market import SEOUL
+from stock_pipelines.ops import clock
 
 CHART_PATH = "/api/dostk/chart"
 MINUTE_CHART = "ka10080"
@@ -62,7 +63,7 @@ class KiwoomClient:
         credentials: KiwoomCredentials,
         limiter: RateLimiter,
         token_dir: Path,
-        today: Callable[[], datetime] = lambda: datetime.now(SEOUL),
+        today: Callable[[], datetime] = clock.now,
         http: httpx.Client | None = None,
         max_attempts: int = 6,
     ) -> None:

@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     from stock_pipelines.commands import UsageError
     from stock_pipelines.commands.calendar import parse_day
     from stock_pipelines.heartbeat import HeartbeatPublisher, HeartbeatStore, Snapshot
-    from stock_pipelines.market import SEOUL, krx_calendar
+    from stock_pipelines.market import krx_calendar
     from stock_pipelines.ops import clock
     from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
     from stock_pipelines.redis_conn import embedded_redis_url, redis_client
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     from stock_pipelines.sim.runner import run_exchange_process
 
     started = time.monotonic()
-    day = parse_day(args.date) if args.date else latest_closed_session(datetime.now(SEOUL))
+    day = parse_day(args.date) if args.date else latest_closed_session(clock.now())
     session = krx_calendar().session(day)
     if session is None:
         raise UsageError(f"{day} is not a KRX trading day")

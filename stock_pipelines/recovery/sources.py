@@ -23,7 +23,7 @@ import redis
 from stock_pipelines.brokers.kis import KisClient, KisCredentials
 from stock_pipelines.brokers.kiwoom import KiwoomClient, KiwoomCredentials
 from stock_pipelines.brokers.model import BrokerAuthError
-from stock_pipelines.market import SEOUL
+from stock_pipelines.ops import clock
 from stock_pipelines.resilience.breaker import CircuitBreaker
 from stock_pipelines.resilience.rate_limit import SharedRateLimiter
 from stock_pipelines.resilience.state_store import RedisStateStore
@@ -111,7 +111,7 @@ def build_source(
 ) -> KisClient | KiwoomClient:
     limiter = SharedRateLimiter(client, f"broker:{settings.broker}", settings.rate_limit_per_s,
                                 expected_processes=settings.processes)
-    now = now or (lambda: datetime.now(SEOUL))
+    now = now or clock.now
     if settings.broker == "kis":
         return KisClient(settings.base_url, KisCredentials.from_env(), limiter, token_dir, today=now)
     return KiwoomClient(settings.base_url, KiwoomCredentials.from_env(), limiter, token_dir, today=now)

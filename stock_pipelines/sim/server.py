@@ -28,6 +28,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stock_pipelines.market import SEOUL, SUPPORTED_FIRST_DAY, SUPPORTED_LAST_DAY
+from stock_pipelines.ops import clock as project_clock
 from stock_pipelines.sim import kis_protocol as kis
 from stock_pipelines.sim import kiwoom_protocol as kiwoom
 from stock_pipelines.sim.clock import SimClock
@@ -62,7 +63,7 @@ class ExchangeConfig:
     def resolved_day(self) -> date:
         if self.day is not None:
             return self.day
-        today = datetime.now(SEOUL).date()
+        today = project_clock.now().date()
         calendar = sim_calendar()
         return today if calendar.is_trading_day(today) else calendar.previous_trading_day(today)
 
