@@ -1,6 +1,6 @@
 """Simulated exchange: start time and memory with a full-market (2,700-symbol) day.
 
-Goals (issue 3): `sim exchange` accepts requests in under 2 s and serves a 2,700-symbol day in
+Goals: `sim exchange` accepts requests in under 2 s and serves a 2,700-symbol day in
 under 1 GiB. Baseline, measured in the same run: the default 40-symbol day.
 
 For each universe size, the exchange runs as its own process (`stock-pipelines sim exchange`).

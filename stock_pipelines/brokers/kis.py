@@ -1,6 +1,6 @@
 """KIS (Korea Investment & Securities) REST client for minute bars.
 
-Protocol (KIS Open API, DESIGN.md "Domain facts"):
+Protocol (KIS Open API, docs/architecture.md "Domain facts"):
 - token: POST /oauth2/tokenP {grant_type, appkey, appsecret} -> access_token, valid a day,
   at most one issue a minute per app key (EGW00133 otherwise);
 - today's minute bars: GET .../quotations/inquire-time-itemchartprice, tr_id FHKST03010200,
@@ -8,7 +8,7 @@ Protocol (KIS Open API, DESIGN.md "Domain facts"):
 - past days: GET .../quotations/inquire-time-dailychartprice, tr_id FHKST03010230, 120 bars
   at or before FID_INPUT_DATE_1 + FID_INPUT_HOUR_1, newest first;
 - a day's traded volume: GET .../quotations/inquire-daily-itemchartprice, tr_id FHKST03010100
-  (period bars, FID_PERIOD_DIV_CODE=D), output2 rows per day with `acml_vol`; not in DESIGN.md,
+  (period bars, FID_PERIOD_DIV_CODE=D), output2 rows per day with `acml_vol`,
   taken from the KIS API portal's field names (docs/simulator.md says what is unverified);
 - every call carries authorization, appkey, appsecret, tr_id, custtype headers;
 - errors come in the rt_cd/msg_cd/msg1 envelope: EGW00201 over the rate limit (detected by

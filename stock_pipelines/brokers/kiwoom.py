@@ -1,6 +1,6 @@
 """Kiwoom REST client for minute bars (api-id ka10080).
 
-Protocol (Kiwoom REST API, DESIGN.md "Domain facts"): token POST /oauth2/token
+Protocol (Kiwoom REST API, docs/architecture.md "Domain facts"): token POST /oauth2/token
 {grant_type, appkey, secretkey} -> {token, expires_dt}; minute chart POST /api/dostk/chart with
 header api-id ka10080, body {stk_cd, tic_scope, upd_stkpc_tp}; rows in
 `stk_min_pole_chart_qry`, newest first, `cntr_tm` YYYYMMDDHHMMSS, prices as signed strings

@@ -7,7 +7,7 @@ the 10:00 open of each year's first trading day, with a reviewed override table
 announced are marked provisional; `CalendarHorizon` tells the operator (calendar command, status,
 pre-flight) how many days of calendar are left, with a warning below 60.
 
-Session facts (KRX market operation rules, see DESIGN.md "Domain facts"):
+Session facts (KRX market operation rules, see docs/architecture.md "Domain facts"):
 - regular session 09:00-15:30 Asia/Seoul, shifted on special days;
 - the last 10 minutes before the close are the closing call auction (one print at the close,
   no continuous trades);
