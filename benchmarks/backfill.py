@@ -4,20 +4,27 @@ rate-limit errors with several worker processes sharing one limiter through Redi
     .venv/bin/python benchmarks/backfill.py [--symbols 100] [--rate 20] [--workers 4]
 
 Against `sim exchange` (a subprocess, KIS protocol, rate limit R a second per app key) on a past
-trading day, every symbol has lost the whole session (the worst day: 381 bar slots a symbol,
-120-bar pages, so the lower bound is 4 calls a symbol). The plan is split over W worker
-processes, and run twice in the same script:
-  - shared:   each worker's KisClient takes a slot from the Redis-shared SharedRateLimiter (R/s);
-  - baseline: each worker limits itself to R/s locally (what a per-process limiter gives you).
+trading day, every symbol has lost the whole session (the worst day). The lower bound comes from
+that outage, not from the plan: each symbol lost every bar slot of the session, and a past day's
+page holds 120 bars, so it is ceil(slots / 120) calls a symbol (4 for a 381-slot session). The
+plan is split over W worker processes, and run three times in the same script:
+  - shared:        each worker's KisClient takes a slot from the Redis-shared SharedRateLimiter (R/s);
+  - per-process R: each worker limits itself to R/s locally (W x R offered: what copying the
+                   broker's limit into every process gives you);
+  - per-process R/W: each worker limits itself to its share R/W locally (what a careful user
+                   without a shared limiter would configure: no errors, but a worker that runs
+                   out of work leaves its share unused).
 Printed per run: calls, calls/s, utilization = calls/s / R, and the exchange's own count of
-EGW00201 rejections. The last line is a JSON object of the shared run's figures plus the
-baseline's rate-limit errors. Targets: calls == lower bound, utilization >= 0.9, 0 errors.
+EGW00201 rejections. The last line is a JSON object of the shared run's figures plus both
+baselines' calls, rate-limit errors and utilization. Targets: calls == lower bound, utilization
+>= 0.9, 0 errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -29,10 +36,21 @@ from pathlib import Path
 import httpx
 
 DAY = date(2026, 11, 20)
+PAST_DAY_PAGE = 120  # KIS minute bars a call for a past day
 
 
-def worker(symbols: list[str], shared: bool, rate: int, workers: int, url: str, token_dir: str,
+def outage_lower_bound(symbols: int) -> int:
+    """Every symbol lost the whole session: the fewest calls that return all its bar slots."""
+    from stock_pipelines.market import krx_calendar
+
+    slots = len(krx_calendar().session(DAY).minute_bar_starts())
+    return symbols * math.ceil(slots / PAST_DAY_PAGE)
+
+
+def worker(symbols: list[str], local_rate: float | None, rate: int, workers: int, url: str, token_dir: str,
            redis_url: str, go: mp.Event, results: mp.Queue) -> None:
+    """One back-fill process: the shared limiter at `rate` when `local_rate` is None, else its own
+    limiter at `local_rate` calls a second."""
     from stock_pipelines.brokers.kis import KisClient, KisCredentials
     from stock_pipelines.gaps.model import Gap, GapKind
     from stock_pipelines.market import krx_calendar
@@ -44,10 +62,12 @@ def worker(symbols: list[str], shared: bool, rate: int, workers: int, url: str, 
     session = krx_calendar().session(DAY)
     gaps = [Gap(GapKind.DOWNTIME, "bench", session.open, session.close, tuple(symbols), "benchmark")]
     plan = build_plan(gaps, DAY, today=DAY + timedelta(days=2), activity={})
-    if shared:
+    if local_rate is None:
         limiter = SharedRateLimiter(redis_client(redis_url), "bench", rate, expected_processes=workers)
     else:
-        local = LocalRateLimiter(rate, 1.05)
+        # `local_rate` a second with the shared limiter's 5% margin, in bursts of at most one second's worth
+        burst = max(1, int(local_rate))
+        local = LocalRateLimiter(burst, 1.05 * burst / local_rate)
 
         class Local:
             def acquire(self, timeout=None):
@@ -69,7 +89,7 @@ def worker(symbols: list[str], shared: bool, rate: int, workers: int, url: str, 
                  "retries": dict(client.retries)})
 
 
-def run(mode_shared: bool, args, url: str, redis_url: str, token_dir: str) -> dict:
+def run(local_rate: float | None, args, url: str, redis_url: str, token_dir: str) -> dict:
     from stock_pipelines.sim.day import universe
 
     codes = [code for code, _ in universe(args.symbols)]
@@ -77,7 +97,7 @@ def run(mode_shared: bool, args, url: str, redis_url: str, token_dir: str) -> di
     ctx = mp.get_context("spawn")
     go, results = ctx.Event(), ctx.Queue()
     before = httpx.get(f"{url}/admin/stats").json()["rate_limited"]
-    procs = [ctx.Process(target=worker, args=(c, mode_shared, args.rate, args.workers, url, token_dir, redis_url,
+    procs = [ctx.Process(target=worker, args=(c, local_rate, args.rate, args.workers, url, token_dir, redis_url,
                                               go, results)) for c in chunks]
     for p in procs:
         p.start()
@@ -92,7 +112,8 @@ def run(mode_shared: bool, args, url: str, redis_url: str, token_dir: str) -> di
     return {
         "calls": calls,
         "planned": sum(o["planned"] for o in outcomes),
-        "lower_bound": 4 * args.symbols,
+        "lower_bound": outage_lower_bound(args.symbols),
+        "offered_per_s": round(args.rate if local_rate is None else local_rate * args.workers, 2),
         "elapsed_s": round(elapsed, 2),
         "calls_per_s": round(calls / elapsed, 2),
         "utilization": round(calls / elapsed / args.rate, 3),
@@ -120,15 +141,19 @@ def main() -> int:
                          "--pin", "--start", "16:30"]
         try:
             with run_exchange_process(exchange_args) as url:
-                shared = run(True, args, str(url), redis_url, str(Path(tmp) / "tokens"))
-                print("shared limiter:  ", json.dumps(shared), flush=True)
-                baseline = run(False, args, str(url), redis_url, str(Path(tmp) / "tokens"))
-                print("per-process R/s: ", json.dumps(baseline), flush=True)
+                tokens = str(Path(tmp) / "tokens")
+                shared = run(None, args, str(url), redis_url, tokens)
+                print("shared limiter:    ", json.dumps(shared), flush=True)
+                full = run(float(args.rate), args, str(url), redis_url, tokens)
+                print("per-process R/s:   ", json.dumps(full), flush=True)
+                share = run(args.rate / args.workers, args, str(url), redis_url, tokens)
+                print("per-process R/W/s: ", json.dumps(share), flush=True)
         finally:
             stop_embedded_redis()
     figures = {**shared, "rate": args.rate, "workers": args.workers,
-               "baseline_rate_limit_errors": baseline["rate_limit_errors"],
-               "baseline_calls": baseline["calls"], "calls_vs_lower_bound": round(shared["calls"] / shared["lower_bound"], 3)}
+               "calls_vs_lower_bound": round(shared["calls"] / shared["lower_bound"], 3)}
+    for name, baseline in (("baseline_full_rate", full), ("baseline_rate_share", share)):
+        figures.update({f"{name}_{k}": baseline[k] for k in ("calls", "rate_limit_errors", "utilization", "elapsed_s")})
     print(json.dumps(figures))
     return 0
 

@@ -12,7 +12,7 @@ then times (best of --repeat):
   downtime   gaps.downtime_gaps for each collector
   report     reading the 5 columns it needs + recovery.detect.detect_gaps (all three kinds,
              Gap objects, sorted): the gap_report's work once raw_ticks exists
-Goal (issue 5): report < 2 s. Ratios are against `read` in the same run. Wall and process CPU
+Goal: report < 2 s. Ratios are against `read` in the same run. Wall and process CPU
 times are both printed (see `best_of`). Last line: JSON.
 """
 

@@ -24,5 +24,5 @@ class Settings:
         return cls(data_dir=data_dir, archive_dir=archive_dir)
 
     def lake_partition_dir(self, asset: str, day_iso: str) -> Path:
-        """`<data root>/<asset>/date=YYYY-MM-DD` (DESIGN.md, "Contracts")."""
+        """`<data root>/<asset>/date=YYYY-MM-DD` (docs/architecture.md, "Contracts")."""
         return self.data_dir / asset / f"date={day_iso}"

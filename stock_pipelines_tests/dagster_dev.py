@@ -17,6 +17,11 @@ from pathlib import Path
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+LOCATION = {"repositoryLocationName": "stock_pipelines", "repositoryName": "__repository__"}
+SCHEDULE = """query Schedule($selector: ScheduleSelector!) { scheduleOrError(scheduleSelector: $selector) {
+  ... on Schedule { scheduleState { id status } } } }"""
+STOP_SCHEDULE = """mutation Stop($id: String!) { stopRunningSchedule(id: $id) { __typename
+  ... on ScheduleStateResult { scheduleState { status } } } }"""
 
 
 def free_port() -> int:
@@ -39,6 +44,15 @@ class DagsterDev:
         body = response.json()
         assert "errors" not in body, body["errors"]
         return body["data"]
+
+    def stop_schedules(self, *names: str) -> None:
+        """Stop schedules that would fire on the real clock (Dagster's, which no project clock moves)."""
+        for name in names:
+            selector = {**LOCATION, "scheduleName": name}
+            state = self.graphql(SCHEDULE, {"selector": selector})["scheduleOrError"]["scheduleState"]
+            if state["status"] != "STOPPED":
+                stopped = self.graphql(STOP_SCHEDULE, {"id": state["id"]})["stopRunningSchedule"]
+                assert stopped["scheduleState"]["status"] == "STOPPED", (name, stopped)
 
 
 @contextlib.contextmanager

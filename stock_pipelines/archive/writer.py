@@ -95,6 +95,7 @@ class ArchiveWriter:
         self.lines_written = 0
         self.lines_refused = 0
         self.disk_low = False
+        self._refused_from_us: int | None = None  # oldest trade refused in this DISK_LOW stretch
         self._seq = 0
         self._lock = threading.RLock()
         self._trades = _Stream(layout.TRADES)
@@ -140,8 +141,11 @@ class ArchiveWriter:
     def write_trades(self, records: list[TradeRecord]) -> None:
         with self._lock:
             self._check_open()
-            if self._refuse_for_disk_space():
+            oldest = min((r.ts for r in records), default=None)
+            if self._refuse_for_disk_space(oldest):
                 self.lines_refused += len(records)
+                if oldest is not None and (self._refused_from_us is None or oldest < self._refused_from_us):
+                    self._refused_from_us = oldest
                 raise DiskSpaceLow(
                     f"archive {self.root}: free space below the floor of {self.min_free_bytes} bytes; "
                     f"{len(records)} line(s) refused (writing resumes when space returns)"
@@ -354,7 +358,7 @@ class ArchiveWriter:
             self._flush_stream(self._system, True)
         return record
 
-    def _refuse_for_disk_space(self) -> bool:
+    def _refuse_for_disk_space(self, oldest_ts_us: int | None = None) -> bool:
         now = self.clock()
         if now - self._last_disk_check < self.policy.disk_check_interval_s and not self.disk_low:
             return False
@@ -363,22 +367,29 @@ class ArchiveWriter:
         self._last_disk_check = now
         free = self._free_bytes()
         if free < self.min_free_bytes and not self.disk_low:
-            self._enter_disk_low(f"{free} bytes free < floor {self.min_free_bytes}")
+            self._enter_disk_low(f"{free} bytes free < floor {self.min_free_bytes}", oldest_ts_us)
         elif free >= self.min_free_bytes and self.disk_low:
             self.disk_low = False
-            self._emit(
-                DISK_OK,
-                {"free_bytes": free, "floor_bytes": self.min_free_bytes, "refused_lines": self.lines_refused},
-            )
+            detail = {"free_bytes": free, "floor_bytes": self.min_free_bytes, "refused_lines": self.lines_refused}
+            if self._refused_from_us is not None:
+                detail["refused_from_us"] = self._refused_from_us
+            self._refused_from_us = None
+            self._emit(DISK_OK, detail)
         return self.disk_low
 
-    def _enter_disk_low(self, why: str) -> None:
+    def _enter_disk_low(self, why: str, refusing_from_us: int | None = None) -> None:
+        """`refusing_from_us`: the oldest execution time of the trades about to be refused. A
+        collector hands trades over some time after they executed, so the loss starts there,
+        possibly well before this event's own time."""
         if self.disk_low:
             return
         self.disk_low = True
         self._last_disk_check = self.clock()
         self._flush_all(True)  # what was accepted before the floor goes to disk (the floor is headroom)
-        self._emit(DISK_LOW, {"reason": why, "floor_bytes": self.min_free_bytes, "root": str(self.root)})
+        detail = {"reason": why, "floor_bytes": self.min_free_bytes, "root": str(self.root)}
+        if refusing_from_us is not None:
+            detail["from_us"] = refusing_from_us
+        self._emit(DISK_LOW, detail)
 
     def _free_bytes(self) -> int:
         probe = self.root

@@ -1,6 +1,6 @@
 """KIS (Korea Investment & Securities) REST client for minute bars.
 
-Protocol (KIS Open API, DESIGN.md "Domain facts"):
+Protocol (KIS Open API, docs/architecture.md "Domain facts"):
 - token: POST /oauth2/tokenP {grant_type, appkey, appsecret} -> access_token, valid a day,
   at most one issue a minute per app key (EGW00133 otherwise);
 - today's minute bars: GET .../quotations/inquire-time-itemchartprice, tr_id FHKST03010200,
@@ -8,7 +8,7 @@ Protocol (KIS Open API, DESIGN.md "Domain facts"):
 - past days: GET .../quotations/inquire-time-dailychartprice, tr_id FHKST03010230, 120 bars
   at or before FID_INPUT_DATE_1 + FID_INPUT_HOUR_1, newest first;
 - a day's traded volume: GET .../quotations/inquire-daily-itemchartprice, tr_id FHKST03010100
-  (period bars, FID_PERIOD_DIV_CODE=D), output2 rows per day with `acml_vol`; not in DESIGN.md,
+  (period bars, FID_PERIOD_DIV_CODE=D), output2 rows per day with `acml_vol`,
   taken from the KIS API portal's field names (docs/simulator.md says what is unverified);
 - every call carries authorization, appkey, appsecret, tr_id, custtype headers;
 - errors come in the rt_cd/msg_cd/msg1 envelope: EGW00201 over the rate limit (detected by
@@ -41,6 +41,7 @@ from stock_pipelines.brokers.model import (
 from stock_pipelines.brokers.tokens import Token, TokenCache
 from stock_pipelines.brokers.transport import env_pair, json_body, retry_policy, send
 from stock_pipelines.market import SEOUL
+from stock_pipelines.ops import clock
 
 TODAY_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice"
 PAST_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-dailychartprice"
@@ -76,7 +77,7 @@ class KisClient:
         credentials: KisCredentials,
         limiter: RateLimiter,
         token_dir: Path,
-        today: Callable[[], datetime] = lambda: datetime.now(SEOUL),
+        today: Callable[[], datetime] = clock.now,
         http: httpx.Client | None = None,
         max_attempts: int = 6,
         custtype: str = "P",

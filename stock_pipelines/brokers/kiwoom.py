@@ -1,11 +1,14 @@
 """Kiwoom REST client for minute bars (api-id ka10080).
 
-Protocol (Kiwoom REST API, DESIGN.md "Domain facts"): token POST /oauth2/token
+Protocol (Kiwoom REST API, docs/architecture.md "Domain facts"): token POST /oauth2/token
 {grant_type, appkey, secretkey} -> {token, expires_dt}; minute chart POST /api/dostk/chart with
 header api-id ka10080, body {stk_cd, tic_scope, upd_stkpc_tp}; rows in
 `stk_min_pole_chart_qry`, newest first, `cntr_tm` YYYYMMDDHHMMSS, prices as signed strings
 (the sign is the direction against the previous close); more pages while the response header
 cont-yn is Y, asked for with cont-yn/next-key; return_code 1700 when over the rate limit.
+A token the broker calls invalid or expired (HTTP 401, or return_code 8003/8005/8006/8009/8015/
+8016 in Kiwoom-Securities/Kiwoom-REST-API kiwoom/core/errors.py) is re-issued once, as the
+broker's own client does; a fresh token refused again is an auth error.
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from stock_pipelines.brokers.model import (
 from stock_pipelines.brokers.tokens import Token, TokenCache
 from stock_pipelines.brokers.transport import env_pair, json_body, retry_policy, send
 from stock_pipelines.market import SEOUL
+from stock_pipelines.ops import clock
 
 CHART_PATH = "/api/dostk/chart"
 MINUTE_CHART = "ka10080"
 RATE_LIMITED = 1700
+TOKEN_REFUSED = {8003, 8005, 8006, 8009, 8015, 8016}
 MAX_PAGES = 100  # a whole session is a handful of pages; more means the server is looping
 
 
@@ -58,7 +63,7 @@ class KiwoomClient:
         credentials: KiwoomCredentials,
         limiter: RateLimiter,
         token_dir: Path,
-        today: Callable[[], datetime] = lambda: datetime.now(SEOUL),
+        today: Callable[[], datetime] = clock.now,
         http: httpx.Client | None = None,
         max_attempts: int = 6,
     ) -> None:
@@ -99,9 +104,10 @@ class KiwoomClient:
         return BarFetch(bars=bars, calls=calls, rejected=rejected)
 
     def _page(self, symbol: str, next_key: str) -> tuple[list[dict[str, object]], str]:
+        refused: Token | None = None
         for attempt in retry_policy(self.max_attempts, self.retries):
             with attempt:
-                token = self.tokens.get(self._issue_token)
+                token = self.tokens.get(self._issue_token, refused=refused)
                 self.limiter.acquire(timeout=60)
                 with self._lock:
                     self.calls += 1
@@ -119,7 +125,13 @@ class KiwoomClient:
                 code = body.get("return_code")
                 if code == RATE_LIMITED:
                     raise BrokerRateLimited(f"Kiwoom {MINUTE_CHART}: return_code 1700, over the rate limit")
-                if response.status_code in (401, 403):
+                if response.status_code == 401 or code in TOKEN_REFUSED:
+                    if refused is None:
+                        refused = token  # one fresh token, then the next attempt
+                        raise BrokerUnavailable(f"Kiwoom token refused (HTTP {response.status_code}, {code}); reissuing")
+                    raise BrokerAuthError(f"Kiwoom {MINUTE_CHART}: a freshly issued token was refused "
+                                          f"(HTTP {response.status_code}, return_code {code})")
+                if response.status_code == 403:
                     raise BrokerAuthError(f"Kiwoom {MINUTE_CHART}: HTTP {response.status_code}")
                 if response.status_code >= 500:
                     raise BrokerUnavailable(f"Kiwoom {MINUTE_CHART}: HTTP {response.status_code}")

@@ -18,7 +18,7 @@ from pathlib import Path
 from stock_pipelines.archive.record import is_valid_symbol
 
 WS_PATH = "/tryitout/H0STCNT0"  # the simulator's (and KIS's test) path; a real KIS_WS_URL is set explicitly
-DEFAULT_MAX_SUBSCRIPTIONS = 40  # KIS allows about 41 registrations a session (DESIGN.md); keep one spare
+DEFAULT_MAX_SUBSCRIPTIONS = 40  # KIS allows about 41 registrations a session (docs/architecture.md); keep one spare
 
 
 class ConfigError(ValueError):

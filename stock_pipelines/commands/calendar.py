@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date, datetime
+import sys
+from datetime import date
 
 from stock_pipelines.commands import UsageError
 
@@ -14,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "calendar",
         help="print KRX trading-day facts for dates (default: today in Asia/Seoul)",
         description="Print, one JSON object a line, whether each DATE is a KRX trading day, "
-        "its session's open and close (ISO 8601, +09:00) and the reason when closed or special.",
+        "its session's open and close (ISO 8601, +09:00) and the reason when closed or special; "
+        "on stderr, how many days of supported calendar are left (a WARNING below 60).",
     )
     parser.add_argument("dates", nargs="*", metavar="DATE", help="YYYY-MM-DD (default: today)")
     parser.set_defaults(func=run)
@@ -45,9 +47,14 @@ def day_record(day: date) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stock_pipelines.market import SEOUL
+    from stock_pipelines.market import CalendarHorizon
+    from stock_pipelines.ops import clock
 
-    days = [parse_day(text) for text in args.dates] or [datetime.now(SEOUL).date()]
+    today = clock.now().date()
+    days = [parse_day(text) for text in args.dates] or [today]
     for day in days:
         print(json.dumps(day_record(day), ensure_ascii=False))
+    # stdout stays one record per date; how long the calendar lasts goes to the operator on stderr
+    horizon = CalendarHorizon(today)
+    print(("WARNING: " if horizon.running_out else "") + horizon.describe(), file=sys.stderr)
     return 0

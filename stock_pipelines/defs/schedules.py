@@ -4,7 +4,8 @@ Cron cannot know the KRX calendar, so each schedule fires on weekdays and asks t
 holidays, election days and Dec 31 are skipped with a reason. The end-of-day schedule ticks
 every 10 minutes from 15:40 to 17:50 and launches once per day (run key), at the first tick at
 least 10 minutes after that day's close, so the CSAT day's 16:30 close is honoured.
-(Archive retention runs later, from `defs/jobs/retention.py`.)
+Both are on by default. Archive retention has its own schedule in `defs/jobs/retention.py`
+(19:00), off by default because it deletes archive files.
 """
 
 from datetime import timedelta

@@ -1,7 +1,7 @@
 """Sequence gaps: within one symbol, ``previous cum + qty != cum`` (trades were missed).
 
 Cumulative day volume (KIS ACML_VOL) is monotonic per symbol and day and the same at every
-broker (DESIGN.md, "Domain facts"), so rows are ordered by (symbol, cum), not by ts: two prints
+broker (docs/architecture.md, "Domain facts"), so rows are ordered by (symbol, cum), not by ts: two prints
 in the same microsecond still come in the right order. The first trade of a symbol is checked
 against a previous cum of 0 and the session open (shares traded before the first archived print
 were missed). A repeated cum is the same trade seen twice, not a gap (raw_ticks dedupes; a

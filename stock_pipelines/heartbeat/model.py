@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from stock_pipelines.archive.layout import check_collector_id
+from stock_pipelines.ops import clock
 
 Clock = Callable[[], datetime]
 DEFAULT_INTERVAL_S = 5.0
@@ -23,7 +24,8 @@ MERGE_TOLERANCE_INTERVALS = 2.0
 
 
 def utc_now() -> datetime:
-    return datetime.now(UTC)
+    """The project clock (`ops.clock`, fake-able) in UTC."""
+    return clock.now().astimezone(UTC)
 
 
 def to_us(instant: datetime) -> int:

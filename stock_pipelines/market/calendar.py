@@ -3,9 +3,11 @@
 Built on `exchange_calendars` (XKRX), which knows the regular and most ad hoc holidays and
 the 10:00 open of each year's first trading day, with a reviewed override table
 (`krx_overrides.csv`, each row with its source) for what XKRX misses: the CSAT-day sessions
-(10:00-16:30) after 2020 and closures such as the 2026 local elections.
+(10:00-16:30) after 2020 and closures such as the 2026 local elections. Rows for dates not yet
+announced are marked provisional; `CalendarHorizon` tells the operator (calendar command, status,
+pre-flight) how many days of calendar are left, with a warning below 60.
 
-Session facts (KRX market operation rules, see DESIGN.md "Domain facts"):
+Session facts (KRX market operation rules, see docs/architecture.md "Domain facts"):
 - regular session 09:00-15:30 Asia/Seoul, shifted on special days;
 - the last 10 minutes before the close are the closing call auction (one print at the close,
   no continuous trades);
@@ -30,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 SEOUL = ZoneInfo("Asia/Seoul")
 SUPPORTED_FIRST_DAY = date(2020, 1, 1)
-SUPPORTED_LAST_DAY = date(2027, 12, 31)
+SUPPORTED_LAST_DAY = date(2028, 12, 31)
 OVERRIDES_PATH = Path(__file__).with_name("krx_overrides.csv")
 
 PRE_OPEN_LENGTH = timedelta(minutes=30)
@@ -38,6 +40,43 @@ CLOSING_AUCTION_LENGTH = timedelta(minutes=10)
 ONE_MINUTE = timedelta(minutes=1)
 REGULAR_OPEN = time(9, 0)
 REGULAR_CLOSE = time(15, 30)
+
+
+HORIZON_WARN_DAYS = 60  # below this many days of supported calendar left, the operator is warned
+
+
+@dataclass(frozen=True)
+class CalendarHorizon:
+    """How much reviewed calendar is left after `today`: extending it is a person's job (next
+    year's special sessions reviewed into krx_overrides.csv), so it is announced well ahead."""
+
+    today: date
+    last_day: date = SUPPORTED_LAST_DAY
+
+    @property
+    def days_left(self) -> int:
+        return (self.last_day - self.today).days
+
+    @property
+    def running_out(self) -> bool:
+        return self.days_left < HORIZON_WARN_DAYS
+
+    def describe(self) -> str:
+        if self.days_left < 0:
+            return (f"KRX calendar ended on {self.last_day.isoformat()}, {-self.days_left} days ago: "
+                    "extend SUPPORTED_LAST_DAY and review the new year into krx_overrides.csv")
+        text = f"KRX calendar supported through {self.last_day.isoformat()}: {self.days_left} days left"
+        if self.running_out:
+            text += (f", below {HORIZON_WARN_DAYS}: extend SUPPORTED_LAST_DAY and review the next "
+                     "year's special sessions into krx_overrides.csv")
+        return text
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "supported_until": self.last_day.isoformat(),
+            "days_left": self.days_left,
+            "warning": self.describe() if self.running_out else None,
+        }
 
 
 class CalendarRangeError(ValueError):

@@ -73,16 +73,8 @@ class RecoveryGovernance:
                     f"broker {name}: {snap.reason}",
                     dedupe_key=f"{name}:{snap.changed_at}",
                 )
-        was_dormant = self.guard.state().dormant
         decision = self.guard.decide([(f"broker:{n}", s.state) for n, s in states.items()])
-        now_state = self.guard.state()
-        if now_state.dormant and not was_dormant:
-            self.alerter.send(
-                "dormant",
-                f"automatic recovery stopped: {now_state.reason}. "
-                "Run `stock-pipelines resume --reason ...` once fixed.",
-                dedupe_key=f"{now_state.since}",
-            )
+        self._alert_dormant(self.guard.state())
         own = states[self.broker]
         retry_at = self.breaker().retry_at() if own.state is State.OPEN else None
         return Governance(
@@ -99,16 +91,9 @@ class RecoveryGovernance:
     ) -> Window | None:
         """Count the outcome; after a failure queue (and return) the retry: it launches after the
         backoff, or, when dormant, once a person resumes."""
-        was_dormant = self.guard.state().dormant
         state = self.guard.record_recovery(succeeded, detail)
         self._remember(run_id, succeeded, window, detail)
-        if state.dormant and not was_dormant:
-            self.alerter.send(
-                "dormant",
-                f"automatic recovery stopped: {state.reason}. "
-                "Run `stock-pipelines resume --reason ...` once fixed.",
-                dedupe_key=f"{state.since}",
-            )
+        self._alert_dormant(state)
         if succeeded or window is None:
             return None
         not_before = datetime.fromtimestamp(state.next_attempt_at or self.clock(), SEOUL)
@@ -117,6 +102,18 @@ class RecoveryGovernance:
         )
         self.client.hset(key("recovery", "retries"), retry.run_key, json.dumps(retry.to_json()))
         return retry
+
+    def _alert_dormant(self, state: DormantState) -> None:
+        # Asked at every evaluation while dormant, not only on entering it: the alert's dedupe
+        # marker (one per dormant spell) makes it one message, and a failed send clears the marker,
+        # so an undelivered alert is tried again until the webhook takes it.
+        if state.dormant:
+            self.alerter.send(
+                "dormant",
+                f"automatic recovery stopped: {state.reason}. "
+                "Run `stock-pipelines resume --reason ...` once fixed.",
+                dedupe_key=f"{state.since}",
+            )
 
     def due_retries(self) -> list[Window]:
         """Queued retries (the sensor dedupes them by run key and honours `not_before`)."""

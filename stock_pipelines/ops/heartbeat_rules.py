@@ -17,7 +17,9 @@ Rules (issue 6):
 - In the pre-open window (08:30-09:00) a restart or a stale collector only asks for a pre-flight.
 - Run keys: ``recovery:<collector>:<YYYYMMDD>:<HHMMSS>-<HHMMSS>:a<attempt>``; the same window and
   attempt always give the same key (Dagster drops a repeated key), a retry is attempt + 1.
-- Waiting windows of one collector and day merge into one run (each run recovers the whole day).
+- Waiting windows of one collector and day merge into one run (each run recovers the whole day);
+  the run carries the lost spans themselves (`Window.spans`), not their hull, so it asks the
+  broker only for the lost minutes. Its key names the hull.
 - More than `burst` new windows at once (10 collectors killed together) are spread over
   `spread_s` with a deterministic jitter, and at most `max_launches` go out per evaluation.
 """
@@ -92,6 +94,12 @@ class Window:
     attempt: int = 1
     not_before: datetime | None = None
     why: str = ""
+    spans: tuple[tuple[datetime, datetime], ...] = ()  # the lost spans inside [start, end); () is all of it
+
+    @property
+    def pieces(self) -> tuple[tuple[datetime, datetime], ...]:
+        """The lost spans: what a run launched for this window recovers."""
+        return self.spans or ((self.start, self.end),)
 
     @property
     def run_key(self) -> str:
@@ -104,6 +112,7 @@ class Window:
         for name in ("start", "end", "not_before"):
             value = data[name]
             data[name] = None if value is None else value.isoformat()
+        data["spans"] = [[a.isoformat(), b.isoformat()] for a, b in self.spans]
         return data
 
     @classmethod
@@ -117,6 +126,7 @@ class Window:
             attempt=int(data.get("attempt", 1)),
             not_before=parse(data.get("not_before")),
             why=data.get("why", ""),
+            spans=tuple((parse(a), parse(b)) for a, b in data.get("spans", ())),
         )
 
 
@@ -309,7 +319,7 @@ def evaluate(
         if window.run_key in queued:
             continue
         # One run recovers the whole day, so windows of one collector and day that are still
-        # waiting become one run (the key names the span they cover).
+        # waiting become one run (the key names the hull; the run asks only for the spans).
         same = next(
             (
                 w
@@ -330,6 +340,7 @@ def evaluate(
                 window.attempt,
                 same.not_before,
                 why,
+                _union_spans(same.pieces + window.pieces),
             )
         else:
             delay = 0.0 if fresh < config.burst else _jitter(window.run_key, config.spread_s)
@@ -357,7 +368,9 @@ def evaluate(
                     "recovery",
                     window.run_key,
                     window.collector,
-                    f"{window.why}: {window.start:%H:%M:%S}-{window.end:%H:%M:%S} on {window.day}",
+                    f"{window.why}: "
+                    + ", ".join(f"{start:%H:%M:%S}-{end:%H:%M:%S}" for start, end in window.pieces)
+                    + f" on {window.day}",
                     window,
                 )
             )
@@ -382,6 +395,16 @@ def evaluate(
         else:
             skip = "all collectors healthy"
     return Evaluation(launches, state.dumps(), skip, notes)
+
+
+def _union_spans(spans: tuple[tuple[datetime, datetime], ...]) -> tuple[tuple[datetime, datetime], ...]:
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return tuple(merged)
 
 
 def _hold_reason(phase: Phase, switches: Switches, governance: Governance, now: datetime) -> str | None:

@@ -1,7 +1,8 @@
 """Pre-flight checks before the session (08:30 on trading days): is everything the day needs there?
 
-Broker credentials and a token, Redis, Dagster storage (the caller passes a probe, keeping this
-module free of Dagster), archive path writable, free disk, each configured source reachable.
+The KRX calendar still covering today (a warning when fewer than 60 days are left), broker
+credentials and a token, Redis, Dagster storage (the caller passes a probe, keeping this module
+free of Dagster), archive path writable, free disk, each configured source reachable.
 Every check runs (one failure does not hide the next); the report lists what is wrong.
 Secrets are checked for presence only and never appear in a detail.
 """
@@ -14,9 +15,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import httpx
+
+from stock_pipelines.market import CalendarHorizon, CalendarRangeError
+from stock_pipelines.ops import clock
 
 ENV_MIN_FREE_GB = "STOCK_PIPELINES_MIN_FREE_GB"
 DEFAULT_MIN_FREE_GB = 1.0
@@ -37,6 +42,7 @@ class CheckResult:
 @dataclass
 class PreflightReport:
     results: list[CheckResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # passed, but a person should act soon
 
     @property
     def ok(self) -> bool:
@@ -52,7 +58,7 @@ class PreflightReport:
         return "pre-flight failed: " + "; ".join(f"{r.name}: {r.detail}" for r in self.failures)
 
     def to_json(self) -> dict:
-        return {"ok": self.ok, "checks": [r.__dict__ for r in self.results]}
+        return {"ok": self.ok, "checks": [r.__dict__ for r in self.results], "warnings": self.warnings}
 
 
 def _run(name: str, probe: Callable[[], str]) -> CheckResult:
@@ -79,6 +85,14 @@ def check_token(broker: str, token_dir: Path) -> str:
     issue = source._issue_token  # the client's own token call, through its cache
     token = source.tokens.get(issue)
     return f"token valid for {max(0, token.expires_at - time.time()) / 3600:.1f} h"
+
+
+def check_calendar(today: date) -> str:
+    """Days of supported KRX calendar left; past its end the schedules cannot tell a trading day."""
+    horizon = CalendarHorizon(today)
+    if horizon.days_left < 0:
+        raise CalendarRangeError(today.isoformat())
+    return horizon.describe()
 
 
 def check_redis(ping: Callable[[], object]) -> str:
@@ -120,6 +134,7 @@ def run_preflight(
     redis_ping: Callable[[], object],
     dagster_storage: Callable[[], str] | None = None,
     environ=os.environ,
+    today: date | None = None,
 ) -> PreflightReport:
     report = PreflightReport()
     report.results.append(_run(f"{broker} credentials", lambda: check_credentials(broker, environ)))
@@ -137,4 +152,8 @@ def run_preflight(
             report.results.append(CheckResult(f"{name} reachable", False, f"{var} is not set"))
     if report.results[0].ok and environ.get(URL_VARS[broker]):
         report.results.append(_run(f"{broker} token", lambda: check_token(broker, token_dir)))
+    horizon = CalendarHorizon(today or clock.now().date())
+    report.results.append(_run("calendar", lambda: check_calendar(horizon.today)))
+    if horizon.running_out and horizon.days_left >= 0:  # past the end it is a failure, not a warning
+        report.warnings.append(horizon.describe())
     return report

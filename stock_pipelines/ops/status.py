@@ -1,7 +1,8 @@
 """The operator's one place to look: a JSON-ready document of the automation's state.
 
 Collectors (state and last heartbeat), breakers (state, failure count, reason), dormant mode and
-its reason, the kill switches, the last recovery runs and what they recovered, queued retries.
+its reason, the kill switches, the last recovery runs and what they recovered, queued retries,
+and how many days of supported KRX calendar are left (with a warning below 60).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime
 import redis
 
 from stock_pipelines.heartbeat.store import HeartbeatStore
-from stock_pipelines.market import SEOUL
+from stock_pipelines.market import SEOUL, CalendarHorizon
 from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.resilience.flags import FLAG_NAMES, FeatureFlags
 
@@ -93,4 +94,5 @@ def status_document(client: redis.Redis, now: datetime, broker: str | None = Non
         "kill_switches": switches,
         "last_recovery_runs": history,
         "queued_retries": [w.run_key for w in governance.due_retries()],
+        "calendar": CalendarHorizon(now.astimezone(SEOUL).date()).to_json(),
     }

@@ -1,14 +1,17 @@
 """Recovered bars, and the final minute bars: one bar per symbol-minute, with its source.
 
-Final rule: inside a recovered window the broker's bar wins (it saw every trade of the
-minute; the archive may have seen only some); everywhere else the tick-derived bar stands.
+Final rule: inside a gap's minutes the broker's bar wins (it saw every trade of the minute;
+the archive may have seen only some), unless the tick-derived bar equals it (same OHLCV: the
+archive was complete there, as at the edge minutes of an outage, and its bar keeps its `ticks`
+source); everywhere else the tick-derived bar stands, even where a fetch that spanned two gaps
+returned the minutes between them (`bars_within` drops those).
 A tier-1 bar (another collector's archive) is a tick bar already; it is labelled as such
 when it fills another collector's gap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import polars as pl
 
@@ -54,11 +57,42 @@ def tier1_bars(tick_bars: pl.DataFrame, coverage: dict[str, list[tuple]]) -> pl.
     )
 
 
+def bars_within(bars: pl.DataFrame, windows: Mapping[str, Sequence[tuple]]) -> pl.DataFrame:
+    """The bars whose minute lies inside one of its symbol's windows [start, end)."""
+    rows = [(symbol, start, end) for symbol, spans in windows.items() for start, end in spans]
+    if not rows or bars.height == 0:
+        return bars.clear()
+    spans = pl.DataFrame(
+        rows, schema={"symbol": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")},
+        orient="row",
+    )
+    inside = (
+        bars.select("symbol", "minute")
+        .join(spans, on="symbol")
+        .filter((pl.col("minute") >= pl.col("start")) & (pl.col("minute") < pl.col("end")))
+        .select("symbol", "minute")
+        .unique()
+    )
+    return bars.join(inside, on=["symbol", "minute"], how="semi", maintain_order="left")
+
+
+OHLCV = ["symbol", "minute", "open", "high", "low", "close", "volume"]
+
+
 def final_bars(tick_bars: pl.DataFrame, recovered: Iterable[pl.DataFrame]) -> pl.DataFrame:
     frames = [f.select(list(BAR_SCHEMA)).cast(BAR_SCHEMA) for f in (*recovered, tick_bars)]
+    stacked = pl.concat(frames).with_columns(
+        priority=pl.col("source").replace_strict(SOURCE_PRIORITY, default=9, return_dtype=pl.Int8)
+    )
+    broker = stacked.filter(pl.col("priority") == 0).select(OHLCV).unique().with_columns(confirmed=pl.lit(True))
     return (
-        pl.concat(frames)
-        .with_columns(priority=pl.col("source").replace_strict(SOURCE_PRIORITY, default=9, return_dtype=pl.Int8))
+        stacked.join(broker, on=OHLCV, how="left")
+        .with_columns(
+            priority=pl.when((pl.col("source") == "ticks") & pl.col("confirmed").fill_null(False))
+            .then(pl.lit(-1, pl.Int8))
+            .otherwise(pl.col("priority"))
+        )
+        .drop("confirmed")
         .sort("symbol", "minute", "priority")
         .unique(subset=["symbol", "minute"], keep="first", maintain_order=True)
         .drop("priority")

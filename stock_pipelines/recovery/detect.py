@@ -73,6 +73,11 @@ def collectors_of_day(
 LOSS_WINDOW, DISK_LOW, DISK_OK = "LOSS_WINDOW", "DISK_LOW", "DISK_OK"
 
 
+def _detail_time(record: dict, name: str, default: datetime) -> datetime:
+    value = (record.get("detail") or {}).get(name)
+    return default if value is None else datetime.fromtimestamp(int(value) / 1e6, UTC)
+
+
 def loss_window_gaps(
     archive_root: Path, collector: CollectorDay, day: date, calendar: KrxCalendar | None = None
 ) -> tuple[list[Gap], int]:
@@ -81,7 +86,8 @@ def loss_window_gaps(
     - LOSS_WINDOW: one WebSocket session reconnected or was handed over while the process kept
       beating (from its last trade to its first after the hole);
     - DISK_LOW .. DISK_OK: the writer refused lines below its free-space floor while the process
-      kept beating (to the close when space never came back).
+      kept beating (to the close when space never came back), from the oldest refused trade's
+      execution time when the events carry it (trades reach the writer some time after they execute).
     Returns the gaps and the number of such lines that could not be read.
     """
     path = archive_root / check_collector_id(collector.collector) / SYSTEM / f"{day:%Y%m%d}.jsonl"
@@ -108,8 +114,9 @@ def loss_window_gaps(
                     if end > start:
                         gaps += clipped(GapKind.DOWNTIME, collector.collector, start, end, symbols, reason, calendar)
                 elif event == DISK_LOW and disk_low_since is None:
-                    disk_low_since = at
+                    disk_low_since = min(at, _detail_time(record, "from_us", at))
                 elif event == DISK_OK and disk_low_since is not None:
+                    disk_low_since = min(disk_low_since, _detail_time(record, "refused_from_us", disk_low_since))
                     gaps += clipped(GapKind.DOWNTIME, collector.collector, disk_low_since, at, collector.symbols,
                                     "archive writer refused lines below its disk-space floor", calendar)
                     disk_low_since = None
@@ -203,7 +210,9 @@ def requested_gaps(
     calendar: KrxCalendar | None = None,
 ) -> list[Gap]:
     """Downtime the heartbeat sensor saw ("start/end" ISO windows, requested by
-    "<sensor>:<collector>") that the gaps found here do not cover yet.
+    "<sensor>:<collector>") that the gaps found here do not cover yet: only the parts of a
+    window outside the collector's detected downtime, so a window is never widened into more
+    than the sensor saw and no minute is asked for twice.
 
     The sensor calls a collector down after 3 of its own heartbeat intervals; the heartbeat
     history may not show a hole that long yet when the run it launched gets here (a different
@@ -214,7 +223,7 @@ def requested_gaps(
     known = {c.collector: c for c in collectors}
     if collector not in known:
         return []
-    covering = [(g.start, g.end) for g in detected if g.kind == GapKind.DOWNTIME and g.collector == collector]
+    covering = sorted((g.start, g.end) for g in detected if g.kind == GapKind.DOWNTIME and g.collector == collector)
     gaps: list[Gap] = []
     for text in requested:
         start_text, _, end_text = text.partition("/")
@@ -224,10 +233,26 @@ def requested_gaps(
             continue  # informational input: a malformed window is not a gap
         if start.tzinfo is None or end.tzinfo is None or end <= start:
             continue
-        if any(s <= start and end <= e for s, e in covering):
-            continue
-        gaps += clipped(
-            GapKind.DOWNTIME, collector, start, end, known[collector].symbols,
-            f"{requested_by} saw no heartbeat from {start.isoformat()} to {end.isoformat()}", calendar,
-        )
+        reason = f"{requested_by} saw no heartbeat from {start.isoformat()} to {end.isoformat()}"
+        for piece_start, piece_end in _uncovered(start, end, covering):
+            gaps += clipped(
+                GapKind.DOWNTIME, collector, piece_start, piece_end, known[collector].symbols, reason, calendar
+            )
     return gaps
+
+
+def _uncovered(start: datetime, end: datetime, covering: Sequence[Window]) -> list[Window]:
+    """The parts of [start, end) outside every window of `covering` (sorted by start)."""
+    pieces: list[Window] = []
+    cursor = start
+    for cover_start, cover_end in covering:
+        if cover_end <= cursor or cover_start >= end:
+            continue
+        if cover_start > cursor:
+            pieces.append((cursor, cover_start))
+        cursor = max(cursor, cover_end)
+        if cursor >= end:
+            break
+    if cursor < end:
+        pieces.append((cursor, end))
+    return pieces

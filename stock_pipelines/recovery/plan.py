@@ -118,17 +118,52 @@ def build_plan(
     return plan
 
 
-def lower_bound_calls(gaps: Iterable[Gap], day: date, today: date, calendar: KrxCalendar | None = None) -> int:
-    """The issue's yardstick: sum over symbols and windows of ceil(bar slots / page)."""
+def lower_bound_calls(
+    missing: Mapping[str, Sequence[Window]], day: date, today: date, calendar: KrxCalendar | None = None
+) -> int:
+    """The fewest broker calls that can return every missing symbol-minute, whatever the plan.
+
+    `missing` maps a symbol to its missing minute windows (overlaps allowed: they are merged).
+    One call returns at most a page of consecutive bar slots, so per symbol the bound is the
+    fewest page-long runs of slots that cover every missing slot: starting a run at the first
+    slot not yet covered is optimal.
+    """
     session = (calendar or krx_calendar()).session(day)
-    assert session is not None
+    if session is None:
+        raise ValueError(f"{day} is not a KRX trading day: nothing to recover")
     slots_all = session.minute_bar_starts()
     page = page_size(day, today)
-    return sum(
-        math.ceil(_slots(slots_all, s, e) / page)
-        for windows in symbol_windows(gaps, close=session.close).values()
-        for s, e in windows
-    )
+    calls = 0
+    for windows in missing.values():
+        merged = _union(list(windows))
+        wanted = [i for i, slot in enumerate(slots_all) if any(s <= slot < e for s, e in merged)]
+        covered_until = -1
+        for index in wanted:
+            if index > covered_until:
+                calls += 1
+                covered_until = index + page - 1
+    return calls
+
+
+def missing_slots(missing: Mapping[str, Sequence[Window]], day: date, calendar: KrxCalendar | None = None) -> int:
+    """Symbol-minutes (bar slots of the session) inside `missing`, overlaps counted once."""
+    session = (calendar or krx_calendar()).session(day)
+    if session is None:
+        raise ValueError(f"{day} is not a KRX trading day: nothing to recover")
+    slots_all = session.minute_bar_starts()
+    return sum(_slots(slots_all, s, e) for windows in missing.values() for s, e in _union(list(windows)))
+
+
+def clipped_to(windows: Iterable[FetchWindow], keep: Mapping[str, Sequence[Window]]) -> list[FetchWindow]:
+    """The parts of fetched windows that lie inside `keep` (per symbol): a coalesced fetch also
+    returns the minutes between two gaps, whose bars the archive already has."""
+    pieces: list[FetchWindow] = []
+    for window in windows:
+        for start, end in _union(list(keep.get(window.symbol, ()))):
+            start, end = max(start, window.start), min(end, window.end)
+            if start < end:
+                pieces.append(FetchWindow(window.symbol, start, end, 0, 0, window.rank))
+    return pieces
 
 
 def _coalesce(fetches: list[tuple[datetime, datetime, int]], slots_all: list[datetime], page: int):

@@ -5,6 +5,8 @@ Settings (none is a secret except the credentials, which the clients read themse
 - KIS_BASE_URL / KIWOOM_BASE_URL: the REST endpoint (the demo points these at `sim exchange`)
 - KIS_RATE_LIMIT_PER_S (default 20, a real account; set 2 for a KIS paper account),
   KIWOOM_RATE_LIMIT_PER_S (default 5)
+- STOCK_PIPELINES_BROKER_PROCESSES (default 2): the fewest processes assumed to share that limit
+  when Redis is unreachable (each then takes limit // max(this, the processes Redis last counted))
 - KIS_APP_KEY, KIS_APP_SECRET / KIWOOM_APP_KEY, KIWOOM_SECRET_KEY: credentials
 """
 
@@ -21,11 +23,12 @@ import redis
 from stock_pipelines.brokers.kis import KisClient, KisCredentials
 from stock_pipelines.brokers.kiwoom import KiwoomClient, KiwoomCredentials
 from stock_pipelines.brokers.model import BrokerAuthError
-from stock_pipelines.market import SEOUL
+from stock_pipelines.ops import clock
 from stock_pipelines.resilience.breaker import CircuitBreaker
 from stock_pipelines.resilience.rate_limit import SharedRateLimiter
 from stock_pipelines.resilience.state_store import RedisStateStore
 
+PROCESSES_VAR, DEFAULT_PROCESSES = "STOCK_PIPELINES_BROKER_PROCESSES", 2
 DEFAULTS = {
     "kis": ("KIS_BASE_URL", "KIS_RATE_LIMIT_PER_S", 20),
     "kiwoom": ("KIWOOM_BASE_URL", "KIWOOM_RATE_LIMIT_PER_S", 5),
@@ -37,6 +40,7 @@ class BrokerSettings:
     broker: str
     base_url: str
     rate_limit_per_s: int
+    processes: int = DEFAULT_PROCESSES
 
     @classmethod
     def from_env(cls) -> BrokerSettings:
@@ -53,7 +57,13 @@ class BrokerSettings:
             raise ValueError(f"{limit_var} must be a whole number of calls a second") from None
         if limit < 1:
             raise ValueError(f"{limit_var} must be at least 1")
-        return cls(broker, base_url, limit)
+        try:
+            processes = int(os.environ.get(PROCESSES_VAR, DEFAULT_PROCESSES))
+        except ValueError:
+            raise ValueError(f"{PROCESSES_VAR} must be a whole number of processes") from None
+        if processes < 1:
+            raise ValueError(f"{PROCESSES_VAR} must be at least 1")
+        return cls(broker, base_url, limit, processes)
 
 
 class BreakerGate:
@@ -98,11 +108,10 @@ def breaker_for(broker: str, client: redis.Redis) -> CircuitBreaker:
 
 def build_source(
     settings: BrokerSettings, client: redis.Redis, token_dir: Path, now: Callable[[], datetime] | None = None,
-    expected_processes: int = 1,
 ) -> KisClient | KiwoomClient:
     limiter = SharedRateLimiter(client, f"broker:{settings.broker}", settings.rate_limit_per_s,
-                                expected_processes=expected_processes)
-    now = now or (lambda: datetime.now(SEOUL))
+                                expected_processes=settings.processes)
+    now = now or clock.now
     if settings.broker == "kis":
         return KisClient(settings.base_url, KisCredentials.from_env(), limiter, token_dir, today=now)
     return KiwoomClient(settings.base_url, KiwoomCredentials.from_env(), limiter, token_dir, today=now)

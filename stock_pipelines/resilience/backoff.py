@@ -38,7 +38,7 @@ class Backoff:
         return (rng or random).uniform(0.0, self.ceiling(attempt))
 
 
-RECOVERY_BACKOFF = Backoff(base=5.0, cap=600.0)  # issue 6: 5 s doubling to 10 min
+RECOVERY_BACKOFF = Backoff(base=5.0, cap=600.0)  # 5 s doubling to 10 min
 CALL_BACKOFF = Backoff(base=0.5, cap=10.0)  # one broker call inside a run
 
 

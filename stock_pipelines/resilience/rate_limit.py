@@ -11,13 +11,19 @@ only takes whole-second windows, hence this small script.)
 `safety_margin` widens the window slightly (default 50 ms) so that a request leaving a client
 a little after its grant (scheduling, network) still lands in a compliant window at the broker.
 
-When Redis raises a connection or timeout error, the limiter falls back to a local sliding log
-at `limit // expected_processes` per window (each process under its share, so all of them
-together stay under the limit), logs that once, and tries Redis again every `recheck_after`
-seconds. The local log also records this process's shared grants, so its own calls of the
-last window count against its share at the switch. Known limit: for one window around the
-switch, the other processes' shared grants are not visible, so up to limit + limit // processes
-calls can fall in that one window.
+Every process that takes a shared grant registers in Redis (a sorted set of process ids stamped
+with the server's time, in the same script), and learns how many processes took a grant in the
+last `presence` seconds (default 60). When Redis raises a connection or timeout error, the
+limiter falls back to a local sliding log at `limit // max(processes registered, expected_processes)`
+per window (each process under its share, so all of them together stay under the limit), logs
+that once, and tries Redis again every `recheck_after` seconds. `expected_processes` is the floor
+for what the registry cannot know: a process that never reached Redis, or one that started
+during the outage (`recovery.sources` reads it from STOCK_PIPELINES_BROKER_PROCESSES). The local
+log also records this process's shared grants, so its own calls of the last window count against
+its share at the switch. Known limits: for one window around the switch, the other processes'
+shared grants are not visible, so up to limit + limit // processes calls can fall in that one
+window; and processes beyond the registered count and `expected_processes` (several started
+during the outage) each take a share the others did not set aside.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import itertools
 import logging
 import os
 import random
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -38,21 +45,28 @@ from stock_pipelines.redis_conn import key
 
 log = logging.getLogger(__name__)
 
-# KEYS[1]: the log (sorted set). ARGV: limit, window in microseconds, a unique member.
-# Returns {1, grant time in us} or {0, microseconds until the oldest entry leaves the window}.
+# KEYS[1]: the log (sorted set), KEYS[2]: the processes taking grants (sorted set).
+# ARGV: limit, window in microseconds, a unique member, this process's id, presence in microseconds.
+# Returns {1, grant time in us, processes} or {0, microseconds until the oldest entry leaves
+# the window, processes}.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
+local presence = tonumber(ARGV[5])
+redis.call('ZADD', KEYS[2], now, ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - presence)
+redis.call('PEXPIRE', KEYS[2], math.floor(presence / 1000) + 1000)
+local processes = redis.call('ZCARD', KEYS[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) + 1000)
-  return {1, now}
+  return {1, now, processes}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, tonumber(oldest[2]) + window - now}
+return {0, tonumber(oldest[2]) + window - now, processes}
 """
 
 
@@ -105,25 +119,37 @@ class SharedRateLimiter:
         window: float = 1.0,
         safety_margin: float = 0.05,
         expected_processes: int = 1,
+        presence: float = 60.0,
         recheck_after: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if limit < 1 or window <= 0 or safety_margin < 0 or expected_processes < 1:
-            raise ValueError("need limit >= 1, window > 0, safety_margin >= 0, expected_processes >= 1")
+        if limit < 1 or window <= 0 or safety_margin < 0 or expected_processes < 1 or presence <= 0:
+            raise ValueError(
+                "need limit >= 1, window > 0, safety_margin >= 0, expected_processes >= 1, presence > 0"
+            )
         self.client, self.name, self.limit = client, name, limit
         self.window_us = int(round((window + safety_margin) * 1_000_000))
         self.clock, self.wall_clock, self.sleep = clock, wall_clock, sleep
         self.recheck_after = recheck_after
-        self.local = LocalRateLimiter(max(1, limit // expected_processes), window + safety_margin, clock)
+        self.expected_processes = expected_processes
+        self.processes_registered = 0  # as Redis last counted them (this one included); 0: never reached
+        self.presence_us = int(round(presence * 1_000_000))
+        self.local = LocalRateLimiter(self.fallback_share(), window + safety_margin, clock)
         self.fallback_grants = 0
         self._key = key("ratelimit", name)
+        self._processes_key = key("ratelimit", name, "processes")
         self._script = client.register_script(_ACQUIRE)
         self._fallback_since: float | None = None
         self._ids = itertools.count()
         self._token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._process = f"{socket.gethostname()}-{self._token}"  # one limiter, one share
         self._rng = random.Random()
+
+    def fallback_share(self) -> int:
+        """This process's grants per window while Redis is unreachable."""
+        return max(1, self.limit // max(self.processes_registered, self.expected_processes))
 
     @property
     def in_fallback(self) -> bool:
@@ -146,16 +172,24 @@ class SharedRateLimiter:
         if self._fallback_since is not None and self.clock() - self._fallback_since < self.recheck_after:
             return self._local_once()
         try:
-            granted, value = self._script(keys=[self._key],
-                                          args=[self.limit, self.window_us, f"{self._token}-{next(self._ids)}"])
+            granted, value, processes = self._script(
+                keys=[self._key, self._processes_key],
+                args=[self.limit, self.window_us, f"{self._token}-{next(self._ids)}", self._process,
+                      self.presence_us],
+            )
         except (redis.ConnectionError, redis.TimeoutError) as error:
             if self._fallback_since is None:
+                self.local.limit = self.fallback_share()
                 log.warning(
-                    "rate limiter %r: Redis unreachable (%s); falling back to a local limit of %d per %.2f s",
-                    self.name, type(error).__name__, self.local.limit, self.local.window,
+                    "rate limiter %r: Redis unreachable (%s); falling back to a local limit of %d per %.2f s "
+                    "(%d per window shared by %s processes)",
+                    self.name, type(error).__name__, self.local.limit, self.local.window, self.limit,
+                    f"{self.processes_registered} registered" if self.processes_registered
+                    >= self.expected_processes else f"at least {self.expected_processes} expected",
                 )
             self._fallback_since = self.clock()
             return self._local_once()
+        self.processes_registered = int(processes)
         if self._fallback_since is not None:
             log.warning("rate limiter %r: Redis is back; shared limiting resumes", self.name)
             self._fallback_since = None

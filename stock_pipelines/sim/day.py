@@ -5,7 +5,7 @@ its activity depends only on its rank in the universe, so a 40-symbol day is exa
 40 symbols of the 2,700-symbol day with the same seed and date, and a single symbol of a past
 day can be generated on its own (the REST history endpoints do that).
 
-Session rules (DESIGN.md "Domain facts"; `market.calendar`):
+Session rules (docs/architecture.md "Domain facts"; `market.calendar`):
 - one opening print at the session open (the pre-open call auction's single price);
 - continuous trades in [open, closing auction start), at whole seconds (KIS sends HHMMSS);
 - no trade during the closing auction, then one closing print at the close;

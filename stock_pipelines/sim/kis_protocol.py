@@ -2,7 +2,8 @@
 
 Sources (docs/simulator.md lists what was verified and what was not): the official samples in
 koreainvestment/open-trading-api (examples_llm/domestic_stock/inquire_time_itemchartprice,
-inquire_time_dailychartprice, ccnl_krx) for parameter, field and column names.
+inquire_time_dailychartprice, inquire_daily_itemchartprice, ccnl_krx) for parameter, field and
+column names; stock_pipelines_tests/fixtures/wire/ holds replies in those layouts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 import numpy as np
 
 from stock_pipelines.market import SEOUL
-from stock_pipelines.sim.day import SymbolTrades, tick_size
+from stock_pipelines.sim.day import SymbolTrades, price_limits, tick_size
 
 US = 1_000_000
 
@@ -101,6 +102,42 @@ def summary_output(name: str, prev_close: int, last_px: int | None, acml_vol: in
         "acml_tr_pbmn": str(acml_value),
         "hts_kor_isnm": name,
         "stck_prpr": str(px),
+    }
+
+
+def period_summary_output(summary: dict[str, str], code: str, day_px: np.ndarray) -> dict[str, str]:
+    """output1 of FHKST03010100: the minute-chart summary plus the quote fields the official
+    sample lists, in its order. Previous-day figures, share count and valuation ratios are not
+    simulated: zero placeholders of the right shape."""
+    prev_close = int(summary["stck_prdy_clpr"])
+    last = int(summary["stck_prpr"])
+    tick = int(tick_size(np.array([last]))[0])
+    limit_down, limit_up = price_limits(prev_close)
+    opened = len(day_px) > 0
+    return {
+        **summary,
+        "stck_shrn_iscd": code,
+        "prdy_vol": "0",
+        "stck_mxpr": str(limit_up),
+        "stck_llam": str(limit_down),
+        "stck_oprc": str(int(day_px[0]) if opened else 0),
+        "stck_hgpr": str(int(day_px.max()) if opened else 0),
+        "stck_lwpr": str(int(day_px.min()) if opened else 0),
+        "stck_prdy_oprc": "0",
+        "stck_prdy_hgpr": "0",
+        "stck_prdy_lwpr": "0",
+        "askp": str(last + tick),
+        "bidp": str(last),
+        "prdy_vrss_vol": "0",
+        "vol_tnrt": "0.00",
+        "stck_fcam": "0",
+        "lstn_stcn": "0",
+        "cpfn": "0",
+        "hts_avls": "0",
+        "per": "0.00",
+        "eps": "0.00",
+        "pbr": "0.00",
+        "itewhol_loan_rmnd_ratem": "0.00",
     }
 
 

@@ -1,6 +1,8 @@
 """The Kiwoom REST API wire format the simulator speaks (token and the ka10080 minute chart).
 
-Sources and unverified details: docs/simulator.md.
+Sources: Kiwoom-Securities/Kiwoom-REST-API (examples/국내주식/차트/get_domestic_stock_minute_chart.py
+for the ka10080 row fields and their order, kiwoom/core/errors.py for the return codes); what is
+not verified: docs/simulator.md.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ PAGE_SIZE = 900  # rows a call (not verified; docs/simulator.md)
 OK_MSG = "정상적으로 처리되었습니다"
 RATE_LIMIT_CODE = 1700
 RATE_LIMIT_MSG = "허용된 요청 개수를 초과하였습니다. API ID=ka10080"
-TOKEN_INVALID_CODE = 3
+TOKEN_INVALID_CODE = 8005  # one of the broker's invalid-or-expired-token codes (8003, 8005, 8006, ...)
+BAD_CREDENTIALS_CODE = 8001  # one of its wrong-appkey-or-secretkey codes (8001, 8002, 8011, 8012)
 TOKEN_INVALID_MSG = "Token이 유효하지 않습니다"
 BAD_INPUT_CODE = 2
 
@@ -37,7 +40,10 @@ def signed(price: int, prev_close: int) -> str:
     return str(price)
 
 
-def minute_row(start_us: int, o: int, h: int, lo: int, c: int, vol: int, prev_close: int) -> dict[str, str]:
+def minute_row(
+    start_us: int, o: int, h: int, lo: int, c: int, vol: int, acc_vol: int, prev_close: int
+) -> dict[str, str]:
+    """One `stk_min_pole_chart_qry` row; `acc_vol` is the day's traded volume through this bar."""
     diff = c - prev_close
     return {
         "cur_prc": signed(c, prev_close),
@@ -46,13 +52,7 @@ def minute_row(start_us: int, o: int, h: int, lo: int, c: int, vol: int, prev_cl
         "open_pric": signed(o, prev_close),
         "high_pric": signed(h, prev_close),
         "low_pric": signed(lo, prev_close),
-        "upd_stkpc_tp": "",
-        "upd_rt": "",
-        "bic_inds_tp": "",
-        "sm_inds_tp": "",
-        "stk_infr": "",
-        "upd_stkpc_event": "",
-        "pred_close_pric": str(prev_close),
-        "pred_pre": signed(abs(diff), 0) if diff > 0 else (f"-{abs(diff)}" if diff < 0 else "0"),
+        "acc_trde_qty": str(acc_vol),
+        "pred_pre": f"+{diff}" if diff > 0 else str(diff),
         "pred_pre_sig": "2" if diff > 0 else "5" if diff < 0 else "3",
     }

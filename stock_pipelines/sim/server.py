@@ -28,6 +28,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stock_pipelines.market import SEOUL, SUPPORTED_FIRST_DAY, SUPPORTED_LAST_DAY
+from stock_pipelines.ops import clock as project_clock
 from stock_pipelines.sim import kis_protocol as kis
 from stock_pipelines.sim import kiwoom_protocol as kiwoom
 from stock_pipelines.sim.clock import SimClock
@@ -62,7 +63,7 @@ class ExchangeConfig:
     def resolved_day(self) -> date:
         if self.day is not None:
             return self.day
-        today = datetime.now(SEOUL).date()
+        today = project_clock.now().date()
         calendar = sim_calendar()
         return today if calendar.is_trading_day(today) else calendar.previous_trading_day(today)
 
@@ -413,7 +414,9 @@ class Exchange:
                 rows.append(kis.day_row(f"{current:%Y%m%d}", int(px[0]), int(px.max()), int(px.min()), int(px[-1]),
                                         int(trades.cum[-1]) + self.config.after_hours_volume,
                                         int((px * trades.qty).sum()), int(trades.prev_close)))
-        body = kis.envelope(kis.OK, output1=self._summary(code, now_us), output2=rows)
+        today_px = self.day.trades(code, until_us=now_us).px
+        output1 = kis.period_summary_output(self._summary(code, now_us), code, today_px)
+        body = kis.envelope(kis.OK, output1=output1, output2=rows)
         return JSONResponse(body, headers={"tr_id": kis.TR_PERIODCHART, "tr_cont": ""})
 
     # -- KIS WebSocket ----------------------------------------------------------------------
@@ -548,7 +551,7 @@ class Exchange:
             return JSONResponse(kiwoom.reply(kiwoom.BAD_INPUT_CODE, "grant_type 오류"), status_code=400)
         refused = self._credentials_ok(body.get("appkey"), body.get("secretkey"))
         if refused is not None:
-            return JSONResponse(kiwoom.reply(kiwoom.TOKEN_INVALID_CODE, refused[1]), status_code=403)
+            return JSONResponse(kiwoom.reply(kiwoom.BAD_CREDENTIALS_CODE, refused[1]), status_code=403)
         if not self._issue_allowed("kiwoom", body["appkey"]):
             self.count("token_refused")
             return JSONResponse(kiwoom.reply(5, "토큰 발급 요청이 너무 잦습니다"), status_code=429)
@@ -606,9 +609,10 @@ class Exchange:
                 self.day.trades(code).prev_close if day == self.day.day
                 else symbol_history_day(day, self.config.seed, code, rank, self.config.activity).prev_close
             )
+            acc_vol = np.cumsum(bars.volume)
             for i in range(len(bars) - 1, -1, -1):
                 row = kiwoom.minute_row(int(bars.start[i]), int(bars.open[i]), int(bars.high[i]), int(bars.low[i]),
-                                        int(bars.close[i]), int(bars.volume[i]), prev_close)
+                                        int(bars.close[i]), int(bars.volume[i]), int(acc_vol[i]), prev_close)
                 if cursor and row["cntr_tm"] > cursor:
                     continue
                 if len(rows) == kiwoom.PAGE_SIZE:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import dagster as dg
 import pytest
@@ -11,7 +11,8 @@ from stock_pipelines.archive import retention
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
 from stock_pipelines.defs.jobs.retention import archive_retention_job
-from stock_pipelines.market import krx_calendar
+from stock_pipelines.market import SEOUL, krx_calendar
+from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 
 from .conftest import seoul_us, write_day
 
@@ -89,3 +90,15 @@ def test_retention_job_reads_materializations_and_checks_from_the_instance(archi
     assert "newest 3" in summary["kept"]["2026-11-18"]
     assert not (archive_env / "kis-1" / "trades" / "20261113").exists()
     assert (archive_env / "kis-1" / "trades" / "20261116").exists()
+
+
+def test_retention_without_as_of_counts_from_the_project_clocks_today(archive_env, monkeypatch):
+    make_day(archive_env, date(2026, 11, 13))
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2026, 11, 20, 19, 0, tzinfo=SEOUL)))
+    result = archive_retention_job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"archive_retention": {"config": {"keep_trading_days": 3, "dry_run": True}}}},
+    )
+    summary = result.output_for_node("archive_retention")
+    # three trading days back from 2026-11-20 (Friday): 11-18, 11-19, 11-20
+    assert (summary["as_of"], summary["oldest_kept_trading_day"]) == ("2026-11-20", "2026-11-18")

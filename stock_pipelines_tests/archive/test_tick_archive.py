@@ -8,7 +8,9 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from stock_pipelines.defs.assets.tick_archive import FRESH_CHECK, evaluate_tick_archive
+from stock_pipelines.defs.assets.tick_archive import FRESH_CHECK, evaluate_tick_archive, tick_archive_sensor
+from stock_pipelines.market import SEOUL
+from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 
 from .conftest import DAY, seoul_us, session_trades, write_day
 
@@ -86,3 +88,13 @@ def test_cursor_counts_only_appended_bytes(archive_env):
 def test_a_closed_day_is_skipped():
     saturday = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
     assert isinstance(evaluate_tick_archive(saturday, None), dg.SkipReason)
+
+
+def test_the_sensor_observes_the_day_of_the_project_clock(archive_env, monkeypatch):
+    write_day(archive_env, "kis-1", session_trades("005930", 30, start=(10, 0)))
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(NOW))
+    metadata, _ = events(tick_archive_sensor(dg.build_sensor_context()))
+    assert metadata["trade_lines"] == 30
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2026, 11, 21, 10, 0, tzinfo=SEOUL)))
+    skipped = tick_archive_sensor(dg.build_sensor_context())
+    assert isinstance(skipped, dg.SkipReason) and skipped.skip_message == "2026-11-21 is not a KRX trading day"

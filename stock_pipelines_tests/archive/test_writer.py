@@ -17,6 +17,8 @@ from stock_pipelines.archive.ticks import ingest_day
 from stock_pipelines.archive.writer import ArchivePermissionError, ArchiveWriter, DiskSpaceLow, WriterPolicy
 from stock_pipelines.market import krx_calendar
 
+from stock_pipelines_tests.capabilities import require_capability
+
 from .conftest import DAY, Clock, seoul_us
 
 SESSION = krx_calendar().session(DAY)
@@ -94,9 +96,10 @@ def test_free_space_floor_stops_cleanly_reports_once_and_resumes(tmp_path):
         clock=clock,
         on_event=events.append,
     )
-    for cum in (1, 2):
+    # trades reach the writer after they executed, not always in execution order across symbols
+    for cum, executed in ((1, seoul_us(9, 9, 50)), (2, seoul_us(9, 9, 30))):
         with pytest.raises(DiskSpaceLow, match="free space below the floor"):
-            writer.trade("kis", "005930", seoul_us(9, 10), 100, 1, cum)
+            writer.trade("kis", "005930", executed, 100, 1, cum)
         clock.now += 2
     assert writer.lines_refused == 2 and writer.disk_low
     writer.min_free_bytes = 0  # space came back
@@ -105,14 +108,17 @@ def test_free_space_floor_stops_cleanly_reports_once_and_resumes(tmp_path):
     writer.close()
     assert [e.event for e in events] == ["DISK_LOW", "DISK_OK"]
     assert events[1].detail["refused_lines"] == 2
+    # the loss starts at the oldest refused trade, not at the events' own times
+    assert events[0].detail["from_us"] == seoul_us(9, 9, 50) and events[0].at > seoul_us(9, 9, 50)
+    assert events[1].detail["refused_from_us"] == seoul_us(9, 9, 30)
     assert system_events(tmp_path) == ["DISK_LOW", "DISK_OK"]
     assert writer.lines_written == 1
 
 
 @pytest.fixture
 def tiny_tmpfs():
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+    require_capability("root", os.geteuid() == 0, "mounting a tmpfs needs root")
+    require_capability("mount", shutil.which("mount") is not None, "no mount binary (Debian package mount)")
     mount_point = Path(tempfile.mkdtemp(prefix="archive-tmpfs-"))
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
@@ -122,7 +128,8 @@ def tiny_tmpfs():
     )
     if done.returncode != 0:
         mount_point.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    require_capability("tmpfs mount", done.returncode == 0,
+                       f"mount -t tmpfs refused ({done.stderr.decode().strip()}): a container needs CAP_SYS_ADMIN")
     try:
         yield mount_point
     finally:
@@ -159,8 +166,7 @@ def test_a_really_full_disk_leaves_only_whole_lines_and_loses_nothing_accepted(t
 @contextlib.contextmanager
 def as_nobody():
     """Effective uid/gid of `nobody` for the block (root ignores permissions, nobody does not)."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to switch to the nobody user")
+    require_capability("root", os.geteuid() == 0, "switching to the nobody user needs root")
     os.setegid(65534)
     os.seteuid(65534)
     try:

@@ -13,6 +13,7 @@ from stock_pipelines.brokers.model import BrokerAuthError
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.server import ExchangeConfig
+from stock_pipelines_tests.truth import expected_bars
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +43,11 @@ def exchange():
 
 
 def truth(exchange, symbol: str) -> pl.DataFrame:
-    bars = exchange.exchange.day.minute_bars(symbol)
-    return pl.DataFrame(
-        {"minute": bars.start, "open": bars.open, "high": bars.high, "low": bars.low, "close": bars.close,
-         "volume": bars.volume}
-    ).with_columns(pl.from_epoch("minute", time_unit="us").dt.replace_time_zone("UTC")).cast(
-        {c: pl.Int64 for c in ("open", "high", "low", "close", "volume")}
-    )
+    """The symbol's bars built by truth.py from the exchange's trades (not the bars its REST serves)."""
+    day = exchange.exchange.day
+    t = day.trades(symbol)
+    rows = zip([symbol] * len(t.ts), t.ts.tolist(), t.px.tolist(), t.qty.tolist(), strict=True)
+    return expected_bars(rows, day.session).drop("symbol")
 
 
 def kis(exchange, token_dir: Path, today: datetime) -> KisClient:

@@ -13,7 +13,8 @@ import dagster as dg
 import httpx
 
 from stock_pipelines import lake
-from stock_pipelines_tests.recovery.test_pipeline_on_simulator import ASSETS, DAY, truth_bars
+from stock_pipelines_tests.recovery.test_pipeline_on_simulator import ASSETS, DAY
+from stock_pipelines_tests.truth import truth_bars
 
 RESULTS_ENV = "STOCK_PIPELINES_CHAOS_RESULTS"
 FIELDS = ("bars_lost", "calls", "lower_bound_calls", "rate_limited", "retries", "time_to_detect_s",
@@ -22,7 +23,8 @@ FIELDS = ("bars_lost", "calls", "lower_bound_calls", "rate_limited", "retries", 
 
 def record(scenario: str, outcome: str, **figures: object) -> dict:
     """Print the scenario's figures and append them to the results file, if one is set."""
-    row = {"scenario": scenario, "outcome": outcome, **{k: figures.get(k) for k in FIELDS},
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]  # "path::name (call)" -> node id
+    row = {"scenario": scenario, "outcome": outcome, "test": test, **{k: figures.get(k) for k in FIELDS},
            **{k: v for k, v in figures.items() if k not in FIELDS}}
     line = json.dumps(row, default=str, sort_keys=False)
     print(f"CHAOS {line}")
@@ -41,7 +43,8 @@ def exchange_stats(url: object) -> dict:
 
 
 def bars_lost(url: object) -> int:
-    """Bars of the exchange's truth that the final minute_bars lack or carry with other values."""
+    """Bars of the truth (built from the exchange's trades) that the final minute_bars lack or carry
+    with other values."""
     expected = truth_bars(url)
     if not lake.partition_exists("minute_bars", DAY):
         return expected.height

@@ -1,14 +1,16 @@
 """Chaos: the collector's archive disk fills up (a 256 KiB tmpfs; skipped with the reason when
 this is not root or the mount fails). The writer reports DISK_LOW once the free-space floor is
 crossed and refuses further trades (counted, their seq numbers missing) instead of writing torn
-lines; every line on the disk is whole. The pipeline should then recover every refused trade's
-bar; today it misses the minute(s) refused while heartbeats continued (xfail with the count)."""
+lines; every line on the disk is whole. The pipeline then recovers every refused trade's bar: the
+DISK_LOW..DISK_OK stretch (or DISK_LOW to the close) is a loss window although heartbeats went on."""
 
 import json
 import time
 
+import polars as pl
 import pytest
 
+from stock_pipelines import lake
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines_tests.archive.test_writer import tiny_tmpfs  # noqa: F401 (fixture)
 from stock_pipelines_tests.chaos.figures import (
@@ -74,8 +76,9 @@ def test_disk_floor_reports_disk_low_and_the_refused_trades_are_recovered(
                    if e.asset_key.path == ["raw_ticks"])
         stats = exchange_stats(url)
         lost = bars_lost(url)
+        floor_gaps = lake.read_partition("gap_report", DAY).filter(pl.col("reason").str.contains("disk-space floor"))
         record("archive disk full (tmpfs, floor)", "DISK_LOW reported; bars recovered" if lost == 0
-               else "DISK_LOW reported; bars refused while beating NOT recovered (known defect)",
+               else "DISK_LOW reported; bars refused while beating NOT recovered",
                bars_lost=lost, calls=run.calls, lower_bound_calls=run.metadata.get("lower_bound_calls"),
                rate_limited=stats["rate_limited"], time_to_detect_s=detect, time_to_recover_s=run.seconds,
                tick_bars=tick_bars_height(), gaps=run.metadata.get("gaps"), exit_code=process.returncode,
@@ -83,9 +86,5 @@ def test_disk_floor_reports_disk_low_and_the_refused_trades_are_recovered(
     assert detect is not None, f"no DISK_LOW within 20 s (exit {process.returncode}): {stderr[-1000:]}"
     assert raw["quarantined"].value == 0  # whole lines only on the full disk
     assert run.result.success and run.metadata["windows_unrecovered"] == 0
-    if lost:
-        # Found by this suite: trades refused at the floor while the collector still beats are in no
-        # gap (heartbeats vouch for them; no later trade shows a cumulative-volume jump; DISK_LOW is
-        # not read as a loss window by recovery.detect), so the minute(s) before the DOWN stay short.
-        pytest.xfail(f"{lost} bars lost: trades refused at the disk floor while heartbeats continued "
-                     "are in no gap (DISK_LOW is not a LOSS_WINDOW)")
+    assert floor_gaps.height > 0, "the DISK_LOW stretch did not become a gap"
+    assert lost == 0, f"{lost} bars lost: trades refused at the disk floor were not recovered"

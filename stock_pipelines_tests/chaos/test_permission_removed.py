@@ -1,9 +1,10 @@
 """Chaos: write permission on the archive is taken away from a running collector: its trades
 directories become immutable (`chattr +i`, which even root cannot write through: EPERM) once it
 streams, before it creates its first trades file; skipped with the reason when chattr is refused
-here. The collector must stop at once (exit 1) with the path and the fix in its message, leave
+here (a failure in CI). The collector must stop at once (exit 1) with the path and the fix in its message, leave
 only whole lines, and the pipeline recovers what it could not write."""
 
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from stock_pipelines.sim.runner import run_exchange
+from stock_pipelines_tests.capabilities import require_capability
 from stock_pipelines_tests.chaos.figures import (
     bars_lost,
     exchange_stats,
@@ -33,6 +35,7 @@ COLLECTOR = "perm-1"
 
 
 def _immutable(paths: list[Path], on: bool) -> subprocess.CompletedProcess:
+    require_capability("chattr", shutil.which("chattr") is not None, "no chattr binary (Debian package e2fsprogs)")
     return subprocess.run(["chattr", "+i" if on else "-i", *map(str, paths)], capture_output=True, text=True,
                           timeout=10, check=False)
 
@@ -53,8 +56,9 @@ def test_permission_removed_stops_the_collector_with_the_path_and_loses_nothing_
             trades.mkdir(parents=True, exist_ok=True)
             locked = [trades, *[p for p in trades.rglob("*") if p.is_dir()]]
             done = _immutable(locked, True)
-            if done.returncode != 0:
-                pytest.skip(f"chattr +i refused here: {done.stderr.strip()}")
+            require_capability("chattr +i", done.returncode == 0,
+                               f"chattr +i refused ({done.stderr.strip()}): needs root (CAP_LINUX_IMMUTABLE) "
+                               "and a filesystem with the immutable flag (ext4, xfs, btrfs)")
             admin(url, "/admin/clock", {"pinned": False})
             started = time.monotonic()
             exit_code = process.wait(20)

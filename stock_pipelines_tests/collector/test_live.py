@@ -5,7 +5,7 @@ window reported, failover to a second source and back."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from stock_pipelines.collector.status import read_status
 from stock_pipelines.heartbeat import HeartbeatStore, LifecycleEvent, Status
 from stock_pipelines.sim.runner import run_exchange
+from stock_pipelines_tests.waiting import wait_until
 
 from .conftest import (
     DAY,
@@ -187,23 +188,33 @@ def test_idle_with_heartbeats_outside_trading_time_and_primed_from_0855(tmp_path
         codes = list(url.exchange.day.codes)
         with live_collector(url, codes, tmp_path / "archive", client, fast_settings()) as (
                 collector, handle, clock):
-            time.sleep(1.5)  # 20:00-20:01.5 at night: beats, no connection attempts
+            store = HeartbeatStore(client)
+
+            def beat_at_or_after(moment):
+                return lambda: (b := store.latest("live-1")) is not None and b.at >= moment and b
+
+            # a beat a minute into the night (one wall second at speed 60): the collector is running
+            beats = wait_until(beat_at_or_after(seoul(20, 1)), 15, "a heartbeat from 20:01 on")
             night = admin(url, "/admin/stats", None)
             assert collector.state == "idle" and night.get("ws_connections", 0) == 0
             assert night["calls"] == {}  # not even an approval key
-            beats = HeartbeatStore(client).latest("live-1")
-            assert beats is not None and beats.status is Status.STARTING
+            assert beats.status is Status.STARTING
 
-            admin(url, "/admin/clock", {"at": seoul(8, 54, 30).replace(day=21).isoformat()})  # Saturday
+            saturday = seoul(8, 54, 30).replace(day=21)
+            admin(url, "/admin/clock", {"at": saturday.isoformat()})
             clock.sync()
-            time.sleep(1.0)
+            # past Saturday's 08:55 (when a session day would be primed): still no connection
+            wait_until(beat_at_or_after(saturday + timedelta(minutes=1)), 15, "a heartbeat from Saturday 08:55:30 on")
             assert admin(url, "/admin/stats", None).get("ws_connections", 0) == 0
 
-            admin(url, "/admin/clock", {"at": seoul(8, 54, 30).isoformat()})  # the session day, unprimed
+            admin(url, "/admin/clock", {"at": seoul(8, 54).isoformat()})  # the session day, unprimed
             clock.sync()
-            time.sleep(0.2)
-            assert admin(url, "/admin/stats", None).get("ws_connections", 0) == 0
-            wait_subscribed(handle, collector)  # 08:55 comes after half a wall second at speed 60
+            wait_until(beat_at_or_after(seoul(8, 54, 5)), 15, "a heartbeat from the session day's 08:54:05 on")
+            connections = admin(url, "/admin/stats", None).get("ws_connections", 0)
+            still_before = datetime.fromisoformat(admin(url, "/admin/clock", None)["now"]) < seoul(8, 55)
+            assert still_before, "the exchange clock passed 08:55 before the check (machine too slow to tell)"
+            assert connections == 0
+            wait_subscribed(handle, collector)  # 08:55 comes a wall second later at speed 60
             assert clock.now() >= seoul(8, 55).timestamp()
     assert [e["event"] for e in collector.events][:1] == ["UP"]
 

@@ -24,6 +24,8 @@ from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recove
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.heartbeat import HeartbeatStore, Status
 from stock_pipelines.sim.runner import run_exchange
+from stock_pipelines_tests.truth import truth_bars
+from stock_pipelines_tests.waiting import wait_until
 
 from .conftest import DAY, US, admin, archived, end_the_day, keys, pin, seoul, truth
 
@@ -148,18 +150,6 @@ def test_sigterm_leaves_complete_files_and_a_final_heartbeat(tmp_path, redis_ser
 ASSETS = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
 
 
-def truth_bars(sim) -> pl.DataFrame:
-    frames = []
-    for code in sim.codes:
-        bars = sim.minute_bars(code)
-        frames.append(pl.DataFrame({"symbol": [code] * len(bars), "minute": bars.start, "open": bars.open,
-                                    "high": bars.high, "low": bars.low, "close": bars.close,
-                                    "volume": bars.volume}))
-    minute = pl.from_epoch("minute", time_unit="us").dt.replace_time_zone("UTC")
-    return (pl.concat(frames).with_columns(minute)
-            .cast({c: pl.Int64 for c in ("open", "high", "low", "close", "volume")}).sort("symbol", "minute"))
-
-
 def test_sigkill_loses_at_most_the_flush_window_and_the_gap_machinery_recovers_it(
         tmp_path, redis_server, monkeypatch):
     client = redis_server.client()
@@ -173,7 +163,9 @@ def test_sigkill_loses_at_most_the_flush_window_and_the_gap_machinery_recovers_i
         try:
             wait_streaming(process, client, "kill-1")
             admin(url, "/admin/clock", {"pinned": False})
-            time.sleep(3.0)  # six minutes of the open
+            beats = HeartbeatStore(client)
+            wait_until(lambda: (b := beats.latest("kill-1")) and b.last_trade_at and b.last_trade_at >= seoul(9, 4),
+                       30, "a heartbeat vouching for trades up to 09:04 (six minutes of the open)")
             process.kill()
             killed_at = pin(url)
             process.wait(10)
@@ -184,6 +176,9 @@ def test_sigkill_loses_at_most_the_flush_window_and_the_gap_machinery_recovers_i
         result = archived(tmp_path / "archive")
         assert result.stats.quarantined == 0 and result.stats.duplicates == 0  # whole lines only
         missing = set(expected) - keys(result)
+        # (symbol, minute) the kill cut through: some of its trades archived, some lost
+        minute_of = {k: expected[k] - expected[k] % (60 * US) for k in expected}
+        cut = {(k[0], minute_of[k]) for k in missing} & {(k[0], minute_of[k]) for k in keys(result)}
         assert keys(result) <= set(expected) and len(expected) > 1000
         # The archive is a prefix of each symbol's trades: a kill costs only the tail, never a hole ...
         for code, cums in result.ticks.group_by("symbol").agg(pl.col("cum").sort()).iter_rows():
@@ -210,4 +205,13 @@ def test_sigkill_loses_at_most_the_flush_window_and_the_gap_machinery_recovers_i
     missing_bars = expected_bars.join(got, on=["symbol", "minute"], how="anti")
     # every bar is back, the closing print's (stamped 15:30, outside [open, close)) included
     assert got.equals(expected_bars), missing_bars
+    # the minutes the kill cut through were short in the archive and are whole again
+    assert cut, "no minute was partly archived: the kill did not cut through one"
+    edges = pl.DataFrame({"symbol": [s for s, _ in cut], "minute": [m for _, m in cut]},
+                         schema={"symbol": pl.String, "minute": pl.Int64}).with_columns(
+        pl.col("minute").cast(pl.Datetime("us", "UTC")))
+    at_edges = expected_bars.join(edges, on=["symbol", "minute"]).sort("symbol", "minute")
+    short = before.select(expected_bars.columns).join(edges, on=["symbol", "minute"]).sort("symbol", "minute")
+    assert short.height == len(cut) and (short["volume"] < at_edges["volume"]).all(), (short, at_edges)
+    assert got.join(edges, on=["symbol", "minute"]).sort("symbol", "minute").equals(at_edges)
     assert set(final["source"]) >= {"ticks", "rest_kis"}

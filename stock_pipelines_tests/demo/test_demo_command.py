@@ -69,6 +69,15 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
     assert summary["end_of_day_checks"] and all(summary["end_of_day_checks"].values())
     assert "minute_bars_day_volume" in summary["end_of_day_checks"]
     assert "quality report: CERTIFIED" in out
+    # the default outages 10:00-10:25 and 13:40-13:52 removed 37 minutes of each of 40 symbols; a
+    # call returns up to 30 of today's bars, so no recovery can take fewer than 40 x 2 = 80 calls
+    assert summary["missing_symbol_minutes"] == 40 * 37
+    assert summary["lower_bound_calls"] == 80
+    assert summary["exchange_minute_bar_calls"] <= 88, summary  # within 1.1x, counted by the exchange
+    # the broker's bars stand in the outages' minutes (and at most the minute either side), the
+    # archive's everywhere else
+    assert summary["bars_by_source"]["rest_kis"] <= 40 * (37 + 2 * 2), summary["bars_by_source"]
+    assert "lower bound 80 for the 1,480 symbol-minutes the outages removed" in out
 
     # what `./run ui` shows afterwards: the sensor's recovery run, the end-of-day run with every
     # check for the partition, and the report in quality_report's metadata

@@ -7,7 +7,7 @@ import exchange_calendars
 import pandas as pd
 import pytest
 
-from stock_pipelines.market import SEOUL, CalendarRangeError, Phase, krx_calendar
+from stock_pipelines.market import SEOUL, CalendarHorizon, CalendarRangeError, Phase, krx_calendar
 from stock_pipelines.market.calendar import load_overrides
 
 
@@ -22,7 +22,7 @@ def calendar():
 
 @pytest.fixture(scope="module")
 def xkrx_sessions():
-    xkrx = exchange_calendars.get_calendar("XKRX", start="2020-01-01", end="2027-12-31")
+    xkrx = exchange_calendars.get_calendar("XKRX", start="2020-01-01", end="2028-12-31")
     return {
         ts.date(): (o.tz_convert(SEOUL).to_pydatetime(), c.tz_convert(SEOUL).to_pydatetime())
         for ts, o, c in zip(xkrx.schedule.index, xkrx.schedule.open, xkrx.schedule.close, strict=True)
@@ -33,7 +33,7 @@ def test_agrees_with_xkrx_except_where_the_override_table_says_otherwise(calenda
     overridden = set(calendar.overrides)
     disagreements = []
     day = date(2020, 1, 1)
-    while day <= date(2027, 12, 31):
+    while day <= date(2028, 12, 31):
         ours = calendar.session(day)
         theirs = xkrx_sessions.get(day)
         ours_tuple = (ours.open, ours.close) if ours else None
@@ -64,10 +64,17 @@ def test_csat_days_open_10_and_close_1630(calendar, day):
     assert calendar.phase(at(day, "09:29:59")) is Phase.CLOSED
 
 
+@pytest.mark.parametrize("day", ["2027-11-18", "2028-11-16"])  # third Thursday of November, as every year
+def test_csat_days_not_yet_announced_are_provisional_rows(calendar, day):
+    session = calendar.session(date.fromisoformat(day))
+    assert (session.open.time(), session.close.time()) == (time(10), time(16, 30))
+    assert calendar.overrides[date.fromisoformat(day)].status == "provisional"
+
+
 @pytest.mark.parametrize(
     "day",
     ["2020-01-02", "2021-01-04", "2022-01-03", "2023-01-02", "2024-01-02", "2025-01-02", "2026-01-02",
-     "2027-01-04"],
+     "2027-01-04", "2028-01-03"],
 )
 def test_first_trading_day_of_each_year_opens_at_10(calendar, day):
     session = calendar.session(date.fromisoformat(day))
@@ -85,6 +92,7 @@ def test_first_trading_day_of_each_year_opens_at_10(calendar, day):
         ("2024-04-10", None),  # 22nd legislative election
         ("2025-06-03", None),  # 21st presidential election (snap)
         ("2026-06-03", "Local elections"),  # missing in exchange_calendars 4.13: from the override table
+        ("2028-04-12", "National Assembly elections"),  # likewise (provisional: the statutory date)
     ],
 )
 def test_election_days_are_closed(calendar, day, reason_part):
@@ -95,7 +103,7 @@ def test_election_days_are_closed(calendar, day, reason_part):
         assert reason_part in info.reason
 
 
-@pytest.mark.parametrize("year", range(2020, 2028))
+@pytest.mark.parametrize("year", range(2020, 2029))
 def test_year_end_is_closed(calendar, year):
     assert not calendar.is_trading_day(date(year, 12, 31))
     last = calendar.previous_trading_day(date(year, 12, 31))
@@ -196,15 +204,29 @@ def test_trading_windows_split_per_session(calendar):
 
 
 def test_dates_outside_the_supported_range_are_refused(calendar):
-    with pytest.raises(CalendarRangeError, match=r"2019-12-31 is outside the supported range 2020-01-01\.\.2027-12-31"):
+    with pytest.raises(CalendarRangeError, match=r"2019-12-31 is outside the supported range 2020-01-01\.\.2028-12-31"):
         calendar.day(date(2019, 12, 31))
     with pytest.raises(CalendarRangeError):
-        calendar.trading_time(at("2027-12-30", "09:00:00"), at("2028-01-05", "09:00:00"))
+        calendar.trading_time(at("2028-12-28", "09:00:00"), at("2029-01-05", "09:00:00"))
 
 
-def test_supported_range_reaches_the_end_of_next_year():
-    # The calendar promises 2020 through the end of next year. When this fails, extend
-    # SUPPORTED_LAST_DAY and review the next year's special sessions into krx_overrides.csv.
-    from stock_pipelines.market import SUPPORTED_LAST_DAY
-
-    assert SUPPORTED_LAST_DAY >= date(datetime.now(SEOUL).year + 1, 12, 31)
+@pytest.mark.parametrize(
+    "today, days_left, running_out",
+    [
+        (date(2026, 12, 1), 365 + 366 + 30, False),  # 2028 is a leap year
+        (date(2028, 11, 1), 60, False),
+        (date(2028, 11, 2), 59, True),
+        (date(2028, 12, 31), 0, True),
+        (date(2029, 1, 2), -2, True),
+    ],
+)
+def test_the_horizon_counts_the_days_left_and_warns_below_60(today, days_left, running_out):
+    horizon = CalendarHorizon(today, date(2028, 12, 31))
+    assert (horizon.days_left, horizon.running_out) == (days_left, running_out)
+    described = horizon.describe()
+    assert ("extend SUPPORTED_LAST_DAY" in described) is running_out
+    assert horizon.to_json()["warning"] == (described if running_out else None)
+    if days_left >= 0:
+        assert described.startswith(f"KRX calendar supported through 2028-12-31: {days_left} days left")
+    else:
+        assert described.startswith("KRX calendar ended on 2028-12-31, 2 days ago")

@@ -1,6 +1,7 @@
 """`stock-pipelines calendar` through the installed console script."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -8,12 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from stock_pipelines.ops import clock
+from stock_pipelines.ops.clock import ENV_FAKE_NOW
+
 CLI = shutil.which("stock-pipelines", path=str(Path(sys.executable).parent))
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, now: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI; `now` pins its project clock (else the session's)."""
     assert CLI, "the stock-pipelines console script is not installed in this environment"
-    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, ENV_FAKE_NOW: now} if now else None
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_calendar_prints_one_json_object_a_line():
@@ -46,19 +52,44 @@ def test_calendar_prints_one_json_object_a_line():
     ]
 
 
-def test_calendar_without_a_date_answers_for_today():
-    result = run_cli("calendar")
+@pytest.mark.parametrize(
+    "now, day, trading_day",
+    [("2026-12-01T12:20:00+09:00", "2026-12-01", True), ("2026-12-25T23:50:00+09:00", "2026-12-25", False)],
+)
+def test_calendar_without_a_date_answers_for_today_by_the_project_clock(now, day, trading_day):
+    result = run_cli("calendar", now=now)
     assert result.returncode == 0, result.stderr
     (record,) = [json.loads(line) for line in result.stdout.splitlines()]
-    assert set(record) == {"date", "trading_day", "open", "close", "reason"}
+    assert (record["date"], record["trading_day"]) == (day, trading_day)
+
+
+@pytest.mark.clock
+def test_calendar_without_a_date_answers_for_the_sessions_today():
+    before = clock.now().date().isoformat()
+    result = run_cli("calendar")
+    after = clock.now().date().isoformat()  # the CLI may have run across midnight
+    assert result.returncode == 0, result.stderr
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["date"] in {before, after}
+    assert "KRX calendar supported through" in result.stderr
+
+
+def test_calendar_reports_the_days_left_and_warns_below_60():
+    plenty = run_cli("calendar", "2026-11-20", now="2026-12-01T12:20:00+09:00")
+    assert plenty.returncode == 0, plenty.stderr
+    assert plenty.stderr == "KRX calendar supported through 2028-12-31: 761 days left\n"
+    short = run_cli("calendar", "2026-11-20", now="2028-11-20T09:00:00+09:00")
+    assert short.returncode == 0, short.stderr
+    assert short.stderr.startswith("WARNING: KRX calendar supported through 2028-12-31: 41 days left, below 60")
+    assert json.loads(short.stdout)["date"] == "2026-11-20"  # stdout is still one record per date
 
 
 @pytest.mark.parametrize(
     "argument, message",
     [
         ("2026-13-01", "'2026-13-01' is not a date: expected YYYY-MM-DD"),
-        ("2019-12-31", "2019-12-31 is outside the supported range 2020-01-01..2027-12-31"),
-        ("2028-01-03", "2028-01-03 is outside the supported range 2020-01-01..2027-12-31"),
+        ("2019-12-31", "2019-12-31 is outside the supported range 2020-01-01..2028-12-31"),
+        ("2029-01-02", "2029-01-02 is outside the supported range 2020-01-01..2028-12-31"),
         ("yesterday", "'yesterday' is not a date"),
     ],
 )

@@ -1,9 +1,9 @@
 """HeartbeatStore against a real Redis server; the archive system stream as the second source."""
 
 import random
-import time
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 import redis
 
 from stock_pipelines.archive.record import SystemRecord
@@ -21,6 +21,8 @@ from stock_pipelines.heartbeat import (
 )
 from stock_pipelines.heartbeat.model import to_us
 from stock_pipelines.market import SEOUL
+from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
+from stock_pipelines_tests.waiting import wait_until
 
 YESTERDAY = date(2026, 3, 5)
 
@@ -75,6 +77,16 @@ def test_stale_collectors_are_those_silent_for_three_of_their_own_intervals(redi
     assert store.stale_collectors() == {"fast": 20.0}
     clock.now = seoul(YESTERDAY, "10:00:20")
     assert store.stale_collectors() == {"fast": 40.0, "slow": 40.0}
+
+
+def test_collectors_are_pruned_by_the_project_clock_not_the_wall_clock(redis_server, monkeypatch):
+    # the default clock, as the demo, the recovery asset and `collector` use it; set in the past
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(seoul(YESTERDAY, "10:00")))
+    store = HeartbeatStore(redis_server.client())
+    store.beat(beat("recent", seoul(YESTERDAY, "09:59:40")))
+    store.beat(beat("old", seoul(YESTERDAY, "09:59:40") - timedelta(days=14)))  # past the 14-day TTL
+    assert store.collectors() == {"recent": 20.0}
+    assert redis_server.client().zrange("sp:hb:collectors", 0, -1) == ["recent"]  # "old" is gone for good
 
 
 def test_redis_script_and_python_rule_agree_on_irregular_beats(redis_server):
@@ -188,6 +200,7 @@ def test_archive_down_event_closes_an_interval_like_redis_does():
     ]
 
 
+@pytest.mark.clock  # beats are stamped by the project clock
 def test_publisher_beats_on_its_own_and_survives_a_redis_outage(redis_server):
     client = redis_server.client(socket_timeout=0.5, socket_connect_timeout=0.5)
     store = HeartbeatStore(client)
@@ -196,14 +209,14 @@ def test_publisher_beats_on_its_own_and_survives_a_redis_outage(redis_server):
         store, "sim-1", lambda: Snapshot(("005930",), datetime.now(UTC)), interval_s=0.05, on_beat=mirrored.append
     )
     publisher.start()
-    time.sleep(0.4)
+    wait_until(lambda: store.latest("sim-1"), 5, "a beat in Redis")
     redis_server.kill()
-    time.sleep(0.3)  # beats fail, the thread keeps going
+    at_kill = len(mirrored)
+    # beats fail, the thread keeps going (and reaching the archive mirror) through the outage
+    wait_until(lambda: publisher.failures >= 2 and len(mirrored) >= at_kill + 2, 5, "two beats while Redis is down")
     redis_server.start()
-    time.sleep(0.3)
+    wait_until(lambda: store.latest("sim-1"), 5, "a beat in the restarted Redis")
     publisher.stop()
-    assert publisher.failures >= 1
-    assert len(mirrored) >= 5  # beats went on (and reached the archive mirror) through the outage
     latest = store.latest("sim-1")  # written after the restart (the restarted server is empty)
     assert latest is not None and latest.symbols == ("005930",) and latest.interval_s == 0.05
     events, _ = store.read_events()

@@ -14,6 +14,7 @@ import pytest
 from stock_pipelines.brokers.model import BrokerAuthError
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.alerts import Alerter
+from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.ops.heartbeat_rules import Window
 from stock_pipelines.ops.status import status_document
@@ -65,7 +66,7 @@ def receiver():
 def env(redis_server, monkeypatch, tmp_path):
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("STOCK_PIPELINES_FAKE_NOW", raising=False)
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2026, 11, 20, 10, 0, 30, tzinfo=SEOUL)))
     return redis_server
 
 
@@ -185,6 +186,12 @@ def test_status_document_and_cli(env, tmp_path):
     assert doc["dormant"]["dormant"] is False
     assert json.loads(doc["last_recovery_runs"][0]["detail"]) == {"windows_recovered": 3, "rest_bars": 120}
     assert doc["ok"] is True
+    assert doc["calendar"] == {"supported_until": "2028-12-31", "days_left": 772, "warning": None}
+    near_the_end = status_document(client, datetime(2028, 11, 20, 10, 0, tzinfo=SEOUL))
+    assert near_the_end["calendar"]["days_left"] == 41
+    assert near_the_end["calendar"]["warning"].startswith(
+        "KRX calendar supported through 2028-12-31: 41 days left, below 60: extend SUPPORTED_LAST_DAY"
+    )
 
     cli_env = {**os.environ, "REDIS_URL": env.url}
     out = subprocess.run(
@@ -196,6 +203,7 @@ def test_status_document_and_cli(env, tmp_path):
         timeout=60,
     )
     assert out.returncode == 0 and json.loads(out.stdout)["redis"] == "ok"
+    assert json.loads(out.stdout)["calendar"]["days_left"] == 772  # the project clock: 2026-11-20
     gov.guard.enter("test")
     out = subprocess.run(
         check=False,
@@ -226,3 +234,27 @@ def test_status_document_and_cli(env, tmp_path):
         timeout=60,
     )
     assert good.returncode == 0 and json.loads(good.stdout)["dormant"] is False
+
+
+def test_a_dormant_alert_the_webhook_refused_is_sent_again_until_delivered(env):
+    client, clock = env.client(), Clock()
+    webhook = Receiver(status=500)
+    try:
+        gov = RecoveryGovernance(client, "kis", clock=clock, alerter=Alerter(client, webhook.url))
+        for n in range(1, 11):
+            clock.t += 700
+            gov.record_run(f"run-{n}", False, WINDOW, f"boom {n}")
+        assert [b["kind"] for b in webhook.bodies] == ["dormant"]  # entering dormant: refused (500)
+        gov.verdict()
+        assert [b["kind"] for b in webhook.bodies] == ["dormant", "dormant"]  # still dormant: tried again
+    finally:
+        webhook.close()
+    working = Receiver()
+    try:
+        gov.alerter = Alerter(client, working.url)
+        gov.verdict()
+        gov.verdict()
+        assert [b["kind"] for b in working.bodies] == ["dormant"]  # delivered once, then quiet
+        assert "10 consecutive failed recoveries" in working.bodies[0]["text"]
+    finally:
+        working.close()

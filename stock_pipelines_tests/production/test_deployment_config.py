@@ -5,6 +5,7 @@ dagster.yaml through Dagster's own config validation."""
 import argparse
 import re
 
+import dagster as dg
 import pytest
 from dagster._core.instance.config import dagster_instance_config
 from dagster._core.instance.ref import InstanceRef
@@ -226,3 +227,35 @@ def test_the_stock_pipelines_commands_in_the_production_guide_parse():
             parser.parse_args(argv)
         except (argparse.ArgumentError, SystemExit) as error:
             pytest.fail(f"stock-pipelines {' '.join(argv)}: {error}")
+
+
+def declared_pools() -> set[str]:
+    from stock_pipelines.definitions import defs
+
+    return {
+        node.definition.pool
+        for job in defs.resolve_all_job_defs()
+        for node in job.graph.nodes
+        if node.definition.pool is not None
+    }
+
+
+@pytest.mark.parametrize("which", sorted(INSTANCE_FILES))
+def test_every_pool_the_steps_declare_is_sized_by_each_instance(which, tmp_path, monkeypatch):
+    """The broker pool the steps claim exists, with a limit, wherever runs execute."""
+    from stock_pipelines.defs.broker_steps import BROKER_POOL
+
+    assert declared_pools() == {BROKER_POOL}
+    for name in PG_ENV:
+        monkeypatch.setenv(name, "5432" if name.endswith("PORT") else "x")
+    monkeypatch.setenv("STOCK_PIPELINES_IMAGE", "stock_pipelines:latest")
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_FILES[which].read_text())
+    config, _ = dagster_instance_config(str(tmp_path))
+    pools = config["concurrency"]["pools"]
+    # no per-pool limits in dagster.yaml: every pool gets default_limit, enforced per op
+    assert pools["default_limit"] >= 1 and pools.get("granularity", "op") == "op"
+    if which == "embedded":  # the SQLite instance `./run ui` uses enforces it too
+        with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+            assert instance.event_log_storage.supports_global_concurrency_limits
+            info = instance.event_log_storage.get_concurrency_info(BROKER_POOL)
+            assert info.limit == pools["default_limit"]

@@ -3,7 +3,7 @@ simulator's own ground truth: coverage figures equal the truth, planted defects 
 named, a failing blocking check stops downstream assets, the report is written and certified."""
 
 import json
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
 import polars as pl
@@ -17,13 +17,12 @@ from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recove
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.defs.checks.minute_bars_checks import minute_bars_checks
 from stock_pipelines.market import SEOUL, krx_calendar
-from stock_pipelines.quality.sample import choose_sample
 from stock_pipelines.quality.store import read_day_totals, read_summary, report_dir
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.server import ExchangeConfig
 from stock_pipelines_tests.conftest import RedisServer
-from stock_pipelines_tests.recovery.test_pipeline_on_simulator import truth_bars
+from stock_pipelines_tests.truth import truth_bars
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -217,8 +216,20 @@ def _drop_one_trade(archive, symbol: str) -> dict:
     return dropped
 
 
-def test_planted_defects_are_found_and_named(env, capsys):
+def active_sample_window(day: date, activity: dict[str, int]) -> tuple[str, datetime, datetime]:
+    """Where the broker sample must look, worked out from its documented rule: past a day, a KIS
+    minute-chart call answers 120 bars, so a regular session's 381 bar slots are 4 pages; the most
+    active symbol (by traded volume) gets page (day's ordinal) mod 4."""
+    symbol = max(sorted(activity), key=lambda s: activity[s])
+    page = day.toordinal() % 4
+    open_ = datetime.combine(day, time(9, 0), SEOUL)
+    return symbol, open_ + timedelta(minutes=120 * page), open_ + timedelta(minutes=min(120 * (page + 1), 380))
+
+
+def test_planted_defects_are_found_and_named(env, capsys, monkeypatch):
     tmp_path, _truth = env
+    monkeypatch.setenv("STOCK_PIPELINES_FAKE_NOW", datetime.combine(DAY + timedelta(days=1), time(9, 0), SEOUL)
+                       .isoformat())  # the morning after: DAY is a past day for the broker
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS, corrupt=4)  # no outage
     dropped = _drop_one_trade(tmp_path / "archive", "000660")
     instance = dg.DagsterInstance.ephemeral()
@@ -228,15 +239,11 @@ def test_planted_defects_are_found_and_named(env, capsys):
     tick_bars = lake.read_partition("tick_minute_bars", DAY)
     ticks = lake.read_partition("raw_ticks", DAY)
     activity = dict(ticks.group_by("symbol").agg(pl.col("qty").sum()).iter_rows())
-    session = krx_calendar().session(DAY)
-    recovered = lake.read_partition("recovered_minute_bars", DAY)
-    window = next(
-        w for w in choose_sample(DAY, session, recovered, activity, 20, date.today()) if w.reason == "active"
-    )
+    symbol, start, end = active_sample_window(DAY, activity)
     in_window = tick_bars.filter(
-        (pl.col("symbol") == window.symbol)
-        & (pl.col("minute") >= window.start.astimezone(UTC))
-        & (pl.col("minute") < window.end.astimezone(UTC))
+        (pl.col("symbol") == symbol)
+        & (pl.col("minute") >= start.astimezone(UTC))
+        & (pl.col("minute") < end.astimezone(UTC))
         & (pl.col("open") != pl.col("close"))
     )
     victim = in_window.row(in_window.height // 2, named=True)

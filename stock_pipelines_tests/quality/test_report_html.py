@@ -1,7 +1,6 @@
 """The HTML report renders in a real browser (headless Chromium) with both charts: the gap
 timeline (gaps coloured by what filled them, holes in red) and completeness over recent days."""
 
-import os
 import shutil
 import subprocess
 from datetime import date
@@ -17,6 +16,7 @@ from stock_pipelines.defs.assets.recovery import gap_report, minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.quality.store import read_summary, report_dir
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
+from stock_pipelines_tests.capabilities import require_capability
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -77,11 +77,8 @@ def run_browser(binary: str, *args: str) -> subprocess.CompletedProcess:
 
 def test_html_report_renders_with_its_charts_in_headless_chromium(tmp_path, monkeypatch, capsys):
     binary = browser()
-    if binary is None:
-        message = "no Chromium binary on PATH (apt-get install -y chromium): cannot render the HTML report"
-        if os.environ.get("CI"):  # .ci/run installs it: a missing browser there is a failure, not a skip
-            pytest.fail(message)
-        pytest.skip(message)
+    require_capability("chromium", binary is not None,
+                       "no Chromium binary on PATH (apt-get install -y chromium): cannot render the HTML report")
     monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(tmp_path / "archive"))
     monkeypatch.setenv("STOCK_PIPELINES_QUALITY_REST_CALLS", "0")

@@ -64,6 +64,22 @@ def test_disk_floor_refusals_while_beating_become_gaps_until_space_returns(tmp_p
     ]
 
 
+def test_disk_floor_gaps_start_at_the_oldest_refused_trade(tmp_path):
+    # the writer refuses trades that executed before its DISK_LOW line (they reach it late)
+    system = tmp_path / "kis-1" / "system" / "20261120.jsonl"
+    system.parent.mkdir(parents=True)
+    system.write_text("".join([
+        SystemRecord("DISK_LOW", us(at("10:10")), "kis-1", {"from_us": us(at("10:09:20"))}).to_json_line(),
+        SystemRecord("DISK_OK", us(at("10:20")), "kis-1", {"refused_from_us": us(at("10:09:05"))}).to_json_line(),
+        SystemRecord("DISK_LOW", us(at("15:00")), "kis-1", {"from_us": us(at("14:59:30"))}).to_json_line(),
+    ]), encoding="utf-8")
+    collector = CollectorDay("kis-1", (UpInterval(at("08:55"), at("15:40")),), "redis", ("005930",))
+    ticks = pl.DataFrame(schema={"collector": pl.String, "symbol": pl.String, "ts": pl.Datetime("us", "UTC"),
+                                 "qty": pl.Int64, "cum": pl.Int64})
+    gaps = [g for g in detect_gaps(DAY, ticks, [collector], archive_root=tmp_path) if "disk-space" in g.reason]
+    assert [(g.start, g.end) for g in gaps] == [(at("10:09:05"), at("10:20")), (at("14:59:30"), at("15:30"))]
+
+
 def test_a_window_the_sensor_saw_is_downtime_unless_already_found():
     from datetime import datetime
 
@@ -83,4 +99,19 @@ def test_a_window_the_sensor_saw_is_downtime_unless_already_found():
     found = [Gap(GapKind.DOWNTIME, "kis-1", t("10:32:40"), t("10:33:00"), ("005930",), "hb")]
     assert requested_gaps([window], "collector_heartbeat_sensor:kis-1", found, collectors) == []
     assert requested_gaps([window], "collector_heartbeat_sensor:other", [], collectors) == []
+    # a window wider than what was found adds only its uncovered parts, never the whole window
+    wide = f"{t('10:00:00').isoformat()}/{t('13:52:00').isoformat()}"
+    found = [Gap(GapKind.DOWNTIME, "kis-1", t("10:00:00"), t("10:25:00"), ("005930",), "hb"),
+             Gap(GapKind.SILENCE, "kis-1", t("10:30:00"), t("10:40:00"), ("005930",), "silent"),
+             Gap(GapKind.DOWNTIME, "other", t("11:00:00"), t("12:00:00"), ("005930",), "hb"),
+             Gap(GapKind.DOWNTIME, "kis-1", t("13:30:00"), t("13:45:00"), ("005930",), "hb"),
+             Gap(GapKind.DOWNTIME, "kis-1", t("13:40:00"), t("13:52:00"), ("005930",), "hb")]
+    assert [(g.start, g.end) for g in requested_gaps([wide], "collector_heartbeat_sensor:kis-1", found, collectors)] \
+        == [(t("10:25:00"), t("13:30:00"))]
+    two = [f"{t('10:00:00').isoformat()}/{t('10:25:00').isoformat()}",
+           f"{t('13:40:00').isoformat()}/{t('13:52:00').isoformat()}"]
+    assert requested_gaps(two, "collector_heartbeat_sensor:kis-1", found, collectors) == []
+    young = [Gap(GapKind.DOWNTIME, "kis-1", t("10:00:00"), t("10:10:00"), ("005930",), "hb")]
+    assert [(g.start, g.end) for g in requested_gaps(two, "collector_heartbeat_sensor:kis-1", young, collectors)] \
+        == [(t("10:10:00"), t("10:25:00")), (t("13:40:00"), t("13:52:00"))]
     assert requested_gaps(["not a window"], "collector_heartbeat_sensor:kis-1", [], collectors) == []

@@ -1,8 +1,10 @@
 """Done-when of the gaps/back-fill issue: a `sim day` with outages and corruptions goes through
 raw_ticks -> gap_report -> recovered_minute_bars -> minute_bars and every minute bar the exchange
-has is back, checked against the simulator's own ground truth, at the call lower bound."""
+has is back, checked against bars built independently from the simulator's trades (truth.py),
+the partly-lost minutes at each outage's edges included, at the call lower bound."""
 
-from datetime import date, timedelta
+import math
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 import httpx
@@ -13,33 +15,40 @@ from stock_pipelines import lake
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
-from stock_pipelines.market import krx_calendar
+from stock_pipelines.market import SEOUL, krx_calendar
+from stock_pipelines.ops import clock
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.server import ExchangeConfig
+from stock_pipelines_tests.truth import outage_edge_minutes, truth_bars
 
 pytestmark = pytest.mark.integration
 
 DAY = date(2026, 11, 20)
 SEED, SYMBOLS = 11, 12
 ASSETS = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
+TODAY_PAGE, PAST_DAY_PAGE = 30, 120  # KIS minute bars a call: today's endpoint, a past day's
+ONE_MINUTE = timedelta(minutes=1)
 
 
-def truth_bars(exchange) -> pl.DataFrame:
-    sim = exchange.exchange.day
-    frames = []
-    for code in sim.codes:
-        bars = sim.minute_bars(code)
-        frames.append(pl.DataFrame({
-            "symbol": [code] * len(bars), "minute": bars.start, "open": bars.open, "high": bars.high,
-            "low": bars.low, "close": bars.close, "volume": bars.volume,
-        }))
-    return (
-        pl.concat(frames)
-        .with_columns(pl.from_epoch("minute", time_unit="us").dt.replace_time_zone("UTC"))
-        .cast({c: pl.Int64 for c in ("open", "high", "low", "close", "volume")})
-        .sort("symbol", "minute")
-    )
+def _floor_minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+def outage_minutes(outage: Outage) -> tuple[datetime, datetime]:
+    """[first, end) of the minutes whose trades a planted outage touched."""
+    end = _floor_minute(outage.end)
+    return _floor_minute(outage.start), end + ONE_MINUTE if outage.end > end else end
+
+
+def calls_for_outages(outages: list[Outage], symbols: int) -> int:
+    """The fewest broker calls that bring back what the planted outages (inside the continuous
+    session) removed: every symbol lost each outage's minutes, one call returns a page of them.
+    The outages must lie more than a page apart, so no call can serve two of them."""
+    page = TODAY_PAGE if clock.now().date() == DAY else PAST_DAY_PAGE
+    spans = sorted(outage_minutes(o) for o in outages)
+    assert all((later[0] - earlier[1]) / ONE_MINUTE > page for earlier, later in zip(spans, spans[1:])), spans
+    return symbols * sum(math.ceil((end - start) / ONE_MINUTE / page) for start, end in spans)
 
 
 @pytest.fixture
@@ -57,12 +66,20 @@ def pipeline_env(tmp_path, monkeypatch, redis_server):
         yield url, tmp_path
 
 
+def kst(hh: int, mm: int, ss: int = 0) -> datetime:
+    return datetime.combine(DAY, datetime.min.time(), SEOUL).replace(hour=hh, minute=mm, second=ss)
+
+
+def at_minutes(bars: pl.DataFrame, minutes: list[datetime]) -> pl.DataFrame:
+    wanted = pl.Series("minute", minutes, dtype=pl.Datetime("us", "UTC"))
+    return bars.filter(pl.col("minute").is_in(wanted.implode())).sort("symbol", "minute")
+
+
 def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipeline_env):
     url, tmp_path = pipeline_env
-    archived = write_day_archive(
-        tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
-        outages=[Outage.parse("10:00-10:30", DAY), Outage.parse("13:10-13:25", DAY)], corrupt=6,
-    )
+    # Outages start and end inside a minute: the archive keeps part of those edge minutes.
+    outages = [Outage(kst(10, 0, 25), kst(10, 30, 40)), Outage(kst(13, 10, 5), kst(13, 25, 50))]
+    archived = write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS, outages=outages, corrupt=6)
     assert archived.trades_missing > 0
 
     result = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral())
@@ -73,13 +90,35 @@ def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipelin
     got = final.select(expected.columns).sort("symbol", "minute")
     before = lake.read_partition("tick_minute_bars", DAY)
     assert before.height < expected.height  # the outages really cost bars
+    edges = [m for o in outages for m in outage_edge_minutes(o.start, o.end)]
+    assert len(edges) == 4
+    partly_lost = at_minutes(expected, edges).join(
+        at_minutes(before, edges).select(expected.columns), on=expected.columns, how="anti")
+    assert set(partly_lost["minute"]) == set(edges)  # each edge minute really lost some trades
+    assert at_minutes(got, edges).equals(at_minutes(expected, edges)), "an outage's edge minute is not whole"
     assert got.equals(expected), f"{got.height} bars vs {expected.height} in the exchange's truth"
     assert set(final["source"]) >= {"ticks", "rest_kis"}
 
     meta = result.asset_materializations_for_node("recovered_minute_bars")[0].metadata
     calls = meta["calls"].value
     assert calls == meta["calls_planned"].value
-    assert calls <= meta["lower_bound_calls"].value
+    # the bound from the planted outages (12 symbols x 2 outages, a call each), not from the plan
+    assert calls == calls_for_outages(outages, SYMBOLS) == 24
+    assert httpx.get(f"{url}/admin/stats").json()["calls"].get("kis_dailychart", 0) == calls
+    assert meta["lower_bound_calls"].value == calls
+    # the broker's bars stand only where the archive's bar is missing or incomplete, and only in
+    # the outages' minutes or the minute either side (the crash and the restart fall in those):
+    # everywhere else the archive's bar keeps its `ticks` source
+    rest = final.filter(pl.col("source") == "rest_kis")
+    assert rest.height >= expected.height - before.height
+    ohlcv = ["symbol", "minute", "open", "high", "low", "close", "volume"]
+    assert rest.join(before.select(ohlcv), on=ohlcv, how="semi").height == 0
+    minute = pl.col("minute").dt.convert_time_zone("Asia/Seoul")
+    near_outage = pl.lit(False)
+    for outage in outages:
+        first, end = outage_minutes(outage)
+        near_outage = near_outage | minute.is_between(first - ONE_MINUTE, end, closed="both")
+    assert rest.filter(~near_outage).height == 0, rest.filter(~near_outage)
     assert meta["windows_unrecovered"].value == 0
     stats = httpx.get(f"{url}/admin/stats").json()
     assert stats["rate_limited"] == 0

@@ -6,7 +6,7 @@ import pytest
 
 from stock_pipelines.gaps.model import Gap, GapKind
 from stock_pipelines.market import SEOUL
-from stock_pipelines.recovery.plan import build_plan, lower_bound_calls, minute_window
+from stock_pipelines.recovery.plan import build_plan, clipped_to, lower_bound_calls, minute_window, missing_slots
 
 DAY = date(2026, 11, 20)
 
@@ -42,7 +42,6 @@ def test_near_windows_of_one_symbol_are_fetched_together_when_it_costs_no_more()
     gaps = [downtime("10:00", "10:05", ("005930",)), downtime("10:15", "10:20", ("005930",))]
     plan = build_plan(gaps, DAY, today=DAY, activity={})
     assert [(w.start, w.end, w.calls) for w in plan] == [(at("10:00"), at("10:20"), 1)]
-    assert lower_bound_calls(gaps, DAY, today=DAY) == 2  # the yardstick: plan beats it
 
 
 def test_far_windows_stay_apart():
@@ -92,3 +91,37 @@ def test_an_outage_through_the_close_also_fetches_the_closing_print():
     assert {(w.start, w.end, w.slots) for w in plan} == {(at("15:25"), at("15:31"), 1)}  # the 15:30 bar
     partial = build_plan([downtime("15:00", "15:28")], DAY, today=DAY, activity={})
     assert {w.end for w in partial} == {at("15:28")}  # down before the close: the print was seen
+
+
+def test_the_lower_bound_counts_the_missing_minutes_once_at_the_page_size():
+    # by hand: 10:00-10:25 (25 slots) and 13:40-13:52 (12) are 195 slots apart, a call each today
+    missing = {"005930": [(at("10:00"), at("10:25")), (at("13:40"), at("13:52"))]}
+    assert lower_bound_calls(missing, DAY, today=DAY) == 2
+    # overlapping windows are one missing stretch: 10:00-10:40 is 40 slots, two 30-slot pages
+    overlapping = {"005930": [(at("10:00"), at("10:25")), (at("10:10"), at("10:40")), (at("10:20"), at("10:30"))]}
+    assert lower_bound_calls(overlapping, DAY, today=DAY) == 2
+    assert missing_slots(overlapping, DAY) == 40
+    # two short windows within one page need one call (a plan per window would spend two)
+    near = {"005930": [(at("10:00"), at("10:05")), (at("10:15"), at("10:20"))]}
+    assert lower_bound_calls(near, DAY, today=DAY) == 1
+    # a past day's page is 120 slots; each symbol is counted on its own
+    both = {"005930": [(at("10:00"), at("12:01"))], "000660": [(at("10:00"), at("10:01"))]}
+    assert lower_bound_calls(both, DAY, today=date(2026, 11, 23)) == 3
+    # the closing auction has no bar slots: 15:10-15:31 is 10 + the 15:30 print = 11 slots
+    assert missing_slots({"005930": [(at("15:10"), at("15:31"))]}, DAY) == 11
+
+
+def test_the_plan_spends_the_lower_bound_on_a_hull_free_gap_list():
+    gaps = [downtime("10:00", "10:25"), downtime("13:40", "13:52"), downtime("10:10", "10:20")]
+    plan = build_plan(gaps, DAY, today=DAY, activity={})
+    assert sum(w.calls for w in plan) == 4  # 2 symbols x 2 outages, the overlap costs nothing
+
+
+def test_a_fetch_spanning_two_gaps_is_recorded_only_for_the_gap_minutes():
+    gaps = [downtime("10:00", "10:05", ("005930",)), downtime("10:15", "10:20", ("005930",))]
+    (window,) = build_plan(gaps, DAY, today=DAY, activity={})
+    assert (window.start, window.end) == (at("10:00"), at("10:20"))
+    missing = {"005930": [(at("10:00"), at("10:05")), (at("10:15"), at("10:20"))]}
+    assert [(w.symbol, w.start, w.end) for w in clipped_to([window], missing)] == [
+        ("005930", at("10:00"), at("10:05")), ("005930", at("10:15"), at("10:20"))]
+    assert clipped_to([window], {"000660": [(at("10:00"), at("10:20"))]}) == []

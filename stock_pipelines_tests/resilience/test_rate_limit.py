@@ -146,3 +146,114 @@ def test_threads_in_one_process_share_the_limit_too(redis_server):
     for thread in threads:
         thread.join(timeout=30)
     assert max_in_any_window(grants) <= 6 and len(grants) >= 7  # waited for a second window
+
+
+def test_processes_registered_before_an_outage_share_the_limit_while_redis_is_down(redis_server, tmp_path):
+    """Four real processes call the simulated KIS broker with Redis dead: the broker, which
+    enforces the limit itself (per wall-clock second), counts the calls and never refuses one."""
+    import os
+    from datetime import date, timedelta
+
+    import httpx
+
+    from stock_pipelines.market import krx_calendar
+    from stock_pipelines.sim.runner import run_exchange
+    from stock_pipelines.sim.server import ExchangeConfig
+
+    limit, processes, duration = 10, 4, 3.0
+    day = date(2026, 11, 20)
+    session = krx_calendar().session(day)
+    config = ExchangeConfig(day=day, symbols=4, pinned=True, start=session.close + timedelta(hours=1),
+                            rate_limit=limit)
+    with run_exchange(config) as url:
+        env = os.environ | {
+            "KIS_BASE_URL": str(url), "KIS_APP_KEY": "share-key", "KIS_APP_SECRET": "share-secret",
+            "KIS_RATE_LIMIT_PER_S": str(limit), "STOCK_PIPELINES_BROKER": "kis",
+            "STOCK_PIPELINES_REDIS_PREFIX": tmp_path.name,
+            # the floor out of the way: the share must come from the processes Redis counted
+            "STOCK_PIPELINES_BROKER_PROCESSES": "1",
+        }
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "stock_pipelines_tests.resilience.broker_worker", redis_server.url,
+                 str(tmp_path / "tokens"), day.isoformat(), "005930", str(duration)],
+                cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(processes)
+        ]
+
+        def tell_all(line: str) -> list[str]:
+            for worker in workers:
+                worker.stdin.write(line + "\n")
+                worker.stdin.flush()
+            return [worker.stdout.readline().strip() for worker in workers] if line == "register" else []
+
+        def stats() -> dict:
+            return httpx.get(f"{url}/admin/stats", timeout=10).json()
+
+        try:
+            for worker in workers:
+                assert worker.stdout.readline().strip() == "ready", worker.stderr.read()
+            tell_all("register")
+            # the second round: every process has registered by now, and each learns how many did
+            assert [json.loads(r)["registered"] for r in tell_all("register")] == [processes] * processes
+            before = stats()
+            redis_server.kill()
+            # past the window of their last shared grants: the switch's window is a known limit
+            tell_all(repr(time.time() + 1.5))
+            results = []
+            for worker in workers:
+                out, err = worker.communicate(timeout=60)
+                assert worker.returncode == 0, err
+                results.append(json.loads(out))
+            after = stats()
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.kill()
+    calls = sum(after["calls"].values()) - sum(before["calls"].values())
+    sent = sorted(t for r in results for t in r["sent"])
+    print(f"{processes} processes, Redis down, limit {limit}/s: {calls} calls at the broker over "
+          f"{sent[-1] - sent[0]:.2f} s, at most {max_in_any_window(sent)} in any 1 s; refused for the rate: "
+          f"{after['rate_limited'] - before['rate_limited']}")
+    assert after["rate_limited"] == before["rate_limited"]  # the broker never refused a call for the rate
+    # what the processes sent (timestamped as each request left), the broker received
+    assert calls == len(sent) == sum(r["requests"] for r in results)
+    assert max_in_any_window(sent) <= limit
+    assert all(r["in_fallback"] and r["share"] == limit // processes and not r["errors"] for r in results)
+    # and the limit is used: each process gets its share in (at least) the first two windows
+    assert calls >= processes * (limit // processes) * 2
+
+
+def test_a_process_that_never_reached_redis_takes_the_configured_share(monkeypatch):
+    """Nothing registered to go by: limit // STOCK_PIPELINES_BROKER_PROCESSES (default 2)."""
+    import redis
+
+    from stock_pipelines.recovery.sources import BrokerSettings
+
+    monkeypatch.setenv("KIS_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv("STOCK_PIPELINES_BROKER_PROCESSES", raising=False)
+    assert BrokerSettings.from_env().processes == 2
+    monkeypatch.setenv("STOCK_PIPELINES_BROKER_PROCESSES", "5")
+    assert BrokerSettings.from_env().processes == 5
+    monkeypatch.setenv("STOCK_PIPELINES_BROKER_PROCESSES", "0")
+    with pytest.raises(ValueError, match="STOCK_PIPELINES_BROKER_PROCESSES must be at least 1"):
+        BrokerSettings.from_env()
+
+    clock = FakeClock()
+    dead = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)
+    limiter = SharedRateLimiter(dead, "never", 10, expected_processes=2, clock=clock,
+                                sleep=lambda s: setattr(clock, "now", clock.now + s))
+    grants = [limiter.acquire(timeout=0) for _ in range(5)]
+    assert not any(g.shared for g in grants) and limiter.processes_registered == 0
+    with pytest.raises(TimeoutError):
+        limiter.acquire(timeout=0.5)  # the sixth waits for the window: 5 = 10 // 2 per window
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

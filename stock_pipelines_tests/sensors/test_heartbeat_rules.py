@@ -243,3 +243,20 @@ def test_windows_of_one_collector_and_day_waiting_together_become_one_run():
     result = run(at("15:00:00"), [Beat("c1", at("14:59:59"))], restarts)
     assert recovery_keys(result) == ["recovery:c1:20261120:100000-135200:a1"]
     assert result.launches[0].reason.startswith("restart after downtime")
+    # the run carries the two outages, not their hull: 10:25-13:40 was up and costs no call
+    (launch,) = result.launches
+    assert launch.window.pieces == ((at("10:00:00"), at("10:25:00")), (at("13:40:00"), at("13:52:00")))
+    assert "10:00:00-10:25:00, 13:40:00-13:52:00" in launch.reason
+    # and keeps them through the cursor and the run's window tag (a retry asks for the same spans)
+    assert Window.from_json(json.loads(json.dumps(launch.window.to_json()))) == launch.window
+
+
+def test_adjacent_windows_of_an_ongoing_outage_merge_into_one_span():
+    first = run(at("10:00:20"), [Beat("c1", at("10:00:00"))])
+    waiting = Window("c1", DAY, at("10:00:00"), at("10:00:20"), not_before=at("10:05:00"))
+    state = CursorState.loads(first.cursor)
+    state.launched, state.pending = [], [waiting]
+    restart = Restart("2-0", "c1", at("10:03:00"), previous_activity=at("10:00:00"))
+    result = run(at("10:06:00"), [Beat("c1", at("10:06:00"))], [restart], cursor=state.dumps())
+    (launch,) = [launch for launch in result.launches if launch.kind == "recovery"]
+    assert launch.window.pieces == ((at("10:00:00"), at("10:03:00")),)

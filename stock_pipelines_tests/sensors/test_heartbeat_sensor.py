@@ -137,3 +137,17 @@ def test_a_dead_collector_under_another_key_prefix_is_not_this_namespaces_busine
     assert real.run_requests == [] and real.skip_reason.skip_message == "all collectors healthy"
     assert cursor_for(real.cursor, "sp-demo") == cursor_for(demo.cursor, "sp-demo")  # the demo's entry kept
     assert "sim-1" not in cursor_for(real.cursor, "sp")
+
+
+def test_a_run_for_two_outages_asks_for_each_outage_not_their_hull():
+    from stock_pipelines.defs.sensors.heartbeat import run_request
+    from stock_pipelines.ops.heartbeat_rules import Launch, Window
+
+    spans = ((at("10:00:00"), at("10:25:00")), (at("13:40:00"), at("13:52:00")))
+    window = Window("c1", at("10:00:00").date(), at("10:00:00"), at("13:52:00"), spans=spans)
+    request = run_request(Launch("recovery", window.run_key, "c1", "restart after downtime", window))
+    assert request.run_key == "recovery:c1:20261120:100000-135200:a1"
+    assert request.run_config["ops"]["gap_report"]["config"]["requested_windows"] == [
+        "2026-11-20T10:00:00+09:00/2026-11-20T10:25:00+09:00",
+        "2026-11-20T13:40:00+09:00/2026-11-20T13:52:00+09:00",
+    ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 
 from stock_pipelines.market import SEOUL
+from stock_pipelines.ops.clock import ENV_FAKE_NOW
 from stock_pipelines.sim.clock import SimClock
+from stock_pipelines.sim.server import ExchangeConfig
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=SEOUL)
 
@@ -50,3 +52,16 @@ def test_refuses_naive_times_and_bad_speeds():
         SimClock(START, speed=0)
     with pytest.raises(ValueError, match="timezone"):
         SimClock(START).set(at=datetime(2026, 11, 20, 9, 0))
+
+
+@pytest.mark.parametrize(
+    "now, day",
+    [
+        ("2026-12-01T12:20:00+09:00", date(2026, 12, 1)),  # a trading day: that day
+        ("2026-12-05T10:00:00+09:00", date(2026, 12, 4)),  # Saturday: the Friday before
+        ("2026-12-25T10:00:00+09:00", date(2026, 12, 24)),  # Christmas: the day before
+    ],
+)
+def test_the_simulated_day_defaults_to_the_latest_session_by_the_project_clock(monkeypatch, now, day):
+    monkeypatch.setenv(ENV_FAKE_NOW, now)
+    assert ExchangeConfig().resolved_day() == day

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 import httpx
 import pytest
@@ -11,10 +11,9 @@ from stock_pipelines.cli import main
 from stock_pipelines.market import SEOUL
 from stock_pipelines.sim.day import SimDay
 from stock_pipelines.sim.runner import run_exchange_process
+from stock_pipelines_tests.truth import expected_bars
 
 from . import kis
-
-US = 1_000_000
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -29,12 +28,10 @@ def test_a_plain_httpx_client_fetches_whole_days_that_match_the_seeded_truth():
         token = kis.token(client).json()["access_token"]
         for code in ("005930", "000660", truth.codes[-1]):
             rows, calls = kis.page_back_today(client, token, code)
-            bars = truth.minute_bars(code)
-            expected = [
-                (datetime.fromtimestamp(int(s) // US, SEOUL).strftime("%H%M%S"), int(o), int(h), int(lo), int(c), int(v))
-                for s, o, h, lo, c, v in zip(bars.start, bars.open, bars.high, bars.low, bars.close, bars.volume,
-                                             strict=True)
-            ]
+            t = truth.trades(code)  # bars built by truth.py from the seeded trades
+            bars = expected_bars(zip([code] * len(t.ts), t.ts.tolist(), t.px.tolist(), t.qty.tolist(), strict=True),
+                                 truth.session)
+            expected = [(m.astimezone(SEOUL).strftime("%H%M%S"), o, h, lo, c, v) for _, m, o, h, lo, c, v in bars.iter_rows()]
             assert [kis.bar_tuple(r) for r in rows] == expected
             assert calls == -(-len(expected) // 30) + (len(expected) % 30 == 0)
 

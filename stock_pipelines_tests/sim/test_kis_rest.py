@@ -6,12 +6,13 @@ import time
 from datetime import date, datetime
 
 import httpx
-import numpy as np
 import pytest
 
 from stock_pipelines.market import SEOUL
 from stock_pipelines.sim.day import symbol_history_day
 from stock_pipelines.sim.runner import run_exchange
+from stock_pipelines_tests.truth import expected_bars
+from stock_pipelines_tests.waiting import wait_until
 
 from . import kis
 
@@ -42,11 +43,14 @@ def access_token(client):
 
 
 def _truth_rows(exchange, symbol: str, until_us: int | None = None) -> list[tuple]:
-    bars = exchange.exchange.day.minute_bars(symbol, until_us=until_us)
-    return [
-        (datetime.fromtimestamp(int(s) // US, SEOUL).strftime("%H%M%S"), int(o), int(h), int(lo), int(c), int(v))
-        for s, o, h, lo, c, v in zip(bars.start, bars.open, bars.high, bars.low, bars.close, bars.volume, strict=True)
-    ]
+    """(HHMMSS, open, high, low, close, volume) of the symbol's bars, built by truth.py from its
+    trades (those with ts <= until_us when given: the newest bar may still be forming)."""
+    day = exchange.exchange.day
+    trades = day.trades(symbol, until_us=until_us)
+    bars = expected_bars(zip([symbol] * len(trades.ts), trades.ts.tolist(), trades.px.tolist(), trades.qty.tolist(),
+                             strict=True), day.session)
+    return [(m.astimezone(SEOUL).strftime("%H%M%S"), o, h, lo, c, v)
+            for _, m, o, h, lo, c, v in bars.iter_rows()]
 
 
 def test_token_reply_fields(client):
@@ -134,7 +138,8 @@ def test_dailychart_with_past_data_continues_into_the_previous_day(client, acces
 
 def test_periodchart_reports_each_days_volume_newest_first(exchange, client, access_token):
     body = kis.periodchart(client, access_token, "000660", "20261116", "20261130").json()
-    assert body["rt_cd"] == "0" and set(body["output1"]) == OUTPUT1
+    # the minute-chart summary and more (the full published layout: brokers/test_wire_fixtures.py)
+    assert body["rt_cd"] == "0" and OUTPUT1 < set(body["output1"])
     rows = body["output2"]
     # no row after the simulated day; the CSAT day (19th) is a trading day
     assert [r["stck_bsop_date"] for r in rows] == ["20261120", "20261119", "20261118", "20261117", "20261116"]
@@ -177,8 +182,8 @@ def test_expired_token_is_egw00123_and_a_new_one_works():
             httpx.Client(base_url=url, timeout=10) as client:
         token = kis.token(client).json()["access_token"]
         assert kis.itemchart(client, token, "005930", "153000").json()["rt_cd"] == "0"
-        time.sleep(0.4)
-        expired = kis.itemchart(client, token, "005930", "153000")
+        expired = wait_until(lambda: (r := kis.itemchart(client, token, "005930", "153000")).json()["rt_cd"] == "1" and r,
+                             5, "the 0.3 s token to be refused")
         assert expired.status_code == 500 and expired.json()["msg_cd"] == "EGW00123"
         assert expired.json()["msg1"] == "기간이 만료된 token 입니다."
 
@@ -199,8 +204,9 @@ def test_rate_limit_n_plus_one_calls_in_a_second_gives_exactly_one_egw00201():
             httpx.Client(base_url=url, timeout=10) as client:
         token = kis.token(client).json()["access_token"]
         rejected = 0
-        for _ in range(3):  # the burst must fall in one wall-clock second
-            time.sleep(1.02 - (time.time() % 1.0))
+        for _ in range(3):  # the burst must fall in one wall-clock second (the limiter's window)
+            second = int(time.time())
+            wait_until(lambda s=second: int(time.time()) > s, 2, "the next wall-clock second to begin", every=0.002)
             start = time.time()
             replies = [kis.itemchart(client, token, "005930", "153000") for _ in range(limit + 1)]
             rejected += sum(r.json()["msg_cd"] == "EGW00201" for r in replies)
@@ -216,14 +222,14 @@ def test_rate_limit_n_plus_one_calls_in_a_second_gives_exactly_one_egw00201():
         assert stats["calls"]["kis_itemchart"] >= limit + 1 and stats["tokens_issued"] == 1
 
 
-def test_bars_from_rest_equal_bars_from_the_trades(exchange):
-    """The ground truth the server serves is the aggregation of the very trades it streams."""
+def test_bars_from_rest_equal_bars_from_the_trades(exchange, client, access_token):
+    """What the REST serves is the aggregation of the very trades the exchange streams."""
     day = exchange.exchange.day
     for code in day.codes[:5]:
-        trades = day.trades(code)
-        bars = day.minute_bars(code)
-        minute = (trades.ts - day.open_us) // (60 * US)
-        assert np.array_equal(np.unique(minute) * 60 * US + day.open_us, bars.start)
+        rows, _ = kis.page_back_today(client, access_token, code)
+        assert [kis.bar_tuple(r) for r in rows] == _truth_rows(exchange, code), code
+        # every trade is in a bar: the day's volume over REST is the trades' total
+        assert sum(int(r["cntg_vol"]) for r in rows) == int(day.trades(code).qty.sum()), code
 
 
 def test_configured_credentials_are_enforced():

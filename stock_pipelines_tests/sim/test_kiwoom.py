@@ -12,6 +12,8 @@ from stock_pipelines.market import SEOUL
 from stock_pipelines.sim.day import symbol_history_day
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.sessions import sim_calendar
+from stock_pipelines_tests.truth import expected_bars
+from stock_pipelines_tests.waiting import wait_until
 
 DAY = date(2026, 11, 20)
 AFTER_CLOSE = datetime(2026, 11, 20, 15, 40, tzinfo=SEOUL)
@@ -53,7 +55,9 @@ def test_minute_chart_pages_back_through_today_and_history():
         calendar = sim_calendar()
         days = [DAY, calendar.previous_trading_day(DAY)]
         days.append(calendar.previous_trading_day(days[-1]))
-        expected = len(day.minute_bars("005930"))
+        today = day.trades("005930")
+        expected = expected_bars(zip(["005930"] * len(today.ts), today.ts.tolist(), today.px.tolist(),
+                                     today.qty.tolist(), strict=True), day.session).height
         for past in days[1:]:
             trades = symbol_history_day(past, 2, "005930", 0)
             expected += len(set(((trades.ts - trades.ts[0]) // (60 * US)).tolist()))
@@ -74,8 +78,9 @@ def test_return_code_1700_over_the_limit_and_bad_token():
     with run_exchange(day=DAY, seed=2, symbols=5, start=AFTER_CLOSE, pinned=True, kiwoom_rate_limit=2) as url, \
             httpx.Client(base_url=url, timeout=10) as client:
         token = _token(client)
-        for _ in range(3):
-            time.sleep(1.02 - (time.time() % 1.0))
+        for _ in range(3):  # the burst must fall in one wall-clock second (the limiter's window)
+            second = int(time.time())
+            wait_until(lambda s=second: int(time.time()) > s, 2, "the next wall-clock second to begin", every=0.002)
             start = time.time()
             codes = [_chart(client, token).json()["return_code"] for _ in range(3)]
             if int(time.time()) == int(start):

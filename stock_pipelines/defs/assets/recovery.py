@@ -14,16 +14,23 @@ import redis
 from stock_pipelines import lake
 from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.brokers.model import BAR_SCHEMA, BrokerAuthError
+from stock_pipelines.defs.broker_steps import BROKER_POOL, launched_by, permit
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.gaps.summary import gaps_frame, minutes_lost
 from stock_pipelines.heartbeat.store import HeartbeatStore
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.ops import clock
 from stock_pipelines.ops.governance import configured_broker
-from stock_pipelines.recovery.bars import empty_gaps_frame, final_bars, gaps_from_frame, tier1_bars
+from stock_pipelines.recovery.bars import bars_within, empty_gaps_frame, final_bars, gaps_from_frame, tier1_bars
 from stock_pipelines.recovery.detect import collectors_of_day, detect_gaps, requested_gaps, tier1_coverage
-from stock_pipelines.recovery.execute import execute_plan
-from stock_pipelines.recovery.plan import build_plan, lower_bound_calls
+from stock_pipelines.recovery.execute import WindowOutcome, execute_plan
+from stock_pipelines.recovery.plan import (
+    build_plan,
+    clipped_to,
+    lower_bound_calls,
+    missing_slots,
+    symbol_windows,
+)
 from stock_pipelines.recovery.reuse import (
     FETCHED_ASSET,
     FETCHED_SCHEMA,
@@ -146,6 +153,7 @@ def gap_report(context: dg.AssetExecutionContext, config: GapReportConfig) -> dg
     partitions_def=trading_day_partitions,
     deps=["gap_report", "tick_minute_bars"],
     group_name="recovery",
+    pool=BROKER_POOL,
     check_specs=[
         dg.AssetCheckSpec(
             "every_gap_recovered", asset="recovered_minute_bars", blocking=False, partitions_def=trading_day_partitions
@@ -168,18 +176,34 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
     fetched_before = _read(FETCHED_ASSET, day, FETCHED_SCHEMA)
     done = done_windows(fetched_before, broker)
     plan = build_plan(gaps, day, today=today, activity=activity, covered=coverage, fetched=done)
+    close = krx_calendar().session(day).close
+    # the symbol-minutes only the broker can give: the gaps' minutes, overlaps merged, less tier 1
+    missing = symbol_windows(gaps, coverage, close)
+    still_missing = symbol_windows(gaps, coverage, close, fetched=done)
     covered = tier1_bars(tick_bars, coverage)
-    reused = reusable_bars(_read("recovered_minute_bars", day, BAR_SCHEMA), done, broker)
+    reused = bars_within(reusable_bars(_read("recovered_minute_bars", day, BAR_SCHEMA), done, broker), missing)
     metadata: dict[str, object] = {
         "gaps": len(gaps),
+        "missing_symbol_minutes": missing_slots(missing, day),
         "windows_planned": len(plan),
         "calls_planned": sum(w.calls for w in plan),
-        "lower_bound_calls": lower_bound_calls(gaps, day, today=today),
+        # what this run must ask for (earlier runs' answers are reused), at the endpoint's page size
+        "lower_bound_calls": lower_bound_calls(still_missing, day, today=today),
         "tier1_bars": covered.height,
         "windows_reused": sum(len(w) for w in done.values()),
         "rest_bars_reused": reused.height,
     }
-    if plan:
+    decision = permit(context) if plan else None
+    metadata["launched_by"] = launched_by(context.run.tags) or "a person"
+    if decision is not None and not decision.allowed:
+        rest, unrecovered = pl.DataFrame(schema=BAR_SCHEMA), [
+            WindowOutcome(window, "skipped", detail=decision.describe()) for window in plan
+        ]
+        fetched_now = pl.DataFrame(schema=FETCHED_SCHEMA)
+        metadata.update(calls=0, windows_recovered=0, windows_unrecovered=len(plan), rest_bars=0,
+                        stopped=decision.describe(),
+                        unrecovered=dg.MetadataValue.md(_unrecovered_markdown(unrecovered)))
+    elif plan:
         settings = BrokerSettings.from_env()
         client = redis_client()
         source = build_source(settings, client, Settings.from_env().data_dir / ".tokens", now=clock.now)
@@ -196,9 +220,10 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
             result = execute_plan(plan, source, day, gate=gate, progress=progress)
         except BrokerAuthError as error:
             raise dg.Failure(str(error)) from None
-        rest = result.bars
+        # a fetch spanning two gaps also returned the minutes between them: the archive's bars stand there
+        rest = bars_within(result.bars, missing)
         unrecovered = result.unrecovered
-        answered = [o.window for o in result.outcomes if o.status == "recovered"]
+        answered = clipped_to((o.window for o in result.outcomes if o.status == "recovered"), missing)
         fetched_now = fetched_frame(answered, broker, fetch_started)
         metadata.update(
             broker=settings.broker,

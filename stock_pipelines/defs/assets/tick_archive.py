@@ -7,7 +7,7 @@ quiet in continuous trading. The check can also be run by hand on any partition.
 """
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import dagster as dg
 
@@ -15,6 +15,7 @@ from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.archive.observe import collectors_with_trades, freshness, observe_day
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.market import SEOUL, krx_calendar
+from stock_pipelines.ops import clock
 
 TICK_ARCHIVE = dg.AssetKey("tick_archive")
 FRESH_CHECK = "tick_archive_fresh"
@@ -88,7 +89,7 @@ def evaluate_tick_archive(now: datetime, cursor_text: str | None) -> dg.SensorRe
     description="Observe today's tick_archive partition and report its freshness check.",
 )
 def tick_archive_sensor(context: dg.SensorEvaluationContext):
-    return evaluate_tick_archive(datetime.now(UTC), context.cursor)
+    return evaluate_tick_archive(clock.now(), context.cursor)
 
 
 @dg.asset_check(
@@ -100,7 +101,7 @@ def tick_archive_sensor(context: dg.SensorEvaluationContext):
 )
 def tick_archive_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     day = date.fromisoformat(context.partition_key)
-    now = datetime.now(UTC)
+    now = clock.now()
     if day != now.astimezone(SEOUL).date():
         return dg.AssetCheckResult(
             passed=True, description=f"{day} is not today: its files can no longer go stale"

@@ -13,6 +13,7 @@ import redis
 from stock_pipelines import lake
 from stock_pipelines.brokers.model import BrokerError
 from stock_pipelines.defs.assets.recovery import minute_bars
+from stock_pipelines.defs.broker_steps import BROKER_POOL, permit
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.ops import clock
 from stock_pipelines.quality.config import QualityConfig
@@ -184,6 +185,7 @@ def minute_bars_ohlc_invariants(context: dg.AssetCheckExecutionContext) -> dg.As
     asset=minute_bars,
     partitions_def=trading_day_partitions,
     blocking=True,
+    pool=BROKER_POOL,
     description="per symbol, the final bars' volume equals the day's reported volume: the broker's day total "
     "where fetched (STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS symbols a day, those at risk first), else the last "
     "cumulative volume archived; archive shortfalls (trades the ticks lack) are listed. Blocking.",
@@ -191,7 +193,7 @@ def minute_bars_ohlc_invariants(context: dg.AssetCheckExecutionContext) -> dg.As
 def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     inputs = inputs_for(context.partition_key)
     budget = QualityConfig.from_env().day_volume_calls
-    source, why = broker_source() if budget > 0 else (None, "")
+    source, why = broker_source(context) if budget > 0 else (None, "")
     totals = day_totals(inputs, source, budget, clock.now(), why)
     write_day_totals(inputs.day, totals)
     volume = day_volume(
@@ -243,16 +245,22 @@ def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     )
 
 
-def broker_source():
-    """(source, why-not): the broker client the recovery uses, under the same shared rate limit."""
-    from stock_pipelines.recovery.sources import BrokerSettings, build_source
+def broker_source(context: dg.AssetCheckExecutionContext):
+    """(source, why-not): the broker client the recovery uses, under the same shared rate limit and
+    behind the broker's circuit breaker; none for an automatic run while automation is off."""
+    from stock_pipelines.recovery.gated_source import gated
+    from stock_pipelines.recovery.sources import BreakerGate, BrokerSettings, breaker_for, build_source
     from stock_pipelines.redis_conn import redis_client
 
+    decision = permit(context)
+    if not decision.allowed:
+        return None, decision.describe()
     try:
         settings = BrokerSettings.from_env()
         client = redis_client()
         client.ping()
-        return build_source(settings, client, Settings.from_env().data_dir / ".tokens", now=clock.now), ""
+        source = build_source(settings, client, Settings.from_env().data_dir / ".tokens", now=clock.now)
+        return gated(source, BreakerGate(breaker_for(settings.broker, client))), ""
     except (BrokerError, ValueError, redis.RedisError, OSError) as error:
         return None, f"{type(error).__name__}: {error}"
 
@@ -261,13 +269,14 @@ def broker_source():
     asset=minute_bars,
     partitions_def=trading_day_partitions,
     blocking=True,
+    pool=BROKER_POOL,
     description="final bars equal the broker's REST bars (OHLCV) on a daily sample: every recovered window "
     "first, then the most active symbols, within STOCK_PIPELINES_QUALITY_REST_CALLS calls (0 = off). Blocking.",
 )
 def minute_bars_match_broker(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     inputs = inputs_for(context.partition_key)
     budget = QualityConfig.from_env().rest_calls
-    source, why = broker_source() if budget > 0 else (None, "")
+    source, why = broker_source(context) if budget > 0 else (None, "")
     result = broker_check(inputs, source, budget, clock.now(), why)
     write_broker_check(inputs.day, result)
     disagreements = result.disagreements

@@ -1,9 +1,11 @@
 """The pre-flight job: every check of `ops.preflight`, failing with the list of what is wrong
-(and an alert to the webhook)."""
+(and an alert to the webhook); a warning (the KRX calendar running out) is alerted too, and the
+job still passes."""
 
 import dagster as dg
 
 from stock_pipelines.archive.config import ArchiveConfig
+from stock_pipelines.defs.broker_steps import BROKER_POOL
 from stock_pipelines.ops.alerts import Alerter
 from stock_pipelines.ops.governance import RecoveryGovernance, configured_broker
 from stock_pipelines.ops.preflight import run_preflight
@@ -19,8 +21,17 @@ def _dagster_storage(instance: dg.DagsterInstance):
     return probe
 
 
+def _redis_or_none():
+    try:
+        return redis_client()
+    except Exception:  # noqa: BLE001 - Redis itself may be what failed; alert without dedupe
+        return None
+
+
 @dg.op(
-    description="Broker credentials and token, Redis, Dagster storage, archive writable, free disk, sources."
+    pool=BROKER_POOL,  # issues (or reuses) the broker's access token
+    description="Broker credentials and token, Redis, Dagster storage, archive writable, free disk, sources, "
+    "KRX calendar horizon."
 )
 def preflight_checks(context: dg.OpExecutionContext) -> dict:
     def ping():
@@ -35,11 +46,11 @@ def preflight_checks(context: dg.OpExecutionContext) -> dict:
     )
     for result in report.results:
         (context.log.info if result.ok else context.log.error)(f"{result.name}: {result.detail}")
+    client = _redis_or_none() if report.warnings or not report.ok else None
+    for number, warning in enumerate(report.warnings):
+        context.log.warning(warning)
+        Alerter(client).send("preflight_warning", warning, dedupe_key=f"{context.run_id}:{number}")
     if not report.ok:
-        try:
-            client = redis_client()
-        except Exception:  # noqa: BLE001 - Redis itself may be what failed; alert without dedupe
-            client = None
         missing_key = next((r for r in report.failures if r.name.endswith(" credentials")), None)
         if missing_key is not None and client is not None:
             # a missing API key cannot heal by itself: the breaker opens for good (and the

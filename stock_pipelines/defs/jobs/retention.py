@@ -1,7 +1,7 @@
 """Daily retention of the raw JSONL archive (archive.retention decides; this job asks the
 Dagster instance whether each day's raw_ticks partition is materialized and its checks passed)."""
 
-from datetime import date, datetime
+from datetime import date
 
 import dagster as dg
 from dagster._core.event_api import PartitionKeyFilter
@@ -10,7 +10,8 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from stock_pipelines.archive import retention
 from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
-from stock_pipelines.market import SEOUL, krx_calendar
+from stock_pipelines.market import krx_calendar
+from stock_pipelines.ops import clock
 
 RAW_TICKS = dg.AssetKey("raw_ticks")
 
@@ -60,7 +61,7 @@ class RetentionConfig(dg.Config):
 def archive_retention(context: dg.OpExecutionContext, config: RetentionConfig):
     settings = ArchiveConfig.from_env()
     keep = config.keep_trading_days if config.keep_trading_days != -1 else settings.retention_trading_days
-    as_of = date.fromisoformat(config.as_of) if config.as_of else datetime.now(SEOUL).date()
+    as_of = date.fromisoformat(config.as_of) if config.as_of else clock.now().date()
     roots = [root for root, _ in settings.roots()]
     try:
         plan = retention.plan(

@@ -33,7 +33,7 @@ def run_request(launch: Launch) -> dg.RunRequest:
         )
     window = launch.window
     assert window is not None
-    span = f"{window.start.isoformat()}/{window.end.isoformat()}"
+    spans = [f"{start.isoformat()}/{end.isoformat()}" for start, end in window.pieces]
     return dg.RunRequest(
         run_key=launch.run_key,
         job_name=recovery_job.name,
@@ -43,7 +43,7 @@ def run_request(launch: Launch) -> dg.RunRequest:
                 "gap_report": {
                     "config": {
                         "requested_by": f"{SENSOR_NAME}:{launch.collector}",
-                        "requested_windows": [span],
+                        "requested_windows": spans,
                     }
                 }
             }
