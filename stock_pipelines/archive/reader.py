@@ -2,7 +2,9 @@
 
 Every line of every file ends up in exactly one of two places: a parsed row (with its file,
 line number and byte offset, so its raw text can be fetched again) or a reject (file, line,
-reason, raw bytes). Validation of the parsed rows happens later (`ticks.py`).
+reason, byte offset and length, and an excerpt of at most `RAW_EXCERPT_BYTES`: a 5 MB garbage
+line is not copied around; `read_span` reads it back whole). Validation of the parsed rows
+happens later (`ticks.py`).
 
 Speed: a file's bytes are split on b"\\n" with numpy and the lines are handed to one
 multi-threaded `pyarrow.json` parse. Only if that parse fails (a malformed line somewhere) is
@@ -37,6 +39,7 @@ TORN_TAIL = "torn_tail"
 MAX_LINE_BYTES = 64 * 1024  # a trade line is ~130 bytes; anything this long is not a record
 CHUNK_LINES = 4096
 BLOCK_SIZE = 1024 * 1024  # pyarrow block; must exceed MAX_LINE_BYTES
+RAW_EXCERPT_BYTES = 1024  # what a reject keeps of its line; offset and length point at the rest
 
 INT_FIELDS = ("v", "ts", "rx", "px", "qty", "cum", "seq")
 STR_FIELDS = ("src", "sym")
@@ -56,7 +59,18 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 class Reject:
     line: int  # 1-based; 0 for a whole-file problem
     reason: str
-    raw: bytes
+    raw: bytes  # the line's first RAW_EXCERPT_BYTES (for unreadable_file: the error)
+    offset: int = 0  # byte offset of the line in its file
+    length: int = 0  # the line's length in bytes, without its newline
+
+
+def reject(line: int, reason: str, data: bytes, offset: int, length: int) -> Reject:
+    """A reject for data[offset:offset + length], keeping only its excerpt."""
+    return Reject(line, reason, bytes(data[offset : offset + min(length, RAW_EXCERPT_BYTES)]), offset, length)
+
+
+def excerpt(raw: bytes) -> bytes:
+    return bytes(raw[:RAW_EXCERPT_BYTES])
 
 
 @dataclass
@@ -95,12 +109,12 @@ def parse_bytes(data: bytes) -> ParsedFile:
     rejects: list[Reject] = []
     complete_end = int(ends[-1]) + 1 if len(ends) else 0
     if complete_end < size:  # bytes after the last newline: a line the writer never finished
-        rejects.append(Reject(len(ends) + 1, UNTERMINATED_LINE, data[complete_end:]))
+        rejects.append(reject(len(ends) + 1, UNTERMINATED_LINE, data, complete_end, size - complete_end))
 
     excluded = (lengths == 0) | (lengths > MAX_LINE_BYTES)
     for index in np.flatnonzero(excluded):
         reason = EMPTY_LINE if lengths[index] == 0 else LINE_TOO_LONG
-        rejects.append(Reject(int(index) + 1, reason, data[starts[index] : ends[index]]))
+        rejects.append(reject(int(index) + 1, reason, data, int(starts[index]), int(lengths[index])))
 
     frames: list[pl.DataFrame] = []
     arrow_data = pa.py_buffer(data)
@@ -208,7 +222,9 @@ def _parse_lines(data, chunk, starts, ends, rejects) -> pl.DataFrame:
         raw = data[starts[index] : ends[index]]
         row, reason = parse_line(raw)
         if row is None:
-            rejects.append(Reject(int(index) + 1, reason or INVALID_JSON, raw))
+            rejects.append(
+                Reject(int(index) + 1, reason or INVALID_JSON, excerpt(raw), int(starts[index]), len(raw))
+            )
             continue
         rows.append(row)
         lines.append(int(index) + 1)
@@ -224,3 +240,13 @@ def read_raw_line(path: Path, offset: int) -> bytes:
     with path.open("rb") as handle:
         handle.seek(offset)
         return handle.readline().rstrip(b"\n")
+
+
+def read_span(path: Path, offset: int, length: int) -> bytes:
+    """`length` bytes at `offset`: a quarantined line read back whole from its archive file."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        data = handle.read(length)
+    if len(data) != length:
+        raise ValueError(f"{path} has {len(data)} bytes at offset {offset}, not {length}: the file changed")
+    return data

@@ -54,8 +54,10 @@ QUARANTINE_SCHEMA = {
     "file": pl.String,
     "line": pl.Int64,
     "reason": pl.String,
-    "raw": pl.String,
+    "raw": pl.String,  # the line's first reader.RAW_EXCERPT_BYTES, decoded with backslash escapes
     "collector": pl.String,
+    "offset": pl.Int64,  # where the whole line is: byte offset and length in `file`
+    "length": pl.Int64,
 }
 _SYMBOL_REGEX = r"^[0-9A-Z]{6}$"
 _REL_TS_BITS = 40  # microseconds since the session's pre-open fit in 40 bits (12.7 days)
@@ -159,9 +161,7 @@ class DayIngest:
             self.stats.lines_in += parsed.lines
             self.stats.bytes += parsed.size
             for reject in parsed.rejects:
-                self._quarantine_rows.append(
-                    _quarantine_row(archive_file, reject.line, reject.reason, reject.raw)
-                )
+                self._quarantine_rows.append(_quarantine_row(archive_file, reject))
             if parsed.rows.height:
                 checked = parsed.rows.with_columns(
                     reason=self._bounds.reason_expr(), file_id=pl.lit(file_id, pl.UInt32)
@@ -238,11 +238,9 @@ class DayIngest:
         for frame in self._rejected:
             for file_id, line, offset, reason in frame.iter_rows():
                 archive_file = self.files[file_id]
-                rows.append(
-                    _quarantine_row(
-                        archive_file, line, reason, reader.read_raw_line(archive_file.path, offset)
-                    )
-                )
+                raw = reader.read_raw_line(archive_file.path, offset)  # a parsed line: <= MAX_LINE_BYTES
+                reject = reader.Reject(line, reason, reader.excerpt(raw), offset, len(raw))
+                rows.append(_quarantine_row(archive_file, reject))
         self.quarantine = (
             pl.DataFrame(rows, schema=QUARANTINE_SCHEMA, orient="row").sort("file", "line", "reason")
             if rows
@@ -406,14 +404,26 @@ def _torn_tail(path: Path) -> reader.ParsedFile:
     except OSError as error:
         raw = f"{type(error).__name__}: {error}".encode()
         return reader.ParsedFile(reader.empty_rows(), [reader.Reject(0, reader.UNREADABLE_FILE, raw)], 1)
-    return reader.ParsedFile(reader.empty_rows(), [reader.Reject(1, reader.TORN_TAIL, raw)], 1, len(raw))
+    tail = reader.reject(1, reader.TORN_TAIL, raw, 0, len(raw))
+    return reader.ParsedFile(reader.empty_rows(), [tail], 1, len(raw))
 
 
-def _quarantine_row(archive_file: ArchiveFile, line: int, reason: str, raw: bytes) -> dict:
+def _quarantine_row(archive_file: ArchiveFile, reject: reader.Reject) -> dict:
     return {
         "file": archive_file.label,
-        "line": line,
-        "reason": reason,
-        "raw": raw.decode("utf-8", errors="backslashreplace"),
+        "line": reject.line,
+        "reason": reject.reason,
+        "raw": reject.raw.decode("utf-8", errors="backslashreplace"),
         "collector": archive_file.collector,
+        "offset": reject.offset,
+        "length": reject.length,
     }
+
+
+def quarantined_line(roots: list[tuple[Path, str]], file: str, offset: int, length: int) -> bytes:
+    """A raw_ticks_quarantine row's whole line, read back from the archive: `roots` as for
+    `ingest_day` ((root, label prefix) pairs), `file`, `offset` and `length` from the row."""
+    for root, prefix in sorted(roots, key=lambda pair: len(pair[1]), reverse=True):
+        if file.startswith(prefix):
+            return reader.read_span(root / file[len(prefix) :], offset, length)
+    raise ValueError(f"{file!r} is under none of the archive roots {[str(root) for root, _ in roots]}")

@@ -21,8 +21,15 @@ The recovery is launched by the Dagster daemon's sensor, not called by the demo:
    the day is certified (the demo exits 1 unless every bar is back, the day is certified and the
    calls stay within 1.1x of that bound).
 
-Re-running the demo replays the same day: it clears the demo collector's heartbeats and the
-governance state in Redis, deletes the earlier demo runs of that day and resets the sensor.
+The demo keeps to its own Redis namespace (key prefix `<prefix>-demo`, e.g. ``sp-demo``): its
+simulated collector, heartbeats, governance state and fake clock stay there, and the heartbeat
+sensor keeps a cursor per namespace (`ops.cursor_namespaces`), so `./run ui` afterwards shows the
+demo's runs, checks and report but its sensors never take `sim-kis-1` for a real collector.
+Everything the demo starts ends with it: the simulator, the daemon's whole process group and the
+embedded Redis (unless another process still uses it).
+
+Re-running the demo replays the same day: it clears its namespace in Redis, deletes the earlier
+demo runs of that day and resets its namespace's entry of the sensor cursor.
 """
 
 from __future__ import annotations
@@ -42,14 +49,19 @@ DEMO_COLLECTOR = "sim-kis-1"
 CLOCK_START = (15, 28, 30)  # the fake "now" when the daemon starts
 SEED_BEAT_S = 10
 SENSOR = "collector_heartbeat_sensor"
+NAMESPACE_SUFFIX = "-demo"  # the demo's Redis key prefix: the installation's prefix + this
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CALLS_OVER_BOUND_MAX = 1.1  # the recovery may spend at most 10% more calls than the lower bound
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from stock_pipelines.commands.arguments import int_range, positive_number
+
     parser = subparsers.add_parser("demo", help="run the end-to-end demo on the embedded default")
     parser.add_argument("--date", help="trading day to simulate (default: the latest closed session)")
-    parser.add_argument("--symbols", type=int, default=40, help="universe size (default 40)")
+    parser.add_argument(
+        "--symbols", type=int_range(1, 9_999), default=40, help="universe size (default 40)"
+    )
     parser.add_argument("--seed", type=int, default=20261120)
     parser.add_argument(
         "--outage",
@@ -57,9 +69,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="HH:MM-HH:MM",
         help=f"collector outage (repeatable; default {' and '.join(DEFAULT_OUTAGES)})",
     )
-    parser.add_argument("--corrupt", type=int, default=8, help="corrupted archive lines (default 8)")
     parser.add_argument(
-        "--timeout", type=float, default=300, help="seconds to wait for the daemon (default 300)"
+        "--corrupt", type=int_range(0, 1_000_000), default=8, help="corrupted archive lines (default 8)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_number(86_400),
+        default=300,
+        help="seconds to wait for the daemon (default 300)",
     )
     parser.add_argument(
         "--collector",
@@ -125,12 +142,27 @@ def outage_lower_bound(outages, codes, day: date) -> tuple[int, int]:
     return lower_bound_calls(missing, day, today=day), missing_slots(missing, day)
 
 
-def reset_demo_state(client, instance, day: date) -> None:
-    from stock_pipelines.redis_conn import key, key_prefix
+def use_demo_namespace() -> str:
+    """Point this process and everything it starts at the demo's own Redis key prefix."""
+    from stock_pipelines.redis_conn import ENV_PREFIX, key_prefix
 
-    for pattern in (f"{key_prefix()}:hb:*", key("governance", "*"), key("recovery", "*"), key("alerts", "*")):
-        for name in client.scan_iter(match=pattern, count=500):
-            client.delete(name)
+    prefix = key_prefix()
+    if not prefix.endswith(NAMESPACE_SUFFIX):
+        prefix += NAMESPACE_SUFFIX
+    os.environ[ENV_PREFIX] = prefix
+    return prefix
+
+
+def reset_demo_state(client, instance, day: date) -> None:
+    """Clear the demo's namespace (never the real one), its earlier runs of the day and its
+    entry of the heartbeat sensor's cursor."""
+    from stock_pipelines.ops.cursor_namespaces import with_cursor
+    from stock_pipelines.redis_conn import key_prefix
+
+    prefix = key_prefix()
+    assert prefix.endswith(NAMESPACE_SUFFIX), f"the demo resets only its own namespace, not {prefix!r}"
+    for name in client.scan_iter(match=f"{prefix}:*", count=500):
+        client.delete(name)
     import dagster as dg
 
     old = [
@@ -144,28 +176,32 @@ def reset_demo_state(client, instance, day: date) -> None:
     for record in old:
         instance.delete_run(record.dagster_run.run_id)
     for state in instance.all_instigator_state():
-        if state.name == SENSOR:
-            instance.delete_instigator_state(state.instigator_origin_id, state.selector_id)
+        if state.name == SENSOR and state.instigator_data is not None:
+            data = state.instigator_data
+            instance.update_instigator_state(
+                state.with_data(data._replace(cursor=with_cursor(data.cursor, prefix, None)))
+            )
 
 
 def run(args: argparse.Namespace) -> int:
     import dagster as dg
     import httpx
 
-    from stock_pipelines import lake
+    from stock_pipelines import embedded_redis, lake
     from stock_pipelines.commands import UsageError
     from stock_pipelines.commands.calendar import parse_day
     from stock_pipelines.heartbeat import HeartbeatPublisher, HeartbeatStore, Snapshot
     from stock_pipelines.market import krx_calendar
     from stock_pipelines.ops import clock
     from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
-    from stock_pipelines.redis_conn import embedded_redis_url, redis_client
+    from stock_pipelines.redis_conn import embedded_redis_url, key_prefix, redis_client
     from stock_pipelines.settings import Settings
     from stock_pipelines.sim.archive_day import Outage, write_day_archive
     from stock_pipelines.sim.day import SimDay
     from stock_pipelines.sim.runner import run_exchange_process
 
     started = time.monotonic()
+    use_demo_namespace()
     day = parse_day(args.date) if args.date else latest_closed_session(clock.now())
     session = krx_calendar().session(day)
     if session is None:
@@ -190,9 +226,16 @@ def run(args: argparse.Namespace) -> int:
 
     redis = redis_client()
     redis.ping()
-    print(f"redis: {'REDIS_URL' if os.environ.get('REDIS_URL') else 'embedded server'} answering")
-    if not os.environ.get("REDIS_URL"):
+    namespace = f"keys under {key_prefix()}:"
+    if os.environ.get("REDIS_URL"):
+        print(f"redis: REDIS_URL answering, {namespace}")
+    else:
         os.environ["REDIS_URL"] = embedded_redis_url()  # the daemon and its runs share this server
+        server = embedded_redis.describe() or {}
+        print(
+            f"redis: embedded server pid {server.get('pid')} answering, {namespace}, "
+            f"stops {server.get('stops')}"
+        )
 
     sim = SimDay(day, seed=args.seed, symbols=args.symbols)
     exchange_args = [
@@ -403,13 +446,32 @@ def watch_daemon(instance, day: date, timeout: float) -> list:
             ascending=True,
         )
     finally:
-        import signal
+        stop_process_group(process)
 
+
+def stop_process_group(process: subprocess.Popen, grace_s: float = 30) -> None:
+    """SIGTERM the daemon's session (daemon, code server, run workers), wait for the daemon, give
+    the rest of the session 10 s more, then SIGKILL whatever is left: none outlives the demo."""
+    import contextlib
+    import signal
+
+    group = process.pid
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace_s)
+    deadline = time.monotonic() + 10  # bounded: an orphan nobody reaps still answers as a zombie
+    while time.monotonic() < deadline:
         try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(process.pid, signal.SIGKILL)
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
+    process.wait()
 
 
 def _metadata(instance, asset: str, day: date, run_ids: set[str]) -> list[dict]:

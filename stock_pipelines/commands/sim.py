@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from stock_pipelines.commands import UsageError
+from stock_pipelines.commands.arguments import int_range, positive_number, tcp_port
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,13 +24,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "Prints one JSON line with the base URL once it accepts connections.",
     )
     exchange.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    exchange.add_argument("--port", type=int, default=8700, help="port (0: any free port; default 8700)")
+    exchange.add_argument("--port", type=tcp_port, default=8700, help="port (0: any free port; default 8700)")
     _day_options(exchange)
-    exchange.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second (default 1)")
+    exchange.add_argument("--speed", type=positive_number(100_000), default=1.0, help="simulated seconds per second (default 1)")
     exchange.add_argument("--start", metavar="HH:MM", help="clock start on the day (default: the open)")
     exchange.add_argument("--pin", action="store_true", help="pin the clock at the start instead of running")
-    exchange.add_argument("--rate-limit", type=int, default=20, help="KIS calls a second per app key (default 20)")
-    exchange.add_argument("--kiwoom-rate-limit", type=int, default=5, help="Kiwoom calls a second (default 5)")
+    exchange.add_argument("--rate-limit", type=int_range(1, 100_000), default=20, help="KIS calls a second per app key (default 20)")
+    exchange.add_argument("--kiwoom-rate-limit", type=int_range(1, 100_000), default=5, help="Kiwoom calls a second (default 5)")
     exchange.set_defaults(func=run_exchange)
 
     day = sim.add_parser(
@@ -42,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     day.add_argument("--out", required=True, type=Path, metavar="ARCHIVE_DIR", help="archive root")
     day.add_argument("--collector", default="sim-kis-1", help="collector id (default sim-kis-1)")
     day.add_argument("--outage", action="append", default=[], metavar="HH:MM-HH:MM", help="collector down (repeat)")
-    day.add_argument("--corrupt", type=int, default=0, metavar="N", help="add N corrupted lines (default 0)")
+    day.add_argument("--corrupt", type=int_range(0, 1_000_000), default=0, metavar="N", help="add N corrupted lines (default 0)")
     day.add_argument("--truth", type=Path, metavar="FILE.parquet", help="also write every trade and its fate here")
     day.set_defaults(func=run_day)
 

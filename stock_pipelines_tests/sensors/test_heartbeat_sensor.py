@@ -12,6 +12,7 @@ from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor
 from stock_pipelines.heartbeat import Heartbeat, HeartbeatStore
 from stock_pipelines.heartbeat.model import LifecycleEvent
 from stock_pipelines.market import SEOUL
+from stock_pipelines.ops.cursor_namespaces import cursor_for
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, HEARTBEAT_MONITORING, FeatureFlags
 
@@ -118,7 +119,24 @@ def test_redis_down_means_switches_read_as_off_and_nothing_is_launched(redis_env
     assert result.run_requests == []
     assert "heartbeat monitoring is off" in result.skip_reason.skip_message
     assert "redis_unreachable" in result.skip_reason.skip_message
-    assert json.loads(result.cursor)["stream"] == json.loads(first.cursor)["stream"]
+    stream = lambda evaluation: json.loads(cursor_for(evaluation.cursor, "sp"))["stream"]
+    assert stream(result) == stream(first)
+
+
+def test_a_dead_collector_under_another_key_prefix_is_not_this_namespaces_business(
+    redis_env, monkeypatch, evaluate
+):
+    """The demo runs the sensor under its own prefix on the same instance: what it sees (a
+    simulated collector, its stream position) never reaches the real namespace's evaluation."""
+    monkeypatch.setenv("STOCK_PIPELINES_REDIS_PREFIX", "sp-demo")
+    beats(HeartbeatStore(redis_env.client()), "sim-1", at("09:50:00"), at("10:00:00"))
+    demo = evaluate(at("10:00:20"))
+    assert [r.run_key for r in demo.run_requests] == ["recovery:sim-1:20261120:100000-100020:a1"]
+    monkeypatch.setenv("STOCK_PIPELINES_REDIS_PREFIX", "sp")
+    real = evaluate(at("10:05:00"), demo.cursor)
+    assert real.run_requests == [] and real.skip_reason.skip_message == "all collectors healthy"
+    assert cursor_for(real.cursor, "sp-demo") == cursor_for(demo.cursor, "sp-demo")  # the demo's entry kept
+    assert "sim-1" not in cursor_for(real.cursor, "sp")
 
 
 def test_a_run_for_two_outages_asks_for_each_outage_not_their_hull():

@@ -3,7 +3,8 @@
 Thin: `ops.heartbeat_tick` gathers the inputs from Redis and `ops.heartbeat_rules` decides; this
 turns the decision into run requests. The cursor (JSON) holds the event-stream position, each
 collector's outage state and the windows waiting to launch, so a daemon restart misses nothing
-and handles nothing twice (run keys dedupe as well).
+and handles nothing twice (run keys dedupe as well). It is kept per Redis key prefix
+(`ops.cursor_namespaces`): the demo's namespace never feeds the real one's evaluation.
 """
 
 import json
@@ -14,9 +15,10 @@ import redis
 from stock_pipelines.defs.jobs.preflight import preflight_job
 from stock_pipelines.defs.jobs.recovery import ATTEMPT_TAG, COLLECTOR_TAG, WINDOW_TAG, recovery_job
 from stock_pipelines.ops import clock
+from stock_pipelines.ops.cursor_namespaces import cursor_for, with_cursor
 from stock_pipelines.ops.heartbeat_rules import Launch
 from stock_pipelines.ops.heartbeat_tick import heartbeat_tick
-from stock_pipelines.redis_conn import redis_client
+from stock_pipelines.redis_conn import key_prefix, redis_client
 
 SENSOR_NAME = "collector_heartbeat_sensor"
 INTERVAL_S = 10
@@ -64,8 +66,9 @@ def run_request(launch: Launch) -> dg.RunRequest:
     "pre-flight before the open), governed by kill switches, breakers, backoff and dormant mode.",
 )
 def collector_heartbeat_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    prefix = key_prefix()
     try:
-        evaluation = heartbeat_tick(redis_client(), clock.now(), context.cursor)
+        evaluation = heartbeat_tick(redis_client(), clock.now(), cursor_for(context.cursor, prefix))
     except (redis.RedisError, OSError) as error:
         # cursor untouched: the same events are read again once Redis answers
         return dg.SensorResult(skip_reason=f"Redis unreachable ({type(error).__name__}): nothing evaluated")
@@ -76,6 +79,6 @@ def collector_heartbeat_sensor(context: dg.SensorEvaluationContext) -> dg.Sensor
         context.log.info(f"launching {launch.run_key}: {launch.reason}")
     return dg.SensorResult(
         run_requests=requests,
-        cursor=evaluation.cursor,
+        cursor=with_cursor(context.cursor, prefix, evaluation.cursor),
         skip_reason=None if requests else evaluation.skip_reason,
     )
