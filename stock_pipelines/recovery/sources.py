@@ -51,19 +51,19 @@ class BrokerSettings:
         base_url = os.environ.get(url_var, "").strip()
         if not base_url:
             raise BrokerAuthError(f"{url_var} is not set: the {broker} REST endpoint is unknown")
-        try:
-            limit = int(os.environ.get(limit_var, default_limit))
-        except ValueError:
-            raise ValueError(f"{limit_var} must be a whole number of calls a second") from None
-        if limit < 1:
-            raise ValueError(f"{limit_var} must be at least 1")
-        try:
-            processes = int(os.environ.get(PROCESSES_VAR, DEFAULT_PROCESSES))
-        except ValueError:
-            raise ValueError(f"{PROCESSES_VAR} must be a whole number of processes") from None
-        if processes < 1:
-            raise ValueError(f"{PROCESSES_VAR} must be at least 1")
+        limit = _positive_int(limit_var, default_limit, "calls a second")
+        processes = _positive_int(PROCESSES_VAR, DEFAULT_PROCESSES, "processes")
         return cls(broker, base_url, limit, processes)
+
+
+def _positive_int(variable: str, default: int, unit: str) -> int:
+    try:
+        value = int(os.environ.get(variable, default))
+    except ValueError:
+        raise ValueError(f"{variable} must be a whole number of {unit}") from None
+    if value < 1:
+        raise ValueError(f"{variable} must be at least 1")
+    return value
 
 
 class BreakerGate:
