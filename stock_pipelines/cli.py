@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     accepted_warnings.install()
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as usage:  # a usage error (already printed, one line) or --help: its code, returned
+        return usage.code if isinstance(usage.code, int) else 2
     try:
         return int(args.func(args) or 0)
     except UsageError as error:

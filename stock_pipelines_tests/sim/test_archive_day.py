@@ -151,7 +151,7 @@ def test_same_seed_same_archive_byte_for_byte(tmp_path, capsys):
         (["--date", "2026-11-21"], "2026-11-21 is not a KRX trading day"),
         (["--outage", "10:40-10:15"], "ends before it starts"),
         (["--outage", "noon"], "is not HH:MM-HH:MM"),
-        (["--corrupt", "-1"], "--corrupt must be >= 0"),
+        (["--corrupt", "-1"], "argument --corrupt: must be 0..1000000, not -1"),
         (["--collector", "../evil"], "collector id"),
         (["--truth", "TRUTH_IN_ARCHIVE"], "inside the archive"),
     ],
