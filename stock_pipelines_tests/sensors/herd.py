@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
+from dagster._daemon.daemon import SchedulerDaemon
 
 from stock_pipelines.defs.jobs.recovery import COLLECTOR_TAG, WINDOW_TAG
 from stock_pipelines.market import SEOUL, krx_calendar
@@ -94,6 +95,7 @@ def herd_restart(tmp_path: Path, redis_server, *, collectors: int = 10, per_coll
                     collector.wait_streaming(client)
                 stop_sensor(dev, "tick_archive_sensor")  # observes the wall clock's date, not DAY
                 instance = dg.DagsterInstance.from_config(str(dev.home))
+                assert SchedulerDaemon.daemon_type() not in instance.get_required_daemon_types()
                 since = time.time()
                 wait_for("the heartbeat sensor's first evaluation", lambda: ticks_since(dev, SENSOR, since),
                          240, every=1)

@@ -28,6 +28,7 @@ import time
 from datetime import timedelta
 
 import dagster as dg
+from dagster._daemon.daemon import SchedulerDaemon
 import httpx
 import pytest
 
@@ -79,6 +80,7 @@ def test_a_killed_collector_is_recovered_by_the_daemon_and_unauthorized_goes_dor
                 stop_sensor(dev, "tick_archive_sensor")  # observes the wall clock's date, not DAY
                 collector.wait_streaming(client)
                 instance = dg.DagsterInstance.from_config(str(dev.home))
+                assert SchedulerDaemon.daemon_type() not in instance.get_required_daemon_types()
                 # the daemon is up and the heartbeat sensor has seen the collector healthy (the code
                 # server loads slowly on a loaded machine)
                 since = time.time()
