@@ -36,6 +36,7 @@ from stock_pipelines_tests.sensors.herd import RECOVERY_DEADLINE, herd_restart  
 def scenario(collectors: int, outage_s: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="herd-restart-") as scratch:
         tmp = Path(scratch)
+        (tmp / "redis").mkdir()
         redis = RedisServer(tmp / "redis")
         redis.start()
         try:
