@@ -56,10 +56,16 @@ class DagsterDev:
 
 
 @contextlib.contextmanager
-def dagster_dev(tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Iterator[DagsterDev]:
+def dagster_dev(
+    tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 120, instance_yaml: str = ""
+) -> Iterator[DagsterDev]:
+    """`instance_yaml` is appended to the project's dagster.yaml for this instance."""
     home = tmp_path / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    if instance_yaml:
+        with (home / "dagster.yaml").open("a") as handle:
+            handle.write(instance_yaml)
     port = free_port()
     log = tmp_path / "dagster_dev.log"
     # DAGSTER_HOME last: a caller's env built from os.environ carries the DAGSTER_HOME that `./run`

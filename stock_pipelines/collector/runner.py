@@ -134,7 +134,8 @@ class Collector:
         self._http = httpx.AsyncClient(timeout=self.settings.connect_timeout_s)
         detail = {"symbols": len(self.symbols), "shards": len(self.shards), "sources": list(self.sources)}
         self._event("UP", detail)
-        self._redis_call(self.store.event, self.id, LifecycleEvent.UP, self.clock.now_dt(), detail)
+        self._redis_call(self.store.event, self.id, LifecycleEvent.UP, self.clock.now_dt(),
+                         {**detail, **self.publisher.up_detail()})
         beater = threading.Thread(target=self._beat_loop, name=f"collector-beat-{self.id}", daemon=True)
         beater.start()
         try:
@@ -515,6 +516,8 @@ class Collector:
         the writer is flushed before the beat is sent, so a trade still in flight (feed latency,
         socket buffers, the pipeline) when the process is killed lies after the last beat: inside
         the downtime the gap machinery recovers, never in a minute it believes was covered.
+        The first beat is therefore stamped before the UP event; the publisher keeps every beat at
+        or after its start time, which the UP event announces (`HeartbeatPublisher.up_detail`).
         """
         now = self.clock.now()
         margin = self.settings.durability_margin_s * self.clock.rate

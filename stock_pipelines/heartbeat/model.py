@@ -21,6 +21,9 @@ from stock_pipelines.ops import clock
 Clock = Callable[[], datetime]
 DEFAULT_INTERVAL_S = 5.0
 MERGE_TOLERANCE_INTERVALS = 2.0
+# An UP event's detail: the earliest instant (epoch µs) the new process's beats are stamped with.
+# Beats may be back-dated before the UP itself; history before this instant is earlier processes'.
+BEATS_FROM_KEY = "beats_from_us"
 
 
 def utc_now() -> datetime:

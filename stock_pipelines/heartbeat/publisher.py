@@ -1,7 +1,9 @@
 """The collector side: beat at a fixed interval from a background thread.
 
 The collector hands over a `snapshot()` callable returning its current subscribed symbols, last
-trade time and status; the publisher adds identity (id, host, pid, start time) and beats. A
+trade time and status; the publisher adds identity (id, host, pid, start time) and beats. No beat
+is stamped before the start time (a back-dating clock may ask for that), and the UP event says so,
+so the sensor can tell this process's history from the one before it. A
 Redis outage never stops the collector: the failure is logged once, counted, and the next beat
 tries again. `on_beat` lets the collector mirror each beat into its archive system stream (the
 second source of history).
@@ -20,12 +22,14 @@ from datetime import datetime, timedelta
 import redis
 
 from stock_pipelines.heartbeat.model import (
+    BEATS_FROM_KEY,
     DEFAULT_INTERVAL_S,
     MERGE_TOLERANCE_INTERVALS,
     Clock,
     Heartbeat,
     LifecycleEvent,
     Status,
+    to_us,
     utc_now,
 )
 from stock_pipelines.heartbeat.store import HeartbeatStore
@@ -62,7 +66,7 @@ class HeartbeatPublisher:
         state = self.snapshot()
         hb = Heartbeat(
             collector=self.collector, host=socket.gethostname(), pid=os.getpid(), started_at=self.started_at,
-            at=self.clock(), symbols=state.symbols, last_trade_at=state.last_trade_at, status=state.status,
+            at=max(self.clock(), self.started_at), symbols=state.symbols, last_trade_at=state.last_trade_at, status=state.status,
             interval_s=self.interval_s,
         )
         if self.on_beat is not None:
@@ -80,9 +84,13 @@ class HeartbeatPublisher:
             self._failing = False
         return hb
 
+    def up_detail(self) -> dict:
+        """What an UP event says about this process's beats: none is stamped before `started_at`."""
+        return {BEATS_FROM_KEY: to_us(self.started_at)}
+
     def start(self) -> None:
         """UP event, then a daemon thread beating every `interval_s` until `stop()`."""
-        self._emit(LifecycleEvent.UP)
+        self._emit(LifecycleEvent.UP, self.up_detail())
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{self.collector}", daemon=True)
         self._thread.start()
 

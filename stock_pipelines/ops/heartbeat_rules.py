@@ -267,8 +267,10 @@ def evaluate(
         own = state.collectors.setdefault(restart.collector, CollectorState())
         known_end = _dt(own.recovered_until) or _dt(own.down_since)
         start = restart.previous_activity
-        if known_end is not None and (start is None or known_end > start):
-            start = known_end  # the part before was handed over while it was down
+        if known_end is not None:
+            # Known down: the part before was handed over; the rest up to the restart is lost,
+            # whatever the history says (a later "previous activity" may be the new process's).
+            start = known_end
         if start is not None and restart.at - start > config.min_gap:
             windows = lost_windows(restart.collector, start, restart.at, "restart after downtime", calendar)
             new_windows += windows

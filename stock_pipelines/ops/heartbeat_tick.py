@@ -2,7 +2,7 @@
 
 Reads the kill switches (every time, never cached), the collectors' latest beats, the lifecycle
 events after the cursor's stream position (a restart's previous activity comes from the
-up-intervals the heartbeat store keeps per day), the governance verdict and queued retries.
+up-intervals the heartbeat store keeps per day, before the new process's first beat), the governance verdict and queued retries.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import redis
 
-from stock_pipelines.heartbeat.model import LifecycleEvent
+from stock_pipelines.heartbeat.model import BEATS_FROM_KEY, EventRecord, LifecycleEvent, from_us
 from stock_pipelines.heartbeat.store import HeartbeatStore
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.governance import RecoveryGovernance
@@ -41,15 +41,31 @@ def read_switches(flags: FeatureFlags) -> Switches:
     )
 
 
-def previous_activity(store: HeartbeatStore, collector: str, at: datetime) -> datetime | None:
-    """The end of the last up-interval that began before `at` (the new process's start)."""
-    local = at.astimezone(SEOUL)
+def previous_activity(
+    store: HeartbeatStore, collector: str, at: datetime, beats_from: datetime | None = None
+) -> datetime | None:
+    """The end of the previous process's activity before the process that announced itself (UP) at `at`.
+
+    A collector back-dates its beats (a beat vouches only for what is already archived), so its
+    first beat can be stamped before its own UP event; its up-interval then begins before `at`
+    and would pass for the previous process's activity, making the hole look like zero. The UP
+    event names `beats_from`, the earliest instant its beats carry: only history before that
+    belongs to earlier processes.
+    """
+    cut = at if beats_from is None else min(at, beats_from)
+    local = cut.astimezone(SEOUL)
     for back in range(LOOKBACK_DAYS + 1):
         day = (local - timedelta(days=back)).date()
-        earlier = [iv for iv in store.up_intervals(collector, day) if iv.start < at]
+        earlier = [iv for iv in store.up_intervals(collector, day) if iv.start < cut]
         if earlier:
-            return min(max(iv.end for iv in earlier), at)
+            return min(max(iv.end for iv in earlier), cut)
     return None
+
+
+def beats_from(event: EventRecord) -> datetime | None:
+    """The earliest beat stamp an UP event announces (``beats_from_us`` in its detail), if any."""
+    value = event.detail.get(BEATS_FROM_KEY)
+    return None if value is None else from_us(int(value))
 
 
 def heartbeat_tick(
@@ -67,7 +83,7 @@ def heartbeat_tick(
     store = HeartbeatStore(client, clock=lambda: now)
     events, stream = store.read_events(after=previous.stream)
     restarts = [
-        Restart(e.id, e.collector, e.at, previous_activity(store, e.collector, e.at))
+        Restart(e.id, e.collector, e.at, previous_activity(store, e.collector, e.at, beats_from(e)))
         for e in events
         if e.event is LifecycleEvent.UP
     ]

@@ -84,6 +84,15 @@ def test_the_rest_is_recovered_when_the_collector_is_back():
     assert CursorState.loads(result.cursor).stream == "5-0"
 
 
+def test_a_restart_of_a_collector_known_down_recovers_from_the_handed_over_point_whatever_the_history_says():
+    # a "previous activity" later than the outage (the new process's own back-dated beat) must not
+    # shrink the hole: the part not yet handed over is lost up to the restart
+    down = run(at("10:00:20"), [Beat("c1", at("10:00:00"))])
+    back = Restart("5-0", "c1", at("10:02:30"), previous_activity=at("10:02:29"))
+    result = run(at("10:02:35"), [Beat("c1", at("10:02:34"))], [back], cursor=down.cursor, stream="5-0")
+    assert recovery_keys(result) == ["recovery:c1:20261120:100020-100230:a1"]
+
+
 def test_a_quick_restart_between_evaluations_is_found_from_the_last_activity_before_it():
     restart = Restart("7-0", "c1", at("11:00:30"), previous_activity=at("11:00:02"))
     result = run(at("11:00:35"), [Beat("c1", at("11:00:34"))], [restart])

@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor
-from stock_pipelines.heartbeat import Heartbeat, HeartbeatStore
+from stock_pipelines.heartbeat import Heartbeat, HeartbeatPublisher, HeartbeatStore, Snapshot
 from stock_pipelines.heartbeat.model import LifecycleEvent
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.cursor_namespaces import cursor_for
@@ -109,6 +109,50 @@ def test_a_restart_is_measured_from_the_last_activity_in_the_up_intervals(redis_
     assert [r.run_key for r in result.run_requests] == ["recovery:c1:20261120:100100-100300:a1"]
     # the event is consumed: evaluating again from the new cursor launches nothing
     assert evaluate(at("10:03:08"), result.cursor).run_requests == []
+
+
+class BackDatedProcess:
+    """A collector process as `collector.runner` runs one: beats stamped a second before the clock
+    (`_durable_now`), through the real `HeartbeatPublisher`; UP written at the clock, then the
+    first beat, which is stamped before the UP."""
+
+    def __init__(self, store: HeartbeatStore, collector: str, started: datetime) -> None:
+        self.now = started
+        self.publisher = HeartbeatPublisher(store, collector, lambda: Snapshot(("005930",), None),
+                                            interval_s=5.0, clock=lambda: self.now - timedelta(seconds=1))
+        store.event(collector, LifecycleEvent.UP, started, self.publisher.up_detail())
+        self.publisher.beat_once()
+
+    def beat_until(self, end: datetime) -> None:
+        while self.now + timedelta(seconds=5) <= end:
+            self.now += timedelta(seconds=5)
+            self.publisher.beat_once()
+
+
+def test_a_restart_after_a_detected_outage_launches_the_rest_although_the_first_beat_predates_the_up(
+    redis_env, evaluate
+):
+    store = HeartbeatStore(redis_env.client())
+    old = BackDatedProcess(store, "c1", at("09:50:00"))
+    old.beat_until(at("10:00:00"))  # SIGKILLed after its 10:00:00 beat (stamped 09:59:59)
+    healthy = evaluate(at("10:00:05"))
+    assert healthy.run_requests == []
+    first_wave = evaluate(at("10:00:20"), healthy.cursor)
+    assert [r.run_key for r in first_wave.run_requests] == ["recovery:c1:20261120:095959-100020:a1"]
+    BackDatedProcess(store, "c1", at("10:02:30"))  # restarted 2.5 minutes later
+    after = evaluate(at("10:02:35"), first_wave.cursor)
+    assert [r.run_key for r in after.run_requests] == ["recovery:c1:20261120:100020-100230:a1"]
+
+
+def test_a_quick_restart_before_the_outage_is_seen_is_measured_from_the_previous_process(redis_env, evaluate):
+    store = HeartbeatStore(redis_env.client())
+    old = BackDatedProcess(store, "c1", at("09:50:00"))
+    old.beat_until(at("10:00:00"))
+    healthy = evaluate(at("10:00:05"))
+    assert healthy.run_requests == []
+    BackDatedProcess(store, "c1", at("10:00:12"))  # back before three beats were missed
+    result = evaluate(at("10:00:14"), healthy.cursor)
+    assert [r.run_key for r in result.run_requests] == ["recovery:c1:20261120:095959-100012:a1"]
 
 
 def test_redis_down_means_switches_read_as_off_and_nothing_is_launched(redis_env, monkeypatch, evaluate):
