@@ -7,7 +7,7 @@ session lists, at its end, any test that read the session's clock in this proces
 through the code it calls) without setting it and is not marked: a test that may depend on the
 date it runs. Reads in subprocesses, and clocks captured as default arguments, are not seen.
 
-The hooks are imported by conftest.py.
+conftest.py registers this module as a pytest plugin.
 """
 
 from __future__ import annotations

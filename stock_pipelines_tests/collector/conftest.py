@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from datetime import time as time_of_day
 from pathlib import Path
 
 import httpx
@@ -22,8 +21,8 @@ from stock_pipelines.collector.config import AppKey, CollectorSettings, FeedSour
 from stock_pipelines.collector.handle import CollectorThread
 from stock_pipelines.collector.runner import Collector
 from stock_pipelines.market import SEOUL, krx_calendar
-from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.sim.day import SimDay
+from stock_pipelines_tests.past_day import pin_clock_after
 
 DAY = date(2026, 11, 20)
 US = 1_000_000
@@ -64,9 +63,7 @@ def end_the_day(url: str, env: dict[str, str], monkeypatch) -> None:
     for name, value in env.items():
         if name.startswith(("KIS_", "STOCK_PIPELINES_", "REDIS_URL")):
             monkeypatch.setenv(name, value)
-    # the pipeline's clock: the next morning, so the day is a past one whatever the date
-    next_morning = datetime.combine(krx_calendar().next_trading_day(DAY), time_of_day(8, 0), SEOUL)
-    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(next_morning))
+    pin_clock_after(monkeypatch, DAY)  # the pipeline's clock: the day is a past one whatever the date
 
 
 @contextmanager

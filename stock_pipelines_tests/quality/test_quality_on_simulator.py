@@ -22,6 +22,7 @@ from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.server import ExchangeConfig
 from stock_pipelines_tests.conftest import RedisServer
+from stock_pipelines_tests.past_day import pin_clock_after
 from stock_pipelines_tests.truth import truth_bars
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -68,6 +69,7 @@ def point_at(monkeypatch, tmp_path, redis_url: str, url, key: str, secret: str) 
     monkeypatch.setenv("KIS_BASE_URL", str(url))
     monkeypatch.setenv("KIS_APP_KEY", key)
     monkeypatch.setenv("KIS_APP_SECRET", secret)
+    pin_clock_after(monkeypatch, DAY)
 
 
 @pytest.fixture

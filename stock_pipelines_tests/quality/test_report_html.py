@@ -17,6 +17,7 @@ from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.quality.store import read_summary, report_dir
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines_tests.capabilities import require_capability
+from stock_pipelines_tests.past_day import pin_clock_after
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -83,6 +84,7 @@ def test_html_report_renders_with_its_charts_in_headless_chromium(tmp_path, monk
     monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(tmp_path / "archive"))
     monkeypatch.setenv("STOCK_PIPELINES_QUALITY_REST_CALLS", "0")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # no Redis: the archive's system stream is used
+    pin_clock_after(monkeypatch, DAY)
     write_day_archive(
         tmp_path / "archive",
         DAY,

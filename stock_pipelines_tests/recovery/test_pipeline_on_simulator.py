@@ -20,6 +20,7 @@ from stock_pipelines.ops import clock
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.server import ExchangeConfig
+from stock_pipelines_tests.past_day import pin_clock_after
 from stock_pipelines_tests.truth import outage_edge_minutes, truth_bars
 
 pytestmark = pytest.mark.integration
@@ -63,6 +64,7 @@ def pipeline_env(tmp_path, monkeypatch, redis_server):
         monkeypatch.setenv("KIS_BASE_URL", str(url))
         monkeypatch.setenv("KIS_APP_KEY", "e2e-key")
         monkeypatch.setenv("KIS_APP_SECRET", "e2e-secret")
+        pin_clock_after(monkeypatch, DAY)
         yield url, tmp_path
 
 
