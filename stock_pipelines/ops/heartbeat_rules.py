@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from stock_pipelines.market import SEOUL, KrxCalendar, krx_calendar
@@ -47,6 +47,7 @@ class RulesConfig:
     max_launches: int = 4  # run requests per evaluation at most
     min_gap: timedelta = timedelta(seconds=10)  # a shorter hole is within the heartbeat merge tolerance
     forget_after: timedelta = timedelta(days=4)  # a collector silent longer was retired, not lost
+    minute_settle: timedelta = timedelta(seconds=5)  # after a minute closes, its broker bar is final
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,20 @@ def lost_windows(
     ]
 
 
+def through_the_minute(windows: list[Window], settle: timedelta) -> list[Window]:
+    """Windows that end where a collector came back, inside a minute: that minute lost its trades
+    up to the return (and until the feed is subscribed again), and the broker's bar for it is final
+    only once the minute has closed. Each such window runs to the end of its minute and waits for
+    it to close, so the run launched for it asks for a closed minute and gets its whole bar."""
+    out = []
+    for window in windows:
+        end = window.end.replace(second=0, microsecond=0)
+        if end < window.end:
+            end += timedelta(minutes=1)
+        out.append(replace(window, end=end, not_before=end + settle))
+    return out
+
+
 def evaluate(
     now: datetime,
     beats: list[Beat],
@@ -272,7 +287,10 @@ def evaluate(
             # whatever the history says (a later "previous activity" may be the new process's).
             start = known_end
         if start is not None and restart.at - start > config.min_gap:
-            windows = lost_windows(restart.collector, start, restart.at, "restart after downtime", calendar)
+            windows = through_the_minute(
+                lost_windows(restart.collector, start, restart.at, "restart after downtime", calendar),
+                config.minute_settle,
+            )
             new_windows += windows
             if not windows:
                 notes.append(f"{restart.collector} restarted; no trading time lost")
@@ -310,7 +328,9 @@ def evaluate(
         elif down_since is not None:
             # beating again, with no UP event seen (a Redis blip, a frozen process): the rest
             start = _dt(own.recovered_until) or down_since
-            new_windows += lost_windows(beat.collector, start, beat.at, "collector back", calendar)
+            new_windows += through_the_minute(
+                lost_windows(beat.collector, start, beat.at, "collector back", calendar), config.minute_settle
+            )
             own.down_since, own.recovered_until = None, None
         own.last_beat = _iso(beat.at)
 
@@ -340,13 +360,13 @@ def evaluate(
                 min(same.start, window.start),
                 max(same.end, window.end),
                 window.attempt,
-                same.not_before,
+                _latest(same.not_before, window.not_before),
                 why,
                 _union_spans(same.pieces + window.pieces),
             )
         else:
             delay = 0.0 if fresh < config.burst else _jitter(window.run_key, config.spread_s)
-            window = Window(**{**window.__dict__, "not_before": now + timedelta(seconds=delay)})
+            window = replace(window, not_before=_latest(now + timedelta(seconds=delay), window.not_before))
             fresh += 1
         state.pending.append(window)
         queued.add(window.run_key)
@@ -397,6 +417,10 @@ def evaluate(
         else:
             skip = "all collectors healthy"
     return Evaluation(launches, state.dumps(), skip, notes)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max((t for t in (a, b) if t is not None), default=None)
 
 
 def _union_spans(spans: tuple[tuple[datetime, datetime], ...]) -> tuple[tuple[datetime, datetime], ...]:

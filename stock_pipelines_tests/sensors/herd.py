@@ -115,7 +115,9 @@ def herd_restart(tmp_path: Path, redis_server, *, collectors: int = 10, per_coll
                     restart_at = killed_at + outage
                 else:
                     wave_end = max(_window(r).end for r in wave)
-                    restart_at = minute_floor(wave_end) + timedelta(minutes=2, seconds=2)
+                    # one whole minute lost after the first wave's windows: only the restart's runs
+                    # can bring it back (the bug this guards against left it to the end of the day)
+                    restart_at = minute_floor(wave_end) + timedelta(minutes=1, seconds=2)
                 # The first wave has run before the restart (as it does in a 2.5-minute outage): what
                 # is still missing then can only come back through the runs the restart launches.
                 for record in wave:

@@ -13,6 +13,7 @@ from stock_pipelines.ops.heartbeat_rules import (
     Switches,
     Window,
     evaluate,
+    through_the_minute,
 )
 
 DAY = date(2026, 11, 20)  # a Friday session, 09:00-15:30
@@ -90,14 +91,30 @@ def test_a_restart_of_a_collector_known_down_recovers_from_the_handed_over_point
     down = run(at("10:00:20"), [Beat("c1", at("10:00:00"))])
     back = Restart("5-0", "c1", at("10:02:30"), previous_activity=at("10:02:29"))
     result = run(at("10:02:35"), [Beat("c1", at("10:02:34"))], [back], cursor=down.cursor, stream="5-0")
-    assert recovery_keys(result) == ["recovery:c1:20261120:100020-100230:a1"]
+    assert recovery_keys(result) == []  # 10:02 is still forming: its bar is final once it closes
+    result = run(at("10:03:05"), [Beat("c1", at("10:03:04"))], cursor=result.cursor, stream="5-0")
+    assert recovery_keys(result) == ["recovery:c1:20261120:100020-100300:a1"]
 
 
 def test_a_quick_restart_between_evaluations_is_found_from_the_last_activity_before_it():
     restart = Restart("7-0", "c1", at("11:00:30"), previous_activity=at("11:00:02"))
     result = run(at("11:00:35"), [Beat("c1", at("11:00:34"))], [restart])
-    assert recovery_keys(result) == ["recovery:c1:20261120:110002-110030:a1"]
+    assert recovery_keys(result) == []
+    assert "waiting" in result.skip_reason
+    result = run(at("11:01:04"), [Beat("c1", at("11:01:04"))], cursor=result.cursor, stream="7-0")
+    assert recovery_keys(result) == []  # the minute closed 4 s ago: not yet settled
+    result = run(at("11:01:06"), [Beat("c1", at("11:01:05"))], cursor=result.cursor, stream="7-0")
+    assert recovery_keys(result) == ["recovery:c1:20261120:110002-110100:a1"]
     assert result.launches[0].reason.startswith("restart after downtime")
+
+
+def test_the_window_of_a_restart_runs_to_the_end_of_its_minute_and_waits_for_it_to_close():
+    [window] = through_the_minute(
+        [Window("c1", DAY, at("10:00:20"), at("10:02:30"))], timedelta(seconds=5)
+    )
+    assert (window.end, window.not_before) == (at("10:03:00"), at("10:03:05"))
+    [on_the_minute] = through_the_minute([Window("c1", DAY, at("10:00:20"), at("10:03:00"))], timedelta(0))
+    assert on_the_minute.end == at("10:03:00")
 
 
 def test_weekend_and_holiday_outages_launch_nothing_and_lose_nothing():

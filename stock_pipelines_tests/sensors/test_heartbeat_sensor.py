@@ -139,9 +139,12 @@ def test_a_restart_after_a_detected_outage_launches_the_rest_although_the_first_
     assert healthy.run_requests == []
     first_wave = evaluate(at("10:00:20"), healthy.cursor)
     assert [r.run_key for r in first_wave.run_requests] == ["recovery:c1:20261120:095959-100020:a1"]
-    BackDatedProcess(store, "c1", at("10:02:30"))  # restarted 2.5 minutes later
+    new = BackDatedProcess(store, "c1", at("10:02:30"))  # restarted 2.5 minutes later
     after = evaluate(at("10:02:35"), first_wave.cursor)
-    assert [r.run_key for r in after.run_requests] == ["recovery:c1:20261120:100020-100230:a1"]
+    assert after.run_requests == []  # the rest runs to the end of 10:02, once that minute has closed
+    new.beat_until(at("10:03:05"))
+    closed = evaluate(at("10:03:06"), after.cursor)
+    assert [r.run_key for r in closed.run_requests] == ["recovery:c1:20261120:100020-100300:a1"]
 
 
 def test_a_quick_restart_before_the_outage_is_seen_is_measured_from_the_previous_process(redis_env, evaluate):
@@ -150,9 +153,12 @@ def test_a_quick_restart_before_the_outage_is_seen_is_measured_from_the_previous
     old.beat_until(at("10:00:00"))
     healthy = evaluate(at("10:00:05"))
     assert healthy.run_requests == []
-    BackDatedProcess(store, "c1", at("10:00:12"))  # back before three beats were missed
+    new = BackDatedProcess(store, "c1", at("10:00:12"))  # back before three beats were missed
     result = evaluate(at("10:00:14"), healthy.cursor)
-    assert [r.run_key for r in result.run_requests] == ["recovery:c1:20261120:095959-100012:a1"]
+    assert result.run_requests == []
+    new.beat_until(at("10:01:05"))
+    result = evaluate(at("10:01:06"), result.cursor)
+    assert [r.run_key for r in result.run_requests] == ["recovery:c1:20261120:095959-100100:a1"]
 
 
 def test_redis_down_means_switches_read_as_off_and_nothing_is_launched(redis_env, monkeypatch, evaluate):
