@@ -34,6 +34,7 @@ from stock_pipelines.sim.day import SimDay
 from stock_pipelines.sim.runner import run_exchange_process
 from stock_pipelines_tests.dagster_dev import REPO_ROOT
 from stock_pipelines_tests.truth import truth_bars
+from stock_pipelines_tests.waiting import wait_until
 
 DAY = date(2026, 11, 20)  # a Friday session, 09:00-15:30
 OPEN = krx_calendar().session(DAY).open
@@ -124,15 +125,7 @@ def start_collectors(env: dict[str, str], redis_client, groups: dict[str, list[s
 
 
 def wait_for(what: str, predicate, timeout: float, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_until(predicate, timeout, what, every=every)
 
 
 # -- Dagster ---------------------------------------------------------------------------------------
