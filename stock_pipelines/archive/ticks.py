@@ -1,6 +1,6 @@
 """A day of archive files -> raw_ticks (validated, deduplicated) + quarantine, loss-free.
 
-Rules (issue 4), applied to every parsed line; the first that fails is the quarantine reason:
+Rules, applied to every parsed line; the first that fails is the quarantine reason:
   unknown_version, missing_field, bad_source, bad_symbol ([0-9A-Z]{6}), nonpositive_price,
   nonpositive_qty, bad_cum (cum < qty), out_of_session / in_closing_auction (ts must lie in
   [open - tol, closing auction start) or be the closing print in [close - tol, close + tol]),

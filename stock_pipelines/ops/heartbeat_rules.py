@@ -4,13 +4,14 @@ Inputs: now, each collector's latest beat, the lifecycle events since the cursor
 the last activity before them), the kill switches, the governance verdict (dormant / backoff /
 breaker) and due retries. Output: runs to launch, the new cursor, and why nothing was launched.
 
-Rules (issue 6):
+Rules:
 - A collector is *down* once its last beat is older than `stale_intervals` heartbeat intervals,
   or when a restart shows a hole (UP after the last activity before it). Only trading time is
   lost time (`KrxCalendar.trading_windows`): an outage at night or on a holiday costs nothing.
 - While it is down during the session, the closed part [last recovered point, now) is launched at
   once, then again every `partial_every` (so every closed minute is recovered within 5 minutes,
-  from today's minute-bar endpoint); the rest goes when the collector is back.
+  from today's minute-bar endpoint); the rest goes when the collector is back, through the end of
+  the minute it came back in, once that minute has closed (`through_the_minute`).
 - Windows wait in the cursor's `pending` list and launch only in trading time, with automatic
   recovery on, the governance allowing it and the breaker not OPEN. Nothing is dropped: windows
   found at night, while switched off or dormant, launch at the next chance (run keys dedupe).

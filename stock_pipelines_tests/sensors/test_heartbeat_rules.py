@@ -1,4 +1,4 @@
-"""The heartbeat sensor's rules with a fixed clock: every rule of issue 6, one evaluation at a time."""
+"""The heartbeat sensor's rules with a fixed clock: every rule, one evaluation at a time."""
 
 import json
 from datetime import date, datetime, timedelta
