@@ -36,15 +36,15 @@ from pathlib import Path
 import httpx
 
 DAY = date(2026, 11, 20)
-PAST_DAY_PAGE = 120  # KIS minute bars a call for a past day
 
 
 def outage_lower_bound(symbols: int) -> int:
     """Every symbol lost the whole session: the fewest calls that return all its bar slots."""
     from stock_pipelines.market import krx_calendar
+    from stock_pipelines.recovery.plan import PAST_PAGE
 
     slots = len(krx_calendar().session(DAY).minute_bar_starts())
-    return symbols * math.ceil(slots / PAST_DAY_PAGE)
+    return symbols * math.ceil(slots / PAST_PAGE)
 
 
 def worker(symbols: list[str], local_rate: float | None, rate: int, workers: int, url: str, token_dir: str,

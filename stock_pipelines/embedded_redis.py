@@ -93,6 +93,11 @@ def stop(data_dir: Path | None = None) -> bool:
     return _shutdown(socket_path(server_dir(data_dir)))
 
 
+def started_here() -> list[Path]:
+    """Socket paths of the servers this process started."""
+    return sorted(_started_here)
+
+
 def release_started_here() -> list[str]:
     """Stop the servers this process started, except one another process is still connected to
     (its supervisor stops it once that process is gone too). Callers close their own clients

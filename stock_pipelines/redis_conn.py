@@ -70,10 +70,6 @@ def quick_retry() -> Retry:
     return Retry(ExponentialWithJitterBackoff(cap=0.2, base=0.01), 2)
 
 
-def embedded_redis_dir(data_dir: Path | None = None) -> Path:
-    return embedded_redis.server_dir(data_dir)
-
-
 def embedded_socket_path(directory: Path) -> Path:
     return embedded_redis.socket_path(directory)
 
@@ -85,7 +81,7 @@ def embedded_redis_url(data_dir: Path | None = None) -> str:
 
 def stop_embedded_redis(data_dir: Path | None = None) -> bool:
     """Shut the embedded server down (saving its data); False if none was running."""
-    url = embedded_redis.url_of(embedded_socket_path(embedded_redis_dir(data_dir)))
+    url = embedded_redis.url_of(embedded_socket_path(embedded_redis.server_dir(data_dir)))
     _forget(url)
     return embedded_redis.stop(data_dir)
 
@@ -93,7 +89,7 @@ def stop_embedded_redis(data_dir: Path | None = None) -> bool:
 def release_embedded_redis() -> list[str]:
     """At the end of a command (or test): close this process's clients of the embedded servers it
     started and stop those servers unless another process still uses them."""
-    for path in list(embedded_redis._started_here):
+    for path in embedded_redis.started_here():
         _forget(embedded_redis.url_of(path))
     return embedded_redis.release_started_here()
 

@@ -24,7 +24,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,9 +141,9 @@ class ArchiveWriter:
     def write_trades(self, records: list[TradeRecord]) -> None:
         with self._lock:
             self._check_open()
-            oldest = min((r.ts for r in records), default=None)
-            if self._refuse_for_disk_space(oldest):
+            if self._refuse_for_disk_space(records):
                 self.lines_refused += len(records)
+                oldest = _oldest_ts(records)
                 if oldest is not None and (self._refused_from_us is None or oldest < self._refused_from_us):
                     self._refused_from_us = oldest
                 raise DiskSpaceLow(
@@ -358,7 +358,7 @@ class ArchiveWriter:
             self._flush_stream(self._system, True)
         return record
 
-    def _refuse_for_disk_space(self, oldest_ts_us: int | None = None) -> bool:
+    def _refuse_for_disk_space(self, records: Sequence[TradeRecord] = ()) -> bool:
         now = self.clock()
         if now - self._last_disk_check < self.policy.disk_check_interval_s and not self.disk_low:
             return False
@@ -367,7 +367,7 @@ class ArchiveWriter:
         self._last_disk_check = now
         free = self._free_bytes()
         if free < self.min_free_bytes and not self.disk_low:
-            self._enter_disk_low(f"{free} bytes free < floor {self.min_free_bytes}", oldest_ts_us)
+            self._enter_disk_low(f"{free} bytes free < floor {self.min_free_bytes}", _oldest_ts(records))
         elif free >= self.min_free_bytes and self.disk_low:
             self.disk_low = False
             detail = {"free_bytes": free, "floor_bytes": self.min_free_bytes, "refused_lines": self.lines_refused}
@@ -444,3 +444,8 @@ def _last_newline_end(path: Path, size: int) -> int:
                 return start + index + 1
             end = start
     return 0
+
+
+def _oldest_ts(records: Sequence[TradeRecord]) -> int | None:
+    """Taken only when trades are refused: the check runs off the collector's hot path."""
+    return min((r.ts for r in records), default=None)

@@ -131,13 +131,9 @@ def outage_lower_bound(outages, codes, day: date) -> tuple[int, int]:
     planted outages removed, and how many those are. From the outages alone, never from the plan:
     every symbol loses the minutes an outage touches; the recovery runs on that day, so the
     endpoint's page is today's."""
-    from stock_pipelines.recovery.plan import lower_bound_calls, missing_slots
+    from stock_pipelines.recovery.plan import ceil_minute, floor_minute, lower_bound_calls, missing_slots
 
-    minutes = []
-    for outage in outages:
-        start = outage.start.replace(second=0, microsecond=0)
-        end = outage.end.replace(second=0, microsecond=0)
-        minutes.append((start, end if end == outage.end else end + timedelta(minutes=1)))
+    minutes = [(floor_minute(outage.start), ceil_minute(outage.end)) for outage in outages]
     missing = {code: minutes for code in codes}
     return lower_bound_calls(missing, day, today=day), missing_slots(missing, day)
 

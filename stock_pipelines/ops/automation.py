@@ -24,7 +24,6 @@ from stock_pipelines.resilience.flags import AUTO_RECOVERY, FeatureFlags
 @dataclass(frozen=True)
 class BrokerPermit:
     allowed: bool
-    automatic: bool
     launched_by: str  # "schedule end_of_day_schedule", "sensor ...", or "a person"
     automation_off: str  # why automation may not call the broker now; "" when it may
 
@@ -62,7 +61,6 @@ def broker_permit(client: redis.Redis | None, launched_by: str | None) -> Broker
     automatic = launched_by is not None
     return BrokerPermit(
         allowed=not (automatic and off),
-        automatic=automatic,
         launched_by=launched_by or "a person",
         automation_off=off,
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-DEFAULT_PREFIX = "sp"
+from stock_pipelines.redis_conn import DEFAULT_PREFIX
 
 
 def _entries(stored: str | None) -> dict[str, str]:

@@ -34,6 +34,7 @@ from datetime import date, datetime, timedelta
 
 from stock_pipelines.market import SEOUL, KrxCalendar, krx_calendar
 from stock_pipelines.market.calendar import Phase
+from stock_pipelines.recovery.plan import ceil_minute, union
 
 CURSOR_VERSION = 1
 LAUNCHED_KEPT = 500  # run keys remembered, so a retry handed over twice launches once
@@ -229,9 +230,7 @@ def through_the_minute(windows: list[Window], settle: timedelta) -> list[Window]
     it to close, so the run launched for it asks for a closed minute and gets its whole bar."""
     out = []
     for window in windows:
-        end = window.end.replace(second=0, microsecond=0)
-        if end < window.end:
-            end += timedelta(minutes=1)
+        end = ceil_minute(window.end)
         out.append(replace(window, end=end, not_before=end + settle))
     return out
 
@@ -363,7 +362,7 @@ def evaluate(
                 window.attempt,
                 _latest(same.not_before, window.not_before),
                 why,
-                _union_spans(same.pieces + window.pieces),
+                tuple(union(list(same.pieces + window.pieces))),
             )
         else:
             delay = 0.0 if fresh < config.burst else _jitter(window.run_key, config.spread_s)
@@ -422,16 +421,6 @@ def evaluate(
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
     return max((t for t in (a, b) if t is not None), default=None)
-
-
-def _union_spans(spans: tuple[tuple[datetime, datetime], ...]) -> tuple[tuple[datetime, datetime], ...]:
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return tuple(merged)
 
 
 def _hold_reason(phase: Phase, switches: Switches, governance: Governance, now: datetime) -> str | None:

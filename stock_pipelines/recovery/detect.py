@@ -28,6 +28,7 @@ from stock_pipelines.heartbeat.archive_history import archive_collectors, up_int
 from stock_pipelines.heartbeat.model import UpInterval
 from stock_pipelines.heartbeat.store import HeartbeatStore
 from stock_pipelines.market import KrxCalendar, krx_calendar
+from stock_pipelines.recovery.plan import subtract
 
 Window = tuple[datetime, datetime]
 
@@ -242,17 +243,8 @@ def requested_gaps(
 
 
 def _uncovered(start: datetime, end: datetime, covering: Sequence[Window]) -> list[Window]:
-    """The parts of [start, end) outside every window of `covering` (sorted by start)."""
-    pieces: list[Window] = []
-    cursor = start
-    for cover_start, cover_end in covering:
-        if cover_end <= cursor or cover_start >= end:
-            continue
-        if cover_start > cursor:
-            pieces.append((cursor, cover_start))
-        cursor = max(cursor, cover_end)
-        if cursor >= end:
-            break
-    if cursor < end:
-        pieces.append((cursor, end))
+    """The parts of [start, end) outside every window of `covering`."""
+    pieces: list[Window] = [(start, end)]
+    for cover in covering:
+        pieces = subtract(pieces, cover)
     return pieces

@@ -28,14 +28,12 @@ class GatedSource:
     def __init__(self, source: MinuteBarSource, gate: CallGate) -> None:
         self.source, self.gate = source, gate
         self.name = source.name
-        self.refused = 0  # calls the breaker did not let out
 
     def minute_bars(self, symbol: str, day: date, start: datetime, end: datetime) -> BarFetch:
         return self._through_gate(lambda: self.source.minute_bars(symbol, day, start, end))
 
     def _through_gate(self, call: Callable[[], T]) -> T:
         if not self.gate.allow():
-            self.refused += 1
             raise BrokerUnavailable(f"circuit breaker for {self.name} is open: call not made")
         try:
             answer = call()

@@ -47,8 +47,8 @@ def minute_window(gap: Gap, close: datetime | None = None) -> Window:
     A gap that reaches the session's `close` also lost the closing print, whose bar is stamped
     with the close itself (15:30): trading time is [open, close), so the window must reach past it.
     """
-    start = _floor_minute(gap.start)
-    end = _floor_minute(gap.end)
+    start = floor_minute(gap.start)
+    end = floor_minute(gap.end)
     if gap.end > end or gap.kind == "sequence" or end == start:
         end += ONE_MINUTE
     if close is not None and gap.end >= close:
@@ -78,13 +78,13 @@ def symbol_windows(
             (sequence if gap.kind == "sequence" else coverable)[symbol].append(window)
     result: dict[str, list[Window]] = {}
     for symbol in sorted(set(coverable) | set(sequence)):
-        windows = _union(coverable.get(symbol, []))
+        windows = union(coverable.get(symbol, []))
         for hole in (covered or {}).get(symbol, ()):
             # only whole minutes the other archive saw from start to end count as covered
-            windows = _subtract(windows, (_ceil_minute(hole[0]), _floor_minute(hole[1])))
-        windows = _union(windows + sequence.get(symbol, []))
+            windows = subtract(windows, (ceil_minute(hole[0]), floor_minute(hole[1])))
+        windows = union(windows + sequence.get(symbol, []))
         for done in (fetched or {}).get(symbol, ()):
-            windows = _subtract(windows, done)
+            windows = subtract(windows, done)
         if windows:
             result[symbol] = windows
     return result
@@ -135,7 +135,7 @@ def lower_bound_calls(
     page = page_size(day, today)
     calls = 0
     for windows in missing.values():
-        merged = _union(list(windows))
+        merged = union(list(windows))
         wanted = [i for i, slot in enumerate(slots_all) if any(s <= slot < e for s, e in merged)]
         covered_until = -1
         for index in wanted:
@@ -151,7 +151,7 @@ def missing_slots(missing: Mapping[str, Sequence[Window]], day: date, calendar: 
     if session is None:
         raise ValueError(f"{day} is not a KRX trading day: nothing to recover")
     slots_all = session.minute_bar_starts()
-    return sum(_slots(slots_all, s, e) for windows in missing.values() for s, e in _union(list(windows)))
+    return sum(_slots(slots_all, s, e) for windows in missing.values() for s, e in union(list(windows)))
 
 
 def clipped_to(windows: Iterable[FetchWindow], keep: Mapping[str, Sequence[Window]]) -> list[FetchWindow]:
@@ -159,7 +159,7 @@ def clipped_to(windows: Iterable[FetchWindow], keep: Mapping[str, Sequence[Windo
     returns the minutes between two gaps, whose bars the archive already has."""
     pieces: list[FetchWindow] = []
     for window in windows:
-        for start, end in _union(list(keep.get(window.symbol, ()))):
+        for start, end in union(list(keep.get(window.symbol, ()))):
             start, end = max(start, window.start), min(end, window.end)
             if start < end:
                 pieces.append(FetchWindow(window.symbol, start, end, 0, 0, window.rank))
@@ -185,7 +185,8 @@ def _slots(slots_all: list[datetime], start: datetime, end: datetime) -> int:
     return sum(1 for slot in slots_all if start <= slot < end)
 
 
-def _union(windows: list[Window]) -> list[Window]:
+def union(windows: list[Window]) -> list[Window]:
+    """Overlapping or touching windows merged, sorted by start."""
     result: list[Window] = []
     for start, end in sorted(windows):
         if result and start <= result[-1][1]:
@@ -195,7 +196,8 @@ def _union(windows: list[Window]) -> list[Window]:
     return result
 
 
-def _subtract(windows: list[Window], hole: Window) -> list[Window]:
+def subtract(windows: list[Window], hole: Window) -> list[Window]:
+    """The parts of `windows` outside `hole`, in order."""
     result: list[Window] = []
     for start, end in windows:
         if hole[1] <= start or end <= hole[0]:
@@ -208,10 +210,10 @@ def _subtract(windows: list[Window], hole: Window) -> list[Window]:
     return result
 
 
-def _floor_minute(instant: datetime) -> datetime:
+def floor_minute(instant: datetime) -> datetime:
     return instant.astimezone(SEOUL).replace(second=0, microsecond=0)
 
 
-def _ceil_minute(instant: datetime) -> datetime:
-    floored = _floor_minute(instant)
+def ceil_minute(instant: datetime) -> datetime:
+    floored = floor_minute(instant)
     return floored if floored == instant else floored + ONE_MINUTE
