@@ -97,6 +97,11 @@ def check_results(result) -> dict[str, bool]:
     }
 
 
+def rows(table) -> list[dict]:
+    """The records of a table metadata value, as dicts."""
+    return [record.data for record in table.records]
+
+
 def check_record(instance, name: str):
     key = dg.AssetCheckKey(dg.AssetKey("minute_bars"), name)
     return instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
@@ -270,15 +275,11 @@ def test_planted_defects_are_found_and_named(env, capsys, monkeypatch):
     # the altered bar: every changed field against the broker, and the day volume
     broker = evaluations["minute_bars_match_broker"]
     assert broker.passed is False
-    listing = broker.metadata["listing"].value
+    listing = rows(broker.metadata["listing"].value)
     minute = victim["minute"].astimezone(SEOUL).strftime("%H:%M")
-    assert (
-        f"| {victim['symbol']} | {minute} | ticks | close | {victim['open']} | {victim['close']} |" in listing
-    )
-    assert (
-        f"| {victim['symbol']} | {minute} | ticks | volume | {victim['volume'] + 7} | {victim['volume']} |"
-        in listing
-    )
+    bar = {"symbol": victim["symbol"], "minute": minute, "source": "ticks"}
+    assert {**bar, "field": "close", "ours": victim["open"], "truth": victim["close"]} in listing
+    assert {**bar, "field": "volume", "ours": victim["volume"] + 7, "truth": victim["volume"]} in listing
     assert broker.metadata["disagreements"].value == 2
     volume = evaluations["minute_bars_day_volume"]
     assert volume.passed is False and volume.metadata["disagreeing_symbols"].value == [victim["symbol"]]
@@ -290,7 +291,7 @@ def test_planted_defects_are_found_and_named(env, capsys, monkeypatch):
     assert volume.metadata["tick_shortfall_symbols"].value == ["000660"]
     shortfall = lake.read_partition("raw_ticks", DAY).filter(pl.col("symbol") == "000660")
     assert int(shortfall["cum"].max() - shortfall["qty"].sum()) == dropped["qty"]
-    assert f"| {dropped['qty']} |" in volume.metadata["tick_shortfalls"].value
+    assert [r["ticks_missing"] for r in rows(volume.metadata["tick_shortfalls"].value)] == [dropped["qty"]]
     assert evaluations["minute_bars_completeness"].passed is True
     assert evaluations["minute_bars_ohlc_invariants"].passed is True
     # blocking: no report in this run
@@ -327,9 +328,10 @@ def test_a_lost_closing_print_is_found_by_the_brokers_day_volume(env):
     assert meta["broker_checked"].value is True and meta["broker_checked_symbols"].value == SYMBOLS
     assert meta["disagreeing_symbols"].value == ["035420"]
     assert meta["cum_behind_broker_symbols"].value == ["035420"]
-    assert (
-        f"| 035420 | {dropped['cum']} | broker | {dropped['cum'] - dropped['qty']} |" in meta["listing"].value
-    )
+    listed = rows(meta["listing"].value)
+    assert [(r["symbol"], r["reported"], r["reported_by"], r["last_cum"]) for r in listed] == [
+        ("035420", dropped["cum"], "broker", dropped["cum"] - dropped["qty"])
+    ]
     truth_volume = truth.filter(pl.col("symbol") == "035420")["volume"].sum()
     assert dropped["cum"] == truth_volume  # the broker's figure is the exchange's day volume
     # blocking: the day is not certified and gets no report in this run

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from stock_pipelines.defs.checks.minute_bars_checks import recovery_complete
+from stock_pipelines.defs.checks.day_inputs import recovery_complete
 
 DAY = "2026-11-20"
 

@@ -8,7 +8,7 @@ from datetime import date
 import dagster as dg
 
 from stock_pipelines.defs.assets.recovery import minute_bars
-from stock_pipelines.defs.checks.minute_bars_checks import inputs_for, recovery_complete
+from stock_pipelines.defs.checks.day_inputs import inputs_for, recovery_complete
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.quality.build import build_report
 

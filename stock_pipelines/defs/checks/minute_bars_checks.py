@@ -1,74 +1,101 @@
 """RFC-008 checks on minute_bars, one result per trading-day partition (thin wrappers over
-`stock_pipelines.quality`). Every ERROR check is blocking: a failing day does not feed the
-assets downstream of minute_bars in the same run. Backfill one partition per run: partitioned
-checks do not record correctly across multi-partition runs in dagster 1.13.
+`stock_pipelines.quality`). Every check is blocking: a result failing with ERROR severity stops
+the assets downstream of minute_bars in the same run; a WARN result does not. Backfill one
+partition per run: partitioned checks do not record correctly across multi-partition runs in
+dagster 1.13.
+
+The day's coverage (expected and present symbol-minutes) is computed once per run, in one step
+that reports both checks built on it: completeness and session bounds.
 """
 
-from datetime import date
-
 import dagster as dg
-import polars as pl
-import redis
 
-from stock_pipelines import lake
-from stock_pipelines.brokers.model import BrokerError
 from stock_pipelines.defs.assets.recovery import minute_bars
-from stock_pipelines.defs.broker_steps import BROKER_POOL, permit
+from stock_pipelines.defs.checks.day_inputs import inputs_for, recovery_complete
+from stock_pipelines.defs.checks.minute_bars_broker_checks import minute_bars_day_volume, minute_bars_match_broker
+from stock_pipelines.defs.checks.severity import graded
+from stock_pipelines.defs.checks.tables import listing
 from stock_pipelines.defs.partitions import trading_day_partitions
-from stock_pipelines.ops import clock
 from stock_pipelines.quality.config import QualityConfig
-from stock_pipelines.quality.consistency import day_volume, invariant_violations
-from stock_pipelines.quality.coverage import compute_coverage
-from stock_pipelines.quality.day import DayInputs, broker_check, day_totals, load_day
+from stock_pipelines.quality.consistency import invariant_violations
+from stock_pipelines.quality.coverage import Coverage, compute_coverage
 from stock_pipelines.quality.render import percent
-from stock_pipelines.quality.store import write_broker_check, write_day_totals
-from stock_pipelines.settings import Settings
 
-RECOVERED = dg.AssetKey("recovered_minute_bars")
-GAP_REPORT = dg.AssetKey("gap_report")
-MAX_LISTED = 25
+__all__ = ["inputs_for", "minute_bars_checks", "recovery_complete"]
 
-
-def inputs_for(partition_key: str) -> DayInputs:
-    try:
-        return load_day(date.fromisoformat(partition_key))
-    except lake.PartitionMissing as error:
-        raise dg.Failure(f"{error}: materialize minute_bars[{partition_key}] first") from error
+COMPLETENESS = "minute_bars_completeness"
+SESSION_BOUNDS = "minute_bars_session_bounds"
 
 
-def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, partition_key: str):
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition_key]), limit=1
-    ).records
-    return records[0] if records and records[0].asset_materialization is not None else None
-
-
-def recovery_complete(instance: dg.DagsterInstance, partition_key: str) -> bool:
-    """True when the latest recovered_minute_bars of the partition reported no unrecovered window
-    and was made from the latest gap_report (a newer gap_report may hold gaps it never saw)."""
-    recovered = _latest(instance, RECOVERED, partition_key)
-    if recovered is None:
-        return False
-    gaps = _latest(instance, GAP_REPORT, partition_key)
-    if gaps is not None and gaps.timestamp > recovered.timestamp:
-        return False
-    value = recovered.asset_materialization.metadata.get("windows_unrecovered")
-    return value is not None and int(value.value) == 0
-
-
-def md_table(frame: pl.DataFrame) -> str:
-    if frame.height == 0:
-        return "none"
-    shown = frame.head(MAX_LISTED).with_columns(
-        pl.col(pl.Datetime).dt.convert_time_zone("Asia/Seoul").dt.strftime("%H:%M")
+def _completeness(cov: Coverage, complete: bool, config: QualityConfig) -> dg.AssetCheckResult:
+    passed, severity = graded(cov.share >= config.warn_share, cov.share >= config.error_share)
+    below = config.error_share if severity == dg.AssetCheckSeverity.ERROR else config.warn_share
+    return dg.AssetCheckResult(
+        check_name=COMPLETENESS,
+        passed=passed,
+        severity=severity,
+        metadata={
+            "completeness": cov.share,
+            "completeness_pct": percent(cov.share),
+            "error_threshold": config.error_share,
+            "warn_threshold": config.warn_share,
+            "expected_symbol_minutes": cov.expected_count,
+            "present_symbol_minutes": cov.present_count,
+            "missing_symbol_minutes": cov.expected_count - cov.present_count,
+            "recovery_complete": complete,
+            **listing("by_collector", cov.by_collector),
+            "symbols_with_holes": dg.MetadataValue.json(sorted(set(cov.holes["symbol"].to_list()))),
+            **listing("holes", cov.holes),
+        },
+        description=None
+        if passed
+        else f"{severity.value}: completeness {percent(cov.share)} below {percent(below)}",
     )
-    header = "| " + " | ".join(shown.columns) + " |\n|" + "---|" * shown.width + "\n"
-    body = "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in shown.iter_rows())
-    more = f"\n\n… and {frame.height - MAX_LISTED} more" if frame.height > MAX_LISTED else ""
-    return header + body + more
 
 
-def _coverage(context: dg.AssetCheckExecutionContext):
+def _session_bounds(cov: Coverage) -> dg.AssetCheckResult:
+    outside = cov.outside_trading_time
+    passed = outside.height == 0 and not cov.closing_missing
+    return dg.AssetCheckResult(
+        check_name=SESSION_BOUNDS,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "outside_trading_time": outside.height,
+            **listing("outside_listing", outside.select("symbol", "minute", "source")),
+            "closing_print_expected": cov.closing_expected,
+            "closing_print_missing": dg.MetadataValue.json(cov.closing_missing),
+        },
+        description=None
+        if passed
+        else f"{outside.height} bars outside trading time, {len(cov.closing_missing)} closing prints missing",
+    )
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            COMPLETENESS,
+            asset=minute_bars,
+            blocking=True,
+            partitions_def=trading_day_partitions,
+            description="present / expected symbol-minutes; expected = evidence of trades (bars, "
+            "cumulative-volume jumps, gap windows; REST answers decide). WARN below "
+            "STOCK_PIPELINES_COMPLETENESS_WARN (default 99.99%), ERROR (blocking) below "
+            "STOCK_PIPELINES_COMPLETENESS_ERROR (default 99.9%).",
+        ),
+        dg.AssetCheckSpec(
+            SESSION_BOUNDS,
+            asset=minute_bars,
+            blocking=True,
+            partitions_def=trading_day_partitions,
+            description="no bar outside the session's bar slots, and the closing print present for every "
+            "symbol that traded in the closing auction. ERROR (blocking).",
+        ),
+    ],
+    description="The day's coverage, computed once: completeness and session bounds.",
+)
+def minute_bars_coverage_checks(context: dg.AssetCheckExecutionContext):
     inputs = inputs_for(context.partition_key)
     complete = recovery_complete(context.instance, context.partition_key)
     cov = compute_coverage(
@@ -80,90 +107,16 @@ def _coverage(context: dg.AssetCheckExecutionContext):
         recovery_complete=complete,
         session=inputs.session,
     )
-    return cov, complete
-
-
-def _coverage_metadata(cov, complete: bool, threshold: float) -> dict:
-    symbols = sorted(set(cov.holes["symbol"].to_list()))
-    return {
-        "completeness": cov.share,
-        "completeness_pct": percent(cov.share),
-        "threshold": threshold,
-        "expected_symbol_minutes": cov.expected_count,
-        "present_symbol_minutes": cov.present_count,
-        "missing_symbol_minutes": cov.expected_count - cov.present_count,
-        "recovery_complete": complete,
-        "by_collector": dg.MetadataValue.md(md_table(cov.by_collector)),
-        "symbols_with_holes": dg.MetadataValue.json(symbols),
-        "holes": dg.MetadataValue.md(md_table(cov.holes)),
-    }
+    yield _completeness(cov, complete, QualityConfig.from_env())
+    yield _session_bounds(cov)
 
 
 @dg.asset_check(
     asset=minute_bars,
     partitions_def=trading_day_partitions,
     blocking=True,
-    description="present / expected symbol-minutes >= STOCK_PIPELINES_COMPLETENESS_ERROR (default 99.9%); "
-    "expected = evidence of trades (bars, cumulative-volume jumps, gap windows; REST answers decide). Blocking.",
-)
-def minute_bars_completeness(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    cov, complete = _coverage(context)
-    threshold = QualityConfig.from_env().error_share
-    passed = cov.share >= threshold
-    return dg.AssetCheckResult(
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata=_coverage_metadata(cov, complete, threshold),
-        description=None if passed else f"completeness {percent(cov.share)} below {percent(threshold)}",
-    )
-
-
-@dg.asset_check(
-    asset=minute_bars,
-    partitions_def=trading_day_partitions,
-    description="present / expected symbol-minutes >= STOCK_PIPELINES_COMPLETENESS_WARN (default 99.99%); WARN.",
-)
-def minute_bars_completeness_warn(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    cov, complete = _coverage(context)
-    threshold = QualityConfig.from_env().warn_share
-    return dg.AssetCheckResult(
-        passed=cov.share >= threshold,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata=_coverage_metadata(cov, complete, threshold),
-    )
-
-
-@dg.asset_check(
-    asset=minute_bars,
-    partitions_def=trading_day_partitions,
-    blocking=True,
-    description="no bar outside the session's bar slots, and the closing print present for every symbol "
-    "that traded in the closing auction. Blocking.",
-)
-def minute_bars_session_bounds(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    cov, _ = _coverage(context)
-    outside = cov.outside_trading_time
-    passed = outside.height == 0 and not cov.closing_missing
-    return dg.AssetCheckResult(
-        passed=passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "outside_trading_time": outside.height,
-            "outside_listing": dg.MetadataValue.md(md_table(outside.select("symbol", "minute", "source"))),
-            "closing_print_expected": cov.closing_expected,
-            "closing_print_missing": dg.MetadataValue.json(cov.closing_missing),
-        },
-        description=None
-        if passed
-        else f"{outside.height} bars outside trading time, {len(cov.closing_missing)} closing prints missing",
-    )
-
-
-@dg.asset_check(
-    asset=minute_bars,
-    partitions_def=trading_day_partitions,
-    blocking=True,
-    description="low <= open, close <= high; volume >= 0; no null price; one bar per symbol-minute. Blocking.",
+    description="low <= open, close <= high; volume >= 0; no null price; one bar per symbol-minute. "
+    "ERROR (blocking).",
 )
 def minute_bars_ohlc_invariants(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     bars = inputs_for(context.partition_key).bars
@@ -176,138 +129,13 @@ def minute_bars_ohlc_invariants(context: dg.AssetCheckExecutionContext) -> dg.As
             "bars": bars.height,
             "violations": violations.height,
             "by_rule": dg.MetadataValue.json(by_rule),
-            "listing": dg.MetadataValue.md(md_table(violations)),
+            **listing("listing", violations),
         },
-    )
-
-
-@dg.asset_check(
-    asset=minute_bars,
-    partitions_def=trading_day_partitions,
-    blocking=True,
-    pool=BROKER_POOL,
-    description="per symbol, the final bars' volume equals the day's reported volume: the broker's day total "
-    "where fetched (STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS symbols a day, those at risk first), else the last "
-    "cumulative volume archived; archive shortfalls (trades the ticks lack) are listed. Blocking.",
-)
-def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    inputs = inputs_for(context.partition_key)
-    budget = QualityConfig.from_env().day_volume_calls
-    source, why = broker_source(context) if budget > 0 else (None, "")
-    totals = day_totals(inputs, source, budget, clock.now(), why)
-    write_day_totals(inputs.day, totals)
-    volume = day_volume(
-        inputs.ticks,
-        inputs.bars,
-        totals.totals if totals.checked else None,
-        inputs.session.closing_auction_start,
-    )
-    wrong = volume.filter(pl.col("bars_missing") != 0)
-    short = volume.filter(pl.col("ticks_missing") != 0)
-    behind = volume.filter(pl.col("cum_behind_broker") > 0)  # trades after the last archived one
-    ahead = volume.filter(pl.col("cum_behind_broker") < 0)  # archived more than the broker reports
-    after_close = volume.filter(pl.col("broker_after_close"))  # the broker counts after-hours volume
-    return dg.AssetCheckResult(
-        passed=wrong.height == 0,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "symbols": volume.height,
-            "disagreements": wrong.height,
-            "disagreeing_symbols": dg.MetadataValue.json(wrong["symbol"].to_list()),
-            "listing": dg.MetadataValue.md(
-                md_table(
-                    wrong.select(
-                        "symbol", "reported", "reported_by", "last_cum", "bar_volume", "bars_missing"
-                    )
-                )
-            ),
-            "broker_checked": totals.checked,
-            "broker_day_volumes": totals.note,
-            "broker_calls": totals.calls,
-            "broker_checked_symbols": totals.totals.height,
-            "broker_failed": dg.MetadataValue.json(totals.failed),
-            "broker_no_row": dg.MetadataValue.json(totals.no_row),
-            "cum_behind_broker_symbols": dg.MetadataValue.json(behind["symbol"].to_list()),
-            "cum_ahead_of_broker_symbols": dg.MetadataValue.json(ahead["symbol"].to_list()),
-            "broker_after_close_symbols": dg.MetadataValue.json(after_close["symbol"].to_list()),
-            "tick_shortfall_symbols": dg.MetadataValue.json(short["symbol"].to_list()),
-            "tick_shortfalls": dg.MetadataValue.md(
-                md_table(
-                    short.select(
-                        "symbol", "reported", "reported_by", "last_cum", "tick_volume", "ticks_missing"
-                    )
-                )
-            ),
-        },
-        description=None
-        if wrong.height == 0
-        else f"{wrong.height} symbols: bar volume != the day's reported volume",
-    )
-
-
-def broker_source(context: dg.AssetCheckExecutionContext):
-    """(source, why-not): the broker client the recovery uses, under the same shared rate limit and
-    behind the broker's circuit breaker; none for an automatic run while automation is off."""
-    from stock_pipelines.recovery.gated_source import gated
-    from stock_pipelines.recovery.sources import BreakerGate, BrokerSettings, breaker_for, build_source
-    from stock_pipelines.redis_conn import redis_client
-
-    decision = permit(context)
-    if not decision.allowed:
-        return None, decision.describe()
-    try:
-        settings = BrokerSettings.from_env()
-        client = redis_client()
-        client.ping()
-        source = build_source(settings, client, Settings.from_env().data_dir / ".tokens", now=clock.now)
-        return gated(source, BreakerGate(breaker_for(settings.broker, client))), ""
-    except (BrokerError, ValueError, redis.RedisError, OSError) as error:
-        return None, f"{type(error).__name__}: {error}"
-
-
-@dg.asset_check(
-    asset=minute_bars,
-    partitions_def=trading_day_partitions,
-    blocking=True,
-    pool=BROKER_POOL,
-    description="final bars equal the broker's REST bars (OHLCV) on a daily sample: every recovered window "
-    "first, then the most active symbols, within STOCK_PIPELINES_QUALITY_REST_CALLS calls (0 = off). Blocking.",
-)
-def minute_bars_match_broker(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    inputs = inputs_for(context.partition_key)
-    budget = QualityConfig.from_env().rest_calls
-    source, why = broker_source(context) if budget > 0 else (None, "")
-    result = broker_check(inputs, source, budget, clock.now(), why)
-    write_broker_check(inputs.day, result)
-    disagreements = result.disagreements
-    named = sorted(set(disagreements["symbol"].to_list())) if disagreements.height else []
-    return dg.AssetCheckResult(
-        passed=result.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "sampled": result.sampled,
-            "sample": result.note,
-            "calls": result.calls,
-            "windows": dg.MetadataValue.md(md_table(result.windows) if result.windows.height else "none"),
-            "failed_windows": dg.MetadataValue.json(result.failed),
-            "disagreements": disagreements.height,
-            "disagreeing_symbols": dg.MetadataValue.json(named),
-            "listing": dg.MetadataValue.md(md_table(disagreements)),
-        },
-        description=(
-            f"{disagreements.height} bar fields disagree with the broker"
-            if not result.passed
-            else None
-            if result.sampled
-            else f"not sampled: {result.note}"
-        ),
     )
 
 
 minute_bars_checks = [
-    minute_bars_completeness,
-    minute_bars_completeness_warn,
-    minute_bars_session_bounds,
+    minute_bars_coverage_checks,
     minute_bars_ohlc_invariants,
     minute_bars_day_volume,
     minute_bars_match_broker,

@@ -1,5 +1,6 @@
 """Asset checks on raw_ticks, per trading-day partition: schema, duplicates, session bounds,
-and the quarantine share (WARN at one threshold, ERROR at a higher one; archive.config)."""
+and the quarantine share (one check: WARN past one threshold, ERROR past a higher one;
+archive.config)."""
 
 from datetime import date
 
@@ -10,6 +11,7 @@ from stock_pipelines import lake
 from stock_pipelines.archive.checks import duplicate_trades, outside_session, schema_errors
 from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks, session_for
+from stock_pipelines.defs.checks.severity import graded
 from stock_pipelines.defs.partitions import trading_day_partitions
 
 RAW_TICKS = dg.AssetKey("raw_ticks")
@@ -72,30 +74,25 @@ def _quarantine_share(context: dg.AssetCheckExecutionContext) -> tuple[float, di
 @dg.asset_check(
     asset=raw_ticks,
     partitions_def=trading_day_partitions,
-    description="quarantined lines / lines in below STOCK_PIPELINES_QUARANTINE_WARN_SHARE (WARN)",
+    description="quarantined lines / lines in: WARN from STOCK_PIPELINES_QUARANTINE_WARN_SHARE (default 0.1%), "
+    "ERROR from STOCK_PIPELINES_QUARANTINE_ERROR_SHARE (default 1%)",
 )
 def raw_ticks_quarantine_share(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     share, metadata = _quarantine_share(context)
-    limit = ArchiveConfig.from_env().quarantine_warn_share
-    return dg.AssetCheckResult(
-        passed=share < limit or metadata["quarantined"] == 0,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={**metadata, "threshold": limit},
+    config = ArchiveConfig.from_env()
+    clean = metadata["quarantined"] == 0
+    passed, severity = graded(
+        clean or share < config.quarantine_warn_share, clean or share < config.quarantine_error_share
     )
-
-
-@dg.asset_check(
-    asset=raw_ticks,
-    partitions_def=trading_day_partitions,
-    description="quarantined lines / lines in below STOCK_PIPELINES_QUARANTINE_ERROR_SHARE (ERROR)",
-)
-def raw_ticks_quarantine_share_error(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    share, metadata = _quarantine_share(context)
-    limit = ArchiveConfig.from_env().quarantine_error_share
     return dg.AssetCheckResult(
-        passed=share < limit or metadata["quarantined"] == 0,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={**metadata, "threshold": limit},
+        passed=passed,
+        severity=severity,
+        metadata={
+            **metadata,
+            "warn_threshold": config.quarantine_warn_share,
+            "error_threshold": config.quarantine_error_share,
+        },
+        description=None if passed else f"{severity.value}: {share:.3%} of the lines quarantined",
     )
 
 
@@ -104,5 +101,4 @@ raw_ticks_checks = [
     raw_ticks_no_duplicates,
     raw_ticks_in_session,
     raw_ticks_quarantine_share,
-    raw_ticks_quarantine_share_error,
 ]

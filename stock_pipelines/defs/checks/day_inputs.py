@@ -1,0 +1,40 @@
+"""What the minute_bars checks and quality_report read for a partition: the day's lake inputs,
+and whether the latest recovery of the day answered every gap window (from the instance)."""
+
+from datetime import date
+
+import dagster as dg
+
+from stock_pipelines import lake
+from stock_pipelines.quality.day import DayInputs, load_day
+
+RECOVERED = dg.AssetKey("recovered_minute_bars")
+GAP_REPORT = dg.AssetKey("gap_report")
+
+
+def inputs_for(partition_key: str) -> DayInputs:
+    try:
+        return load_day(date.fromisoformat(partition_key))
+    except lake.PartitionMissing as error:
+        raise dg.Failure(f"{error}: materialize minute_bars[{partition_key}] first") from error
+
+
+def latest_materialization(instance: dg.DagsterInstance, key: dg.AssetKey, partition_key: str):
+    """The newest materialization record of `key`'s partition, or None."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition_key]), limit=1
+    ).records
+    return records[0] if records and records[0].asset_materialization is not None else None
+
+
+def recovery_complete(instance: dg.DagsterInstance, partition_key: str) -> bool:
+    """True when the latest recovered_minute_bars of the partition reported no unrecovered window
+    and was made from the latest gap_report (a newer gap_report may hold gaps it never saw)."""
+    recovered = latest_materialization(instance, RECOVERED, partition_key)
+    if recovered is None:
+        return False
+    gaps = latest_materialization(instance, GAP_REPORT, partition_key)
+    if gaps is not None and gaps.timestamp > recovered.timestamp:
+        return False
+    value = recovered.asset_materialization.metadata.get("windows_unrecovered")
+    return value is not None and int(value.value) == 0
