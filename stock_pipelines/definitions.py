@@ -7,6 +7,7 @@ from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_archive import tick_archive, tick_archive_fresh, tick_archive_sensor
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
+from stock_pipelines.defs.checks.day_verdict import minute_bars_day_certified
 from stock_pipelines.defs.checks.minute_bars_checks import minute_bars_checks
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
 from stock_pipelines.defs.jobs.preflight import preflight_job
@@ -24,7 +25,7 @@ defs = dg.Definitions(
     executor=dg.in_process_executor,
     assets=[raw_ticks, tick_minute_bars, tick_archive, gap_report, recovered_minute_bars, minute_bars,
             quality_report],
-    asset_checks=[*raw_ticks_checks, tick_archive_fresh, *minute_bars_checks],
+    asset_checks=[*raw_ticks_checks, tick_archive_fresh, *minute_bars_checks, minute_bars_day_certified],
     jobs=[archive_retention_job, recovery_job, end_of_day_job, preflight_job, resume_automation_job],
     schedules=[archive_retention_schedule, preflight_schedule, end_of_day_schedule],
     sensors=[

@@ -1,4 +1,4 @@
-"""Build and store one day's report: assess, render (Markdown, HTML with the recent-days trend)
+"""Build and store one day's report: assess, render (HTML with the recent-days trend)
 and write summary.json + report.html. Used by the quality_report asset and `stock-pipelines report`."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.day import BrokerCheck, DayInputs, DayQuality, assess
 from stock_pipelines.quality.day_totals import DayTotals
-from stock_pipelines.quality.render import html_page, markdown
+from stock_pipelines.quality.render import html_page
 from stock_pipelines.quality.store import history, read_broker_check, read_day_totals, write_report
 
 
@@ -17,7 +17,6 @@ from stock_pipelines.quality.store import history, read_broker_check, read_day_t
 class BuiltReport:
     quality: DayQuality
     summary: dict
-    markdown: str
     summary_path: Path
     html_path: Path
 
@@ -44,4 +43,4 @@ def build_report(
     summary["history"] = trend
     summary_path, html_path = write_report(inputs.day, summary, html_page(quality, trend), data_dir)
     summary["html_path"] = str(html_path)
-    return BuiltReport(quality, summary, markdown(quality), summary_path, html_path)
+    return BuiltReport(quality, summary, summary_path, html_path)

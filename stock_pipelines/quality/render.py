@@ -1,5 +1,6 @@
-"""The day's quality report as Markdown (Dagster UI metadata) and as a self-contained HTML page
-with inline SVG charts (no script, no network): a gap timeline and completeness over recent days."""
+"""The day's quality report: its headline, notes and tables (shown as tables in the Dagster UI),
+and a self-contained HTML page with inline SVG charts (no script, no network): a gap timeline and
+completeness over recent days."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ from datetime import datetime
 import polars as pl
 
 from stock_pipelines.market import SEOUL
-from stock_pipelines.quality.day import BLOCKING, DayQuality
+from stock_pipelines.quality.day import DayQuality
 
 MAX_ROWS = 50
+# the minute_bars asset check that reports each verdict of `DayQuality.verdicts()`
+CHECK_VERDICTS = {
+    "minute_bars_completeness": ("completeness",),
+    "minute_bars_session_bounds": ("trading_time", "closing_print"),
+    "minute_bars_ohlc_invariants": ("ohlc_invariants",),
+    "minute_bars_day_volume": ("day_volume",),
+    "minute_bars_match_broker": ("broker_match",),
+}
 FILL_COLOURS = {
     "ticks": "#9e9e9e",
     "ticks_other_archive": "#26a69a",
@@ -35,25 +44,29 @@ def _fills(row: dict) -> str:
     return ", ".join(parts) or "-"
 
 
-def _table(header: list[str], rows: list[list[object]], total: int | None = None) -> str:
-    if not rows:
-        return "none\n"
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows[:MAX_ROWS]]
-    total = len(rows) if total is None else total
-    if total > MAX_ROWS:
-        lines.append(f"\n… and {total - MAX_ROWS} more")
-    return "\n".join(lines) + "\n"
+def check_rows(quality: DayQuality) -> list[list[object]]:
+    """One row per minute_bars check: check, result (pass, WARN, FAIL, not sampled), severity."""
+    verdicts = quality.verdicts()
+    config = quality.config
+    rows = []
+    for check, names in CHECK_VERDICTS.items():
+        passed = all(verdicts[name] for name in names)
+        rows.append([check, "pass" if passed else "FAIL", "ERROR (blocking)"])
+    completeness, broker = rows[0], rows[-1]
+    completeness[2] = (
+        f"ERROR (blocking) below {percent(config.error_share)}, WARN below {percent(config.warn_share)}"
+    )
+    if completeness[1] == "pass" and quality.warn:
+        completeness[1] = "WARN"
+    if not quality.broker.sampled:
+        broker[1] = "not sampled"
+    return rows
 
 
 def sections(quality: DayQuality) -> dict[str, tuple[list[str], list[list[object]]]]:
     """Every table of the report: title -> (header, rows); shared by the Markdown and the HTML."""
     cov = quality.coverage
-    verdicts = quality.verdicts()
-    checks = [[name, "pass" if verdicts[name] else "FAIL", "blocking"] for name in BLOCKING]
-    if not quality.broker.sampled:
-        checks[BLOCKING.index("broker_match")][1] = "not sampled"
-    checks.append(["completeness_warn", "WARN" if quality.warn else "pass", "warn only"])
+    checks = check_rows(quality)
     collectors = [
         [r["collector"], r["symbols"], r["expected"], r["present"], r["missing"], percent(r["share"])]
         for r in cov.by_collector.iter_rows(named=True)
@@ -116,7 +129,7 @@ def sections(quality: DayQuality) -> dict[str, tuple[list[str], list[list[object
         for r in cov.outside_trading_time.iter_rows(named=True)
     ]
     return {
-        "Checks": (["check", "result", "kind"], checks),
+        "Checks": (["check", "result", "severity"], checks),
         "Completeness by collector universe": (
             ["collector", "symbols", "expected", "present", "missing", "share"],
             collectors,
@@ -187,14 +200,6 @@ def notes(quality: DayQuality) -> list[str]:
             f"{k} {v}" for k, v in quality.inputs.bars.group_by("source").len().sort("source").iter_rows()
         ),
     ]
-
-
-def markdown(quality: DayQuality) -> str:
-    out = [f"## Quality {quality.day.isoformat()}", "", f"**{headline(quality)}**", ""]
-    out += [f"- {line}" for line in notes(quality)]
-    for title, (header, rows) in sections(quality).items():
-        out += ["", f"### {title}", "", _table(header, rows)]
-    return "\n".join(out)
 
 
 # -- HTML ------------------------------------------------------------------------------------

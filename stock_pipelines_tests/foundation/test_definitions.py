@@ -26,8 +26,10 @@ def test_daily_assets_keep_the_default_backfill_and_every_check_is_per_day():
     """Partitioned checks record correctly only in single-partition job runs (dagster 1.13). The
     default (no backfill policy) gives one run per day; an explicit BackfillPolicy.multi_run(1)
     turned the UI's backfill into an asset backfill whose check results lost their partition
-    (seen in test_browser.py). A check without the partitions would show one result for all days."""
+    (seen in test_browser.py). A check without the partitions would show one result for all days:
+    only the day's verdict (minute_bars_day_certified) is meant to, the newest day reported."""
     from stock_pipelines.definitions import defs
+    from stock_pipelines.defs.checks.day_verdict import DAY_CERTIFIED
     from stock_pipelines.defs.partitions import trading_day_partitions
 
     graph = defs.resolve_asset_graph()
@@ -37,7 +39,47 @@ def test_daily_assets_keep_the_default_backfill_and_every_check_is_per_day():
         assert graph.get(key).partitions_def == trading_day_partitions, key
         assert graph.get(key).backfill_policy is None, key
     for check in graph.asset_check_keys:
-        assert graph.get(check).partitions_def == trading_day_partitions, check
+        expected = None if check.name == DAY_CERTIFIED else trading_day_partitions
+        assert graph.get(check).partitions_def == expected, check
+
+
+def test_every_step_that_calls_a_broker_is_in_the_broker_pool():
+    """The steps that build a broker client (recovery, the two quality checks that ask the broker,
+    the pre-flight's token) and no other step."""
+    from stock_pipelines.definitions import defs
+    from stock_pipelines.defs.broker_steps import BROKER_POOL
+
+    nodes = {}
+    for job in defs.get_repository_def().get_all_jobs():
+        for node in job.graph.iterate_op_defs():
+            nodes[node.name] = node
+    pooled = {name for name, node in nodes.items() if node.pool == BROKER_POOL}
+    assert pooled == {"recovered_minute_bars", "minute_bars_minute_bars_day_volume",
+                      "minute_bars_minute_bars_match_broker",
+                      "preflight_checks"}
+    assert {node.pool for name, node in nodes.items() if name not in pooled} == {None}
+    # and no other module of the Dagster layer builds a broker client
+    defs_dir = REPO_ROOT / "stock_pipelines" / "defs"
+    callers = {
+        path.relative_to(defs_dir).as_posix()
+        for path in defs_dir.rglob("*.py")
+        if "build_source(" in path.read_text() or "broker_source(" in path.read_text()
+    }
+    assert callers == {"assets/recovery.py", "checks/minute_bars_broker_checks.py"}
+
+
+def test_paired_thresholds_are_one_check_with_a_severity_by_threshold():
+    from stock_pipelines.defs.checks.severity import graded
+
+    error, warn = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+    assert graded(within_warn=True, within_error=True) == (True, error)
+    assert graded(within_warn=False, within_error=True) == (False, warn)  # reported, not blocking
+    assert graded(within_warn=False, within_error=False) == (False, error)  # blocking
+    from stock_pipelines.definitions import defs
+
+    names = {key.name for key in defs.resolve_asset_graph().asset_check_keys}
+    assert {"minute_bars_completeness", "raw_ticks_quarantine_share"} <= names
+    assert not {"minute_bars_completeness_warn", "raw_ticks_quarantine_share_error"} & names
 
 
 def test_dagster_definitions_validate_accepts_the_workspace(tmp_path: Path):
@@ -89,3 +131,10 @@ def test_dagster_dev_loads_the_workspace(tmp_path: Path):
         assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
         nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
         assert nodes["raw_ticks"]["isPartitioned"] is True
+
+
+def test_the_quality_report_names_the_minute_bars_checks():
+    from stock_pipelines.defs.checks.minute_bars_checks import minute_bars_checks
+    from stock_pipelines.quality.render import CHECK_VERDICTS
+
+    assert {key.name for checks in minute_bars_checks for key in checks.check_keys} == set(CHECK_VERDICTS)

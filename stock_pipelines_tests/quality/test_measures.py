@@ -344,3 +344,13 @@ def test_config_from_the_environment(monkeypatch):
     monkeypatch.setenv("STOCK_PIPELINES_COMPLETENESS_ERROR", "99.9")
     with pytest.raises(ValueError, match="between 0 and 1"):
         QualityConfig.from_env()
+
+
+def test_every_blocking_verdict_is_reported_by_a_named_check():
+    """The report's Checks table names the minute_bars checks a user sees in the Dagster UI."""
+    from stock_pipelines.quality.day import BLOCKING
+    from stock_pipelines.quality.render import CHECK_VERDICTS
+
+    reported = [name for names in CHECK_VERDICTS.values() for name in names]
+    assert sorted(reported) == sorted(BLOCKING)
+    assert all(check.startswith("minute_bars_") for check in CHECK_VERDICTS)

@@ -15,6 +15,7 @@ from stock_pipelines.defs.assets.quality_report import quality_report
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
+from stock_pipelines.defs.checks.day_verdict import minute_bars_day_certified
 from stock_pipelines.defs.checks.minute_bars_checks import minute_bars_checks
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.quality.store import read_day_totals, read_summary, report_dir
@@ -34,7 +35,7 @@ KEYS = {
     f"q-key-{n}": f"q-secret-{n}" for n in range(8)
 }  # one app key a test: a token is issued once a minute
 PIPELINE = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
-CHECKED = [*PIPELINE, *minute_bars_checks, quality_report]
+CHECKED = [*PIPELINE, *minute_bars_checks, quality_report, minute_bars_day_certified]
 ALL_CHECKS = {
     c.check_specs_by_output_name[k].name for c in minute_bars_checks for k in c.check_specs_by_output_name
 }
@@ -145,7 +146,25 @@ def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
 
     report = result.asset_materializations_for_node("quality_report")[0].metadata
     assert report["certified"].value is True
-    assert "CERTIFIED" in report["report"].value and "Gaps and what filled them" in report["report"].value
+    assert report["verdict"].value.startswith(f"{DAY.isoformat()}: CERTIFIED; completeness 100.000%")
+    assert {r["check"]: r["result"] for r in rows(report["checks"].value)} == {
+        "minute_bars_completeness": "pass",
+        "minute_bars_session_bounds": "pass",
+        "minute_bars_ohlc_invariants": "pass",
+        "minute_bars_day_volume": "pass",
+        "minute_bars_match_broker": "pass",
+    }
+    gaps = rows(report["gaps"].value)
+    assert len(gaps) >= len(OUTAGES) and all("rest_kis" in g["filled_by"] for g in gaps)
+    assert rows(report["holes"].value) == []
+    # the day's verdict, on minute_bars, from an unpartitioned check that ran after the report
+    verdict = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_certified")
+    assert verdict.passed is True and verdict.partition is None
+    assert verdict.description == f"{DAY.isoformat()}: CERTIFIED; 5/5 minute_bars checks passed"
+    assert verdict.metadata["day"].value == DAY.isoformat()
+    assert {(r["check"], r["status"]) for r in rows(verdict.metadata["checks"].value)} == {
+        (name, "passed") for name in ALL_CHECKS
+    }
     summary = read_summary(DAY)
     assert summary["certified"] and summary["completeness"] == 1.0 and summary["expected"] == truth.height
     assert {"rest_kis", "ticks"} <= set(summary["bars_by_source"])
@@ -198,8 +217,9 @@ def test_unrecovered_day_coverage_equals_the_truth_and_blocks_downstream(env, ca
     record = check_record(instance, "minute_bars_completeness")
     assert record.status.value == "FAILED"
     assert record.evaluation.partition == DAY.isoformat()
-    # blocking: the report downstream of minute_bars did not run
+    # blocking: the report downstream of minute_bars did not run, nor the day's verdict after it
     assert result.asset_materializations_for_node("quality_report") == []
+    assert "minute_bars_day_certified" not in {e.check_name for e in result.get_asset_check_evaluations()}
     assert instance.get_latest_materialization_event(dg.AssetKey("quality_report")) is None
     assert read_summary(DAY) is None
 
@@ -366,8 +386,8 @@ def test_day_volume_cross_check_passes_on_a_complete_day_and_can_be_turned_off(e
     ).metadata
     assert meta["broker_checked_symbols"].value == 5 and meta["broker_calls"].value == 5
     assert meta["disagreements"].value == 0 and meta["cum_behind_broker_symbols"].value == []
-    report = result.asset_materializations_for_node("quality_report")[0].metadata["report"].value
-    assert "Broker day volumes: 5 of 5 symbols' day volume from kis" in report
+    notes = result.asset_materializations_for_node("quality_report")[0].metadata["notes"].value
+    assert any(note.startswith("Broker day volumes: 5 of 5 symbols' day volume from kis") for note in notes)
 
     monkeypatch.setenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", "0")
     result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)

@@ -1,4 +1,4 @@
-"""quality_report: the day's completeness and consistency report (RFC-008), as Markdown in the
+"""quality_report: the day's completeness and consistency report (RFC-008), as tables in the
 materialization metadata and as a standalone HTML file with charts. Downstream of minute_bars,
 so a day failing a blocking check gets no report in that run; `stock-pipelines report DATE
 --build` writes one for such a day (marked not certified)."""
@@ -9,6 +9,7 @@ import dagster as dg
 
 from stock_pipelines.defs.assets.recovery import minute_bars
 from stock_pipelines.defs.checks.day_inputs import inputs_for, recovery_complete
+from stock_pipelines.defs.checks.report_tables import report_metadata
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.quality.build import build_report
 
@@ -18,7 +19,7 @@ from stock_pipelines.quality.build import build_report
     deps=[minute_bars],
     group_name="quality",
     description="Completeness by collector and overall, a timeline of gaps and what filled them, symbols with "
-    "remaining holes, consistency disagreements; certified when every blocking check passes. Markdown here, "
+    "remaining holes, consistency disagreements; certified when every blocking check passes. Tables here, "
     "HTML with charts at `html_path`.",
 )
 def quality_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -32,8 +33,7 @@ def quality_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "completeness": quality.coverage.share,
             "missing_symbol_minutes": quality.coverage.expected_count - quality.coverage.present_count,
             "symbols_with_holes": dg.MetadataValue.json(built.summary["symbols_with_holes"]),
-            "checks": dg.MetadataValue.json(quality.verdicts()),
-            "report": dg.MetadataValue.md(built.markdown),
+            **report_metadata(built),
             "html_path": dg.MetadataValue.path(str(built.html_path)),
             "summary_path": dg.MetadataValue.path(str(built.summary_path)),
             "date": day.isoformat(),
