@@ -16,6 +16,7 @@ from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.brokers.model import BAR_SCHEMA, BrokerAuthError
 from stock_pipelines.defs.broker_steps import BROKER_POOL, launched_by, permit
 from stock_pipelines.defs.partitions import trading_day_partitions
+from stock_pipelines.defs.tables import frame_table, rows_table
 from stock_pipelines.gaps.summary import gaps_frame, minutes_lost
 from stock_pipelines.heartbeat.store import HeartbeatStore
 from stock_pipelines.market import krx_calendar
@@ -138,8 +139,8 @@ def gap_report(context: dg.AssetExecutionContext, config: GapReportConfig) -> dg
         metadata={
             "gaps": len(gaps),
             "symbols_affected": len(symbols),
-            "minutes_lost": dg.MetadataValue.md(_markdown(lost) if lost.height else "no gaps"),
-            "gaps_table": dg.MetadataValue.md(_markdown(listing) if listing.height else "no gaps"),
+            "minutes_lost": frame_table(lost, limit=lost.height),
+            "gaps_table": frame_table(listing, limit=MAX_LISTED),
             "heartbeat_history_source": dg.MetadataValue.json(history),
             "collectors": len(collectors),
             "unreadable_evidence": dg.MetadataValue.json(dict(problems)),
@@ -202,7 +203,7 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
         fetched_now = pl.DataFrame(schema=FETCHED_SCHEMA)
         metadata.update(calls=0, windows_recovered=0, windows_unrecovered=len(plan), rest_bars=0,
                         stopped=decision.describe(),
-                        unrecovered=dg.MetadataValue.md(_unrecovered_markdown(unrecovered)))
+                        unrecovered=_unrecovered_table(unrecovered))
     elif plan:
         settings = BrokerSettings.from_env()
         client = redis_client()
@@ -234,7 +235,7 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
             rest_bars=rest.height,
             rejected_rows=dg.MetadataValue.json(dict(result.rejected)),
             stopped=result.stopped or "",
-            unrecovered=dg.MetadataValue.md(_unrecovered_markdown(unrecovered) if unrecovered else "none"),
+            unrecovered=_unrecovered_table(unrecovered),
             rate_limiter_fallback=bool(getattr(source.limiter, "in_fallback", False)),
         )
     else:
@@ -275,15 +276,11 @@ def minute_bars(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     )
 
 
-def _markdown(frame: pl.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    return header + "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows())
-
-
-def _unrecovered_markdown(outcomes) -> str:
+def _unrecovered_table(outcomes) -> dg.TableMetadataValue:
+    columns = [("symbol", "string"), ("window", "string"), ("status", "string"), ("detail", "string")]
     rows = [
-        f"| {o.window.symbol} | {o.window.start:%H:%M}-{o.window.end:%H:%M} | {o.status} | {o.detail[:80]} |"
+        {"symbol": o.window.symbol, "window": f"{o.window.start:%H:%M}-{o.window.end:%H:%M}",
+         "status": o.status, "detail": o.detail[:80]}
         for o in outcomes[:MAX_LISTED]
     ]
-    more = f"\n\n… and {len(outcomes) - MAX_LISTED} more" if len(outcomes) > MAX_LISTED else ""
-    return "| symbol | window | status | detail |\n|---|---|---|---|\n" + "\n".join(rows) + more
+    return rows_table(columns, rows)

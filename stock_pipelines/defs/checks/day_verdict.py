@@ -17,7 +17,7 @@ from dagster._core.event_api import PartitionKeyFilter
 from stock_pipelines.defs.assets.recovery import minute_bars
 from stock_pipelines.defs.checks.day_inputs import latest_materialization
 from stock_pipelines.defs.checks.minute_bars_checks import minute_bars_checks
-from stock_pipelines.defs.checks.tables import rows_table
+from stock_pipelines.defs.tables import rows_table
 
 QUALITY_REPORT = dg.AssetKey("quality_report")
 DAY_CERTIFIED = "minute_bars_day_certified"

@@ -10,7 +10,7 @@ from stock_pipelines.brokers.model import BrokerError
 from stock_pipelines.defs.assets.recovery import minute_bars
 from stock_pipelines.defs.broker_steps import BROKER_POOL, permit
 from stock_pipelines.defs.checks.day_inputs import inputs_for
-from stock_pipelines.defs.checks.tables import listing
+from stock_pipelines.defs.tables import listing
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.ops import clock
 from stock_pipelines.quality.config import QualityConfig

@@ -5,7 +5,7 @@ import re
 
 import dagster as dg
 
-from stock_pipelines.defs.checks.tables import rows_table
+from stock_pipelines.defs.tables import rows_table
 from stock_pipelines.quality.build import BuiltReport
 from stock_pipelines.quality.render import MAX_ROWS, headline, notes, sections
 
