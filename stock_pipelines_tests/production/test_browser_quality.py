@@ -10,10 +10,13 @@ and daemon) and /usr/bin/chromium.
 2. end_of_day_job is launched for DAY **from the UI**: the job's page, "Materialize all…", the
    partition typed into the launch dialog, "Launch 1 run" (the run is then found by its partition
    tag over GraphQL and awaited).
-3. minute_bars -> Checks: the six checks listed, each one's execution history has a Passed row
-   for DAY; the completeness check's metadata is shown.
-4. quality_report for DAY: the report's Markdown renders (verdict and section headings) and
-   html_path is shown; the HTML file itself opens in the same browser with its SVG charts.
+3. minute_bars -> Checks: the five quality checks and the day's verdict listed, each quality
+   check's execution history has a Passed row for DAY; the completeness check's metadata is shown.
+   The day's verdict where the README says to look: minute_bars -> Checks shows
+   minute_bars_day_certified Passed with "DAY: CERTIFIED", and its detail the table of DAY's
+   check results.
+4. quality_report for DAY: the report's tables render (verdict, checks, gaps) and html_path is
+   shown; the HTML file itself opens in the same browser with its SVG charts.
 5. A failing day, FAILING_DAY (the trading day before DAY, a CSAT day; outages after the open and
    through the close) is launched **over GraphQL** (launchRun with the dagster/partition tag and an
    explicit asset and check selection): end_of_day_job without recovered_minute_bars, so nothing
@@ -33,6 +36,7 @@ from pathlib import Path
 
 import pytest
 
+from stock_pipelines.defs.checks.day_verdict import DAY_CERTIFIED
 from stock_pipelines.defs.checks.minute_bars_checks import minute_bars_checks
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.quality.render import percent
@@ -53,9 +57,6 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser-quality"
 CHECK_NAMES = sorted(key.name for checks_def in minute_bars_checks for key in checks_def.check_keys)
 UI_TIMEOUT = 30_000  # ms, for Playwright's expect()
 
-# the rendered report's verdict and section headings (stock_pipelines/quality/render.py)
-GAPS_HEADING = "Gaps and what filled them (slots by source)"
-HOLES_HEADING = "Symbols with remaining holes"
 
 LOCATION = {"repositoryLocationName": "stock_pipelines", "repositoryName": "__repository__"}
 RUNS = """query Runs($filter: RunsFilter) { runsOrError(filter: $filter) { ... on Runs { results {
@@ -182,10 +183,10 @@ def test_a_day_s_checks_and_quality_report_in_the_dagster_ui(
             assert {"key": "dagster/from_ui", "value": "true"} in run["tags"]
             assert set(CHECK_NAMES) <= {check["name"] for check in run["assetCheckSelection"]}
 
-            # -- 3. minute_bars -> Checks: six checks, each Passed for DAY ----------------------
+            # -- 3. minute_bars -> Checks: five quality checks and the verdict, each Passed for DAY ---
             page.goto(f"{dev.url}/assets/minute_bars?view=checks")
-            page.get_by_text(f"Checks ({len(CHECK_NAMES)})", exact=True).wait_for()
-            for name in CHECK_NAMES:
+            page.get_by_text(f"Checks ({len(CHECK_NAMES) + 1})", exact=True).wait_for()
+            for name in [*CHECK_NAMES, DAY_CERTIFIED]:
                 expect(page.get_by_title(name, exact=True).first).to_be_visible(timeout=UI_TIMEOUT)
             snap("03-checks")
             for name in CHECK_NAMES:
@@ -210,20 +211,37 @@ def test_a_day_s_checks_and_quality_report_in_the_dagster_ui(
             expect(metadata_row("recovery_complete")).to_contain_text("true")
             snap("05-completeness-metadata")
 
-            # -- 4. quality_report of DAY: the Markdown report and the HTML file ----------------
+            # -- the day's verdict where the README says to look: minute_bars -> Checks ---------
+            page.goto(f"{dev.url}/assets/minute_bars?view=checks")
+            count = len(CHECK_NAMES)
+            verdict = f"{DAY.isoformat()}: CERTIFIED; {count}/{count} minute_bars checks passed"
+            # the list item: the check's name and, under it, the status of its latest result
+            listed = page.get_by_title(DAY_CERTIFIED, exact=True).locator(
+                "xpath=ancestor::*[contains(., 'Succeeded') or contains(., 'Failed')][1]")
+            expect(listed).to_contain_text("Succeeded", timeout=UI_TIMEOUT)
+            expect(listed).not_to_contain_text(CHECK_NAMES[0])  # this item only, not the whole list
+            snap("05b-checks-verdict-listed")
+            page.goto(f"{dev.url}/assets/minute_bars?view=checks&checkDetail={DAY_CERTIFIED}")
+            expect(page.get_by_text(verdict, exact=True).first).to_be_visible(timeout=UI_TIMEOUT)
+            expect(metadata_row("day")).to_contain_text(DAY.isoformat())
+            checks_table = metadata_row("checks")
+            for name in CHECK_NAMES:  # DAY's result of each quality check, in a table
+                expect(checks_table.get_by_role("row").filter(has_text=name)).to_contain_text("passed")
+            snap("05c-day-verdict")
+            page.goto(f"{dev.url}/assets/minute_bars")
+            page.get_by_text(DAY_CERTIFIED).first.wait_for(timeout=UI_TIMEOUT)
+            snap("05d-minute-bars-overview")
+
+            # -- 4. quality_report of DAY: the report's tables and the HTML file ----------------
             html_path = lake / "quality_report" / f"date={DAY.isoformat()}" / "report.html"
             page.goto(f"{dev.url}/assets/quality_report?view=partitions&partition={DAY.isoformat()}")
             expect(page.get_by_text(str(html_path), exact=True)).to_be_visible(timeout=UI_TIMEOUT)
+            expect(metadata_row("verdict")).to_contain_text(f"{DAY.isoformat()}: CERTIFIED")
+            report_checks = metadata_row("checks")
+            for name in CHECK_NAMES:
+                expect(report_checks.get_by_role("row").filter(has_text=name)).to_contain_text("pass")
+            expect(metadata_row("gaps")).to_contain_text("rest_kis")  # the outages were filled by REST
             snap("06-quality-report")
-            page.get_by_text("[Show Markdown]", exact=True).click()
-            report = page.get_by_role("dialog")
-            expect(report.get_by_role("heading", name=f"Quality {DAY.isoformat()}")).to_be_visible(
-                timeout=UI_TIMEOUT)
-            expect(report.locator("strong").first).to_contain_text(f"{DAY.isoformat()}: CERTIFIED")
-            expect(report.get_by_role("heading", name=GAPS_HEADING, exact=True)).to_be_visible()
-            expect(report.get_by_role("heading", name=HOLES_HEADING, exact=True)).to_be_visible()
-            expect(report).to_contain_text("rest_kis")  # the outages were filled from the broker's REST
-            snap("07-quality-report-markdown")
 
             page.goto(html_path.as_uri())
             expect(page.locator("p.status.certified")).to_contain_text(f"{DAY.isoformat()}: CERTIFIED")

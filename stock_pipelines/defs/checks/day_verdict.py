@@ -1,11 +1,11 @@
 """minute_bars_day_certified: the verdict of the newest day the end of day reported on, where a
 user looks first.
 
-The quality checks on minute_bars are partitioned by trading day, and the UI's Checks tab shows
-each one's status for the newest partition, today's, which has no result until today's close: a
-day certified yesterday reads "Not evaluated" there. This check is not partitioned, so its status
-is its latest result: it runs after quality_report in the same run and reports that day's
-verdict with every minute_bars check's result for it (from the instance's records). A day that
+The quality checks on minute_bars are partitioned by trading day: the UI's Checks list sums up
+each one's status over every day, and no single place says which day was certified. This check
+is not partitioned, so its status is its latest result: it runs after quality_report in the same
+run and reports that day's verdict with every minute_bars check's result for it (from the
+instance's records). A day that
 fails a blocking check gets no quality_report in that run, so this check does not run for it
 either and keeps naming the last reported day; that day's failures are in each check's
 Partitions view.
@@ -41,7 +41,8 @@ def day_check_results(instance: dg.DagsterInstance, partition_key: str) -> list[
                 "status": STATUS.get(record.status.value, record.status.value.lower())
                 if record is not None
                 else "never ran",
-                "severity": evaluation.severity.value if evaluation is not None else "",
+                # a result's severity matters when it failed: ERROR blocks, WARN does not
+                "severity": evaluation.severity.value if evaluation is not None and not evaluation.passed else "",
                 "description": (evaluation.description or "") if evaluation is not None else "",
             }
         )
@@ -67,8 +68,7 @@ def _report_day(context: dg.AssetCheckExecutionContext) -> tuple[str, dg.AssetMa
     asset=minute_bars,
     additional_deps=[QUALITY_REPORT],
     description="The newest day end_of_day_job reported on (runs after quality_report): certified or not, "
-    "and each minute_bars check's result for that day. Not partitioned, so the Checks tab shows it "
-    "whatever today's partition holds.",
+    "and each minute_bars check's result for that day. Not partitioned: its status is that day's verdict.",
 )
 def minute_bars_day_certified(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     day, report = _report_day(context)
