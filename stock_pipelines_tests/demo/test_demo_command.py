@@ -93,11 +93,22 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
             dg.AssetRecordsFilter(asset_key=dg.AssetKey("quality_report"), asset_partitions=[DAY]), limit=1
         ).records[0]
         metadata = report.asset_materialization.metadata
-        assert metadata["certified"].value is True and "CERTIFIED" in metadata["report"].value
+        assert metadata["certified"].value is True
+        assert metadata["verdict"].value.startswith(f"{DAY}: CERTIFIED")
         for name in summary["end_of_day_checks"]:
             key = next(k for k in _check_keys() if k.name == name)
             record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
-            assert record.status.value == "SUCCEEDED" and record.evaluation.partition == DAY, (name, record)
+            # every check is per day but the day's verdict, which names its day instead
+            day = record.evaluation.partition if name != "minute_bars_day_certified" else DAY
+            assert record.status.value == "SUCCEEDED" and day == DAY, (name, record)
+        verdict = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_day_certified"), limit=1
+        )[0].evaluation
+        assert verdict.partition is None
+        assert verdict.description == f"{DAY}: CERTIFIED; 5/5 minute_bars checks passed"
+        # raw_ticks 4, recovery 1, minute_bars 5 and the day's verdict
+        assert len(summary["end_of_day_checks"]) == 11
+        assert "end_of_day_job: 11/11 checks passed" in out  # as the README shows it
     stored = read_summary(date.fromisoformat(DAY), tmp_path / "lake")
     assert stored["certified"] and stored["completeness"] == 1.0 and stored["day_totals_checked"]
     assert stored["day_totals_note"] == "40 of 40 symbols' day volume from kis"  # all asked, all answered

@@ -158,7 +158,9 @@ def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
     assert len(gaps) >= len(OUTAGES) and all("rest_kis" in g["filled_by"] for g in gaps)
     assert rows(report["holes"].value) == []
     # the day's verdict, on minute_bars, from an unpartitioned check that ran after the report
-    verdict = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_certified")
+    verdict = next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_certified"
+    )
     assert verdict.passed is True and verdict.partition is None
     assert verdict.description == f"{DAY.isoformat()}: CERTIFIED; 5/5 minute_bars checks passed"
     assert verdict.metadata["day"].value == DAY.isoformat()

@@ -42,7 +42,9 @@ def day_check_results(instance: dg.DagsterInstance, partition_key: str) -> list[
                 if record is not None
                 else "never ran",
                 # a result's severity matters when it failed: ERROR blocks, WARN does not
-                "severity": evaluation.severity.value if evaluation is not None and not evaluation.passed else "",
+                "severity": evaluation.severity.value
+                if evaluation is not None and not evaluation.passed
+                else "",
                 "description": (evaluation.description or "") if evaluation is not None else "",
             }
         )

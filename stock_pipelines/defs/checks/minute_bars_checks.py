@@ -12,7 +12,10 @@ import dagster as dg
 
 from stock_pipelines.defs.assets.recovery import minute_bars
 from stock_pipelines.defs.checks.day_inputs import inputs_for, recovery_complete
-from stock_pipelines.defs.checks.minute_bars_broker_checks import minute_bars_day_volume, minute_bars_match_broker
+from stock_pipelines.defs.checks.minute_bars_broker_checks import (
+    minute_bars_day_volume,
+    minute_bars_match_broker,
+)
 from stock_pipelines.defs.checks.severity import graded
 from stock_pipelines.defs.tables import listing
 from stock_pipelines.defs.partitions import trading_day_partitions

@@ -74,8 +74,8 @@ def _quarantine_share(context: dg.AssetCheckExecutionContext) -> tuple[float, di
 @dg.asset_check(
     asset=raw_ticks,
     partitions_def=trading_day_partitions,
-    description="quarantined lines / lines in: WARN from STOCK_PIPELINES_QUARANTINE_WARN_SHARE (default 0.1%), "
-    "ERROR from STOCK_PIPELINES_QUARANTINE_ERROR_SHARE (default 1%)",
+    description="quarantined lines / lines in: WARN from STOCK_PIPELINES_QUARANTINE_WARN_SHARE "
+    "(default 0.1%), ERROR from STOCK_PIPELINES_QUARANTINE_ERROR_SHARE (default 1%)",
 )
 def raw_ticks_quarantine_share(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     share, metadata = _quarantine_share(context)
