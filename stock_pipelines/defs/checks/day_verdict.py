@@ -3,12 +3,11 @@ user looks first.
 
 The quality checks on minute_bars are partitioned by trading day: the UI's Checks list sums up
 each one's status over every day, and no single place says which day was certified. This check
-is not partitioned, so its status is its latest result: it runs after quality_report in the same
-run and reports that day's verdict with every minute_bars check's result for it (from the
-instance's records). A day that
-fails a blocking check gets no quality_report in that run, so this check does not run for it
-either and keeps naming the last reported day; that day's failures are in each check's
-Partitions view.
+is not partitioned: it runs after quality_report in the same run and reports that day's verdict
+with every minute_bars check's result for it (from the instance's records). The UI shows its
+result while it is newer than minute_bars' newest materialization; a later one (today's
+recovery, or a day that fails a blocking check, which gets no report and so no verdict) makes it
+read Not Evaluated until the next end of day, and its execution history keeps each day's verdict.
 """
 
 import dagster as dg
