@@ -167,6 +167,13 @@ def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
     assert {(r["check"], r["status"]) for r in rows(verdict.metadata["checks"].value)} == {
         (name, "passed") for name in ALL_CHECKS
     }
+    # one of the two checks that share the coverage step runs alone (the UI's Execute on one check)
+    bounds = dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_session_bounds")
+    only = dg.AssetSelection.assets(minute_bars).without_checks() | dg.AssetSelection.checks(bounds)
+    alone = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance, selection=only)
+    assert [(e.check_name, e.passed) for e in alone.get_asset_check_evaluations()] == [
+        ("minute_bars_session_bounds", True)
+    ]
     summary = read_summary(DAY)
     assert summary["certified"] and summary["completeness"] == 1.0 and summary["expected"] == truth.height
     assert {"rest_kis", "ticks"} <= set(summary["bars_by_source"])

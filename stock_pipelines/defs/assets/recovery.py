@@ -263,7 +263,8 @@ def recovered_minute_bars(context: dg.AssetExecutionContext):
     deps=["tick_minute_bars", "recovered_minute_bars"],
     group_name="recovery",
     description="The final minute bars of the day: one bar per symbol-minute, recovered bars inside gaps, "
-    "tick bars elsewhere, a `source` column for lineage.",
+    "tick bars elsewhere, a `source` column for lineage. The day's verdict: Checks -> "
+    "minute_bars_day_certified; each check's days: a check -> Partitions.",
 )
 def minute_bars(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     day = _day(context)
