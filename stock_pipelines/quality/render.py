@@ -64,7 +64,7 @@ def check_rows(quality: DayQuality) -> list[list[object]]:
 
 
 def sections(quality: DayQuality) -> dict[str, tuple[list[str], list[list[object]]]]:
-    """Every table of the report: title -> (header, rows); shared by the Markdown and the HTML."""
+    """Every table of the report: title -> (header, rows); shared by the metadata tables and the HTML."""
     cov = quality.coverage
     checks = check_rows(quality)
     collectors = [
