@@ -274,8 +274,8 @@ def wait_for_location(url: str, web: subprocess.Popen, log: Path, timeout: float
         with contextlib.suppress(httpx.HTTPError):
             last = graphql(url, WORKSPACE)["workspaceOrError"]
             for entry in last.get("locationEntries", []):
-                loaded = entry["locationOrLoadError"]
-                if entry["loadStatus"] == "LOADED" and loaded and loaded["__typename"] == "RepositoryLocation":
+                loaded = entry["locationOrLoadError"] or {}
+                if entry["loadStatus"] == "LOADED" and loaded.get("__typename") == "RepositoryLocation":
                     return loaded
         time.sleep(1)
     pytest.fail(f"the webserver did not load the code location in {timeout:.0f} s: {last}\n"
