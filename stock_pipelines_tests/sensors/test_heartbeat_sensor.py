@@ -113,7 +113,7 @@ def test_a_restart_is_measured_from_the_last_activity_in_the_up_intervals(redis_
 
 class BackDatedProcess:
     """A collector process as `collector.runner` runs one: beats stamped a second before the clock
-    (`_durable_now`), through the real `HeartbeatPublisher`; UP written at the clock, then the
+    (`StatusPublisher.durable_now`), through the real `HeartbeatPublisher`; UP written at the clock, then the
     first beat, which is stamped before the UP."""
 
     def __init__(self, store: HeartbeatStore, collector: str, started: datetime) -> None:
