@@ -191,7 +191,8 @@ def test_a_dead_collector_under_another_key_prefix_is_not_this_namespaces_busine
 
 def test_a_run_for_two_outages_asks_for_each_outage_not_their_hull():
     from stock_pipelines.defs.sensors.heartbeat import run_request
-    from stock_pipelines.ops.heartbeat_rules import Launch, Window
+    from stock_pipelines.ops.heartbeat_rules import Launch
+    from stock_pipelines.ops.recovery_window import Window
 
     spans = ((at("10:00:00"), at("10:25:00")), (at("13:40:00"), at("13:52:00")))
     window = Window("c1", at("10:00:00").date(), at("10:00:00"), at("13:52:00"), spans=spans)
