@@ -269,8 +269,8 @@ class Collector:
                     continue
                 if code == "OPSP0011":  # approval key unknown to the server
                     self.approvals.forget(source, key)
-                self.journal.event("SUBSCRIBE_ERROR", {"source": source.name, "shard": index, "symbol": tr_key,
-                                                       "msg_cd": code, "msg1": body.get("msg1")})
+                self.journal.event("SUBSCRIBE_ERROR", {"source": source.name, "shard": index,
+                                                       "symbol": tr_key, "msg_cd": code, "msg1": body.get("msg1")})
                 raise LinkError("subscribe", f"{tr_key}: {code} {body.get('msg1')}")
 
     async def _handle(
@@ -295,7 +295,8 @@ class Collector:
             if body.get("rt_cd") not in (None, "0") and body.get("msg_cd") not in OK_CODES:
                 self.journal.event("SUBSCRIBE_ERROR", {"source": source.name, "shard": index,
                                                        "symbol": header.get("tr_key"),
-                                                       "msg_cd": body.get("msg_cd"), "msg1": body.get("msg1")})
+                                                       "msg_cd": body.get("msg_cd"),
+                                                       "msg1": body.get("msg1")})
         return False
 
     async def _pong(self, ws: ClientConnection, message: str) -> None:
@@ -344,7 +345,8 @@ class Collector:
         detail = {"silent_s": round(silent_s, 1), "source": self.selector.name,
                   "limit_s": self.settings.stall_minutes * 60}
         self.journal.event("STALLED", detail)
-        self.journal.redis_call(self.store.event, self.id, LifecycleEvent.STALLED, self.clock.now_dt(), detail)
+        self.journal.redis_call(self.store.event, self.id, LifecycleEvent.STALLED, self.clock.now_dt(),
+                                detail)
         stalled_source = self.selector.name
         for state in self.shards:
             if state.pending is None:

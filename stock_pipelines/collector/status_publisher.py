@@ -18,7 +18,9 @@ from stock_pipelines.collector.journal import Journal
 from stock_pipelines.collector.pipeline import Pipeline
 from stock_pipelines.collector.policy import SourceSelector
 from stock_pipelines.collector.shard_state import ShardState
-from stock_pipelines.heartbeat import Heartbeat, HeartbeatPublisher, HeartbeatStore, LifecycleEvent, Snapshot, Status
+from stock_pipelines.heartbeat.model import Heartbeat, LifecycleEvent, Status
+from stock_pipelines.heartbeat.publisher import HeartbeatPublisher, Snapshot
+from stock_pipelines.heartbeat.store import HeartbeatStore
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,8 @@ class StatusPublisher:
         collector = self.collector
         self.journal.redis_call(self.store.event, collector.id, LifecycleEvent.UP, collector.clock.now_dt(),
                                 {**detail, **self.heartbeats.up_detail()})
-        self._thread = threading.Thread(target=self._beat_loop, name=f"collector-beat-{collector.id}", daemon=True)
+        self._thread = threading.Thread(target=self._beat_loop, name=f"collector-beat-{collector.id}",
+                                        daemon=True)
         self._thread.start()
 
     def stop_beating(self) -> None:
@@ -160,4 +163,5 @@ class StatusPublisher:
         }
 
     def publish_status(self) -> None:
-        self.journal.redis_call(status_store.write_status, self.redis, self.collector.id, self.status_fields())
+        self.journal.redis_call(status_store.write_status, self.redis, self.collector.id,
+                                self.status_fields())

@@ -55,7 +55,8 @@ def latest_closed_session(now: datetime) -> date:
 
 
 def demo_session(args: argparse.Namespace, now: datetime):
-    """(day, session): `--date` or the latest closed session at `now`; a UsageError if it is no trading day."""
+    """(day, session): `--date`, else the latest closed session at `now`; a UsageError if that is
+    no trading day."""
     from stock_pipelines.commands import UsageError
     from stock_pipelines.commands.calendar import parse_day
     from stock_pipelines.market import krx_calendar

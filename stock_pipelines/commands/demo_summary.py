@@ -33,7 +33,8 @@ def summarize(demo: DemoDay, watched: Watched, instance, sim, started: float) ->
         states = ", ".join(f"{r.dagster_run.run_id[:8]} {r.dagster_run.status.value}" for r in runs) or "none"
         print(f"the sensor-launched recovery did not succeed (runs: {states}); see `stock-pipelines ui`")
         return 1
-    before, after, by_source, end_of_day = watched.before, watched.after, watched.by_source, watched.end_of_day
+    before, after = watched.before, watched.after
+    by_source, end_of_day = watched.by_source, watched.end_of_day
     first_launch = runs[0].create_timestamp.timestamp() - watched.daemon_started
     run_ids = {r.dagster_run.run_id for r in runs}
     recovered = _metadata(instance, "recovered_minute_bars", day, run_ids)

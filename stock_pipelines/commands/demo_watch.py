@@ -30,7 +30,9 @@ class Watched:
     end_of_day: dict = field(default_factory=dict)
 
 
-def watch(demo: DemoDay, url: str, instance, publisher, environment: ScopedEnvironment, timeout: float) -> Watched:
+def watch(
+    demo: DemoDay, url: str, instance, publisher, environment: ScopedEnvironment, timeout: float
+) -> Watched:
     """Run the daemon until the sensor's recovery is over (the publisher beats meanwhile); if it
     succeeded, move both clocks to 10 minutes after the close and run the end of day."""
     import dagster as dg

@@ -16,7 +16,15 @@ from stock_pipelines.heartbeat.store import HeartbeatStore
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.ops.heartbeat_cursor import CursorState
-from stock_pipelines.ops.heartbeat_rules import Beat, Evaluation, Governance, Restart, RulesConfig, Switches, evaluate
+from stock_pipelines.ops.heartbeat_rules import (
+    Beat,
+    Evaluation,
+    Governance,
+    Restart,
+    RulesConfig,
+    Switches,
+    evaluate,
+)
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, HEARTBEAT_MONITORING, PREFLIGHT, FeatureFlags
 
 LOOKBACK_DAYS = 5  # how far back a restart looks for the collector's last activity (a long weekend)

@@ -17,7 +17,9 @@ from stock_pipelines.sim.rest_gate import TokenBook, json_body
 
 
 class AdminApi:
-    def __init__(self, state: ExchangeState, token_books: list[TokenBook], open_sessions: Callable[[], int]) -> None:
+    def __init__(
+        self, state: ExchangeState, token_books: list[TokenBook], open_sessions: Callable[[], int]
+    ) -> None:
         self.state = state
         self.token_books = token_books
         self.open_sessions = open_sessions  # WebSocket sessions open now, for the counters

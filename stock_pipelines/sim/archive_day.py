@@ -279,4 +279,5 @@ def _write_truth(path: Path, sim: SimDay, order, rx, archived, seq, result: Arch
     with atomic_files.replacing(path, durable=False) as handle:
         frame.write_parquet(handle)
     manifest = {**result.summary(), "corrupt_lines": result.corrupt, "files": [str(p) for p in result.files]}
-    atomic_files.write_text(path.with_suffix(".manifest.json"), json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
+    manifest_text = json.dumps(manifest, ensure_ascii=False, indent=1) + "\n"
+    atomic_files.write_text(path.with_suffix(".manifest.json"), manifest_text)
