@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 import redis
 
-from stock_pipelines import lake
+from stock_pipelines import lake, markdown_tables
 from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.brokers.model import BAR_SCHEMA, BrokerAuthError
 from stock_pipelines.defs.broker_steps import BROKER_POOL, launched_by, permit
@@ -276,14 +276,13 @@ def minute_bars(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 
 def _markdown(frame: pl.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    return header + "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows())
+    return markdown_tables.table(frame.columns, frame.iter_rows())
 
 
 def _unrecovered_markdown(outcomes) -> str:
     rows = [
-        f"| {o.window.symbol} | {o.window.start:%H:%M}-{o.window.end:%H:%M} | {o.status} | {o.detail[:80]} |"
+        (o.window.symbol, f"{o.window.start:%H:%M}-{o.window.end:%H:%M}", o.status, o.detail[:80])
         for o in outcomes[:MAX_LISTED]
     ]
-    more = f"\n\n… and {len(outcomes) - MAX_LISTED} more" if len(outcomes) > MAX_LISTED else ""
-    return "| symbol | window | status | detail |\n|---|---|---|---|\n" + "\n".join(rows) + more
+    listing = markdown_tables.table(("symbol", "window", "status", "detail"), rows)
+    return listing + markdown_tables.more(len(outcomes), MAX_LISTED)
