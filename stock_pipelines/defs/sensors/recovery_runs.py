@@ -12,7 +12,7 @@ import redis
 
 from stock_pipelines.defs.jobs.recovery import WINDOW_TAG, recovery_job
 from stock_pipelines.ops.governance import RecoveryGovernance
-from stock_pipelines.ops.heartbeat_rules import Window
+from stock_pipelines.ops.recovery_window import Window
 from stock_pipelines.redis_conn import redis_client
 
 RECOVERED_KEYS = ("windows_recovered", "windows_unrecovered", "rest_bars", "tier1_bars", "calls", "stopped")
