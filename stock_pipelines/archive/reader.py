@@ -6,10 +6,13 @@ reason, byte offset and length, and an excerpt of at most `RAW_EXCERPT_BYTES`: a
 line is not copied around; `read_span` reads it back whole). Validation of the parsed rows
 happens later (`ticks.py`).
 
-Speed: a file's bytes are split on b"\\n" with numpy and the lines are handed to one
-multi-threaded `pyarrow.json` parse. Only if that parse fails (a malformed line somewhere) is
-the file re-parsed in chunks, and only a failing chunk is parsed line by line in Python, so a
-clean file costs one vectorised parse and a dirty one costs about two.
+Speed: a file is cut into blocks of whole lines (`fast_parse.BLOCK_BYTES`) and each block is
+parsed by polars' NDJSON reader, which is faster than pyarrow's but more lenient; a cheap
+detector (three byte counts and a row check, `fast_parse`) proves a block has none of the lines
+polars would get wrong. A block it cannot prove goes through the strict reader: its bytes split
+on b"\\n" with numpy, one multi-threaded `pyarrow.json` parse, and only if that fails chunks, and
+only a failing chunk line by line in Python. Both paths give the same rows and rejects
+(stock_pipelines_tests/archive/test_fast_parse.py holds them to it).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.json as pj
+
+from stock_pipelines.archive import fast_parse
 
 # reasons a line is rejected before validation
 EMPTY_LINE = "empty_line"
@@ -75,7 +80,7 @@ def excerpt(raw: bytes) -> bytes:
 
 @dataclass
 class ParsedFile:
-    """One file's lines: `rows` (POLARS_SCHEMA + line, off) and `rejects`; lines = both."""
+    """One file's lines: `rows` (POLARS_SCHEMA + line) and `rejects`; lines = both."""
 
     rows: pl.DataFrame
     rejects: list[Reject] = field(default_factory=list)
@@ -84,7 +89,7 @@ class ParsedFile:
 
 
 def empty_rows() -> pl.DataFrame:
-    return pl.DataFrame(schema={**POLARS_SCHEMA, "line": pl.Int64, "off": pl.Int64})
+    return pl.DataFrame(schema={**POLARS_SCHEMA, "line": pl.Int64})
 
 
 def parse_file(path: Path) -> ParsedFile:
@@ -97,7 +102,70 @@ def parse_file(path: Path) -> ParsedFile:
     return parse_bytes(data)
 
 
-def parse_bytes(data: bytes) -> ParsedFile:
+def parse_bytes(data: bytes, fast: bool = True) -> ParsedFile:
+    """Every line of `data`; `fast=False` sends every block through the strict reader."""
+    size = len(data)
+    complete_end = data.rfind(b"\n") + 1
+    rejects: list[Reject] = []
+    frames: list[pl.DataFrame] = []
+    spans = fast_parse.blocks(data, complete_end)
+    counts = fast_parse.block_counts(data, spans)
+    first_line = 1
+    # runs of consecutive blocks whose counts pass are parsed by polars in one call
+    run: list[int] = []
+    for index in range(len(spans) + 1):
+        passes = fast and index < len(spans) and fast_parse.counts_may_pass(counts[index])
+        if passes:
+            run.append(index)
+            continue
+        if run:
+            first_line = _fast_run(data, spans, counts, run, first_line, frames, rejects)
+            run = []
+        if index < len(spans):
+            first_line = _strict_block(data, spans[index], first_line, frames, rejects)
+    if complete_end < size:  # bytes after the last newline: a line the writer never finished
+        rejects.append(reject(first_line, UNTERMINATED_LINE, data, complete_end, size - complete_end))
+    rows = pl.concat(frames, how="vertical") if frames else empty_rows()
+    rejects.sort(key=lambda r: r.line)
+    return ParsedFile(rows, rejects, first_line - 1 + (1 if complete_end < size else 0), size)
+
+
+def _fast_run(data, spans, counts, run, first_line, frames, rejects) -> int:
+    """Blocks spans[run] (contiguous, counts passed): polars parses them, in one call if the
+    row check passes for the whole run, else block by block; a failing block goes strict."""
+    begin, end = spans[run[0]][0], spans[run[-1]][1]
+    lines = sum(counts[i][0] for i in run)
+    whole = data if (begin, end) == (0, len(data)) else memoryview(data)[begin:end]
+    frame = fast_parse.parse(whole, POLARS_SCHEMA)
+    if frame is not None and fast_parse.rows_pass(frame, lines):
+        frames.append(frame.with_columns(line=pl.int_range(first_line, first_line + lines, dtype=pl.Int64)))
+        return first_line + lines
+    for index in run:
+        lines = counts[index][0]
+        span = spans[index]
+        frame = fast_parse.parse(memoryview(data)[span[0] : span[1]], POLARS_SCHEMA) if len(run) > 1 else None
+        if frame is not None and fast_parse.rows_pass(frame, lines):
+            frames.append(frame.with_columns(line=pl.int_range(first_line, first_line + lines, dtype=pl.Int64)))
+            first_line += lines
+        else:
+            first_line = _strict_block(data, span, first_line, frames, rejects)
+    return first_line
+
+
+def _strict_block(data, span, first_line, frames, rejects) -> int:
+    """One block through the strict reader, its line numbers and offsets made the file's."""
+    begin, end = span
+    parsed = _strict_bytes(data[begin:end])
+    for item in parsed.rejects:
+        item.line += first_line - 1
+        item.offset += begin
+    rejects.extend(parsed.rejects)
+    if parsed.rows.height:
+        frames.append(parsed.rows.with_columns(pl.col("line") + (first_line - 1)))
+    return first_line + parsed.lines
+
+
+def _strict_bytes(data: bytes) -> ParsedFile:
     size = len(data)
     buffer = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(buffer == 10)  # index of each line's "\n"
@@ -155,9 +223,7 @@ def _try_vectorised(arrow_data, run, starts, ends) -> pl.DataFrame | None:
         return None
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    return frame.with_columns(
-        line=pl.Series(run + 1, dtype=pl.Int64), off=pl.Series(starts[run], dtype=pl.Int64)
-    )
+    return frame.with_columns(line=pl.Series(run + 1, dtype=pl.Int64))
 
 
 def _valid_utf8(piece: pa.Buffer) -> bool:
@@ -217,7 +283,7 @@ def parse_line(raw: bytes) -> tuple[dict | None, str | None]:
 
 
 def _parse_lines(data, chunk, starts, ends, rejects) -> pl.DataFrame:
-    rows, lines, offsets = [], [], []
+    rows, lines = [], []
     for index in chunk:
         raw = data[starts[index] : ends[index]]
         row, reason = parse_line(raw)
@@ -228,18 +294,22 @@ def _parse_lines(data, chunk, starts, ends, rejects) -> pl.DataFrame:
             continue
         rows.append(row)
         lines.append(int(index) + 1)
-        offsets.append(int(starts[index]))
     frame = (
         pl.DataFrame(rows, schema=POLARS_SCHEMA, orient="row") if rows else pl.DataFrame(schema=POLARS_SCHEMA)
     )
-    return frame.with_columns(line=pl.Series(lines, dtype=pl.Int64), off=pl.Series(offsets, dtype=pl.Int64))
+    return frame.with_columns(line=pl.Series(lines, dtype=pl.Int64))
 
 
-def read_raw_line(path: Path, offset: int) -> bytes:
-    """The raw bytes of the line starting at `offset` (without its newline)."""
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.readline().rstrip(b"\n")
+def line_spans(path: Path, lines: list[int]) -> dict[int, tuple[int, bytes]]:
+    """line number -> (byte offset, bytes without the newline) of parsed lines of `path`: rows
+    keep only their line number, so a rejected row's text is found again here (rarely)."""
+    data = path.read_bytes()
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    spans = {}
+    for line in lines:
+        start = int(ends[line - 2]) + 1 if line > 1 else 0
+        spans[line] = (start, data[start : int(ends[line - 1])])
+    return spans
 
 
 def read_span(path: Path, offset: int, length: int) -> bytes:

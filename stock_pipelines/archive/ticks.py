@@ -149,7 +149,7 @@ class DayIngest:
         self.quarantine: pl.DataFrame | None = None
         self._bounds = _Bounds(session, tolerance)
         self._target = target_batch_rows
-        self._rejected: list[pl.DataFrame] = []  # file_id, line, off, reason: raw fetched at the end
+        self._rejected: list[pl.DataFrame] = []  # file_id, line, reason: raw fetched at the end
         self._quarantine_rows: list[dict] = []
         kept: list[pl.DataFrame] = []
         symbols: list[pl.DataFrame] = []  # sym_key -> symbol text, to rebuild the column per batch
@@ -167,7 +167,7 @@ class DayIngest:
                     reason=self._bounds.reason_expr(), file_id=pl.lit(file_id, pl.UInt32)
                 )
                 self._rejected.append(
-                    checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "off", "reason")
+                    checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "reason")
                 )
                 good = checked.filter(pl.col("reason").is_null()).with_columns(
                     sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.Int64)
@@ -235,12 +235,15 @@ class DayIngest:
 
     def _close(self) -> None:
         rows = self._quarantine_rows
-        for frame in self._rejected:
-            for file_id, line, offset, reason in frame.iter_rows():
-                archive_file = self.files[file_id]
-                raw = reader.read_raw_line(archive_file.path, offset)  # a parsed line: <= MAX_LINE_BYTES
-                reject = reader.Reject(line, reason, reader.excerpt(raw), offset, len(raw))
-                rows.append(_quarantine_row(archive_file, reject))
+        rejected = pl.concat(self._rejected) if self._rejected else None
+        if rejected is not None and rejected.height:
+            for (file_id,), group in rejected.group_by("file_id", maintain_order=True):
+                archive_file = self.files[int(file_id)]
+                spans = reader.line_spans(archive_file.path, group["line"].to_list())
+                for line, reason in group.select("line", "reason").iter_rows():
+                    offset, raw = spans[line]  # a parsed line: <= MAX_LINE_BYTES
+                    reject = reader.Reject(line, reason, reader.excerpt(raw), offset, len(raw))
+                    rows.append(_quarantine_row(archive_file, reject))
         self.quarantine = (
             pl.DataFrame(rows, schema=QUARANTINE_SCHEMA, orient="row").sort("file", "line", "reason")
             if rows
@@ -313,12 +316,11 @@ _COMPACT_SCHEMA = {
     "seq": pl.Int64,
     "file_id": pl.UInt32,
     "line": pl.Int64,
-    "off": pl.Int64,
 }
 _COMPACT = [
     pl.col("sym_key"),
     (pl.col("src") != "kis").cast(pl.UInt8).alias("src_rank"),
-    *(pl.col(name) for name in ("ts", "rx", "px", "qty", "cum", "seq", "file_id", "line", "off")),
+    *(pl.col(name) for name in ("ts", "rx", "px", "qty", "cum", "seq", "file_id", "line")),
 ]
 
 
@@ -352,9 +354,9 @@ def _drop_decreasing(valid: pl.DataFrame, bounds: _Bounds) -> tuple[pl.DataFrame
     bad = valid.select(_bad=(key < key.cum_max().shift(1).over("src_rank")).fill_null(False)).to_series()
     if not bad.any():
         return valid, pl.DataFrame(
-            schema={"file_id": pl.UInt32, "line": pl.Int64, "off": pl.Int64, "reason": pl.String}
+            schema={"file_id": pl.UInt32, "line": pl.Int64, "reason": pl.String}
         )
-    rejected = valid.filter(bad).select("file_id", "line", "off", reason=pl.lit(DECREASING_CUM))
+    rejected = valid.filter(bad).select("file_id", "line", reason=pl.lit(DECREASING_CUM))
     return valid.filter(~bad), rejected
 
 
