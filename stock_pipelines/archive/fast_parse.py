@@ -46,8 +46,10 @@ SYMBOL_REGEX = r"^[0-9A-Z]{6}$"
 _POOL = ThreadPoolExecutor(2, thread_name_prefix="archive-count")  # numpy releases the GIL
 
 
-def blocks(data: bytes, end: int, size: int = BLOCK_BYTES) -> list[tuple[int, int]]:
-    """[begin, end) ranges of whole lines of data[:end] (which ends with a newline), ~size each."""
+def blocks(data: bytes, end: int) -> list[tuple[int, int]]:
+    """[begin, end) ranges of whole lines of data[:end] (which ends with a newline), about
+    BLOCK_BYTES each."""
+    size = BLOCK_BYTES
     spans, begin = [], 0
     while begin < end:
         cut = data.find(b"\n", min(begin + size, end) - 1, end) if begin + size < end else end - 1

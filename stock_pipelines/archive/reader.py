@@ -92,24 +92,47 @@ def empty_rows() -> pl.DataFrame:
     return pl.DataFrame(schema={**POLARS_SCHEMA, "line": pl.Int64})
 
 
-def parse_file(path: Path) -> ParsedFile:
+@dataclass
+class LoadedFile:
+    """A file's bytes and the fast path's byte counts, or why it could not be read; `load` runs
+    in a helper thread for the next file while the current one is parsed."""
+
+    data: bytes = b""
+    error: Reject | None = None
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    counts: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+
+def load(path: Path) -> LoadedFile:
     try:
         data = path.read_bytes()
     except OSError as error:
-        return ParsedFile(
-            empty_rows(), [Reject(0, UNREADABLE_FILE, f"{type(error).__name__}: {error}".encode())], 1
-        )
-    return parse_bytes(data)
+        return LoadedFile(error=Reject(0, UNREADABLE_FILE, f"{type(error).__name__}: {error}".encode()))
+    return loaded_bytes(data)
+
+
+def loaded_bytes(data: bytes) -> LoadedFile:
+    spans = fast_parse.blocks(data, data.rfind(b"\n") + 1)
+    return LoadedFile(data, None, spans, fast_parse.block_counts(data, spans))
+
+
+def parse_file(path: Path) -> ParsedFile:
+    return parse_loaded(load(path))
 
 
 def parse_bytes(data: bytes, fast: bool = True) -> ParsedFile:
     """Every line of `data`; `fast=False` sends every block through the strict reader."""
+    return parse_loaded(loaded_bytes(data), fast)
+
+
+def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
+    if loaded.error is not None:
+        return ParsedFile(empty_rows(), [loaded.error], 1)
+    data, spans, counts = loaded.data, loaded.spans, loaded.counts
     size = len(data)
-    complete_end = data.rfind(b"\n") + 1
+    complete_end = spans[-1][1] if spans else 0
     rejects: list[Reject] = []
     frames: list[pl.DataFrame] = []
-    spans = fast_parse.blocks(data, complete_end)
-    counts = fast_parse.block_counts(data, spans)
     first_line = 1
     # runs of consecutive blocks whose counts pass are parsed by polars in one call
     run: list[int] = []
@@ -186,13 +209,20 @@ def _strict_bytes(data: bytes) -> ParsedFile:
 
     frames: list[pl.DataFrame] = []
     arrow_data = pa.py_buffer(data)
+    # pyarrow.json reads a line `null` as a row of nulls, and a file of one such line crashes
+    # it: a line that does not start as an object is judged by the Python parser alone
+    first_bytes = buffer[np.minimum(starts, max(size - 1, 0))] if size else np.empty(0, np.uint8)
+    odd = ~excluded & (first_bytes != ord("{"))
+    if odd.any():
+        frames.append(_parse_lines(data, np.flatnonzero(odd), starts, ends, rejects))
+        excluded |= odd
     candidates = np.flatnonzero(~excluded)
     if len(candidates):
         # maximal runs of consecutive candidate lines: each run is one contiguous byte range
         breaks = np.flatnonzero(np.diff(candidates) != 1) + 1
         for run in np.split(candidates, breaks):
             frames.extend(_parse_run(arrow_data, data, run, starts, ends, rejects))
-    rows = pl.concat(frames, how="vertical") if frames else empty_rows()
+    rows = pl.concat(frames, how="vertical").sort("line") if frames else empty_rows()
     rejects.sort(key=lambda r: r.line)
     return ParsedFile(rows, rejects, len(ends) + (1 if complete_end < size else 0), size)
 

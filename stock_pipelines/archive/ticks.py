@@ -13,6 +13,7 @@ then the first (file, line). `lines_in == rows_kept + duplicates + quarantined` 
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -153,11 +154,7 @@ class DayIngest:
         self._quarantine_rows: list[dict] = []
         kept: list[pl.DataFrame] = []
         symbols: list[pl.DataFrame] = []  # sym_key -> symbol text, to rebuild the column per batch
-        for file_id, archive_file in enumerate(self.files):
-            if archive_file.path.name.endswith(".torn"):
-                parsed = _torn_tail(archive_file.path)
-            else:
-                parsed = reader.parse_file(archive_file.path)
+        for file_id, (archive_file, parsed) in enumerate(zip(self.files, _parsed(self.files), strict=True)):
             self.stats.lines_in += parsed.lines
             self.stats.bytes += parsed.size
             for reject in parsed.rejects:
@@ -327,8 +324,11 @@ _COMPACT = [
 def _order(valid: pl.DataFrame, bounds: _Bounds) -> pl.DataFrame:
     """Sort by (symbol, cum, preference); ties keep file order, i.e. (file, line).
 
-    Rows arrive in (file, line) order and the sort is stable, so two packed UInt64 keys give the
+    Rows arrive in (file, line) order and the sorts are stable, so a packed UInt64 key gives the
     same order as the six-column sort (symbol, cum, source rank, rx, file, line), much faster.
+    Only rows sharing a (symbol, cum) need the preference: they are sorted again by it among
+    themselves and put back in the places their group holds (few rows, unless two collectors
+    archived the same trades, and then still one sort of those rows).
     """
     c = pl.col
     # preference inside a (symbol, cum) group: kis first, then the earliest receive time
@@ -339,11 +339,15 @@ def _order(valid: pl.DataFrame, bounds: _Bounds) -> pl.DataFrame:
             valid.with_columns(_pref=pref).sort("sym_key", "cum", "_pref", maintain_order=True).drop("_pref")
         )
     key = c("sym_key").cast(pl.UInt64) * (1 << 32) + c("cum").cast(pl.UInt64)
-    return (
-        valid.with_columns(_key=key, _pref=pref)
-        .sort("_key", "_pref", maintain_order=True)
-        .drop("_key", "_pref")
-    )
+    ordered = valid.with_columns(_key=key).sort("_key", maintain_order=True)
+    tied = ordered.select(
+        ((c("_key") == c("_key").shift(1)) | (c("_key") == c("_key").shift(-1))).fill_null(False)
+    ).to_series()
+    if tied.any():
+        places = tied.arg_true()
+        regrouped = ordered.filter(tied).with_columns(_pref=pref).sort("_key", "_pref", maintain_order=True)
+        ordered = pl.DataFrame([ordered[name].scatter(places, regrouped[name]) for name in ordered.columns])
+    return ordered.drop("_key")
 
 
 def _drop_decreasing(valid: pl.DataFrame, bounds: _Bounds) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -398,6 +402,26 @@ def _finish(ticks: pl.DataFrame, files: list[ArchiveFile], symbol_map: pl.DataFr
         file=pl.col("file_id").map_batches(lambda s: labels.gather(s), return_dtype=pl.String),
         line=pl.col("line"),
     )
+
+
+def _parsed(files: list[ArchiveFile]):
+    """Each file parsed, in order; the next file is read (and counted) in a helper thread while
+    this one is parsed, so the disk and the byte counts overlap the parser."""
+
+    def load(archive_file: ArchiveFile) -> reader.LoadedFile | None:
+        return None if _is_torn_tail(archive_file) else reader.load(archive_file.path)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="archive-read") as pool:
+        loading = [pool.submit(load, f) for f in files[:1]]
+        for index, archive_file in enumerate(files):
+            if index + 1 < len(files):
+                loading.append(pool.submit(load, files[index + 1]))
+            loaded = loading.pop(0).result()
+            yield _torn_tail(archive_file.path) if loaded is None else reader.parse_loaded(loaded)
+
+
+def _is_torn_tail(archive_file: ArchiveFile) -> bool:
+    return archive_file.path.name.endswith(".torn")
 
 
 def _torn_tail(path: Path) -> reader.ParsedFile:
