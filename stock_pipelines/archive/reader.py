@@ -18,6 +18,7 @@ only a failing chunk line by line in Python. Both paths give the same rows and r
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,7 @@ TORN_TAIL = "torn_tail"
 MAX_LINE_BYTES = 64 * 1024  # a trade line is ~130 bytes; anything this long is not a record
 CHUNK_LINES = 4096
 BLOCK_SIZE = 1024 * 1024  # pyarrow block; must exceed MAX_LINE_BYTES
+READ_BYTES = 64 * 1024 * 1024  # a piece of a file: four fast-path blocks
 RAW_EXCERPT_BYTES = 1024  # what a reject keeps of its line; offset and length point at the rest
 
 INT_FIELDS = ("v", "ts", "rx", "px", "qty", "cum", "seq")
@@ -94,30 +96,49 @@ def empty_rows() -> pl.DataFrame:
 
 @dataclass
 class LoadedFile:
-    """A file's bytes and the fast path's byte counts, or why it could not be read; `load` runs
-    in a helper thread for the next file while the current one is parsed."""
+    """A piece of a file (whole lines, about READ_BYTES) and the fast path's byte counts, or
+    why the file could not be read; pieces are loaded in a helper thread ahead of the parser."""
 
     data: bytes = b""
     error: Reject | None = None
     spans: list[tuple[int, int]] = field(default_factory=list)
     counts: list[tuple[int, int, int, int]] = field(default_factory=list)
+    offset: int = 0  # where `data` starts in its file
+    first_line: int = 1  # the number of its first line in its file
 
 
-def load(path: Path) -> LoadedFile:
+def load(path: Path) -> Iterator[LoadedFile]:
+    """A file in pieces of whole lines of about READ_BYTES (only the last may end mid-line): a
+    day is never held whole, only the piece being parsed and the one read ahead."""
+    offset, first_line, carry = 0, 1, b""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            while True:
+                chunk = handle.read(READ_BYTES)
+                data = carry + chunk if carry else chunk
+                cut = len(data) if not chunk else data.rfind(b"\n") + 1
+                if cut == 0 and chunk:  # no newline yet: a line longer than READ_BYTES, read on
+                    carry = data
+                    continue
+                if data:
+                    piece = loaded_bytes(data[:cut] if cut < len(data) else data, offset, first_line)
+                    yield piece
+                    offset += cut
+                    first_line += sum(count[0] for count in piece.counts)
+                if not chunk:
+                    return
+                carry = data[cut:]
     except OSError as error:
-        return LoadedFile(error=Reject(0, UNREADABLE_FILE, f"{type(error).__name__}: {error}".encode()))
-    return loaded_bytes(data)
+        yield LoadedFile(error=Reject(0, UNREADABLE_FILE, f"{type(error).__name__}: {error}".encode()))
 
 
-def loaded_bytes(data: bytes) -> LoadedFile:
+def loaded_bytes(data: bytes, offset: int = 0, first_line: int = 1) -> LoadedFile:
     spans = fast_parse.blocks(data, data.rfind(b"\n") + 1)
-    return LoadedFile(data, None, spans, fast_parse.block_counts(data, spans))
+    return LoadedFile(data, None, spans, fast_parse.block_counts(data, spans), offset, first_line)
 
 
 def parse_file(path: Path) -> ParsedFile:
-    return parse_loaded(load(path))
+    return merge([parse_loaded(piece) for piece in load(path)])
 
 
 def parse_bytes(data: bytes, fast: bool = True) -> ParsedFile:
@@ -125,7 +146,16 @@ def parse_bytes(data: bytes, fast: bool = True) -> ParsedFile:
     return parse_loaded(loaded_bytes(data), fast)
 
 
+def merge(pieces: list[ParsedFile]) -> ParsedFile:
+    if not pieces:
+        return ParsedFile(empty_rows())
+    rows = pl.concat([p.rows for p in pieces], how="vertical")
+    rejects = [r for p in pieces for r in p.rejects]
+    return ParsedFile(rows, rejects, sum(p.lines for p in pieces), sum(p.size for p in pieces))
+
+
 def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
+    """One piece's rows and rejects, with its file's line numbers and byte offsets."""
     if loaded.error is not None:
         return ParsedFile(empty_rows(), [loaded.error], 1)
     data, spans, counts = loaded.data, loaded.spans, loaded.counts
@@ -133,7 +163,7 @@ def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
     complete_end = spans[-1][1] if spans else 0
     rejects: list[Reject] = []
     frames: list[pl.DataFrame] = []
-    first_line = 1
+    first_line = loaded.first_line
     # runs of consecutive blocks whose counts pass are parsed by polars in one call
     run: list[int] = []
     for index in range(len(spans) + 1):
@@ -148,9 +178,12 @@ def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
             first_line = _strict_block(data, spans[index], first_line, frames, rejects)
     if complete_end < size:  # bytes after the last newline: a line the writer never finished
         rejects.append(reject(first_line, UNTERMINATED_LINE, data, complete_end, size - complete_end))
+        first_line += 1
+    for item in rejects:
+        item.offset += loaded.offset
     rows = pl.concat(frames, how="vertical") if frames else empty_rows()
     rejects.sort(key=lambda r: r.line)
-    return ParsedFile(rows, rejects, first_line - 1 + (1 if complete_end < size else 0), size)
+    return ParsedFile(rows, rejects, first_line - loaded.first_line, size)
 
 
 def _fast_run(data, spans, counts, run, first_line, frames, rejects) -> int:

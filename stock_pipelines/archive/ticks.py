@@ -13,6 +13,7 @@ then the first (file, line). `lines_in == rows_kept + duplicates + quarantined` 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -130,8 +131,8 @@ def ingest_files(
 class DayIngest:
     """A day's files -> raw_ticks batches in final order, then quarantine and stats.
 
-    Construction parses and validates every file, keeping valid rows in a compact form (about
-    70 bytes a row). `batches()` then sorts, checks and deduplicates one range of symbols at a
+    Construction parses and validates every file, keeping valid rows in a compact form (62
+    bytes a row). `batches()` then sorts, checks and deduplicates one range of symbols at a
     time and yields raw_ticks rows in their final order, so only one range is ever expanded to
     output columns; after the last batch it builds `quarantine`, fills `stats` and asserts the
     line accounting (inside the generator: a lake writer consuming it never commits a
@@ -154,7 +155,8 @@ class DayIngest:
         self._quarantine_rows: list[dict] = []
         kept: list[pl.DataFrame] = []
         symbols: list[pl.DataFrame] = []  # sym_key -> symbol text, to rebuild the column per batch
-        for file_id, (archive_file, parsed) in enumerate(zip(self.files, _parsed(self.files), strict=True)):
+        for file_id, parsed in _parsed(self.files):
+            archive_file = self.files[file_id]
             self.stats.lines_in += parsed.lines
             self.stats.bytes += parsed.size
             for reject in parsed.rejects:
@@ -167,7 +169,7 @@ class DayIngest:
                     checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "reason")
                 )
                 good = checked.filter(pl.col("reason").is_null()).with_columns(
-                    sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.Int64)
+                    sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.UInt32)
                 )
                 symbols.append(good.select("sym_key", "sym").unique())
                 kept.append(good.select(_COMPACT))
@@ -176,7 +178,7 @@ class DayIngest:
         self._symbols = (
             pl.concat(symbols).unique().sort("sym_key")
             if symbols
-            else pl.DataFrame(schema={"sym_key": pl.Int64, "sym": pl.String})
+            else pl.DataFrame(schema={"sym_key": pl.UInt32, "sym": pl.String})
         )
 
     def _buckets(self):
@@ -301,9 +303,9 @@ def in_session_expr(session: Session, tolerance: timedelta = DEFAULT_TOLERANCE) 
     return _Bounds(session, tolerance).in_session()
 
 
-# what is kept of a valid row while the day is assembled (~70 bytes a row)
+# what is kept of a valid row while the day is assembled (62 bytes a row)
 _COMPACT_SCHEMA = {
-    "sym_key": pl.Int64,  # base-36 value of the symbol: sorts like the text, sorts much faster
+    "sym_key": pl.UInt32,  # base-36 value of the symbol (< 36**6 < 2**32): sorts like the text, faster
     "src_rank": pl.UInt8,  # 0 kis, 1 kiwoom: the dedupe preference
     "ts": pl.Int64,
     "rx": pl.Int64,
@@ -312,12 +314,13 @@ _COMPACT_SCHEMA = {
     "cum": pl.Int64,
     "seq": pl.Int64,
     "file_id": pl.UInt32,
-    "line": pl.Int64,
+    "line": pl.UInt32,  # a file of more than 4e9 lines is not an archive hour
 }
 _COMPACT = [
     pl.col("sym_key"),
     (pl.col("src") != "kis").cast(pl.UInt8).alias("src_rank"),
-    *(pl.col(name) for name in ("ts", "rx", "px", "qty", "cum", "seq", "file_id", "line")),
+    *(pl.col(name) for name in ("ts", "rx", "px", "qty", "cum", "seq", "file_id")),
+    pl.col("line").cast(pl.UInt32),
 ]
 
 
@@ -360,7 +363,7 @@ def _drop_decreasing(valid: pl.DataFrame, bounds: _Bounds) -> tuple[pl.DataFrame
         return valid, pl.DataFrame(
             schema={"file_id": pl.UInt32, "line": pl.Int64, "reason": pl.String}
         )
-    rejected = valid.filter(bad).select("file_id", "line", reason=pl.lit(DECREASING_CUM))
+    rejected = valid.filter(bad).select("file_id", pl.col("line").cast(pl.Int64), reason=pl.lit(DECREASING_CUM))
     return valid.filter(~bad), rejected
 
 
@@ -400,24 +403,40 @@ def _finish(ticks: pl.DataFrame, files: list[ArchiveFile], symbol_map: pl.DataFr
         seq=pl.col("seq"),
         collector=pl.col("file_id").map_batches(lambda s: collectors.gather(s), return_dtype=pl.String),
         file=pl.col("file_id").map_batches(lambda s: labels.gather(s), return_dtype=pl.String),
-        line=pl.col("line"),
+        line=pl.col("line").cast(pl.Int64),
     )
 
 
-def _parsed(files: list[ArchiveFile]):
-    """Each file parsed, in order; the next file is read (and counted) in a helper thread while
-    this one is parsed, so the disk and the byte counts overlap the parser."""
+def _parsed(files: list[ArchiveFile]) -> Iterator[tuple[int, reader.ParsedFile]]:
+    """(file index, parsed piece) for every piece of every file, in order. The next piece is
+    read and counted in a helper thread while this one is parsed (disk and byte counts overlap
+    the parser), and at most those two pieces are in memory."""
 
-    def load(archive_file: ArchiveFile) -> reader.LoadedFile | None:
-        return None if _is_torn_tail(archive_file) else reader.load(archive_file.path)
+    def pieces():
+        for file_id, archive_file in enumerate(files):
+            if _is_torn_tail(archive_file):
+                yield file_id, None
+            else:
+                for piece in reader.load(archive_file.path):
+                    yield file_id, piece
 
+    for file_id, piece in _read_ahead(pieces()):
+        yield file_id, _torn_tail(files[file_id].path) if piece is None else reader.parse_loaded(piece)
+
+
+def _read_ahead(items: Iterator) -> Iterator:
+    """`items`, produced one ahead in a helper thread (its errors re-raised here)."""
     with ThreadPoolExecutor(1, thread_name_prefix="archive-read") as pool:
-        loading = [pool.submit(load, f) for f in files[:1]]
-        for index, archive_file in enumerate(files):
-            if index + 1 < len(files):
-                loading.append(pool.submit(load, files[index + 1]))
-            loaded = loading.pop(0).result()
-            yield _torn_tail(archive_file.path) if loaded is None else reader.parse_loaded(loaded)
+        ahead = pool.submit(next, items, _DONE)
+        while True:
+            item = ahead.result()
+            if item is _DONE:
+                return
+            ahead = pool.submit(next, items, _DONE)
+            yield item
+
+
+_DONE = object()
 
 
 def _is_torn_tail(archive_file: ArchiveFile) -> bool:

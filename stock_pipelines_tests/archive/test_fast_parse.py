@@ -162,3 +162,19 @@ def test_the_same_day_twice_gives_byte_identical_partitions(archive_env, tmp_pat
     assert ticks.height == 60 + 61 + 62 + 63  # the kiwoom replays are duplicates of kis trades
     quarantine = pl.read_parquet(tmp_path / "first" / "raw_ticks_quarantine" / f"date={DAY}" / "part-0.parquet")
     assert quarantine.height == 7
+
+
+def test_a_file_read_in_small_pieces_parses_as_one(tmp_path, monkeypatch):
+    """Pieces end at newlines; a line longer than a piece, and an unterminated tail, still count once."""
+    lines = [canonical(n) for n in range(200)]
+    lines[50] = canonical(50).replace(b"}", b" " * 3000 + b"}")  # longer than a piece
+    lines[120] = b"junk\n"
+    path = tmp_path / "09_00.jsonl"
+    path.write_bytes(b"".join(lines) + b'{"src"')
+    whole = reader.parse_file(path)
+    monkeypatch.setattr(reader, "READ_BYTES", 1000)
+    monkeypatch.setattr(fast_parse, "BLOCK_BYTES", 400)
+    pieces = reader.parse_file(path)
+    assert pieces.rows.equals(whole.rows) and pieces.rows.height == 199
+    assert pieces.rejects == whole.rejects and [r.reason for r in whole.rejects] == ["invalid_json", "unterminated_line"]
+    assert (pieces.lines, pieces.size) == (whole.lines, whole.size) == (201, path.stat().st_size)
