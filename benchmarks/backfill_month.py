@@ -7,8 +7,9 @@ symbols as a collector would have archived them (`sim.archive_day.write_day_arch
 archive `sim day` writes), then does the same work twice on the same archive, after imports:
 
   dagster  each day is one run of raw_ticks -> tick_minute_bars -> gap_report (an asset job of
-           the three, executed for the partition, console logs off) on an instance from a copy of the project's
-           dagster_home/dagster.yaml (the embedded default: SQLite storage), two runs at a time
+           the three, executed for the partition, console logs off) on an instance from a copy
+           of the project's dagster_home/dagster.yaml (the embedded default: SQLite storage), two
+           runs at a time
            in two processes as its run queue allows (max_concurrent_runs: 2), as the runs of a UI
            backfill of those assets over the month execute; the daemon's queueing and each run's
            launch are not in it
@@ -89,7 +90,9 @@ def backfill_job():
     from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 
     job = dg.define_asset_job("backfill_month", selection=[raw_ticks, tick_minute_bars, gap_report])
-    return dg.Definitions(assets=[raw_ticks, tick_minute_bars, gap_report], jobs=[job]).resolve_job_def("backfill_month")
+    return dg.Definitions(assets=[raw_ticks, tick_minute_bars, gap_report], jobs=[job]).resolve_job_def(
+        "backfill_month"
+    )
 
 
 # a UI backfill's runs log to the event log, not to a console: keep the console quiet
@@ -98,18 +101,22 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 def dagster_day(day: date, job, instance) -> dict:
     result = job.execute_in_process(partition_key=day.isoformat(), instance=instance, run_config=QUIET)
-    meta = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
-    return {"lines_in": meta["raw_ticks"]["lines_in"].value, "bars": meta["tick_minute_bars"]["dagster/row_count"].value}
+    meta = {
+        e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()
+    }
+    return {
+        "lines_in": meta["raw_ticks"]["lines_in"].value,
+        "bars": meta["tick_minute_bars"]["dagster/row_count"].value,
+    }
 
 
 def worker(way: str, days: list[str], env: dict, ready, go, results) -> None:
     """One of the two processes: imports first, then its days once `go` is set."""
     os.environ.update(env)
-    import dagster as dg  # noqa: F401
+    import dagster as dg
 
     import stock_pipelines.definitions  # noqa: F401  (the code location a run loads)
     from stock_pipelines.market import krx_calendar
-
     from stock_pipelines.redis_conn import redis_client
 
     krx_calendar()
@@ -142,7 +149,11 @@ def run_way(way: str, days: list[date], base: Path, archive: Path) -> dict:
     context = mp.get_context("spawn")
     ready, results, go = context.Queue(), context.Queue(), context.Event()
     shares = [[d.isoformat() for d in days[i::PROCESSES]] for i in range(PROCESSES)]
-    procs = [context.Process(target=worker, args=(way, share, env, ready, go, results)) for share in shares if share]
+    procs = [
+        context.Process(target=worker, args=(way, share, env, ready, go, results))
+        for share in shares
+        if share
+    ]
     for proc in procs:
         proc.start()
     for _ in procs:
@@ -177,7 +188,9 @@ def benchmark(days: int, symbols: int, base: Path, repeat: int = 1) -> dict:
     month = month_days(days)
     started = time.perf_counter()
     written = generate(archive, month, symbols)
-    print(f"generated {len(month)} days of {symbols:,} symbols: {written:,} trades in {time.perf_counter() - started:.1f}s")
+    print(
+        f"generated {len(month)} days of {symbols:,} symbols: {written:,} trades in {time.perf_counter() - started:.1f}s"
+    )
     runs: dict[str, list[dict]] = {"plain": [], "dagster": []}
     for _ in range(max(1, repeat)):
         for way, results in runs.items():
@@ -208,7 +221,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--symbols", type=int, default=2700)
     parser.add_argument("--quick", action="store_true", help="3 days of 60 symbols")
-    parser.add_argument("--repeat", type=int, default=2, help="runs of each way, alternating; the fastest counts")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="runs of each way, alternating; the fastest counts"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the archive, lakes and instance")
     args = parser.parse_args()
     days, symbols = (3, 60) if args.quick else (args.days, args.symbols)

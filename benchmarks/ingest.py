@@ -137,7 +137,7 @@ def import_step(step: str) -> None:
 
     krx_calendar()
     if step == "pyarrow":
-        import pyarrow.json  # noqa: F401
+        import pyarrow.json
     if step == "pandas":
         import pandas  # noqa: F401
         import pyarrow.parquet  # noqa: F401
@@ -200,7 +200,9 @@ def scaling_point(ticks: int, base: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=10_000_000)
-    parser.add_argument("--dir", type=Path, default=None, help="archive root to generate into (default: a temp dir)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="archive root to generate into (default: a temp dir)"
+    )
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument("--reuse", action="store_true", help="reuse files already in --dir")
@@ -211,7 +213,9 @@ def main() -> None:
         help="run each step N times, alternating, and keep each one's fastest run "
         "(this machine's 2 cores are shared: the minimum is the least disturbed)",
     )
-    parser.add_argument("--scaling", default="1000000", help="comma-separated extra sizes for ours alone ('' for none)")
+    parser.add_argument(
+        "--scaling", default="1000000", help="comma-separated extra sizes for ours alone ('' for none)"
+    )
     parser.add_argument("--with-30m", action="store_true", help="add 30,000,000 ticks to the scaling line")
     parser.add_argument("--child", choices=["ours", "pyarrow", "polars", "pandas"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -227,10 +231,14 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
             started = time.perf_counter()
             lines, size = generate(root, args.ticks)
-            print(f"generated {lines:,} lines, {size / 2**20:,.0f} MiB in {time.perf_counter() - started:.1f}s")
+            print(
+                f"generated {lines:,} lines, {size / 2**20:,.0f} MiB in {time.perf_counter() - started:.1f}s"
+            )
         best = compare(root, data, args.repeat)
         summary = report(best, root)
-        sizes = sorted({int(s) for s in args.scaling.split(",") if s} | ({30_000_000} if args.with_30m else set()))
+        sizes = sorted(
+            {int(s) for s in args.scaling.split(",") if s} | ({30_000_000} if args.with_30m else set())
+        )
         points = {summary["ticks"]: best["ours"]}
         for ticks in sizes:
             if ticks != args.ticks:
@@ -303,15 +311,20 @@ def scaling(points: dict[int, dict]) -> dict:
     sizes = sorted(points)
     for ticks in sizes:
         p = points[ticks]
-        print(f"scaling: {ticks:>11,} ticks: {p['lines_in'] / p['seconds']:,.0f} ticks/s, peak {p['peak_rss_mib']:,.0f} MiB")
+        print(
+            f"scaling: {ticks:>11,} ticks: {p['lines_in'] / p['seconds']:,.0f} ticks/s, peak {p['peak_rss_mib']:,.0f} MiB"
+        )
     small, large = points[sizes[0]], points[sizes[-1]]
     span = (large["lines_in"] - small["lines_in"]) / 1e6
     growth = (large["peak_rss_mib"] - small["peak_rss_mib"]) / span if span else 0.0
     print(f"scaling: peak grows {growth:.1f} MiB per million ticks (flat: < {FLAT_MIB_PER_MILLION})")
     return {
         "scaling": [
-            {"ticks": t, "ticks_per_s": round(points[t]["lines_in"] / points[t]["seconds"]),
-             "peak_rss_mib": round(points[t]["peak_rss_mib"])}
+            {
+                "ticks": t,
+                "ticks_per_s": round(points[t]["lines_in"] / points[t]["seconds"]),
+                "peak_rss_mib": round(points[t]["peak_rss_mib"]),
+            }
             for t in sizes
         ],
         "peak_mib_per_million_ticks": round(growth, 1),

@@ -1,13 +1,13 @@
 """The baselines of benchmarks/ingest.py, each run in its own child process on the same files.
 
-  pyarrow  pyarrow.json.read_json over the files (raw parsing, no validation; it skips the file
-           with the three bad lines, which it cannot parse): the yardstick of the 1.5x target
-  polars   polars.read_ndjson with the archive's explicit schema over the same files: the parser
-           the ingest's fast path uses, on its own
-  pandas   the same work as the ingest on the same bytes, as a careful pandas user would write it:
-           every file read inside the timer, pandas.read_json(lines=True) (line by line with
-           json.loads for a file with bad lines), the same validation, (symbol, cum)
-           de-duplication preferring kis, sort, parquet write, minute bars, parquet write
+pyarrow  pyarrow.json.read_json over the files (raw parsing, no validation; it skips the file
+         with the three bad lines, which it cannot parse): the yardstick of the 1.5x target
+polars   polars.read_ndjson with the archive's explicit schema over the same files: the parser
+         the ingest's fast path uses, on its own
+pandas   the same work as the ingest on the same bytes, as a careful pandas user would write it:
+         every file read inside the timer, pandas.read_json(lines=True) (line by line with
+         json.loads for a file with bad lines), the same validation, (symbol, cum)
+         de-duplication preferring kis, sort, parquet write, minute bars, parquet write
 """
 
 from __future__ import annotations
@@ -91,15 +91,22 @@ def run_pandas(root: Path, data: Path) -> dict:
         frames.append(frame.assign(collector=archive_file.collector))
     ticks = pd.concat(frames, ignore_index=True)
     ticks = ticks.dropna(subset=FIELDS)
-    numeric = {name: pd.to_numeric(ticks[name], errors="coerce") for name in ("ts", "rx", "px", "qty", "cum", "seq")}
+    numeric = {
+        name: pd.to_numeric(ticks[name], errors="coerce") for name in ("ts", "rx", "px", "qty", "cum", "seq")
+    }
     ticks = ticks.assign(**numeric).dropna(subset=list(numeric)).astype({name: "int64" for name in numeric})
     ts = ticks["ts"]
     valid = ticks[
         (ticks["v"] == 1)
         & ticks["src"].isin(["kis", "kiwoom"])
         & ticks["sym"].astype(str).str.fullmatch(r"[0-9A-Z]{6}")
-        & (ticks["px"] > 0) & (ticks["qty"] > 0) & (ticks["cum"] >= ticks["qty"])
-        & (((ts >= open_us - tolerance) & (ts < auction_us)) | ((ts >= close_us - tolerance) & (ts <= close_us + tolerance)))
+        & (ticks["px"] > 0)
+        & (ticks["qty"] > 0)
+        & (ticks["cum"] >= ticks["qty"])
+        & (
+            ((ts >= open_us - tolerance) & (ts < auction_us))
+            | ((ts >= close_us - tolerance) & (ts <= close_us + tolerance))
+        )
     ]
     quarantined = lines_in - len(valid)
     ranked = valid.assign(_rank=(valid["src"] != "kis").astype("int8"))
@@ -111,10 +118,21 @@ def run_pandas(root: Path, data: Path) -> dict:
     bars = (
         kept.assign(minute=minute)
         .groupby(["sym", "minute"], sort=True)
-        .agg(open=("px", "first"), high=("px", "max"), low=("px", "min"), close=("px", "last"),
-             volume=("qty", "sum"), trades=("px", "size"))
+        .agg(
+            open=("px", "first"),
+            high=("px", "max"),
+            low=("px", "min"),
+            close=("px", "last"),
+            volume=("qty", "sum"),
+            trades=("px", "size"),
+        )
         .reset_index()
     )
     bars.to_parquet(data / "pandas_minute_bars.parquet", index=False)
-    return {"lines_in": lines_in, "rows_kept": len(kept), "quarantined": quarantined, "bars": len(bars),
-            "seconds": time.perf_counter() - started}
+    return {
+        "lines_in": lines_in,
+        "rows_kept": len(kept),
+        "quarantined": quarantined,
+        "bars": len(bars),
+        "seconds": time.perf_counter() - started,
+    }

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -90,7 +90,11 @@ def write_partition_batches(
     # dictionaries pay off for repeated strings; counters and timestamps (sorted or nearly, per
     # symbol) compress better and encode about twice as fast as deltas than as plain values
     strings = [name for name, dtype in schema.items() if dtype == pl.String]
-    deltas = {name: "DELTA_BINARY_PACKED" for name, dtype in schema.items() if dtype.is_integer() or dtype.is_temporal()}
+    deltas = {
+        name: "DELTA_BINARY_PACKED"
+        for name, dtype in schema.items()
+        if dtype.is_integer() or dtype.is_temporal()
+    }
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=directory)
     tmp = Path(tmp_name)
     rows = 0

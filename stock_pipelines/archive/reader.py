@@ -201,7 +201,9 @@ def _fast_run(data, spans, counts, run, first_line, frames, rejects) -> int:
         span = spans[index]
         frame = fast_parse.parse(memoryview(data)[span[0] : span[1]], POLARS_SCHEMA) if len(run) > 1 else None
         if frame is not None and fast_parse.rows_pass(frame, lines):
-            frames.append(frame.with_columns(line=pl.int_range(first_line, first_line + lines, dtype=pl.Int64)))
+            frames.append(
+                frame.with_columns(line=pl.int_range(first_line, first_line + lines, dtype=pl.Int64))
+            )
             first_line += lines
         else:
             first_line = _strict_block(data, span, first_line, frames, rejects)

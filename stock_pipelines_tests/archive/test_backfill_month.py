@@ -41,4 +41,6 @@ def test_a_small_month_backfilled_both_ways_reports_the_simulated_truth(backfill
     assert summary["targets_met"] == {"overhead<0.15": summary["overhead"] < 0.15}
     for way in ("dagster", "plain"):  # both ways wrote every day's partitions
         for asset in ("raw_ticks", "tick_minute_bars", "gap_report"):
-            assert all((tmp_path / f"data-{way}" / asset / f"date={d}" / "part-0.parquet").is_file() for d in month)
+            assert all(
+                (tmp_path / f"data-{way}" / asset / f"date={d}" / "part-0.parquet").is_file() for d in month
+            )

@@ -151,7 +151,9 @@ def write_outputs(archive, data_dir) -> list[bytes]:
 def test_the_same_day_twice_gives_byte_identical_partitions(archive_env, tmp_path):
     for n, symbol in enumerate(("005930", "000660", "035720", "0088M0")):
         write_day(archive_env, "kis-1", session_trades(symbol, 60 + n, start=(9, n)))
-        write_day(archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in session_trades(symbol, 25, start=(9, n))])
+        write_day(
+            archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in session_trades(symbol, 25, start=(9, n))]
+        )
     day_dir = archive_env / "kis-1" / "trades" / DAY.strftime("%Y%m%d")
     with next(day_dir.glob("09_00.jsonl")).open("ab") as handle:
         handle.write(b"".join(TRICKY[:6]) + canonical(99, ts=seoul_us(15, 25)))
@@ -160,7 +162,9 @@ def test_the_same_day_twice_gives_byte_identical_partitions(archive_env, tmp_pat
     assert first == second
     ticks = pl.read_parquet(tmp_path / "first" / "raw_ticks" / f"date={DAY}" / "part-0.parquet")
     assert ticks.height == 60 + 61 + 62 + 63  # the kiwoom replays are duplicates of kis trades
-    quarantine = pl.read_parquet(tmp_path / "first" / "raw_ticks_quarantine" / f"date={DAY}" / "part-0.parquet")
+    quarantine = pl.read_parquet(
+        tmp_path / "first" / "raw_ticks_quarantine" / f"date={DAY}" / "part-0.parquet"
+    )
     assert quarantine.height == 7
 
 
@@ -176,5 +180,8 @@ def test_a_file_read_in_small_pieces_parses_as_one(tmp_path, monkeypatch):
     monkeypatch.setattr(fast_parse, "BLOCK_BYTES", 400)
     pieces = reader.parse_file(path)
     assert pieces.rows.equals(whole.rows) and pieces.rows.height == 199
-    assert pieces.rejects == whole.rejects and [r.reason for r in whole.rejects] == ["invalid_json", "unterminated_line"]
+    assert pieces.rejects == whole.rejects and [r.reason for r in whole.rejects] == [
+        "invalid_json",
+        "unterminated_line",
+    ]
     assert (pieces.lines, pieces.size) == (whole.lines, whole.size) == (201, path.stat().st_size)
