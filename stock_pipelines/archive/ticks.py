@@ -24,6 +24,7 @@ import polars as pl
 from stock_pipelines.archive import reader
 from stock_pipelines.archive.layout import day_torn_tail_files, day_trade_files
 from stock_pipelines.archive.record import SCHEMA_VERSION, SOURCES
+from stock_pipelines.archive.spill import SymbolSpill
 from stock_pipelines.archive.symbol_range import COMPACT, dedupe, drop_decreasing, order
 from stock_pipelines.market import Session
 
@@ -130,10 +131,11 @@ def ingest_files(
 class DayIngest:
     """A day's files -> raw_ticks batches in final order, then quarantine and stats.
 
-    Construction parses and validates every file, keeping valid rows in a compact form (62
-    bytes a row). `batches()` then sorts, checks and deduplicates one range of symbols at a
-    time and yields raw_ticks rows in their final order, so only one range is ever expanded to
-    output columns; after the last batch it builds `quarantine`, fills `stats` and asserts the
+    Construction parses and validates every file piece by piece, spilling valid rows in a
+    compact form (62 bytes a row) to local disk (`spill.SymbolSpill`). `batches()` then reads
+    back, sorts, checks and deduplicates one range of symbols at a time and yields raw_ticks
+    rows in their final order, so memory holds about one piece and one range whatever the size
+    of the day; after the last batch it builds `quarantine`, fills `stats` and asserts the
     line accounting (inside the generator: a lake writer consuming it never commits a
     partition whose accounting failed).
     """
@@ -152,7 +154,7 @@ class DayIngest:
         self._target = target_batch_rows
         self._rejected: list[pl.DataFrame] = []  # file_id, line, reason: raw fetched at the end
         self._quarantine_rows: list[dict] = []
-        kept: list[pl.DataFrame] = []
+        self._spill = SymbolSpill()  # valid rows, on disk until their symbol range is processed
         symbols: list[pl.DataFrame] = []  # sym_key -> symbol text, to rebuild the column per batch
         for file_id, parsed in _parsed(self.files):
             archive_file = self.files[file_id]
@@ -171,9 +173,8 @@ class DayIngest:
                     sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.UInt32)
                 )
                 symbols.append(good.select("sym_key", "sym").unique())
-                kept.append(good.select(COMPACT))
+                self._spill.add(good.select(COMPACT))
             del parsed
-        self._kept = kept  # per file: concatenated only one symbol range at a time
         self._symbols = (
             pl.concat(symbols).unique().sort("sym_key")
             if symbols
@@ -182,39 +183,25 @@ class DayIngest:
 
     def _buckets(self):
         """Valid rows in ranges of whole symbols of about `target_batch_rows` rows, in symbol
-        order. Each file's rows are split once and freed, so the day is never held twice."""
-        kept, self._kept = self._kept, []
-        total = sum(frame.height for frame in kept)
-        if total == 0:
+        order, read back from the spill one range at a time."""
+        spill = self._spill
+        if spill.rows == 0:
             return
-        if total <= self._target:
-            yield pl.concat(kept)
-            return
-        counts = (
-            pl.concat([f.group_by("sym_key").len() for f in kept])
-            .group_by("sym_key")
-            .agg(pl.col("len").sum())
-        )
-        counts = counts.sort("sym_key").with_columns(
+        counts = spill.counts().with_columns(
             _bucket=(pl.col("len").cum_sum() - pl.col("len")) // self._target
         )
-        # the first sym_key of each bucket: a row's bucket is where its sym_key sorts among them
+        # the first sym_key of each range
         starts = counts.group_by("_bucket").agg(pl.col("sym_key").min()).sort("_bucket")["sym_key"]
-        parts: dict[int, list[pl.DataFrame]] = {}
-        kept.reverse()
-        while kept:
-            frame = kept.pop()
-            bucket = starts.search_sorted(frame["sym_key"], side="right") - 1
-            split = frame.with_columns(_bucket=bucket).partition_by(
-                "_bucket", include_key=False, as_dict=True
-            )
-            del frame
-            for (key,), part in split.items():
-                parts.setdefault(int(key), []).append(part)
-        for key in sorted(parts):
-            yield pl.concat(parts.pop(key))
+        yield from spill.ranges(starts.to_list())
 
     def batches(self):
+        try:
+            yield from self._ranges()
+        finally:
+            self._spill.close()  # done, failed or abandoned: the spill files go
+        self._close()
+
+    def _ranges(self):
         for rows in self._buckets():
             bucket = order(rows, self._bounds.base)
             del rows
@@ -226,10 +213,11 @@ class DayIngest:
             self.stats.duplicates_same_source += same
             self.stats.duplicates_cross_source += cross
             self.stats.duplicate_conflicts += conflicts
-            out = _finish(ticks, self.files, self._symbols)
-            self.stats.rows_kept += out.height
-            yield out
-        self._close()
+            # one symbol can outweigh a range: its output is built and written a slice at a time
+            for start in range(0, ticks.height, self._target):
+                out = _finish(ticks.slice(start, self._target), self.files, self._symbols)
+                self.stats.rows_kept += out.height
+                yield out
 
     def _close(self) -> None:
         rows = self._quarantine_rows

@@ -185,3 +185,19 @@ def test_a_file_read_in_small_pieces_parses_as_one(tmp_path, monkeypatch):
         "unterminated_line",
     ]
     assert (pieces.lines, pieces.size) == (whole.lines, whole.size) == (201, path.stat().st_size)
+
+
+def test_the_spill_is_removed_after_the_day_and_when_a_run_is_abandoned(archive_env):
+    for n, symbol in enumerate(("005930", "000660", "035720")):
+        write_day(archive_env, "kis-1", session_trades(symbol, 20 + n, start=(9, n)))
+    run = DayIngest(day_files([(archive_env, "")], DAY), SESSION, target_batch_rows=10)
+    spill_dir = run._spill._dir
+    assert spill_dir is not None and any(spill_dir.iterdir())
+    assert sum(batch.height for batch in run.batches()) == 63
+    assert not spill_dir.exists()
+    abandoned = DayIngest(day_files([(archive_env, "")], DAY), SESSION, target_batch_rows=10)
+    batches = abandoned.batches()
+    next(batches)
+    spill_dir = abandoned._spill._dir
+    batches.close()  # a lake writer that failed mid-day stops consuming
+    assert not spill_dir.exists() and abandoned.quarantine is None
