@@ -8,14 +8,15 @@ given for a string field (`src`, `sym`) into text, and it decodes a lone surroga
 bool or float for an int field, an int outside int64, invalid UTF-8, control characters,
 broken syntax, two objects on a line; a raised error sends the block to the strict reader.
 
-So a block of whole lines is taken from polars only when three byte counts and a row check
+So a block of whole lines is taken from polars only when four byte counts and a row check
 prove that none of the lenient cases is in it:
 
-  * bytes <= 0x20 (whitespace and controls) == rows: the only ones are the newlines, so polars
-    skipped no empty line and, with ints of at most 20 digits and short validated strings, no
-    line comes near MAX_LINE_BYTES;
-  * every row has all nine fields non-null, `src` in SOURCES and `sym` a 6-character symbol;
-  * colons == 9 x rows and double quotes == 22 x rows.
+  * bytes <= 0x20 (whitespace and controls) == newlines: the newlines are the only ones, so
+    with ints of at most 20 digits and short validated strings no line comes near
+    MAX_LINE_BYTES;
+  * polars returns one row a line (it skips an empty line: that fails here), every row with
+    all nine fields non-null, `src` in SOURCES and `sym` a 6-character symbol;
+  * colons == 9 x lines and double quotes == 22 x lines.
 
 Why the counts suffice: nine non-null fields mean nine schema keys on every line, so at least
 nine key colons a line; an average of exactly nine leaves no line room for a duplicate or an
