@@ -30,6 +30,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import queue
 import resource
 import shutil
 import sys
@@ -146,6 +147,10 @@ def run_way(way: str, days: list[date], base: Path, archive: Path) -> dict:
         "STOCK_PIPELINES_ARCHIVE_DIR": str(archive),
         "DAGSTER_HOME": str(base / "dagster_home"),
     }
+    if way == "dagster":  # storage created once here: two processes creating it at once collide
+        import dagster as dg
+
+        dg.DagsterInstance.from_config(env["DAGSTER_HOME"]).dispose()
     context = mp.get_context("spawn")
     ready, results, go = context.Queue(), context.Queue(), context.Event()
     shares = [[d.isoformat() for d in days[i::PROCESSES]] for i in range(PROCESSES)]
@@ -160,7 +165,7 @@ def run_way(way: str, days: list[date], base: Path, archive: Path) -> dict:
         ready.get(timeout=600)
     started = time.perf_counter()
     go.set()
-    parts = [results.get(timeout=7200) for _ in procs]
+    parts = [_result(results, procs, way) for _ in procs]
     seconds = time.perf_counter() - started
     for proc in procs:
         proc.join(timeout=60)
@@ -176,6 +181,16 @@ def run_way(way: str, days: list[date], base: Path, archive: Path) -> dict:
         "ticks_per_s": round(lines / seconds),
         "peak_rss_mib": round(max(p["peak_rss_mib"] for p in parts)),
     }
+
+
+def _result(results, procs, way: str) -> dict:
+    """The next worker's figures; a worker that died instead fails the benchmark, not hangs it."""
+    while True:
+        try:
+            return results.get(timeout=5)
+        except queue.Empty:
+            if any(proc.exitcode not in (None, 0) for proc in procs):
+                raise SystemExit(f"a {way} worker failed") from None
 
 
 def benchmark(days: int, symbols: int, base: Path, repeat: int = 1) -> dict:
