@@ -1,26 +1,28 @@
-"""Benchmark: archive -> raw_ticks + tick_minute_bars on a synthetic day, against two baselines.
+"""Benchmark: archive -> raw_ticks + tick_minute_bars on a synthetic day, against three baselines.
 
-    .venv/bin/python benchmarks/ingest.py [--ticks 10000000] [--dir /tmp/ingest-bench] [--keep]
+    .venv/bin/python benchmarks/ingest.py [--ticks 10000000] [--repeat N] [--scaling 1000000]
+                                          [--with-30m] [--dir DIR --keep | --reuse]
 
 Generates a day of JSONL trade files (hourly, the writer's line format) with a few bad lines
 and a slice of cross-broker duplicates, then times, each in its own child process so peak
 memory is measured per step:
-  ours     archive.ticks.ingest_files + lake writes + archive.bars.minute_bars + lake write
-  pyarrow  pyarrow.json.read_json over the same files (raw parsing, no validation; it skips the
-           file with the three bad lines, which it cannot parse)
-  pandas   the same work on the same bytes, as a careful pandas user would write it: every file
-           read inside the timer, pandas.read_json(lines=True) (line by line with json.loads for
-           a file with bad lines), the same validation, (symbol, cum) de-duplication preferring
-           kis, sort, parquet write, minute bars, parquet write
-Each step's CPU seconds start after its imports (an interpreter importing pandas or polars is not
-ingest work). Targets: >= 1,000,000 ticks/s, >= 8x pandas, <= 1.3x pyarrow's time, < 2 GiB peak.
-The last line printed is a JSON object.
+  ours     what raw_ticks and tick_minute_bars do: archive.ticks.DayIngest streamed into the lake
+           (parse, every reject rule, order, dedupe, Parquet), then archive.bars.minute_bars from
+           the written partition and its lake write; stage times are printed
+  pyarrow, polars, pandas   benchmarks/ingest_baselines.py (raw parses, and the same work in pandas)
+Each step's clock starts after its imports (an interpreter importing pandas or polars is not
+ingest work); CPU seconds are printed too (a fairer yardstick when other jobs share the cores).
+Then the scaling line: ours alone at each --scaling size (default 1M) and at --ticks, and at 30M
+with --with-30m (opt-in: generating and ingesting 30M lines takes several minutes here), with
+peak memory per size and its growth per million ticks.
+Targets: wall time <= 1.5x pyarrow's parse, peak < 1.5 GiB (at 10M ticks or more), the same
+rows and bars as pandas, and memory flat with the day (< 10 MiB more per million ticks). The
+last line printed is a JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import resource
 import shutil
@@ -33,6 +35,7 @@ from pathlib import Path
 
 DAY = date(2026, 11, 20)
 COLLECTOR = "kis-1"
+FLAT_MIB_PER_MILLION = 10  # what "flat" allows: well under the 60 MiB a million rows take in memory
 
 
 def generate(root: Path, ticks: int, symbols: int = 2500, seed: int = 7) -> tuple[int, int]:
@@ -119,109 +122,22 @@ def run_ours(root: Path, data: Path) -> dict:
         "bars": bars.height,
         "seconds": done - started,
         "seconds_parse_validate": parsed - started,
-        "seconds_assemble_write_ticks": ticks_written - parsed,
+        "seconds_order_dedupe_write": ticks_written - parsed,
         "seconds_bars": done - ticks_written,
     }
 
 
-def run_pyarrow(root: Path) -> dict:
-    import pyarrow.json as pj
-
-    started = time.perf_counter()
-    files = [
-        p for p in sorted(root.rglob("*.jsonl")) if p.name != "08_00.jsonl"
-    ]  # raw parse fails on bad lines
-    rows = sum(pj.read_json(path).num_rows for path in files)
-    return {"rows": rows, "seconds": time.perf_counter() - started}
-
-
-FIELDS = ["v", "src", "sym", "ts", "rx", "px", "qty", "cum", "seq"]
-
-
-def _pandas_read(path: Path):
-    """One archive file as a DataFrame and its count of unparseable lines."""
-    import pandas as pd
-
-    raw = path.read_bytes()
-    try:
-        return pd.read_json(io.BytesIO(raw), lines=True, dtype=False), 0
-    except ValueError:  # a bad line anywhere: parse line by line, keep the objects
-        records, bad = [], 0
-        for line in raw.splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                bad += 1
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                bad += 1
-        return pd.DataFrame.from_records(records), bad
-
-
-def run_pandas(root: Path, data: Path) -> dict:
-    """The same work as run_ours in pandas, on the same files (see the module docstring)."""
-    import pandas as pd
-
-    from stock_pipelines.archive.ticks import day_files
-    from stock_pipelines.market import krx_calendar
-
-    session = krx_calendar().session(DAY)
-    us = 1_000_000
-    open_us = int(session.open.timestamp()) * us
-    auction_us = int(session.closing_auction_start.timestamp()) * us
-    close_us = int(session.close.timestamp()) * us
-    tolerance = 5 * us
-    started = time.perf_counter()
-    frames, bad, lines_in = [], 0, 0
-    for archive_file in day_files([(root, "")], DAY):
-        frame, unparsed = _pandas_read(archive_file.path)
-        bad += unparsed
-        lines_in += len(frame) + unparsed
-        frames.append(frame.assign(collector=archive_file.collector))
-    ticks = pd.concat(frames, ignore_index=True)
-    ticks = ticks.dropna(subset=FIELDS)
-    numeric = {name: pd.to_numeric(ticks[name], errors="coerce") for name in ("ts", "rx", "px", "qty", "cum", "seq")}
-    ticks = ticks.assign(**numeric).dropna(subset=list(numeric)).astype({name: "int64" for name in numeric})
-    ts = ticks["ts"]
-    valid = ticks[
-        (ticks["v"] == 1)
-        & ticks["src"].isin(["kis", "kiwoom"])
-        & ticks["sym"].astype(str).str.fullmatch(r"[0-9A-Z]{6}")
-        & (ticks["px"] > 0) & (ticks["qty"] > 0) & (ticks["cum"] >= ticks["qty"])
-        & (((ts >= open_us - tolerance) & (ts < auction_us)) | ((ts >= close_us - tolerance) & (ts <= close_us + tolerance)))
-    ]
-    quarantined = lines_in - len(valid)
-    ranked = valid.assign(_rank=(valid["src"] != "kis").astype("int8"))
-    ordered = ranked.sort_values(["sym", "cum", "_rank", "rx"], kind="stable")
-    kept = ordered.drop_duplicates(["sym", "cum"], keep="first").drop(columns="_rank")
-    data.mkdir(parents=True, exist_ok=True)
-    kept.to_parquet(data / "pandas_raw_ticks.parquet", index=False)
-    minute = (kept["ts"] // (60 * us)) * (60 * us)
-    bars = (
-        kept.assign(minute=minute)
-        .groupby(["sym", "minute"], sort=True)
-        .agg(open=("px", "first"), high=("px", "max"), low=("px", "min"), close=("px", "last"),
-             volume=("qty", "sum"), trades=("px", "size"))
-        .reset_index()
-    )
-    bars.to_parquet(data / "pandas_minute_bars.parquet", index=False)
-    return {"lines_in": lines_in, "rows_kept": len(kept), "quarantined": quarantined, "bars": len(bars),
-            "seconds": time.perf_counter() - started}
-
-
 def import_step(step: str) -> None:
-    """What a step imports, loaded before its CPU clock starts."""
+    """What a step imports, loaded before its clock starts."""
     import polars  # noqa: F401
 
     from stock_pipelines import lake  # noqa: F401
-    from stock_pipelines.archive import bars, ticks  # noqa: F401
+    from stock_pipelines.archive import bars, reader, ticks  # noqa: F401
     from stock_pipelines.market import krx_calendar
 
     krx_calendar()
     if step == "pyarrow":
-        import pyarrow.json  # noqa: F401
+        import pyarrow.json
     if step == "pandas":
         import pandas  # noqa: F401
         import pyarrow.parquet  # noqa: F401
@@ -234,11 +150,51 @@ def child(step: str, root: Path, data: Path) -> dict:
         check=False,
         capture_output=True,
         text=True,
-        timeout=3600,
+        timeout=7200,
     )
     if done.returncode != 0:
         raise SystemExit(f"{step} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_child(step: str, root: Path, data: Path) -> None:
+    import ingest_baselines as baselines
+
+    import_step(step)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    result = {
+        "ours": lambda: run_ours(root, data),
+        "pyarrow": lambda: baselines.run_pyarrow(root),
+        "polars": lambda: baselines.run_polars(root),
+        "pandas": lambda: baselines.run_pandas(root, data),
+    }[step]()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result["peak_rss_mib"] = after.ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def compare(root: Path, data: Path, repeat: int) -> dict:
+    """Every step on the same files, `repeat` times alternating; each step's fastest run."""
+    steps = ("ours", "pyarrow", "polars", "pandas")
+    runs: dict[str, list[dict]] = {step: [] for step in steps}
+    for _ in range(max(1, repeat)):
+        for step in steps:
+            runs[step].append(child(step, root, data))
+    best = {step: min(runs[step], key=lambda r: r["seconds"]) for step in steps}
+    best["ours"]["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs["ours"])
+    best["ours"]["all_seconds"] = [round(r["seconds"], 2) for r in runs["ours"]]
+    best["pyarrow"]["all_seconds"] = [round(r["seconds"], 2) for r in runs["pyarrow"]]
+    return best
+
+
+def scaling_point(ticks: int, base: Path) -> dict:
+    root, data = base / f"scale-{ticks}", base / f"scale-{ticks}-data"
+    generate(root, ticks)
+    result = child("ours", root, data)
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(data, ignore_errors=True)
+    return result
 
 
 def main() -> None:
@@ -257,23 +213,14 @@ def main() -> None:
         help="run each step N times, alternating, and keep each one's fastest run "
         "(this machine's 2 cores are shared: the minimum is the least disturbed)",
     )
-    parser.add_argument("--child", choices=["ours", "pyarrow", "pandas"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--scaling", default="1000000", help="comma-separated extra sizes for ours alone ('' for none)"
+    )
+    parser.add_argument("--with-30m", action="store_true", help="add 30,000,000 ticks to the scaling line")
+    parser.add_argument("--child", choices=["ours", "pyarrow", "polars", "pandas"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-
     if args.child:
-        import_step(args.child)
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        result = {
-            "ours": lambda: run_ours(args.dir, args.data),
-            "pyarrow": lambda: run_pyarrow(args.dir),
-            "pandas": lambda: run_pandas(args.dir, args.data),
-        }[args.child]()
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        # CPU seconds of the step (all threads): a fairer yardstick than wall time when other
-        # jobs share the machine's cores
-        result["cpu_seconds"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps(result))
+        run_child(args.child, args.dir, args.data)
         return
 
     base = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
@@ -281,70 +228,108 @@ def main() -> None:
     data = args.data or base / "data"
     try:
         if not args.reuse:
-            if root.exists():
-                shutil.rmtree(root)
+            shutil.rmtree(root, ignore_errors=True)
             started = time.perf_counter()
             lines, size = generate(root, args.ticks)
             print(
                 f"generated {lines:,} lines, {size / 2**20:,.0f} MiB in {time.perf_counter() - started:.1f}s"
             )
-        runs: dict[str, list[dict]] = {"ours": [], "pyarrow": [], "pandas": []}
-        for _ in range(max(1, args.repeat)):
-            for step, results in runs.items():
-                results.append(child(step, root, data))
-        ours, arrow, pandas = (
-            min(runs[step], key=lambda r: r["seconds"]) for step in ("ours", "pyarrow", "pandas")
+        best = compare(root, data, args.repeat)
+        summary = report(best, root)
+        sizes = sorted(
+            {int(s) for s in args.scaling.split(",") if s} | ({30_000_000} if args.with_30m else set())
         )
-        ours["peak_rss_mib"] = max(r["peak_rss_mib"] for r in runs["ours"])
-        ticks_per_s = ours["lines_in"] / ours["seconds"]
-        arrow_rate = arrow["rows"] / arrow["seconds"]
-        pandas_rate = pandas["lines_in"] / pandas["seconds"]
-        same_work = all(ours[k] == pandas[k] for k in ("lines_in", "rows_kept", "bars"))
-        print(
-            f"ours:    {ours['lines_in']:,} lines in {ours['seconds']:.2f}s = {ticks_per_s:,.0f} ticks/s, "
-            f"peak {ours['peak_rss_mib']:,.0f} MiB (parse+validate {ours['seconds_parse_validate']:.2f}s, "
-            f"sort/dedupe/write {ours['seconds_assemble_write_ticks']:.2f}s, bars {ours['seconds_bars']:.2f}s)"
-        )
-        print(
-            f"pyarrow: {arrow['rows']:,} rows in {arrow['seconds']:.2f}s = {arrow_rate:,.0f} rows/s, "
-            f"peak {arrow['peak_rss_mib']:,.0f} MiB"
-        )
-        print(f"pandas:  {pandas['lines_in']:,} lines in {pandas['seconds']:.2f}s = {pandas_rate:,.0f} ticks/s, "
-              f"peak {pandas['peak_rss_mib']:,.0f} MiB; kept {pandas['rows_kept']:,} rows (ours {ours['rows_kept']:,}), "
-              f"{pandas['bars']:,} bars (ours {ours['bars']:,}): same work {'yes' if same_work else 'NO'}")
-        print(
-            f"cpu seconds: ours {ours['cpu_seconds']:.1f}, pyarrow {arrow['cpu_seconds']:.1f}, "
-            f"pandas {pandas['cpu_seconds']:.1f}"
-        )
-        summary = {
-            "ticks": ours["lines_in"],
-            "bytes": sum(p.stat().st_size for p in root.rglob("*.jsonl")),
-            "repeat": max(1, args.repeat),
-            "ticks_per_s": round(ticks_per_s),
-            "peak_rss_mib": round(ours["peak_rss_mib"]),
-            "vs_pandas": round(ticks_per_s / pandas_rate, 2),
-            "vs_pyarrow": round(ticks_per_s / arrow_rate, 3),
-            "time_vs_pyarrow": round(ours["seconds"] / arrow["seconds"], 3),
-            "cpu_ticks_per_s": round(ours["lines_in"] / ours["cpu_seconds"]),
-            "cpu_vs_pandas": round(
-                (ours["lines_in"] / ours["cpu_seconds"]) / (pandas["lines_in"] / pandas["cpu_seconds"]), 2
-            ),
-            "pandas_same_work": same_work,
-            "pandas_peak_rss_mib": round(pandas["peak_rss_mib"]),
-            "cpu_time_vs_pyarrow": round(ours["cpu_seconds"] / arrow["cpu_seconds"], 3),
-            "targets_met": {
-                "ticks_per_s>=1e6": ticks_per_s >= 1_000_000,
-                "vs_pandas>=8": ticks_per_s / pandas_rate >= 8,
-                "time_vs_pyarrow<=1.3": ours["seconds"] / arrow["seconds"] <= 1.3,
-                "peak_rss<2GiB": ours["peak_rss_mib"] < 2048,
-            },
-        }
+        points = {summary["ticks"]: best["ours"]}
+        for ticks in sizes:
+            if ticks != args.ticks:
+                points[ticks] = scaling_point(ticks, base)
+        summary.update(scaling(points))
+        flat = summary["peak_mib_per_million_ticks"] < FLAT_MIB_PER_MILLION
+        summary["targets_met"]["memory_flat"] = flat if len(points) > 1 else None  # one size: no line
         print(json.dumps(summary))
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
             if args.dir and not args.reuse:
                 shutil.rmtree(args.dir, ignore_errors=True)
+
+
+def report(best: dict, root: Path) -> dict:
+    ours, arrow, polars, pandas = (best[step] for step in ("ours", "pyarrow", "polars", "pandas"))
+    ticks_per_s = ours["lines_in"] / ours["seconds"]
+    arrow_rate = arrow["rows"] / arrow["seconds"]
+    polars_rate = polars["rows"] / polars["seconds"]
+    pandas_rate = pandas["lines_in"] / pandas["seconds"]
+    same_work = all(ours[k] == pandas[k] for k in ("lines_in", "rows_kept", "bars"))
+    print(
+        f"ours:    {ours['lines_in']:,} lines in {ours['seconds']:.2f}s = {ticks_per_s:,.0f} ticks/s, "
+        f"peak {ours['peak_rss_mib']:,.0f} MiB; stages: parse+validate {ours['seconds_parse_validate']:.2f}s, "
+        f"order/dedupe/write {ours['seconds_order_dedupe_write']:.2f}s, bars {ours['seconds_bars']:.2f}s"
+    )
+    for name, step, rate in (("pyarrow", arrow, arrow_rate), ("polars", polars, polars_rate)):
+        print(
+            f"{name + ':':8} {step['rows']:,} rows parsed in {step['seconds']:.2f}s = {rate:,.0f} rows/s "
+            f"(ours takes {ours['seconds'] / step['seconds']:.2f}x its time), peak {step['peak_rss_mib']:,.0f} MiB"
+        )
+    print(
+        f"pandas:  {pandas['lines_in']:,} lines in {pandas['seconds']:.2f}s = {pandas_rate:,.0f} ticks/s, "
+        f"peak {pandas['peak_rss_mib']:,.0f} MiB; kept {pandas['rows_kept']:,} rows (ours {ours['rows_kept']:,}), "
+        f"{pandas['bars']:,} bars (ours {ours['bars']:,}): same work {'yes' if same_work else 'NO'}"
+    )
+    print(
+        f"cpu seconds: ours {ours['cpu_seconds']:.1f}, pyarrow {arrow['cpu_seconds']:.1f}, "
+        f"polars {polars['cpu_seconds']:.1f}, pandas {pandas['cpu_seconds']:.1f}"
+    )
+    time_vs_pyarrow = ours["seconds"] / arrow["seconds"]
+    return {
+        "ticks": ours["lines_in"],
+        "bytes": sum(p.stat().st_size for p in root.rglob("*.jsonl")),
+        "ticks_per_s": round(ticks_per_s),
+        "peak_rss_mib": round(ours["peak_rss_mib"]),
+        "time_vs_pyarrow": round(time_vs_pyarrow, 3),
+        "cpu_time_vs_pyarrow": round(ours["cpu_seconds"] / arrow["cpu_seconds"], 3),
+        "time_vs_polars_parse": round(ours["seconds"] / polars["seconds"], 3),
+        "vs_pandas": round(ticks_per_s / pandas_rate, 2),
+        "pyarrow_rows_per_s": round(arrow_rate),
+        "polars_rows_per_s": round(polars_rate),
+        "stage_seconds": {
+            "parse_validate": round(ours["seconds_parse_validate"], 2),
+            "order_dedupe_write": round(ours["seconds_order_dedupe_write"], 2),
+            "bars": round(ours["seconds_bars"], 2),
+        },
+        "runs_seconds": {"ours": ours["all_seconds"], "pyarrow": arrow["all_seconds"]},
+        "pandas_same_work": same_work,
+        "targets_met": {
+            "time_vs_pyarrow<=1.5": time_vs_pyarrow <= 1.5,
+            "peak_rss<1.5GiB": ours["peak_rss_mib"] < 1536 if ours["lines_in"] >= 10_000_000 else None,
+            "same_work_as_pandas": same_work,
+        },
+    }
+
+
+def scaling(points: dict[int, dict]) -> dict:
+    """The scaling line: ticks/s and peak per size, and how much the peak grows with the day."""
+    sizes = sorted(points)
+    for ticks in sizes:
+        p = points[ticks]
+        print(
+            f"scaling: {ticks:>11,} ticks: {p['lines_in'] / p['seconds']:,.0f} ticks/s, peak {p['peak_rss_mib']:,.0f} MiB"
+        )
+    small, large = points[sizes[0]], points[sizes[-1]]
+    span = (large["lines_in"] - small["lines_in"]) / 1e6
+    growth = (large["peak_rss_mib"] - small["peak_rss_mib"]) / span if span else 0.0
+    print(f"scaling: peak grows {growth:.1f} MiB per million ticks (flat: < {FLAT_MIB_PER_MILLION})")
+    return {
+        "scaling": [
+            {
+                "ticks": t,
+                "ticks_per_s": round(points[t]["lines_in"] / points[t]["seconds"]),
+                "peak_rss_mib": round(points[t]["peak_rss_mib"]),
+            }
+            for t in sizes
+        ],
+        "peak_mib_per_million_ticks": round(growth, 1),
+    }
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -62,6 +63,8 @@ def write_partition_batches(
     """Replace the partition with the concatenation of `batches` (one row group or more each),
     written as they come so the whole partition never has to be in memory; (path, rows).
 
+    A batch is encoded in a second thread while the iterator computes the next (pyarrow releases
+    the GIL), so producing and writing use both cores; at most one batch waits between them.
     Nothing is committed unless the iterator finishes: an exception in a batch leaves the old
     partition in place and no temporary file behind.
     """
@@ -71,18 +74,39 @@ def write_partition_batches(
     created = _fresh_partition_dir(directory)
     arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
     final = directory / PART_NAME
+    # dictionaries pay off for repeated strings; counters and timestamps (sorted or nearly, per
+    # symbol) compress better and encode about twice as fast as deltas than as plain values
+    strings = [name for name, dtype in schema.items() if dtype == pl.String]
+    deltas = {
+        name: "DELTA_BINARY_PACKED"
+        for name, dtype in schema.items()
+        if dtype.is_integer() or dtype.is_temporal()
+    }
     rows = 0
     with replacing(final, suffix=".parquet") as handle:
-        # dictionaries pay off for repeated strings, not for timestamps and counters
-        strings = [name for name, dtype in schema.items() if dtype == pl.String]
-        with pq.ParquetWriter(
-            handle, arrow_schema, compression="zstd", compression_level=1, use_dictionary=strings
-        ) as writer:
+        with (
+            pq.ParquetWriter(
+                handle,
+                arrow_schema,
+                compression="zstd",
+                compression_level=1,
+                use_dictionary=strings,
+                column_encoding=deltas,
+            ) as writer,
+            ThreadPoolExecutor(1, thread_name_prefix="lake-writer") as pool,
+        ):
+            pending: Future | None = None
             for batch in batches:
-                if batch.height:
-                    table = batch.to_arrow()
-                    writer.write_table(table if table.schema == arrow_schema else table.cast(arrow_schema))
-                    rows += batch.height
+                if not batch.height:
+                    continue
+                table = batch.to_arrow()
+                table = table if table.schema == arrow_schema else table.cast(arrow_schema)
+                if pending is not None:
+                    pending.result()  # one batch in flight: bounded memory, errors surface here
+                pending = pool.submit(writer.write_table, table)
+                rows += batch.height
+            if pending is not None:
+                pending.result()
     for path in created:
         fsync_dir(path)
     return final, rows

@@ -6,15 +6,19 @@ reason, byte offset and length, and an excerpt of at most `RAW_EXCERPT_BYTES`: a
 line is not copied around; `read_span` reads it back whole). Validation of the parsed rows
 happens later (`ticks.py`).
 
-Speed: a file's bytes are split on b"\\n" with numpy and the lines are handed to one
-multi-threaded `pyarrow.json` parse. Only if that parse fails (a malformed line somewhere) is
-the file re-parsed in chunks, and only a failing chunk is parsed line by line in Python, so a
-clean file costs one vectorised parse and a dirty one costs about two.
+Speed: a file is cut into blocks of whole lines (`fast_parse.BLOCK_BYTES`) and each block is
+parsed by polars' NDJSON reader, which is faster than pyarrow's but more lenient; a cheap
+detector (three byte counts and a row check, `fast_parse`) proves a block has none of the lines
+polars would get wrong. A block it cannot prove goes through the strict reader: its bytes split
+on b"\\n" with numpy, one multi-threaded `pyarrow.json` parse, and only if that fails chunks, and
+only a failing chunk line by line in Python. Both paths give the same rows and rejects
+(stock_pipelines_tests/archive/test_fast_parse.py holds them to it).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +26,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.json as pj
+
+from stock_pipelines.archive import fast_parse
 
 # reasons a line is rejected before validation
 EMPTY_LINE = "empty_line"
@@ -39,6 +45,7 @@ TORN_TAIL = "torn_tail"
 MAX_LINE_BYTES = 64 * 1024  # a trade line is ~130 bytes; anything this long is not a record
 CHUNK_LINES = 4096
 BLOCK_SIZE = 1024 * 1024  # pyarrow block; must exceed MAX_LINE_BYTES
+READ_BYTES = 64 * 1024 * 1024  # a piece of a file: four fast-path blocks
 RAW_EXCERPT_BYTES = 1024  # what a reject keeps of its line; offset and length point at the rest
 
 INT_FIELDS = ("v", "ts", "rx", "px", "qty", "cum", "seq")
@@ -75,7 +82,7 @@ def excerpt(raw: bytes) -> bytes:
 
 @dataclass
 class ParsedFile:
-    """One file's lines: `rows` (POLARS_SCHEMA + line, off) and `rejects`; lines = both."""
+    """One file's lines: `rows` (POLARS_SCHEMA + line) and `rejects`; lines = both."""
 
     rows: pl.DataFrame
     rejects: list[Reject] = field(default_factory=list)
@@ -84,20 +91,139 @@ class ParsedFile:
 
 
 def empty_rows() -> pl.DataFrame:
-    return pl.DataFrame(schema={**POLARS_SCHEMA, "line": pl.Int64, "off": pl.Int64})
+    return pl.DataFrame(schema={**POLARS_SCHEMA, "line": pl.Int64})
+
+
+@dataclass
+class LoadedFile:
+    """A piece of a file (whole lines, about READ_BYTES) and the fast path's byte counts, or
+    why the file could not be read; pieces are loaded in a helper thread ahead of the parser."""
+
+    data: bytes = b""
+    error: Reject | None = None
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    counts: list[tuple[int, int, int, int]] = field(default_factory=list)
+    offset: int = 0  # where `data` starts in its file
+    first_line: int = 1  # the number of its first line in its file
+
+
+def load(path: Path) -> Iterator[LoadedFile]:
+    """A file in pieces of whole lines of about READ_BYTES (only the last may end mid-line): a
+    day is never held whole, only the piece being parsed and the one read ahead."""
+    offset, first_line, carry = 0, 1, b""
+    try:
+        with path.open("rb") as handle:
+            while True:
+                chunk = handle.read(READ_BYTES)
+                data = carry + chunk if carry else chunk
+                cut = len(data) if not chunk else data.rfind(b"\n") + 1
+                if cut == 0 and chunk:  # no newline yet: a line longer than READ_BYTES, read on
+                    carry = data
+                    continue
+                if data:
+                    piece = loaded_bytes(data[:cut] if cut < len(data) else data, offset, first_line)
+                    yield piece
+                    offset += cut
+                    first_line += sum(count[0] for count in piece.counts)
+                if not chunk:
+                    return
+                carry = data[cut:]
+    except OSError as error:
+        yield LoadedFile(error=Reject(0, UNREADABLE_FILE, f"{type(error).__name__}: {error}".encode()))
+
+
+def loaded_bytes(data: bytes, offset: int = 0, first_line: int = 1) -> LoadedFile:
+    spans = fast_parse.blocks(data, data.rfind(b"\n") + 1)
+    return LoadedFile(data, None, spans, fast_parse.block_counts(data, spans), offset, first_line)
 
 
 def parse_file(path: Path) -> ParsedFile:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        return ParsedFile(
-            empty_rows(), [Reject(0, UNREADABLE_FILE, f"{type(error).__name__}: {error}".encode())], 1
-        )
-    return parse_bytes(data)
+    return merge([parse_loaded(piece) for piece in load(path)])
 
 
-def parse_bytes(data: bytes) -> ParsedFile:
+def parse_bytes(data: bytes, fast: bool = True) -> ParsedFile:
+    """Every line of `data`; `fast=False` sends every block through the strict reader."""
+    return parse_loaded(loaded_bytes(data), fast)
+
+
+def merge(pieces: list[ParsedFile]) -> ParsedFile:
+    if not pieces:
+        return ParsedFile(empty_rows())
+    rows = pl.concat([p.rows for p in pieces], how="vertical")
+    rejects = [r for p in pieces for r in p.rejects]
+    return ParsedFile(rows, rejects, sum(p.lines for p in pieces), sum(p.size for p in pieces))
+
+
+def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
+    """One piece's rows and rejects, with its file's line numbers and byte offsets."""
+    if loaded.error is not None:
+        return ParsedFile(empty_rows(), [loaded.error], 1)
+    data, spans, counts = loaded.data, loaded.spans, loaded.counts
+    size = len(data)
+    complete_end = spans[-1][1] if spans else 0
+    rejects: list[Reject] = []
+    frames: list[pl.DataFrame] = []
+    first_line = loaded.first_line
+    # runs of consecutive blocks whose counts pass are parsed by polars in one call
+    run: list[int] = []
+    for index in range(len(spans) + 1):
+        passes = fast and index < len(spans) and fast_parse.counts_may_pass(counts[index])
+        if passes:
+            run.append(index)
+            continue
+        if run:
+            first_line = _fast_run(data, spans, counts, run, first_line, frames, rejects)
+            run = []
+        if index < len(spans):
+            first_line = _strict_block(data, spans[index], first_line, frames, rejects)
+    if complete_end < size:  # bytes after the last newline: a line the writer never finished
+        rejects.append(reject(first_line, UNTERMINATED_LINE, data, complete_end, size - complete_end))
+        first_line += 1
+    for item in rejects:
+        item.offset += loaded.offset
+    rows = pl.concat(frames, how="vertical") if frames else empty_rows()
+    rejects.sort(key=lambda r: r.line)
+    return ParsedFile(rows, rejects, first_line - loaded.first_line, size)
+
+
+def _fast_run(data, spans, counts, run, first_line, frames, rejects) -> int:
+    """Blocks spans[run] (contiguous, counts passed): polars parses them, in one call if the
+    row check passes for the whole run, else block by block; a failing block goes strict."""
+    begin, end = spans[run[0]][0], spans[run[-1]][1]
+    lines = sum(counts[i][0] for i in run)
+    whole = data if (begin, end) == (0, len(data)) else memoryview(data)[begin:end]
+    frame = fast_parse.parse(whole, POLARS_SCHEMA)
+    if frame is not None and fast_parse.rows_pass(frame, lines):
+        frames.append(frame.with_columns(line=pl.int_range(first_line, first_line + lines, dtype=pl.Int64)))
+        return first_line + lines
+    for index in run:
+        lines = counts[index][0]
+        span = spans[index]
+        frame = fast_parse.parse(memoryview(data)[span[0] : span[1]], POLARS_SCHEMA) if len(run) > 1 else None
+        if frame is not None and fast_parse.rows_pass(frame, lines):
+            frames.append(
+                frame.with_columns(line=pl.int_range(first_line, first_line + lines, dtype=pl.Int64))
+            )
+            first_line += lines
+        else:
+            first_line = _strict_block(data, span, first_line, frames, rejects)
+    return first_line
+
+
+def _strict_block(data, span, first_line, frames, rejects) -> int:
+    """One block through the strict reader, its line numbers and offsets made the file's."""
+    begin, end = span
+    parsed = _strict_bytes(data[begin:end])
+    for item in parsed.rejects:
+        item.line += first_line - 1
+        item.offset += begin
+    rejects.extend(parsed.rejects)
+    if parsed.rows.height:
+        frames.append(parsed.rows.with_columns(pl.col("line") + (first_line - 1)))
+    return first_line + parsed.lines
+
+
+def _strict_bytes(data: bytes) -> ParsedFile:
     size = len(data)
     buffer = np.frombuffer(data, dtype=np.uint8)
     ends = np.flatnonzero(buffer == 10)  # index of each line's "\n"
@@ -118,13 +244,20 @@ def parse_bytes(data: bytes) -> ParsedFile:
 
     frames: list[pl.DataFrame] = []
     arrow_data = pa.py_buffer(data)
+    # pyarrow.json reads a line `null` as a row of nulls, and a file of one such line crashes
+    # it: a line that does not start as an object is judged by the Python parser alone
+    first_bytes = buffer[np.minimum(starts, max(size - 1, 0))] if size else np.empty(0, np.uint8)
+    odd = ~excluded & (first_bytes != ord("{"))
+    if odd.any():
+        frames.append(_parse_lines(data, np.flatnonzero(odd), starts, ends, rejects))
+        excluded |= odd
     candidates = np.flatnonzero(~excluded)
     if len(candidates):
         # maximal runs of consecutive candidate lines: each run is one contiguous byte range
         breaks = np.flatnonzero(np.diff(candidates) != 1) + 1
         for run in np.split(candidates, breaks):
             frames.extend(_parse_run(arrow_data, data, run, starts, ends, rejects))
-    rows = pl.concat(frames, how="vertical") if frames else empty_rows()
+    rows = pl.concat(frames, how="vertical").sort("line") if frames else empty_rows()
     rejects.sort(key=lambda r: r.line)
     return ParsedFile(rows, rejects, len(ends) + (1 if complete_end < size else 0), size)
 
@@ -155,9 +288,7 @@ def _try_vectorised(arrow_data, run, starts, ends) -> pl.DataFrame | None:
         return None
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    return frame.with_columns(
-        line=pl.Series(run + 1, dtype=pl.Int64), off=pl.Series(starts[run], dtype=pl.Int64)
-    )
+    return frame.with_columns(line=pl.Series(run + 1, dtype=pl.Int64))
 
 
 def _valid_utf8(piece: pa.Buffer) -> bool:
@@ -217,7 +348,7 @@ def parse_line(raw: bytes) -> tuple[dict | None, str | None]:
 
 
 def _parse_lines(data, chunk, starts, ends, rejects) -> pl.DataFrame:
-    rows, lines, offsets = [], [], []
+    rows, lines = [], []
     for index in chunk:
         raw = data[starts[index] : ends[index]]
         row, reason = parse_line(raw)
@@ -228,18 +359,22 @@ def _parse_lines(data, chunk, starts, ends, rejects) -> pl.DataFrame:
             continue
         rows.append(row)
         lines.append(int(index) + 1)
-        offsets.append(int(starts[index]))
     frame = (
         pl.DataFrame(rows, schema=POLARS_SCHEMA, orient="row") if rows else pl.DataFrame(schema=POLARS_SCHEMA)
     )
-    return frame.with_columns(line=pl.Series(lines, dtype=pl.Int64), off=pl.Series(offsets, dtype=pl.Int64))
+    return frame.with_columns(line=pl.Series(lines, dtype=pl.Int64))
 
 
-def read_raw_line(path: Path, offset: int) -> bytes:
-    """The raw bytes of the line starting at `offset` (without its newline)."""
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.readline().rstrip(b"\n")
+def line_spans(path: Path, lines: list[int]) -> dict[int, tuple[int, bytes]]:
+    """line number -> (byte offset, bytes without the newline) of parsed lines of `path`: rows
+    keep only their line number, so a rejected row's text is found again here (rarely)."""
+    data = path.read_bytes()
+    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    spans = {}
+    for line in lines:
+        start = int(ends[line - 2]) + 1 if line > 1 else 0
+        spans[line] = (start, data[start : int(ends[line - 1])])
+    return spans
 
 
 def read_span(path: Path, offset: int, length: int) -> bytes:

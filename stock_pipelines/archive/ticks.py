@@ -13,6 +13,8 @@ then the first (file, line). `lines_in == rows_kept + duplicates + quarantined` 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,6 +24,8 @@ import polars as pl
 from stock_pipelines.archive import reader
 from stock_pipelines.archive.layout import day_torn_tail_files, day_trade_files
 from stock_pipelines.archive.record import SCHEMA_VERSION, SOURCES
+from stock_pipelines.archive.spill import SymbolSpill
+from stock_pipelines.archive.symbol_range import COMPACT, dedupe, drop_decreasing, order
 from stock_pipelines.market import Session
 
 UNKNOWN_VERSION = "unknown_version"
@@ -33,7 +37,6 @@ NONPOSITIVE_QTY = "nonpositive_qty"
 BAD_CUM = "bad_cum"
 OUT_OF_SESSION = "out_of_session"
 IN_CLOSING_AUCTION = "in_closing_auction"
-DECREASING_CUM = "decreasing_cum"
 
 DEFAULT_TOLERANCE = timedelta(seconds=5)
 UTC_US = pl.Datetime("us", "UTC")
@@ -60,7 +63,6 @@ QUARANTINE_SCHEMA = {
     "length": pl.Int64,
 }
 _SYMBOL_REGEX = r"^[0-9A-Z]{6}$"
-_REL_TS_BITS = 40  # microseconds since the session's pre-open fit in 40 bits (12.7 days)
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,11 @@ def ingest_files(
 class DayIngest:
     """A day's files -> raw_ticks batches in final order, then quarantine and stats.
 
-    Construction parses and validates every file, keeping valid rows in a compact form (about
-    70 bytes a row). `batches()` then sorts, checks and deduplicates one range of symbols at a
-    time and yields raw_ticks rows in their final order, so only one range is ever expanded to
-    output columns; after the last batch it builds `quarantine`, fills `stats` and asserts the
+    Construction parses and validates every file piece by piece, spilling valid rows in a
+    compact form (62 bytes a row) to local disk (`spill.SymbolSpill`). `batches()` then reads
+    back, sorts, checks and deduplicates one range of symbols at a time and yields raw_ticks
+    rows in their final order, so memory holds about one piece and one range whatever the size
+    of the day; after the last batch it builds `quarantine`, fills `stats` and asserts the
     line accounting (inside the generator: a lake writer consuming it never commits a
     partition whose accounting failed).
     """
@@ -149,15 +152,12 @@ class DayIngest:
         self.quarantine: pl.DataFrame | None = None
         self._bounds = _Bounds(session, tolerance)
         self._target = target_batch_rows
-        self._rejected: list[pl.DataFrame] = []  # file_id, line, off, reason: raw fetched at the end
+        self._rejected: list[pl.DataFrame] = []  # file_id, line, reason: raw fetched at the end
         self._quarantine_rows: list[dict] = []
-        kept: list[pl.DataFrame] = []
+        self._spill = SymbolSpill()  # valid rows, on disk until their symbol range is processed
         symbols: list[pl.DataFrame] = []  # sym_key -> symbol text, to rebuild the column per batch
-        for file_id, archive_file in enumerate(self.files):
-            if archive_file.path.name.endswith(".torn"):
-                parsed = _torn_tail(archive_file.path)
-            else:
-                parsed = reader.parse_file(archive_file.path)
+        for file_id, parsed in _parsed(self.files):
+            archive_file = self.files[file_id]
             self.stats.lines_in += parsed.lines
             self.stats.bytes += parsed.size
             for reject in parsed.rejects:
@@ -167,80 +167,69 @@ class DayIngest:
                     reason=self._bounds.reason_expr(), file_id=pl.lit(file_id, pl.UInt32)
                 )
                 self._rejected.append(
-                    checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "off", "reason")
+                    checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "reason")
                 )
                 good = checked.filter(pl.col("reason").is_null()).with_columns(
-                    sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.Int64)
+                    sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.UInt32)
                 )
                 symbols.append(good.select("sym_key", "sym").unique())
-                kept.append(good.select(_COMPACT))
+                self._spill.add(good.select(COMPACT))
             del parsed
-        self._kept = kept  # per file: concatenated only one symbol range at a time
         self._symbols = (
             pl.concat(symbols).unique().sort("sym_key")
             if symbols
-            else pl.DataFrame(schema={"sym_key": pl.Int64, "sym": pl.String})
+            else pl.DataFrame(schema={"sym_key": pl.UInt32, "sym": pl.String})
         )
 
     def _buckets(self):
         """Valid rows in ranges of whole symbols of about `target_batch_rows` rows, in symbol
-        order. Each file's rows are split once and freed, so the day is never held twice."""
-        kept, self._kept = self._kept, []
-        total = sum(frame.height for frame in kept)
-        if total == 0:
+        order, read back from the spill one range at a time."""
+        spill = self._spill
+        if spill.rows == 0:
             return
-        if total <= self._target:
-            yield pl.concat(kept)
-            return
-        counts = (
-            pl.concat([f.group_by("sym_key").len() for f in kept])
-            .group_by("sym_key")
-            .agg(pl.col("len").sum())
-        )
-        counts = counts.sort("sym_key").with_columns(
+        counts = spill.counts().with_columns(
             _bucket=(pl.col("len").cum_sum() - pl.col("len")) // self._target
         )
-        # the first sym_key of each bucket: a row's bucket is where its sym_key sorts among them
+        # the first sym_key of each range
         starts = counts.group_by("_bucket").agg(pl.col("sym_key").min()).sort("_bucket")["sym_key"]
-        parts: dict[int, list[pl.DataFrame]] = {}
-        kept.reverse()
-        while kept:
-            frame = kept.pop()
-            bucket = starts.search_sorted(frame["sym_key"], side="right") - 1
-            split = frame.with_columns(_bucket=bucket).partition_by(
-                "_bucket", include_key=False, as_dict=True
-            )
-            del frame
-            for (key,), part in split.items():
-                parts.setdefault(int(key), []).append(part)
-        for key in sorted(parts):
-            yield pl.concat(parts.pop(key))
+        yield from spill.ranges(starts.to_list())
 
     def batches(self):
+        try:
+            yield from self._ranges()
+        finally:
+            self._spill.close()  # done, failed or abandoned: the spill files go
+        self._close()
+
+    def _ranges(self):
         for rows in self._buckets():
-            bucket = _order(rows, self._bounds)
+            bucket = order(rows, self._bounds.base)
             del rows
-            bucket, decreasing = _drop_decreasing(bucket, self._bounds)
+            bucket, decreasing = drop_decreasing(bucket, self._bounds.base)
             self._rejected.append(decreasing)
-            ticks, (dups, same, cross, conflicts) = _dedupe(bucket)
+            ticks, (dups, same, cross, conflicts) = dedupe(bucket)
             del bucket
             self.stats.duplicates += dups
             self.stats.duplicates_same_source += same
             self.stats.duplicates_cross_source += cross
             self.stats.duplicate_conflicts += conflicts
-            out = _finish(ticks, self.files, self._symbols)
-            self.stats.rows_kept += out.height
-            yield out
-        self._close()
+            # one symbol can outweigh a range: its output is built and written a slice at a time
+            for start in range(0, ticks.height, self._target):
+                out = _finish(ticks.slice(start, self._target), self.files, self._symbols)
+                self.stats.rows_kept += out.height
+                yield out
 
     def _close(self) -> None:
         rows = self._quarantine_rows
-        for frame in self._rejected:
-            for file_id, line, offset, reason in frame.iter_rows():
-                archive_file = self.files[file_id]
-                raw = reader.read_raw_line(archive_file.path, offset)  # a parsed line: <= MAX_LINE_BYTES
-                reject = reader.Reject(line, reason, reader.excerpt(raw), offset, len(raw))
-                rows.append(_quarantine_row(archive_file, reject))
+        rejected = pl.concat(self._rejected) if self._rejected else None
+        if rejected is not None and rejected.height:
+            for (file_id,), group in rejected.group_by("file_id", maintain_order=True):
+                archive_file = self.files[int(file_id)]
+                spans = reader.line_spans(archive_file.path, group["line"].to_list())
+                for line, reason in group.select("line", "reason").iter_rows():
+                    offset, raw = spans[line]  # a parsed line: <= MAX_LINE_BYTES
+                    reject = reader.Reject(line, reason, reader.excerpt(raw), offset, len(raw))
+                    rows.append(_quarantine_row(archive_file, reject))
         self.quarantine = (
             pl.DataFrame(rows, schema=QUARANTINE_SCHEMA, orient="row").sort("file", "line", "reason")
             if rows
@@ -301,81 +290,6 @@ def in_session_expr(session: Session, tolerance: timedelta = DEFAULT_TOLERANCE) 
     return _Bounds(session, tolerance).in_session()
 
 
-# what is kept of a valid row while the day is assembled (~70 bytes a row)
-_COMPACT_SCHEMA = {
-    "sym_key": pl.Int64,  # base-36 value of the symbol: sorts like the text, sorts much faster
-    "src_rank": pl.UInt8,  # 0 kis, 1 kiwoom: the dedupe preference
-    "ts": pl.Int64,
-    "rx": pl.Int64,
-    "px": pl.Int64,
-    "qty": pl.Int64,
-    "cum": pl.Int64,
-    "seq": pl.Int64,
-    "file_id": pl.UInt32,
-    "line": pl.Int64,
-    "off": pl.Int64,
-}
-_COMPACT = [
-    pl.col("sym_key"),
-    (pl.col("src") != "kis").cast(pl.UInt8).alias("src_rank"),
-    *(pl.col(name) for name in ("ts", "rx", "px", "qty", "cum", "seq", "file_id", "line", "off")),
-]
-
-
-def _order(valid: pl.DataFrame, bounds: _Bounds) -> pl.DataFrame:
-    """Sort by (symbol, cum, preference); ties keep file order, i.e. (file, line).
-
-    Rows arrive in (file, line) order and the sort is stable, so two packed UInt64 keys give the
-    same order as the six-column sort (symbol, cum, source rank, rx, file, line), much faster.
-    """
-    c = pl.col
-    # preference inside a (symbol, cum) group: kis first, then the earliest receive time
-    rx_rel = (c("rx") - bounds.base).clip(0, (1 << 62) - 1).cast(pl.UInt64)
-    pref = c("src_rank").cast(pl.UInt64) * (1 << 62) + rx_rel
-    if valid.height and valid["cum"].max() >= 1 << 32:  # a day's volume past 4.29e9: no packing
-        return (
-            valid.with_columns(_pref=pref).sort("sym_key", "cum", "_pref", maintain_order=True).drop("_pref")
-        )
-    key = c("sym_key").cast(pl.UInt64) * (1 << 32) + c("cum").cast(pl.UInt64)
-    return (
-        valid.with_columns(_key=key, _pref=pref)
-        .sort("_key", "_pref", maintain_order=True)
-        .drop("_key", "_pref")
-    )
-
-
-def _drop_decreasing(valid: pl.DataFrame, bounds: _Bounds) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Within one symbol and source, in cum order, a row whose ts is before an earlier row's."""
-    group = (pl.col("sym_key") != pl.col("sym_key").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
-    # one monotone key per (symbol group, time): its running max resets itself at each new symbol
-    key = group * (1 << _REL_TS_BITS) + (pl.col("ts") - bounds.base)
-    bad = valid.select(_bad=(key < key.cum_max().shift(1).over("src_rank")).fill_null(False)).to_series()
-    if not bad.any():
-        return valid, pl.DataFrame(
-            schema={"file_id": pl.UInt32, "line": pl.Int64, "off": pl.Int64, "reason": pl.String}
-        )
-    rejected = valid.filter(bad).select("file_id", "line", "off", reason=pl.lit(DECREASING_CUM))
-    return valid.filter(~bad), rejected
-
-
-def _dedupe(valid: pl.DataFrame) -> tuple[pl.DataFrame, tuple[int, int, int, int]]:
-    c = pl.col
-    dup = ((c("sym_key") == c("sym_key").shift(1)) & (c("cum") == c("cum").shift(1))).fill_null(False)
-    is_dup = valid.select(dup).to_series()
-    dups = int(is_dup.sum())
-    if not dups:
-        return valid, (0, 0, 0, 0)
-    kept_value = lambda name: pl.when(~c("_dup")).then(c(name)).forward_fill()
-    detail = (
-        valid.select("src_rank", "px", "qty", _dup=is_dup)
-        .with_columns(_ksrc=kept_value("src_rank"), _kpx=kept_value("px"), _kqty=kept_value("qty"))
-        .filter(c("_dup"))
-    )
-    same = detail.filter(c("src_rank") == c("_ksrc")).height
-    conflicts = detail.filter((c("px") != c("_kpx")) | (c("qty") != c("_kqty"))).height
-    return valid.filter(~is_dup), (dups, same, dups - same, conflicts)
-
-
 def _finish(ticks: pl.DataFrame, files: list[ArchiveFile], symbol_map: pl.DataFrame) -> pl.DataFrame:
     if ticks.height == 0:
         return pl.DataFrame(schema=TICKS_SCHEMA)
@@ -394,8 +308,44 @@ def _finish(ticks: pl.DataFrame, files: list[ArchiveFile], symbol_map: pl.DataFr
         seq=pl.col("seq"),
         collector=pl.col("file_id").map_batches(lambda s: collectors.gather(s), return_dtype=pl.String),
         file=pl.col("file_id").map_batches(lambda s: labels.gather(s), return_dtype=pl.String),
-        line=pl.col("line"),
+        line=pl.col("line").cast(pl.Int64),
     )
+
+
+def _parsed(files: list[ArchiveFile]) -> Iterator[tuple[int, reader.ParsedFile]]:
+    """(file index, parsed piece) for every piece of every file, in order. The next piece is
+    read and counted in a helper thread while this one is parsed (disk and byte counts overlap
+    the parser), and at most those two pieces are in memory."""
+
+    def pieces():
+        for file_id, archive_file in enumerate(files):
+            if _is_torn_tail(archive_file):
+                yield file_id, None
+            else:
+                for piece in reader.load(archive_file.path):
+                    yield file_id, piece
+
+    for file_id, piece in _read_ahead(pieces()):
+        yield file_id, _torn_tail(files[file_id].path) if piece is None else reader.parse_loaded(piece)
+
+
+def _read_ahead(items: Iterator) -> Iterator:
+    """`items`, produced one ahead in a helper thread (its errors re-raised here)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="archive-read") as pool:
+        ahead = pool.submit(next, items, _DONE)
+        while True:
+            item = ahead.result()
+            if item is _DONE:
+                return
+            ahead = pool.submit(next, items, _DONE)
+            yield item
+
+
+_DONE = object()
+
+
+def _is_torn_tail(archive_file: ArchiveFile) -> bool:
+    return archive_file.path.name.endswith(".torn")
 
 
 def _torn_tail(path: Path) -> reader.ParsedFile:

@@ -1,0 +1,95 @@
+"""One range of symbols of raw_ticks: order, the decreasing_cum rule, deduplication.
+
+`archive.ticks.DayIngest` keeps a day's valid rows in the compact form below and hands these
+functions one range of whole symbols at a time. `base_us` is the session's earliest allowed
+time (epoch microseconds): times are packed relative to it.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+DECREASING_CUM = "decreasing_cum"
+_REL_TS_BITS = 40  # microseconds since the session's pre-open fit in 40 bits (12.7 days)
+
+
+# what is kept of a valid row while the day is assembled (62 bytes a row)
+COMPACT_SCHEMA = {
+    "sym_key": pl.UInt32,  # base-36 value of the symbol (< 36**6 < 2**32): sorts like the text, faster
+    "src_rank": pl.UInt8,  # 0 kis, 1 kiwoom: the dedupe preference
+    "ts": pl.Int64,
+    "rx": pl.Int64,
+    "px": pl.Int64,
+    "qty": pl.Int64,
+    "cum": pl.Int64,
+    "seq": pl.Int64,
+    "file_id": pl.UInt32,
+    "line": pl.UInt32,  # a file of more than 4e9 lines is not an archive hour
+}
+COMPACT = [
+    pl.col("sym_key"),
+    (pl.col("src") != "kis").cast(pl.UInt8).alias("src_rank"),
+    *(pl.col(name) for name in ("ts", "rx", "px", "qty", "cum", "seq", "file_id")),
+    pl.col("line").cast(pl.UInt32),
+]
+
+
+def order(valid: pl.DataFrame, base_us: int) -> pl.DataFrame:
+    """Sort by (symbol, cum, preference); ties keep file order, i.e. (file, line).
+
+    Rows arrive in (file, line) order and the sorts are stable, so a packed UInt64 key gives the
+    same order as the six-column sort (symbol, cum, source rank, rx, file, line), much faster.
+    Only rows sharing a (symbol, cum) need the preference: they are sorted again by it among
+    themselves and put back in the places their group holds (few rows, unless two collectors
+    archived the same trades, and then still one sort of those rows).
+    """
+    c = pl.col
+    # preference inside a (symbol, cum) group: kis first, then the earliest receive time
+    rx_rel = (c("rx") - base_us).clip(0, (1 << 62) - 1).cast(pl.UInt64)
+    pref = c("src_rank").cast(pl.UInt64) * (1 << 62) + rx_rel
+    if valid.height and valid["cum"].max() >= 1 << 32:  # a day's volume past 4.29e9: no packing
+        return (
+            valid.with_columns(_pref=pref).sort("sym_key", "cum", "_pref", maintain_order=True).drop("_pref")
+        )
+    key = c("sym_key").cast(pl.UInt64) * (1 << 32) + c("cum").cast(pl.UInt64)
+    ordered = valid.with_columns(_key=key).sort("_key", maintain_order=True)
+    tied = ordered.select(
+        ((c("_key") == c("_key").shift(1)) | (c("_key") == c("_key").shift(-1))).fill_null(False)
+    ).to_series()
+    if tied.any():
+        places = tied.arg_true()
+        regrouped = ordered.filter(tied).with_columns(_pref=pref).sort("_key", "_pref", maintain_order=True)
+        ordered = pl.DataFrame([ordered[name].scatter(places, regrouped[name]) for name in ordered.columns])
+    return ordered.drop("_key")
+
+
+def drop_decreasing(valid: pl.DataFrame, base_us: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Within one symbol and source, in cum order, a row whose ts is before an earlier row's."""
+    group = (pl.col("sym_key") != pl.col("sym_key").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
+    # one monotone key per (symbol group, time): its running max resets itself at each new symbol
+    key = group * (1 << _REL_TS_BITS) + (pl.col("ts") - base_us)
+    bad = valid.select(_bad=(key < key.cum_max().shift(1).over("src_rank")).fill_null(False)).to_series()
+    if not bad.any():
+        return valid, pl.DataFrame(schema={"file_id": pl.UInt32, "line": pl.Int64, "reason": pl.String})
+    rejected = valid.filter(bad).select(
+        "file_id", pl.col("line").cast(pl.Int64), reason=pl.lit(DECREASING_CUM)
+    )
+    return valid.filter(~bad), rejected
+
+
+def dedupe(valid: pl.DataFrame) -> tuple[pl.DataFrame, tuple[int, int, int, int]]:
+    c = pl.col
+    dup = ((c("sym_key") == c("sym_key").shift(1)) & (c("cum") == c("cum").shift(1))).fill_null(False)
+    is_dup = valid.select(dup).to_series()
+    dups = int(is_dup.sum())
+    if not dups:
+        return valid, (0, 0, 0, 0)
+    kept_value = lambda name: pl.when(~c("_dup")).then(c(name)).forward_fill()
+    detail = (
+        valid.select("src_rank", "px", "qty", _dup=is_dup)
+        .with_columns(_ksrc=kept_value("src_rank"), _kpx=kept_value("px"), _kqty=kept_value("qty"))
+        .filter(c("_dup"))
+    )
+    same = detail.filter(c("src_rank") == c("_ksrc")).height
+    conflicts = detail.filter((c("px") != c("_kpx")) | (c("qty") != c("_kqty"))).height
+    return valid.filter(~is_dup), (dups, same, dups - same, conflicts)
