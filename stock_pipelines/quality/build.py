@@ -26,12 +26,11 @@ def build_report(
     inputs: DayInputs,
     *,
     recovery_complete: bool,
-    config: QualityConfig | None = None,
+    config: QualityConfig,
     data_dir: Path | None = None,
 ) -> BuiltReport:
     """The broker comparisons are the ones the minute_bars_match_broker and minute_bars_day_volume
     checks stored for the day (no calls are spent twice); without them the report says so."""
-    config = config or QualityConfig.from_env()
     broker = read_broker_check(inputs.day, data_dir) or BrokerCheck(
         False, "not sampled: minute_bars_match_broker has not run for this day"
     )

@@ -8,21 +8,19 @@ from datetime import date
 
 import dagster as dg
 import polars as pl
-import redis
 
 from stock_pipelines import lake
-from stock_pipelines.brokers.model import BrokerError
 from stock_pipelines.defs.assets.recovery import minute_bars
-from stock_pipelines.defs.broker_steps import BROKER_POOL, permit
+from stock_pipelines.defs.broker_steps import BROKER_POOL, broker_source
 from stock_pipelines.defs.partitions import trading_day_partitions
+from stock_pipelines.defs.resources import BrokerResource, QualityResource, RedisResource
 from stock_pipelines.ops import clock
-from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.consistency import day_volume, invariant_violations
 from stock_pipelines.quality.coverage import compute_coverage
-from stock_pipelines.quality.day import DayInputs, broker_check, day_totals, load_day
+from stock_pipelines.quality.day import DayInputs, broker_check, load_day
+from stock_pipelines.quality.day_totals import DayTotals
 from stock_pipelines.quality.render import percent
-from stock_pipelines.quality.store import write_broker_check, write_day_totals
-from stock_pipelines.settings import Settings
+from stock_pipelines.quality.store import TOTALS_ASSET, read_day_totals, write_broker_check
 
 RECOVERED = dg.AssetKey("recovered_minute_bars")
 GAP_REPORT = dg.AssetKey("gap_report")
@@ -106,9 +104,9 @@ def _coverage_metadata(cov, complete: bool, threshold: float) -> dict:
     description="present / expected symbol-minutes >= STOCK_PIPELINES_COMPLETENESS_ERROR (default 99.9%); "
     "expected = evidence of trades (bars, cumulative-volume jumps, gap windows; REST answers decide). Blocking.",
 )
-def minute_bars_completeness(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def minute_bars_completeness(context: dg.AssetCheckExecutionContext, quality: QualityResource) -> dg.AssetCheckResult:
     cov, complete = _coverage(context)
-    threshold = QualityConfig.from_env().error_share
+    threshold = quality.config().error_share
     passed = cov.share >= threshold
     return dg.AssetCheckResult(
         passed=passed,
@@ -123,9 +121,11 @@ def minute_bars_completeness(context: dg.AssetCheckExecutionContext) -> dg.Asset
     partitions_def=trading_day_partitions,
     description="present / expected symbol-minutes >= STOCK_PIPELINES_COMPLETENESS_WARN (default 99.99%); WARN.",
 )
-def minute_bars_completeness_warn(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def minute_bars_completeness_warn(
+    context: dg.AssetCheckExecutionContext, quality: QualityResource
+) -> dg.AssetCheckResult:
     cov, complete = _coverage(context)
-    threshold = QualityConfig.from_env().warn_share
+    threshold = quality.config().warn_share
     return dg.AssetCheckResult(
         passed=cov.share >= threshold,
         severity=dg.AssetCheckSeverity.WARN,
@@ -185,17 +185,16 @@ def minute_bars_ohlc_invariants(context: dg.AssetCheckExecutionContext) -> dg.As
     asset=minute_bars,
     partitions_def=trading_day_partitions,
     blocking=True,
-    pool=BROKER_POOL,
+    additional_deps=[dg.AssetKey(TOTALS_ASSET)],
     description="per symbol, the final bars' volume equals the day's reported volume: the broker's day total "
-    "where fetched (STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS symbols a day, those at risk first), else the last "
-    "cumulative volume archived; archive shortfalls (trades the ticks lack) are listed. Blocking.",
+    "where quality_broker_day_volumes fetched it, else the last cumulative volume archived; archive shortfalls "
+    "(trades the ticks lack) are listed. Blocking.",
 )
 def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     inputs = inputs_for(context.partition_key)
-    budget = QualityConfig.from_env().day_volume_calls
-    source, why = broker_source(context) if budget > 0 else (None, "")
-    totals = day_totals(inputs, source, budget, clock.now(), why)
-    write_day_totals(inputs.day, totals)
+    totals = read_day_totals(inputs.day) or DayTotals(
+        False, "not checked: quality_broker_day_volumes has not run for this day"
+    )
     volume = day_volume(
         inputs.ticks,
         inputs.bars,
@@ -245,26 +244,6 @@ def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     )
 
 
-def broker_source(context: dg.AssetCheckExecutionContext):
-    """(source, why-not): the broker client the recovery uses, under the same shared rate limit and
-    behind the broker's circuit breaker; none for an automatic run while automation is off."""
-    from stock_pipelines.recovery.gated_source import gated
-    from stock_pipelines.recovery.sources import BreakerGate, BrokerSettings, breaker_for, build_source
-    from stock_pipelines.redis_conn import redis_client
-
-    decision = permit(context)
-    if not decision.allowed:
-        return None, decision.describe()
-    try:
-        settings = BrokerSettings.from_env()
-        client = redis_client()
-        client.ping()
-        source = build_source(settings, client, Settings.from_env().data_dir / ".tokens", now=clock.now)
-        return gated(source, BreakerGate(breaker_for(settings.broker, client))), ""
-    except (BrokerError, ValueError, redis.RedisError, OSError) as error:
-        return None, f"{type(error).__name__}: {error}"
-
-
 @dg.asset_check(
     asset=minute_bars,
     partitions_def=trading_day_partitions,
@@ -273,10 +252,12 @@ def broker_source(context: dg.AssetCheckExecutionContext):
     description="final bars equal the broker's REST bars (OHLCV) on a daily sample: every recovered window "
     "first, then the most active symbols, within STOCK_PIPELINES_QUALITY_REST_CALLS calls (0 = off). Blocking.",
 )
-def minute_bars_match_broker(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def minute_bars_match_broker(
+    context: dg.AssetCheckExecutionContext, quality: QualityResource, broker: BrokerResource, redis: RedisResource
+) -> dg.AssetCheckResult:
     inputs = inputs_for(context.partition_key)
-    budget = QualityConfig.from_env().rest_calls
-    source, why = broker_source(context) if budget > 0 else (None, "")
+    budget = quality.config().rest_calls
+    source, why = broker_source(context, broker, redis) if budget > 0 else (None, "")
     result = broker_check(inputs, source, budget, clock.now(), why)
     write_broker_check(inputs.day, result)
     disagreements = result.disagreements
