@@ -40,9 +40,14 @@ def lake_name(key: dg.AssetKey) -> str:
 
 
 class LakeIOManager(dg.ConfigurableIOManager):
-    """Reads and writes `<data dir>/<asset>/date=YYYY-MM-DD/part-0.parquet`."""
+    """Reads and writes `<data dir>/<asset>/date=YYYY-MM-DD/part-0.parquet`; `data_dir` as in
+    `LakeResource` (the two are bound with the same value)."""
 
-    lake: LakeResource
+    data_dir: str | None = None
+
+    @property
+    def lake(self) -> LakeResource:
+        return LakeResource(data_dir=self.data_dir)
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | Batches | None) -> None:
         if obj is None:

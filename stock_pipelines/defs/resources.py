@@ -151,10 +151,9 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     """Every resource with its fields unset: the deployment's environment decides."""
     from stock_pipelines.defs.io_manager import LakeIOManager
 
-    lake = LakeResource()
     return {
-        "lake": lake,
-        "io_manager": LakeIOManager(lake=lake),
+        "lake": LakeResource(),
+        "io_manager": LakeIOManager(),
         "redis": RedisResource(),
         "archive": ArchiveResource(),
         "quality": QualityResource(),

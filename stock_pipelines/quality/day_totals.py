@@ -11,7 +11,7 @@ reveal them; the broker's day total does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
@@ -140,5 +140,6 @@ def before_gaps_at_risk(volume: pl.DataFrame, ticks: pl.DataFrame, session: Sess
     at_risk |= set(universe) - traded
     if ticks.height:
         last = ticks.group_by("symbol").agg(pl.col("ts").max())
-        at_risk |= set(last.filter(pl.col("ts") < session.closing_auction_start)["symbol"].to_list())
+        auction = session.closing_auction_start.astimezone(UTC)
+        at_risk |= set(last.filter(pl.col("ts") < auction)["symbol"].to_list())
     return at_risk

@@ -24,6 +24,8 @@ from stock_pipelines.quality.store import TOTALS_ASSET, read_day_totals, write_b
 
 RECOVERED = dg.AssetKey("recovered_minute_bars")
 GAP_REPORT = dg.AssetKey("gap_report")
+# what `load_day` reads besides minute_bars: the checks run after them when a run makes them
+DAY_INPUTS = [dg.AssetKey("raw_ticks"), GAP_REPORT, RECOVERED]
 MAX_LISTED = 25
 
 
@@ -100,6 +102,7 @@ def _coverage_metadata(cov, complete: bool, threshold: float) -> dict:
 @dg.asset_check(
     asset=minute_bars,
     partitions_def=trading_day_partitions,
+    additional_deps=DAY_INPUTS,
     blocking=True,
     description="present / expected symbol-minutes >= STOCK_PIPELINES_COMPLETENESS_ERROR (default 99.9%); "
     "expected = evidence of trades (bars, cumulative-volume jumps, gap windows; REST answers decide). Blocking.",
@@ -119,6 +122,7 @@ def minute_bars_completeness(context: dg.AssetCheckExecutionContext, quality: Qu
 @dg.asset_check(
     asset=minute_bars,
     partitions_def=trading_day_partitions,
+    additional_deps=DAY_INPUTS,
     description="present / expected symbol-minutes >= STOCK_PIPELINES_COMPLETENESS_WARN (default 99.99%); WARN.",
 )
 def minute_bars_completeness_warn(
@@ -136,6 +140,7 @@ def minute_bars_completeness_warn(
 @dg.asset_check(
     asset=minute_bars,
     partitions_def=trading_day_partitions,
+    additional_deps=DAY_INPUTS,
     blocking=True,
     description="no bar outside the session's bar slots, and the closing print present for every symbol "
     "that traded in the closing auction. Blocking.",
@@ -162,6 +167,7 @@ def minute_bars_session_bounds(context: dg.AssetCheckExecutionContext) -> dg.Ass
 @dg.asset_check(
     asset=minute_bars,
     partitions_def=trading_day_partitions,
+    additional_deps=DAY_INPUTS,
     blocking=True,
     description="low <= open, close <= high; volume >= 0; no null price; one bar per symbol-minute. Blocking.",
 )
@@ -184,8 +190,8 @@ def minute_bars_ohlc_invariants(context: dg.AssetCheckExecutionContext) -> dg.As
 @dg.asset_check(
     asset=minute_bars,
     partitions_def=trading_day_partitions,
+    additional_deps=[*DAY_INPUTS, dg.AssetKey(TOTALS_ASSET)],
     blocking=True,
-    additional_deps=[dg.AssetKey(TOTALS_ASSET)],
     description="per symbol, the final bars' volume equals the day's reported volume: the broker's day total "
     "where quality_broker_day_volumes fetched it, else the last cumulative volume archived; archive shortfalls "
     "(trades the ticks lack) are listed. Blocking.",
@@ -247,6 +253,7 @@ def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
 @dg.asset_check(
     asset=minute_bars,
     partitions_def=trading_day_partitions,
+    additional_deps=DAY_INPUTS,
     blocking=True,
     pool=BROKER_POOL,
     description="final bars equal the broker's REST bars (OHLCV) on a daily sample: every recovered window "
