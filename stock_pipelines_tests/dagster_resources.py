@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from stock_pipelines.defs.io_manager import LakeIOManager
+from stock_pipelines.defs.io_manager import LAKE, LakeIOManager
 from stock_pipelines.defs.resources import default_resources
 
 
 def resources(**given: dg.ConfigurableResource) -> dict[str, dg.ConfigurableResource]:
     bound = {**default_resources(), **given}
     if "lake" in given:
-        bound["io_manager"] = LakeIOManager(data_dir=given["lake"].data_dir)
+        bound[LAKE] = LakeIOManager(data_dir=given["lake"].data_dir)
     return bound

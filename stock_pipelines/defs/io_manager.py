@@ -5,7 +5,7 @@ into place, so a partition is the old version or the new one).
 - An output is a `pl.DataFrame`, or `Batches` for one written as it is produced (never whole in
   memory: `raw_ticks`); the IO manager adds `path` and `dagster/row_count` to its metadata.
 - An input is a `pl.LazyFrame` over the partition, so a step reads only the columns it selects.
-  An input declared with `MISSING_OK` metadata is None when the upstream partition was never
+  An input declared `lake_input(missing_ok=True)` is None when the upstream partition was never
   written (the step decides what that means); otherwise a missing partition fails the step,
   naming the partition to materialize first.
 """
@@ -22,8 +22,13 @@ import polars as pl
 from stock_pipelines import lake
 from stock_pipelines.defs.resources import LakeResource
 
+LAKE = "lake_io_manager"  # the resource key; a step's own outputs (ops' results) keep Dagster's default
 MISSING = "missing_partition"
-MISSING_OK = {MISSING: "none"}  # an input's metadata: None when the upstream partition is absent
+
+
+def lake_input(missing_ok: bool = False) -> dg.AssetIn:
+    """An input read from the lake; with `missing_ok`, None when the upstream partition is absent."""
+    return dg.AssetIn(input_manager_key=LAKE, metadata={MISSING: "none"} if missing_ok else None)
 
 
 @dataclass
@@ -65,7 +70,7 @@ class LakeIOManager(dg.ConfigurableIOManager):
         day = date.fromisoformat(context.asset_partition_key)
         if lake.partition_exists(lake_name(key), day, self.lake.root()):
             return lake.scan_partition(lake_name(key), day, self.lake.root())
-        if (context.definition_metadata or {}).get(MISSING) == MISSING_OK[MISSING]:
+        if (context.definition_metadata or {}).get(MISSING) == "none":
             return None
         raise dg.Failure(f"lake partition {key.to_user_string()}[{day}] does not exist: materialize it first")
 

@@ -149,11 +149,11 @@ class BrokerResource(dg.ConfigurableResource):
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     """Every resource with its fields unset: the deployment's environment decides."""
-    from stock_pipelines.defs.io_manager import LakeIOManager
+    from stock_pipelines.defs.io_manager import LAKE, LakeIOManager
 
     return {
         "lake": LakeResource(),
-        "io_manager": LakeIOManager(),
+        LAKE: LakeIOManager(),
         "redis": RedisResource(),
         "archive": ArchiveResource(),
         "quality": QualityResource(),

@@ -11,9 +11,9 @@ from stock_pipelines.archive import retention
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
 from stock_pipelines.defs.jobs.retention import archive_retention_job
+from stock_pipelines.defs.resources import ArchiveResource
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
-from stock_pipelines.defs.resources import ArchiveResource
 from stock_pipelines_tests.dagster_resources import resources
 
 from .conftest import seoul_us, write_day

@@ -20,8 +20,8 @@ from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.sim.archive_day import write_day_archive
-from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.dagster_dev import REPO_ROOT
+from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.production.postgres import PostgresServer, postgres_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]

@@ -12,13 +12,13 @@ import pytest
 
 from stock_pipelines.cli import main
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
-from stock_pipelines.defs.assets.recovery import gap_report, minute_bars
+from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
+from stock_pipelines.defs.resources import RedisResource
 from stock_pipelines.quality.store import read_summary, report_dir
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
-from stock_pipelines.defs.resources import RedisResource
-from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.capabilities import require_capability
+from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.past_day import pin_clock_after
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -94,7 +94,8 @@ def test_html_report_renders_with_its_charts_in_headless_chromium(tmp_path, monk
         outages=[Outage.parse("10:00-10:20", DAY), Outage.parse("14:00-14:05", DAY)],
     )
     result = dg.materialize(
-        [raw_ticks, tick_minute_bars, gap_report, minute_bars],
+        [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars],
+        selection=[raw_ticks, tick_minute_bars, gap_report, minute_bars],  # no recovery: the day keeps holes
         partition_key=DAY.isoformat(),
         instance=dg.DagsterInstance.ephemeral(),
         resources=resources(redis=RedisResource(url="redis://127.0.0.1:1/0")),

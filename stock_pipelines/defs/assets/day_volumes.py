@@ -15,7 +15,7 @@ import polars as pl
 from stock_pipelines.brokers.model import BAR_SCHEMA
 from stock_pipelines.defs.assets.day_inputs import universe
 from stock_pipelines.defs.broker_steps import BROKER_POOL, broker_source
-from stock_pipelines.defs.io_manager import MISSING_OK, column_schema
+from stock_pipelines.defs.io_manager import column_schema, lake_input
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.defs.resources import BrokerResource, LakeResource, QualityResource, RedisResource
 from stock_pipelines.defs.tags import RECOVERY, catalog
@@ -32,8 +32,8 @@ TICK_COLUMNS = {"symbol": pl.String(), "ts": pl.Datetime("us", "UTC"), "qty": pl
     key=TOTALS_ASSET,
     partitions_def=trading_day_partitions,
     ins={
-        "raw_ticks": dg.AssetIn(metadata=MISSING_OK),
-        "tick_minute_bars": dg.AssetIn(metadata=MISSING_OK),
+        "raw_ticks": lake_input(missing_ok=True),
+        "tick_minute_bars": lake_input(missing_ok=True),
     },
     group_name="recovery",
     pool=BROKER_POOL,

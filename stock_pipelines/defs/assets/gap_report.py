@@ -11,7 +11,7 @@ import redis
 
 from stock_pipelines.defs.assets.day_inputs import trading_day, universe
 from stock_pipelines.defs.assets.day_volumes import broker_day_volumes
-from stock_pipelines.defs.io_manager import MISSING_OK, column_schema
+from stock_pipelines.defs.io_manager import LAKE, column_schema, lake_input
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.defs.resources import ArchiveResource, LakeResource, RedisResource
 from stock_pipelines.defs.tags import RECOVERY, catalog
@@ -75,13 +75,14 @@ GAP_COLUMNS = {
 
 @dg.asset(
     partitions_def=trading_day_partitions,
-    ins={"raw_ticks": dg.AssetIn(metadata=MISSING_OK)},
+    ins={"raw_ticks": lake_input(missing_ok=True)},
     deps=[broker_day_volumes],
     group_name="recovery",
     description="Every gap of the day: collector downtime (heartbeats), silence (zombie collectors) and "
     "sequence gaps (cumulative-volume jumps, and trades after a symbol's last archived one that the "
     "broker's day volume reveals), clipped to trading time.",
     metadata={"dagster/column_schema": column_schema(gaps_frame([]).schema, GAP_COLUMNS)},
+    io_manager_key=LAKE,
     **catalog(RECOVERY),
 )
 def gap_report(

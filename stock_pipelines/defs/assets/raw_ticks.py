@@ -10,7 +10,7 @@ from datetime import date
 import dagster as dg
 
 from stock_pipelines.archive.ticks import QUARANTINE_SCHEMA, TICKS_SCHEMA, DayIngest, day_files
-from stock_pipelines.defs.io_manager import Batches, column_schema
+from stock_pipelines.defs.io_manager import LAKE, Batches, column_schema
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.defs.resources import ArchiveResource
 from stock_pipelines.defs.tags import TICKS, catalog
@@ -38,12 +38,14 @@ def session_for(partition_key: str):
             description="One KRX trading day of trades from every collector's JSONL archive: validated, "
             "deduplicated by (symbol, cum); every rejected line in raw_ticks_quarantine with its reason.",
             metadata={"dagster/column_schema": column_schema(TICKS_SCHEMA)},
+            io_manager_key=LAKE,
             **catalog(TICKS),
         ),
         "raw_ticks_quarantine": dg.AssetOut(
             key=QUARANTINE,
             description="The archive lines raw_ticks rejected, each with its file, line and reason.",
             metadata={"dagster/column_schema": column_schema(QUARANTINE_SCHEMA)},
+            io_manager_key=LAKE,
             **catalog(TICKS),
         ),
     },

@@ -12,7 +12,7 @@ from stock_pipelines.defs.assets.day_inputs import trading_day
 from stock_pipelines.defs.assets.gap_report import GapReportConfig, collectors, gap_report, ticks_or_empty
 from stock_pipelines.defs.assets.tick_minute_bars import BAR_COLUMNS
 from stock_pipelines.defs.broker_steps import BROKER_POOL, launched_by, permit
-from stock_pipelines.defs.io_manager import MISSING_OK, column_schema
+from stock_pipelines.defs.io_manager import LAKE, column_schema, lake_input
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.defs.resources import ArchiveResource, BrokerResource, LakeResource, RedisResource
 from stock_pipelines.defs.tags import RECOVERY, catalog
@@ -44,9 +44,9 @@ def _or_empty(frame: pl.LazyFrame | None, schema: dict) -> pl.DataFrame:
 @dg.multi_asset(
     partitions_def=trading_day_partitions,
     ins={
-        "gap_report": dg.AssetIn(metadata=MISSING_OK),
-        "tick_minute_bars": dg.AssetIn(metadata=MISSING_OK),
-        "raw_ticks": dg.AssetIn(metadata=MISSING_OK),
+        "gap_report": lake_input(missing_ok=True),
+        "tick_minute_bars": lake_input(missing_ok=True),
+        "raw_ticks": lake_input(missing_ok=True),
     },
     outs={
         RECOVERED: dg.AssetOut(
@@ -54,6 +54,7 @@ def _or_empty(frame: pl.LazyFrame | None, schema: dict) -> pl.DataFrame:
             description="Bars for every gap window: tier 1 from another collector's archive (no API cost), "
             "tier 2 from the broker's REST minute bars under the shared rate limit, most active symbols first.",
             metadata={"dagster/column_schema": column_schema(BAR_SCHEMA, BAR_COLUMNS)},
+            io_manager_key=LAKE,
             **catalog(RECOVERY),
         ),
         FETCHED_ASSET: dg.AssetOut(
@@ -61,6 +62,7 @@ def _or_empty(frame: pl.LazyFrame | None, schema: dict) -> pl.DataFrame:
             description="Every window the broker answered today, with when: a later run of the day reuses "
             "their closed minutes instead of asking again (recovery.reuse).",
             metadata={"dagster/column_schema": column_schema(FETCHED_SCHEMA, FETCHED_COLUMNS)},
+            io_manager_key=LAKE,
             **catalog(RECOVERY),
         ),
     },
@@ -174,13 +176,14 @@ def recovered_minute_bars(
 @dg.asset(
     partitions_def=trading_day_partitions,
     ins={
-        "tick_minute_bars": dg.AssetIn(metadata=MISSING_OK),
-        "recovered_minute_bars": dg.AssetIn(metadata=MISSING_OK),
+        "tick_minute_bars": lake_input(missing_ok=True),
+        "recovered_minute_bars": lake_input(missing_ok=True),
     },
     group_name="recovery",
     description="The final minute bars of the day: one bar per symbol-minute, recovered bars inside gaps, "
     "tick bars elsewhere, a `source` column for lineage.",
     metadata={"dagster/column_schema": column_schema(BAR_SCHEMA, BAR_COLUMNS)},
+    io_manager_key=LAKE,
     **catalog(RECOVERY),
 )
 def minute_bars(

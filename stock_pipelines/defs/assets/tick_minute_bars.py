@@ -6,7 +6,7 @@ import polars as pl
 from stock_pipelines.archive.bars import minute_bars
 from stock_pipelines.brokers.model import BAR_SCHEMA
 from stock_pipelines.defs.assets.raw_ticks import session_for
-from stock_pipelines.defs.io_manager import column_schema
+from stock_pipelines.defs.io_manager import LAKE, column_schema, lake_input
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.defs.tags import TICKS, catalog
 
@@ -20,6 +20,8 @@ BAR_COLUMNS = {
 @dg.asset(
     partitions_def=trading_day_partitions,
     group_name="ticks",
+    ins={"raw_ticks": lake_input()},
+    io_manager_key=LAKE,
     description="One-minute OHLCV bars per symbol from raw_ticks (minute = start of the minute; "
     "the closing-auction print is its own bar at the close). source='ticks'.",
     metadata={"dagster/column_schema": column_schema(BAR_SCHEMA, BAR_COLUMNS)},
