@@ -94,8 +94,8 @@ def test_a_closed_day_is_skipped():
 def test_the_sensor_observes_the_day_of_the_project_clock(archive_env, monkeypatch):
     write_day(archive_env, "kis-1", session_trades("005930", 30, start=(10, 0)))
     monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(NOW))
-    metadata, _ = events(tick_archive_sensor(dg.build_sensor_context(resources={"archive": ArchiveResource(archive_dir=str(archive_env))})))
+    metadata, _ = events(tick_archive_sensor(dg.build_sensor_context()))
     assert metadata["trade_lines"] == 30
     monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2026, 11, 21, 10, 0, tzinfo=SEOUL)))
-    skipped = tick_archive_sensor(dg.build_sensor_context(resources={"archive": ArchiveResource(archive_dir=str(archive_env))}))
+    skipped = tick_archive_sensor(dg.build_sensor_context())
     assert isinstance(skipped, dg.SkipReason) and skipped.skip_message == "2026-11-21 is not a KRX trading day"

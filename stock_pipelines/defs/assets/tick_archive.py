@@ -92,8 +92,10 @@ def evaluate_tick_archive(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Observe today's tick_archive partition and report its freshness check.",
 )
-def tick_archive_sensor(context: dg.SensorEvaluationContext, archive: ArchiveResource):
-    return evaluate_tick_archive(clock.now(), context.cursor, archive.config())
+def tick_archive_sensor(context: dg.SensorEvaluationContext):
+    # the resource's defaults, not a resource parameter: dagster 1.13 warns (BetaWarning, sensor
+    # `owners`) whenever it binds a resource to a sensor
+    return evaluate_tick_archive(clock.now(), context.cursor, ArchiveResource().config())
 
 
 @dg.asset_check(
