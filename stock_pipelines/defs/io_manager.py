@@ -63,7 +63,9 @@ class LakeIOManager(dg.ConfigurableIOManager):
             extra = dict(obj.metadata())
         else:
             path, rows, extra = lake.write_partition(obj, name, day, self.lake.root()), obj.height, {}
-        context.add_output_metadata({"dagster/row_count": rows, "path": dg.MetadataValue.path(str(path)), **extra})
+        context.add_output_metadata(
+            {"dagster/row_count": rows, "path": dg.MetadataValue.path(str(path)), **extra}
+        )
 
     def load_input(self, context: dg.InputContext) -> pl.LazyFrame | None:
         key = context.asset_key
@@ -75,9 +77,14 @@ class LakeIOManager(dg.ConfigurableIOManager):
         raise dg.Failure(f"lake partition {key.to_user_string()}[{day}] does not exist: materialize it first")
 
 
-def column_schema(schema: Mapping[str, pl.DataType], descriptions: Mapping[str, str] | None = None) -> dg.TableSchema:
+def column_schema(
+    schema: Mapping[str, pl.DataType], descriptions: Mapping[str, str] | None = None
+) -> dg.TableSchema:
     """A Parquet table's columns for the catalog (`dagster/column_schema`)."""
     descriptions = descriptions or {}
     return dg.TableSchema(
-        columns=[dg.TableColumn(name, str(dtype), description=descriptions.get(name)) for name, dtype in schema.items()]
+        columns=[
+            dg.TableColumn(name, str(dtype), description=descriptions.get(name))
+            for name, dtype in schema.items()
+        ]
     )

@@ -22,6 +22,7 @@ from pydantic import Field
 from stock_pipelines import settings
 from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.ops import clock
+from stock_pipelines.ops.preflight import CREDENTIAL_VARS
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.recovery.sources import (
     BROKER_VAR,
@@ -35,8 +36,6 @@ from stock_pipelines.recovery.sources import (
     credentials_from,
 )
 from stock_pipelines.redis_conn import redis_client
-
-CREDENTIAL_VARS = {"kis": ("KIS_APP_KEY", "KIS_APP_SECRET"), "kiwoom": ("KIWOOM_APP_KEY", "KIWOOM_SECRET_KEY")}
 
 
 def _with(fields: Mapping[str, object]) -> dict[str, str]:
@@ -65,7 +64,9 @@ class RedisResource(dg.ConfigurableResource):
 class ArchiveResource(dg.ConfigurableResource):
     """The collectors' JSONL archive and the thresholds its checks apply (`archive.config`)."""
 
-    archive_dir: str | None = Field(default=None, description="None: STOCK_PIPELINES_ARCHIVE_DIR (<data dir>/archive)")
+    archive_dir: str | None = Field(
+        default=None, description="None: STOCK_PIPELINES_ARCHIVE_DIR (<data dir>/archive)"
+    )
     fallback_dir: str | None = Field(default=None, description="None: STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR")
     session_tolerance_s: float | None = None
     quarantine_warn_share: float | None = None
@@ -112,7 +113,9 @@ class BrokerResource(dg.ConfigurableResource):
 
     broker: str | None = Field(default=None, description="None: STOCK_PIPELINES_BROKER (kis)")
     base_url: str | None = Field(default=None, description="None: KIS_BASE_URL or KIWOOM_BASE_URL")
-    rate_limit_per_s: int | None = Field(default=None, description="None: KIS_RATE_LIMIT_PER_S (20) or KIWOOM_RATE_LIMIT_PER_S (5)")
+    rate_limit_per_s: int | None = Field(
+        default=None, description="None: KIS_RATE_LIMIT_PER_S (20) or KIWOOM_RATE_LIMIT_PER_S (5)"
+    )
     processes: int | None = Field(default=None, description="None: STOCK_PIPELINES_BROKER_PROCESSES (2)")
     token_dir: str | None = Field(default=None, description="None: <data dir>/.tokens")
     app_key: str | None = Field(default=None, description="tests only")
@@ -132,7 +135,7 @@ class BrokerResource(dg.ConfigurableResource):
         broker = self.name()
         key_var, secret_var = CREDENTIAL_VARS[broker]
         given = {key_var: self.app_key, secret_var: self.app_secret}
-        values = {name: value if value is not None else dg.EnvVar(name).get_value() for name, value in given.items()}
+        values = {name: dg.EnvVar(name).get_value() if v is None else v for name, v in given.items()}
         return credentials_from(broker, values)
 
     def tokens(self) -> Path:

@@ -39,7 +39,7 @@ class QualityConfig:
     - STOCK_PIPELINES_COMPLETENESS_WARN: WARN below this share (default 0.9999)
     - STOCK_PIPELINES_QUALITY_REST_CALLS: broker calls a day for the consistency sample (default 20; 0 = off)
     - STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS: symbols asked for their day volume (one request each)
-      each time the day-volume check runs (default 50; 0 = off)
+      each time quality_broker_day_volumes is materialized (default 50; 0 = off)
     - STOCK_PIPELINES_QUALITY_HISTORY_DAYS: trading days in the report's trend chart (default 20)
     """
 

@@ -131,7 +131,9 @@ def day_totals_check(
     return fetch_day_totals(source, session.day, choose_symbols(volume, at_risk, budget, session.day))
 
 
-def before_gaps_at_risk(volume: pl.DataFrame, ticks: pl.DataFrame, session: Session, universe: list[str]) -> set[str]:
+def before_gaps_at_risk(
+    volume: pl.DataFrame, ticks: pl.DataFrame, session: Session, universe: list[str]
+) -> set[str]:
     """The symbols at risk before the day's gaps are known (the day totals feed the gap report):
     a tick shortfall, no archived trade in the closing auction (where a lost tail shows), or no
     trade at all (a symbol of `universe` absent from `volume`)."""

@@ -40,7 +40,9 @@ TICK_COLUMNS = {"symbol": pl.String(), "ts": pl.Datetime("us", "UTC"), "qty": pl
     description="The broker's day volume per symbol (one call each, STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS "
     "symbols a day: those at risk first, then a rotation through the rest); fetched once the day's volume "
     "is final. gap_report turns a day total above the last archived cum into a gap to the close.",
-    metadata={"dagster/column_schema": column_schema(TOTALS_SCHEMA, {"broker_volume": "the broker's day volume"})},
+    metadata={
+        "dagster/column_schema": column_schema(TOTALS_SCHEMA, {"broker_volume": "the broker's day volume"})
+    },
     **catalog(RECOVERY),
 )
 def broker_day_volumes(
@@ -54,9 +56,9 @@ def broker_day_volumes(
 ) -> dg.MaterializeResult:
     day = date.fromisoformat(context.partition_key)
     session = krx_calendar().session(day)
-    ticks = (
-        raw_ticks.select(list(TICK_COLUMNS)).collect() if raw_ticks is not None else pl.DataFrame(schema=TICK_COLUMNS)
-    )
+    ticks = pl.DataFrame(schema=TICK_COLUMNS)
+    if raw_ticks is not None:
+        ticks = raw_ticks.select(list(TICK_COLUMNS)).collect()
     bars = tick_minute_bars.collect() if tick_minute_bars is not None else pl.DataFrame(schema=BAR_SCHEMA)
     volume = day_volume(ticks, bars)
     at_risk = before_gaps_at_risk(volume, ticks, session, universe(day, ticks, lake.root()))

@@ -39,7 +39,9 @@ def ticks_or_empty(ticks: pl.LazyFrame | None) -> pl.DataFrame:
     return ticks.collect() if ticks is not None else pl.DataFrame(schema=TICK_COLUMNS)
 
 
-def heartbeat_store(context: dg.AssetExecutionContext, redis_resource: RedisResource) -> HeartbeatStore | None:
+def heartbeat_store(
+    context: dg.AssetExecutionContext, redis_resource: RedisResource
+) -> HeartbeatStore | None:
     try:
         client = redis_resource.client()
         client.ping()
@@ -49,8 +51,15 @@ def heartbeat_store(context: dg.AssetExecutionContext, redis_resource: RedisReso
         return None
 
 
-def collectors(context, day: date, ticks: pl.DataFrame, redis_resource: RedisResource, archive: ArchiveResource):
-    return collectors_of_day(day, ticks, heartbeat_store(context, redis_resource), archive.config().archive_dir)
+def collectors(
+    context: dg.AssetExecutionContext,
+    day: date,
+    ticks: pl.DataFrame,
+    redis_resource: RedisResource,
+    archive: ArchiveResource,
+):
+    store = heartbeat_store(context, redis_resource)
+    return collectors_of_day(day, ticks, store, archive.config().archive_dir)
 
 
 def _now_if_today(day: date) -> datetime | None:

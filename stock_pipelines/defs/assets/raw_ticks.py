@@ -55,7 +55,8 @@ def raw_ticks(context: dg.AssetExecutionContext, archive: ArchiveResource):
     config = archive.config()
     run = DayIngest(day_files(config.roots(), day), session, config.session_tolerance)
     # streamed one symbol range at a time; the accounting is asserted before the rename
-    yield dg.Output(Batches(run.batches(), TICKS_SCHEMA, lambda: _metadata(run, session)), output_name="raw_ticks")
+    batches = Batches(run.batches(), TICKS_SCHEMA, lambda: _metadata(run, session))
+    yield dg.Output(batches, output_name="raw_ticks")
     assert run.quarantine is not None
     if run.stats.files == 0:
         context.log.warning(

@@ -22,19 +22,36 @@ from stock_pipelines.ops import clock
 from stock_pipelines.recovery.bars import bars_within, final_bars, gaps_from_frame, tier1_bars
 from stock_pipelines.recovery.detect import tier1_coverage
 from stock_pipelines.recovery.execute import WindowOutcome, execute_plan
-from stock_pipelines.recovery.plan import build_plan, clipped_to, lower_bound_calls, missing_slots, symbol_windows
-from stock_pipelines.recovery.reuse import FETCHED_ASSET, FETCHED_SCHEMA, done_windows, fetched_frame, reusable_bars
+from stock_pipelines.recovery.plan import (
+    build_plan,
+    clipped_to,
+    lower_bound_calls,
+    missing_slots,
+    symbol_windows,
+)
+from stock_pipelines.recovery.reuse import (
+    FETCHED_ASSET,
+    FETCHED_SCHEMA,
+    done_windows,
+    fetched_frame,
+    reusable_bars,
+)
 
 __all__ = ["GapReportConfig", "gap_report", "minute_bars", "recovered_minute_bars"]
 
 MAX_LISTED = 25
 RECOVERED = "recovered_minute_bars"
-FETCHED_COLUMNS = {"end": "the closed part only: bars in [start, end) are final", "fetched_at": "when it was asked"}
+FETCHED_COLUMNS = {
+    "end": "the closed part only: bars in [start, end) are final",
+    "fetched_at": "when the broker was asked",
+}
 
 
 def _previous(name: str, day, root, schema: dict) -> pl.DataFrame:
     """This asset's own partition as an earlier run of the day left it (empty: none)."""
-    return read_partition(name, day, root) if partition_exists(name, day, root) else pl.DataFrame(schema=schema)
+    if partition_exists(name, day, root):
+        return read_partition(name, day, root)
+    return pl.DataFrame(schema=schema)
 
 
 def _or_empty(frame: pl.LazyFrame | None, schema: dict) -> pl.DataFrame:
@@ -52,7 +69,8 @@ def _or_empty(frame: pl.LazyFrame | None, schema: dict) -> pl.DataFrame:
         RECOVERED: dg.AssetOut(
             key=RECOVERED,
             description="Bars for every gap window: tier 1 from another collector's archive (no API cost), "
-            "tier 2 from the broker's REST minute bars under the shared rate limit, most active symbols first.",
+            "tier 2 from the broker's REST minute bars under the shared rate limit, most active symbols "
+            "first.",
             metadata={"dagster/column_schema": column_schema(BAR_SCHEMA, BAR_COLUMNS)},
             io_manager_key=LAKE,
             **catalog(RECOVERY),
@@ -69,7 +87,9 @@ def _or_empty(frame: pl.LazyFrame | None, schema: dict) -> pl.DataFrame:
     group_name="recovery",
     pool=BROKER_POOL,
     check_specs=[
-        dg.AssetCheckSpec("every_gap_recovered", asset=RECOVERED, blocking=False, partitions_def=trading_day_partitions)
+        dg.AssetCheckSpec(
+            "every_gap_recovered", asset=RECOVERED, blocking=False, partitions_def=trading_day_partitions
+        )
     ],
 )
 def recovered_minute_bars(
@@ -99,7 +119,8 @@ def recovered_minute_bars(
     missing = symbol_windows(gaps, coverage, close)
     still_missing = symbol_windows(gaps, coverage, close, fetched=done)
     covered = tier1_bars(tick_bars, coverage)
-    reused = bars_within(reusable_bars(_previous(RECOVERED, day, root, BAR_SCHEMA), done, broker_name), missing)
+    earlier = _previous(RECOVERED, day, root, BAR_SCHEMA)
+    reused = bars_within(reusable_bars(earlier, done, broker_name), missing)
     metadata: dict[str, object] = {
         "gaps": len(gaps),
         "missing_symbol_minutes": missing_slots(missing, day),
@@ -195,7 +216,8 @@ def minute_bars(
     bars = final_bars(_or_empty(tick_minute_bars, BAR_SCHEMA), [_or_empty(recovered_minute_bars, BAR_SCHEMA)])
     by_source = dict(bars.group_by("source").len().sort("source").iter_rows())
     return dg.Output(
-        bars, metadata={"bars_by_source": dg.MetadataValue.json(by_source), "symbols": bars["symbol"].n_unique()}
+        bars,
+        metadata={"bars_by_source": dg.MetadataValue.json(by_source), "symbols": bars["symbol"].n_unique()},
     )
 
 

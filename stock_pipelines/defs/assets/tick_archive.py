@@ -92,10 +92,8 @@ def evaluate_tick_archive(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Observe today's tick_archive partition and report its freshness check.",
 )
-def tick_archive_sensor(context: dg.SensorEvaluationContext):
-    # the resource's defaults, not a resource parameter: dagster 1.13 warns (BetaWarning, sensor
-    # `owners`) whenever it binds a resource to a sensor
-    return evaluate_tick_archive(clock.now(), context.cursor, ArchiveResource().config())
+def tick_archive_sensor(context: dg.SensorEvaluationContext, archive: ArchiveResource):
+    return evaluate_tick_archive(clock.now(), context.cursor, archive.config())
 
 
 @dg.asset_check(
@@ -105,7 +103,9 @@ def tick_archive_sensor(context: dg.SensorEvaluationContext):
     description="In continuous trading every collector's trade files grew within "
     "STOCK_PIPELINES_ARCHIVE_MAX_SILENCE_S (default 120 s).",
 )
-def tick_archive_fresh(context: dg.AssetCheckExecutionContext, archive: ArchiveResource) -> dg.AssetCheckResult:
+def tick_archive_fresh(
+    context: dg.AssetCheckExecutionContext, archive: ArchiveResource
+) -> dg.AssetCheckResult:
     day = date.fromisoformat(context.partition_key)
     now = clock.now()
     if day != now.astimezone(SEOUL).date():

@@ -59,7 +59,8 @@ def preflight_checks(
         if missing_key is not None and client is not None:
             # a missing API key cannot heal by itself: the breaker opens for good (and the
             # heartbeat sensor goes dormant) until a person resets it with `resume`
-            RecoveryGovernance(client, broker_name).breaker().trip_permanently(f"pre-flight: {missing_key.detail}")
+            breaker = RecoveryGovernance(client, broker_name).breaker()
+            breaker.trip_permanently(f"pre-flight: {missing_key.detail}")
         Alerter(client).send("preflight_failed", report.describe(), dedupe_key=f"{context.run_id}")
         raise dg.Failure(report.describe(), metadata={"report": dg.MetadataValue.json(report.to_json())})
     context.add_output_metadata({"report": dg.MetadataValue.json(report.to_json())})

@@ -2,9 +2,10 @@
 trades after the archive's last ones (and on nothing else a re-run cannot fix), run the end of
 day once more.
 
-The failed run's minute_bars_day_volume check stored the broker's day volumes; the next run's
-gap_report turns each shortfall into a gap to the close, and the recovery fetches it from REST
-(docs/quality.md). One retry a day (run key), and only while automatic recovery is allowed: the
+An end-of-day run fetches the broker's day volumes (quality_broker_day_volumes) before its
+gap_report, so it recovers such tails itself; this failure means the figures came after that run's
+gap_report. The next run's gap_report turns each shortfall into a gap to the close, and the
+recovery fetches it from REST (docs/quality.md). One retry a day (run key), and only while automatic recovery is allowed: the
 feature flag is on and governance is not dormant. Any other failure is left to a person.
 """
 
