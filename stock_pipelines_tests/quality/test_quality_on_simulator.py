@@ -379,6 +379,7 @@ def _failure_context(instance, result):
         dagster_run=result.dagster_run,
         dagster_event=result.get_run_failure_event(),
         repository_def=defs.get_repository_def(),
+        resources={"redis": RedisResource()},
     ).for_run_failure()
 
 
