@@ -3,22 +3,21 @@
     <data root>/<asset>/date=YYYY-MM-DD/part-0.parquet
 
 A partition is written to a temporary file in the same directory, fsynced, renamed over
-`part-0.parquet` and the directory fsynced: a reader sees the old version or the new one,
-never half a file, and a crash leaves at most a stray `.tmp-*` file (ignored by readers and
-removed by the next write of that partition).
+`part-0.parquet` and the directory fsynced (`atomic_files.replacing`): a reader sees the old
+version or the new one, never half a file, and a crash leaves at most a stray `.tmp-*` file
+(ignored by readers and removed by the next write of that partition).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 
+from stock_pipelines.atomic_files import fsync_dir, makedirs, replacing
 from stock_pipelines.settings import Settings
 
 PART_NAME = "part-0.parquet"
@@ -44,22 +43,11 @@ def partition_path(asset: str, day: date | str, data_dir: Path | None = None) ->
 def write_partition(df: pl.DataFrame, asset: str, day: date | str, data_dir: Path | None = None) -> Path:
     """Replace the partition with `df`; returns the final path."""
     directory = partition_dir(asset, day, data_dir)
-    created = _makedirs(directory)
-    for stale in directory.glob(".tmp-*"):
-        stale.unlink(missing_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=directory)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            df.write_parquet(handle, compression="zstd", compression_level=1, statistics=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        final = directory / PART_NAME
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    for path in [directory, *created]:
+    created = _fresh_partition_dir(directory)
+    final = directory / PART_NAME
+    with replacing(final, suffix=".parquet") as handle:
+        df.write_parquet(handle, compression="zstd", compression_level=1, statistics=True)
+    for path in created:
         fsync_dir(path)
     return final
 
@@ -80,35 +68,22 @@ def write_partition_batches(
     import pyarrow.parquet as pq
 
     directory = partition_dir(asset, day, data_dir)
-    created = _makedirs(directory)
-    for stale in directory.glob(".tmp-*"):
-        stale.unlink(missing_ok=True)
+    created = _fresh_partition_dir(directory)
     arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
-    fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=directory)
-    tmp = Path(tmp_name)
+    final = directory / PART_NAME
     rows = 0
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            # dictionaries pay off for repeated strings, not for timestamps and counters
-            strings = [name for name, dtype in schema.items() if dtype == pl.String]
-            with pq.ParquetWriter(
-                handle, arrow_schema, compression="zstd", compression_level=1, use_dictionary=strings
-            ) as writer:
-                for batch in batches:
-                    if batch.height:
-                        table = batch.to_arrow()
-                        writer.write_table(
-                            table if table.schema == arrow_schema else table.cast(arrow_schema)
-                        )
-                        rows += batch.height
-            handle.flush()
-            os.fsync(handle.fileno())
-        final = directory / PART_NAME
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    for path in [directory, *created]:
+    with replacing(final, suffix=".parquet") as handle:
+        # dictionaries pay off for repeated strings, not for timestamps and counters
+        strings = [name for name, dtype in schema.items() if dtype == pl.String]
+        with pq.ParquetWriter(
+            handle, arrow_schema, compression="zstd", compression_level=1, use_dictionary=strings
+        ) as writer:
+            for batch in batches:
+                if batch.height:
+                    table = batch.to_arrow()
+                    writer.write_table(table if table.schema == arrow_schema else table.cast(arrow_schema))
+                    rows += batch.height
+    for path in created:
         fsync_dir(path)
     return final, rows
 
@@ -132,20 +107,10 @@ def _existing(asset: str, day: date | str, data_dir: Path | None) -> Path:
     return path
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _makedirs(directory: Path) -> list[Path]:
-    """mkdir -p; returns the parents of newly created directories (they need an fsync)."""
-    missing: list[Path] = []
-    probe = directory
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    return [p.parent for p in reversed(missing)]
+def _fresh_partition_dir(directory: Path) -> list[Path]:
+    """The partition's directory, created if need be and cleared of what an interrupted write
+    left; the parents of the directories it created (each needs an fsync)."""
+    created = makedirs(directory)
+    for stale in directory.glob(".tmp-*"):
+        stale.unlink(missing_ok=True)
+    return created

@@ -9,9 +9,10 @@ Guarantees (docs/archive-format.md, "Writer"):
   or `tick()` that often; a new file's directory (and every directory created) is fsynced;
 - torn tail: when a file that does not end in "\\n" is (re)opened, the bytes after its last
   newline (what a machine crash left mid-line) are moved to `<collector>/quarantine/...` and
-  the file is truncated to whole lines; a TORN_TAIL event records it;
+  the file is truncated to whole lines; a TORN_TAIL event records it (`torn_tail`);
 - disk-space floor: below `min_free_bytes` free the writer refuses lines (`DiskSpaceLow`),
-  emits DISK_LOW once, and emits DISK_OK and accepts lines again when space returns;
+  emits DISK_LOW once, and emits DISK_OK and accepts lines again when space returns
+  (`disk_floor`);
 - permission errors name the path and the fix, or switch to `fallback_root` (FALLBACK event).
 Events go to the system stream and to the optional `on_event(SystemRecord)` hook (the place
 for the Redis event once the heartbeat issue defines it).
@@ -21,10 +22,9 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,10 +32,12 @@ from typing import Self
 
 from stock_pipelines.archive import layout
 from stock_pipelines.archive.config import ArchiveConfig
+from stock_pipelines.archive.disk_floor import DiskFloor
 from stock_pipelines.archive.record import SystemRecord, TradeRecord
+from stock_pipelines.archive.torn_tail import cut_torn_tail
+from stock_pipelines.atomic_files import fsync_dir, makedirs
 
 UP, DOWN = "UP", "DOWN"
-DISK_LOW, DISK_OK = "DISK_LOW", "DISK_OK"
 TORN_TAIL, FALLBACK, WRITE_ERROR = "TORN_TAIL", "FALLBACK", "WRITE_ERROR"
 
 
@@ -90,19 +92,17 @@ class ArchiveWriter:
         self.root = Path(root)
         self.fallback_root = Path(fallback_root) if fallback_root is not None else None
         self.policy = policy or WriterPolicy()
-        self.min_free_bytes = self.policy.min_free_bytes
         self.on_event = on_event
         self.clock = clock
         self.lines_written = 0
         self.lines_refused = 0
-        self.disk_low = False
-        self._refused_from_us: int | None = None  # oldest trade refused in this DISK_LOW stretch
+        self._disk = DiskFloor(self.policy.min_free_bytes, self.policy.disk_check_interval_s, clock,
+                               emit=self._emit, flush_all=self._flush_all)
         self._seq = 0
         self._lock = threading.RLock()
         self._trades = _Stream(layout.TRADES)
         self._system = _Stream(layout.SYSTEM)
         self._last_flush = self._last_fsync = clock()
-        self._last_disk_check = float("-inf")
         self._in_flush = False
         self._closed = False
         self._check_writable()
@@ -127,6 +127,19 @@ class ArchiveWriter:
 
     # -- public ------------------------------------------------------------------------
 
+    @property
+    def min_free_bytes(self) -> int:
+        return self._disk.min_free_bytes
+
+    @min_free_bytes.setter
+    def min_free_bytes(self, value: int) -> None:
+        self._disk.min_free_bytes = value
+
+    @property
+    def disk_low(self) -> bool:
+        """Below the free-space floor: lines are refused until space returns."""
+        return self._disk.low
+
     def trade(
         self, src: str, sym: str, ts: int, px: int, qty: int, cum: int, rx: int | None = None
     ) -> TradeRecord:
@@ -144,11 +157,9 @@ class ArchiveWriter:
     def write_trades(self, records: list[TradeRecord]) -> None:
         with self._lock:
             self._check_open()
-            if self._refuse_for_disk_space(records):
+            if self._disk.refuses(self.root, self.lines_refused, records):
                 self.lines_refused += len(records)
-                oldest = _oldest_ts(records)
-                if oldest is not None and (self._refused_from_us is None or oldest < self._refused_from_us):
-                    self._refused_from_us = oldest
+                self._disk.refused(records)
                 raise DiskSpaceLow(
                     f"archive {self.root}: free space below the floor of {self.min_free_bytes} bytes; "
                     f"{len(records)} line(s) refused (writing resumes when space returns)"
@@ -254,7 +265,7 @@ class ArchiveWriter:
         except OSError as error:
             os.ftruncate(stream.fd, before)  # never leave part of a line behind
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
-                self._enter_disk_low(f"{error.strerror} writing {stream.path}")
+                self._disk.enter_low(f"{error.strerror} writing {stream.path}", self.root)
                 raise DiskSpaceLow(
                     f"archive file {stream.path}: disk full ({error.strerror}); lines kept in memory "
                     "and retried when space returns"
@@ -271,7 +282,7 @@ class ArchiveWriter:
 
     def _open(self, stream: _Stream, path: Path) -> None:
         try:
-            created = _makedirs(path.parent)
+            created = makedirs(path.parent)
             existed = path.exists()
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except PermissionError as error:
@@ -287,19 +298,19 @@ class ArchiveWriter:
                 return
             raise self._permission_error(path, error) from error
         for directory in created:
-            _fsync_dir(directory)
+            fsync_dir(directory)
         if not existed:
-            _fsync_dir(path.parent)
-        else:
-            self._cut_torn_tail(path, fd)
+            fsync_dir(path.parent)
+        elif (torn := cut_torn_tail(self.root, self.collector_id, path, fd)) is not None:
+            self._emit(TORN_TAIL, torn, flush=False)
         stream.path, stream.fd = path, fd
 
     def _check_writable(self) -> None:
         """Fail at start-up, not at the first flush, when the archive root cannot be written."""
         collector_dir = self.root / self.collector_id
         try:
-            for directory in _makedirs(collector_dir):
-                _fsync_dir(directory)
+            for directory in makedirs(collector_dir):
+                fsync_dir(directory)
             if not os.access(collector_dir, os.W_OK | os.X_OK):
                 raise PermissionError(errno.EACCES, "Permission denied", str(collector_dir))
         except PermissionError as error:
@@ -316,32 +327,6 @@ class ArchiveWriter:
             "(STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR)."
         )
 
-    def _cut_torn_tail(self, path: Path, fd: int) -> None:
-        size = os.fstat(fd).st_size
-        if size == 0 or _last_byte(path, size) == b"\n":
-            return
-        keep = _last_newline_end(path, size)
-        with path.open("rb") as handle:
-            handle.seek(keep)
-            tail = handle.read()
-        quarantine = layout.torn_tail_path(self.root, self.collector_id, path, keep)
-        created = _makedirs(quarantine.parent)
-        tmp = quarantine.with_name(quarantine.name + ".tmp")
-        with tmp.open("wb") as handle:
-            handle.write(tail)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, quarantine)
-        for directory in [*created, quarantine.parent]:
-            _fsync_dir(directory)
-        os.ftruncate(fd, keep)
-        os.fsync(fd)
-        self._emit(
-            TORN_TAIL,
-            {"file": str(path), "offset": keep, "bytes": len(tail), "quarantine": str(quarantine)},
-            flush=False,
-        )
-
     def _close_stream(self, stream: _Stream) -> None:
         if stream.fd is not None:
             if stream.dirty:
@@ -350,7 +335,7 @@ class ArchiveWriter:
             os.close(stream.fd)
         stream.fd, stream.path = None, None
 
-    # -- events and disk space ------------------------------------------------------------
+    # -- events ------------------------------------------------------------------------
 
     def _emit(self, event: str, detail: dict | None, flush: bool = True) -> SystemRecord:
         record = SystemRecord(event, self._now_us(), self.collector_id, detail)
@@ -361,45 +346,6 @@ class ArchiveWriter:
             self._flush_stream(self._system, True)
         return record
 
-    def _refuse_for_disk_space(self, records: Sequence[TradeRecord] = ()) -> bool:
-        now = self.clock()
-        if now - self._last_disk_check < self.policy.disk_check_interval_s and not self.disk_low:
-            return False
-        if self.disk_low and now - self._last_disk_check < self.policy.disk_check_interval_s:
-            return True
-        self._last_disk_check = now
-        free = self._free_bytes()
-        if free < self.min_free_bytes and not self.disk_low:
-            self._enter_disk_low(f"{free} bytes free < floor {self.min_free_bytes}", _oldest_ts(records))
-        elif free >= self.min_free_bytes and self.disk_low:
-            self.disk_low = False
-            detail = {"free_bytes": free, "floor_bytes": self.min_free_bytes, "refused_lines": self.lines_refused}
-            if self._refused_from_us is not None:
-                detail["refused_from_us"] = self._refused_from_us
-            self._refused_from_us = None
-            self._emit(DISK_OK, detail)
-        return self.disk_low
-
-    def _enter_disk_low(self, why: str, refusing_from_us: int | None = None) -> None:
-        """`refusing_from_us`: the oldest execution time of the trades about to be refused. A
-        collector hands trades over some time after they executed, so the loss starts there,
-        possibly well before this event's own time."""
-        if self.disk_low:
-            return
-        self.disk_low = True
-        self._last_disk_check = self.clock()
-        self._flush_all(True)  # what was accepted before the floor goes to disk (the floor is headroom)
-        detail = {"reason": why, "floor_bytes": self.min_free_bytes, "root": str(self.root)}
-        if refusing_from_us is not None:
-            detail["from_us"] = refusing_from_us
-        self._emit(DISK_LOW, detail)
-
-    def _free_bytes(self) -> int:
-        probe = self.root
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        return shutil.disk_usage(probe).free
-
     def _now_us(self) -> int:
         return int(self.clock() * 1_000_000)
 
@@ -407,48 +353,3 @@ class ArchiveWriter:
         if self._closed:
             raise ArchiveWriteError(f"archive writer for {self.collector_id} is closed")
 
-
-def _makedirs(directory: Path) -> list[Path]:
-    """mkdir -p; returns the parents of the directories it created (each needs an fsync)."""
-    missing = []
-    probe = directory
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    return [p.parent for p in reversed(missing)]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _last_byte(path: Path, size: int) -> bytes:
-    with path.open("rb") as handle:
-        handle.seek(size - 1)
-        return handle.read(1)
-
-
-def _last_newline_end(path: Path, size: int) -> int:
-    """Offset just past the last b"\\n" (0 if none), reading backwards in blocks."""
-    block = 64 * 1024
-    with path.open("rb") as handle:
-        end = size
-        while end > 0:
-            start = max(0, end - block)
-            handle.seek(start)
-            chunk = handle.read(end - start)
-            index = chunk.rfind(b"\n")
-            if index >= 0:
-                return start + index + 1
-            end = start
-    return 0
-
-
-def _oldest_ts(records: Sequence[TradeRecord]) -> int | None:
-    """Taken only when trades are refused: the check runs off the collector's hot path."""
-    return min((r.ts for r in records), default=None)

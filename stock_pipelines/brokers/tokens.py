@@ -13,11 +13,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from stock_pipelines.atomic_files import replacing
 
 REFRESH_MARGIN_S = 600.0  # refresh ten minutes before expiry, never mid-recovery at the edge
 ISSUE_SPACING_S = 61.0  # KIS: one issue a minute per app key
@@ -69,8 +70,5 @@ class TokenCache:
             return None
 
     def _write(self, token: Token) -> None:
-        temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        with replacing(self.path, "w") as handle:  # a temporary file is created owner-only (0600)
             json.dump({"value": token.value, "expires_at": token.expires_at, "issued_at": token.issued_at}, handle)
-        os.replace(temporary, self.path)

@@ -139,7 +139,7 @@ class CollectorSettings:
     probe_hold_s: float = 2.0
     flush_interval_s: float = 0.2  # wall seconds: what a SIGKILL can lose
     fsync_interval_s: float = 1.0
-    durability_margin_s: float = 0.5  # wall seconds a beat is back-dated (see runner._durable_now)
+    durability_margin_s: float = 0.5  # wall seconds a beat is back-dated (see StatusPublisher.durable_now)
     connect_timeout_s: float = 10.0
 
     @classmethod

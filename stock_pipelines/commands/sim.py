@@ -57,7 +57,7 @@ def _day_options(parser: argparse.ArgumentParser) -> None:
 
 def _resolve_day(text: str | None) -> date:
     from stock_pipelines.market import CalendarRangeError
-    from stock_pipelines.sim.server import ExchangeConfig
+    from stock_pipelines.sim.exchange_config import ExchangeConfig
     from stock_pipelines.sim.sessions import NotATradingDay, trading_session
 
     if text is None:
@@ -82,7 +82,8 @@ def _check_universe(args: argparse.Namespace) -> None:
 
 def run_exchange(args: argparse.Namespace) -> int:
     from stock_pipelines.sim.runner import bind_socket, make_server
-    from stock_pipelines.sim.server import Exchange, ExchangeConfig, session_start
+    from stock_pipelines.sim.exchange_config import ExchangeConfig, session_start
+    from stock_pipelines.sim.server import Exchange
 
     _check_universe(args)
     day = _resolve_day(args.date)

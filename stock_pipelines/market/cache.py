@@ -17,12 +17,12 @@ import hashlib
 import importlib.metadata
 import os
 import pickle
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from stock_pipelines import settings
+from stock_pipelines.atomic_files import replacing
 
 T = TypeVar("T")
 
@@ -55,9 +55,8 @@ def cached(name: str, key: str, build: Callable[[], T], kind: type) -> T:
     value = build()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False, suffix=".tmp") as handle:
+        with replacing(path, "wb", durable=False) as handle:
             pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(handle.name, path)
     except OSError:
         pass
     return value

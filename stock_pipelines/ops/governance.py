@@ -22,7 +22,8 @@ from stock_pipelines import settings
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops import clock as ops_clock
 from stock_pipelines.ops.alerts import Alerter
-from stock_pipelines.ops.heartbeat_rules import Governance, Window
+from stock_pipelines.ops.heartbeat_rules import Governance
+from stock_pipelines.ops.recovery_window import Window
 from stock_pipelines.recovery.sources import breaker_for, broker_name
 from stock_pipelines.redis_conn import key
 from stock_pipelines.resilience.breaker import CircuitBreaker, State

@@ -23,21 +23,22 @@ Rules:
   broker only for the lost minutes. Its key names the hull.
 - More than `burst` new windows at once (10 collectors killed together) are spread over
   `spread_s` with a deterministic jitter, and at most `max_launches` go out per evaluation.
+
+The windows and their run keys are `recovery_window`; the cursor the sensor keeps between
+evaluations is `heartbeat_cursor`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass, field, replace
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from stock_pipelines.market import SEOUL, KrxCalendar, krx_calendar
 from stock_pipelines.market.calendar import Phase
-from stock_pipelines.recovery.plan import ceil_minute, union
-
-CURSOR_VERSION = 1
-LAUNCHED_KEPT = 500  # run keys remembered, so a retry handed over twice launches once
+from stock_pipelines.ops.heartbeat_cursor import LAUNCHED_KEPT, CollectorState, CursorState
+from stock_pipelines.ops.recovery_window import Window, lost_windows, through_the_minute
+from stock_pipelines.recovery.plan import union
 
 
 @dataclass(frozen=True)
@@ -89,51 +90,6 @@ class Governance:
 
 
 @dataclass(frozen=True)
-class Window:
-    collector: str
-    day: date
-    start: datetime
-    end: datetime
-    attempt: int = 1
-    not_before: datetime | None = None
-    why: str = ""
-    spans: tuple[tuple[datetime, datetime], ...] = ()  # the lost spans inside [start, end); () is all of it
-
-    @property
-    def pieces(self) -> tuple[tuple[datetime, datetime], ...]:
-        """The lost spans: what a run launched for this window recovers."""
-        return self.spans or ((self.start, self.end),)
-
-    @property
-    def run_key(self) -> str:
-        start, end = self.start.astimezone(SEOUL), self.end.astimezone(SEOUL)
-        return f"recovery:{self.collector}:{self.day:%Y%m%d}:{start:%H%M%S}-{end:%H%M%S}:a{self.attempt}"
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["day"] = self.day.isoformat()
-        for name in ("start", "end", "not_before"):
-            value = data[name]
-            data[name] = None if value is None else value.isoformat()
-        data["spans"] = [[a.isoformat(), b.isoformat()] for a, b in self.spans]
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> Window:
-        parse = lambda v: None if v is None else datetime.fromisoformat(v)
-        return cls(
-            collector=data["collector"],
-            day=date.fromisoformat(data["day"]),
-            start=parse(data["start"]),
-            end=parse(data["end"]),
-            attempt=int(data.get("attempt", 1)),
-            not_before=parse(data.get("not_before")),
-            why=data.get("why", ""),
-            spans=tuple((parse(a), parse(b)) for a, b in data.get("spans", ())),
-        )
-
-
-@dataclass(frozen=True)
 class Launch:
     kind: str  # "recovery" | "preflight"
     run_key: str
@@ -150,48 +106,6 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
-class CollectorState:
-    down_since: str | None = None  # ISO; the last activity before the outage
-    recovered_until: str | None = None  # ISO; windows up to here were handed over
-    last_beat: str | None = None
-
-
-@dataclass
-class CursorState:
-    stream: str = "0-0"
-    collectors: dict[str, CollectorState] = field(default_factory=dict)
-    pending: list[Window] = field(default_factory=list)
-    launched: list[str] = field(default_factory=list)
-
-    def dumps(self) -> str:
-        return json.dumps(
-            {
-                "v": CURSOR_VERSION,
-                "stream": self.stream,
-                "collectors": {name: asdict(state) for name, state in sorted(self.collectors.items())},
-                "pending": [w.to_json() for w in self.pending],
-                "launched": self.launched[-LAUNCHED_KEPT:],
-            },
-            separators=(",", ":"),
-            sort_keys=True,
-        )
-
-    @classmethod
-    def loads(cls, text: str | None) -> CursorState:
-        if not text:
-            return cls()
-        data = json.loads(text)
-        if data.get("v") != CURSOR_VERSION:
-            raise ValueError(f"heartbeat sensor cursor version {data.get('v')!r} is not {CURSOR_VERSION}")
-        return cls(
-            stream=data["stream"],
-            collectors={name: CollectorState(**state) for name, state in data["collectors"].items()},
-            pending=[Window.from_json(w) for w in data["pending"]],
-            launched=list(data["launched"]),
-        )
-
-
 def _iso(at: datetime) -> str:
     return at.astimezone(SEOUL).isoformat()
 
@@ -204,35 +118,6 @@ def _jitter(run_key: str, spread_s: float) -> float:
     """Deterministic in [0, spread_s): the same window gets the same delay at every evaluation."""
     digest = hashlib.sha256(run_key.encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 * spread_s
-
-
-def lost_windows(
-    collector: str, start: datetime, end: datetime, why: str, calendar: KrxCalendar
-) -> list[Window]:
-    """[start, end) clipped to trading time, one window per trading day."""
-    return [
-        Window(
-            collector,
-            piece_start.astimezone(SEOUL).date(),
-            piece_start.astimezone(SEOUL),
-            piece_end.astimezone(SEOUL),
-            why=why,
-        )
-        for piece_start, piece_end in calendar.trading_windows(start, end)
-        if piece_end > piece_start
-    ]
-
-
-def through_the_minute(windows: list[Window], settle: timedelta) -> list[Window]:
-    """Windows that end where a collector came back, inside a minute: that minute lost its trades
-    up to the return (and until the feed is subscribed again), and the broker's bar for it is final
-    only once the minute has closed. Each such window runs to the end of its minute and waits for
-    it to close, so the run launched for it asks for a closed minute and gets its whole bar."""
-    out = []
-    for window in windows:
-        end = ceil_minute(window.end)
-        out.append(replace(window, end=end, not_before=end + settle))
-    return out
 
 
 def evaluate(

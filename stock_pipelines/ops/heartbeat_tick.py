@@ -15,9 +15,9 @@ from stock_pipelines.heartbeat.model import BEATS_FROM_KEY, EventRecord, Lifecyc
 from stock_pipelines.heartbeat.store import HeartbeatStore
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.governance import RecoveryGovernance
+from stock_pipelines.ops.heartbeat_cursor import CursorState
 from stock_pipelines.ops.heartbeat_rules import (
     Beat,
-    CursorState,
     Evaluation,
     Governance,
     Restart,

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import polars as pl
 
+from stock_pipelines import markdown_tables
 from stock_pipelines.market import SEOUL
 from stock_pipelines.quality.day import BLOCKING, DayQuality
 
@@ -35,15 +36,10 @@ def _fills(row: dict) -> str:
     return ", ".join(parts) or "-"
 
 
-def _table(header: list[str], rows: list[list[object]], total: int | None = None) -> str:
+def _table(header: list[str], rows: list[list[object]]) -> str:
     if not rows:
         return "none\n"
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows[:MAX_ROWS]]
-    total = len(rows) if total is None else total
-    if total > MAX_ROWS:
-        lines.append(f"\n… and {total - MAX_ROWS} more")
-    return "\n".join(lines) + "\n"
+    return markdown_tables.table(header, rows[:MAX_ROWS]) + markdown_tables.more(len(rows), MAX_ROWS) + "\n"
 
 
 def sections(quality: DayQuality) -> dict[str, tuple[list[str], list[list[object]]]]:

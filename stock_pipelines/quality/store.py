@@ -4,12 +4,11 @@ each written to a temporary file and renamed into place (never half a report).""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import date
 from pathlib import Path
 
 from stock_pipelines import lake
+from stock_pipelines.atomic_files import write_text
 from stock_pipelines.market import krx_calendar
 
 ASSET = "quality_report"
@@ -19,26 +18,11 @@ def report_dir(day: date, data_dir: Path | None = None) -> Path:
     return lake.partition_dir(ASSET, day, data_dir)
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    lake.fsync_dir(path.parent)
-
-
 def write_report(day: date, summary: dict, page: str, data_dir: Path | None = None) -> tuple[Path, Path]:
     directory = report_dir(day, data_dir)
     html_path, summary_path = directory / "report.html", directory / "summary.json"
-    _write(html_path, page)
-    _write(summary_path, json.dumps(summary, ensure_ascii=False, indent=1, default=str) + "\n")
+    write_text(html_path, page)
+    write_text(summary_path, json.dumps(summary, ensure_ascii=False, indent=1, default=str) + "\n")
     return summary_path, html_path
 
 
@@ -77,7 +61,7 @@ TOTALS_ASSET = "quality_broker_day_volumes"
 
 
 def _write_json(day: date, name: str, meta: dict, data_dir: Path | None) -> None:
-    _write(report_dir(day, data_dir) / name, json.dumps(meta, ensure_ascii=False, indent=1) + "\n")
+    write_text(report_dir(day, data_dir) / name, json.dumps(meta, ensure_ascii=False, indent=1) + "\n")
 
 
 def _read_json(day: date, name: str, asset: str, data_dir: Path | None) -> dict | None:

@@ -1,7 +1,8 @@
 """The simulated KRX exchange: a deterministic synthetic day and a KIS/Kiwoom-compatible server.
 
 - `day.SimDay`: every trade of one session (columnar numpy), ground-truth minute bars.
-- `server.Exchange` / `ExchangeConfig`: the Starlette app (KIS REST + WebSocket, Kiwoom REST, admin).
+- `server.Exchange`: the Starlette app, an API a module (`kis_rest`, `kis_websocket`, `kiwoom_rest`,
+  `admin_api`) over one `exchange_state.ExchangeState`; `exchange_config.ExchangeConfig` sets it up.
 - `runner.run_exchange` / `run_exchange_process`: serve it on 127.0.0.1 for tests and the demo.
 - `archive_day.write_day_archive`: a day as a collector would have archived it (`sim day`).
 

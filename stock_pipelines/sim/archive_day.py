@@ -19,14 +19,13 @@ a Parquet file outside the archive, with a JSON manifest of outages and corrupte
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
+from stock_pipelines import atomic_files
 from stock_pipelines.archive.layout import check_collector_id, system_path, trades_path
 from stock_pipelines.archive.record import SCHEMA_VERSION, SystemRecord
 from stock_pipelines.market import SEOUL
@@ -166,8 +165,8 @@ def write_day_archive(
             if stale not in files:
                 stale.unlink()
     for path, lines in sorted(files.items()):
-        _write_atomic(path, "".join(lines))
-    _write_atomic(system_file, "".join(system_lines))
+        atomic_files.write_text(path, "".join(lines))
+    atomic_files.write_text(system_file, "".join(system_lines))
 
     result = ArchiveDayResult(
         day=day,
@@ -270,15 +269,6 @@ def _system_lines(collector, up_us, down_us, windows, rx_kept, seq_kept) -> list
     return [SystemRecord(event, at, collector, detail).to_json_line() for at, event, detail in events]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, path)
-
-
 def _write_truth(path: Path, sim: SimDay, order, rx, archived, seq, result: ArchiveDayResult) -> None:
     import polars as pl
 
@@ -286,8 +276,8 @@ def _write_truth(path: Path, sim: SimDay, order, rx, archived, seq, result: Arch
         pl.Series("rx", rx), pl.Series("archived", archived), pl.Series("seq", np.where(archived, seq, 0))
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    frame.write_parquet(temporary)
-    os.replace(temporary, path)
+    with atomic_files.replacing(path, durable=False) as handle:
+        frame.write_parquet(handle)
     manifest = {**result.summary(), "corrupt_lines": result.corrupt, "files": [str(p) for p in result.files]}
-    _write_atomic(path.with_suffix(".manifest.json"), json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
+    manifest_text = json.dumps(manifest, ensure_ascii=False, indent=1) + "\n"
+    atomic_files.write_text(path.with_suffix(".manifest.json"), manifest_text)

@@ -23,8 +23,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from stock_pipelines.sim.exchange_config import ExchangeConfig, config_with
 from stock_pipelines.sim.kis_protocol import WS_PATH
-from stock_pipelines.sim.server import Exchange, ExchangeConfig
+from stock_pipelines.sim.server import Exchange
 
 
 class ExchangeURL(str):
@@ -63,9 +64,7 @@ def make_server(exchange: Exchange, log_level: str = "warning"):
 @contextmanager
 def run_exchange(config: ExchangeConfig | None = None, startup_timeout: float = 20.0, **overrides) -> Iterator[ExchangeURL]:
     """Serve an Exchange on 127.0.0.1 and a free port from a background thread."""
-    from dataclasses import replace
-
-    exchange = Exchange(replace(config or ExchangeConfig(), **overrides))
+    exchange = Exchange(config_with(config, **overrides))
     sock = bind_socket()
     server = make_server(exchange)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="sim-exchange", daemon=True)

@@ -12,7 +12,7 @@ from stock_pipelines.brokers.kiwoom import KiwoomClient, KiwoomCredentials
 from stock_pipelines.brokers.model import BrokerAuthError
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.sim.runner import run_exchange
-from stock_pipelines.sim.server import ExchangeConfig
+from stock_pipelines.sim.exchange_config import ExchangeConfig
 from stock_pipelines_tests.truth import expected_bars
 
 pytestmark = pytest.mark.integration

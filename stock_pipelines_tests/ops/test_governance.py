@@ -16,7 +16,7 @@ from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.alerts import Alerter
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.ops.governance import RecoveryGovernance
-from stock_pipelines.ops.heartbeat_rules import Window
+from stock_pipelines.ops.recovery_window import Window
 from stock_pipelines.ops.status import status_document
 from stock_pipelines.resilience.breaker import CircuitBreaker, State
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, FeatureFlags

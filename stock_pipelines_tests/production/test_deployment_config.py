@@ -121,6 +121,10 @@ def test_workspace_points_at_the_code_server(compose):
 def test_dockerfile_installs_the_pins_and_copies_what_the_workspace_needs(compose):
     dockerfile = (DOCKER / "Dockerfile").read_text()
     assert re.search(r"^RUN pip install -r requirements\.txt$", dockerfile, re.M)
+    assert "requirements-dev" not in dockerfile  # the runtime pins only: no test packages in production
+    # the official Python image by default; docker/build-local passes a debootstrap base instead
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", dockerfile, re.M)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", dockerfile, re.M)
     assert "WORKDIR /opt/dagster/app" in dockerfile
     assert "DAGSTER_HOME=/opt/dagster/dagster_home" in dockerfile
     ignored = {line.strip() for line in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()

@@ -22,7 +22,7 @@ from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.quality.store import read_day_totals, read_summary, report_dir
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
-from stock_pipelines.sim.server import ExchangeConfig
+from stock_pipelines.sim.exchange_config import ExchangeConfig
 from stock_pipelines_tests.conftest import RedisServer
 from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.past_day import pin_clock_after

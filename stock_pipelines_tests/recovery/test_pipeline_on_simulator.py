@@ -20,7 +20,7 @@ from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.ops import clock
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
-from stock_pipelines.sim.server import ExchangeConfig
+from stock_pipelines.sim.exchange_config import ExchangeConfig
 from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.past_day import pin_clock_after
 from stock_pipelines_tests.truth import outage_edge_minutes, truth_bars

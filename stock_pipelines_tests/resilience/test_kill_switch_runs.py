@@ -17,7 +17,7 @@ from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.redis_conn import redis_client
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
-from stock_pipelines.sim.server import ExchangeConfig
+from stock_pipelines.sim.exchange_config import ExchangeConfig
 from stock_pipelines_tests.conftest import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

@@ -158,7 +158,7 @@ def test_processes_registered_before_an_outage_share_the_limit_while_redis_is_do
 
     from stock_pipelines.market import krx_calendar
     from stock_pipelines.sim.runner import run_exchange
-    from stock_pipelines.sim.server import ExchangeConfig
+    from stock_pipelines.sim.exchange_config import ExchangeConfig
 
     limit, processes, duration = 10, 4, 3.0
     day = date(2026, 11, 20)

@@ -19,7 +19,7 @@ from dagster._daemon.daemon import SchedulerDaemon
 
 from stock_pipelines.defs.jobs.recovery import COLLECTOR_TAG, WINDOW_TAG
 from stock_pipelines.market import SEOUL, krx_calendar
-from stock_pipelines.ops.heartbeat_rules import Window
+from stock_pipelines.ops.recovery_window import Window
 from stock_pipelines.sim.day import SimDay
 from stock_pipelines_tests.dagster_dev import dagster_dev
 from stock_pipelines_tests.no_scheduler import INSTANCE_YAML as NO_SCHEDULER

@@ -4,17 +4,9 @@ import json
 from datetime import date, datetime, timedelta
 
 from stock_pipelines.market import SEOUL
-from stock_pipelines.ops.heartbeat_rules import (
-    Beat,
-    CursorState,
-    Governance,
-    Restart,
-    RulesConfig,
-    Switches,
-    Window,
-    evaluate,
-    through_the_minute,
-)
+from stock_pipelines.ops.heartbeat_cursor import CursorState
+from stock_pipelines.ops.heartbeat_rules import Beat, Governance, Restart, RulesConfig, Switches, evaluate
+from stock_pipelines.ops.recovery_window import Window, through_the_minute
 
 DAY = date(2026, 11, 20)  # a Friday session, 09:00-15:30
 PREV = date(2026, 11, 19)  # Thursday: the CSAT day, 10:00-16:30

@@ -115,7 +115,7 @@ def test_a_restart_is_measured_from_the_last_activity_in_the_up_intervals(redis_
 
 class BackDatedProcess:
     """A collector process as `collector.runner` runs one: beats stamped a second before the clock
-    (`_durable_now`), through the real `HeartbeatPublisher`; UP written at the clock, then the
+    (`StatusPublisher.durable_now`), through the real `HeartbeatPublisher`; UP written at the clock, then the
     first beat, which is stamped before the UP."""
 
     def __init__(self, store: HeartbeatStore, collector: str, started: datetime) -> None:
@@ -193,7 +193,8 @@ def test_a_dead_collector_under_another_key_prefix_is_not_this_namespaces_busine
 
 def test_a_run_for_two_outages_asks_for_each_outage_not_their_hull():
     from stock_pipelines.defs.sensors.heartbeat import run_request
-    from stock_pipelines.ops.heartbeat_rules import Launch, Window
+    from stock_pipelines.ops.heartbeat_rules import Launch
+    from stock_pipelines.ops.recovery_window import Window
 
     spans = ((at("10:00:00"), at("10:25:00")), (at("13:40:00"), at("13:52:00")))
     window = Window("c1", at("10:00:00").date(), at("10:00:00"), at("13:52:00"), spans=spans)

@@ -9,7 +9,7 @@ import pytest
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW
 from stock_pipelines.sim.clock import SimClock
-from stock_pipelines.sim.server import ExchangeConfig
+from stock_pipelines.sim.exchange_config import ExchangeConfig
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=SEOUL)
 

@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 import redis
 
+from stock_pipelines import markdown_tables
 from stock_pipelines.defs.assets.day_inputs import trading_day, universe
 from stock_pipelines.defs.assets.day_volumes import broker_day_volumes
 from stock_pipelines.defs.io_manager import LAKE, column_schema, lake_input
@@ -141,5 +142,4 @@ def gap_report(
 
 
 def markdown_table(frame: pl.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    return header + "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in frame.iter_rows())
+    return markdown_tables.table(frame.columns, frame.iter_rows())

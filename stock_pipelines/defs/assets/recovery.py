@@ -7,6 +7,7 @@ partitions, the broker comes from the `broker` resource, and what happened is me
 import dagster as dg
 import polars as pl
 
+from stock_pipelines import markdown_tables
 from stock_pipelines.brokers.model import BAR_SCHEMA, BrokerAuthError
 from stock_pipelines.defs.assets.day_inputs import trading_day
 from stock_pipelines.defs.assets.gap_report import GapReportConfig, collectors, gap_report, ticks_or_empty
@@ -223,8 +224,8 @@ def minute_bars(
 
 def _unrecovered_markdown(outcomes) -> str:
     rows = [
-        f"| {o.window.symbol} | {o.window.start:%H:%M}-{o.window.end:%H:%M} | {o.status} | {o.detail[:80]} |"
+        (o.window.symbol, f"{o.window.start:%H:%M}-{o.window.end:%H:%M}", o.status, o.detail[:80])
         for o in outcomes[:MAX_LISTED]
     ]
-    more = f"\n\n… and {len(outcomes) - MAX_LISTED} more" if len(outcomes) > MAX_LISTED else ""
-    return "| symbol | window | status | detail |\n|---|---|---|---|\n" + "\n".join(rows) + more
+    listing = markdown_tables.table(("symbol", "window", "status", "detail"), rows)
+    return listing + markdown_tables.more(len(outcomes), MAX_LISTED)

@@ -13,7 +13,7 @@ from redis import RedisError
 from stock_pipelines.defs.jobs.recovery import WINDOW_TAG, recovery_job
 from stock_pipelines.defs.resources import RedisResource
 from stock_pipelines.ops.governance import RecoveryGovernance
-from stock_pipelines.ops.heartbeat_rules import Window
+from stock_pipelines.ops.recovery_window import Window
 
 RECOVERED_KEYS = ("windows_recovered", "windows_unrecovered", "rest_bars", "tier1_bars", "calls", "stopped")
 

@@ -1,0 +1,167 @@
+"""Failover and failback between the collector's feed sources: the switch itself (recorded), the
+make-before-break hand-over shard by shard, and the probe of the primary while on the secondary.
+
+When to switch is decided by `policy.SourceSelector`; this carries the switch out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+import httpx
+import redis
+from websockets.exceptions import WebSocketException
+
+from stock_pipelines.collector import kis_session
+from stock_pipelines.collector import status as status_store
+from stock_pipelines.collector.clock import SystemClock
+from stock_pipelines.collector.config import CollectorSettings, FeedSource
+from stock_pipelines.collector.frames import is_data
+from stock_pipelines.collector.journal import Journal
+from stock_pipelines.collector.policy import MarketWindow, SourceSelector, Switch
+from stock_pipelines.collector.shard_state import ShardState
+
+TICK_S = 0.05  # wall seconds between hand-over passes
+
+
+class Links(Protocol):
+    """The collector's sessions, one a (source, shard)."""
+
+    def ensure_links(self) -> None: ...
+
+    async def stop_links(self, keys: list[tuple[str, int]]) -> None: ...
+
+
+class Failover:
+    def __init__(
+        self,
+        collector_id: str,
+        sources: dict[str, FeedSource],
+        selector: SourceSelector,
+        shards: list[ShardState],
+        links: Links,
+        approvals: kis_session.ApprovalKeys,
+        journal: Journal,
+        redis_client: redis.Redis,
+        settings: CollectorSettings,
+        clock: SystemClock,
+        window: MarketWindow,
+    ) -> None:
+        self.id = collector_id
+        self.sources = sources
+        self.selector = selector
+        self.shards = shards
+        self.links = links
+        self.approvals = approvals
+        self.journal = journal
+        self.redis = redis_client
+        self.settings = settings
+        self.clock = clock
+        self.window = window
+        self._probe: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()  # hand-overs in progress
+        self._last_probe_wall = 0.0
+
+    def tasks(self) -> list[asyncio.Task]:
+        """Hand-overs and the probe still running, for the collector to cancel when it stops."""
+        return [*self._background, *([self._probe] if self._probe else [])]
+
+    def switched(self, switch: Switch) -> None:
+        """Record a switch the selector made and start the hand-over (from the collector's loop)."""
+        kind = "FAILBACK" if switch.to_source == self.selector.sources[0] else "FAILOVER"
+        detail = {"from": switch.from_source, "to": switch.to_source, "reason": switch.reason,
+                  "at_us": int(switch.at * 1_000_000)}
+        self.journal.event(kind, detail)
+        self.journal.redis_call(status_store.record_switch, self.redis, self.id, {"kind": kind, **detail})
+        self._last_probe_wall = _wall()
+        task = asyncio.get_running_loop().create_task(self._handover(switch.from_source, switch.to_source))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _handover(self, old: str, new: str) -> None:
+        """Make before break, shard by shard; the guard drops the overlap.
+
+        Fail-over (the old source is failing): an old session stops as soon as the new one for its
+        shard is subscribed. Fail-back (the old source still streams): an old session stops only once
+        the new one has delivered a trade no newer than the old one's newest (the two streams
+        overlap, so nothing falls between them); after the connect timeout it stops anyway and
+        any hole between the streams is reported as a LOSS_WINDOW.
+        """
+        failing_old = old == self.selector.sources[0]  # the primary is left only because it failed
+        for state in self.shards:
+            state.first_ts.pop(new, None)  # what the new source sent before (a failed session) proves nothing
+        self.links.ensure_links()
+        deadline = _wall() + self.settings.connect_timeout_s
+        pending = set(range(len(self.shards)))
+        while pending and self.selector.name == new:
+            expired = _wall() >= deadline
+            for index in sorted(pending):
+                state = self.shards[index]
+                first_new, last_old = state.first_ts.get(new), state.last_by_source.get(old)
+                if failing_old:
+                    ready = new in state.connected
+                else:
+                    ready = first_new is not None and (last_old is None or first_new <= last_old)
+                if ready or expired:
+                    if not ready and not failing_old and last_old is not None:
+                        self.journal.event("LOSS_WINDOW", {
+                            "reason": "handover", "shard": index, "symbols": len(state.symbols),
+                            "symbol_list": list(state.symbols),
+                            "source": new,
+                            "from_us": last_old, "to_us": first_new if first_new is not None else
+                            int(self.clock.now() * 1_000_000)})
+                    await self.links.stop_links([(old, index)])
+                    pending.discard(index)
+            if pending:
+                await asyncio.sleep(TICK_S)
+
+    def maybe_probe(self) -> None:
+        """On the secondary, probe the primary every `failback_probe_s` (one probe at a time)."""
+        if not self.selector.on_secondary or (self._probe is not None and not self._probe.done()):
+            return
+        if _wall() - self._last_probe_wall < self.settings.failback_probe_s:
+            return
+        self._last_probe_wall = _wall()
+        self._probe = asyncio.create_task(self._probe_primary())
+
+    async def _probe_primary(self) -> None:
+        primary = self.sources[self.selector.sources[0]]
+        key = primary.keys[0]
+        code = self.shards[0].symbols[0]
+        ok, why = False, ""
+        try:
+            approval = await self.approvals.get(primary, key)
+            async with kis_session.open_session(primary, self.settings.connect_timeout_s) as ws:
+                await ws.send(kis_session.subscribe_message(approval, code))
+                got_data = subscribed = False
+                loop = asyncio.get_running_loop()
+                end = loop.time() + self.settings.probe_hold_s
+                while loop.time() < end:
+                    try:
+                        message = await asyncio.wait_for(ws.recv(), max(0.01, end - loop.time()))
+                    except TimeoutError:
+                        break
+                    if is_data(message):
+                        got_data = True
+                    else:
+                        header, body = kis_session.control_parts(message)
+                        if header.get("tr_id") == "PINGPONG":
+                            await ws.send(message)
+                        elif body.get("msg_cd") in kis_session.OK_CODES:
+                            subscribed = True
+                quiet_ok = not self.window.continuous(self.clock.now())
+                ok = subscribed and (got_data or quiet_ok)
+                why = f"subscribed={subscribed} data={got_data}"
+        except (OSError, TimeoutError, WebSocketException, httpx.HTTPError, kis_session.LinkError) as error:
+            why = f"{type(error).__name__}: {error}"[:200]
+        self.journal.event("PROBE", {"source": primary.name, "ok": ok, "detail": why})
+        if ok:
+            switch = self.selector.probe_succeeded(self.clock.now())
+            if switch is not None:
+                self.switched(switch)
+
+
+def _wall() -> float:
+    return time.monotonic()
