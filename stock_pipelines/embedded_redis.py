@@ -39,6 +39,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from stock_pipelines.embedded_redis_supervisor import RELEASE_CLIENT, users
+from stock_pipelines import settings
 from stock_pipelines.settings import Settings
 
 ENV_IDLE_S = "STOCK_PIPELINES_EMBEDDED_REDIS_IDLE_S"
@@ -119,7 +120,7 @@ def release_started_here() -> list[str]:
 
 
 def idle_seconds() -> float:
-    text = os.environ.get(ENV_IDLE_S, "")
+    text = settings.value(ENV_IDLE_S) or ""
     try:
         value = float(text) if text else DEFAULT_IDLE_S
     except ValueError:

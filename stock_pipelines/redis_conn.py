@@ -19,7 +19,7 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from stock_pipelines import embedded_redis
+from stock_pipelines import embedded_redis, settings
 
 ENV_URL = "REDIS_URL"
 ENV_PREFIX = "STOCK_PIPELINES_REDIS_PREFIX"
@@ -40,7 +40,8 @@ def key(*parts: object) -> str:
 
 
 def key_prefix() -> str:
-    prefix = os.environ.get(ENV_PREFIX, DEFAULT_PREFIX)
+    prefix = settings.value(ENV_PREFIX)
+    prefix = DEFAULT_PREFIX if prefix is None else prefix
     if not prefix or any(c.isspace() or c == ":" for c in prefix):
         raise ValueError(f"{ENV_PREFIX}={prefix!r} is not a valid key prefix (non-empty, no ':' or spaces)")
     return prefix
@@ -52,7 +53,7 @@ def redis_client(url: str | None = None) -> redis.Redis:
     One client a URL a process, so callers share its connection pool; redis-py pools are
     fork-safe (a child process opens its own connections).
     """
-    target = url or os.environ.get(ENV_URL) or embedded_redis_url()
+    target = url or settings.value(ENV_URL) or embedded_redis_url()
     cache_key = (target, os.getpid())
     client = _clients.get(cache_key)
     if client is None:

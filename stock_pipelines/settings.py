@@ -1,15 +1,37 @@
-"""Configuration from environment variables, each with a default that runs on this machine.
+"""The process environment: with the Dagster resources (`defs/resources.py`) and the command entry
+points (`commands/`, `cli.py`), the only module that reads `os.environ`.
 
-Nothing here is a secret: broker credentials are read by the broker clients themselves, from
-the environment, at the moment they are needed, so they never travel through run config,
-tags or metadata.
+Two kinds of setting come from here:
+- the lake and archive roots (`Settings`), each with a default that runs on this machine;
+- process-wide switches every process of a deployment shares: the Redis URL and key prefix, the
+  project clock's fake time, the embedded Redis's idle limit, the calendar cache, the alert
+  webhook and the deployment's kill switches (`FEATURE_*`).
+
+Configuration a step uses (archive checks, quality thresholds, the broker and its credentials)
+is parsed by its package's config class from a mapping (`ArchiveConfig.from_env(env)`), and the
+Dagster layer receives it as a resource. `environment()` is that mapping for the command
+entry points.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+DATA_DIR_VAR, DEFAULT_DATA_DIR = "STOCK_PIPELINES_DATA_DIR", "data"
+ARCHIVE_DIR_VAR = "STOCK_PIPELINES_ARCHIVE_DIR"  # default: <data dir>/archive
+
+
+def environment() -> Mapping[str, str]:
+    """The process environment, for the config parsers (`XConfig.from_env(environment())`)."""
+    return os.environ
+
+
+def value(name: str) -> str | None:
+    """One process-wide setting (see the module docstring), None when unset."""
+    return os.environ.get(name)
 
 
 @dataclass(frozen=True)
@@ -18,9 +40,10 @@ class Settings:
     archive_dir: Path
 
     @classmethod
-    def from_env(cls) -> Settings:
-        data_dir = Path(os.environ.get("STOCK_PIPELINES_DATA_DIR", "data")).resolve()
-        archive_dir = Path(os.environ.get("STOCK_PIPELINES_ARCHIVE_DIR", str(data_dir / "archive"))).resolve()
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = Path(env.get(DATA_DIR_VAR, DEFAULT_DATA_DIR)).resolve()
+        archive_dir = Path(env.get(ARCHIVE_DIR_VAR, str(data_dir / "archive"))).resolve()
         return cls(data_dir=data_dir, archive_dir=archive_dir)
 
     def lake_partition_dir(self, asset: str, day_iso: str) -> Path:

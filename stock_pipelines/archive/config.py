@@ -1,8 +1,9 @@
-"""Archive settings from the environment (each with a default that runs on this machine)."""
+"""Archive settings, parsed from environment-style variables (each with a default that runs on
+this machine); the caller passes the mapping (`settings.environment()` or a resource's values)."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,11 +29,10 @@ class ArchiveConfig:
     min_free_bytes: int  # writer's free-space floor
 
     @classmethod
-    def from_env(cls) -> ArchiveConfig:
-        env = os.environ
+    def from_env(cls, env: Mapping[str, str]) -> ArchiveConfig:
         fallback = env.get("STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR")
         config = cls(
-            archive_dir=Settings.from_env().archive_dir,
+            archive_dir=Settings.from_env(env).archive_dir,
             fallback_dir=Path(fallback).resolve() if fallback else None,
             session_tolerance=timedelta(seconds=_number(env, "STOCK_PIPELINES_SESSION_TOLERANCE_S", 5.0)),
             quarantine_warn_share=_number(env, "STOCK_PIPELINES_QUARANTINE_WARN_SHARE", 0.001),
@@ -55,7 +55,7 @@ class ArchiveConfig:
         return roots
 
 
-def _number(env: os._Environ[str] | dict[str, str], name: str, default: float) -> float:
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
     text = env.get(name)
     if text is None or text == "":
         return default

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Self
 
 from stock_pipelines.archive import layout
+from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.archive.disk_floor import DiskFloor
 from stock_pipelines.archive.record import SystemRecord, TradeRecord
 from stock_pipelines.archive.torn_tail import cut_torn_tail
@@ -107,13 +108,15 @@ class ArchiveWriter:
         self._check_writable()
 
     @classmethod
-    def from_env(
-        cls, collector_id: str, *, on_event: Callable[[SystemRecord], None] | None = None, **policy: float
+    def from_config(
+        cls,
+        config: ArchiveConfig,
+        collector_id: str,
+        *,
+        on_event: Callable[[SystemRecord], None] | None = None,
+        **policy: float,
     ) -> ArchiveWriter:
-        """A writer on STOCK_PIPELINES_ARCHIVE_DIR (+ _FALLBACK_DIR, _MIN_FREE_BYTES)."""
-        from stock_pipelines.archive.config import ArchiveConfig
-
-        config = ArchiveConfig.from_env()
+        """A writer on the configured archive root (and fallback root, and free-space floor)."""
         return cls(
             config.archive_dir,
             collector_id,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -64,8 +64,8 @@ class KisCredentials:
     app_secret: str = field(repr=False)
 
     @classmethod
-    def from_env(cls, prefix: str = "KIS") -> KisCredentials:
-        return cls(*env_pair("KIS", f"{prefix}_APP_KEY", f"{prefix}_APP_SECRET"))
+    def from_env(cls, env: Mapping[str, str | None], prefix: str = "KIS") -> KisCredentials:
+        return cls(*env_pair(env, "KIS", f"{prefix}_APP_KEY", f"{prefix}_APP_SECRET"))
 
 
 class KisClient:

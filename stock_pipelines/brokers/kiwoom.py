@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -50,8 +50,8 @@ class KiwoomCredentials:
     secret_key: str = field(repr=False)
 
     @classmethod
-    def from_env(cls) -> KiwoomCredentials:
-        return cls(*env_pair("Kiwoom", "KIWOOM_APP_KEY", "KIWOOM_SECRET_KEY"))
+    def from_env(cls, env: Mapping[str, str | None]) -> KiwoomCredentials:
+        return cls(*env_pair(env, "Kiwoom", "KIWOOM_APP_KEY", "KIWOOM_SECRET_KEY"))
 
 
 class KiwoomClient:

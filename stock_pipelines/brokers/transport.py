@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import httpx
 import tenacity
@@ -47,9 +46,10 @@ def json_body(response: httpx.Response, what: str) -> dict:
     return body
 
 
-def env_pair(broker: str, key_name: str, secret_name: str) -> tuple[str, str]:
-    """Two credentials from the environment, or one error naming every variable that is unset."""
-    values = {name: os.environ.get(name) for name in (key_name, secret_name)}
+def env_pair(env: Mapping[str, str | None], broker: str, key_name: str, secret_name: str) -> tuple[str, str]:
+    """Two credentials from `env` (variable name -> value), or one error naming every variable
+    that is unset."""
+    values = {name: env.get(name) for name in (key_name, secret_name)}
     missing = [name for name, value in values.items() if not value]
     if missing:
         raise BrokerAuthError(f"{broker} credentials missing: set {' and '.join(missing)} in the environment")

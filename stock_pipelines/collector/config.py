@@ -11,7 +11,7 @@ Feeds (docs/collector.md, "Settings"):
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,11 +50,8 @@ def ws_url_from_base(base_url: str) -> str:
     return f"{'wss' if scheme == 'https' else 'ws'}://{rest}{WS_PATH}"
 
 
-def sources_from_env(
-    env: dict[str, str] | os._Environ[str] | None = None,
-) -> tuple[list[FeedSource], list[str]]:
+def sources_from_env(env: Mapping[str, str]) -> tuple[list[FeedSource], list[str]]:
     """(configured sources, one problem line per missing or bad setting)."""
-    env = os.environ if env is None else env
     problems: list[str] = []
     base = env.get("KIS_BASE_URL", "").strip()
     if not base:
@@ -146,8 +143,7 @@ class CollectorSettings:
     connect_timeout_s: float = 10.0
 
     @classmethod
-    def from_env(cls, env=None) -> CollectorSettings:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> CollectorSettings:
         values = {}
         for name, kind in (("max_subscriptions", int), ("sessions_per_key", int), ("heartbeat_wall_s", float),
                            ("stall_minutes", float), ("prime_minutes", float), ("linger_minutes", float),

@@ -7,7 +7,6 @@ the exchange streams, and stops gracefully once the exchange clock passes `until
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,21 +34,21 @@ def run_for_demo(
     archive_dir: Path,
     *,
     collector_id: str = "demo-kis-1",
-    app_key: str | None = None,
-    app_secret: str | None = None,
+    app_key: str,
+    app_secret: str,
     redis_client=None,
     settings: CollectorSettings | None = None,
     timeout_s: float = 600.0,
 ) -> DemoCollectorResult:
     """Run until the exchange's clock reaches `until` (tz-aware), then stop gracefully.
 
-    Credentials default to KIS_APP_KEY / KIS_APP_SECRET; Redis to `redis_conn.redis_client()`.
+    Redis defaults to `redis_conn.redis_client()`.
     Heartbeats are spaced 0.1 wall seconds so that, at the demo's speed, the gap machinery sees
     up-intervals at a resolution finer than a minute of exchange time.
     """
     from stock_pipelines.redis_conn import redis_client as default_redis
 
-    key = AppKey(app_key or os.environ["KIS_APP_KEY"], app_secret or os.environ["KIS_APP_SECRET"])
+    key = AppKey(app_key, app_secret)
     source = FeedSource("primary", "kis", base_url, ws_url_from_base(base_url), (key,))
     clock = ExchangeClock(base_url, resync_s=0.5)
     started = time.monotonic()

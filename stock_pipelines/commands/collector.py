@@ -55,11 +55,11 @@ def run_collector(args: argparse.Namespace) -> int:
     try:
         check_collector_id(args.id)
         symbols = parse_symbols(args.symbols)
-        settings = CollectorSettings.from_env()
-        archive = ArchiveConfig.from_env()
+        settings = CollectorSettings.from_env(os.environ)
+        archive = ArchiveConfig.from_env(os.environ)
     except (ConfigError, InvalidCollectorId, ArchiveConfigError) as error:
         raise UsageError(str(error)) from None
-    sources, problems = sources_from_env()
+    sources, problems = sources_from_env(os.environ)
     problems = diagnose(sources, problems, len(symbols), settings, archive.archive_dir, args.id,
                         archive.min_free_bytes, redis_client)
     if problems:

@@ -31,6 +31,7 @@ def run_live(args: argparse.Namespace, day, session, credentials: dict[str, str]
     from stock_pipelines.defs.assets.raw_ticks import raw_ticks
     from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
     from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
+    from stock_pipelines.defs.resources import default_resources
     from stock_pipelines.redis_conn import embedded_redis_url, redis_client
     from stock_pipelines.settings import Settings
     from stock_pipelines.sim.day import SimDay
@@ -64,7 +65,7 @@ def run_live(args: argparse.Namespace, day, session, credentials: dict[str, str]
         with dg.DagsterInstance.get() as instance:
             result = dg.materialize([raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars],
                                     partition_key=day.isoformat(), instance=instance, run_config=quiet,
-                                    raise_on_error=False)
+                                    raise_on_error=False, resources=default_resources())
         stats = httpx.get(f"{url}/admin/stats", timeout=10).json()
     if not result.success:
         print("the pipeline run failed; see its logs in the Dagster UI (stock-pipelines ui)")

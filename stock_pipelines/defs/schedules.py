@@ -14,17 +14,16 @@ import dagster as dg
 
 from stock_pipelines.defs.jobs.preflight import preflight_job
 from stock_pipelines.defs.jobs.recovery import end_of_day_job
+from stock_pipelines.defs.resources import RedisResource
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.resilience.flags import PREFLIGHT, FeatureFlags
 
 END_OF_DAY_AFTER_CLOSE = timedelta(minutes=10)
 
 
-def _flags() -> FeatureFlags:
-    from stock_pipelines.redis_conn import redis_client
-
+def _flags(redis: RedisResource) -> FeatureFlags:
     try:
-        return FeatureFlags(redis_client())
+        return FeatureFlags(redis.client())
     except Exception:  # noqa: BLE001 - no Redis: the environment still decides (and off wins)
         return FeatureFlags(None)
 
@@ -36,11 +35,11 @@ def _flags() -> FeatureFlags:
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Pre-flight at 08:30 on trading days.",
 )
-def preflight_schedule(context: dg.ScheduleEvaluationContext):
+def preflight_schedule(context: dg.ScheduleEvaluationContext, redis: RedisResource):
     at = context.scheduled_execution_time.astimezone(SEOUL)
     if not krx_calendar().is_trading_day(at.date()):
         return dg.SkipReason(f"{at.date()} is not a KRX trading day ({krx_calendar().day(at.date()).reason})")
-    flag = _flags().state(PREFLIGHT)
+    flag = _flags(redis).state(PREFLIGHT)
     if not flag.enabled:
         return dg.SkipReason(f"{PREFLIGHT} is off ({flag.source})")
     return dg.RunRequest(run_key=f"preflight:{at.date():%Y%m%d}")

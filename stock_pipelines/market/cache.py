@@ -21,16 +21,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from stock_pipelines import settings
 from stock_pipelines.atomic_files import replacing
 
 T = TypeVar("T")
 
 
 def cache_dir() -> Path:
-    configured = os.environ.get("STOCK_PIPELINES_CACHE_DIR")
+    configured = settings.value("STOCK_PIPELINES_CACHE_DIR")
     if configured:
         return Path(configured)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "stock_pipelines"
+    return Path(settings.value("XDG_CACHE_HOME") or Path.home() / ".cache") / "stock_pipelines"
 
 
 def input_key(*files: Path, packages: tuple[str, ...] = ()) -> str:

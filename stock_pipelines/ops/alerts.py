@@ -10,12 +10,12 @@ every 10 s; a failed send clears the marker so the next evaluation tries again.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 
 import httpx
 import redis
 
+from stock_pipelines import settings
 from stock_pipelines.redis_conn import key
 
 ENV_WEBHOOK = "STOCK_PIPELINES_ALERT_WEBHOOK_URL"
@@ -32,7 +32,7 @@ class AlertResult:
 class Alerter:
     def __init__(self, client: redis.Redis | None, url: str | None = None, timeout: float = 5.0) -> None:
         self.client = client
-        self.url = url if url is not None else os.environ.get(ENV_WEBHOOK, "")
+        self.url = url if url is not None else settings.value(ENV_WEBHOOK) or ""
         self.timeout = timeout
 
     def send(

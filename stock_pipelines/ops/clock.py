@@ -9,10 +9,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime, timedelta
 
+from stock_pipelines import settings
 from stock_pipelines.market import SEOUL
 
 ENV_FAKE_NOW = "STOCK_PIPELINES_FAKE_NOW"
@@ -40,11 +40,11 @@ def parse_fake_now(value: str, wall: float) -> datetime:
 
 def now() -> datetime:
     """Asia/Seoul now: the fake clock when `STOCK_PIPELINES_FAKE_NOW` is set, else the real one."""
-    value = os.environ.get(ENV_FAKE_NOW)
+    value = settings.value(ENV_FAKE_NOW)
     if value:
         return parse_fake_now(value, time.time())
     return datetime.now(SEOUL)
 
 
 def is_fake() -> bool:
-    return bool(os.environ.get(ENV_FAKE_NOW))
+    return bool(settings.value(ENV_FAKE_NOW))

@@ -12,19 +12,19 @@ heartbeat sensor, the run-status sensor, `resume` and the resilience package.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
 import redis
 
+from stock_pipelines import settings
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops import clock as ops_clock
 from stock_pipelines.ops.alerts import Alerter
 from stock_pipelines.ops.heartbeat_rules import Governance
 from stock_pipelines.ops.recovery_window import Window
-from stock_pipelines.recovery.sources import breaker_for
+from stock_pipelines.recovery.sources import breaker_for, broker_name
 from stock_pipelines.redis_conn import key
 from stock_pipelines.resilience.breaker import CircuitBreaker, State
 from stock_pipelines.resilience.dormant import DormantGuard, DormantState
@@ -35,11 +35,9 @@ HISTORY_KEPT = 50
 
 
 def configured_broker() -> str:
-    """`STOCK_PIPELINES_BROKER` (kis or kiwoom; default kis), as `recovery.sources` reads it."""
-    broker = os.environ.get("STOCK_PIPELINES_BROKER", "kis").strip().lower()
-    if broker not in BROKERS:
-        raise ValueError(f"STOCK_PIPELINES_BROKER={broker!r}: use kis or kiwoom")
-    return broker
+    """The deployment's broker, `STOCK_PIPELINES_BROKER` (kis or kiwoom; default kis): the one
+    whose breaker governs automation when the caller names none."""
+    return broker_name(settings.environment())
 
 
 class RecoveryGovernance:

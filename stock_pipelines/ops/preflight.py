@@ -9,11 +9,10 @@ Secrets are checked for presence only and never appear in a detail.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -68,20 +67,20 @@ def _run(name: str, probe: Callable[[], str]) -> CheckResult:
         return CheckResult(name, False, f"{type(error).__name__}: {error}")
 
 
-def check_credentials(broker: str, environ=os.environ) -> str:
+def check_credentials(broker: str, environ: Mapping[str, str]) -> str:
     missing = [var for var in CREDENTIAL_VARS[broker] if not environ.get(var)]
     if missing:
         raise PermissionError(f"missing {', '.join(missing)}")
     return "present"
 
 
-def check_token(broker: str, token_dir: Path) -> str:
+def check_token(broker: str, token_dir: Path, environ: Mapping[str, str]) -> str:
     """Issue (or reuse the cached) token: proves the credentials are accepted today."""
-    from stock_pipelines.recovery.sources import BrokerSettings, build_source
+    from stock_pipelines.recovery.sources import BrokerSettings, build_source, credentials_from
     from stock_pipelines.redis_conn import redis_client
 
-    settings = BrokerSettings.from_env()
-    source = build_source(settings, redis_client(), token_dir)
+    settings = BrokerSettings.from_env(environ)
+    source = build_source(settings, credentials_from(settings.broker, environ), redis_client(), token_dir)
     issue = source._issue_token  # the client's own token call, through its cache
     token = source.tokens.get(issue)
     return f"token valid for {max(0, token.expires_at - time.time()) / 3600:.1f} h"
@@ -133,7 +132,7 @@ def run_preflight(
     token_dir: Path,
     redis_ping: Callable[[], object],
     dagster_storage: Callable[[], str] | None = None,
-    environ=os.environ,
+    environ: Mapping[str, str],
     today: date | None = None,
 ) -> PreflightReport:
     report = PreflightReport()
@@ -151,7 +150,7 @@ def run_preflight(
         elif name == broker:
             report.results.append(CheckResult(f"{name} reachable", False, f"{var} is not set"))
     if report.results[0].ok and environ.get(URL_VARS[broker]):
-        report.results.append(_run(f"{broker} token", lambda: check_token(broker, token_dir)))
+        report.results.append(_run(f"{broker} token", lambda: check_token(broker, token_dir, environ)))
     horizon = CalendarHorizon(today or clock.now().date())
     report.results.append(_run("calendar", lambda: check_calendar(horizon.today)))
     if horizon.running_out and horizon.days_left >= 0:  # past the end it is a failure, not a warning

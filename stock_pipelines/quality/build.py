@@ -25,17 +25,16 @@ def build_report(
     inputs: DayInputs,
     *,
     recovery_complete: bool,
-    config: QualityConfig | None = None,
+    config: QualityConfig,
     data_dir: Path | None = None,
 ) -> BuiltReport:
-    """The broker comparisons are the ones the minute_bars_match_broker and minute_bars_day_volume
-    checks stored for the day (no calls are spent twice); without them the report says so."""
-    config = config or QualityConfig.from_env()
+    """The broker comparisons are the ones minute_bars_match_broker and quality_broker_day_volumes
+    stored for the day (no calls are spent twice); without them the report says so."""
     broker = read_broker_check(inputs.day, data_dir) or BrokerCheck(
         False, "not sampled: minute_bars_match_broker has not run for this day"
     )
     totals = read_day_totals(inputs.day, data_dir) or DayTotals(
-        False, "not checked: minute_bars_day_volume has not run for this day"
+        False, "not checked: quality_broker_day_volumes has not run for this day"
     )
     quality = assess(inputs, recovery_complete=recovery_complete, config=config, broker=broker, totals=totals)
     summary = quality.summary()

@@ -1,13 +1,14 @@
-"""Quality thresholds and the broker sample budget, from the environment (working defaults)."""
+"""Quality thresholds and the broker sample budget, parsed from environment-style variables
+(working defaults); the caller passes the mapping."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
-def _share(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
@@ -19,8 +20,8 @@ def _share(name: str, default: float) -> float:
     return value
 
 
-def _count(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
@@ -38,7 +39,7 @@ class QualityConfig:
     - STOCK_PIPELINES_COMPLETENESS_WARN: WARN below this share (default 0.9999)
     - STOCK_PIPELINES_QUALITY_REST_CALLS: broker calls a day for the consistency sample (default 20; 0 = off)
     - STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS: symbols asked for their day volume (one request each)
-      each time the day-volume check runs (default 50; 0 = off)
+      each time quality_broker_day_volumes is materialized (default 50; 0 = off)
     - STOCK_PIPELINES_QUALITY_HISTORY_DAYS: trading days in the report's trend chart (default 20)
     """
 
@@ -49,13 +50,13 @@ class QualityConfig:
     day_volume_calls: int = 50
 
     @classmethod
-    def from_env(cls) -> QualityConfig:
+    def from_env(cls, env: Mapping[str, str]) -> QualityConfig:
         config = cls(
-            error_share=_share("STOCK_PIPELINES_COMPLETENESS_ERROR", cls.error_share),
-            warn_share=_share("STOCK_PIPELINES_COMPLETENESS_WARN", cls.warn_share),
-            rest_calls=_count("STOCK_PIPELINES_QUALITY_REST_CALLS", cls.rest_calls),
-            day_volume_calls=_count("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", cls.day_volume_calls),
-            history_days=_count("STOCK_PIPELINES_QUALITY_HISTORY_DAYS", cls.history_days),
+            error_share=_share(env, "STOCK_PIPELINES_COMPLETENESS_ERROR", cls.error_share),
+            warn_share=_share(env, "STOCK_PIPELINES_COMPLETENESS_WARN", cls.warn_share),
+            rest_calls=_count(env, "STOCK_PIPELINES_QUALITY_REST_CALLS", cls.rest_calls),
+            day_volume_calls=_count(env, "STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", cls.day_volume_calls),
+            history_days=_count(env, "STOCK_PIPELINES_QUALITY_HISTORY_DAYS", cls.history_days),
         )
         if config.warn_share < config.error_share:
             raise ValueError(

@@ -257,7 +257,7 @@ def assess(
     inputs: DayInputs,
     *,
     recovery_complete: bool,
-    config: QualityConfig | None = None,
+    config: QualityConfig,
     source: MinuteBarSource | None = None,
     now: datetime | None = None,
     unavailable: str = "",
@@ -267,7 +267,6 @@ def assess(
     """Every measure of the day. `broker` and `totals`: the broker comparisons already made (the
     checks' stored results); otherwise they are made now with `source` (None: not made,
     `unavailable` says why)."""
-    config = config or QualityConfig.from_env()
     now = now or clock.now()
     coverage = compute_coverage(
         inputs.day,

@@ -11,7 +11,7 @@ reveal them; the broker's day total does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
@@ -129,3 +129,19 @@ def day_totals_check(
     if now.astimezone(SEOUL) < settled:
         return DayTotals(False, f"the day's volume is final from {settled:%Y-%m-%d %H:%M}; checked then")
     return fetch_day_totals(source, session.day, choose_symbols(volume, at_risk, budget, session.day))
+
+
+def before_gaps_at_risk(
+    volume: pl.DataFrame, ticks: pl.DataFrame, session: Session, universe: list[str]
+) -> set[str]:
+    """The symbols at risk before the day's gaps are known (the day totals feed the gap report):
+    a tick shortfall, no archived trade in the closing auction (where a lost tail shows), or no
+    trade at all (a symbol of `universe` absent from `volume`)."""
+    at_risk = at_risk_symbols(pl.DataFrame(), pl.DataFrame(), volume)
+    traded = set(volume["symbol"].to_list())
+    at_risk |= set(universe) - traded
+    if ticks.height:
+        last = ticks.group_by("symbol").agg(pl.col("ts").max())
+        auction = session.closing_auction_start.astimezone(UTC)
+        at_risk |= set(last.filter(pl.col("ts") < auction)["symbol"].to_list())
+    return at_risk

@@ -96,7 +96,8 @@ def read_broker_check(day: date, data_dir: Path | None = None):
 
 
 def write_day_totals(day: date, totals, data_dir: Path | None = None) -> None:
-    """The broker's day volumes the day-volume check fetched, kept for the day's report."""
+    """The broker's day volumes quality_broker_day_volumes fetched, for gap_report, the day-volume
+    check and the day's report."""
     lake.write_partition(totals.totals, TOTALS_ASSET, day, data_dir)
     meta = {
         "checked": totals.checked,

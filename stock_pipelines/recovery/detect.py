@@ -144,8 +144,8 @@ def detect_gaps(
     reported_volumes: Mapping[str, int] | None = None,
 ) -> list[Gap]:
     """Every gap of `day`; `problems` (if given) counts evidence that could not be read.
-    `reported_volumes`: the broker's day volume per symbol where known (the quality check's
-    cross-check): trades after a symbol's last archived trade become a gap to the close."""
+    `reported_volumes`: the broker's day volume per symbol where known (fetched before the gaps,
+    for this): trades after a symbol's last archived trade become a gap to the close."""
     calendar = calendar or krx_calendar()
     session = calendar.session(day)
     if session is None:

@@ -1,6 +1,7 @@
-"""Build the broker client, its shared rate limiter and its circuit breaker from the environment.
+"""Build the broker client, its shared rate limiter and its circuit breaker.
 
-Settings (none is a secret except the credentials, which the clients read themselves):
+Settings, parsed from environment-style variables the caller passes (none is a secret except the
+credentials, which are parsed separately, by `credentials_from`, when a client is built):
 - STOCK_PIPELINES_BROKER: kis (default) or kiwoom
 - KIS_BASE_URL / KIWOOM_BASE_URL: the REST endpoint (the demo points these at `sim exchange`)
 - KIS_RATE_LIMIT_PER_S (default 20, a real account; set 2 for a KIS paper account),
@@ -12,8 +13,7 @@ Settings (none is a secret except the credentials, which the clients read themse
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from stock_pipelines.resilience.breaker import CircuitBreaker
 from stock_pipelines.resilience.rate_limit import SharedRateLimiter
 from stock_pipelines.resilience.state_store import RedisStateStore
 
+BROKER_VAR = "STOCK_PIPELINES_BROKER"
 PROCESSES_VAR, DEFAULT_PROCESSES = "STOCK_PIPELINES_BROKER_PROCESSES", 2
 DEFAULTS = {
     "kis": ("KIS_BASE_URL", "KIS_RATE_LIMIT_PER_S", 20),
@@ -43,22 +44,33 @@ class BrokerSettings:
     processes: int = DEFAULT_PROCESSES
 
     @classmethod
-    def from_env(cls) -> BrokerSettings:
-        broker = os.environ.get("STOCK_PIPELINES_BROKER", "kis").strip().lower()
-        if broker not in DEFAULTS:
-            raise ValueError(f"STOCK_PIPELINES_BROKER={broker!r}: use kis or kiwoom")
+    def from_env(cls, env: Mapping[str, str]) -> BrokerSettings:
+        broker = broker_name(env)
         url_var, limit_var, default_limit = DEFAULTS[broker]
-        base_url = os.environ.get(url_var, "").strip()
+        base_url = env.get(url_var, "").strip()
         if not base_url:
             raise BrokerAuthError(f"{url_var} is not set: the {broker} REST endpoint is unknown")
-        limit = _positive_int(limit_var, default_limit, "calls a second")
-        processes = _positive_int(PROCESSES_VAR, DEFAULT_PROCESSES, "processes")
+        limit = _positive_int(env, limit_var, default_limit, "calls a second")
+        processes = _positive_int(env, PROCESSES_VAR, DEFAULT_PROCESSES, "processes")
         return cls(broker, base_url, limit, processes)
 
 
-def _positive_int(variable: str, default: int, unit: str) -> int:
+def broker_name(env: Mapping[str, str]) -> str:
+    """`STOCK_PIPELINES_BROKER`: kis (default) or kiwoom."""
+    broker = env.get(BROKER_VAR, "kis").strip().lower()
+    if broker not in DEFAULTS:
+        raise ValueError(f"{BROKER_VAR}={broker!r}: use kis or kiwoom")
+    return broker
+
+
+def credentials_from(broker: str, env: Mapping[str, str | None]) -> KisCredentials | KiwoomCredentials:
+    """The broker's credentials from `env` (variable name -> value; see the module docstring)."""
+    return KisCredentials.from_env(env) if broker == "kis" else KiwoomCredentials.from_env(env)
+
+
+def _positive_int(env: Mapping[str, str], variable: str, default: int, unit: str) -> int:
     try:
-        value = int(os.environ.get(variable, default))
+        value = int(env.get(variable, default))
     except ValueError:
         raise ValueError(f"{variable} must be a whole number of {unit}") from None
     if value < 1:
@@ -107,11 +119,15 @@ def breaker_for(broker: str, client: redis.Redis) -> CircuitBreaker:
 
 
 def build_source(
-    settings: BrokerSettings, client: redis.Redis, token_dir: Path, now: Callable[[], datetime] | None = None,
+    settings: BrokerSettings,
+    credentials: KisCredentials | KiwoomCredentials,
+    client: redis.Redis,
+    token_dir: Path,
+    now: Callable[[], datetime] | None = None,
 ) -> KisClient | KiwoomClient:
     limiter = SharedRateLimiter(client, f"broker:{settings.broker}", settings.rate_limit_per_s,
                                 expected_processes=settings.processes)
     now = now or clock.now
     if settings.broker == "kis":
-        return KisClient(settings.base_url, KisCredentials.from_env(), limiter, token_dir, today=now)
-    return KiwoomClient(settings.base_url, KiwoomCredentials.from_env(), limiter, token_dir, today=now)
+        return KisClient(settings.base_url, credentials, limiter, token_dir, today=now)
+    return KiwoomClient(settings.base_url, credentials, limiter, token_dir, today=now)

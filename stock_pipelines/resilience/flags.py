@@ -14,12 +14,12 @@ of a kill switch is unknown, automation stays still.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import redis
 
+from stock_pipelines import settings
 from stock_pipelines.redis_conn import key
 
 AUTO_RECOVERY = "FEATURE_AUTO_RECOVERY_ENABLED"
@@ -55,10 +55,15 @@ def parse_flag(name: str, raw: str, where: str) -> bool:
     )
 
 
+def deployment_switches() -> dict[str, str]:
+    """The kill switches the deployment set in its environment (unset ones left out)."""
+    return {name: raw for name in FLAG_NAMES if (raw := settings.value(name)) is not None}
+
+
 class FeatureFlags:
     def __init__(self, client: redis.Redis | None, environ: Mapping[str, str] | None = None) -> None:
         self.client = client
-        self.environ = os.environ if environ is None else environ
+        self.environ = deployment_switches() if environ is None else environ
 
     def state(self, name: str) -> FlagState:
         _check_name(name)

@@ -14,7 +14,6 @@ Both yield an `ExchangeURL`: the base URL (a str, e.g. "http://127.0.0.1:41234")
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -90,7 +89,7 @@ def run_exchange(config: ExchangeConfig | None = None, startup_timeout: float = 
 def run_exchange_process(args: list[str] | None = None, startup_timeout: float = 30.0) -> Iterator[ExchangeURL]:
     """`stock-pipelines sim exchange --port 0 ARGS` as a child process; stopped with SIGTERM."""
     command = [sys.executable, "-m", "stock_pipelines.cli", "sim", "exchange", "--port", "0", *(args or [])]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=os.environ.copy())
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # the environment is inherited
     try:
         line = _read_line(process, startup_timeout)
         url = ExchangeURL(json.loads(line)["url"])

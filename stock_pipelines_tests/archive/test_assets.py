@@ -11,7 +11,9 @@ from stock_pipelines.archive.checks import duplicate_trades, outside_session, sc
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
+from stock_pipelines.defs.resources import ArchiveResource
 from stock_pipelines.market import krx_calendar
+from stock_pipelines_tests.dagster_resources import resources
 
 from .conftest import DAY, session_trades, write_day
 
@@ -19,12 +21,13 @@ KEY = DAY.isoformat()
 SESSION = krx_calendar().session(DAY)
 
 
-def materialize(instance=None, selection=None):
+def materialize(instance=None, selection=None, archive: ArchiveResource | None = None):
     return dg.materialize(
         [raw_ticks, tick_minute_bars, *raw_ticks_checks],
         partition_key=KEY,
         instance=instance or dg.DagsterInstance.ephemeral(),
         selection=selection,
+        resources=resources(archive=archive or ArchiveResource()),
     )
 
 
@@ -36,16 +39,14 @@ def metadata(result, node="raw_ticks") -> dict:
     return {k: v.value for k, v in result.asset_materializations_for_node(node)[0].metadata.items()}
 
 
-def test_day_with_duplicates_and_bad_lines_materializes_with_accounting(archive_env, monkeypatch):
-    monkeypatch.setenv("STOCK_PIPELINES_QUARANTINE_WARN_SHARE", "0.01")
-    monkeypatch.setenv("STOCK_PIPELINES_QUARANTINE_ERROR_SHARE", "0.5")
+def test_day_with_duplicates_and_bad_lines_materializes_with_accounting(archive_env):
     trades = session_trades("005930", 60)
     write_day(archive_env, "kis-1", trades)
     write_day(archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in trades[:20]])
     path = next((archive_env / "kis-1" / "trades").rglob("09_00.jsonl"))
     with path.open("ab") as handle:
         handle.write(b'[1,2]\n{"v":1,"sym":"../../x"}\n')
-    result = materialize()
+    result = materialize(archive=ArchiveResource(quarantine_warn_share=0.01, quarantine_error_share=0.5))
     assert result.success
     meta = metadata(result)
     assert (meta["lines_in"], meta["rows_kept"], meta["duplicates"], meta["quarantined"]) == (82, 60, 20, 2)
@@ -90,13 +91,12 @@ def test_missing_day_is_an_empty_partition_not_a_crash(archive_env):
     assert all(passed for passed, _ in checks(result).values())
 
 
-def test_error_check_fails_when_the_quarantine_share_is_high(archive_env, monkeypatch):
-    monkeypatch.setenv("STOCK_PIPELINES_QUARANTINE_ERROR_SHARE", "0.05")
+def test_error_check_fails_when_the_quarantine_share_is_high(archive_env):
     write_day(archive_env, "kis-1", session_trades("005930", 10))
     path = next((archive_env / "kis-1" / "trades").rglob("09_00.jsonl"))
     with path.open("ab") as handle:
         handle.write(b"junk\n")
-    result = materialize()
+    result = materialize(archive=ArchiveResource(quarantine_error_share=0.05))
     assert result.success  # the run completes; the check reports
     assert checks(result)["raw_ticks_quarantine_share"] == (False, "ERROR")
 
@@ -118,4 +118,6 @@ def test_check_measurements_catch_a_tampered_partition(archive_env):
 
 def test_a_saturday_is_not_a_partition(archive_env):
     with pytest.raises(Exception, match="2026-11-21"):
-        dg.materialize([raw_ticks], partition_key="2026-11-21", instance=dg.DagsterInstance.ephemeral())
+        dg.materialize(
+            [raw_ticks], partition_key="2026-11-21", instance=dg.DagsterInstance.ephemeral(), resources=resources()
+        )

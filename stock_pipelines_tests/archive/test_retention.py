@@ -11,8 +11,10 @@ from stock_pipelines.archive import retention
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
 from stock_pipelines.defs.jobs.retention import archive_retention_job
+from stock_pipelines.defs.resources import ArchiveResource
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
+from stock_pipelines_tests.dagster_resources import resources
 
 from .conftest import seoul_us, write_day
 
@@ -71,13 +73,14 @@ def test_retention_job_reads_materializations_and_checks_from_the_instance(archi
         make_day(archive_env, day)
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize(
-        [raw_ticks, *raw_ticks_checks], partition_key="2026-11-13", instance=instance
+        [raw_ticks, *raw_ticks_checks], partition_key="2026-11-13", instance=instance, resources=resources()
     ).success
     assert dg.materialize(
-        [raw_ticks], partition_key="2026-11-16", instance=instance, selection=[raw_ticks]
+        [raw_ticks], partition_key="2026-11-16", instance=instance, selection=[raw_ticks], resources=resources()
     ).success  # checks never ran
     result = archive_retention_job.execute_in_process(
         instance=instance,
+        resources=resources(archive=ArchiveResource(archive_dir=str(archive_env))),
         run_config={
             "ops": {"archive_retention": {"config": {"as_of": "2026-11-20", "keep_trading_days": 3}}}
         },
@@ -97,6 +100,7 @@ def test_retention_without_as_of_counts_from_the_project_clocks_today(archive_en
     monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2026, 11, 20, 19, 0, tzinfo=SEOUL)))
     result = archive_retention_job.execute_in_process(
         instance=dg.DagsterInstance.ephemeral(),
+        resources=resources(archive=ArchiveResource(archive_dir=str(archive_env))),
         run_config={"ops": {"archive_retention": {"config": {"keep_trading_days": 3, "dry_run": True}}}},
     )
     summary = result.output_for_node("archive_retention")

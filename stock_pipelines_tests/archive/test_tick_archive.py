@@ -9,12 +9,18 @@ from datetime import UTC, date, datetime
 import dagster as dg
 
 from stock_pipelines.defs.assets.tick_archive import FRESH_CHECK, evaluate_tick_archive, tick_archive_sensor
+from stock_pipelines.defs.resources import ArchiveResource
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 
 from .conftest import DAY, seoul_us, session_trades, write_day
 
 NOW = datetime.fromtimestamp(seoul_us(10, 30) / 1e6, UTC)  # continuous trading on DAY
+
+
+def archive(root=None):
+    """The archive settings a test passes: its root, the documented defaults otherwise."""
+    return ArchiveResource(archive_dir=str(root) if root else None).config()
 
 
 def age_files(root, collector: str, seconds: float) -> None:
@@ -38,7 +44,7 @@ def test_growing_files_are_observed_and_fresh(archive_env):
     )
     age_files(archive_env, "kis-1", 20)
     age_files(archive_env, "kiwoom-1", 50)
-    metadata, evaluation = events(evaluate_tick_archive(NOW, None))
+    metadata, evaluation = events(evaluate_tick_archive(NOW, None, archive(archive_env)))
     assert evaluation.passed
     assert (metadata["files"], metadata["trade_lines"], metadata["collectors"]) == (2, 40, 2)
     assert metadata["streams"]["kis-1/trades"]["lines"] == 30
@@ -52,7 +58,7 @@ def test_a_silent_collector_fails_the_check_within_minutes(archive_env):
     )
     age_files(archive_env, "kis-1", 10)
     age_files(archive_env, "kiwoom-1", 300)  # stopped 5 minutes ago
-    _, evaluation = events(evaluate_tick_archive(NOW, None))
+    _, evaluation = events(evaluate_tick_archive(NOW, None, archive(archive_env)))
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert "logs not written: kiwoom-1 (silent 300s)" in evaluation.description
     assert evaluation.metadata["stale_collectors"].value == {"kiwoom-1": 300.0}
@@ -63,7 +69,7 @@ def test_a_collector_that_wrote_yesterday_but_not_today_is_stale(archive_env):
     age_files(archive_env, "kis-1", 5)
     yesterday = date(2026, 11, 19)
     write_day(archive_env, "kiwoom-1", [("kiwoom", "005930", seoul_us(11, 0, day=yesterday), 100, 1, 1)])
-    _, evaluation = events(evaluate_tick_archive(NOW, None))
+    _, evaluation = events(evaluate_tick_archive(NOW, None, archive(archive_env)))
     assert not evaluation.passed and "kiwoom-1 (no file today)" in evaluation.description
 
 
@@ -71,30 +77,31 @@ def test_outside_continuous_trading_nothing_is_stale(archive_env):
     write_day(archive_env, "kis-1", session_trades("005930", 5, start=(10, 0)))
     age_files(archive_env, "kis-1", 3 * 3600)
     evening = datetime.fromtimestamp(seoul_us(15, 25) / 1e6, UTC)  # closing auction
-    _, evaluation = events(evaluate_tick_archive(evening, None))
+    _, evaluation = events(evaluate_tick_archive(evening, None, archive(archive_env)))
     assert evaluation.passed and "closing_auction" in evaluation.description
 
 
 def test_cursor_counts_only_appended_bytes(archive_env):
     write_day(archive_env, "kis-1", session_trades("005930", 10, start=(10, 0)))
-    first = evaluate_tick_archive(NOW, None)
+    first = evaluate_tick_archive(NOW, None, archive(archive_env))
     cursor = json.loads(first.cursor)
     assert cursor["day"] == DAY.isoformat()
     write_day(archive_env, "kis-1", session_trades("000660", 7, start=(10, 5)))
-    metadata, _ = events(evaluate_tick_archive(NOW, first.cursor))
+    metadata, _ = events(evaluate_tick_archive(NOW, first.cursor, archive(archive_env)))
     assert metadata["trade_lines"] == 17
 
 
 def test_a_closed_day_is_skipped():
     saturday = datetime(2026, 11, 21, 3, 0, tzinfo=UTC)
-    assert isinstance(evaluate_tick_archive(saturday, None), dg.SkipReason)
+    assert isinstance(evaluate_tick_archive(saturday, None, archive()), dg.SkipReason)
 
 
 def test_the_sensor_observes_the_day_of_the_project_clock(archive_env, monkeypatch):
     write_day(archive_env, "kis-1", session_trades("005930", 30, start=(10, 0)))
     monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(NOW))
-    metadata, _ = events(tick_archive_sensor(dg.build_sensor_context()))
+    context = dg.build_sensor_context(resources={"archive": ArchiveResource(archive_dir=str(archive_env))})
+    metadata, _ = events(tick_archive_sensor(context))
     assert metadata["trade_lines"] == 30
     monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2026, 11, 21, 10, 0, tzinfo=SEOUL)))
-    skipped = tick_archive_sensor(dg.build_sensor_context())
+    skipped = tick_archive_sensor(context)
     assert isinstance(skipped, dg.SkipReason) and skipped.skip_message == "2026-11-21 is not a KRX trading day"

@@ -284,12 +284,14 @@ def test_special_session_uses_the_calendar(archive_env):
     assert result.stats.quarantined_by_reason == {"out_of_session": 1}
 
 
-def test_fallback_root_files_are_read_and_labelled(archive_env, tmp_path, monkeypatch):
+def test_fallback_root_files_are_read_and_labelled(archive_env, tmp_path):
     fallback = tmp_path / "fallback"
-    monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR", str(fallback))
     write_day(archive_env, "kis-1", session_trades("005930", 5))
     write_day(fallback, "kis-1", session_trades("035720", 5, start=(11, 0)))
-    result = ingest_day(ArchiveConfig.from_env().roots(), DAY, SESSION)
+    config = ArchiveConfig.from_env(
+        {"STOCK_PIPELINES_ARCHIVE_DIR": str(archive_env), "STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR": str(fallback)}
+    )
+    result = ingest_day(config.roots(), DAY, SESSION)
     assert result.stats.files == 2
     assert result.stats.rows_kept + result.stats.duplicates == 10
     assert any(f.startswith("@fallback/kis-1/") for f in result.ticks["file"].unique())

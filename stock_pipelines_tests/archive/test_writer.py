@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.archive.record import TradeRecord
 from stock_pipelines.archive.ticks import ingest_day
 from stock_pipelines.archive.writer import ArchivePermissionError, ArchiveWriter, DiskSpaceLow, WriterPolicy
@@ -233,9 +234,11 @@ def test_permission_lost_while_running_raises_at_the_flush(shared_dirs):
         writer.flush()
 
 
-def test_from_env_uses_the_configured_archive_and_floor(archive_env, monkeypatch):
-    monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES", "12345")
-    with ArchiveWriter.from_env("kis-1", flush_interval_s=0.5) as writer:
+def test_from_config_uses_the_configured_archive_and_floor(archive_env):
+    config = ArchiveConfig.from_env(
+        {"STOCK_PIPELINES_ARCHIVE_DIR": str(archive_env), "STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES": "12345"}
+    )
+    with ArchiveWriter.from_config(config, "kis-1", flush_interval_s=0.5) as writer:
         assert writer.root == archive_env and writer.min_free_bytes == 12345
         assert writer.policy.flush_interval_s == 0.5
     assert (archive_env / "kis-1").is_dir()

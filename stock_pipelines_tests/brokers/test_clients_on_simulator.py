@@ -103,11 +103,11 @@ def test_kis_wrong_credentials_are_an_auth_error_not_a_retry_loop(exchange, tmp_
     assert client.calls == 0
 
 
-def test_missing_credentials_name_the_variables(monkeypatch):
-    monkeypatch.delenv("KIS_APP_KEY", raising=False)
-    monkeypatch.delenv("KIS_APP_SECRET", raising=False)
+def test_missing_credentials_name_the_variables():
     with pytest.raises(BrokerAuthError, match="set KIS_APP_KEY and KIS_APP_SECRET"):
-        KisCredentials.from_env()
+        KisCredentials.from_env({})
+    with pytest.raises(BrokerAuthError, match="set KIS_APP_SECRET in"):
+        KisCredentials.from_env({"KIS_APP_KEY": "k", "KIS_APP_SECRET": None})
 
 
 def test_kiwoom_minute_chart_matches_the_ground_truth(exchange, tmp_path):

@@ -13,6 +13,7 @@ import dagster as dg
 import httpx
 
 from stock_pipelines import lake
+from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.recovery.test_pipeline_on_simulator import ASSETS, DAY
 from stock_pipelines_tests.truth import truth_bars
 
@@ -71,7 +72,8 @@ def run_pipeline(instance: dg.DagsterInstance | None = None) -> PipelineRun:
     """raw_ticks -> ... -> minute_bars for DAY; a failed step does not raise (the outcome is asserted)."""
     started = time.monotonic()
     result = dg.materialize(ASSETS, partition_key=DAY.isoformat(),
-                            instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False)
+                            instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False,
+                            resources=resources())
     seconds = round(time.monotonic() - started, 2)
     metadata: dict = {}
     materialized = [e for e in result.get_asset_materialization_events()

@@ -24,6 +24,7 @@ from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recove
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.heartbeat import HeartbeatStore, Status
 from stock_pipelines.sim.runner import run_exchange
+from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.truth import truth_bars
 from stock_pipelines_tests.waiting import wait_until
 
@@ -194,7 +195,7 @@ def test_sigkill_loses_at_most_the_flush_window_and_the_gap_machinery_recovers_i
 
         end_the_day(url, env, monkeypatch)
         result = dg.materialize(ASSETS, partition_key=DAY.isoformat(),
-                                instance=dg.DagsterInstance.ephemeral())
+                                instance=dg.DagsterInstance.ephemeral(), resources=resources())
         assert result.success
         expected_bars = truth_bars(url.exchange.day)
 

@@ -123,6 +123,7 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
     for name in ("REDIS_URL", "STOCK_PIPELINES_REDIS_PREFIX"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(LATER_IN_SESSION))
+    from stock_pipelines.defs.resources import RedisResource
     from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor
     from stock_pipelines.redis_conn import redis_client
 
@@ -130,7 +131,9 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
     with dg.DagsterInstance.get() as instance:
         [state] = [s for s in instance.all_instigator_state() if s.name == "collector_heartbeat_sensor"]
         result = collector_heartbeat_sensor(
-            dg.build_sensor_context(instance=instance, cursor=state.instigator_data.cursor)
+            dg.build_sensor_context(
+                instance=instance, cursor=state.instigator_data.cursor, resources={"redis": RedisResource()}
+            )
         )
     launched = [r.run_key for r in result.run_requests]
     assert launched == [], "the real namespace's sensor launched a recovery for the demo's collector"

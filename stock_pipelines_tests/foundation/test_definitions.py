@@ -44,8 +44,8 @@ def test_daily_assets_keep_the_default_backfill_and_every_check_is_per_day():
 
 
 def test_every_step_that_calls_a_broker_is_in_the_broker_pool():
-    """The steps that build a broker client (recovery, the two quality checks that ask the broker,
-    the pre-flight's token) and no other step."""
+    """The steps that build a broker client (recovery, the broker's day volumes, the bar-sample
+    check, the pre-flight's token) and no other step."""
     from stock_pipelines.definitions import defs
     from stock_pipelines.defs.broker_steps import BROKER_POOL
 
@@ -54,7 +54,7 @@ def test_every_step_that_calls_a_broker_is_in_the_broker_pool():
         for node in job.graph.iterate_op_defs():
             nodes[node.name] = node
     pooled = {name for name, node in nodes.items() if node.pool == BROKER_POOL}
-    assert pooled == {"recovered_minute_bars", "minute_bars_minute_bars_day_volume",
+    assert pooled == {"recovered_minute_bars", "quality_broker_day_volumes",
                       "minute_bars_minute_bars_match_broker",
                       "preflight_checks"}
     assert {node.pool for name, node in nodes.items() if name not in pooled} == {None}
@@ -63,9 +63,15 @@ def test_every_step_that_calls_a_broker_is_in_the_broker_pool():
     callers = {
         path.relative_to(defs_dir).as_posix()
         for path in defs_dir.rglob("*.py")
-        if "build_source(" in path.read_text() or "broker_source(" in path.read_text()
+        if any(call in path.read_text() for call in ("build_source(", "broker_source(", "broker.source("))
     }
-    assert callers == {"assets/recovery.py", "checks/minute_bars_broker_checks.py"}
+    assert callers == {
+        "resources.py",  # builds it
+        "broker_steps.py",  # gates it
+        "assets/recovery.py",
+        "assets/day_volumes.py",
+        "checks/minute_bars_broker_checks.py",
+    }
 
 
 def test_paired_thresholds_are_one_check_with_a_severity_by_threshold():

@@ -21,9 +21,6 @@ def exchange():
 def test_everything_in_place_passes_including_a_real_token(redis_server, exchange, tmp_path, monkeypatch):
     monkeypatch.setenv("REDIS_URL", redis_server.url)
     environ = {"KIS_APP_KEY": "pf-key", "KIS_APP_SECRET": "pf-secret", "KIS_BASE_URL": str(exchange)}
-    monkeypatch.setenv("KIS_BASE_URL", str(exchange))
-    monkeypatch.setenv("KIS_APP_KEY", "pf-key")
-    monkeypatch.setenv("KIS_APP_SECRET", "pf-secret")
     report = run_preflight(
         broker="kis",
         archive_dir=tmp_path / "archive",

@@ -10,6 +10,7 @@ from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.sim.runner import run_exchange
+from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.ops.test_governance import Receiver
 
 
@@ -29,7 +30,7 @@ def test_missing_api_key_fails_the_job_alerts_and_trips_the_breaker(redis_server
         ):
             monkeypatch.delenv(var, raising=False)
         with dg.instance_for_test() as instance:
-            result = preflight_job.execute_in_process(instance=instance, raise_on_error=False)
+            result = preflight_job.execute_in_process(instance=instance, raise_on_error=False, resources=resources())
         assert not result.success
         message = result.failure_data_for_node("preflight_checks").error.message
         assert "kis credentials: PermissionError: missing KIS_APP_KEY, KIS_APP_SECRET" in message
@@ -57,7 +58,7 @@ def test_a_calendar_running_out_is_alerted_and_the_job_still_passes(redis_server
         with run_exchange(symbols=2, credentials={"pf-key": "pf-secret"}) as url:
             monkeypatch.setenv("KIS_BASE_URL", str(url))
             with dg.instance_for_test() as instance:
-                result = preflight_job.execute_in_process(instance=instance, raise_on_error=False)
+                result = preflight_job.execute_in_process(instance=instance, raise_on_error=False, resources=resources())
         assert result.success, result.all_events
         report = result.output_for_node("preflight_checks")
         assert report["ok"] and report["warnings"][0].startswith(

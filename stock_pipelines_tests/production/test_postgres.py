@@ -21,6 +21,7 @@ from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.sim.archive_day import write_day_archive
 from stock_pipelines_tests.dagster_dev import REPO_ROOT
+from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.production.postgres import PostgresServer, postgres_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -69,7 +70,9 @@ def test_partition_and_sensor_tick_are_stored_in_postgres(production_instance, p
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
 
     archived = write_day_archive(tmp_path / "archive", DAY, symbols=4, activity=0.3, corrupt=3)
-    result = dg.materialize([raw_ticks, *raw_ticks_checks], partition_key=DAY.isoformat(), instance=instance)
+    result = dg.materialize(
+        [raw_ticks, *raw_ticks_checks], partition_key=DAY.isoformat(), instance=instance, resources=resources()
+    )
     assert result.success
     materialization = result.asset_materializations_for_node("raw_ticks")[0]
     assert materialization.metadata["rows_kept"].value == archived.trades_written

@@ -330,20 +330,27 @@ def test_the_sample_takes_recovered_windows_first_and_keeps_the_budget():
     assert choose_sample(DAY, SESSION, recovered, activity, budget=0, today=DAY) == []
 
 
-def test_config_from_the_environment(monkeypatch):
-    assert QualityConfig.from_env() == QualityConfig(0.999, 0.9999, 20, 20, 50)
-    monkeypatch.setenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", "7")
-    assert QualityConfig.from_env().day_volume_calls == 7
-    monkeypatch.setenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", "-1")
+def test_config_from_environment_variables():
+    assert QualityConfig.from_env({}) == QualityConfig(0.999, 0.9999, 20, 20, 50)
+    assert QualityConfig.from_env({"STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS": "7"}).day_volume_calls == 7
     with pytest.raises(ValueError, match="STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS='-1' must be >= 0"):
-        QualityConfig.from_env()
-    monkeypatch.delenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS")
-    monkeypatch.setenv("STOCK_PIPELINES_COMPLETENESS_ERROR", "0.95")
-    monkeypatch.setenv("STOCK_PIPELINES_QUALITY_REST_CALLS", "0")
-    assert QualityConfig.from_env().error_share == 0.95 and QualityConfig.from_env().rest_calls == 0
-    monkeypatch.setenv("STOCK_PIPELINES_COMPLETENESS_ERROR", "99.9")
+        QualityConfig.from_env({"STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS": "-1"})
+    config = QualityConfig.from_env(
+        {"STOCK_PIPELINES_COMPLETENESS_ERROR": "0.95", "STOCK_PIPELINES_QUALITY_REST_CALLS": "0"}
+    )
+    assert config.error_share == 0.95 and config.rest_calls == 0
     with pytest.raises(ValueError, match="between 0 and 1"):
-        QualityConfig.from_env()
+        QualityConfig.from_env({"STOCK_PIPELINES_COMPLETENESS_ERROR": "99.9"})
+
+
+def test_the_quality_resource_sets_what_the_environment_leaves_unset(monkeypatch):
+    from stock_pipelines.defs.resources import QualityResource
+
+    monkeypatch.setenv("STOCK_PIPELINES_QUALITY_REST_CALLS", "3")
+    monkeypatch.delenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", raising=False)
+    config = QualityResource(day_volume_calls=9).config()
+    assert (config.rest_calls, config.day_volume_calls, config.error_share) == (3, 9, 0.999)
+
 
 
 def test_every_blocking_verdict_is_reported_by_a_named_check():

@@ -11,18 +11,21 @@ import pytest
 
 from stock_pipelines import lake
 from stock_pipelines.cli import main
+from stock_pipelines.defs.assets.day_volumes import broker_day_volumes
 from stock_pipelines.defs.assets.quality_report import quality_report
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.defs.checks.day_verdict import minute_bars_day_certified
 from stock_pipelines.defs.checks.minute_bars_checks import minute_bars_checks
+from stock_pipelines.defs.resources import BrokerResource, QualityResource, RedisResource
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.quality.store import read_day_totals, read_summary, report_dir
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.exchange_config import ExchangeConfig
 from stock_pipelines_tests.conftest import RedisServer
+from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.past_day import pin_clock_after
 from stock_pipelines_tests.truth import truth_bars
 
@@ -34,8 +37,9 @@ OUTAGES = ["10:00-10:30", "13:10-13:25"]
 KEYS = {
     f"q-key-{n}": f"q-secret-{n}" for n in range(8)
 }  # one app key a test: a token is issued once a minute
-PIPELINE = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
+PIPELINE = [raw_ticks, tick_minute_bars, broker_day_volumes, gap_report, recovered_minute_bars, minute_bars]
 CHECKED = [*PIPELINE, *minute_bars_checks, quality_report, minute_bars_day_certified]
+WITHOUT_RECOVERY = dg.AssetSelection.all() - dg.AssetSelection.assets(recovered_minute_bars)
 ALL_CHECKS = {
     c.check_specs_by_output_name[k].name for c in minute_bars_checks for k in c.check_specs_by_output_name
 }
@@ -61,24 +65,25 @@ def exchange(tmp_path_factory):
         redis.stop()
 
 
-def point_at(monkeypatch, tmp_path, redis_url: str, url, key: str, secret: str) -> None:
-    """This test's lake, archive and Redis prefix, and the simulator as the KIS broker."""
+def point_at(monkeypatch, tmp_path, redis_url: str, url, key: str, secret: str) -> dict:
+    """This test's lake, archive and Redis prefix (the process-wide settings the `report` command
+    reads too), and the resources that make the simulator the KIS broker."""
     monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(tmp_path / "archive"))
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("STOCK_PIPELINES_REDIS_PREFIX", tmp_path.name)
-    monkeypatch.setenv("KIS_BASE_URL", str(url))
-    monkeypatch.setenv("KIS_APP_KEY", key)
-    monkeypatch.setenv("KIS_APP_SECRET", secret)
     pin_clock_after(monkeypatch, DAY)
+    return resources(
+        redis=RedisResource(url=redis_url),
+        broker=BrokerResource(broker="kis", base_url=str(url), app_key=key, app_secret=secret),
+    )
 
 
 @pytest.fixture
 def env(exchange, tmp_path, monkeypatch, request):
     url, redis, truth = exchange
     key = list(KEYS)[request.param if hasattr(request, "param") else _next_key()]
-    point_at(monkeypatch, tmp_path, redis.url, url, key, KEYS[key])
-    return tmp_path, truth
+    return tmp_path, truth, point_at(monkeypatch, tmp_path, redis.url, url, key, KEYS[key])
 
 
 _used = iter(range(len(KEYS)))
@@ -109,7 +114,7 @@ def check_record(instance, name: str):
 
 
 def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
-    tmp_path, truth = env
+    tmp_path, truth, res = env
     write_day_archive(
         tmp_path / "archive",
         DAY,
@@ -119,7 +124,7 @@ def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
         corrupt=6,
     )
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)
+    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance, resources=res)
     assert result.success
     assert check_results(result) == dict.fromkeys(ALL_CHECKS, True)
 
@@ -170,7 +175,9 @@ def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
     # one of the two checks that share the coverage step runs alone (the UI's Execute on one check)
     bounds = dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_session_bounds")
     only = dg.AssetSelection.assets(minute_bars).without_checks() | dg.AssetSelection.checks(bounds)
-    alone = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance, selection=only)
+    alone = dg.materialize(
+        CHECKED, partition_key=DAY.isoformat(), instance=instance, selection=only, resources=res
+    )
     assert [(e.check_name, e.passed) for e in alone.get_asset_check_evaluations()] == [
         ("minute_bars_session_bounds", True)
     ]
@@ -183,7 +190,7 @@ def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
 
 
 def test_unrecovered_day_coverage_equals_the_truth_and_blocks_downstream(env, capsys):
-    tmp_path, truth = env
+    tmp_path, truth, res = env
     write_day_archive(
         tmp_path / "archive",
         DAY,
@@ -193,9 +200,9 @@ def test_unrecovered_day_coverage_equals_the_truth_and_blocks_downstream(env, ca
         corrupt=6,
     )
     instance = dg.DagsterInstance.ephemeral()
-    without_recovery = [a for a in CHECKED if a is not recovered_minute_bars]
     result = dg.materialize(
-        without_recovery, partition_key=DAY.isoformat(), instance=instance, raise_on_error=False
+        CHECKED, partition_key=DAY.isoformat(), instance=instance, raise_on_error=False, resources=res,
+        selection=WITHOUT_RECOVERY,
     )
     assert not result.success
 
@@ -263,13 +270,13 @@ def active_sample_window(day: date, activity: dict[str, int]) -> tuple[str, date
 
 
 def test_planted_defects_are_found_and_named(env, capsys, monkeypatch):
-    tmp_path, _truth = env
+    tmp_path, _truth, res = env
     monkeypatch.setenv("STOCK_PIPELINES_FAKE_NOW", datetime.combine(DAY + timedelta(days=1), time(9, 0), SEOUL)
                        .isoformat())  # the morning after: DAY is a past day for the broker
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS, corrupt=4)  # no outage
     dropped = _drop_one_trade(tmp_path / "archive", "000660")
     instance = dg.DagsterInstance.ephemeral()
-    assert dg.materialize(PIPELINE, partition_key=DAY.isoformat(), instance=instance).success
+    assert dg.materialize(PIPELINE, partition_key=DAY.isoformat(), instance=instance, resources=res).success
 
     # alter one tick-derived bar inside the broker sample's window of the most active symbol
     tick_bars = lake.read_partition("tick_minute_bars", DAY)
@@ -299,6 +306,7 @@ def test_planted_defects_are_found_and_named(env, capsys, monkeypatch):
         instance=instance,
         selection=[minute_bars, quality_report],
         raise_on_error=False,
+        resources=res,
     )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     # the altered bar: every changed field against the broker, and the day volume
@@ -338,58 +346,46 @@ def _drop_closing_print(archive, symbol: str) -> dict:
     return dropped
 
 
-def test_a_lost_closing_print_is_found_by_the_brokers_day_volume(env):
-    tmp_path, truth = env
+def test_a_lost_closing_print_is_found_by_the_brokers_day_volume_and_recovered(env):
+    tmp_path, truth, res = env
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS)  # no outage, no corruption
     dropped = _drop_closing_print(tmp_path / "archive", "035420")
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance, raise_on_error=False)
-    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance, resources=res)
 
-    # nothing in the archive reveals the loss: no gap, and the trades' own cum is continuous
-    assert lake.read_partition("gap_report", DAY).height == 0
+    # nothing in the archive reveals the loss: the trades' own cum is continuous
     ticks = lake.read_partition("raw_ticks", DAY).filter(pl.col("symbol") == "035420")
     assert int(ticks["cum"].max()) == int(ticks["qty"].sum()) == dropped["cum"] - dropped["qty"]
-    # the broker's day total does: every symbol checked, the one named, by how much
-    volume = evaluations["minute_bars_day_volume"]
-    assert volume.passed is False
-    meta = volume.metadata
-    assert meta["broker_checked"].value is True and meta["broker_checked_symbols"].value == SYMBOLS
-    assert meta["disagreeing_symbols"].value == ["035420"]
-    assert meta["cum_behind_broker_symbols"].value == ["035420"]
-    listed = rows(meta["listing"].value)
-    assert [(r["symbol"], r["reported"], r["reported_by"], r["last_cum"]) for r in listed] == [
-        ("035420", dropped["cum"], "broker", dropped["cum"] - dropped["qty"])
-    ]
+    # the broker's day total does, before the gap report: every symbol asked, the day volume stored
+    stored = read_day_totals(DAY)
+    assert stored.checked and stored.totals.height == SYMBOLS
+    assert dict(stored.totals.iter_rows())["035420"] == dropped["cum"]
     truth_volume = truth.filter(pl.col("symbol") == "035420")["volume"].sum()
     assert dropped["cum"] == truth_volume  # the broker's figure is the exchange's day volume
-    # blocking: the day is not certified and gets no report in this run
-    assert result.asset_materializations_for_node("quality_report") == []
-    stored = read_day_totals(DAY)
-    assert stored.checked and dict(stored.totals.iter_rows())["035420"] == dropped["cum"]
-
-    # the next end-of-day run heals it: gap_report turns the stored day volume into a gap from
-    # the last archived trade to the close, the recovery fetches it, every check passes
-    again = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)
+    # gap_report turns it into a gap from the last archived trade to the close, the same run's
+    # recovery fetches it, and every check passes
     tail = lake.read_partition("gap_report", DAY)
     assert tail["symbols"].to_list() == [["035420"]] and tail["kind"].to_list() == ["sequence"]
     assert tail["reason"][0] == (
         f"tail: broker day volume {dropped['cum']} > last cum {dropped['cum'] - dropped['qty']}: "
         f"{dropped['qty']} shares after the last archived trade"
     )
-    assert check_results(again) == dict.fromkeys(ALL_CHECKS, True)
+    assert check_results(result) == dict.fromkeys(ALL_CHECKS, True)
+    volume = next(e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_volume")
+    assert volume.metadata["broker_checked"].value is True
+    assert volume.metadata["broker_checked_symbols"].value == SYMBOLS
     final = lake.read_partition("minute_bars", DAY).filter(pl.col("symbol") == "035420")
     assert final["volume"].sum() == dropped["cum"]
     assert "rest_kis" in final["source"].to_list()
-    assert again.asset_materializations_for_node("quality_report")[0].metadata["certified"].value is True
+    assert result.asset_materializations_for_node("quality_report")[0].metadata["certified"].value is True
 
 
-def test_day_volume_cross_check_passes_on_a_complete_day_and_can_be_turned_off(env, monkeypatch):
-    tmp_path, _truth = env
+def test_day_volume_cross_check_passes_on_a_complete_day_and_can_be_turned_off(env):
+    tmp_path, _truth, res = env
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS)
     instance = dg.DagsterInstance.ephemeral()
-    monkeypatch.setenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", "5")
-    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)
+    five = {**res, "quality": QualityResource(day_volume_calls=5)}
+    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance, resources=five)
     meta = next(
         e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_volume"
     ).metadata
@@ -398,8 +394,8 @@ def test_day_volume_cross_check_passes_on_a_complete_day_and_can_be_turned_off(e
     notes = result.asset_materializations_for_node("quality_report")[0].metadata["notes"].value
     assert any(note.startswith("Broker day volumes: 5 of 5 symbols' day volume from kis") for note in notes)
 
-    monkeypatch.setenv("STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS", "0")
-    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance)
+    off = {**res, "quality": QualityResource(day_volume_calls=0)}
+    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance, resources=off)
     meta = next(
         e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_volume"
     ).metadata
@@ -415,6 +411,7 @@ def _failure_context(instance, result):
         dagster_run=result.dagster_run,
         dagster_event=result.get_run_failure_event(),
         repository_def=defs.get_repository_def(),
+        resources={"redis": RedisResource()},
     ).for_run_failure()
 
 
@@ -422,12 +419,21 @@ def test_the_heal_sensor_reruns_a_day_that_failed_only_on_a_tail(env):
     from stock_pipelines.definitions import defs
     from stock_pipelines.defs.sensors.end_of_day_heal import HEAL_TAG, end_of_day_heal_sensor
 
-    tmp_path, _truth = env
+    tmp_path, _truth, res = env
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS)
     _drop_closing_print(tmp_path / "archive", "000660")
     instance = dg.DagsterInstance.ephemeral()
-    job = defs.resolve_job_def("end_of_day_job")
-    failed = job.execute_in_process(instance=instance, partition_key=DAY.isoformat(), raise_on_error=False)
+    # the day's bars were built before the broker's day volumes were known (here: without them);
+    # a run that fetches them afterwards fails only on the tail they reveal
+    built = dg.materialize(
+        PIPELINE, partition_key=DAY.isoformat(), instance=instance, resources=res,
+        selection=dg.AssetSelection.all() - dg.AssetSelection.assets(broker_day_volumes),
+    )
+    assert built.success
+    failed = dg.materialize(
+        CHECKED, partition_key=DAY.isoformat(), instance=instance, resources=res, raise_on_error=False,
+        selection=[broker_day_volumes, minute_bars, quality_report],
+    )
     assert not failed.success
 
     request = end_of_day_heal_sensor(_failure_context(instance, failed))
@@ -437,8 +443,10 @@ def test_the_heal_sensor_reruns_a_day_that_failed_only_on_a_tail(env):
     )
     assert request.tags[HEAL_TAG] == "tail" and "000660" in request.tags["stock_pipelines/reason"]
 
+    job = defs.resolve_job_def("end_of_day_job")
     healed = job.execute_in_process(
-        instance=instance, partition_key=request.partition_key, tags=request.tags, raise_on_error=False
+        instance=instance, partition_key=request.partition_key, tags=request.tags, raise_on_error=False,
+        resources=res,
     )
     assert healed.success
     report = healed.asset_materializations_for_node("quality_report")[0].metadata
@@ -448,7 +456,7 @@ def test_the_heal_sensor_reruns_a_day_that_failed_only_on_a_tail(env):
 def test_the_heal_sensor_leaves_other_failures_to_a_person(env):
     from stock_pipelines.defs.sensors.end_of_day_heal import end_of_day_heal_sensor
 
-    tmp_path, _truth = env
+    tmp_path, _truth, res = env
     # the collector was down through the close and no broker answers the recovery: completeness,
     # closing prints and the day volume all fail; another run cannot fix that by itself
     write_day_archive(
@@ -456,10 +464,12 @@ def test_the_heal_sensor_leaves_other_failures_to_a_person(env):
     )
     instance = dg.DagsterInstance.ephemeral()
     failed = dg.materialize(
-        [a for a in CHECKED if a is not recovered_minute_bars],
+        CHECKED,
         partition_key=DAY.isoformat(),
         instance=instance,
         raise_on_error=False,
+        resources=res,
+        selection=WITHOUT_RECOVERY,
     )
     assert not failed.success
     skip = end_of_day_heal_sensor(_failure_context(instance, failed))
@@ -483,10 +493,10 @@ def test_a_broker_counting_after_hours_volume_does_not_fail_a_complete_day(
         after_hours_volume=250,
     )
     with run_exchange(config) as url:
-        point_at(monkeypatch, tmp_path, redis_server.url, url, "ah-key", "ah-secret")
+        res = point_at(monkeypatch, tmp_path, redis_server.url, url, "ah-key", "ah-secret")
         write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS)
         result = dg.materialize(
-            CHECKED, partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral()
+            CHECKED, partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral(), resources=res
         )
     meta = next(
         e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_volume"

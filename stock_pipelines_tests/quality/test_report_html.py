@@ -12,11 +12,13 @@ import pytest
 
 from stock_pipelines.cli import main
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
-from stock_pipelines.defs.assets.recovery import gap_report, minute_bars
+from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
+from stock_pipelines.defs.resources import RedisResource
 from stock_pipelines.quality.store import read_summary, report_dir
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines_tests.capabilities import require_capability
+from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.past_day import pin_clock_after
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -83,7 +85,6 @@ def test_html_report_renders_with_its_charts_in_headless_chromium(tmp_path, monk
     monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(tmp_path / "archive"))
     monkeypatch.setenv("STOCK_PIPELINES_QUALITY_REST_CALLS", "0")
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # no Redis: the archive's system stream is used
     pin_clock_after(monkeypatch, DAY)
     write_day_archive(
         tmp_path / "archive",
@@ -93,9 +94,11 @@ def test_html_report_renders_with_its_charts_in_headless_chromium(tmp_path, monk
         outages=[Outage.parse("10:00-10:20", DAY), Outage.parse("14:00-14:05", DAY)],
     )
     result = dg.materialize(
-        [raw_ticks, tick_minute_bars, gap_report, minute_bars],
+        [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars],
+        selection=[raw_ticks, tick_minute_bars, gap_report, minute_bars],  # no recovery: the day keeps holes
         partition_key=DAY.isoformat(),
         instance=dg.DagsterInstance.ephemeral(),
+        resources=resources(redis=RedisResource(url="redis://127.0.0.1:1/0")),
     )
     assert result.success
     assert main(["report", DAY.isoformat(), "--build"]) == 0

@@ -15,11 +15,13 @@ from stock_pipelines import lake
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
+from stock_pipelines.defs.resources import BrokerResource, RedisResource
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.ops import clock
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.exchange_config import ExchangeConfig
+from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.past_day import pin_clock_after
 from stock_pipelines_tests.truth import outage_edge_minutes, truth_bars
 
@@ -60,12 +62,11 @@ def pipeline_env(tmp_path, monkeypatch, redis_server):
     with run_exchange(config) as url:
         monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "data"))
         monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(tmp_path / "archive"))
-        monkeypatch.setenv("REDIS_URL", redis_server.url)
-        monkeypatch.setenv("KIS_BASE_URL", str(url))
-        monkeypatch.setenv("KIS_APP_KEY", "e2e-key")
-        monkeypatch.setenv("KIS_APP_SECRET", "e2e-secret")
         pin_clock_after(monkeypatch, DAY)
-        yield url, tmp_path
+        yield url, tmp_path, resources(
+            redis=RedisResource(url=redis_server.url),
+            broker=BrokerResource(base_url=str(url), app_key="e2e-key", app_secret="e2e-secret"),
+        )
 
 
 def kst(hh: int, mm: int, ss: int = 0) -> datetime:
@@ -78,13 +79,14 @@ def at_minutes(bars: pl.DataFrame, minutes: list[datetime]) -> pl.DataFrame:
 
 
 def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipeline_env):
-    url, tmp_path = pipeline_env
+    url, tmp_path, res = pipeline_env
     # Outages start and end inside a minute: the archive keeps part of those edge minutes.
     outages = [Outage(kst(10, 0, 25), kst(10, 30, 40)), Outage(kst(13, 10, 5), kst(13, 25, 50))]
     archived = write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS, outages=outages, corrupt=6)
     assert archived.trades_missing > 0
 
-    result = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral())
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance, resources=res)
     assert result.success
 
     expected = truth_bars(url)
@@ -129,14 +131,14 @@ def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipelin
 
 
 def test_a_rerun_writes_identical_minute_bars(pipeline_env):
-    url, tmp_path = pipeline_env
+    url, tmp_path, res = pipeline_env
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
                       outages=[Outage.parse("11:00-11:20", DAY)])
     instance = dg.DagsterInstance.ephemeral()
-    assert dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance).success
+    assert dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance, resources=res).success
     first = lake.read_partition("minute_bars", DAY)
     calls_before = httpx.get(f"{url}/admin/stats").json()["calls"].get("kis_dailychart", 0)
-    again = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance)
+    again = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance, resources=res)
     assert again.success
     assert lake.read_partition("minute_bars", DAY).equals(first)
     # the broker's bars of the first run are final (closed minutes): reused, not fetched again
@@ -147,16 +149,16 @@ def test_a_rerun_writes_identical_minute_bars(pipeline_env):
 
 
 def test_a_later_run_fetches_only_the_new_outage(pipeline_env):
-    url, tmp_path = pipeline_env
+    url, tmp_path, res = pipeline_env
     instance = dg.DagsterInstance.ephemeral()
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
                       outages=[Outage.parse("10:00-10:20", DAY)])
-    first = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance)
+    first = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance, resources=res)
     first_calls = first.asset_materializations_for_node("recovered_minute_bars")[0].metadata["calls"].value
     # the collector's archive for the day, rewritten with a second outage later in the day
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
                       outages=[Outage.parse("10:00-10:20", DAY), Outage.parse("14:00-14:20", DAY)])
-    second = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance)
+    second = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance, resources=res)
     meta = second.asset_materializations_for_node("recovered_minute_bars")[0].metadata
     assert meta["windows_reused"].value == SYMBOLS  # the first outage, one window a symbol
     assert 0 < meta["calls"].value <= first_calls  # only the 14:00 windows

@@ -10,6 +10,7 @@ stdin drives it:
 """
 
 import json
+import os
 import sys
 import time
 from datetime import date
@@ -18,7 +19,7 @@ from pathlib import Path
 import redis
 
 from stock_pipelines.brokers.model import BrokerError
-from stock_pipelines.recovery.sources import BrokerSettings, build_source
+from stock_pipelines.recovery.sources import BrokerSettings, build_source, credentials_from
 from stock_pipelines.redis_conn import quick_retry
 
 
@@ -27,7 +28,8 @@ def main() -> None:
     day, duration = date.fromisoformat(day), float(duration)
     client = redis.Redis.from_url(url, decode_responses=True, socket_timeout=1, socket_connect_timeout=1,
                                   retry=quick_retry())
-    source = build_source(BrokerSettings.from_env(), client, Path(token_dir))
+    settings = BrokerSettings.from_env(os.environ)  # a worker process: its environment is its config
+    source = build_source(settings, credentials_from(settings.broker, os.environ), client, Path(token_dir))
     limiter = source.limiter
     print("ready", flush=True)
     for line in sys.stdin:

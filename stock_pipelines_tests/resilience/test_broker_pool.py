@@ -75,5 +75,5 @@ def test_the_steps_that_call_a_broker_are_exactly_those_in_the_broker_pool(day, 
         pooled |= {node.name for node in job.graph.nodes if node.definition.pool == BROKER_POOL}
     assert not unattributed  # every request happened inside one step
     assert calling == pooled
-    assert {"preflight_checks", "recovered_minute_bars", "minute_bars_minute_bars_day_volume",
+    assert {"preflight_checks", "recovered_minute_bars", "quality_broker_day_volumes",
             "minute_bars_minute_bars_match_broker"} <= calling

@@ -232,14 +232,11 @@ def test_a_process_that_never_reached_redis_takes_the_configured_share(monkeypat
 
     from stock_pipelines.recovery.sources import BrokerSettings
 
-    monkeypatch.setenv("KIS_BASE_URL", "http://127.0.0.1:9")
-    monkeypatch.delenv("STOCK_PIPELINES_BROKER_PROCESSES", raising=False)
-    assert BrokerSettings.from_env().processes == 2
-    monkeypatch.setenv("STOCK_PIPELINES_BROKER_PROCESSES", "5")
-    assert BrokerSettings.from_env().processes == 5
-    monkeypatch.setenv("STOCK_PIPELINES_BROKER_PROCESSES", "0")
+    url = {"KIS_BASE_URL": "http://127.0.0.1:9"}
+    assert BrokerSettings.from_env(url).processes == 2
+    assert BrokerSettings.from_env({**url, "STOCK_PIPELINES_BROKER_PROCESSES": "5"}).processes == 5
     with pytest.raises(ValueError, match="STOCK_PIPELINES_BROKER_PROCESSES must be at least 1"):
-        BrokerSettings.from_env()
+        BrokerSettings.from_env({**url, "STOCK_PIPELINES_BROKER_PROCESSES": "0"})
 
     clock = FakeClock()
     dead = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_connect_timeout=0.5)

@@ -10,6 +10,7 @@ import yaml
 
 from stock_pipelines.definitions import defs
 from stock_pipelines.defs.jobs.recovery import RUN_KIND_TAG, recovery_job
+from stock_pipelines.defs.resources import RedisResource
 from stock_pipelines.defs.schedules import end_of_day_schedule, preflight_schedule
 from stock_pipelines.market import SEOUL
 
@@ -20,6 +21,7 @@ def tick(schedule, y, m, d, hh, mm):
     context = dg.build_schedule_context(
         scheduled_execution_time=datetime(y, m, d, hh, mm, tzinfo=SEOUL),
         repository_def=defs.get_repository_def(),
+        resources={"redis": RedisResource()},  # the redis_env fixture's server, through REDIS_URL
     )
     return schedule.evaluate_tick(context)
 

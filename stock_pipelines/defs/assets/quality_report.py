@@ -11,6 +11,8 @@ from stock_pipelines.defs.assets.recovery import minute_bars
 from stock_pipelines.defs.checks.day_inputs import inputs_for, recovery_complete
 from stock_pipelines.defs.checks.report_tables import report_metadata
 from stock_pipelines.defs.partitions import trading_day_partitions
+from stock_pipelines.defs.resources import LakeResource, QualityResource
+from stock_pipelines.defs.tags import QUALITY, catalog
 from stock_pipelines.quality.build import build_report
 
 
@@ -21,11 +23,15 @@ from stock_pipelines.quality.build import build_report
     description="Completeness by collector and overall, a timeline of gaps and what filled them, symbols with "
     "remaining holes, consistency disagreements; certified when every blocking check passes. Tables here, "
     "HTML with charts at `html_path`.",
+    **catalog(QUALITY, "html"),
 )
-def quality_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def quality_report(
+    context: dg.AssetExecutionContext, lake: LakeResource, quality: QualityResource
+) -> dg.MaterializeResult:
     day = date.fromisoformat(context.partition_key)
     inputs = inputs_for(context.partition_key)
-    built = build_report(inputs, recovery_complete=recovery_complete(context.instance, context.partition_key))
+    complete = recovery_complete(context.instance, context.partition_key)
+    built = build_report(inputs, recovery_complete=complete, config=quality.config(), data_dir=lake.root())
     quality = built.quality
     return dg.MaterializeResult(
         metadata={

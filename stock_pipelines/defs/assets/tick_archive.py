@@ -14,6 +14,8 @@ import dagster as dg
 from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.archive.observe import collectors_with_trades, freshness, observe_day
 from stock_pipelines.defs.partitions import trading_day_partitions
+from stock_pipelines.defs.resources import ArchiveResource
+from stock_pipelines.defs.tags import TICKS, catalog
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.ops import clock
 
@@ -26,11 +28,11 @@ tick_archive = dg.AssetSpec(
     group_name="ticks",
     description="The collectors' JSONL archive (observed, not materialized): per collector and "
     "stream, files, bytes, lines and last write time.",
+    **catalog(TICKS, "json"),
 )
 
 
-def _observe(day: date, now: datetime, cursor: dict | None):
-    config = ArchiveConfig.from_env()
+def _observe(day: date, now: datetime, cursor: dict | None, config: ArchiveConfig):
     roots = config.roots()
     stats, new_cursor = observe_day(roots, day, cursor)
     calendar = krx_calendar()
@@ -57,14 +59,16 @@ def _observe(day: date, now: datetime, cursor: dict | None):
     return metadata, verdict, check_metadata, new_cursor
 
 
-def evaluate_tick_archive(now: datetime, cursor_text: str | None) -> dg.SensorResult | dg.SkipReason:
+def evaluate_tick_archive(
+    now: datetime, cursor_text: str | None, config: ArchiveConfig
+) -> dg.SensorResult | dg.SkipReason:
     """One observation of today's partition at `now` (the sensor body, with the clock injected)."""
     day = now.astimezone(SEOUL).date()
     if not krx_calendar().is_trading_day(day):
         return dg.SkipReason(f"{day} is not a KRX trading day")
     cursor = json.loads(cursor_text) if cursor_text else {}
     files_cursor = cursor.get("files") if cursor.get("day") == day.isoformat() else None
-    metadata, verdict, check_metadata, new_cursor = _observe(day, now, files_cursor)
+    metadata, verdict, check_metadata, new_cursor = _observe(day, now, files_cursor, config)
     key = day.isoformat()
     return dg.SensorResult(
         asset_events=[
@@ -88,8 +92,8 @@ def evaluate_tick_archive(now: datetime, cursor_text: str | None) -> dg.SensorRe
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Observe today's tick_archive partition and report its freshness check.",
 )
-def tick_archive_sensor(context: dg.SensorEvaluationContext):
-    return evaluate_tick_archive(clock.now(), context.cursor)
+def tick_archive_sensor(context: dg.SensorEvaluationContext, archive: ArchiveResource):
+    return evaluate_tick_archive(clock.now(), context.cursor, archive.config())
 
 
 @dg.asset_check(
@@ -99,14 +103,16 @@ def tick_archive_sensor(context: dg.SensorEvaluationContext):
     description="In continuous trading every collector's trade files grew within "
     "STOCK_PIPELINES_ARCHIVE_MAX_SILENCE_S (default 120 s).",
 )
-def tick_archive_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def tick_archive_fresh(
+    context: dg.AssetCheckExecutionContext, archive: ArchiveResource
+) -> dg.AssetCheckResult:
     day = date.fromisoformat(context.partition_key)
     now = clock.now()
     if day != now.astimezone(SEOUL).date():
         return dg.AssetCheckResult(
             passed=True, description=f"{day} is not today: its files can no longer go stale"
         )
-    _, verdict, check_metadata, _ = _observe(day, now, None)
+    _, verdict, check_metadata, _ = _observe(day, now, None, archive.config())
     return dg.AssetCheckResult(
         passed=verdict.passed, description=verdict.description, metadata=check_metadata
     )

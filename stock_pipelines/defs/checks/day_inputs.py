@@ -10,6 +10,8 @@ from stock_pipelines.quality.day import DayInputs, load_day
 
 RECOVERED = dg.AssetKey("recovered_minute_bars")
 GAP_REPORT = dg.AssetKey("gap_report")
+# what `load_day` reads besides minute_bars: the checks run after them when a run makes them
+DAY_INPUTS = [dg.AssetKey("raw_ticks"), GAP_REPORT, RECOVERED]
 
 
 def inputs_for(partition_key: str) -> DayInputs:

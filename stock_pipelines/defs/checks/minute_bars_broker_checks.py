@@ -1,60 +1,38 @@
-"""The minute_bars checks that ask the broker: the day volume and the bar sample. Each runs in
-the broker pool (`broker_steps.BROKER_POOL`), behind the automation permit, the shared rate
-limit and the broker's circuit breaker, and stores what the broker answered for the report."""
+"""The minute_bars checks against the broker's figures: the day volume (from the day totals that
+`quality_broker_day_volumes` fetched) and the bar sample, which asks the broker itself in the
+broker pool (`broker_steps.BROKER_POOL`), behind the automation permit, the shared rate limit
+and the broker's circuit breaker, and stores what the broker answered for the report."""
 
 import dagster as dg
 import polars as pl
-import redis
 
-from stock_pipelines.brokers.model import BrokerError
 from stock_pipelines.defs.assets.recovery import minute_bars
-from stock_pipelines.defs.broker_steps import BROKER_POOL, permit
-from stock_pipelines.defs.checks.day_inputs import inputs_for
-from stock_pipelines.defs.tables import listing
+from stock_pipelines.defs.broker_steps import BROKER_POOL, broker_source
+from stock_pipelines.defs.checks.day_inputs import DAY_INPUTS, inputs_for
 from stock_pipelines.defs.partitions import trading_day_partitions
+from stock_pipelines.defs.resources import BrokerResource, QualityResource, RedisResource
+from stock_pipelines.defs.tables import listing
 from stock_pipelines.ops import clock
-from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.consistency import day_volume
-from stock_pipelines.quality.day import broker_check, day_totals
-from stock_pipelines.quality.store import write_broker_check, write_day_totals
-from stock_pipelines.settings import Settings
-
-
-def broker_source(context: dg.AssetCheckExecutionContext):
-    """(source, why-not): the broker client the recovery uses, under the same shared rate limit and
-    behind the broker's circuit breaker; none for an automatic run while automation is off."""
-    from stock_pipelines.recovery.gated_source import gated
-    from stock_pipelines.recovery.sources import BreakerGate, BrokerSettings, breaker_for, build_source
-    from stock_pipelines.redis_conn import redis_client
-
-    decision = permit(context)
-    if not decision.allowed:
-        return None, decision.describe()
-    try:
-        settings = BrokerSettings.from_env()
-        client = redis_client()
-        client.ping()
-        source = build_source(settings, client, Settings.from_env().data_dir / ".tokens", now=clock.now)
-        return gated(source, BreakerGate(breaker_for(settings.broker, client))), ""
-    except (BrokerError, ValueError, redis.RedisError, OSError) as error:
-        return None, f"{type(error).__name__}: {error}"
+from stock_pipelines.quality.day import broker_check
+from stock_pipelines.quality.day_totals import DayTotals
+from stock_pipelines.quality.store import TOTALS_ASSET, read_day_totals, write_broker_check
 
 
 @dg.asset_check(
     asset=minute_bars,
     partitions_def=trading_day_partitions,
+    additional_deps=[*DAY_INPUTS, dg.AssetKey(TOTALS_ASSET)],
     blocking=True,
-    pool=BROKER_POOL,
     description="per symbol, the final bars' volume equals the day's reported volume: the broker's day total "
-    "where fetched (STOCK_PIPELINES_QUALITY_DAY_VOLUME_CALLS symbols a day, those at risk first), else the last "
-    "cumulative volume archived; archive shortfalls (trades the ticks lack) are listed. ERROR (blocking).",
+    "where quality_broker_day_volumes fetched it, else the last cumulative volume archived; archive shortfalls "
+    "(trades the ticks lack) are listed. ERROR (blocking).",
 )
 def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     inputs = inputs_for(context.partition_key)
-    budget = QualityConfig.from_env().day_volume_calls
-    source, why = broker_source(context) if budget > 0 else (None, "")
-    totals = day_totals(inputs, source, budget, clock.now(), why)
-    write_day_totals(inputs.day, totals)
+    totals = read_day_totals(inputs.day) or DayTotals(
+        False, "not checked: quality_broker_day_volumes has not run for this day"
+    )
     volume = day_volume(
         inputs.ticks,
         inputs.bars,
@@ -101,16 +79,19 @@ def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
 @dg.asset_check(
     asset=minute_bars,
     partitions_def=trading_day_partitions,
+    additional_deps=DAY_INPUTS,
     blocking=True,
     pool=BROKER_POOL,
     description="final bars equal the broker's REST bars (OHLCV) on a daily sample: every recovered window "
     "first, then the most active symbols, within STOCK_PIPELINES_QUALITY_REST_CALLS calls (0 = off). "
     "ERROR (blocking).",
 )
-def minute_bars_match_broker(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def minute_bars_match_broker(
+    context: dg.AssetCheckExecutionContext, quality: QualityResource, broker: BrokerResource, redis: RedisResource
+) -> dg.AssetCheckResult:
     inputs = inputs_for(context.partition_key)
-    budget = QualityConfig.from_env().rest_calls
-    source, why = broker_source(context) if budget > 0 else (None, "")
+    budget = quality.config().rest_calls
+    source, why = broker_source(context, broker, redis) if budget > 0 else (None, "")
     result = broker_check(inputs, source, budget, clock.now(), why)
     write_broker_check(inputs.day, result)
     disagreements = result.disagreements

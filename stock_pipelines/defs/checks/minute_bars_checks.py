@@ -11,7 +11,7 @@ that reports both checks built on it: completeness and session bounds.
 import dagster as dg
 
 from stock_pipelines.defs.assets.recovery import minute_bars
-from stock_pipelines.defs.checks.day_inputs import inputs_for, recovery_complete
+from stock_pipelines.defs.checks.day_inputs import DAY_INPUTS, inputs_for, recovery_complete
 from stock_pipelines.defs.checks.minute_bars_broker_checks import (
     minute_bars_day_volume,
     minute_bars_match_broker,
@@ -19,6 +19,7 @@ from stock_pipelines.defs.checks.minute_bars_broker_checks import (
 from stock_pipelines.defs.checks.severity import graded
 from stock_pipelines.defs.tables import listing
 from stock_pipelines.defs.partitions import trading_day_partitions
+from stock_pipelines.defs.resources import QualityResource
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.consistency import invariant_violations
 from stock_pipelines.quality.coverage import Coverage, compute_coverage
@@ -82,6 +83,7 @@ def _session_bounds(cov: Coverage) -> dg.AssetCheckResult:
             asset=minute_bars,
             blocking=True,
             partitions_def=trading_day_partitions,
+            additional_deps=DAY_INPUTS,
             description="present / expected symbol-minutes; expected = evidence of trades (bars, "
             "cumulative-volume jumps, gap windows; REST answers decide). WARN below "
             "STOCK_PIPELINES_COMPLETENESS_WARN (default 99.99%), ERROR (blocking) below "
@@ -92,6 +94,7 @@ def _session_bounds(cov: Coverage) -> dg.AssetCheckResult:
             asset=minute_bars,
             blocking=True,
             partitions_def=trading_day_partitions,
+            additional_deps=DAY_INPUTS,
             description="no bar outside the session's bar slots, and the closing print present for every "
             "symbol that traded in the closing auction. ERROR (blocking).",
         ),
@@ -99,7 +102,7 @@ def _session_bounds(cov: Coverage) -> dg.AssetCheckResult:
     description="The day's coverage, computed once: completeness and session bounds.",
     can_subset=True,  # the UI's Execute on one of the two checks runs that one only
 )
-def minute_bars_coverage_checks(context: dg.AssetCheckExecutionContext):
+def minute_bars_coverage_checks(context: dg.AssetCheckExecutionContext, quality: QualityResource):
     inputs = inputs_for(context.partition_key)
     complete = recovery_complete(context.instance, context.partition_key)
     cov = compute_coverage(
@@ -113,7 +116,7 @@ def minute_bars_coverage_checks(context: dg.AssetCheckExecutionContext):
     )
     selected = {key.name for key in context.selected_asset_check_keys}
     if COMPLETENESS in selected:
-        yield _completeness(cov, complete, QualityConfig.from_env())
+        yield _completeness(cov, complete, quality.config())
     if SESSION_BOUNDS in selected:
         yield _session_bounds(cov)
 
@@ -121,6 +124,7 @@ def minute_bars_coverage_checks(context: dg.AssetCheckExecutionContext):
 @dg.asset_check(
     asset=minute_bars,
     partitions_def=trading_day_partitions,
+    additional_deps=DAY_INPUTS,
     blocking=True,
     description="low <= open, close <= high; volume >= 0; no null price; one bar per symbol-minute. "
     "ERROR (blocking).",

@@ -9,10 +9,10 @@ import polars as pl
 
 from stock_pipelines import lake
 from stock_pipelines.archive.checks import duplicate_trades, outside_session, schema_errors
-from stock_pipelines.archive.config import ArchiveConfig
-from stock_pipelines.defs.assets.raw_ticks import raw_ticks, session_for
+from stock_pipelines.defs.assets.raw_ticks import session_for
 from stock_pipelines.defs.checks.severity import graded
 from stock_pipelines.defs.partitions import trading_day_partitions
+from stock_pipelines.defs.resources import ArchiveResource
 
 RAW_TICKS = dg.AssetKey("raw_ticks")
 
@@ -25,7 +25,7 @@ def _ticks(partition_key: str) -> pl.LazyFrame:
 
 
 @dg.asset_check(
-    asset=raw_ticks, partitions_def=trading_day_partitions, description="pandera RawTicksSchema holds"
+    asset=RAW_TICKS, partitions_def=trading_day_partitions, description="pandera RawTicksSchema holds"
 )
 def raw_ticks_schema(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     frame = _ticks(context.partition_key).collect()
@@ -36,7 +36,7 @@ def raw_ticks_schema(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckRes
 
 
 @dg.asset_check(
-    asset=raw_ticks, partitions_def=trading_day_partitions, description="one row per (symbol, cum)"
+    asset=RAW_TICKS, partitions_def=trading_day_partitions, description="one row per (symbol, cum)"
 )
 def raw_ticks_no_duplicates(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     duplicates = duplicate_trades(_ticks(context.partition_key))
@@ -44,13 +44,13 @@ def raw_ticks_no_duplicates(context: dg.AssetCheckExecutionContext) -> dg.AssetC
 
 
 @dg.asset_check(
-    asset=raw_ticks,
+    asset=RAW_TICKS,
     partitions_def=trading_day_partitions,
     description="every trade inside the day's session (continuous trading or the closing print, with tolerance)",
 )
-def raw_ticks_in_session(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def raw_ticks_in_session(context: dg.AssetCheckExecutionContext, archive: ArchiveResource) -> dg.AssetCheckResult:
     _, session = session_for(context.partition_key)
-    tolerance = ArchiveConfig.from_env().session_tolerance
+    tolerance = archive.config().session_tolerance
     outside = outside_session(_ticks(context.partition_key), session, tolerance)
     return dg.AssetCheckResult(
         passed=outside == 0,
@@ -72,14 +72,14 @@ def _quarantine_share(context: dg.AssetCheckExecutionContext) -> tuple[float, di
 
 
 @dg.asset_check(
-    asset=raw_ticks,
+    asset=RAW_TICKS,
     partitions_def=trading_day_partitions,
     description="quarantined lines / lines in: WARN from STOCK_PIPELINES_QUARANTINE_WARN_SHARE "
     "(default 0.1%), ERROR from STOCK_PIPELINES_QUARANTINE_ERROR_SHARE (default 1%)",
 )
-def raw_ticks_quarantine_share(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def raw_ticks_quarantine_share(context: dg.AssetCheckExecutionContext, archive: ArchiveResource) -> dg.AssetCheckResult:
     share, metadata = _quarantine_share(context)
-    config = ArchiveConfig.from_env()
+    config = archive.config()
     clean = metadata["quarantined"] == 0
     passed, severity = graded(
         clean or share < config.quarantine_warn_share, clean or share < config.quarantine_error_share

@@ -4,13 +4,12 @@ job still passes."""
 
 import dagster as dg
 
-from stock_pipelines.archive.config import ArchiveConfig
+from stock_pipelines import settings
 from stock_pipelines.defs.broker_steps import BROKER_POOL
+from stock_pipelines.defs.resources import ArchiveResource, BrokerResource, RedisResource
 from stock_pipelines.ops.alerts import Alerter
-from stock_pipelines.ops.governance import RecoveryGovernance, configured_broker
+from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.ops.preflight import run_preflight
-from stock_pipelines.redis_conn import redis_client
-from stock_pipelines.settings import Settings
 
 
 def _dagster_storage(instance: dg.DagsterInstance):
@@ -21,9 +20,9 @@ def _dagster_storage(instance: dg.DagsterInstance):
     return probe
 
 
-def _redis_or_none():
+def _redis_or_none(redis: RedisResource):
     try:
-        return redis_client()
+        return redis.client()
     except Exception:  # noqa: BLE001 - Redis itself may be what failed; alert without dedupe
         return None
 
@@ -33,20 +32,25 @@ def _redis_or_none():
     description="Broker credentials and token, Redis, Dagster storage, archive writable, free disk, sources, "
     "KRX calendar horizon."
 )
-def preflight_checks(context: dg.OpExecutionContext) -> dict:
+def preflight_checks(
+    context: dg.OpExecutionContext, redis: RedisResource, archive: ArchiveResource, broker: BrokerResource
+) -> dict:
     def ping():
-        return redis_client().ping()
+        return redis.client().ping()
 
+    broker_name = broker.name()
     report = run_preflight(
-        broker=configured_broker(),
-        archive_dir=ArchiveConfig.from_env().archive_dir,
-        token_dir=Settings.from_env().data_dir / ".tokens",
+        broker=broker_name,
+        archive_dir=archive.config().archive_dir,
+        token_dir=broker.tokens(),
         redis_ping=ping,
         dagster_storage=_dagster_storage(context.instance),
+        # the pre-flight checks the deployment itself: are its variables set?
+        environ=settings.environment(),
     )
     for result in report.results:
         (context.log.info if result.ok else context.log.error)(f"{result.name}: {result.detail}")
-    client = _redis_or_none() if report.warnings or not report.ok else None
+    client = _redis_or_none(redis) if report.warnings or not report.ok else None
     for number, warning in enumerate(report.warnings):
         context.log.warning(warning)
         Alerter(client).send("preflight_warning", warning, dedupe_key=f"{context.run_id}:{number}")
@@ -55,7 +59,8 @@ def preflight_checks(context: dg.OpExecutionContext) -> dict:
         if missing_key is not None and client is not None:
             # a missing API key cannot heal by itself: the breaker opens for good (and the
             # heartbeat sensor goes dormant) until a person resets it with `resume`
-            RecoveryGovernance(client).breaker().trip_permanently(f"pre-flight: {missing_key.detail}")
+            breaker = RecoveryGovernance(client, broker_name).breaker()
+            breaker.trip_permanently(f"pre-flight: {missing_key.detail}")
         Alerter(client).send("preflight_failed", report.describe(), dedupe_key=f"{context.run_id}")
         raise dg.Failure(report.describe(), metadata={"report": dg.MetadataValue.json(report.to_json())})
     context.add_output_metadata({"report": dg.MetadataValue.json(report.to_json())})

@@ -8,8 +8,8 @@ from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from stock_pipelines.archive import retention
-from stock_pipelines.archive.config import ArchiveConfig
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
+from stock_pipelines.defs.resources import ArchiveResource
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.ops import clock
 
@@ -58,8 +58,8 @@ class RetentionConfig(dg.Config):
 
 
 @dg.op(description="Delete raw archive days older than N trading days whose raw_ticks passed its checks.")
-def archive_retention(context: dg.OpExecutionContext, config: RetentionConfig):
-    settings = ArchiveConfig.from_env()
+def archive_retention(context: dg.OpExecutionContext, config: RetentionConfig, archive: ArchiveResource):
+    settings = archive.config()
     keep = config.keep_trading_days if config.keep_trading_days != -1 else settings.retention_trading_days
     as_of = date.fromisoformat(config.as_of) if config.as_of else clock.now().date()
     roots = [root for root, _ in settings.roots()]

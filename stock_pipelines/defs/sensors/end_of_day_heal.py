@@ -2,18 +2,19 @@
 trades after the archive's last ones (and on nothing else a re-run cannot fix), run the end of
 day once more.
 
-The failed run's minute_bars_day_volume check stored the broker's day volumes; the next run's
-gap_report turns each shortfall into a gap to the close, and the recovery fetches it from REST
-(docs/quality.md). One retry a day (run key), and only while automatic recovery is allowed: the
+An end-of-day run fetches the broker's day volumes (quality_broker_day_volumes) before its
+gap_report, so it recovers such tails itself; this failure means the figures came after that run's
+gap_report. The next run's gap_report turns each shortfall into a gap to the close, and the
+recovery fetches it from REST (docs/quality.md). One retry a day (run key), and only while automatic recovery is allowed: the
 feature flag is on and governance is not dormant. Any other failure is left to a person.
 """
 
 import dagster as dg
-import redis
+from redis import RedisError
 
 from stock_pipelines.defs.jobs.recovery import end_of_day_job
+from stock_pipelines.defs.resources import RedisResource
 from stock_pipelines.ops.governance import RecoveryGovernance
-from stock_pipelines.redis_conn import redis_client
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, FeatureFlags
 
 DAY_VOLUME = dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_day_volume")
@@ -45,7 +46,7 @@ def tail_shortfalls(evaluations: list[dg.AssetCheckEvaluation]) -> list[str]:
     description="An end-of-day run failed only on the day volume, with trades after the archive's last "
     "ones: run the end of day once more (its gap_report adds those gaps; the recovery fetches them).",
 )
-def end_of_day_heal_sensor(context: dg.RunFailureSensorContext):
+def end_of_day_heal_sensor(context: dg.RunFailureSensorContext, redis: RedisResource):
     run = context.dagster_run
     day = run.tags.get("dagster/partition")
     if day is None:
@@ -61,11 +62,11 @@ def end_of_day_heal_sensor(context: dg.RunFailureSensorContext):
             f"symbols behind the broker: {len(symbols)}); left to a person"
         )
     try:
-        client = redis_client()
+        client = redis.client()
         if not FeatureFlags(client).state(AUTO_RECOVERY).enabled:
             return dg.SkipReason(f"{day}: {AUTO_RECOVERY} is off")
         governance = RecoveryGovernance(client).verdict()
-    except redis.RedisError as error:
+    except RedisError as error:
         return dg.SkipReason(f"{day}: governance unknown (Redis: {type(error).__name__}); not healing")
     if not governance.allowed:
         return dg.SkipReason(f"{day}: automatic recovery not allowed: {governance.reason}")

@@ -10,15 +10,16 @@ and handles nothing twice (run keys dedupe as well). It is kept per Redis key pr
 import json
 
 import dagster as dg
-import redis
+from redis import RedisError
 
 from stock_pipelines.defs.jobs.preflight import preflight_job
 from stock_pipelines.defs.jobs.recovery import ATTEMPT_TAG, COLLECTOR_TAG, WINDOW_TAG, recovery_job
+from stock_pipelines.defs.resources import RedisResource
 from stock_pipelines.ops import clock
 from stock_pipelines.ops.cursor_namespaces import cursor_for, with_cursor
 from stock_pipelines.ops.heartbeat_rules import Launch
 from stock_pipelines.ops.heartbeat_tick import heartbeat_tick
-from stock_pipelines.redis_conn import key_prefix, redis_client
+from stock_pipelines.redis_conn import key_prefix
 
 SENSOR_NAME = "collector_heartbeat_sensor"
 INTERVAL_S = 10
@@ -65,11 +66,11 @@ def run_request(launch: Launch) -> dg.RunRequest:
     description="Collector heartbeats and restarts -> recovery runs for the lost trading time (and the "
     "pre-flight before the open), governed by kill switches, breakers, backoff and dormant mode.",
 )
-def collector_heartbeat_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+def collector_heartbeat_sensor(context: dg.SensorEvaluationContext, redis: RedisResource) -> dg.SensorResult:
     prefix = key_prefix()
     try:
-        evaluation = heartbeat_tick(redis_client(), clock.now(), cursor_for(context.cursor, prefix))
-    except (redis.RedisError, OSError) as error:
+        evaluation = heartbeat_tick(redis.client(), clock.now(), cursor_for(context.cursor, prefix))
+    except (RedisError, OSError) as error:
         # cursor untouched: the same events are read again once Redis answers
         return dg.SensorResult(skip_reason=f"Redis unreachable ({type(error).__name__}): nothing evaluated")
     for note in evaluation.notes:

@@ -8,12 +8,12 @@ success resets the count and records what the run recovered (shown by `stock-pip
 import json
 
 import dagster as dg
-import redis
+from redis import RedisError
 
 from stock_pipelines.defs.jobs.recovery import WINDOW_TAG, recovery_job
+from stock_pipelines.defs.resources import RedisResource
 from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.ops.recovery_window import Window
-from stock_pipelines.redis_conn import redis_client
 
 RECOVERED_KEYS = ("windows_recovered", "windows_unrecovered", "rest_bars", "tier1_bars", "calls", "stopped")
 
@@ -42,7 +42,7 @@ def _recovered(instance: dg.DagsterInstance, run_id: str) -> dict:
     description="A recovery run succeeded: record what it recovered; complete resets the failure count, "
     "unrecovered windows count as a failed recovery.",
 )
-def recovery_success_sensor(context: dg.RunStatusSensorContext):
+def recovery_success_sensor(context: dg.RunStatusSensorContext, redis: RedisResource):
     run = context.dagster_run
     recovered = _recovered(context.instance, run.run_id)
     # A run can succeed and still leave windows unrecovered (the executor stops, with a partial
@@ -51,8 +51,8 @@ def recovery_success_sensor(context: dg.RunStatusSensorContext):
     complete = not recovered.get("windows_unrecovered")
     detail = json.dumps(recovered, default=str)
     try:
-        retry = RecoveryGovernance(redis_client()).record_run(run.run_id, complete, _window(run), detail)
-    except redis.RedisError as error:
+        retry = RecoveryGovernance(redis.client()).record_run(run.run_id, complete, _window(run), detail)
+    except RedisError as error:
         raise RuntimeError(
             f"could not record the recovery outcome in Redis: {type(error).__name__}"
         ) from None
@@ -71,10 +71,10 @@ def recovery_success_sensor(context: dg.RunStatusSensorContext):
     description="A recovery run failed: back off (5 s doubling to 10 min, full jitter) and queue a retry; "
     "ten in a row mean dormant mode.",
 )
-def recovery_failure_sensor(context: dg.RunFailureSensorContext):
+def recovery_failure_sensor(context: dg.RunFailureSensorContext, redis: RedisResource):
     run = context.dagster_run
     message = context.failure_event.message or "run failed"
-    retry = RecoveryGovernance(redis_client()).record_run(run.run_id, False, _window(run), message)
+    retry = RecoveryGovernance(redis.client()).record_run(run.run_id, False, _window(run), message)
     context.log.info(
         f"recovery run {run.run_id} failed; retry: {retry.run_key if retry else 'none (dormant)'}"
     )
