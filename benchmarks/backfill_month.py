@@ -62,23 +62,31 @@ def generate(root: Path, days: list[date], symbols: int) -> int:
 def plain_day(day: date) -> dict:
     """One day without a Dagster run: the domain calls of raw_ticks and tick_minute_bars, and
     gap_report's body on a bare context."""
-    import dagster as dg
-
     from stock_pipelines import lake
     from stock_pipelines.archive.bars import minute_bars
     from stock_pipelines.archive.config import ArchiveConfig
     from stock_pipelines.archive.ticks import TICKS_SCHEMA, DayIngest, day_files
-    from stock_pipelines.defs.assets.recovery import GapReportConfig, gap_report
+    from stock_pipelines.defs.assets.day_inputs import universe
+    from stock_pipelines.gaps.summary import gaps_frame
+    from stock_pipelines.heartbeat.store import HeartbeatStore
     from stock_pipelines.market import krx_calendar
+    from stock_pipelines.recovery.detect import collectors_of_day, detect_gaps
+    from stock_pipelines.redis_conn import redis_client
+    from stock_pipelines.settings import Settings, environment
 
     session = krx_calendar().session(day)
-    config = ArchiveConfig.from_env()
+    config = ArchiveConfig.from_env(environment())
     run = DayIngest(day_files(config.roots(), day), session, config.session_tolerance)
     lake.write_partition_batches(run.batches(), TICKS_SCHEMA, "raw_ticks", day)
     lake.write_partition(run.quarantine, "raw_ticks_quarantine", day)
     bars = minute_bars(lake.scan_partition("raw_ticks", day), session, presorted=True)
     lake.write_partition(bars, "tick_minute_bars", day)
-    gap_report(dg.build_asset_context(partition_key=day.isoformat()), GapReportConfig())
+    # gap_report's work without a Dagster run: the same heartbeats, universe and detection
+    root = Settings.from_env().data_dir
+    ticks = lake.read_partition("raw_ticks", day)
+    found = collectors_of_day(day, ticks, HeartbeatStore(redis_client()), config.archive_dir)
+    gaps = detect_gaps(day, ticks, found, universe=universe(day, ticks, root), archive_root=config.archive_dir)
+    lake.write_partition(gaps_frame(gaps), "gap_report", day, root)
     return {"lines_in": run.stats.lines_in, "bars": bars.height}
 
 
@@ -86,15 +94,15 @@ def backfill_job():
     """The job a backfill of the three assets runs for each partition, resolved once a process."""
     import dagster as dg
 
+    from stock_pipelines.defs.assets.gap_report import gap_report
     from stock_pipelines.defs.assets.raw_ticks import raw_ticks
-    from stock_pipelines.defs.assets.recovery import gap_report
     from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
+    from stock_pipelines.defs.resources import default_resources
 
-    job = dg.define_asset_job("backfill_month", selection=[raw_ticks, tick_minute_bars, gap_report])
-    return dg.Definitions(assets=[raw_ticks, tick_minute_bars, gap_report], jobs=[job]).resolve_job_def(
-        "backfill_month"
-    )
-
+    assets = [raw_ticks, tick_minute_bars, gap_report]
+    job = dg.define_asset_job("backfill_month", selection=assets)
+    definitions = dg.Definitions(assets=assets, jobs=[job], resources=default_resources())
+    return definitions.resolve_job_def("backfill_month")
 
 # a UI backfill's runs log to the event log, not to a console: keep the console quiet
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}

@@ -68,12 +68,15 @@ class PipelineRun:
         return dict(self.metadata.get("retries", {}))
 
 
-def run_pipeline(instance: dg.DagsterInstance | None = None) -> PipelineRun:
-    """raw_ticks -> ... -> minute_bars for DAY; a failed step does not raise (the outcome is asserted)."""
+def run_pipeline(
+    instance: dg.DagsterInstance | None = None, bound: dict[str, dg.ConfigurableResource] | None = None
+) -> PipelineRun:
+    """raw_ticks -> ... -> minute_bars for DAY with the `bound` resources (default: the environment
+    decides); a failed step does not raise (the outcome is asserted)."""
     started = time.monotonic()
     result = dg.materialize(ASSETS, partition_key=DAY.isoformat(),
                             instance=instance or dg.DagsterInstance.ephemeral(), raise_on_error=False,
-                            resources=resources())
+                            resources=bound if bound is not None else resources())
     seconds = round(time.monotonic() - started, 2)
     metadata: dict = {}
     materialized = [e for e in result.get_asset_materialization_events()

@@ -20,7 +20,7 @@ CORRUPT = 12
 
 
 def test_torn_and_malformed_lines_are_quarantined_and_the_rest_recovered(pipeline_env):
-    url, tmp_path = pipeline_env
+    url, tmp_path, res = pipeline_env
     archived = write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS, corrupt=CORRUPT,
                                  outages=[Outage.parse("11:00-11:20", DAY)])
     newest = sorted(archived.files)[-1]
@@ -28,7 +28,7 @@ def test_torn_and_malformed_lines_are_quarantined_and_the_rest_recovered(pipelin
         tail.write(b'{"src":"kis","sym":"00')
     bad_lines = len(archived.corrupt) + 1
 
-    run = run_pipeline()
+    run = run_pipeline(bound=res)
 
     raw = next(e.materialization.metadata for e in run.result.get_asset_materialization_events()
                if e.asset_key.path == ["raw_ticks"])

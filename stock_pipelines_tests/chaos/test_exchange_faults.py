@@ -52,11 +52,11 @@ def _archive_with_outages(tmp_path) -> int:
     ],
 )
 def test_retryable_exchange_faults_cost_calls_not_bars(pipeline_env, scenario, fault):
-    url, tmp_path = pipeline_env
+    url, tmp_path, res = pipeline_env
     _archive_with_outages(tmp_path)
     set_fault(url, **fault)
 
-    run = run_pipeline()
+    run = run_pipeline(bound=res)
 
     stats = exchange_stats(url)
     lost = bars_lost(url)
@@ -76,7 +76,7 @@ def test_retryable_exchange_faults_cost_calls_not_bars(pipeline_env, scenario, f
 
 
 def test_unauthorized_stops_at_once_with_the_breaker_permanently_open(pipeline_env, redis_server):
-    url, tmp_path = pipeline_env
+    url, tmp_path, res = pipeline_env
     _archive_with_outages(tmp_path)
     # A token issued two minutes ago and revoked since: the client may re-issue at once (KIS allows
     # one issue a minute), is refused again and must stop there.
@@ -86,7 +86,7 @@ def test_unauthorized_stops_at_once_with_the_breaker_permanently_open(pipeline_e
     set_fault(url, mode="unauthorized")
     started = time.monotonic()
 
-    run = run_pipeline()
+    run = run_pipeline(bound=res)
 
     detect = round(time.monotonic() - started, 2)
     stats = exchange_stats(url)

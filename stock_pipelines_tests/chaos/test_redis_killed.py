@@ -51,11 +51,11 @@ def _slow_backfill(url, monkeypatch) -> None:
 
 
 def test_redis_killed_mid_backfill_recovers_in_the_same_run(pipeline_env, redis_server, monkeypatch):
-    url, tmp_path = pipeline_env
+    url, tmp_path, res = pipeline_env
     _archive_with_outages(tmp_path)
     _slow_backfill(url, monkeypatch)
     thread, killed = _kill_redis_once_backfill_runs(url, redis_server)
-    run = run_pipeline()
+    run = run_pipeline(bound=res)
     thread.join(timeout=35)
 
     stats = exchange_stats(url)
