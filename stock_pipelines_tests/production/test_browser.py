@@ -110,10 +110,15 @@ def test_backfill_from_the_ui_shows_check_results_per_partition(tmp_path: Path, 
         shot(page, "01-asset-page")
 
         page.get_by_role("button", name="Materialize…").click()
+        # raw_ticks_quarantine is written by the same step: the UI says so and asks to confirm
+        extra = page.get_by_role("dialog").filter(has_text="Additional assets will be materialized")
+        extra.get_by_text("raw_ticks_quarantine", exact=True).wait_for()
+        extra.get_by_role("button", name="Confirm").click()
         partitions = page.get_by_placeholder("No matching partitions")
         partitions.fill(f"[{days[0]}...{days[-1]}]")
         partitions.press("Enter")
-        dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize raw_ticks")
+        dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
+        shot(page, "02-launch-dialog")
         dialog.get_by_text("3 partitions", exact=True).wait_for()
         shot(page, "03-backfill-dialog")
         dialog.get_by_role("button", name="Launch backfill").click()
