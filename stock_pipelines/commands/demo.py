@@ -105,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
             return run_live(args, day, session, DEMO_CREDENTIALS)
         demo = demo_day(args, day, session)
         settings = Settings.from_env()
-        environment.set(DAGSTER_HOME=os.environ.get("DAGSTER_HOME", str(REPO_ROOT / "dagster_home")))
+        dagster_home = os.environ.get("DAGSTER_HOME", str(REPO_ROOT / "dagster_home"))
+        os.makedirs(dagster_home, exist_ok=True)  # Dagster refuses a DAGSTER_HOME that does not exist yet
+        environment.set(DAGSTER_HOME=dagster_home)
         print(
             f"demo day {day} (session {session.open:%H:%M}-{session.close:%H:%M} KST), "
             f"{args.symbols} symbols, data in {settings.data_dir}"
