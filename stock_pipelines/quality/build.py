@@ -7,10 +7,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stock_pipelines.quality.config import QualityConfig
-from stock_pipelines.quality.day import BrokerCheck, DayInputs, DayQuality, assess
+from stock_pipelines.quality.day import BrokerCheck, DayInputs, DayQuality, assess, judge_sample
 from stock_pipelines.quality.day_totals import DayTotals
 from stock_pipelines.quality.render import html_page
-from stock_pipelines.quality.store import history, read_broker_check, read_day_totals, write_report
+from stock_pipelines.quality.store import (
+    history,
+    read_broker_sample,
+    read_day_totals,
+    read_legacy_broker_check,
+    write_report,
+)
+
+NOT_SAMPLED = "quality_broker_sample has not run for this day"
+
+
+def stored_broker_check(inputs: DayInputs, data_dir: Path | None = None) -> BrokerCheck:
+    """The day's final bars against the broker sample quality_broker_sample stored: what
+    minute_bars_match_broker judges and the report shows (not sampled when none was stored)."""
+    sample = read_broker_sample(inputs.day, data_dir)
+    if sample is not None:
+        return judge_sample(inputs.bars, sample)
+    return read_legacy_broker_check(inputs.day, data_dir) or BrokerCheck(False, NOT_SAMPLED)
 
 
 @dataclass(frozen=True)
@@ -28,11 +45,9 @@ def build_report(
     config: QualityConfig,
     data_dir: Path | None = None,
 ) -> BuiltReport:
-    """The broker comparisons are the ones minute_bars_match_broker and quality_broker_day_volumes
+    """The broker's figures are the ones quality_broker_sample and quality_broker_day_volumes
     stored for the day (no calls are spent twice); without them the report says so."""
-    broker = read_broker_check(inputs.day, data_dir) or BrokerCheck(
-        False, "not sampled: minute_bars_match_broker has not run for this day"
-    )
+    broker = stored_broker_check(inputs, data_dir)
     totals = read_day_totals(inputs.day, data_dir) or DayTotals(
         False, "not checked: quality_broker_day_volumes has not run for this day"
     )

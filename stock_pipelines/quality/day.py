@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import polars as pl
 from stock_pipelines import lake
 from stock_pipelines.brokers.model import BAR_SCHEMA, MinuteBarSource
 from stock_pipelines.gaps.summary import gaps_frame
-from stock_pipelines.market import SEOUL, Session, krx_calendar
+from stock_pipelines.market import Session, krx_calendar
 from stock_pipelines.ops import clock
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.consistency import (
@@ -28,7 +28,7 @@ from stock_pipelines.quality.coverage import (
     window_minutes,
 )
 from stock_pipelines.quality.day_totals import DayTotals, at_risk_symbols, day_totals_check
-from stock_pipelines.quality.sample import SampleResult, choose_sample, fetch_sample
+from stock_pipelines.quality.sample import WINDOW_SCHEMA, BrokerSample, take_sample
 
 TICK_SCHEMA = {
     "symbol": pl.String(),
@@ -36,12 +36,6 @@ TICK_SCHEMA = {
     "qty": pl.Int64(),
     "cum": pl.Int64(),
     "collector": pl.String(),
-}
-WINDOW_SCHEMA = {
-    "symbol": pl.String(),
-    "start": pl.Datetime("us", "UTC"),
-    "end": pl.Datetime("us", "UTC"),
-    "reason": pl.String(),
 }
 BLOCKING = ("completeness", "trading_time", "closing_print", "ohlc_invariants", "day_volume", "broker_match")
 
@@ -93,31 +87,23 @@ class BrokerCheck:
         return self.disagreements.height == 0
 
 
+def judge_sample(bars: pl.DataFrame, sample: BrokerSample) -> BrokerCheck:
+    """The final bars against what the broker answered, inside the windows it answered."""
+    if not sample.sampled:
+        return BrokerCheck(False, sample.note, sample.calls, failed=sample.failed)
+    disagreements = compare_bars(bars, sample.bars, sample.windows)
+    return BrokerCheck(True, sample.note, sample.calls, sample.windows, disagreements, sample.failed)
+
+
 def broker_check(
     inputs: DayInputs, source: MinuteBarSource | None, budget: int, now: datetime, unavailable: str = ""
 ) -> BrokerCheck:
     """Final bars against the broker's REST bars on the day's sample (see quality.sample)."""
-    if budget <= 0:
-        return BrokerCheck(False, "off (STOCK_PIPELINES_QUALITY_REST_CALLS=0)")
-    if source is None:
-        return BrokerCheck(False, f"broker unavailable: {unavailable}")
-    activity = (
-        dict(inputs.ticks.group_by("symbol").agg(pl.col("qty").sum()).iter_rows())
-        if inputs.ticks.height
-        else dict(inputs.bars.group_by("symbol").agg(pl.col("volume").sum()).iter_rows())
+    sample = take_sample(
+        inputs.day, inputs.session, inputs.ticks, inputs.recovered, inputs.bars,
+        source, budget, now, unavailable,
     )
-    now = now.astimezone(SEOUL)
-    windows = choose_sample(inputs.day, inputs.session, inputs.recovered, activity, budget, now.date())
-    if inputs.day == now.date():
-        # during the session the newest minute is still forming on both sides: compare closed minutes only
-        closed = now.replace(second=0, microsecond=0)
-        windows = [replace(w, end=min(w.end, closed)) for w in windows if w.start < closed]
-    result: SampleResult = fetch_sample(source, inputs.day, windows)
-    answered = result.windows_frame()
-    disagreements = compare_bars(inputs.bars, result.bars, answered)
-    failed = [f"{w.symbol} {w.start:%H:%M}-{w.end:%H:%M}: {why}" for w, why in result.failed]
-    note = f"{len(result.windows)} windows ({sum(answered['reason'] == 'recovered')} recovered), {result.calls} calls"
-    return BrokerCheck(True, note, result.calls, answered, disagreements, failed)
+    return judge_sample(inputs.bars, sample)
 
 
 def day_totals(

@@ -1,10 +1,12 @@
 """The daily broker sample for the consistency check: which symbol-windows to fetch within a call
-budget (every recovered window first, then the most active symbols), and fetching them."""
+budget (every recovered window first, then the most active symbols), fetching them, and what the
+broker answered (`BrokerSample`, stored by the quality_broker_sample asset and judged by the
+check against the day's final bars)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 import polars as pl
@@ -14,6 +16,12 @@ from stock_pipelines.market import SEOUL, Session
 from stock_pipelines.recovery.plan import page_size
 
 ONE_MINUTE = timedelta(minutes=1)
+WINDOW_SCHEMA = {
+    "symbol": pl.String(),
+    "start": pl.Datetime("us", "UTC"),
+    "end": pl.Datetime("us", "UTC"),
+    "reason": pl.String(),
+}
 
 
 @dataclass(frozen=True)
@@ -114,3 +122,52 @@ def fetch_sample(source: MinuteBarSource, day: date, windows: list[SampleWindow]
     if frames:
         result.bars = pl.concat([f.select(list(BAR_SCHEMA)).cast(BAR_SCHEMA) for f in frames])
     return result
+
+
+@dataclass
+class BrokerSample:
+    """What the broker answered for the day's sample: the windows it answered (UTC, WINDOW_SCHEMA)
+    and its bars (BAR_SCHEMA); when not sampled, `note` says why."""
+
+    sampled: bool
+    note: str  # why not sampled, or what was
+    calls: int = 0
+    windows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=WINDOW_SCHEMA))
+    bars: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BAR_SCHEMA))
+    failed: list[str] = field(default_factory=list)
+
+
+def take_sample(
+    day: date,
+    session: Session,
+    ticks: pl.DataFrame,
+    recovered: pl.DataFrame,
+    bars: pl.DataFrame,
+    source: MinuteBarSource | None,
+    budget: int,
+    now: datetime,
+    unavailable: str = "",
+) -> BrokerSample:
+    """Choose the day's windows (`recovered`: the recovery's bars; activity: the archived trades'
+    volume, else `bars`' volume) and ask the broker for them; `source` None: `unavailable` says why."""
+    if budget <= 0:
+        return BrokerSample(False, "off (STOCK_PIPELINES_QUALITY_REST_CALLS=0)")
+    if source is None:
+        return BrokerSample(False, f"broker unavailable: {unavailable}")
+    activity = (
+        dict(ticks.group_by("symbol").agg(pl.col("qty").sum()).iter_rows())
+        if ticks.height
+        else dict(bars.group_by("symbol").agg(pl.col("volume").sum()).iter_rows())
+    )
+    now = now.astimezone(SEOUL)
+    windows = choose_sample(day, session, recovered, activity, budget, now.date())
+    if day == now.date():
+        # during the session the newest minute is still forming on both sides: compare closed minutes only
+        closed = now.replace(second=0, microsecond=0)
+        windows = [replace(w, end=min(w.end, closed)) for w in windows if w.start < closed]
+    result = fetch_sample(source, day, windows)
+    answered = result.windows_frame()
+    failed = [f"{w.symbol} {w.start:%H:%M}-{w.end:%H:%M}: {why}" for w, why in result.failed]
+    recovered_windows = sum(answered["reason"] == "recovered")
+    note = f"{len(result.windows)} windows ({recovered_windows} recovered), {result.calls} calls"
+    return BrokerSample(True, note, result.calls, answered, result.bars, failed)

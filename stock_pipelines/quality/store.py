@@ -56,7 +56,10 @@ def history(
     return result
 
 
-BROKER_ASSET = "quality_broker_disagreements"
+SAMPLE_ASSET = "quality_broker_sample"  # the broker's bars in the sampled windows
+WINDOWS_ASSET = "quality_broker_windows"  # the windows the broker answered
+# where the check itself stored its comparison before the sample was an asset: read for older days
+LEGACY_DISAGREEMENTS = "quality_broker_disagreements"
 TOTALS_ASSET = "quality_broker_day_volumes"
 
 
@@ -71,27 +74,53 @@ def _read_json(day: date, name: str, asset: str, data_dir: Path | None) -> dict 
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def write_broker_check(day: date, check, data_dir: Path | None = None) -> None:
-    """The broker sample's result, kept for the day's report (which must not spend the calls again)."""
-    lake.write_partition(check.disagreements, BROKER_ASSET, day, data_dir)
-    lake.write_partition(check.windows, "quality_broker_windows", day, data_dir)
-    meta = {"sampled": check.sampled, "note": check.note, "calls": check.calls, "failed": check.failed}
+def write_broker_sample(day: date, sample, data_dir: Path | None = None) -> tuple[Path, Path]:
+    """What the broker answered for the day's sample (quality_broker_sample), for the bar-sample
+    check and the day's report, which judge it without spending the calls again. The tables first,
+    then the note naming them: the note is read only beside them."""
+    bars = lake.write_partition(sample.bars, SAMPLE_ASSET, day, data_dir)
+    windows = lake.write_partition(sample.windows, WINDOWS_ASSET, day, data_dir)
+    meta = {"sampled": sample.sampled, "note": sample.note, "calls": sample.calls, "failed": sample.failed}
     _write_json(day, "broker_sample.json", meta, data_dir)
+    return bars, windows
 
 
-def read_broker_check(day: date, data_dir: Path | None = None):
-    from stock_pipelines.quality.day import BrokerCheck
+def _sample_note(meta: dict) -> dict:
+    """broker_sample.json's fields: whether the day was sampled, why not or what, calls, failures."""
+    return {
+        "sampled": bool(meta["sampled"]),
+        "note": str(meta["note"]),
+        "calls": int(meta["calls"]),
+        "failed": list(meta["failed"]),
+    }
 
-    meta = _read_json(day, "broker_sample.json", BROKER_ASSET, data_dir)
+
+def read_broker_sample(day: date, data_dir: Path | None = None):
+    """The stored sample of `day`, or None when quality_broker_sample never wrote one."""
+    from stock_pipelines.quality.sample import BrokerSample
+
+    meta = _read_json(day, "broker_sample.json", SAMPLE_ASSET, data_dir)
     if meta is None:
         return None
+    return BrokerSample(
+        **_sample_note(meta),
+        windows=lake.read_partition(WINDOWS_ASSET, day, data_dir),
+        bars=lake.read_partition(SAMPLE_ASSET, day, data_dir),
+    )
+
+
+def read_legacy_broker_check(day: date, data_dir: Path | None = None):
+    """A day whose bar-sample check stored its own comparison (before quality_broker_sample): its
+    result as stored, or None."""
+    from stock_pipelines.quality.day import BrokerCheck
+
+    meta = _read_json(day, "broker_sample.json", LEGACY_DISAGREEMENTS, data_dir)
+    if meta is None or not lake.partition_exists(WINDOWS_ASSET, day, data_dir):
+        return None
     return BrokerCheck(
-        sampled=bool(meta["sampled"]),
-        note=str(meta["note"]),
-        calls=int(meta["calls"]),
-        windows=lake.read_partition("quality_broker_windows", day, data_dir),
-        disagreements=lake.read_partition(BROKER_ASSET, day, data_dir),
-        failed=list(meta["failed"]),
+        **_sample_note(meta),
+        windows=lake.read_partition(WINDOWS_ASSET, day, data_dir),
+        disagreements=lake.read_partition(LEGACY_DISAGREEMENTS, day, data_dir),
     )
 
 

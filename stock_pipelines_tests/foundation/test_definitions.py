@@ -44,8 +44,9 @@ def test_daily_assets_keep_the_default_backfill_and_every_check_is_per_day():
 
 
 def test_every_step_that_calls_a_broker_is_in_the_broker_pool():
-    """The steps that build a broker client (recovery, the broker's day volumes, the bar-sample
-    check, the pre-flight's token) and no other step."""
+    """The steps that build a broker client (recovery, the broker's day volumes, the broker's bar
+    sample, the pre-flight's token) and no other step: the checks that judge the broker's figures
+    only read what those assets stored."""
     from stock_pipelines.definitions import defs
     from stock_pipelines.defs.broker_steps import BROKER_POOL
 
@@ -54,9 +55,10 @@ def test_every_step_that_calls_a_broker_is_in_the_broker_pool():
         for node in job.graph.iterate_op_defs():
             nodes[node.name] = node
     pooled = {name for name, node in nodes.items() if node.pool == BROKER_POOL}
-    assert pooled == {"recovered_minute_bars", "quality_broker_day_volumes",
-                      "minute_bars_minute_bars_match_broker",
+    assert pooled == {"recovered_minute_bars", "quality_broker_day_volumes", "quality_broker_sample",
                       "preflight_checks"}
+    judges = {"minute_bars_minute_bars_match_broker", "minute_bars_minute_bars_day_volume"}
+    assert judges <= set(nodes) - pooled  # the checks that judge the broker's figures call none
     assert {node.pool for name, node in nodes.items() if name not in pooled} == {None}
     # and no other module of the Dagster layer builds a broker client
     defs_dir = REPO_ROOT / "stock_pipelines" / "defs"
@@ -70,7 +72,7 @@ def test_every_step_that_calls_a_broker_is_in_the_broker_pool():
         "broker_steps.py",  # gates it
         "assets/recovery.py",
         "assets/day_volumes.py",
-        "checks/minute_bars_broker_checks.py",
+        "assets/broker_sample.py",
     }
 
 

@@ -17,6 +17,8 @@ LAKE_TABLES = [
     "recovered_minute_bars",
     "recovery_fetched_windows",
     "minute_bars",
+    "quality_broker_sample",
+    "quality_broker_windows",
 ]
 
 
@@ -35,7 +37,18 @@ def test_the_lineage_shows_every_table_a_day_reads_or_writes():
         "gap_report", "tick_minute_bars", "raw_ticks"
     }
     assert parents("minute_bars") == {"tick_minute_bars", "recovered_minute_bars"}
-    assert parents("quality_report") == {"minute_bars"}
+    # the broker's bar sample is fetched beside minute_bars, from what minute_bars is made of, and the
+    # bar-sample check and the report read it: no check writes what the report reads
+    assert parents("quality_broker_sample") == parents("quality_broker_windows") == {
+        "raw_ticks", "tick_minute_bars", "recovered_minute_bars"
+    }
+    assert parents("quality_report") == {"minute_bars", "quality_broker_sample", "quality_broker_windows"}
+    graph = defs.get_repository_def().asset_graph
+    for check, table in (("minute_bars_day_volume", "quality_broker_day_volumes"),
+                         ("minute_bars_match_broker", "quality_broker_sample"),
+                         ("minute_bars_match_broker", "quality_broker_windows")):
+        spec = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey("minute_bars"), check))
+        assert dg.AssetKey(table) in {dep.asset_key for dep in spec.additional_deps}, (check, table)
 
 
 def test_every_lake_table_has_its_columns_kinds_and_owner():

@@ -103,7 +103,7 @@ def wait_run(dev: DagsterDev, day: date, timeout: float = 120) -> dict:
 def launch_without_recovery(dev: DagsterDev, day: date) -> str:
     """end_of_day_job for `day` minus recovered_minute_bars, with every minute_bars check."""
     assets = ["raw_ticks", "raw_ticks_quarantine", "tick_minute_bars", "quality_broker_day_volumes",
-              "gap_report", "minute_bars", "quality_report"]
+              "gap_report", "minute_bars", "quality_broker_sample", "quality_broker_windows", "quality_report"]
     params = {
         "selector": {
             **LOCATION,

@@ -11,6 +11,7 @@ import pytest
 
 from stock_pipelines import lake
 from stock_pipelines.cli import main
+from stock_pipelines.defs.assets.broker_sample import quality_broker_sample
 from stock_pipelines.defs.assets.day_volumes import broker_day_volumes
 from stock_pipelines.defs.assets.quality_report import quality_report
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
@@ -37,7 +38,10 @@ OUTAGES = ["10:00-10:30", "13:10-13:25"]
 KEYS = {
     f"q-key-{n}": f"q-secret-{n}" for n in range(8)
 }  # one app key a test: a token is issued once a minute
-PIPELINE = [raw_ticks, tick_minute_bars, broker_day_volumes, gap_report, recovered_minute_bars, minute_bars]
+PIPELINE = [
+    raw_ticks, tick_minute_bars, broker_day_volumes, gap_report, recovered_minute_bars, minute_bars,
+    quality_broker_sample,
+]
 CHECKED = [*PIPELINE, *minute_bars_checks, quality_report, minute_bars_day_certified]
 WITHOUT_RECOVERY = dg.AssetSelection.all() - dg.AssetSelection.assets(recovered_minute_bars)
 ALL_CHECKS = {

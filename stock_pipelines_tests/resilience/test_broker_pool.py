@@ -76,4 +76,4 @@ def test_the_steps_that_call_a_broker_are_exactly_those_in_the_broker_pool(day, 
     assert not unattributed  # every request happened inside one step
     assert calling == pooled
     assert {"preflight_checks", "recovered_minute_bars", "quality_broker_day_volumes",
-            "minute_bars_minute_bars_match_broker"} <= calling
+            "quality_broker_sample"} <= calling

@@ -7,6 +7,7 @@ from datetime import date
 
 import dagster as dg
 
+from stock_pipelines.defs.assets.broker_sample import quality_broker_sample
 from stock_pipelines.defs.assets.recovery import minute_bars
 from stock_pipelines.defs.checks.day_inputs import inputs_for, recovery_complete
 from stock_pipelines.defs.checks.report_tables import report_metadata
@@ -18,7 +19,7 @@ from stock_pipelines.quality.build import build_report
 
 @dg.asset(
     partitions_def=trading_day_partitions,
-    deps=[minute_bars],
+    deps=[minute_bars, *quality_broker_sample.keys],
     group_name="quality",
     description="Completeness by collector and overall, a timeline of gaps and what filled them, symbols with "
     "remaining holes, consistency disagreements; certified when every blocking check passes. Tables here, "

@@ -1,22 +1,19 @@
 """The minute_bars checks against the broker's figures: the day volume (from the day totals that
-`quality_broker_day_volumes` fetched) and the bar sample, which asks the broker itself in the
-broker pool (`broker_steps.BROKER_POOL`), behind the automation permit, the shared rate limit
-and the broker's circuit breaker, and stores what the broker answered for the report."""
+`quality_broker_day_volumes` fetched) and the bar sample (from the bars `quality_broker_sample`
+fetched). Both only read what those assets stored and judge the final bars: no broker call, so
+no broker pool."""
 
 import dagster as dg
 import polars as pl
 
 from stock_pipelines.defs.assets.recovery import minute_bars
-from stock_pipelines.defs.broker_steps import BROKER_POOL, broker_source
 from stock_pipelines.defs.checks.day_inputs import DAY_INPUTS, inputs_for
 from stock_pipelines.defs.partitions import trading_day_partitions
-from stock_pipelines.defs.resources import BrokerResource, QualityResource, RedisResource
 from stock_pipelines.defs.tables import listing
-from stock_pipelines.ops import clock
+from stock_pipelines.quality.build import stored_broker_check
 from stock_pipelines.quality.consistency import day_volume
-from stock_pipelines.quality.day import broker_check
 from stock_pipelines.quality.day_totals import DayTotals
-from stock_pipelines.quality.store import TOTALS_ASSET, read_day_totals, write_broker_check
+from stock_pipelines.quality.store import SAMPLE_ASSET, TOTALS_ASSET, WINDOWS_ASSET, read_day_totals
 
 
 @dg.asset_check(
@@ -79,21 +76,15 @@ def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
 @dg.asset_check(
     asset=minute_bars,
     partitions_def=trading_day_partitions,
-    additional_deps=DAY_INPUTS,
+    additional_deps=[*DAY_INPUTS, dg.AssetKey(SAMPLE_ASSET), dg.AssetKey(WINDOWS_ASSET)],
     blocking=True,
-    pool=BROKER_POOL,
-    description="final bars equal the broker's REST bars (OHLCV) on a daily sample: every recovered window "
-    "first, then the most active symbols, within STOCK_PIPELINES_QUALITY_REST_CALLS calls (0 = off). "
-    "ERROR (blocking).",
+    description="final bars equal the broker's REST bars (OHLCV) on the daily sample quality_broker_sample "
+    "fetched: every recovered window first, then the most active symbols, within "
+    "STOCK_PIPELINES_QUALITY_REST_CALLS calls (0 = off; not sampled: passes and says why). ERROR (blocking).",
 )
-def minute_bars_match_broker(
-    context: dg.AssetCheckExecutionContext, quality: QualityResource, broker: BrokerResource, redis: RedisResource
-) -> dg.AssetCheckResult:
+def minute_bars_match_broker(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     inputs = inputs_for(context.partition_key)
-    budget = quality.config().rest_calls
-    source, why = broker_source(context, broker, redis) if budget > 0 else (None, "")
-    result = broker_check(inputs, source, budget, clock.now(), why)
-    write_broker_check(inputs.day, result)
+    result = stored_broker_check(inputs)
     disagreements = result.disagreements
     named = sorted(set(disagreements["symbol"].to_list())) if disagreements.height else []
     return dg.AssetCheckResult(

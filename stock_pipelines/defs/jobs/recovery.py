@@ -3,8 +3,9 @@ pipeline, and `resume_automation_job` (the Dagster way to leave dormant mode).""
 
 import dagster as dg
 
-from stock_pipelines.defs.assets.quality_report import quality_report
+from stock_pipelines.defs.assets.broker_sample import quality_broker_sample
 from stock_pipelines.defs.assets.day_volumes import broker_day_volumes
+from stock_pipelines.defs.assets.quality_report import quality_report
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
@@ -40,14 +41,16 @@ recovery_job = dg.define_asset_job(
     "-> minute_bars. Launched by collector_heartbeat_sensor with the gap windows in gap_report's config.",
 )
 
-# The broker's day volumes are fetched once the day's volume is final, for the end of day: a
-# recovery run during the session would have none to fetch, and one after the close would spend
-# those calls again. quality_report is downstream of minute_bars' blocking checks: a day that fails one gets no
+# The broker's day volumes and bar sample are fetched once the day is final, for the end of day: a
+# recovery run during the session would have no final figures to fetch, and one after the close
+# would spend those calls again. quality_report is downstream of minute_bars' blocking checks: a day that fails one gets no
 # report in this run (its checks name what is wrong; `stock-pipelines report DATE --build` or
 # materializing quality_report alone writes a NOT CERTIFIED report).
 end_of_day_job = dg.define_asset_job(
     "end_of_day_job",
-    selection=dg.AssetSelection.assets(*DAY_PIPELINE, broker_day_volumes, quality_report),
+    selection=dg.AssetSelection.assets(
+        *DAY_PIPELINE, broker_day_volumes, quality_broker_sample, quality_report
+    ),
     partitions_def=trading_day_partitions,
     tags={RUN_KIND_TAG: "end_of_day"},
     description="The full pipeline for the day after the close, with every asset check, then the day's "
