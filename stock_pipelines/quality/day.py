@@ -49,6 +49,18 @@ class DayInputs:
     gaps: pl.DataFrame  # gap_report
     recovered: pl.DataFrame  # recovered_minute_bars
 
+    def coverage(self, recovery_complete: bool) -> Coverage:
+        """Expected and present symbol-minutes of the day (`quality.coverage`)."""
+        return compute_coverage(
+            self.day,
+            self.bars,
+            self.ticks,
+            self.gaps,
+            self.recovered,
+            recovery_complete=recovery_complete,
+            session=self.session,
+        )
+
 
 def load_day(day: date, data_dir: Path | None = None) -> DayInputs:
     """The lake partitions of `day`; minute_bars must exist, the others may be absent (empty)."""
@@ -254,15 +266,7 @@ def assess(
     checks' stored results); otherwise they are made now with `source` (None: not made,
     `unavailable` says why)."""
     now = now or clock.now()
-    coverage = compute_coverage(
-        inputs.day,
-        inputs.bars,
-        inputs.ticks,
-        inputs.gaps,
-        inputs.recovered,
-        recovery_complete=recovery_complete,
-        session=inputs.session,
-    )
+    coverage = inputs.coverage(recovery_complete)
     if broker is None:
         broker = broker_check(inputs, source, config.rest_calls, now, unavailable)
     if totals is None:

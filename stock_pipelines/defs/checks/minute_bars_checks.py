@@ -22,7 +22,7 @@ from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.defs.resources import QualityResource
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.consistency import invariant_violations
-from stock_pipelines.quality.coverage import Coverage, compute_coverage
+from stock_pipelines.quality.coverage import Coverage
 from stock_pipelines.quality.render import percent
 
 __all__ = ["inputs_for", "minute_bars_checks", "recovery_complete"]
@@ -105,15 +105,7 @@ def _session_bounds(cov: Coverage) -> dg.AssetCheckResult:
 def minute_bars_coverage_checks(context: dg.AssetCheckExecutionContext, quality: QualityResource):
     inputs = inputs_for(context.partition_key)
     complete = recovery_complete(context.instance, context.partition_key)
-    cov = compute_coverage(
-        inputs.day,
-        inputs.bars,
-        inputs.ticks,
-        inputs.gaps,
-        inputs.recovered,
-        recovery_complete=complete,
-        session=inputs.session,
-    )
+    cov = inputs.coverage(complete)
     selected = {key.name for key in context.selected_asset_check_keys}
     if COMPLETENESS in selected:
         yield _completeness(cov, complete, quality.config())
