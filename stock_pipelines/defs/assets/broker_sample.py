@@ -14,7 +14,7 @@ import dagster as dg
 import polars as pl
 
 from stock_pipelines.brokers.model import BAR_SCHEMA
-from stock_pipelines.defs.assets.day_inputs import trading_day
+from stock_pipelines.defs.assets.day_inputs import collected, trading_day
 from stock_pipelines.defs.assets.tick_minute_bars import BAR_COLUMNS
 from stock_pipelines.defs.broker_steps import BROKER_POOL, broker_source
 from stock_pipelines.defs.io_manager import column_schema, lake_input
@@ -33,10 +33,6 @@ WINDOW_COLUMNS = {
     "end": "exclusive; today only closed minutes",
     "reason": "recovered (a window the recovery filled) or active (a page of a most-traded symbol)",
 }
-
-
-def _or_empty(frame: pl.LazyFrame | None) -> pl.DataFrame:
-    return frame.collect() if frame is not None else pl.DataFrame(schema=BAR_SCHEMA)
 
 
 @dg.multi_asset(
@@ -79,9 +75,12 @@ def quality_broker_sample(
         if raw_ticks is not None
         else pl.DataFrame(schema={"symbol": pl.String(), "qty": pl.Int64()})
     )
-    recovered = _or_empty(recovered_minute_bars)
+    recovered = collected(recovered_minute_bars, BAR_SCHEMA)
     # with no archived trades the sample ranks symbols by the final bars' volume, as minute_bars makes them
-    bars = final_bars(_or_empty(tick_minute_bars), [recovered]) if not ticks.height else recovered.clear()
+    if ticks.height:
+        bars = recovered.clear()
+    else:
+        bars = final_bars(collected(tick_minute_bars, BAR_SCHEMA), [recovered])
     budget = quality.config().rest_calls
     source, why = broker_source(context, broker, redis) if budget > 0 else (None, "")
     session = krx_calendar().session(day)

@@ -1,5 +1,6 @@
-"""What the day's recovery assets share: the partition's trading day and the day's symbols."""
+"""What the day's assets share: optional inputs, the partition's trading day and the day's symbols."""
 
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
@@ -8,6 +9,12 @@ import polars as pl
 
 from stock_pipelines import lake
 from stock_pipelines.market import krx_calendar
+
+
+def collected(frame: pl.LazyFrame | None, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """An optional lake input (`lake_input(missing_ok=True)`) collected; no rows of `schema` when no
+    run has built that partition."""
+    return frame.collect() if frame is not None else pl.DataFrame(schema=schema)
 
 
 def trading_day(context: dg.AssetExecutionContext) -> date:

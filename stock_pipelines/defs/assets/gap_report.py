@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 import redis
 
-from stock_pipelines.defs.assets.day_inputs import trading_day, universe
+from stock_pipelines.defs.assets.day_inputs import collected, trading_day, universe
 from stock_pipelines.defs.assets.day_volumes import broker_day_volumes
 from stock_pipelines.defs.io_manager import LAKE, column_schema, lake_input
 from stock_pipelines.defs.partitions import trading_day_partitions
@@ -33,11 +33,6 @@ class GapReportConfig(dg.Config):
 
     requested_by: str = ""
     requested_windows: list[str] = []
-
-
-def ticks_or_empty(ticks: pl.LazyFrame | None) -> pl.DataFrame:
-    """The day's raw_ticks, or no rows when no run has built them."""
-    return ticks.collect() if ticks is not None else pl.DataFrame(schema=TICK_COLUMNS)
 
 
 def heartbeat_store(
@@ -105,7 +100,7 @@ def gap_report(
 ) -> dg.Output[pl.DataFrame]:
     day = trading_day(context)
     root = lake.root()
-    ticks = ticks_or_empty(raw_ticks)
+    ticks = collected(raw_ticks, TICK_COLUMNS)
     found = collectors(context, day, ticks, redis, archive)
     problems: Counter[str] = Counter()
     gaps = detect_gaps(day, ticks, found, universe=universe(day, ticks, root), now=_now_if_today(day),

@@ -8,8 +8,8 @@ import dagster as dg
 import polars as pl
 
 from stock_pipelines.brokers.model import BAR_SCHEMA, BrokerAuthError
-from stock_pipelines.defs.assets.day_inputs import trading_day
-from stock_pipelines.defs.assets.gap_report import GapReportConfig, collectors, gap_report, ticks_or_empty
+from stock_pipelines.defs.assets.day_inputs import collected, trading_day
+from stock_pipelines.defs.assets.gap_report import TICK_COLUMNS, GapReportConfig, collectors, gap_report
 from stock_pipelines.defs.assets.tick_minute_bars import BAR_COLUMNS
 from stock_pipelines.defs.broker_steps import BROKER_POOL, launched_by, permit
 from stock_pipelines.defs.io_manager import LAKE, column_schema, lake_input
@@ -53,10 +53,6 @@ def _previous(name: str, day, root, schema: dict) -> pl.DataFrame:
     if partition_exists(name, day, root):
         return read_partition(name, day, root)
     return pl.DataFrame(schema=schema)
-
-
-def _or_empty(frame: pl.LazyFrame | None, schema: dict) -> pl.DataFrame:
-    return frame.collect() if frame is not None else pl.DataFrame(schema=schema)
 
 
 @dg.multi_asset(
@@ -106,8 +102,8 @@ def recovered_minute_bars(
     day = trading_day(context)
     root = lake.root()
     gaps = gaps_from_frame(gap_report.collect()) if gap_report is not None else []
-    ticks = ticks_or_empty(raw_ticks)
-    tick_bars = _or_empty(tick_minute_bars, BAR_SCHEMA)
+    ticks = collected(raw_ticks, TICK_COLUMNS)
+    tick_bars = collected(tick_minute_bars, BAR_SCHEMA)
     coverage = tier1_coverage(gaps, collectors(context, day, ticks, redis, archive))
     activity = dict(ticks.group_by("symbol").agg(pl.col("qty").sum()).iter_rows()) if ticks.height else {}
     today = clock.now().date()
@@ -214,7 +210,7 @@ def minute_bars(
     recovered_minute_bars: pl.LazyFrame | None,
 ) -> dg.Output[pl.DataFrame]:
     trading_day(context)
-    bars = final_bars(_or_empty(tick_minute_bars, BAR_SCHEMA), [_or_empty(recovered_minute_bars, BAR_SCHEMA)])
+    bars = final_bars(collected(tick_minute_bars, BAR_SCHEMA), [collected(recovered_minute_bars, BAR_SCHEMA)])
     by_source = dict(bars.group_by("source").len().sort("source").iter_rows())
     return dg.Output(
         bars,
