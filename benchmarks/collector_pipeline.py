@@ -29,9 +29,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-from stock_pipelines.archive.record import TradeRecord
 import redis
 
+from stock_pipelines.archive.record import TradeRecord
 from stock_pipelines.archive.writer import ArchiveWriter, WriterPolicy
 from stock_pipelines.collector import metrics
 from stock_pipelines.collector.config import AppKey, FeedSource

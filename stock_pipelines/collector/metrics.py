@@ -31,8 +31,8 @@ SILENT_FLOOR_S = 5.0
 # name -> (kind, help, labels besides `collector`)
 SERIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "stock_pipelines_collector_trades_total": (
-        "counter", "Trades at each pipeline stage: received (parsed from good frames), duplicate and "
-        "out_of_order (guard), archived, refused (disk floor)", ("stage",)),
+        "counter", ("Trades at each pipeline stage: received (parsed from good frames), duplicate and "
+                    "out_of_order (guard), archived, refused (disk floor)"), ("stage",)),
     "stock_pipelines_collector_frames_total": (
         "counter", "WebSocket messages by kind: data, control, pingpong, bad", ("kind",)),
     "stock_pipelines_collector_bad_frames_total": ("counter", "Rejected data frames by reason", ("reason",)),

@@ -19,7 +19,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as PrometheusCollector
 
 from stock_pipelines.heartbeat.store import HeartbeatStore
-from stock_pipelines.market import SEOUL, krx_calendar
+from stock_pipelines.market import SEOUL, CalendarRangeError, krx_calendar
 from stock_pipelines.ops.governance import BROKERS, RecoveryGovernance
 from stock_pipelines.ops.status import collector_states
 from stock_pipelines.quality.store import read_summary
@@ -111,7 +111,7 @@ class OperationsMetrics(PrometheusCollector):
         assert self.run_counts is not None
         try:
             return self.run_counts()
-        except Exception as error:  # the run storage (SQLite file, PostgreSQL) is down or locked
+        except Exception as error:  # noqa: BLE001 - the run storage (SQLite file, PostgreSQL) is down or locked
             self._run_error = f"{type(error).__name__}: {error}"
             return None
 
@@ -148,8 +148,10 @@ class OperationsMetrics(PrometheusCollector):
 
     def _day_series(self, now: datetime) -> Iterator[Metric]:
         today = now.astimezone(SEOUL).date()
-        calendar = krx_calendar()
-        session = calendar.session(today)
+        try:
+            session = krx_calendar().session(today)
+        except CalendarRangeError:  # past the supported calendar: the pre-flight warns long before
+            return
         yield _single("stock_pipelines_trading_day", float(session is not None))
         if session is not None:
             yield _single("stock_pipelines_day_certification_deadline_seconds",
@@ -168,12 +170,11 @@ class OperationsMetrics(PrometheusCollector):
 def newest_report(today: date, data_dir: Path | None = None) -> tuple[date, dict] | None:
     """The newest trading day up to `today` with a quality report, and its summary."""
     calendar = krx_calendar()
-    day: date | None = today if calendar.is_trading_day(today) else calendar.previous_trading_day(today)
-    for _ in range(DAYS_LOOKED_BACK):
+    day: date | None = today
+    for _ in range(DAYS_LOOKED_BACK + 1):
         if day is None:
             return None
-        summary = read_summary(day, data_dir)
-        if summary is not None:
+        if calendar.is_trading_day(day) and (summary := read_summary(day, data_dir)) is not None:
             return day, summary
         try:
             day = calendar.previous_trading_day(day)

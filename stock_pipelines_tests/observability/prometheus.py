@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Self
 
 import httpx
 import yaml
@@ -64,7 +65,7 @@ class PrometheusServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
-    def __enter__(self) -> PrometheusServer:
+    def __enter__(self) -> Self:
         log = (self.directory / "prometheus.log").open("w")
         self.process = subprocess.Popen(
             [self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.directory / 'data'}",

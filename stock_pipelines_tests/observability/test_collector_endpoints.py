@@ -62,7 +62,7 @@ def test_metrics_and_health_of_a_running_collector(tmp_path, redis_server):
             raise
     # the exchange is gone: the sessions drop, the collector reconnects in vain
     try:
-        status, body = wait_until(lambda: (h := health(port))[0] == 503 and h, 30, "/health 503")
+        _, body = wait_until(lambda: (h := health(port))[0] == 503 and h, 30, "/health 503")
         assert "feed: no session subscribed on source primary" in body
         after = scrape(port)
         assert after.value("stock_pipelines_collector_reconnects_total", collector="metrics-1") >= 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -15,12 +16,12 @@ import dagster as dg
 import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 
+from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW
 from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.ops.metrics_export import SERIES, OperationsMetrics
 from stock_pipelines.quality.store import write_report
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, FeatureFlags
-from stock_pipelines.market import SEOUL
 from stock_pipelines_tests.dagster_dev import free_port
 from stock_pipelines_tests.waiting import wait_until
 
@@ -114,6 +115,9 @@ def test_exporter_process_serves_the_automation_state(tmp_path, redis_server, mo
         redis_server.start()  # back, and empty: everything reads as its default again
         assert wait_until(lambda: health(port)[0] == 200, 10, "/health 200 once Redis is back")
         assert scrape(port).value("stock_pipelines_dormant") == 0
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
     finally:
         stop(process)
 
@@ -122,7 +126,7 @@ def test_exporter_refuses_to_start_without_an_instance(tmp_path, redis_server):
     env = exporter_env(tmp_path, redis_server.url, f"{REGULAR_DAY}T12:00:00+09:00")
     del env["DAGSTER_HOME"]
     done = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "metrics", "serve", "--port", "0"],
-                          env=env, capture_output=True, text=True, timeout=60)
+                          check=False, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
     assert "DAGSTER_HOME is not set" in done.stderr and "--no-instance" in done.stderr
 
@@ -149,3 +153,12 @@ def test_no_deadline_on_a_day_without_trading(tmp_path, redis_server):
     assert metrics.value("stock_pipelines_trading_day") == 0
     assert metrics.value("stock_pipelines_day_certification_deadline_seconds") is None
     assert metrics.value("stock_pipelines_day_certified") is None
+
+
+def test_a_day_past_the_calendar_leaves_the_day_series_out(tmp_path, redis_server):
+    past_the_calendar = datetime(2029, 6, 1, 18, 0, tzinfo=SEOUL)
+    metrics = Scrape.of(OperationsMetrics(redis_server.client(), lambda: past_the_calendar, data_dir=tmp_path))
+    assert metrics.value("stock_pipelines_redis_up") == 1
+    assert metrics.value("stock_pipelines_dormant") == 0
+    assert metrics.value("stock_pipelines_trading_day") is None
+    assert metrics.value("stock_pipelines_last_day_certified") is None
