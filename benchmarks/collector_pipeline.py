@@ -113,7 +113,8 @@ def collector_seconds(frames: list[str], root: Path, scrape_interval: float | No
         scrapes = sum(1 for _ in scraper.stdout)
         scraper.wait()
         server.close()
-    return {"wall_s": wall, "cpu_s": cpu, "scrapes": scrapes, "archived": collector.pipeline.counters.archived,
+    return {"wall_s": wall, "cpu_s": cpu, "scrapes": scrapes,
+            "archived": collector.pipeline.counters.archived,
             "scrape_cpu_s": scrape_cpu_s(collector) if scrape_interval is not None else 0.0}
 
 
@@ -181,7 +182,8 @@ def main() -> None:
     print(f"pipeline / writer time: {pipeline_s / writer_s:.2f}x")
     overhead = metrics_overhead(frames, args.rounds, args.scrape_interval)
     for served in ("off", "on"):
-        print(f"collector, /metrics {served + ':':4} {n / overhead[f'{served}_cpu_s']:10,.0f} trades per CPU s, "
+        print(f"collector, /metrics {served + ':':4} "
+              f"{n / overhead[f'{served}_cpu_s']:10,.0f} trades per CPU s, "
               f"{n / overhead[f'{served}_wall_s']:10,.0f} trades/s wall (median of {args.rounds})")
     print(f"({overhead['scrapes']} scrapes, one every {args.scrape_interval} s, from another process)")
     print(f"metrics overhead on throughput, measured: {overhead['overhead_cpu_s']:+.2%} CPU, "

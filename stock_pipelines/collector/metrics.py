@@ -50,7 +50,7 @@ SERIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "stock_pipelines_collector_lag_seconds": (
         "gauge", "How far the archive writer is behind the exchange (exchange seconds)", ()),
     "stock_pipelines_collector_disk_free_bytes": ("gauge", "Free bytes on the archive's filesystem", ()),
-    "stock_pipelines_collector_disk_floor_bytes": ("gauge", "Free-space floor below which lines are refused", ()),
+    "stock_pipelines_collector_disk_floor_bytes": ("gauge", "Free-space floor: lines are refused below", ()),
     "stock_pipelines_collector_disk_low": ("gauge", "1 while below the free-space floor", ()),
     "stock_pipelines_collector_shards": ("gauge", "WebSocket sessions the symbols need", ()),
     "stock_pipelines_collector_shards_connected": ("gauge", "Sessions subscribed on the active source", ()),
@@ -117,7 +117,8 @@ class CollectorMetrics(PrometheusCollector):
             "stock_pipelines_collector_disk_low": [((), float(writer.disk_low))],
             "stock_pipelines_collector_shards": [((), len(c.shards))],
             "stock_pipelines_collector_shards_connected": [((), publisher.connected())],
-            "stock_pipelines_collector_source_active": [((name,), float(name == active)) for name in selector.sources],
+            "stock_pipelines_collector_source_active": [
+                ((name,), float(name == active)) for name in selector.sources],
             "stock_pipelines_collector_failed_over": [((), float(active != selector.sources[0]))],
             "stock_pipelines_collector_source_switches_total": [((), len(selector.switches))],
             "stock_pipelines_collector_state": [((state,), float(state == c.state)) for state in STATES],

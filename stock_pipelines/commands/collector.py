@@ -8,6 +8,7 @@ import os
 import sys
 
 from stock_pipelines.commands import UsageError
+from stock_pipelines.commands.arguments import tcp_port
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,12 +29,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--clock", choices=["system", "exchange"],
                      default=os.environ.get("STOCK_PIPELINES_COLLECTOR_CLOCK", "system"),
                      help="time source: this machine, or the simulated exchange's GET /admin/clock")
-    run.add_argument("--metrics-port", type=int,
-                     default=int(os.environ.get("STOCK_PIPELINES_COLLECTOR_METRICS_PORT", "0")),
+    run.add_argument("--metrics-port", type=tcp_port,
+                     default=os.environ.get("STOCK_PIPELINES_COLLECTOR_METRICS_PORT", "0"),
                      help="serve /metrics and /health on this port (default "
                      "$STOCK_PIPELINES_COLLECTOR_METRICS_PORT or 0: off)")
     run.add_argument("--metrics-host", default=os.environ.get("STOCK_PIPELINES_METRICS_HOST", "127.0.0.1"),
-                     help="address the metrics port binds (default $STOCK_PIPELINES_METRICS_HOST or 127.0.0.1)")
+                     help="address the metrics port binds ($STOCK_PIPELINES_METRICS_HOST, default 127.0.0.1)")
     run.set_defaults(func=run_collector)
     status = sub.add_parser("status", help="print each collector's state and stage counters (JSON)")
     status.add_argument("--id", help="one collector (default: all)")

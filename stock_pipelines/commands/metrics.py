@@ -7,6 +7,7 @@ import os
 import sys
 
 from stock_pipelines.commands import UsageError
+from stock_pipelines.commands.arguments import tcp_port
 
 DEFAULT_PORT = 9464
 
@@ -20,9 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "by outcome and the newest day's completeness and certification on /metrics (Prometheus text "
         "format); /health answers 503 with the reason while Redis or the Dagster instance cannot be read.",
     )
-    serve.add_argument("--port", type=int,
-                       default=int(os.environ.get("STOCK_PIPELINES_METRICS_PORT", str(DEFAULT_PORT))),
-                       help=f"port (default $STOCK_PIPELINES_METRICS_PORT or {DEFAULT_PORT})")
+    serve.add_argument("--port", type=tcp_port,
+                       default=os.environ.get("STOCK_PIPELINES_METRICS_PORT", str(DEFAULT_PORT)),
+                       help=f"port (0: any free one; $STOCK_PIPELINES_METRICS_PORT, default {DEFAULT_PORT})")
     serve.add_argument("--host", default=os.environ.get("STOCK_PIPELINES_METRICS_HOST", "127.0.0.1"),
                        help="address to bind (default $STOCK_PIPELINES_METRICS_HOST or 127.0.0.1)")
     serve.add_argument("--no-instance", action="store_true",
@@ -78,7 +79,8 @@ def serve_metrics(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    print(json.dumps({"metrics": f"http://{args.host}:{server.port}/metrics", "pid": os.getpid()}), flush=True)
+    started = {"metrics": f"http://{args.host}:{server.port}/metrics", "pid": os.getpid()}
+    print(json.dumps(started), flush=True)
     try:
         stop.wait()
     finally:

@@ -52,7 +52,7 @@ SERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "stock_pipelines_day_certification_deadline_seconds": (
         "When today's quality report must be certified (epoch s): its close plus one hour", ()),
     "stock_pipelines_day_certified": ("1 when today's quality report is written and certified", ()),
-    "stock_pipelines_last_day_timestamp_seconds": ("The newest reported day (its midnight in Seoul, epoch s)", ()),
+    "stock_pipelines_last_day_timestamp_seconds": ("The newest reported day (Seoul midnight, epoch s)", ()),
     "stock_pipelines_last_day_completeness_ratio": ("Share of expected minute bars present on that day", ()),
     "stock_pipelines_last_day_certified": ("1 when that day's report is certified", ()),
 }
@@ -111,7 +111,7 @@ class OperationsMetrics(PrometheusCollector):
         assert self.run_counts is not None
         try:
             return self.run_counts()
-        except Exception as error:  # noqa: BLE001 - the run storage (SQLite file, PostgreSQL) is down or locked
+        except Exception as error:  # noqa: BLE001 - run storage (SQLite, PostgreSQL) down or locked
             self._run_error = f"{type(error).__name__}: {error}"
             return None
 

@@ -53,8 +53,9 @@ def test_metrics_and_health_of_a_running_collector(tmp_path, redis_server):
             assert health(port) == (200, "ok\n")
 
             before = first.value(ARCHIVED, stage="archived", **labels)
-            later = wait_until(lambda: (s := scrape(port)).value(ARCHIVED, stage="archived", **labels) > before
-                               and s, 20, "the archived counter to move")
+            later = wait_until(
+                lambda: (s := scrape(port)).value(ARCHIVED, stage="archived", **labels) > before and s, 20,
+                "the archived counter to move")
             assert later.value(ARCHIVED, stage="received", **labels) > received
             assert APP_SECRET not in later.text and APP_KEY not in later.text
         except BaseException:

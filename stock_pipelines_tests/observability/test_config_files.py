@@ -28,8 +28,8 @@ def rules() -> list[dict]:
 
 def test_promtool_accepts_the_rules_and_the_config():
     promtool = prometheus_binary("promtool")
-    checked = subprocess.run([promtool, "check", "rules", str(RULES)], check=False, capture_output=True, text=True,
-                             timeout=60)
+    checked = subprocess.run([promtool, "check", "rules", str(RULES)], check=False, capture_output=True,
+                             text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {len(rules())} rules found" in checked.stdout
     checked = subprocess.run([promtool, "check", "config", str(CONFIG)], check=False, capture_output=True,
@@ -77,7 +77,8 @@ def test_every_dashboard_panel_reads_exported_series():
             shown |= names
     # what the issue asks an operator to see is on the dashboard
     for wanted in ("stock_pipelines_collector_trades_total", "stock_pipelines_heartbeat_age_seconds",
-                   "stock_pipelines_collector_reconnects_total", "stock_pipelines_collector_loss_windows_total",
+                   "stock_pipelines_collector_reconnects_total",
+                   "stock_pipelines_collector_loss_windows_total",
                    "stock_pipelines_collector_lag_seconds", "stock_pipelines_collector_disk_free_bytes",
                    "stock_pipelines_collector_source_active", "stock_pipelines_breaker_state",
                    "stock_pipelines_dormant", "stock_pipelines_kill_switch_enabled",

@@ -34,7 +34,8 @@ REGULAR_DAY = date(2026, 11, 20)
 
 
 def exporter_env(tmp_path, redis_url: str, fake_now: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STOCK_PIPELINES_", "REDIS_URL", "DAGSTER_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("STOCK_PIPELINES_", "REDIS_URL", "DAGSTER_"))}
     env.update(REDIS_URL=redis_url, STOCK_PIPELINES_DATA_DIR=str(tmp_path / "lake"),
                STOCK_PIPELINES_FAKE_NOW=fake_now, DAGSTER_HOME=str(tmp_path / "dagster_home"))
     env.update(extra)
@@ -157,7 +158,8 @@ def test_no_deadline_on_a_day_without_trading(tmp_path, redis_server):
 
 def test_a_day_past_the_calendar_leaves_the_day_series_out(tmp_path, redis_server):
     past_the_calendar = datetime(2029, 6, 1, 18, 0, tzinfo=SEOUL)
-    metrics = Scrape.of(OperationsMetrics(redis_server.client(), lambda: past_the_calendar, data_dir=tmp_path))
+    exporter = OperationsMetrics(redis_server.client(), lambda: past_the_calendar, data_dir=tmp_path)
+    metrics = Scrape.of(exporter)
     assert metrics.value("stock_pipelines_redis_up") == 1
     assert metrics.value("stock_pipelines_dormant") == 0
     assert metrics.value("stock_pipelines_trading_day") is None

@@ -40,7 +40,8 @@ def test_killing_a_collector_fires_collector_down(tmp_path, redis_server, monkey
                       credentials={APP_KEY: APP_SECRET}) as url:
         env = collector_env(tmp_path, url, redis_server.url, STOCK_PIPELINES_COLLECTOR_METRICS_PORT=str(port))
         collector = start_collector(env, ",".join(url.exchange.day.codes), "prom-1")
-        exporter, exporter_port = start_exporter(exporter_env(tmp_path, redis_server.url, now), "--no-instance")
+        exporter, exporter_port = start_exporter(exporter_env(tmp_path, redis_server.url, now),
+                                                 "--no-instance")
         collector_target = f"127.0.0.1:{port}"
         try:
             wait_streaming(collector, client, "prom-1")

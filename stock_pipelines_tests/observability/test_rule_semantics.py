@@ -23,7 +23,8 @@ def series(name: str, labels: dict[str, str], values: str) -> dict:
 
 def expected(alert: str, labels: dict[str, str]) -> dict:
     """The alert as Prometheus renders it: the rule's labels and annotations, templates filled."""
-    (rule,) = [r for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if r.get("alert") == alert]
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    (rule,) = [r for g in groups for r in g["rules"] if r.get("alert") == alert]
 
     def render(text: str) -> str:
         return re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], text)
