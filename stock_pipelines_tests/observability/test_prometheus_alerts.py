@@ -57,7 +57,7 @@ def test_killing_a_collector_fires_collector_down(tmp_path, redis_server, monkey
                                     "AutomationDormant firing")
                 prometheus.wait_for(lambda: prometheus.alerts("DayNotCertified", "firing"), 20,
                                     "DayNotCertified firing")
-                assert prometheus.alerts("CollectorDown") == []
+                assert prometheus.alerts("CollectorDown", "firing") == []
 
                 collector.send_signal(signal.SIGKILL)
                 collector.wait(10)
@@ -65,7 +65,7 @@ def test_killing_a_collector_fires_collector_down(tmp_path, redis_server, monkey
                                               "CollectorDown firing")
                 assert down["labels"]["instance"] == collector_target
                 assert down["labels"]["severity"] == "critical"
-                assert prometheus.alerts("ExporterDown") == []
+                assert prometheus.alerts("ExporterDown", "firing") == []
         finally:
             stop(collector)
             stop_exporter(exporter)
