@@ -27,5 +27,6 @@ def test_metrics_overhead_run_on_a_few_frames(collector_pipeline):
     assert figures["scrapes"] >= 2  # the first answers before the run starts
     # the goal: at Prometheus's interval the endpoint takes under 3% of the collector's core
     assert 0 < figures["scrape_cpu_s"] < 0.03 * collector_pipeline.PROMETHEUS_INTERVAL_S
+    assert figures["endpoint_share"] > 0  # the scrapes during the run took CPU of their own
     for measure in ("cpu_s", "wall_s"):
         assert figures[f"overhead_{measure}"] == figures[f"on_{measure}"] / figures[f"off_{measure}"] - 1
