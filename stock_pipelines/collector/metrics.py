@@ -151,7 +151,7 @@ def health_reasons(collector: Collector) -> list[str]:
     if c.fatal is not None:
         reasons.append(f"stopping: {c.fatal}")
     if c.status is Status.STALLED:
-        reasons.append(f"stalled: no trades on source {c.selector.name} (stall {c.stalls})")
+        reasons.append(f"stalled: no trades on source {c.selector.name}")
     silent_after = max(SILENT_BEATS * c.settings.heartbeat_wall_s, SILENT_FLOOR_S)
     age = heartbeat_age_s(c)
     if age is not None and age > silent_after and c.state not in ("stopping", "stopped"):
