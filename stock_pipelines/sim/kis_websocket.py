@@ -80,7 +80,8 @@ class KisWebSocket:
         if header.get("tr_id") == "PINGPONG":
             self.state.count("ws_pingpong_echoes")
             return
-        if header.get("approval_key") not in self.approval_keys:
+        refused = self.state.faults.is_active("unauthorized", "kis")
+        if header.get("approval_key") not in self.approval_keys or refused:
             await self._send(websocket, session, kis.ws_reply(tr_id, tr_key, kis.WS_BAD_APPROVAL, rt_cd="9"))
             return
         if tr_id != kis.TR_TRADES:
@@ -119,14 +120,14 @@ class KisWebSocket:
         last_ping = time.monotonic()
         try:
             while True:
-                if state.faults.is_active("drop_ws"):
+                if state.faults.is_active("drop_ws", "kis"):
                     state.count("ws_dropped")
                     await websocket.close(code=1011)
                     return
                 now_us = state.clock.now_us()
                 if not day.ready:
                     pass  # the cursor waits: nothing is lost while the day's index is built
-                elif state.faults.is_active("stall_ws") or now_us < session.cursor_us:
+                elif state.faults.is_active("stall_ws", "kis") or now_us < session.cursor_us:
                     session.cursor_us = now_us  # a stalled feed loses what it did not send
                 elif now_us > session.cursor_us:
                     indices = day.indices_between(session.cursor_us, now_us)
