@@ -49,17 +49,27 @@ class Feed(Protocol):
     def decoder(self, now_s: float) -> Decoder: ...
 
 
-class KisFeed:
-    broker = "kis"
+class CredentialStore(Protocol):
+    async def get(self, source: FeedSource, key: AppKey) -> str: ...
 
-    def __init__(self, approvals: kis_session.ApprovalKeys) -> None:
-        self.approvals = approvals
+    def forget(self, source: FeedSource, key: AppKey) -> None: ...
+
+
+class _StoredCredentials:
+    """A feed's credentials, fetched once per (source, app key) by its store and kept until refused."""
+
+    def __init__(self, store: CredentialStore) -> None:
+        self.store = store
 
     async def credential(self, source: FeedSource, key: AppKey) -> str:
-        return await self.approvals.get(source, key)
+        return await self.store.get(source, key)
 
     def forget(self, source: FeedSource, key: AppKey) -> None:
-        self.approvals.forget(source, key)
+        self.store.forget(source, key)
+
+
+class KisFeed(_StoredCredentials):
+    broker = "kis"
 
     async def start(self, ws: ClientConnection, credential: str) -> None:
         return None  # KIS sends the approval key with every subscribe message
@@ -87,17 +97,8 @@ class KisFeed:
         return kis_frame
 
 
-class KiwoomFeed:
+class KiwoomFeed(_StoredCredentials):
     broker = "kiwoom"
-
-    def __init__(self, tokens: kiwoom_session.KiwoomTokens) -> None:
-        self.tokens = tokens
-
-    async def credential(self, source: FeedSource, key: AppKey) -> str:
-        return await self.tokens.get(source, key)
-
-    def forget(self, source: FeedSource, key: AppKey) -> None:
-        self.tokens.forget(source, key)
 
     async def start(self, ws: ClientConnection, credential: str) -> None:
         await kiwoom_session.login(ws, credential)

@@ -22,6 +22,7 @@ from stock_pipelines.sim.day import tick_size
 from stock_pipelines.sim.exchange_state import ExchangeState
 from stock_pipelines.sim.kis_protocol import TickContext, hhmmss
 from stock_pipelines.sim.rest_gate import TokenBook
+from stock_pipelines.sim.ws_stream import stream_trades
 
 RECORDS_PER_MESSAGE = 100  # REAL messages carry a list of records; the simulator caps one at this many
 
@@ -140,31 +141,14 @@ class KiwoomWebSocket:
         return codes, ""
 
     async def _sender(self, websocket: WebSocket, session: KiwoomSession) -> None:
-        state, day, config = self.state, self.state.day, self.state.config
-        last_ping = time.monotonic()
-        try:
-            while True:
-                if state.faults.is_active("drop_ws", "kiwoom"):
-                    state.count("kiwoom_ws_dropped")
-                    await websocket.close(code=1011)
-                    return
-                now_us = state.clock.now_us()
-                if not day.ready:
-                    pass  # the cursor waits: nothing is lost while the day's index is built
-                elif state.faults.is_active("stall_ws", "kiwoom") or now_us < session.cursor_us:
-                    session.cursor_us = now_us  # a stalled feed loses what it did not send
-                elif now_us > session.cursor_us:
-                    indices = day.indices_between(session.cursor_us, now_us)
-                    session.cursor_us = now_us
-                    if session.subscriptions and len(indices):
-                        await self._send_trades(websocket, session, indices)
-                if time.monotonic() - last_ping >= config.ping_interval_s:
-                    await self._send(websocket, session, kiwoom.ping())
-                    state.count("kiwoom_ws_ping_sent")
-                    last_ping = time.monotonic()
-                await asyncio.sleep(config.ws_tick_s)
-        except (WebSocketDisconnect, RuntimeError, ConnectionError):
-            return
+        async def send_trades(indices: np.ndarray) -> None:
+            await self._send_trades(websocket, session, indices)
+
+        async def send_ping() -> None:
+            await self._send(websocket, session, kiwoom.ping())
+            self.state.count("kiwoom_ws_ping_sent")
+
+        await stream_trades(self.state, "kiwoom", websocket, session, send_trades, send_ping)
 
     async def _send_trades(self, websocket: WebSocket, session: KiwoomSession, indices: np.ndarray) -> None:
         day = self.state.day
