@@ -17,7 +17,7 @@ from stock_pipelines.collector.status import read_status
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines_tests.waiting import wait_until
 
-from .conftest import DAY, admin, archived, keys, pin, seoul, truth
+from .conftest import DAY, admin, archived, assert_missing_inside_windows, keys, pin, seoul, truth
 from .test_process import APP_KEY, APP_SECRET, COMMAND, wait_streaming
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -63,6 +63,12 @@ def _drain_and_stop(process: subprocess.Popen, client, collector_id: str) -> str
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0
     return process.stderr.read()
+
+
+def _loss_windows(tmp_path: Path, collector_id: str) -> list[dict]:
+    journal = tmp_path / "archive" / collector_id / "system" / f"{DAY:%Y%m%d}.jsonl"
+    events = map(json.loads, journal.read_text().splitlines())
+    return [e["detail"] for e in events if e["event"] == "LOSS_WINDOW"]
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -148,9 +154,49 @@ def test_failover_from_kis_to_kiwoom_and_back_loses_no_trade(tmp_path, redis_ser
     assert result.stats.duplicates == 0 and result.stats.quarantined == 0
     assert set(result.ticks["source"].unique()) == {"kis", "kiwoom"}
     assert status["counters"]["guard"]["duplicates"] > 0  # the fail-back overlap, dropped by cum
-    journal = tmp_path / "archive" / "fo-1" / "system" / "20261120.jsonl"
-    system = [json.loads(x) for x in journal.read_text().splitlines()]
     # The drop opens a possible-loss window (the collector cannot know the paused exchange sent
     # nothing), closed by Kiwoom's first trade; the fail-back overlapped the feeds: no window.
-    windows = [e["detail"] for e in system if e["event"] == "LOSS_WINDOW"]
+    windows = _loss_windows(tmp_path, "fo-1")
     assert windows and {(w["reason"], w["source"]) for w in windows} == {("dropped", "secondary")}
+
+
+def test_failover_while_the_market_runs_reports_its_gap_and_fails_back_without_loss(tmp_path, redis_server):
+    """The same switches with the exchange running throughout: what KIS's break costs before Kiwoom
+    is subscribed is inside the reported loss windows (left to recovery); the fail-back loses nothing."""
+    client = redis_server.client()
+    start = seoul(13, 0)
+    with run_exchange(day=DAY, seed=23, symbols=8, start=start, pinned=True, speed=60,
+                      credentials=CREDENTIALS) as url:
+        codes = list(url.exchange.day.codes)
+        env = _env(tmp_path, url, redis_server.url, STOCK_PIPELINES_COLLECTOR_FAILOVER_AFTER="2",
+                   STOCK_PIPELINES_COLLECTOR_FAILBACK_PROBE_S="0.5")
+        process = _start(env, codes, "fo-2", "--source", "kis", "--fallback", "kiwoom")
+        try:
+            started = wait_streaming(process, client, "fo-2")
+            admin(url, "/admin/clock", {"pinned": False})
+            time.sleep(1.5)
+            admin(url, "/admin/faults", {"mode": "drop_ws", "target": "kis"})
+            wait_until(lambda: (s := _status(client, "fo-2")).get("broker") == "kiwoom"
+                       and s["connected"] == started["shards"], 20, "failover to Kiwoom")
+            time.sleep(1.5)
+            admin(url, "/admin/faults", {"mode": "none"})
+            wait_until(lambda: (s := _status(client, "fo-2")).get("broker") == "kis"
+                       and s["connected"] == started["shards"], 20, "failback")
+            wait_until(lambda: admin(url, "/admin/stats", None)["ws_open"] == started["shards"], 10,
+                       "the Kiwoom sessions released")
+            time.sleep(1.0)
+            until = pin(url)
+            _drain_and_stop(process, client, "fo-2")
+        finally:
+            _stop(process)
+    switches = _status(client, "fo-2")["switch_log"]
+    assert [(e["kind"], e["to_broker"]) for e in switches] == [("FAILOVER", "kiwoom"), ("FAILBACK", "kis")]
+    expected = truth(url.exchange.day, until, start)
+    result = archived(tmp_path / "archive")
+    assert result.stats.duplicates == 0
+    windows = [(w["from_us"], w["to_us"]) for w in _loss_windows(tmp_path, "fo-2")]
+    missing = assert_missing_inside_windows(expected, keys(result), windows)
+    failback_us = int(switches[1]["at_us"])
+    assert all(expected[k] < failback_us for k in missing)  # nothing lost failing back
+    print(f"live failover: {len(missing)} of {len(expected)} trades in the reported loss windows")
+    assert set(result.ticks["source"].unique()) == {"kis", "kiwoom"}

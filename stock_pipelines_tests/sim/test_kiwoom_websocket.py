@@ -32,7 +32,8 @@ def _token(client: httpx.Client) -> str:
 
 
 def _reg(codes: list[str], trnm: str = "REG") -> str:
-    return json.dumps({"trnm": trnm, "grp_no": "1", "refresh": "1", "data": [{"item": codes, "type": ["0B"]}]})
+    return json.dumps({"trnm": trnm, "grp_no": "1", "refresh": "1",
+                       "data": [{"item": codes, "type": ["0B"]}]})
 
 
 async def _reply(ws) -> dict:
@@ -125,7 +126,8 @@ def test_a_bad_token_is_refused_and_faults_hit_one_broker_only():
 
         async def both_feeds(fault: dict) -> tuple[bool, bool]:
             """Open a KIS and a Kiwoom session, inject `fault`: (KIS closed, Kiwoom closed)."""
-            async with websockets.connect(url.ws_url) as kis_ws, websockets.connect(url.kiwoom_ws_url) as kw_ws:
+            async with websockets.connect(url.ws_url) as kis_ws, \
+                    websockets.connect(url.kiwoom_ws_url) as kw_ws:
                 await kis_ws.send(kis.subscribe(approval, code))
                 await kis_ws.recv()
                 await kw_ws.send(json.dumps({"trnm": "LOGIN", "token": token}))
