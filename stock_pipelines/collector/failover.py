@@ -1,5 +1,6 @@
-"""Failover and failback between the collector's feed sources: the switch itself (recorded), the
-make-before-break hand-over shard by shard, and the probe of the primary while on the secondary.
+"""Failover and failback between the collector's feed sources: the secondary standing by beside a
+failing primary, the switch itself (recorded), the make-before-break hand-over shard by shard,
+and the probe of the primary while on the secondary.
 
 When to switch is decided by `policy.SourceSelector`; this carries the switch out.
 """
@@ -28,6 +29,8 @@ TICK_S = 0.05  # wall seconds between hand-over passes
 
 class Links(Protocol):
     """The collector's sessions, one a (source, shard)."""
+
+    standby: bool  # also keep the secondary's sessions while on the primary
 
     def ensure_links(self) -> None: ...
 
@@ -68,6 +71,23 @@ class Failover:
         """Hand-overs and the probe still running, for the collector to cancel when it stops."""
         return [*self._background, *([self._probe] if self._probe else [])]
 
+    def stand_by(self, reason: str) -> None:
+        """The primary failed, not yet `failover_after` times in a row: subscribe the secondary's
+        sessions beside it now (the guard drops what both deliver), so that a fail-over finds
+        them streaming and the trades between the primary's break and the switch are not lost."""
+        if self.links.standby or self.selector.on_secondary or len(self.selector.sources) < 2:
+            return
+        self.links.standby = True
+        self.journal.event("STANDBY", {"source": self.selector.sources[1], "reason": reason})
+        self.links.ensure_links()
+
+    def primary_recovered(self) -> None:
+        """The primary delivers again: release the standing-by secondary, make-before-break."""
+        self.links.standby = False
+        secondary, primary = self.selector.sources[1], self.selector.sources[0]
+        self.journal.event("STANDBY_RELEASED", {"source": secondary})
+        self._start(self._handover(secondary, primary))
+
     def switched(self, switch: Switch) -> None:
         """Record a switch the selector made and start the hand-over (from the collector's loop)."""
         kind = "FAILBACK" if switch.to_source == self.selector.sources[0] else "FAILOVER"
@@ -78,7 +98,11 @@ class Failover:
         self.journal.event(kind, detail)
         self.journal.redis_call(status_store.record_switch, self.redis, self.id, {"kind": kind, **detail})
         self._last_probe_wall = _wall()
-        task = asyncio.get_running_loop().create_task(self._handover(switch.from_source, switch.to_source))
+        self.links.standby = False
+        self._start(self._handover(switch.from_source, switch.to_source))
+
+    def _start(self, handover) -> None:
+        task = asyncio.get_running_loop().create_task(handover)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

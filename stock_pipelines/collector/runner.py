@@ -5,7 +5,8 @@ One asyncio loop owns the connections and the pipeline; `status_publisher` beats
 its own and `failover` switches sources. Every decision (connect now? stalled? which source?) is
 asked of `policy.py`, on the collector's `Clock`. System-stream events of the collector (besides
 the writer's own): UP, DOWN, IDLE, STALLED, DISCONNECTED, LOSS_WINDOW, SUBSCRIBE_ERROR here;
-HEARTBEAT (`status_publisher`); FAILOVER, FAILBACK, PROBE (`failover`); BAD_FRAME (`pipeline`).
+HEARTBEAT (`status_publisher`); STANDBY, STANDBY_RELEASED, FAILOVER, FAILBACK, PROBE (`failover`);
+BAD_FRAME (`pipeline`).
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class Collector:
         self.journal = Journal(collector_id, self.writer)
         self.events = self.journal.events  # the collector's own system events, for tests and the demo summary
         self.link_failures: dict[str, int] = {}
+        self.standby = False  # the secondary's sessions run beside a failing primary's
         self.reconnects = 0
         self.stalls = 0
         self._links: dict[tuple[str, int], asyncio.Task] = {}
@@ -181,12 +183,16 @@ class Collector:
     # -- links (one WebSocket session a shard) -----------------------------------------------------
 
     def ensure_links(self) -> None:
-        """A running session for every shard on the active source."""
-        active = self.selector.name
-        for index in range(len(self.shards)):
-            task = self._links.get((active, index))
-            if task is None or task.done():
-                self._links[(active, index)] = asyncio.create_task(self._link(self.sources[active], index))
+        """A running session for every shard on the active source (and on the secondary while it
+        stands by beside a failing primary, see `failover.stand_by`)."""
+        names = [self.selector.name]
+        if self.standby and not self.selector.on_secondary:
+            names.append(self.selector.sources[1])
+        for name in names:
+            for index in range(len(self.shards)):
+                task = self._links.get((name, index))
+                if task is None or task.done():
+                    self._links[(name, index)] = asyncio.create_task(self._link(self.sources[name], index))
 
     async def stop_links(self, keys: list[tuple[str, int]]) -> None:
         tasks = [self._links.pop(k) for k in keys if k in self._links]
@@ -309,6 +315,8 @@ class Collector:
         self.watchdog.reset(now)
         if source.name == self.selector.name:
             self.selector.success()
+            if self.standby:
+                self.failover.primary_recovered()
         if self.status is not Status.OK:
             self.status = Status.OK
         state = self.shards[index]
@@ -338,6 +346,8 @@ class Collector:
             switch = self.selector.failure(now, error.reason)
             if switch is not None:
                 self.failover.switched(switch)
+            else:
+                self.failover.stand_by(error.reason)
 
     async def _stalled(self, silent_s: float) -> None:
         self.stalls += 1
@@ -355,6 +365,8 @@ class Collector:
         switch = self.selector.failure(now, "stalled")
         if switch is not None:
             self.failover.switched(switch)
+        else:
+            self.failover.stand_by("stalled")
         # Reconnect the stalled source's sessions (a new session is a new feed at the exchange).
         await self.stop_links([k for k in self._links if k[0] == stalled_source])
         self.ensure_links()

@@ -51,8 +51,8 @@ def _status(client, collector_id: str) -> dict:
     return read_status(client, collector_id).get(collector_id) or {}
 
 
-def _drain_and_stop(process: subprocess.Popen, client, collector_id: str) -> str:
-    """Wait until the (pinned) exchange's last trades are archived, then SIGTERM: exit 0."""
+def _drain(client, collector_id: str) -> None:
+    """Wait until the collector has archived what the (pinned) exchange sent."""
     seen: list[int] = []
 
     def quiet() -> bool:
@@ -60,15 +60,23 @@ def _drain_and_stop(process: subprocess.Popen, client, collector_id: str) -> str
         return len(seen) > 8 and len(set(seen[-8:])) == 1  # unchanged for 8 status reads (~0.8 s)
 
     wait_until(quiet, 20, "the collector to take in what the exchange sent", every=0.1)
+
+
+def _drain_and_stop(process: subprocess.Popen, client, collector_id: str) -> str:
+    """Drain, then SIGTERM: exit 0."""
+    _drain(client, collector_id)
     process.send_signal(signal.SIGTERM)
     assert process.wait(15) == 0
     return process.stderr.read()
 
 
+def _journal(tmp_path: Path, collector_id: str) -> list[dict]:
+    path = tmp_path / "archive" / collector_id / "system" / f"{DAY:%Y%m%d}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def _loss_windows(tmp_path: Path, collector_id: str) -> list[dict]:
-    journal = tmp_path / "archive" / collector_id / "system" / f"{DAY:%Y%m%d}.jsonl"
-    events = map(json.loads, journal.read_text().splitlines())
-    return [e["detail"] for e in events if e["event"] == "LOSS_WINDOW"]
+    return [e["detail"] for e in _journal(tmp_path, collector_id) if e["event"] == "LOSS_WINDOW"]
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -125,6 +133,7 @@ def test_failover_from_kis_to_kiwoom_and_back_loses_no_trade(tmp_path, redis_ser
             # The exchange is paused while the collector notices and switches: trades executed between
             # KIS's break and Kiwoom's subscription would reach neither feed (no replay).
             pin(url)
+            _drain(client, "fo-1")  # what KIS sent up to the pause is in before it breaks
             admin(url, "/admin/faults", {"mode": "drop_ws", "target": "kis"})
             admin(url, "/admin/faults", {"mode": "unauthorized", "target": "kis"})
             wait_until(lambda: (s := _status(client, "fo-1")).get("broker") == "kiwoom"
@@ -198,5 +207,8 @@ def test_failover_while_the_market_runs_reports_its_gap_and_fails_back_without_l
     missing = assert_missing_inside_windows(expected, keys(result), windows)
     failback_us = int(switches[1]["at_us"])
     assert all(expected[k] < failback_us for k in missing)  # nothing lost failing back
+    # Kiwoom was subscribed on KIS's first failure, before the switch (the switch found it streaming)
+    events = [e["event"] for e in _journal(tmp_path, "fo-2") if e["event"] in ("STANDBY", "FAILOVER")]
+    assert events == ["STANDBY", "FAILOVER"]
     print(f"live failover: {len(missing)} of {len(expected)} trades in the reported loss windows")
     assert set(result.ticks["source"].unique()) == {"kis", "kiwoom"}
