@@ -116,52 +116,59 @@ def test_the_kiwoom_feed_archives_exactly_the_exchanges_trades(tmp_path, redis_s
     assert status["broker"] == "kiwoom" and status["counters"]["validate"]["bad_frames"] == 0
 
 
-def test_failover_from_kis_to_kiwoom_and_back_loses_no_trade(tmp_path, redis_server):
-    client = redis_server.client()
-    start = seoul(11, 0)
-    with run_exchange(day=DAY, seed=22, symbols=8, start=start, pinned=True, speed=60,
+def _fail_over_and_back(tmp_path: Path, redis_url: str, client, collector_id: str, seed: int, start,
+                        paused: bool) -> tuple[dict[tuple[str, int], int], set[tuple[str, int]], dict]:
+    """A collector on `--source kis --fallback kiwoom`: KIS fails alone (its sessions drop, and its
+    approval key is refused), the collector fails over to Kiwoom; KIS recovers while the market
+    runs, the collector probes it and fails back make-before-break. With `paused`, the exchange is
+    paused while the collector notices KIS's break and switches. (truth, archived keys, status)."""
+    with run_exchange(day=DAY, seed=seed, symbols=8, start=start, pinned=True, speed=60,
                       credentials=CREDENTIALS) as url:
-        codes = list(url.exchange.day.codes)
-        env = _env(tmp_path, url, redis_server.url, STOCK_PIPELINES_COLLECTOR_FAILOVER_AFTER="2",
+        env = _env(tmp_path, url, redis_url, STOCK_PIPELINES_COLLECTOR_FAILOVER_AFTER="2",
                    STOCK_PIPELINES_COLLECTOR_FAILBACK_PROBE_S="0.5")
-        process = _start(env, codes, "fo-1", "--source", "kis", "--fallback", "kiwoom")
+        process = _start(env, list(url.exchange.day.codes), collector_id,
+                         "--source", "kis", "--fallback", "kiwoom")
         try:
-            started = wait_streaming(process, client, "fo-1")
+            shards = wait_streaming(process, client, collector_id)["shards"]
             admin(url, "/admin/clock", {"pinned": False})
             time.sleep(1.5)
-            # KIS fails alone: its sessions drop and its approval key is refused; Kiwoom keeps streaming.
-            # The exchange is paused while the collector notices and switches: trades executed between
-            # KIS's break and Kiwoom's subscription would reach neither feed (no replay).
-            pin(url)
-            _drain(client, "fo-1")  # what KIS sent up to the pause is in before it breaks
+            if paused:
+                pin(url)
+                _drain(client, collector_id)  # what KIS sent up to the pause is in before it breaks
             admin(url, "/admin/faults", {"mode": "drop_ws", "target": "kis"})
             admin(url, "/admin/faults", {"mode": "unauthorized", "target": "kis"})
-            wait_until(lambda: (s := _status(client, "fo-1")).get("broker") == "kiwoom"
-                       and s["connected"] == started["shards"], 20, "failover to Kiwoom, every shard on it")
+            wait_until(lambda: (s := _status(client, collector_id)).get("broker") == "kiwoom"
+                       and s["connected"] == shards, 20, "failover to Kiwoom, every shard on it")
             admin(url, "/admin/clock", {"pinned": False})
-            time.sleep(2.0)
-            sent_by_kiwoom = admin(url, "/admin/stats", None)["kiwoom_ws_trades_sent"]
-            # KIS recovers while the market runs: the collector probes it, fails back make-before-break,
-            # and the overlap of the two feeds is dropped by (symbol, cum).
+            time.sleep(1.5)
+            assert admin(url, "/admin/stats", None)["kiwoom_ws_trades_sent"] > 0
             admin(url, "/admin/faults", {"mode": "none"})
-            wait_until(lambda: (s := _status(client, "fo-1")).get("broker") == "kis"
-                       and s["failover"] == "primary" and s["connected"] == started["shards"], 20, "failback")
-            wait_until(lambda: admin(url, "/admin/stats", None)["ws_open"] == started["shards"], 10,
+            wait_until(lambda: (s := _status(client, collector_id)).get("broker") == "kis"
+                       and s["failover"] == "primary" and s["connected"] == shards, 20, "failback")
+            wait_until(lambda: admin(url, "/admin/stats", None)["ws_open"] == shards, 10,
                        "the Kiwoom sessions released")
             time.sleep(1.0)
             until = pin(url)
-            _drain_and_stop(process, client, "fo-1")
+            _drain_and_stop(process, client, collector_id)
         finally:
             _stop(process)
-    status = _status(client, "fo-1")
+        expected = truth(url.exchange.day, until, start)
+    result = archived(tmp_path / "archive")
+    assert result.stats.duplicates == 0 and result.stats.quarantined == 0  # never archived twice
+    assert set(result.ticks["source"].unique()) == {"kis", "kiwoom"}
+    status = _status(client, collector_id)
     assert [(e["kind"], e["from_broker"], e["to_broker"]) for e in status["switch_log"]] == [
         ("FAILOVER", "kis", "kiwoom"), ("FAILBACK", "kiwoom", "kis")]
-    assert sent_by_kiwoom > 0
-    expected = truth(url.exchange.day, until, start)
-    result = archived(tmp_path / "archive")
-    assert keys(result) == set(expected)  # no trade lost, none archived twice
-    assert result.stats.duplicates == 0 and result.stats.quarantined == 0
-    assert set(result.ticks["source"].unique()) == {"kis", "kiwoom"}
+    # Kiwoom was subscribed on KIS's first failure, before the switch (the switch found it streaming)
+    events = [e["event"] for e in _journal(tmp_path, collector_id) if e["event"] in ("STANDBY", "FAILOVER")]
+    assert events == ["STANDBY", "FAILOVER"]
+    return expected, keys(result), status
+
+
+def test_failover_from_kis_to_kiwoom_and_back_loses_no_trade(tmp_path, redis_server):
+    expected, got, status = _fail_over_and_back(tmp_path, redis_server.url, redis_server.client(), "fo-1", 22,
+                                                seoul(11, 0), paused=True)
+    assert got == set(expected)  # no trade lost, none archived twice
     assert status["counters"]["guard"]["duplicates"] > 0  # the fail-back overlap, dropped by cum
     # The drop opens a possible-loss window (the collector cannot know the paused exchange sent
     # nothing), closed by Kiwoom's first trade; the fail-back overlapped the feeds: no window.
@@ -172,43 +179,10 @@ def test_failover_from_kis_to_kiwoom_and_back_loses_no_trade(tmp_path, redis_ser
 def test_failover_while_the_market_runs_reports_its_gap_and_fails_back_without_loss(tmp_path, redis_server):
     """The same switches with the exchange running throughout: what KIS's break costs before Kiwoom
     is subscribed is inside the reported loss windows (left to recovery); the fail-back loses nothing."""
-    client = redis_server.client()
-    start = seoul(13, 0)
-    with run_exchange(day=DAY, seed=23, symbols=8, start=start, pinned=True, speed=60,
-                      credentials=CREDENTIALS) as url:
-        codes = list(url.exchange.day.codes)
-        env = _env(tmp_path, url, redis_server.url, STOCK_PIPELINES_COLLECTOR_FAILOVER_AFTER="2",
-                   STOCK_PIPELINES_COLLECTOR_FAILBACK_PROBE_S="0.5")
-        process = _start(env, codes, "fo-2", "--source", "kis", "--fallback", "kiwoom")
-        try:
-            started = wait_streaming(process, client, "fo-2")
-            admin(url, "/admin/clock", {"pinned": False})
-            time.sleep(1.5)
-            admin(url, "/admin/faults", {"mode": "drop_ws", "target": "kis"})
-            wait_until(lambda: (s := _status(client, "fo-2")).get("broker") == "kiwoom"
-                       and s["connected"] == started["shards"], 20, "failover to Kiwoom")
-            time.sleep(1.5)
-            admin(url, "/admin/faults", {"mode": "none"})
-            wait_until(lambda: (s := _status(client, "fo-2")).get("broker") == "kis"
-                       and s["connected"] == started["shards"], 20, "failback")
-            wait_until(lambda: admin(url, "/admin/stats", None)["ws_open"] == started["shards"], 10,
-                       "the Kiwoom sessions released")
-            time.sleep(1.0)
-            until = pin(url)
-            _drain_and_stop(process, client, "fo-2")
-        finally:
-            _stop(process)
-    switches = _status(client, "fo-2")["switch_log"]
-    assert [(e["kind"], e["to_broker"]) for e in switches] == [("FAILOVER", "kiwoom"), ("FAILBACK", "kis")]
-    expected = truth(url.exchange.day, until, start)
-    result = archived(tmp_path / "archive")
-    assert result.stats.duplicates == 0
+    expected, got, status = _fail_over_and_back(tmp_path, redis_server.url, redis_server.client(), "fo-2", 23,
+                                                seoul(13, 0), paused=False)
     windows = [(w["from_us"], w["to_us"]) for w in _loss_windows(tmp_path, "fo-2")]
-    missing = assert_missing_inside_windows(expected, keys(result), windows)
-    failback_us = int(switches[1]["at_us"])
+    missing = assert_missing_inside_windows(expected, got, windows)
+    failback_us = int(status["switch_log"][1]["at_us"])
     assert all(expected[k] < failback_us for k in missing)  # nothing lost failing back
-    # Kiwoom was subscribed on KIS's first failure, before the switch (the switch found it streaming)
-    events = [e["event"] for e in _journal(tmp_path, "fo-2") if e["event"] in ("STANDBY", "FAILOVER")]
-    assert events == ["STANDBY", "FAILOVER"]
     print(f"live failover: {len(missing)} of {len(expected)} trades in the reported loss windows")
-    assert set(result.ticks["source"].unique()) == {"kis", "kiwoom"}
