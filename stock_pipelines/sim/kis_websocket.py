@@ -126,19 +126,21 @@ class KisWebSocket:
                     await websocket.close(code=1011)
                     return
                 now_us = state.clock.now_us()
+                stalled = state.faults.is_active("stall_ws")
                 if not day.ready:
                     pass  # the cursor waits: nothing is lost while the day's index is built
-                elif state.faults.is_active("stall_ws") or now_us < session.cursor_us:
+                elif stalled or now_us < session.cursor_us:
                     session.cursor_us = now_us  # a stalled feed loses what it did not send
                 elif now_us > session.cursor_us:
                     indices = day.indices_between(session.cursor_us, now_us)
                     session.cursor_us = now_us
                     if session.subscriptions and len(indices):
                         await self._send_trades(websocket, session, indices)
-                    if time.monotonic() - last_ping >= config.ping_interval_s:
-                        await self._send(websocket, session, kis.pingpong(state.clock.now()))
-                        state.count("ws_pingpong_sent")
-                        last_ping = time.monotonic()
+                # PINGPONG keeps its wall-clock rhythm whatever the market clock does (pinned, closed)
+                if not stalled and time.monotonic() - last_ping >= config.ping_interval_s:
+                    await self._send(websocket, session, kis.pingpong(state.clock.now()))
+                    state.count("ws_pingpong_sent")
+                    last_ping = time.monotonic()
                 await asyncio.sleep(config.ws_tick_s)
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             return
