@@ -57,7 +57,7 @@ def ws(out_path: str, wanted: int, codes: list[str]) -> None:
     from ccnl_krx import ccnl_krx
 
     received = 0
-    out = open(out_path, "a", encoding="utf-8")  # noqa: SIM115 - closed by os._exit's flush below
+    out = open(out_path, "a", encoding="utf-8")  # noqa: SIM115 - flushed before os._exit ends the process
 
     pingpong_seen = False
 
