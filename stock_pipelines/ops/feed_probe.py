@@ -26,16 +26,16 @@ class FeedProbeError(RuntimeError):
     pass
 
 
-async def _approval_key(source: FeedSource, timeout_s: float) -> str:
+def _approval_key(source: FeedSource, timeout_s: float) -> str:
     key = source.keys[0]
-    async with httpx.AsyncClient(timeout=timeout_s) as http:
-        try:
-            reply = await http.post(
-                f"{source.base_url.rstrip('/')}/oauth2/Approval",
-                json={"grant_type": "client_credentials", "appkey": key.app_key, "secretkey": key.app_secret},
-            )
-        except httpx.HTTPError as error:
-            raise FeedProbeError(f"approval key: {type(error).__name__}") from None
+    try:
+        reply = httpx.post(
+            f"{source.base_url.rstrip('/')}/oauth2/Approval",
+            json={"grant_type": "client_credentials", "appkey": key.app_key, "secretkey": key.app_secret},
+            timeout=timeout_s,
+        )
+    except httpx.HTTPError as error:
+        raise FeedProbeError(f"approval key: {type(error).__name__}") from None
     try:
         approval = reply.json().get("approval_key")
     except ValueError:
@@ -45,9 +45,7 @@ async def _approval_key(source: FeedSource, timeout_s: float) -> str:
     return approval
 
 
-async def _probe(source: FeedSource, symbol: str, timeout_s: float) -> str:
-    started = time.monotonic()
-    approval = await _approval_key(source, timeout_s)
+async def _probe(source: FeedSource, approval: str, symbol: str, timeout_s: float, started: float) -> str:
     acked = pinged = False
     step = "connect"
     try:
@@ -85,4 +83,6 @@ async def _probe(source: FeedSource, symbol: str, timeout_s: float) -> str:
 
 def probe_kis_feed(source: FeedSource, symbol: str = DEFAULT_SYMBOL, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
     """The probe's detail when the feed answered; FeedProbeError when it did not."""
-    return asyncio.run(_probe(source, symbol, timeout_s))
+    started = time.monotonic()
+    approval = _approval_key(source, timeout_s)
+    return asyncio.run(_probe(source, approval, symbol, timeout_s, started))
