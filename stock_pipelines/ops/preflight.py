@@ -199,4 +199,5 @@ def feed_checks(environ: Mapping[str, str], symbol: str) -> list[CheckResult]:
     return [
         _run(f"{source.broker} {source.name} feed", lambda source=source: probe_kis_feed(source, symbol))
         for source in sources
+        if source.broker == "kis"  # the Kiwoom WebSocket (LOGIN, REG 0B) has no probe yet
     ]
