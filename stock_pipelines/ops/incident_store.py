@@ -105,6 +105,7 @@ class IncidentStore:
 
     def open(self, kind: str, subject: str, message: str, at: datetime) -> bool:
         """Open the incident and queue its firing alert; False when it is already open."""
+        message = scrub(message, self.secrets)  # the record in Redis holds no secret either
         incident = Incident(f"{kind}:{subject}:{at.timestamp():.3f}", kind, subject, message, at.isoformat())
         body = alert_body("firing", incident, message, at, self.secrets)
         alert_id = f"{incident.id}:firing"

@@ -20,6 +20,7 @@ from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.ops.incident_tick import incident_tick, record_preflight
 from stock_pipelines.ops.incidents import freshness_observation
 from stock_pipelines.ops.recovery_window import Window
+from stock_pipelines.redis_conn import key
 from stock_pipelines.resilience.breaker import CircuitBreaker
 from stock_pipelines.resilience.state_store import RedisStateStore
 from stock_pipelines_tests.ops.webhook_receiver import Receiver
@@ -233,7 +234,8 @@ def test_no_secret_reaches_the_webhook(setup):
     )
     incident_tick(setup.client, setup.sender, setup.now, secrets=(app_key, app_secret))
     assert [b["kind"] for b in setup.receiver.bodies] == ["breaker_permanent_open"]
-    payload = json.dumps(setup.receiver.bodies)
+    stored = json.dumps(setup.client.hgetall(key("incidents", "open")))  # the incident record too
+    payload = json.dumps(setup.receiver.bodies) + stored
     for secret in (app_key, app_secret, "hunter22", "eyJhbGciOiJ9", "XXXXSECRET", "secret-token"):
         assert secret not in payload
     assert "https://***@broker.example/oauth2/tokenP?appkey=***" in setup.receiver.bodies[0]["message"]
