@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from stock_pipelines.market import SEOUL
+
 COLLECTOR_DOWN = "collector_down"
 COLLECTOR_STALLED = "collector_stalled"
 DISK_LOW = "disk_low"
@@ -89,7 +91,7 @@ def collector_observations(
             if view.beat_status != "stopping":
                 down[view.collector] = (
                     f"collector {view.collector}: no heartbeat for {age:.0f} s "
-                    f"(last at {view.beat_at.isoformat(timespec='seconds')}, status {view.beat_status})"
+                    f"(last at {view.beat_at.astimezone(SEOUL):%Y-%m-%d %H:%M:%S} KST, status {view.beat_status})"
                 )
         elif view.beat_status == "stalled":
             stalled[view.collector] = f"collector {view.collector}: connected but its feed went quiet (STALLED)"
