@@ -20,6 +20,7 @@ from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.ops.incident_tick import incident_tick, record_preflight
 from stock_pipelines.ops.incidents import freshness_observation
 from stock_pipelines.ops.recovery_window import Window
+from stock_pipelines.ops.status import status_document
 from stock_pipelines.redis_conn import key
 from stock_pipelines.resilience.breaker import CircuitBreaker
 from stock_pipelines.resilience.state_store import RedisStateStore
@@ -250,3 +251,17 @@ def test_scrub_masks_credentials_in_their_usual_shapes():
     assert scrub("https://discord.com/api/webhooks/123/abc") == "https://discord.com/api/webhooks/***"
     assert scrub("the value PLAINSECRET leaked", ["PLAINSECRET"]) == "the value *** leaked"
     assert scrub("token valid for 23.9 h") == "token valid for 23.9 h"  # prose stays
+
+
+def test_the_status_document_lists_open_incidents_and_undelivered_alerts(redis_server):
+    receiver = Receiver(500)
+    try:
+        s = Setup(redis_server.client(), receiver)
+        disk_low(s)
+        s.tick(1)
+        incidents = status_document(s.client, s.now, "kis")["incidents"]
+        assert [(i["kind"], i["subject"]) for i in incidents["open"]] == [("disk_low", "c1")]
+        assert incidents["open"][0]["since"] == T0.isoformat()
+        assert incidents["alerts_undelivered"] == 1  # the webhook refused it: still queued
+    finally:
+        receiver.close()
