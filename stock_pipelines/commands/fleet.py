@@ -12,7 +12,8 @@ from stock_pipelines.commands import UsageError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("fleet", help="run the collectors a fleet file describes, or show their status")
+    parser = subparsers.add_parser("fleet",
+                                   help="run the collectors a fleet file describes, or show their status")
     sub = parser.add_subparsers(dest="fleet_command", required=True, metavar="SUBCOMMAND")
     run = sub.add_parser(
         "run", help="start and supervise the collectors of a fleet file",
@@ -31,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--config", type=Path, metavar="FLEET.yaml",
                         help="the fleet file (default: the status file under the data dir)")
     status.add_argument("--check", action="store_true",
-                        help="exit 1 when a collector has failed or the supervisor is not running (healthcheck)")
+                        help="exit 1 when a collector has failed or the supervisor is not running "
+                        "(healthcheck)")
     status.set_defaults(func=show_status)
 
 

@@ -38,7 +38,8 @@ class Child:
         self.id, self.log = collector_id, log
         self.process = subprocess.Popen(
             argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509 (see above)
         )
         self.pid = self.process.pid
         self.started_line: dict | None = None

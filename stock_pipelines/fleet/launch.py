@@ -35,8 +35,9 @@ def collector_environment(config: FleetConfig, collector: CollectorSpec, environ
         env["STOCK_PIPELINES_ARCHIVE_DIR"] = str(config.archive_dir)
     if redis_url:
         env["REDIS_URL"] = redis_url
-    for name, value in (("KIS_BASE_URL", spec.exchange.kis_base_url), ("KIS_WS_URL", spec.exchange.kis_ws_url),
-                        ("KIWOOM_BASE_URL", spec.exchange.kiwoom_base_url)):
+    endpoints = {"KIS_BASE_URL": spec.exchange.kis_base_url, "KIS_WS_URL": spec.exchange.kis_ws_url,
+                 "KIWOOM_BASE_URL": spec.exchange.kiwoom_base_url}
+    for name, value in endpoints.items():
         if value:
             env[name] = value
     for name, value in spec.collector_settings.items():
@@ -48,12 +49,14 @@ def collector_environment(config: FleetConfig, collector: CollectorSpec, environ
             suffix = "" if index == 0 else f"_{index + 1}"
             _copy(env, environ, pair, f"KIS_APP_KEY{suffix}", f"KIS_APP_SECRET{suffix}")
         if collector.secondary_app_key is not None:
-            _copy(env, environ, collector.secondary_app_key, "KIS_SECONDARY_APP_KEY", "KIS_SECONDARY_APP_SECRET")
+            _copy(env, environ, collector.secondary_app_key,
+                  "KIS_SECONDARY_APP_KEY", "KIS_SECONDARY_APP_SECRET")
     env["STOCK_PIPELINES_COLLECTOR_ID"] = collector.id
     return env
 
 
-def _copy(env: dict[str, str], environ: Mapping[str, str], pair: KeyPair, key_name: str, secret_name: str) -> None:
+def _copy(env: dict[str, str], environ: Mapping[str, str], pair: KeyPair,
+          key_name: str, secret_name: str) -> None:
     # a missing variable is left unset: the collector's self-diagnosis names it and exits 1
     for source, target in ((pair.key_env, key_name), (pair.secret_env, secret_name)):
         if environ.get(source):

@@ -72,20 +72,20 @@ class RestartPolicy:
     diagnosis: Backoff
     stable_after_s: float
 
-    def classify(self, exit: Exit) -> ExitKind:
-        if exit.stop_requested:
+    def classify(self, ended: Exit) -> ExitKind:
+        if ended.stop_requested:
             return ExitKind.STOPPED
-        if exit.code == USAGE_ERROR_EXIT:
+        if ended.code == USAGE_ERROR_EXIT:
             return ExitKind.USAGE_ERROR
-        if exit.code == DIAGNOSIS_EXIT and not exit.started:
+        if ended.code == DIAGNOSIS_EXIT and not ended.started:
             return ExitKind.DIAGNOSIS_FAILED
         return ExitKind.CRASHED
 
-    def decide(self, exit: Exit, crash_attempt: int, diagnosis_attempt: int, rng: random.Random,
+    def decide(self, ended: Exit, crash_attempt: int, diagnosis_attempt: int, rng: random.Random,
                dormant: bool = False, detail: str = "") -> Decision:
         """`crash_attempt`/`diagnosis_attempt`: consecutive failures of each kind before this exit."""
-        kind = self.classify(exit)
-        described = describe_exit(exit.code) + (f": {detail}" if detail else "")
+        kind = self.classify(ended)
+        described = describe_exit(ended.code) + (f": {detail}" if detail else "")
         if kind is ExitKind.STOPPED:
             return Decision(kind, State.STOPPED, None, described, 0, 0)
         if kind is ExitKind.USAGE_ERROR:
@@ -96,7 +96,7 @@ class RestartPolicy:
             delay = max(delay, self.diagnosis.base)  # never sooner than the base: no tight loop
             return Decision(kind, State.FAILED, delay, f"self-diagnosis failed ({described})",
                             0, diagnosis_attempt + 1)
-        attempt = 0 if exit.ran_s >= self.stable_after_s else crash_attempt
+        attempt = 0 if ended.ran_s >= self.stable_after_s else crash_attempt
         delay = self.restart.cap if dormant else self.restart.delay(attempt, rng)
         reason = f"crashed ({described})" + ("; dormant mode: restart at the backoff cap" if dormant else "")
         return Decision(kind, State.BACKOFF, delay, reason, attempt + 1, 0)

@@ -137,8 +137,8 @@ class Supervisor:
         child.close()
         member.child = None
         ran_s = now - member.started_mono
-        exit = Exit(code, child.started_line is not None, member.stop_requested, ran_s)
-        decision = self.policy.decide(exit, member.crash_attempt, member.diagnosis_attempt, self.rng,
+        ended = Exit(code, child.started_line is not None, member.stop_requested, ran_s)
+        decision = self.policy.decide(ended, member.crash_attempt, member.diagnosis_attempt, self.rng,
                                       dormant=self.reading.dormant, detail="; ".join(child.problems))
         member.crash_attempt, member.diagnosis_attempt = decision.crash_attempt, decision.diagnosis_attempt
         member.last_exit_code, member.last_exit_at = code, self.wall()
@@ -151,10 +151,12 @@ class Supervisor:
         else:
             member.state = decision.state
             member.due_mono = None if decision.delay_s is None else now + decision.delay_s
+            delay = decision.delay_s
+            crashed = decision.kind is ExitKind.CRASHED
             self.log("collector_failed" if decision.state is State.FAILED else "restart_scheduled",
-                     collector=member.id, delay_s=None if decision.delay_s is None else round(decision.delay_s, 3),
-                     restart_at=iso(None if decision.delay_s is None else self.wall() + decision.delay_s),
-                     attempt=decision.crash_attempt if decision.kind is ExitKind.CRASHED else decision.diagnosis_attempt)
+                     collector=member.id, delay_s=None if delay is None else round(delay, 3),
+                     restart_at=iso(None if delay is None else self.wall() + delay),
+                     attempt=decision.crash_attempt if crashed else decision.diagnosis_attempt)
         self._next_status = 0.0
 
     def _start_due(self, now: float) -> None:
@@ -207,7 +209,8 @@ class Supervisor:
             for member in self.members:
                 if member.state in (State.DISABLED, State.STOPPING, State.STOPPED):
                     # spread over the first backoff window, as after a mass crash
-                    member.state, member.due_mono = State.PENDING, now + self.policy.restart.delay(0, self.rng)
+                    member.state = State.PENDING
+                    member.due_mono = now + self.policy.restart.delay(0, self.rng)
         if reading.dormant != before.dormant:
             self.log("dormant_entered" if reading.dormant else "dormant_left", reason=reading.dormant_reason)
 

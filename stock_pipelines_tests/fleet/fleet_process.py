@@ -60,7 +60,7 @@ class FleetProcess:
 
     def cli_status(self, *extra: str, env: dict[str, str] | None = None) -> tuple[int, dict, str]:
         done = subprocess.run([*CLI, "fleet", "status", "--config", str(self.file), *extra],
-                              env=env or self.env, capture_output=True, text=True, timeout=60)
+                              env=env or self.env, capture_output=True, text=True, timeout=60, check=False)
         return done.returncode, json.loads(done.stdout) if done.stdout.strip() else {}, done.stderr
 
     def stderr(self) -> str:

@@ -35,7 +35,8 @@ def test_a_refused_credential_is_reported_not_restarted_in_a_loop(tmp_path, redi
             ])
         fleet = FleetProcess(fleet_file, env, tmp_path)
         try:
-            failed = wait_until(lambda: fleet.events("collector_failed", "bad-1"), 45, "bad-1 reported failed")
+            failed = wait_until(lambda: fleet.events("collector_failed", "bad-1"), 45,
+                                "bad-1 reported failed")
             failed_at = time.monotonic()
             assert failed[0]["delay_s"] >= 30  # the slow diagnosis retry, not the crash backoff
             wait_until(lambda: fleet.collector("good-1").get("state") == "running", 30, "good-1 running")
@@ -65,14 +66,17 @@ def test_the_kill_switch_stops_the_collectors_and_holds_them_until_it_is_on(tmp_
     client = redis_server.client()
     with run_exchange(day=DAY, seed=5, symbols=2, start=seoul(9, 30), pinned=True) as url:
         env = collector_env(tmp_path, url, redis_server.url)
-        fleet = FleetProcess(write_fleet_file(tmp_path, url, {"switch-1": url.exchange.day.codes}), env, tmp_path)
+        fleet_file = write_fleet_file(tmp_path, url, {"switch-1": url.exchange.day.codes})
+        fleet = FleetProcess(fleet_file, env, tmp_path)
         try:
             wait_until(lambda: streaming(client, "switch-1"), 45, "switch-1 subscribed")
             first_pid = fleet.collector("switch-1")["pid"]
             client.set(f"sp:flags:{COLLECTORS}", "off")
-            wait_until(lambda: fleet.collector("switch-1").get("state") == "disabled", 20, "switch-1 disabled")
+            wait_until(lambda: fleet.collector("switch-1").get("state") == "disabled", 20,
+                       "switch-1 disabled")
             disabled, = fleet.events("collectors_disabled")
-            assert disabled["detail"] == f"{COLLECTORS} is off (redis)" and disabled["stopping"] == ["switch-1"]
+            assert disabled["detail"] == f"{COLLECTORS} is off (redis)"
+            assert disabled["stopping"] == ["switch-1"]
             exited, = fleet.events("collector_exited", "switch-1")
             assert exited["kind"] == "stopped" and exited["code"] == 0  # SIGTERM: the collector's clean stop
             assert not pid_alive(first_pid)

@@ -53,8 +53,9 @@ def test_killed_collectors_are_restarted_within_the_bound_and_their_downtime_rec
             wait_until(lambda: all(streaming(client, c) for c in groups), 60, "three collectors subscribed")
             first_pids = {c: fleet.collector(c)["pid"] for c in groups}
             admin(url, "/admin/clock", {"pinned": False})
-            wait_until(lambda: all((b := beats.latest(c)) and b.last_trade_at and b.last_trade_at >= seoul(9, 2)
-                                   for c in groups), 30, "heartbeats vouching for trades up to 09:02")
+            wait_until(lambda: all((b := beats.latest(c)) and b.last_trade_at
+                                   and b.last_trade_at >= seoul(9, 2) for c in groups),
+                       30, "heartbeats vouching for trades up to 09:02")
 
             killed_at = time.time()
             for victim in ("fleet-a", "fleet-b"):
@@ -81,10 +82,12 @@ def test_killed_collectors_are_restarted_within_the_bound_and_their_downtime_rec
 
             # the project clock of `fleet status` (heartbeat ages) on the exchange's time; the exchange keeps
             # running until the collectors stopped, or their clocks would run past a pinned exchange
-            code, shown, _ = fleet.cli_status("--check", env={**env, ENV_FAKE_NOW: fake_now_value(_exchange_now(url))})
+            on_exchange_time = {**env, ENV_FAKE_NOW: fake_now_value(_exchange_now(url))}
+            code, shown, _ = fleet.cli_status("--check", env=on_exchange_time)
             assert code == 0 and shown["healthy"] and shown["redis"] == "ok", shown
             for collector_id, collector in shown["collectors"].items():
-                assert collector["state"] == "running" and collector["pid"] == fleet.collector(collector_id)["pid"]
+                assert collector["state"] == "running"
+                assert collector["pid"] == fleet.collector(collector_id)["pid"]
                 assert collector["restarts"] == (0 if collector_id == "fleet-c" else 1)
                 assert collector["heartbeat_age_s"] is not None and collector["heartbeat_age_s"] < 300
             assert shown["collectors"]["fleet-a"]["last_exit_code"] == -signal.SIGKILL
@@ -102,8 +105,8 @@ def test_killed_collectors_are_restarted_within_the_bound_and_their_downtime_rec
             fleet.close()
 
         end_the_day(url, env, monkeypatch)
-        result = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral(),
-                                resources=resources())
+        result = dg.materialize(ASSETS, partition_key=DAY.isoformat(),
+                                instance=dg.DagsterInstance.ephemeral(), resources=resources())
     assert result.success
     # Compared: every minute up to a few minutes before the fleet's stop. A collector's clean stop at
     # 120x leaves the last exchange minutes before it short (its final beat is stamped "now" less the
@@ -118,7 +121,8 @@ def test_killed_collectors_are_restarted_within_the_bound_and_their_downtime_rec
         want = expected.filter(pl.col("symbol") == symbol).sort("minute")
         mine = got.filter(pl.col("symbol") == symbol)
         assert mine.height > 20 and mine.equals(want), (
-            symbol, want.join(mine, on=want.columns, how="anti"), mine.join(want, on=want.columns, how="anti"))
+            symbol, want.join(mine, on=want.columns, how="anti"),
+            mine.join(want, on=want.columns, how="anti"))
     # the kill's hole was real and was filled from the broker: each victim has bars from REST between the
     # kill and the restart, while the survivor's bars there all come from its own ticks
     window = final_bars.filter(pl.col("minute").is_between(kill_exchange_time.astimezone(UTC),

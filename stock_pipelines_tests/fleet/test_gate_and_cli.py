@@ -25,7 +25,8 @@ def test_the_gate_reads_the_switch_and_dormant_mode_at_every_call(redis_server, 
     assert gate.read().collectors_enabled is True
     assert gate.read().switch_detail == f"{COLLECTORS} is on (default)"
     FeatureFlags(client).set(COLLECTORS, False)
-    assert (gate.read().collectors_enabled, gate.read().switch_detail) == (False, f"{COLLECTORS} is off (redis)")
+    reading = gate.read()
+    assert (reading.collectors_enabled, reading.switch_detail) == (False, f"{COLLECTORS} is off (redis)")
     FeatureFlags(client).set(COLLECTORS, True)
     DormantGuard(RedisStateStore(client)).enter("ten failed recoveries")
     reading = gate.read()
@@ -52,8 +53,11 @@ def test_an_invalid_fleet_file_exits_2_naming_each_problem(tmp_path, capsys):
     assert main(["fleet", "run", "--config", str(bad)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "stock-pipelines fleet: error: invalid fleet file"
-    assert err[1:] == [f"{bad}: collectors[0] (a).symbols: quote every code (\"005930\"): YAML reads unquoted "
-                       "digits as numbers", f"{bad}: collectors[0] (a).sorce: unknown field (a typo?)"]
+    assert err[1:] == [
+        (f'{bad}: collectors[0] (a).symbols: quote every code ("005930"): '
+         "YAML reads unquoted digits as numbers"),
+        f"{bad}: collectors[0] (a).sorce: unknown field (a typo?)",
+    ]
     assert main(["fleet", "run", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read (No such file or directory)" in capsys.readouterr().err
 

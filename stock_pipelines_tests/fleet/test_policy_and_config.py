@@ -103,7 +103,8 @@ def test_every_problem_of_a_fleet_file_is_named_at_once(tmp_path):
     assert "colector_settings: unknown field (a typo?)" in text
     assert "redis_url_env: 'redis://localhost:6379/0' is not an environment variable name" in text
     assert "collectors[0] (kis-1).symbols: quote every code" in text
-    assert "collectors[1] (kis-1).app_keys[0].secret_env: 'my-secret-value' is not an environment variable" in text
+    assert ("collectors[1] (kis-1).app_keys[0].secret_env: 'my-secret-value' is not an environment variable"
+            in text)
     assert "collectors[2] (kis-3): give exactly one of symbols or symbols_file" in text
     assert "collectors[3] (bad id).id:" in text
     assert "collectors[3] (bad id).source: Input should be 'kis' or 'kiwoom'" in text
@@ -158,6 +159,7 @@ def test_children_get_only_their_own_keys_by_the_names_the_collector_reads(tmp_p
     env_b = collector_environment(config, b, environ, None)  # default keys: KIS_APP_KEY / KIS_APP_SECRET
     assert env_b["KIS_APP_KEY"] == "inherited" and "KIS_APP_KEY_3" not in env_b and "REDIS_URL" not in env_b
     argv = collector_argv(config, b)
-    assert argv[-8:] == ["--symbols", "105560,055550,086790", "--id", "b", "--source", "kis", "--clock", "exchange"]
+    assert argv[-8:] == ["--symbols", "105560,055550,086790", "--id", "b", "--source", "kis",
+                         "--clock", "exchange"]
     assert not any(value in " ".join(collector_argv(config, a)) for value in ("as-1", "ak-1", "ss-1", "as-2"))
     assert config.status_file == tmp_path / "data" / "fleet" / "status.json"

@@ -42,8 +42,10 @@ class Events(io.StringIO):
 
 
 def _supervisor(tmp_path, names: list[str], stubborn: str | None = None, stop_timeout_s: float = 10.0):
-    members = [Member(n, "kis", 1, [sys.executable, "-c", CHILD, n, "stubborn" if n == stubborn else "polite"],
-                      dict(os.environ)) for n in names]
+    def argv(name: str) -> list[str]:
+        return [sys.executable, "-c", CHILD, name, "stubborn" if name == stubborn else "polite"]
+
+    members = [Member(n, "kis", 1, argv(n), dict(os.environ)) for n in names]
     policy = RestartPolicy(Backoff(BASE_S, 8.0), Backoff(60.0, 600.0), stable_after_s=60.0)
 
     def no_redis():
@@ -92,7 +94,8 @@ def test_ten_children_killed_at_once_restart_spread_over_the_window(tmp_path):
 
 
 def test_stop_signal_reaches_every_child_and_a_stubborn_one_is_killed_after_the_timeout(tmp_path):
-    supervisor, events = _supervisor(tmp_path, ["polite", "stubborn"], stubborn="stubborn", stop_timeout_s=1.5)
+    supervisor, events = _supervisor(tmp_path, ["polite", "stubborn"], stubborn="stubborn",
+                                     stop_timeout_s=1.5)
     loop = threading.Thread(target=supervisor.run, daemon=True)
     loop.start()
     wait_until(lambda: all(m.child and m.child.started_line for m in supervisor.members), 20, "both started")
@@ -107,7 +110,8 @@ def test_stop_signal_reaches_every_child_and_a_stubborn_one_is_killed_after_the_
     assert exits["polite"]["code"] == -signal.SIGTERM and exits["stubborn"]["code"] == -signal.SIGKILL
     assert {e["kind"] for e in exits.values()} == {"stopped"}
     killed, = events.lines("collector_killed")
-    assert killed["collector"] == "stubborn" and killed["reason"] == "still running 1.5 s after the stop signal"
+    assert killed["collector"] == "stubborn"
+    assert killed["reason"] == "still running 1.5 s after the stop signal"
     final = read_status(tmp_path / "status.json")
     assert final["supervisor"]["state"] == "stopped"
     assert {c["state"] for c in final["collectors"].values()} == {"stopped"}

@@ -27,7 +27,8 @@ from stock_pipelines_tests.production.deployment import (
 )
 
 IMAGE_SERVICES = {"user_code", "webserver", "daemon", "exchange", "fleet"}
-CODE_SERVICES = {"user_code", "daemon", "fleet"}  # run the pipeline's code (runs, sensors, collectors) or hand env to runs
+# run the pipeline's code (runs, sensors, collectors) or hand env to runs
+CODE_SERVICES = {"user_code", "daemon", "fleet"}
 LAKE_ENV = {"STOCK_PIPELINES_DATA_DIR", "STOCK_PIPELINES_ARCHIVE_DIR"}  # also the image's ENV defaults
 DEPLOYMENT_ENV = LAKE_ENV | {"REDIS_URL", "STOCK_PIPELINES_BROKER", "KIS_BASE_URL", "KIS_APP_KEY",
                              "KIS_APP_SECRET", "STOCK_PIPELINES_REDIS_PREFIX"}
@@ -114,7 +115,8 @@ def test_the_fleet_service_supervises_the_example_fleet_file(compose):
     assert fleet["restart"] == "unless-stopped"
     config_path = fleet["command"][fleet["command"].index("--config") + 1]
     (mount,) = [v for v in fleet["volumes"] if v["target"] == config_path]
-    assert mount["type"] == "bind" and mount.get("read_only") and Path(mount["source"]) == DOCKER / "fleet.yaml"
+    assert mount["type"] == "bind" and mount.get("read_only")
+    assert Path(mount["source"]) == DOCKER / "fleet.yaml"
     assert any(v["type"] == "volume" and v["target"] == "/data" for v in fleet["volumes"])
     health = fleet["healthcheck"]["test"]
     assert health[:4] == ["CMD", "stock-pipelines", "fleet", "status"] and "--check" in health
@@ -123,7 +125,8 @@ def test_the_fleet_service_supervises_the_example_fleet_file(compose):
     assert config.archive_dir == Path(fleet["environment"]["STOCK_PIPELINES_ARCHIVE_DIR"])
     assert config.status_file.is_relative_to("/data")  # on the volume, beside the archive
     # every app-key variable the file names is in the service's environment
-    named = {name for c in config.collectors for pair in c.app_keys for name in (pair.key_env, pair.secret_env)}
+    named = {name for c in config.collectors for pair in c.app_keys
+             for name in (pair.key_env, pair.secret_env)}
     assert named <= set(fleet["environment"])
     # compose waits longer than the supervisor's own graceful stop before it SIGKILLs
     grace = fleet["stop_grace_period"]
