@@ -70,6 +70,8 @@ def test_killed_collectors_are_restarted_within_the_bound_and_their_downtime_rec
                 assert exited["pid"] == first_pids[victim] and exited["epoch"] - killed_at <= SLACK_S
                 assert 0 <= scheduled["delay_s"] <= RESTART_BASE_S and scheduled["attempt"] == 1
                 waited = restarted["epoch"] - exited["epoch"]
+                print(f"FLEET {victim}: killed -> exit seen {exited['epoch'] - killed_at:.3f} s, "
+                      f"backoff {scheduled['delay_s']:.3f} s, exit -> restarted {waited:.3f} s")
                 assert waited <= RESTART_BASE_S + SLACK_S, (victim, waited)
                 assert restarted["pid"] != first_pids[victim] and restarted["restarts"] == 1
             assert fleet.events("collector_exited", "fleet-c") == []
