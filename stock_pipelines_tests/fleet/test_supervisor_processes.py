@@ -1,7 +1,7 @@
 """The supervisor's loop with real child processes that stand in for collectors (a few lines of
 Python that print a start line and sleep): ten children SIGKILLed together come back spread over
 the backoff window, not in one burst; a stop signal reaches every child, and one that ignores it
-is SIGKILLed after the stop timeout."""
+is SIGKILLed after the stop timeout; in dormant mode a crashed child waits the backoff cap."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from stock_pipelines.fleet.policy import RestartPolicy
 from stock_pipelines.fleet.status import health_problems, read_status
 from stock_pipelines.fleet.supervisor import Member, Supervisor
 from stock_pipelines.resilience.backoff import Backoff
+from stock_pipelines.resilience.dormant import DormantGuard
+from stock_pipelines.resilience.flags import COLLECTORS
+from stock_pipelines.resilience.state_store import RedisStateStore
 from stock_pipelines_tests.fleet.fleet_process import pid_alive
 from stock_pipelines_tests.waiting import wait_until
 
@@ -41,7 +44,8 @@ class Events(io.StringIO):
         return [e for e in map(json.loads, self.getvalue().splitlines()) if e["event"] == name]
 
 
-def _supervisor(tmp_path, names: list[str], stubborn: str | None = None, stop_timeout_s: float = 10.0):
+def _supervisor(tmp_path, names: list[str], stubborn: str | None = None, stop_timeout_s: float = 10.0,
+                redis_client=None):
     def argv(name: str) -> list[str]:
         return [sys.executable, "-c", CHILD, name, "stubborn" if name == stubborn else "polite"]
 
@@ -52,7 +56,8 @@ def _supervisor(tmp_path, names: list[str], stubborn: str | None = None, stop_ti
         raise ConnectionError("no Redis in this test")
 
     events = Events()
-    supervisor = Supervisor(members, policy, FleetGate(no_redis), tmp_path / "status.json", events=events,
+    gate = FleetGate(no_redis if redis_client is None else lambda: redis_client)
+    supervisor = Supervisor(members, policy, gate, tmp_path / "status.json", events=events,
                             child_log=io.StringIO(), stop_timeout_s=stop_timeout_s, switch_poll_s=0.5,
                             rng=random.Random(11))
     return supervisor, events
@@ -116,3 +121,28 @@ def test_stop_signal_reaches_every_child_and_a_stubborn_one_is_killed_after_the_
     assert final["supervisor"]["state"] == "stopped"
     assert {c["state"] for c in final["collectors"].values()} == {"stopped"}
     assert health_problems(final, time.time()) == ["the supervisor has stopped"]
+
+
+def test_in_dormant_mode_a_crashed_child_waits_the_backoff_cap(tmp_path, redis_server, monkeypatch):
+    monkeypatch.delenv(COLLECTORS, raising=False)
+    client = redis_server.client()
+    supervisor, events = _supervisor(tmp_path, ["d1"], redis_client=client)
+    loop = threading.Thread(target=supervisor.run, daemon=True)
+    loop.start()
+    try:
+        member = supervisor.members[0]
+        wait_until(lambda: member.child and member.child.started_line, 20, "the child started")
+        DormantGuard(RedisStateStore(client)).enter("breaker PERMANENT_OPEN")
+        entered = wait_until(lambda: events.lines("dormant_entered"), 5, "the supervisor seeing dormant mode")
+        assert entered[0]["reason"] == "breaker PERMANENT_OPEN (by automatic)"
+        os.kill(member.child.pid, signal.SIGKILL)
+        scheduled = wait_until(lambda: events.lines("restart_scheduled"), 5, "the restart scheduled")[0]
+        assert scheduled["delay_s"] == 8.0  # the cap, not uniform(0, 2): no churn while dormant
+        status = wait_until(lambda: (c := read_status(tmp_path / "status.json")["collectors"]["d1"])
+                            ["state"] == "backoff" and c, 5, "the status file showing the backoff")
+        assert "dormant mode" in status["last_exit_reason"] and status["next_restart_in_s"] > 6
+        assert read_status(tmp_path / "status.json")["dormant"] is True
+    finally:
+        supervisor.request_stop(signal.SIGTERM)
+        loop.join(20)
+    assert not loop.is_alive() and events.lines("collector_restarted") == []
