@@ -36,7 +36,9 @@ class KisWebSocket:
         self._tick_contexts: dict[int, kis.TickContext] = {}
 
     def routes(self) -> list[WebSocketRoute]:
-        return [WebSocketRoute(kis.WS_PATH, self.serve), WebSocketRoute("/websocket", self.serve)]
+        # The official sample connects to `{ops}/tryitout` (examples_llm/kis_auth.py, chk_ccnl_krx.py),
+        # the API portal documents `/tryitout/<tr_id>`; one session serves every path.
+        return [WebSocketRoute(path, self.serve) for path in kis.WS_PATHS]
 
     def _tick_context(self, sym: int) -> kis.TickContext:
         context = self._tick_contexts.get(sym)

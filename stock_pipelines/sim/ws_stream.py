@@ -27,7 +27,7 @@ async def stream_trades(
     send_trades: Callable[[np.ndarray], Awaitable[None]], send_ping: Callable[[], Awaitable[None]],
 ) -> None:
     """Until the connection ends: every `ws_tick_s`, the indices of the trades executed since the
-    cursor to `send_trades`, and `send_ping` every `ping_interval_s` while the clock runs. A
+    cursor to `send_trades`, and `send_ping` every `ping_interval_s` of wall time. A
     `drop_ws` fault for `broker` closes the connection (1011); during `stall_ws` nothing is sent
     and what passes is lost; while the day's index is built the cursor waits (nothing is lost)."""
     day, config = state.day, state.config
@@ -39,18 +39,20 @@ async def stream_trades(
                 await websocket.close(code=1011)
                 return
             now_us = state.clock.now_us()
+            stalled = state.faults.is_active("stall_ws", broker)
             if not day.ready:
                 pass
-            elif state.faults.is_active("stall_ws", broker) or now_us < session.cursor_us:
+            elif stalled or now_us < session.cursor_us:
                 session.cursor_us = now_us
             elif now_us > session.cursor_us:
                 indices = day.indices_between(session.cursor_us, now_us)
                 session.cursor_us = now_us
                 if session.subscriptions and len(indices):
                     await send_trades(indices)
-                if time.monotonic() - last_ping >= config.ping_interval_s:
-                    await send_ping()
-                    last_ping = time.monotonic()
+            # the keep-alive keeps its wall-clock rhythm whatever the market clock does (pinned, closed)
+            if not stalled and time.monotonic() - last_ping >= config.ping_interval_s:
+                await send_ping()
+                last_ping = time.monotonic()
             await asyncio.sleep(config.ws_tick_s)
     except (WebSocketDisconnect, RuntimeError, ConnectionError):
         return
