@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stock_pipelines.sim import kis_protocol as kis
 from stock_pipelines.sim.exchange_state import ExchangeState
+from stock_pipelines.sim.ws_stream import stream_trades
 
 
 @dataclass(eq=False)  # identity-hashed: kept in a set of open sessions
@@ -36,7 +36,9 @@ class KisWebSocket:
         self._tick_contexts: dict[int, kis.TickContext] = {}
 
     def routes(self) -> list[WebSocketRoute]:
-        return [WebSocketRoute(kis.WS_PATH, self.serve), WebSocketRoute("/websocket", self.serve)]
+        # The official sample connects to `{ops}/tryitout` (examples_llm/kis_auth.py, chk_ccnl_krx.py),
+        # the API portal documents `/tryitout/<tr_id>`; one session serves every path.
+        return [WebSocketRoute(path, self.serve) for path in kis.WS_PATHS]
 
     def _tick_context(self, sym: int) -> kis.TickContext:
         context = self._tick_contexts.get(sym)
@@ -80,7 +82,8 @@ class KisWebSocket:
         if header.get("tr_id") == "PINGPONG":
             self.state.count("ws_pingpong_echoes")
             return
-        if header.get("approval_key") not in self.approval_keys:
+        refused = self.state.faults.is_active("unauthorized", "kis")
+        if header.get("approval_key") not in self.approval_keys or refused:
             await self._send(websocket, session, kis.ws_reply(tr_id, tr_key, kis.WS_BAD_APPROVAL, rt_cd="9"))
             return
         if tr_id != kis.TR_TRADES:
@@ -115,31 +118,14 @@ class KisWebSocket:
         await self._send(websocket, session, reply)
 
     async def _sender(self, websocket: WebSocket, session: WsSession) -> None:
-        state, day, config = self.state, self.state.day, self.state.config
-        last_ping = time.monotonic()
-        try:
-            while True:
-                if state.faults.is_active("drop_ws"):
-                    state.count("ws_dropped")
-                    await websocket.close(code=1011)
-                    return
-                now_us = state.clock.now_us()
-                if not day.ready:
-                    pass  # the cursor waits: nothing is lost while the day's index is built
-                elif state.faults.is_active("stall_ws") or now_us < session.cursor_us:
-                    session.cursor_us = now_us  # a stalled feed loses what it did not send
-                elif now_us > session.cursor_us:
-                    indices = day.indices_between(session.cursor_us, now_us)
-                    session.cursor_us = now_us
-                    if session.subscriptions and len(indices):
-                        await self._send_trades(websocket, session, indices)
-                    if time.monotonic() - last_ping >= config.ping_interval_s:
-                        await self._send(websocket, session, kis.pingpong(state.clock.now()))
-                        state.count("ws_pingpong_sent")
-                        last_ping = time.monotonic()
-                await asyncio.sleep(config.ws_tick_s)
-        except (WebSocketDisconnect, RuntimeError, ConnectionError):
-            return
+        async def send_trades(indices: np.ndarray) -> None:
+            await self._send_trades(websocket, session, indices)
+
+        async def send_ping() -> None:
+            await self._send(websocket, session, kis.pingpong(self.state.clock.now()))
+            self.state.count("ws_pingpong_sent")
+
+        await stream_trades(self.state, "kis", websocket, session, send_trades, send_ping)
 
     async def _send_trades(self, websocket: WebSocket, session: WsSession, indices: np.ndarray) -> None:
         day = self.state.day

@@ -36,6 +36,12 @@ def test_promtool_accepts_the_rules_and_the_config():
                              text=True, timeout=60, cwd=CONFIG.parent)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "is valid prometheus config file syntax" in checked.stdout
+    (job,) = [j for j in yaml.safe_load(CONFIG.read_text())["scrape_configs"] if j["job_name"] == "collectors"]
+    for sd in job["file_sd_configs"]:
+        for name in sd["files"]:
+            groups = yaml.safe_load((CONFIG.parent / name).read_text())
+            assert isinstance(groups, list), name  # file_sd: a list of {targets, labels}
+            assert all(set(group) <= {"targets", "labels"} for group in groups), name
 
 
 def test_promtool_rejects_a_broken_rule(tmp_path):
