@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -58,6 +59,7 @@ class StatusPublisher:
                                              clock=self.durable_now, on_beat=self._on_beat)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.last_beat_monotonic: float | None = None  # for the heartbeat age in /metrics
 
     def _interval_s(self) -> float:
         """Heartbeat spacing on the collector's clock: `heartbeat_wall_s` wall seconds."""
@@ -127,6 +129,7 @@ class StatusPublisher:
 
     def _on_beat(self, hb: Heartbeat) -> None:
         collector = self.collector
+        self.last_beat_monotonic = time.monotonic()
         try:
             collector.writer.flush(fsync=True)
         except DiskSpaceLow:

@@ -9,6 +9,7 @@ import os
 import sys
 
 from stock_pipelines.commands import UsageError
+from stock_pipelines.commands.arguments import tcp_port
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +33,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--clock", choices=["system", "exchange"],
                      default=os.environ.get("STOCK_PIPELINES_COLLECTOR_CLOCK", "system"),
                      help="time source: this machine, or the simulated exchange's GET /admin/clock")
+    run.add_argument("--metrics-port", type=tcp_port,
+                     default=os.environ.get("STOCK_PIPELINES_COLLECTOR_METRICS_PORT", "0"),
+                     help="serve /metrics and /health on this port (default "
+                     "$STOCK_PIPELINES_COLLECTOR_METRICS_PORT or 0: off)")
+    run.add_argument("--metrics-host", default=os.environ.get("STOCK_PIPELINES_METRICS_HOST", "127.0.0.1"),
+                     help="address the metrics port binds ($STOCK_PIPELINES_METRICS_HOST, default 127.0.0.1)")
     run.set_defaults(func=run_collector)
     status = sub.add_parser("status", help="print each collector's state and stage counters (JSON)")
     status.add_argument("--id", help="one collector (default: all)")
@@ -85,6 +92,7 @@ def run_collector(args: argparse.Namespace) -> int:
                           clock=clock,
                           fallback_root=archive.fallback_dir, min_free_bytes=archive.min_free_bytes,
                           token_dir=token_dir)
+    metrics = None
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -97,14 +105,29 @@ def run_collector(args: argparse.Namespace) -> int:
         await collector.run(stop)
 
     try:
+        metrics = _serve_metrics(collector, args)
         asyncio.run(main())
     finally:
         if clock is not None:
             clock.close()
+        if metrics is not None:
+            metrics.close()
     if collector.fatal is not None:
         print(f"collector {args.id}: {collector.fatal}", file=sys.stderr)
         return 1
     return 0
+
+
+def _serve_metrics(collector, args: argparse.Namespace):
+    if not args.metrics_port:
+        return None
+    from stock_pipelines.collector.metrics import serve
+
+    try:
+        return serve(collector, args.metrics_host, args.metrics_port)
+    except OSError as error:
+        raise UsageError(f"--metrics-port {args.metrics_port}: cannot serve on "
+                         f"{args.metrics_host}:{args.metrics_port}: {error}") from None
 
 
 def show_status(args: argparse.Namespace) -> int:
