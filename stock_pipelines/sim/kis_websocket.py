@@ -1,7 +1,8 @@
 """The simulated KIS WebSocket: H0STCNT0 subscriptions and the trade stream, PINGPONG.
 
 A session receives the trades its subscribed symbols execute after it connected (no replay),
-as the simulated clock passes them. Wire format: `kis_protocol`.
+as the simulated clock passes them, on every day the clock passes: a connection is kept across
+the night (PINGPONG goes on) and carries the next session's trades. Wire format: `kis_protocol`.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stock_pipelines.sim import kis_protocol as kis
+from stock_pipelines.sim.day import SimDay
 from stock_pipelines.sim.exchange_state import ExchangeState
 
 
@@ -31,19 +34,21 @@ class KisWebSocket:
     def __init__(self, state: ExchangeState, approval_keys: dict[str, str]) -> None:
         self.state = state
         self.approval_keys = approval_keys  # issued by the REST approval endpoint
-        self.bsop_date = f"{state.day.day:%Y%m%d}"
         self.sessions: set[WsSession] = set()
-        self._tick_contexts: dict[int, kis.TickContext] = {}
+        self._tick_contexts: dict[date, dict[int, kis.TickContext]] = {}  # the last two streamed days
 
     def routes(self) -> list[WebSocketRoute]:
         return [WebSocketRoute(kis.WS_PATH, self.serve), WebSocketRoute("/websocket", self.serve)]
 
-    def _tick_context(self, sym: int) -> kis.TickContext:
-        context = self._tick_contexts.get(sym)
+    def _tick_context(self, day: SimDay, sym: int) -> kis.TickContext:
+        contexts = self._tick_contexts.get(day.day)
+        if contexts is None:
+            contexts = self._tick_contexts[day.day] = {}
+            for old in sorted(self._tick_contexts)[:-2]:
+                del self._tick_contexts[old]
+        context = contexts.get(sym)
         if context is None:
-            day = self.state.day
-            context = kis.TickContext.build(day.trades(day.codes[sym]), self.bsop_date)
-            self._tick_contexts[sym] = context
+            context = contexts[sym] = kis.TickContext.build(day.trades(day.codes[sym]), f"{day.day:%Y%m%d}")
         return context
 
     async def serve(self, websocket: WebSocket) -> None:
@@ -115,7 +120,7 @@ class KisWebSocket:
         await self._send(websocket, session, reply)
 
     async def _sender(self, websocket: WebSocket, session: WsSession) -> None:
-        state, day, config = self.state, self.state.day, self.state.config
+        state, config = self.state, self.state.config
         last_ping = time.monotonic()
         try:
             while True:
@@ -124,15 +129,19 @@ class KisWebSocket:
                     await websocket.close(code=1011)
                     return
                 now_us = state.clock.now_us()
-                if not day.ready:
-                    pass  # the cursor waits: nothing is lost while the day's index is built
+                # The session lives across days: the close of one and the open of the next
+                # reach it on the same connection, whatever the clock skipped in between.
+                days = state.days_streaming(session.cursor_us, now_us) if now_us > session.cursor_us else []
+                if not all(day.ready for day in days):
+                    pass  # the cursor waits: nothing is lost while a day's index is built
                 elif state.faults.is_active("stall_ws") or now_us < session.cursor_us:
                     session.cursor_us = now_us  # a stalled feed loses what it did not send
                 elif now_us > session.cursor_us:
-                    indices = day.indices_between(session.cursor_us, now_us)
+                    for day in days:
+                        indices = day.indices_between(session.cursor_us, now_us)
+                        if session.subscriptions and len(indices):
+                            await self._send_trades(websocket, session, day, indices)
                     session.cursor_us = now_us
-                    if session.subscriptions and len(indices):
-                        await self._send_trades(websocket, session, indices)
                     if time.monotonic() - last_ping >= config.ping_interval_s:
                         await self._send(websocket, session, kis.pingpong(state.clock.now()))
                         state.count("ws_pingpong_sent")
@@ -141,8 +150,7 @@ class KisWebSocket:
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             return
 
-    async def _send_trades(self, websocket: WebSocket, session: WsSession, indices: np.ndarray) -> None:
-        day = self.state.day
+    async def _send_trades(self, websocket: WebSocket, session: WsSession, day: SimDay, indices: np.ndarray) -> None:
         wanted = np.fromiter(session.subscriptions, dtype=np.int64)
         indices = indices[np.isin(day.sym[indices], wanted)]
         if not len(indices):
@@ -153,7 +161,7 @@ class KisWebSocket:
         breaks = np.flatnonzero((syms[1:] != syms[:-1]) | (ts[1:] != ts[:-1])) + 1
         for run in np.split(np.arange(len(indices)), breaks):
             sym = int(syms[run[0]])
-            context = self._tick_context(sym)
+            context = self._tick_context(day, sym)
             base = int(day.offsets[sym])
             last = int(day.offsets[sym + 1]) - 1
             records = [context.record(int(indices[j]) - base, int(indices[j]) == last) for j in run]
