@@ -114,9 +114,26 @@ def run_exchange(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     server = make_server(exchange, log_level="warning")
     print(json.dumps({"url": f"http://{host}:{port}", "date": day.isoformat(), "symbols": args.symbols,
-                      "seed": args.seed, "clock": exchange.clock.state()}), flush=True)
+                      "seed": args.seed, "clock": exchange.clock.state(),
+                      "fake_now": _project_clock_value(exchange.clock)}), flush=True)
     server.run(sockets=[sock])
     return 0
+
+
+def _project_clock_value(clock) -> str | None:
+    """The STOCK_PIPELINES_FAKE_NOW that keeps the project clock on this exchange's timeline, when one
+    speed runs day and night (a skipped or faster night is a jump the project clock cannot follow)."""
+    import time
+
+    from stock_pipelines.ops.clock import fake_now_value
+
+    state = clock.state()
+    if state["pinned"]:
+        return fake_now_value(clock.now())
+    if state["overnight"] != "run" or state["night_speed"] != state["day_speed"]:
+        return None
+    wall = time.time()
+    return fake_now_value(clock.now(), wall, speed=clock.speed)
 
 
 def run_day(args: argparse.Namespace) -> int:

@@ -51,6 +51,9 @@ class RulesConfig:
     min_gap: timedelta = timedelta(seconds=10)  # a shorter hole is within the heartbeat merge tolerance
     forget_after: timedelta = timedelta(days=4)  # a collector silent longer was retired, not lost
     minute_settle: timedelta = timedelta(seconds=5)  # after a minute closes, its broker bar is final
+    # a beat further ahead of now comes from another timeline (an accelerated exchange clock):
+    # its age cannot be judged, so it is reported, not trusted
+    clock_tolerance: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class Evaluation:
     cursor: str
     skip_reason: str | None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the sensor logs these as warnings
 
 
 def _iso(at: datetime) -> str:
@@ -185,6 +189,7 @@ def evaluate(
         own.last_beat = _iso(max(restart.at, _dt(own.last_beat) or restart.at))
 
     # 2. latest beats: going stale, partial recovery while down, coming back without an UP
+    warnings = [clock_mismatch(beat, now) for beat in beats if beat.at - now > config.clock_tolerance]
     for beat in beats:
         if now - beat.at > config.forget_after:
             state.collectors.pop(beat.collector, None)
@@ -299,9 +304,19 @@ def evaluate(
             skip = "still down, recovery handed over up to the last launch: " + ", ".join(
                 f"{name} since {_dt(state.collectors[name].down_since):%H:%M:%S}" for name in down
             )
-        else:
+        elif not warnings:
             skip = "all collectors healthy"
-    return Evaluation(launches, state.dumps(), skip, notes)
+        skip = "; ".join([*warnings, *([skip] if skip else [])])
+    return Evaluation(launches, state.dumps(), skip, notes, warnings)
+
+
+def clock_mismatch(beat: Beat, now: datetime) -> str:
+    ahead = (beat.at - now).total_seconds()
+    return (
+        f"{beat.collector}'s last heartbeat ({_iso(beat.at)}) is {ahead:.0f} s ahead of the project clock "
+        f"({_iso(now)}): the collector and the automation run on different timelines, so it cannot be "
+        "called stale; give the automation the exchange clock's speed (STOCK_PIPELINES_FAKE_NOW=ISO@epoch*speed)"
+    )
 
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:

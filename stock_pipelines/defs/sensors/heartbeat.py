@@ -75,6 +75,8 @@ def collector_heartbeat_sensor(context: dg.SensorEvaluationContext, redis: Redis
         return dg.SensorResult(skip_reason=f"Redis unreachable ({type(error).__name__}): nothing evaluated")
     for note in evaluation.notes:
         context.log.info(note)
+    for warning in evaluation.warnings:
+        context.log.warning(warning)
     requests = [run_request(launch) for launch in evaluation.launches]
     for launch in evaluation.launches:
         context.log.info(f"launching {launch.run_key}: {launch.reason}")
