@@ -110,3 +110,19 @@ def test_a_pinned_clock_does_not_skip_until_released():
 def test_refuses_an_unknown_overnight_mode():
     with pytest.raises(ValueError, match="overnight"):
         SimClock(START, overnight="sleep")
+
+
+def test_the_start_lines_fake_now_follows_the_exchange_clock_or_says_it_cannot():
+    import time
+
+    from stock_pipelines.commands.sim import _project_clock_value
+    from stock_pipelines.ops.clock import parse_fake_now
+
+    clock = SimClock(START, speed=60)
+    value = _project_clock_value(clock)
+    assert value.endswith("*60.0")
+    later = time.time() + 10
+    assert abs((parse_fake_now(value, later) - START).total_seconds() - 600) < 5  # 10 s at 60x
+    assert _project_clock_value(SimClock(START, pinned=True)) == START.isoformat()
+    assert _project_clock_value(SimClock(START, speed=60, overnight="skip")) is None
+    assert _project_clock_value(SimClock(START, speed=60, night_speed=600)) is None
