@@ -237,6 +237,7 @@ class SimDay:
         self._build_lock = threading.Lock()
         self._built = threading.Event()
         self._building = False
+        self._building_lock = threading.Lock()  # not _build_lock: a build in progress must not block callers
         if eager:
             self.build()
 
@@ -249,7 +250,7 @@ class SimDay:
 
     def build_in_background(self) -> None:
         """Start `build()` on a daemon thread, once."""
-        with self._build_lock:
+        with self._building_lock:
             if self._building or self._built.is_set():
                 return
             self._building = True
