@@ -132,3 +132,19 @@ def test_rest_today_and_one_websocket_follow_the_clock_from_friday_close_into_mo
     assert friday_part and monday_part
     assert streamed == friday_part | monday_part  # both days on one connection, nothing lost or doubled
     assert len(got) == len(streamed)
+
+
+@pytest.mark.integration
+def test_the_admin_clock_switches_night_modes_and_today_follows():
+    with run_exchange(day=DAYS[2], symbols=2, pinned=True) as url:
+        refused = httpx.post(f"{url}/admin/clock", json={"overnight": "sleep"}, timeout=10)
+        assert refused.status_code == 400 and "overnight" in refused.json()["error"]
+        saturday_noon = datetime(2026, 11, 21, 12, 0, tzinfo=SEOUL)
+        state = httpx.post(f"{url}/admin/clock", json={"at": saturday_noon.isoformat()}, timeout=10).json()
+        assert state["now"] == saturday_noon.isoformat() and state["today"] == "2026-11-20"  # pinned: no jump
+        state = httpx.post(f"{url}/admin/clock", json={"overnight": "skip", "pinned": False, "night_speed": 600},
+                           timeout=10).json()
+        assert state["now"].startswith("2026-11-23T08:50") and state["today"] == "2026-11-23"
+        assert (state["overnight"], state["night_speed"], state["day_speed"]) == ("skip", 600.0, 1.0)
+        info = httpx.get(f"{url}/admin/info", timeout=30).json()
+        assert info["date"] == "2026-11-23" and info["days_held"][-1] == "2026-11-23"
