@@ -4,6 +4,9 @@ on a 1x project clock its beats are from the sensor's future, and the sensor say
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -11,7 +14,7 @@ import dagster as dg
 import pytest
 
 from stock_pipelines.defs.resources import RedisResource
-from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor
+from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor, wall_interval_s
 from stock_pipelines.heartbeat import Heartbeat, HeartbeatStore
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
@@ -63,3 +66,19 @@ def test_a_dead_collector_at_60x_is_stale_on_a_60x_project_clock_and_a_warning_o
         reason = result.skip_reason.skip_message
         assert "c60's last heartbeat" in reason and "ahead of the project clock" in reason
         assert "STOCK_PIPELINES_FAKE_NOW=ISO@epoch*speed" in reason
+
+
+@pytest.mark.parametrize("speed, interval", [(60, 1), (4, 2), (1, 10), (0, 10), (0.5, 10)])
+def test_the_sensor_evaluates_as_often_in_project_time_as_at_1x(speed, interval):
+    assert wall_interval_s(speed) == interval
+
+
+def test_the_daemon_loading_the_sensor_on_a_60x_clock_evaluates_every_wall_second():
+    env = {k: v for k, v in os.environ.items() if k != ENV_FAKE_NOW}
+    env[ENV_FAKE_NOW] = fake_now_value(START, time.time(), speed=60)
+    code = ("from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor as s; "
+            "print(s.minimum_interval_seconds)")
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "1"
