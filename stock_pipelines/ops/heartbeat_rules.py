@@ -16,6 +16,9 @@ Rules:
   recovery on, the governance allowing it and the breaker not OPEN. Nothing is dropped: windows
   found at night, while switched off or dormant, launch at the next chance (run keys dedupe).
 - In the pre-open window (08:30-09:00) a restart or a stale collector only asks for a pre-flight.
+- A beat more than `clock_tolerance` ahead of now was stamped on another timeline (a collector on
+  an accelerated exchange clock, the automation at 1x): its age cannot be judged, so it is named
+  in `warnings` (and the skip reason), never silently taken as fresh.
 - Run keys: ``recovery:<collector>:<YYYYMMDD>:<HHMMSS>-<HHMMSS>:a<attempt>``; the same window and
   attempt always give the same key (Dagster drops a repeated key), a retry is attempt + 1.
 - Waiting windows of one collector and day merge into one run (each run recovers the whole day);
