@@ -38,7 +38,9 @@ class KisWebSocket:
         self._tick_contexts: dict[date, dict[int, kis.TickContext]] = {}  # the last two streamed days
 
     def routes(self) -> list[WebSocketRoute]:
-        return [WebSocketRoute(kis.WS_PATH, self.serve), WebSocketRoute("/websocket", self.serve)]
+        # The official sample connects to `{ops}/tryitout` (examples_llm/kis_auth.py, chk_ccnl_krx.py),
+        # the API portal documents `/tryitout/<tr_id>`; one session serves every path.
+        return [WebSocketRoute(path, self.serve) for path in kis.WS_PATHS]
 
     def _tick_context(self, day: SimDay, sym: int) -> kis.TickContext:
         contexts = self._tick_contexts.get(day.day)
@@ -132,9 +134,10 @@ class KisWebSocket:
                 # The session lives across days: the close of one and the open of the next
                 # reach it on the same connection, whatever the clock skipped in between.
                 days = state.days_streaming(session.cursor_us, now_us) if now_us > session.cursor_us else []
+                stalled = state.faults.is_active("stall_ws")
                 if not all(day.ready for day in days):
                     pass  # the cursor waits: nothing is lost while a day's index is built
-                elif state.faults.is_active("stall_ws") or now_us < session.cursor_us:
+                elif stalled or now_us < session.cursor_us:
                     session.cursor_us = now_us  # a stalled feed loses what it did not send
                 elif now_us > session.cursor_us:
                     for day in days:
@@ -142,10 +145,11 @@ class KisWebSocket:
                         if session.subscriptions and len(indices):
                             await self._send_trades(websocket, session, day, indices)
                     session.cursor_us = now_us
-                    if time.monotonic() - last_ping >= config.ping_interval_s:
-                        await self._send(websocket, session, kis.pingpong(state.clock.now()))
-                        state.count("ws_pingpong_sent")
-                        last_ping = time.monotonic()
+                # PINGPONG keeps its wall-clock rhythm whatever the market clock does (pinned, closed)
+                if not stalled and time.monotonic() - last_ping >= config.ping_interval_s:
+                    await self._send(websocket, session, kis.pingpong(state.clock.now()))
+                    state.count("ws_pingpong_sent")
+                    last_ping = time.monotonic()
                 await asyncio.sleep(config.ws_tick_s)
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             return
