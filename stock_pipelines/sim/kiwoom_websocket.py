@@ -18,11 +18,11 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stock_pipelines.sim import kiwoom_protocol as kiwoom
-from stock_pipelines.sim.day import tick_size
+from stock_pipelines.sim.day import SimDay, tick_size
 from stock_pipelines.sim.exchange_state import ExchangeState
-from stock_pipelines.sim.kis_protocol import TickContext, hhmmss
+from stock_pipelines.sim.kis_protocol import hhmmss
 from stock_pipelines.sim.rest_gate import TokenBook
-from stock_pipelines.sim.ws_stream import stream_trades
+from stock_pipelines.sim.ws_stream import TickContexts, stream_trades
 
 RECORDS_PER_MESSAGE = 100  # REAL messages carry a list of records; the simulator caps one at this many
 
@@ -40,18 +40,10 @@ class KiwoomWebSocket:
         self.state = state
         self.tokens = tokens  # issued by the Kiwoom REST token endpoint
         self.sessions: set[KiwoomSession] = set()
-        self._contexts: dict[int, TickContext] = {}
+        self._contexts = TickContexts()
 
     def routes(self) -> list[WebSocketRoute]:
         return [WebSocketRoute(kiwoom.WS_PATH, self.serve)]
-
-    def _context(self, sym: int) -> TickContext:
-        context = self._contexts.get(sym)
-        if context is None:
-            day = self.state.day
-            context = TickContext.build(day.trades(day.codes[sym]), f"{day.day:%Y%m%d}")
-            self._contexts[sym] = context
-        return context
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
@@ -141,8 +133,8 @@ class KiwoomWebSocket:
         return codes, ""
 
     async def _sender(self, websocket: WebSocket, session: KiwoomSession) -> None:
-        async def send_trades(indices: np.ndarray) -> None:
-            await self._send_trades(websocket, session, indices)
+        async def send_trades(day: SimDay, indices: np.ndarray) -> None:
+            await self._send_trades(websocket, session, day, indices)
 
         async def send_ping() -> None:
             await self._send(websocket, session, kiwoom.ping())
@@ -150,21 +142,21 @@ class KiwoomWebSocket:
 
         await stream_trades(self.state, "kiwoom", websocket, session, send_trades, send_ping)
 
-    async def _send_trades(self, websocket: WebSocket, session: KiwoomSession, indices: np.ndarray) -> None:
-        day = self.state.day
+    async def _send_trades(
+        self, websocket: WebSocket, session: KiwoomSession, day: SimDay, indices: np.ndarray
+    ) -> None:
         wanted = np.fromiter(session.subscriptions, dtype=np.int64)
         indices = indices[np.isin(day.sym[indices], wanted)]
-        records = [self.record(int(i)) for i in indices]
+        records = [self.record(day, int(i)) for i in indices]
         for start in range(0, len(records), RECORDS_PER_MESSAGE):
             chunk = records[start:start + RECORDS_PER_MESSAGE]
             await self._send(websocket, session, kiwoom.real(chunk))
             self.state.count("kiwoom_ws_messages_sent")
             self.state.count("kiwoom_ws_trades_sent", len(chunk))
 
-    def record(self, index: int) -> tuple[str, dict[str, str]]:
-        day = self.state.day
+    def record(self, day: SimDay, index: int) -> tuple[str, dict[str, str]]:
         sym = int(day.sym[index])
-        context = self._context(sym)
+        context = self._contexts.get(day, sym)
         i = index - int(day.offsets[sym])
         t = context.trades
         px = int(t.px[i])

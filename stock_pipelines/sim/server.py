@@ -28,7 +28,7 @@ from stock_pipelines.sim.kiwoom_websocket import KiwoomWebSocket
 class Exchange:
     def __init__(self, config: ExchangeConfig | None = None) -> None:
         self.state = state = ExchangeState(config or ExchangeConfig())
-        self.config, self.day, self.clock, self.faults = state.config, state.day, state.clock, state.faults
+        self.config, self.clock, self.faults = state.config, state.clock, state.faults
         self.kis_rest = KisRest(state)
         self.kis_websocket = KisWebSocket(state, self.kis_rest.approval_keys)
         self.kiwoom_rest = KiwoomRest(state)
@@ -44,6 +44,12 @@ class Exchange:
             *self.kiwoom_websocket.routes(),
             *self.admin.routes(),
         ])
+
+
+    @property
+    def day(self):
+        """Today's `SimDay` by the exchange clock."""
+        return self.state.day
 
 
 async def health(request: Request) -> Response:

@@ -34,7 +34,7 @@ def test_kiwoom_records_give_the_trades_of_the_kis_frames(exchange):
     context = kis_protocol.TickContext.build(day.trades(day.codes[1]), f"{DAY:%Y%m%d}")
     first = int(day.offsets[1])
     kis_trades = frames.parse_frame(kis_protocol.data_frame([context.record(i, False) for i in range(40)]))
-    message = kiwoom_protocol.real([exchange.kiwoom_websocket.record(first + i) for i in range(40)])
+    message = kiwoom_protocol.real([exchange.kiwoom_websocket.record(day, first + i) for i in range(40)])
     kiwoom_trades = parse_real(message, DAY)
     assert kiwoom_trades == kis_trades  # same symbol, execution time, price, quantity and cum
     assert len({t.cum for t in kiwoom_trades}) == 40
