@@ -1,4 +1,5 @@
-"""Does the real-time feed answer? One test symbol subscribed on a KIS H0STCNT0 WebSocket source.
+"""Does the real-time feed answer? One test symbol subscribed on a KIS H0STCNT0 WebSocket source
+(the Kiwoom probe, `feed_probe_kiwoom`, shares this module's error and its step tracking).
 
 The probe does what a collector does at start (`collector.kis_session`): it asks for an approval
 key, opens the session, subscribes the symbol, and waits for the subscribe acknowledgement and a
@@ -10,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from stock_pipelines.collector.config import FeedSource
@@ -24,6 +28,30 @@ DEFAULT_TIMEOUT_S = 20.0  # KIS sends a PINGPONG about every 10 s
 
 class FeedProbeError(RuntimeError):
     pass
+
+
+class Step:
+    """The step a probe is waiting on, named in the error when the session ends there."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+@asynccontextmanager
+async def probe_session(source: FeedSource, step: Step, timeout_s: float) -> AsyncIterator[ClientConnection]:
+    """The source's WebSocket for at most `timeout_s`, opened as the collector opens it; a timeout,
+    a closed socket or a network error in the block is a FeedProbeError naming `step`."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with open_session(source, timeout_s) as ws:
+                yield ws
+    except TimeoutError:
+        raise FeedProbeError(f"no {step.name} within {timeout_s:g} s") from None
+    except ConnectionClosed as error:
+        code = error.rcvd.code if error.rcvd else "none"
+        raise FeedProbeError(f"the server closed the WebSocket (code {code}) before the {step.name}") from None
+    except (OSError, WebSocketException) as error:
+        raise FeedProbeError(f"{step.name}: {type(error).__name__}: {error}") from None
 
 
 def _approval_key(source: FeedSource, timeout_s: float) -> str:
@@ -47,37 +75,28 @@ def _approval_key(source: FeedSource, timeout_s: float) -> str:
 
 async def _probe(source: FeedSource, approval: str, symbol: str, timeout_s: float, started: float) -> str:
     acked = pinged = False
-    step = "connect"
-    try:
-        async with asyncio.timeout(timeout_s):
-            async with open_session(source, timeout_s) as ws:
-                step = "subscribe acknowledgement"
-                await ws.send(subscribe_message(approval, symbol))
-                while not (acked and pinged):
-                    message = await ws.recv()
-                    if isinstance(message, bytes):
-                        message = message.decode("utf-8", errors="replace")
-                    if is_data(message):
-                        continue  # trades: the feed works; the probe still wants its replies
-                    header, body = control_parts(message)
-                    if header.get("tr_id") == "PINGPONG":
-                        await ws.send(message)
-                        pinged = True
-                    elif header.get("tr_key") == symbol:
-                        if body.get("msg_cd") not in OK_CODES:
-                            raise FeedProbeError(
-                                f"subscribe {symbol} refused: {body.get('msg_cd')} {body.get('msg1')}"
-                            )
-                        acked = True
-                    step = "PINGPONG" if acked else "subscribe acknowledgement"
-                await ws.send(subscribe_message(approval, symbol, subscribe=False))
-    except TimeoutError:
-        raise FeedProbeError(f"no {step} within {timeout_s:g} s") from None
-    except ConnectionClosed as error:
-        code = error.rcvd.code if error.rcvd else "none"
-        raise FeedProbeError(f"the server closed the WebSocket (code {code}) before the {step}") from None
-    except (OSError, WebSocketException) as error:
-        raise FeedProbeError(f"{step}: {type(error).__name__}: {error}") from None
+    step = Step("connect")
+    async with probe_session(source, step, timeout_s) as ws:
+        step.name = "subscribe acknowledgement"
+        await ws.send(subscribe_message(approval, symbol))
+        while not (acked and pinged):
+            message = await ws.recv()
+            if isinstance(message, bytes):
+                message = message.decode("utf-8", errors="replace")
+            if is_data(message):
+                continue  # trades: the feed works; the probe still wants its replies
+            header, body = control_parts(message)
+            if header.get("tr_id") == "PINGPONG":
+                await ws.send(message)
+                pinged = True
+            elif header.get("tr_key") == symbol:
+                if body.get("msg_cd") not in OK_CODES:
+                    raise FeedProbeError(
+                        f"subscribe {symbol} refused: {body.get('msg_cd')} {body.get('msg1')}"
+                    )
+                acked = True
+            step.name = "PINGPONG" if acked else "subscribe acknowledgement"
+        await ws.send(subscribe_message(approval, symbol, subscribe=False))
     return f"{symbol} subscribed and PINGPONG answered in {time.monotonic() - started:.1f} s"
 
 

@@ -5,8 +5,9 @@ credentials and a token the broker accepts (one quotation call for the test symb
 Dagster storage (the caller passes a probe, keeping this module free of Dagster), archive path
 writable, free disk, memory and CPU headroom (`headroom`), each configured REST source
 reachable, and each configured real-time source answering: the test symbol
-(`STOCK_PIPELINES_PREFLIGHT_SYMBOL`, default 005930) subscribed, acknowledged and a PINGPONG
-seen (`feed_probe`; KIS WebSocket sources as the collector configures them).
+(`STOCK_PIPELINES_PREFLIGHT_SYMBOL`, default 005930) subscribed, acknowledged and a keep-alive
+seen on each broker whose REST URL is set (`feed_probe`: KIS H0STCNT0 and a PINGPONG;
+`feed_probe_kiwoom`: Kiwoom LOGIN, REG 0B and a PING; sources as the collector configures them).
 Every check runs (one failure does not hide the next); the report lists what is wrong.
 Secrets are checked for presence only and never appear in a detail.
 """
@@ -27,6 +28,7 @@ from stock_pipelines.collector.config import sources_from_env
 from stock_pipelines.market import CalendarHorizon, CalendarRangeError
 from stock_pipelines.ops import clock
 from stock_pipelines.ops.feed_probe import DEFAULT_SYMBOL, probe_kis_feed
+from stock_pipelines.ops.feed_probe_kiwoom import probe_kiwoom_feed
 from stock_pipelines.ops.headroom import check_cpu, check_memory, thresholds
 
 ENV_MIN_FREE_GB = "STOCK_PIPELINES_MIN_FREE_GB"
@@ -176,7 +178,7 @@ def run_preflight(
         report.results.append(
             _run(f"{broker} token", lambda: check_token(broker, token_dir, environ, symbol, today))
         )
-    report.results += feed_checks(environ, symbol)
+    report.results += feed_checks(environ, symbol, token_dir)
     horizon = CalendarHorizon(today)
     report.results.append(_run("calendar", lambda: check_calendar(horizon.today)))
     if horizon.running_out and horizon.days_left >= 0:  # past the end it is a failure, not a warning
@@ -192,12 +194,19 @@ def headroom_checks(environ: Mapping[str, str]) -> list[CheckResult]:
     return [_run("memory", lambda: check_memory(min_memory_mb)), _run("cpu", lambda: check_cpu(max_load))]
 
 
-def feed_checks(environ: Mapping[str, str], symbol: str) -> list[CheckResult]:
-    """One probe per configured real-time source (none configured: no check; the collector's
-    own settings decide which sources it streams from)."""
-    sources, _problems = sources_from_env(environ)
+def feed_checks(environ: Mapping[str, str], symbol: str, token_dir: Path | None = None) -> list[CheckResult]:
+    """One probe per configured real-time source of each broker whose REST URL is set (none
+    configured: no check; the collector's own settings decide which sources it streams from).
+    Kiwoom tokens go through the token cache in `token_dir`, as the collector's do."""
+    sources = []
+    for broker in URL_VARS:
+        if environ.get(URL_VARS[broker]):
+            sources += sources_from_env(environ, broker)[0]
+    probes = {
+        "kis": lambda source: probe_kis_feed(source, symbol),
+        "kiwoom": lambda source: probe_kiwoom_feed(source, symbol, token_dir=token_dir),
+    }
     return [
-        _run(f"{source.broker} {source.name} feed", lambda source=source: probe_kis_feed(source, symbol))
+        _run(f"{source.broker} {source.name} feed", lambda source=source: probes[source.broker](source))
         for source in sources
-        if source.broker == "kis"  # the Kiwoom WebSocket (LOGIN, REG 0B) has no probe yet
     ]

@@ -1,6 +1,7 @@
 """The pre-flight tests the feed: against the real `stock-pipelines sim exchange` process it
-subscribes a test symbol and waits for the acknowledgement and a PINGPONG; the simulator's
-`drop_ws` and `unauthorized` faults fail it with a clear reason, and a failing pre-flight opens the
+subscribes a test symbol and waits for the acknowledgement and a PINGPONG (KIS) or a PING
+(Kiwoom); the simulator's `drop_ws` and `unauthorized` faults fail it with a clear reason (a
+fault aimed at Kiwoom alone fails the Kiwoom probe and leaves the KIS one passing), and a failing pre-flight opens the
 pre-flight incident (one alert), resolved by the next pre-flight that passes. Memory and CPU
 headroom are checked with their thresholds."""
 
@@ -19,7 +20,9 @@ from stock_pipelines.defs.jobs.preflight import preflight_job
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.ops.feed_probe import FeedProbeError, probe_kis_feed
+from stock_pipelines.ops.feed_probe_kiwoom import probe_kiwoom_feed
 from stock_pipelines.ops.headroom import check_cpu, check_memory
+from stock_pipelines.ops.preflight import feed_checks
 from stock_pipelines.sim.runner import run_exchange_process
 from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.ops.webhook_receiver import Receiver
@@ -35,12 +38,27 @@ def exchange(monkeypatch):
         yield url
 
 
-def fault(url: str, mode: str, enabled: bool = True) -> None:
-    httpx.post(f"{url}/admin/faults", json={"mode": mode, "enabled": enabled}, timeout=10).raise_for_status()
+def fault(url: str, mode: str, enabled: bool = True, target: str = "all") -> None:
+    httpx.post(
+        f"{url}/admin/faults", json={"mode": mode, "enabled": enabled, "target": target}, timeout=10
+    ).raise_for_status()
 
 
 def kis_source(url) -> FeedSource:
     return FeedSource("primary", "kis", str(url), url.ws_url, (AppKey(APP_KEY, APP_SECRET),))
+
+
+def kiwoom_source(url) -> FeedSource:
+    return FeedSource("primary", "kiwoom", str(url), url.kiwoom_ws_url, (AppKey(APP_KEY, APP_SECRET),))
+
+
+def both_brokers_env(url) -> dict[str, str]:
+    return {"KIS_BASE_URL": str(url), "KIS_APP_KEY": APP_KEY, "KIS_APP_SECRET": APP_SECRET,
+            "KIWOOM_BASE_URL": str(url), "KIWOOM_APP_KEY": APP_KEY, "KIWOOM_SECRET_KEY": APP_SECRET}
+
+
+def sim_stats(url) -> dict:
+    return httpx.get(f"{url}/admin/stats", timeout=10).json()
 
 
 def test_the_probe_sees_the_acknowledgement_and_a_pingpong_and_names_a_dropped_socket(exchange):
@@ -55,6 +73,32 @@ def test_a_probe_without_an_answer_times_out_naming_the_step(exchange):
     fault(exchange, "stall_ws")  # connected, acknowledged, but the stream (and its PINGPONG) is silent
     with pytest.raises(FeedProbeError, match=r"^no PINGPONG within 3 s$"):
         probe_kis_feed(kis_source(exchange), "005930", timeout_s=3)
+
+
+def test_the_kiwoom_probe_logs_in_registers_and_echoes_a_ping_and_names_a_dropped_socket(exchange, tmp_path):
+    detail = probe_kiwoom_feed(kiwoom_source(exchange), "005930", token_dir=tmp_path)
+    assert detail.startswith("005930 registered and PING answered in ")
+    assert sim_stats(exchange)["kiwoom_ws_ping_echoes"] >= 1
+    assert list(tmp_path.glob("kiwoom-*.json")), "the token went through the token cache the collector uses"
+    fault(exchange, "drop_ws", target="kiwoom")
+    with pytest.raises(FeedProbeError, match=r"^the server closed the WebSocket \(code 1011\) before the LOGIN$"):
+        probe_kiwoom_feed(kiwoom_source(exchange), "005930", timeout_s=10, token_dir=tmp_path)
+    checks = {check.name: check for check in feed_checks(both_brokers_env(exchange), "005930", tmp_path)}
+    assert sorted(checks) == ["kis primary feed", "kiwoom primary feed"]
+    assert checks["kis primary feed"].ok, checks["kis primary feed"].detail
+    assert not checks["kiwoom primary feed"].ok
+    assert checks["kiwoom primary feed"].detail.startswith("FeedProbeError: the server closed the WebSocket (code 1011)")
+
+
+def test_a_refused_kiwoom_login_fails_its_probe_and_the_kis_probe_still_passes(exchange, tmp_path):
+    fault(exchange, "unauthorized", target="kiwoom")
+    checks = {check.name: check for check in feed_checks(both_brokers_env(exchange), "005930", tmp_path)}
+    assert checks["kis primary feed"].ok, checks["kis primary feed"].detail
+    kiwoom = checks["kiwoom primary feed"]
+    assert not kiwoom.ok
+    assert kiwoom.detail.startswith("FeedProbeError: LOGIN refused: 8005 "), kiwoom.detail
+    token = json.loads(next(tmp_path.glob("kiwoom-*.json")).read_text())["value"]
+    assert APP_KEY not in kiwoom.detail and APP_SECRET not in kiwoom.detail and token not in kiwoom.detail
 
 
 @pytest.fixture
