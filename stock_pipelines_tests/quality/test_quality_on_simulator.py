@@ -406,6 +406,56 @@ def test_day_volume_cross_check_passes_on_a_complete_day_and_can_be_turned_off(e
     assert meta["broker_checked"].value is False and "off" in meta["broker_day_volumes"].value
 
 
+class Counted:
+    """Wraps a function and counts its calls (the real function still runs)."""
+
+    def __init__(self, monkeypatch, module, name: str) -> None:
+        self.function, self.calls = getattr(module, name), 0
+        monkeypatch.setattr(module, name, self)
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.function(*args, **kwargs)
+
+
+def test_each_measure_of_the_day_is_computed_once_per_run(env, monkeypatch):
+    from stock_pipelines.defs.checks import day_inputs
+    from stock_pipelines.quality import day, measures
+
+    tmp_path, _truth, res = env
+    write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
+                      outages=[Outage.parse(OUTAGES[0], DAY)])
+    counted = {
+        "lake inputs loaded": Counted(monkeypatch, day_inputs, "load_day"),
+        "coverage": Counted(monkeypatch, day, "compute_coverage"),
+        "ohlc invariants": Counted(monkeypatch, measures, "invariant_violations"),
+        "day volume": Counted(monkeypatch, measures, "day_volume"),
+        "broker sample read": Counted(monkeypatch, measures, "read_broker_sample"),
+        "day totals read": Counted(monkeypatch, measures, "read_day_totals"),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance, resources=res)
+    assert result.success and check_results(result) == dict.fromkeys(ALL_CHECKS, True)
+    # five checks in four steps and the report: one load, one computation of each measure
+    assert {name: spy.calls for name, spy in counted.items()} == dict.fromkeys(counted, 1)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    completeness = evaluations["minute_bars_completeness"]
+    report = result.asset_materializations_for_node("quality_report")[0].metadata
+    assert report["completeness"].value == completeness.metadata["completeness"].value == 1.0
+
+    # another run (the UI's Execute on one check) loads the day afresh: nothing outlives its run
+    bounds = dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_session_bounds")
+    only = dg.AssetSelection.checks(bounds)
+    alone = dg.materialize(
+        CHECKED, partition_key=DAY.isoformat(), instance=instance, selection=only, resources=res
+    )
+    assert [(e.check_name, e.passed) for e in alone.get_asset_check_evaluations()] == [
+        ("minute_bars_session_bounds", True)
+    ]
+    assert counted["lake inputs loaded"].calls == 2 and counted["coverage"].calls == 2
+    assert counted["ohlc invariants"].calls == 1  # the coverage step computes no other measure
+
+
 def _failure_context(instance, result):
     from stock_pipelines.definitions import defs
 

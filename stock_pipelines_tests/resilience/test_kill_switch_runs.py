@@ -14,7 +14,7 @@ import pytest
 from stock_pipelines.defs.broker_steps import launched_by
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.ops.governance import RecoveryGovernance
-from stock_pipelines.redis_conn import redis_client
+from stock_pipelines.redis_conn import RedisSettings, configure, redis_client
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.exchange_config import ExchangeConfig
@@ -60,6 +60,9 @@ def day(exchange, tmp_path, monkeypatch):
     monkeypatch.setenv("KIS_APP_KEY", key)
     monkeypatch.setenv("KIS_APP_SECRET", KEYS[key])
     monkeypatch.delenv("FEATURE_AUTO_RECOVERY_ENABLED", raising=False)
+    # the variables above are the deployment's, which end_of_day_job's default resources read;
+    # this process's own Redis calls (the test's) go to the same server and prefix
+    configure(RedisSettings(url=redis.url, prefix=tmp_path.name))
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
                       outages=[Outage.parse("10:00-10:20", DAY)])
     return url
