@@ -2,7 +2,7 @@
 
 Keys (under the project prefix, `redis_conn.key`):
 - ``collector:ids``               set of collector ids that ever reported
-- ``collector:<id>:status``       hash: state, source, at_us, shards, connected, symbols, seq,
+- ``collector:<id>:status``       hash: state, source, at_us, shards, connected, symbols, seq, disk_low,
                                   counters (JSON of the pipeline's stage counters), switches
 - ``collector:<id>:switches``     stream of source switches (failover / failback), capped
 The heartbeat itself stays in the heartbeat store (`hb:<id>:latest`); this is the collector's detail.

@@ -160,6 +160,7 @@ class StatusPublisher:
             "switches": len(collector.selector.switches), "reconnects": collector.reconnects,
             "stalls": collector.stalls, "lag_s": round(self.lag_s(), 3),
             "link_failures": collector.link_failures,
+            "disk_low": collector.writer.disk_low,  # below the disk floor: the incident sensor alerts
         }
 
     def publish_status(self) -> None:

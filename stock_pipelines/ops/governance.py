@@ -2,8 +2,8 @@
 heartbeat sensor, the run-status sensor, `resume` and the resilience package.
 
 - `verdict()`: may an automatic run start (dormant mode, backoff after a failed recovery) and the
-  broker's breaker state. A PERMANENT_OPEN breaker puts the automation into dormant mode; entering
-  dormant mode and a PERMANENT_OPEN breaker are alerted once each.
+  broker's breaker state. A PERMANENT_OPEN breaker puts the automation into dormant mode (both
+  are alerted as incidents by the incident sensor, `ops.incident_tick`).
 - `record_run(...)`: a recovery run ended. A failure backs off (5 s doubling to 10 min, full
   jitter) and queues a retry of the same window with attempt + 1; ten in a row mean dormant mode.
 - `resume(by, reason)`: a person resets the broker breakers and ends dormant mode.
@@ -21,7 +21,6 @@ import redis
 from stock_pipelines import settings
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops import clock as ops_clock
-from stock_pipelines.ops.alerts import Alerter
 from stock_pipelines.ops.heartbeat_rules import Governance
 from stock_pipelines.ops.recovery_window import Window
 from stock_pipelines.recovery.sources import breaker_for, broker_name
@@ -46,14 +45,12 @@ class RecoveryGovernance:
         client: redis.Redis,
         broker: str | None = None,
         clock: Callable[[], float] | None = None,
-        alerter: Alerter | None = None,
     ) -> None:
         # the automation's clock (ops.clock, fake-able in tests): retries' not_before must be
         # comparable with the "now" the heartbeat sensor evaluates at
         clock = clock or (lambda: ops_clock.now().timestamp())
         self.client, self.broker, self.clock = client, broker or configured_broker(), clock
         self.guard = DormantGuard(RedisStateStore(client), clock)
-        self.alerter = alerter or Alerter(client)
 
     def breaker(self, broker: str | None = None) -> CircuitBreaker:
         return breaker_for(broker or self.broker, self.client)
@@ -65,15 +62,7 @@ class RecoveryGovernance:
 
     def verdict(self) -> Governance:
         states = {name: b.snapshot() for name, b in self.breakers().items()}
-        for name, snap in states.items():
-            if snap.state is State.PERMANENT_OPEN:
-                self.alerter.send(
-                    "breaker_permanent_open",
-                    f"broker {name}: {snap.reason}",
-                    dedupe_key=f"{name}:{snap.changed_at}",
-                )
         decision = self.guard.decide([(f"broker:{n}", s.state) for n, s in states.items()])
-        self._alert_dormant(self.guard.state())
         own = states[self.broker]
         retry_at = self.breaker().retry_at() if own.state is State.OPEN else None
         return Governance(
@@ -92,7 +81,6 @@ class RecoveryGovernance:
         backoff, or, when dormant, once a person resumes."""
         state = self.guard.record_recovery(succeeded, detail)
         self._remember(run_id, succeeded, window, detail)
-        self._alert_dormant(state)
         if succeeded or window is None:
             return None
         not_before = datetime.fromtimestamp(state.next_attempt_at or self.clock(), SEOUL)
@@ -101,18 +89,6 @@ class RecoveryGovernance:
         )
         self.client.hset(key("recovery", "retries"), retry.run_key, json.dumps(retry.to_json()))
         return retry
-
-    def _alert_dormant(self, state: DormantState) -> None:
-        # Asked at every evaluation while dormant, not only on entering it: the alert's dedupe
-        # marker (one per dormant spell) makes it one message, and a failed send clears the marker,
-        # so an undelivered alert is tried again until the webhook takes it.
-        if state.dormant:
-            self.alerter.send(
-                "dormant",
-                f"automatic recovery stopped: {state.reason}. "
-                "Run `stock-pipelines resume --reason ...` once fixed.",
-                dedupe_key=f"{state.since}",
-            )
 
     def due_retries(self) -> list[Window]:
         """Queued retries (the sensor dedupes them by run key and honours `not_before`)."""

@@ -1,8 +1,12 @@
 """Pre-flight checks before the session (08:30 on trading days): is everything the day needs there?
 
 The KRX calendar still covering today (a warning when fewer than 60 days are left), broker
-credentials and a token, Redis, Dagster storage (the caller passes a probe, keeping this module
-free of Dagster), archive path writable, free disk, each configured source reachable.
+credentials and a token the broker accepts (one quotation call for the test symbol), Redis,
+Dagster storage (the caller passes a probe, keeping this module free of Dagster), archive path
+writable, free disk, memory and CPU headroom (`headroom`), each configured REST source
+reachable, and each configured real-time source answering: the test symbol
+(`STOCK_PIPELINES_PREFLIGHT_SYMBOL`, default 005930) subscribed, acknowledged and a PINGPONG
+seen (`feed_probe`; KIS WebSocket sources as the collector configures them).
 Every check runs (one failure does not hide the next); the report lists what is wrong.
 Secrets are checked for presence only and never appear in a detail.
 """
@@ -19,10 +23,14 @@ from pathlib import Path
 
 import httpx
 
+from stock_pipelines.collector.config import sources_from_env
 from stock_pipelines.market import CalendarHorizon, CalendarRangeError
 from stock_pipelines.ops import clock
+from stock_pipelines.ops.feed_probe import DEFAULT_SYMBOL, probe_kis_feed
+from stock_pipelines.ops.headroom import check_cpu, check_memory, thresholds
 
 ENV_MIN_FREE_GB = "STOCK_PIPELINES_MIN_FREE_GB"
+ENV_TEST_SYMBOL = "STOCK_PIPELINES_PREFLIGHT_SYMBOL"
 DEFAULT_MIN_FREE_GB = 1.0
 CREDENTIAL_VARS = {
     "kis": ("KIS_APP_KEY", "KIS_APP_SECRET"),
@@ -74,8 +82,10 @@ def check_credentials(broker: str, environ: Mapping[str, str]) -> str:
     return "present"
 
 
-def check_token(broker: str, token_dir: Path, environ: Mapping[str, str]) -> str:
-    """Issue (or reuse the cached) token: proves the credentials are accepted today."""
+def check_token(broker: str, token_dir: Path, environ: Mapping[str, str], symbol: str, today: date) -> str:
+    """Issue (or reuse the cached) token: proves the credentials are accepted today. For KIS also
+    one quotation call with it (the test symbol's day volume): the token itself is accepted."""
+    from stock_pipelines.brokers.model import BrokerError
     from stock_pipelines.recovery.sources import BrokerSettings, build_source, credentials_from
     from stock_pipelines.redis_conn import redis_client
 
@@ -83,7 +93,17 @@ def check_token(broker: str, token_dir: Path, environ: Mapping[str, str]) -> str
     source = build_source(settings, credentials_from(settings.broker, environ), redis_client(), token_dir)
     issue = source._issue_token  # the client's own token call, through its cache
     token = source.tokens.get(issue)
-    return f"token valid for {max(0, token.expires_at - time.time()) / 3600:.1f} h"
+    valid = f"token valid for {max(0, token.expires_at - time.time()) / 3600:.1f} h"
+    if settings.broker != "kis":
+        return valid
+    # One attempt: a refused token is the finding (retrying would reissue it, which the broker
+    # allows once a minute, and only delay the same answer).
+    source.max_attempts = 1
+    try:
+        source.day_volume(symbol, today)
+    except BrokerError as error:
+        raise PermissionError(f"a quotation call for {symbol} with the token failed: {error}") from None
+    return f"{valid}, accepted for {symbol}"
 
 
 def check_calendar(today: date) -> str:
@@ -136,6 +156,8 @@ def run_preflight(
     today: date | None = None,
 ) -> PreflightReport:
     report = PreflightReport()
+    today = today or clock.now().date()
+    symbol = environ.get(ENV_TEST_SYMBOL, DEFAULT_SYMBOL)
     report.results.append(_run(f"{broker} credentials", lambda: check_credentials(broker, environ)))
     report.results.append(_run("redis", lambda: check_redis(redis_ping)))
     if dagster_storage is not None:
@@ -143,6 +165,7 @@ def run_preflight(
     report.results.append(_run("archive writable", lambda: check_writable(archive_dir)))
     min_free = float(environ.get(ENV_MIN_FREE_GB, DEFAULT_MIN_FREE_GB))
     report.results.append(_run("free disk", lambda: check_free_disk(archive_dir, min_free)))
+    report.results += headroom_checks(environ)
     for name, var in URL_VARS.items():
         url = environ.get(var, "")
         if url:
@@ -150,9 +173,31 @@ def run_preflight(
         elif name == broker:
             report.results.append(CheckResult(f"{name} reachable", False, f"{var} is not set"))
     if report.results[0].ok and environ.get(URL_VARS[broker]):
-        report.results.append(_run(f"{broker} token", lambda: check_token(broker, token_dir, environ)))
-    horizon = CalendarHorizon(today or clock.now().date())
+        report.results.append(
+            _run(f"{broker} token", lambda: check_token(broker, token_dir, environ, symbol, today))
+        )
+    report.results += feed_checks(environ, symbol)
+    horizon = CalendarHorizon(today)
     report.results.append(_run("calendar", lambda: check_calendar(horizon.today)))
     if horizon.running_out and horizon.days_left >= 0:  # past the end it is a failure, not a warning
         report.warnings.append(horizon.describe())
     return report
+
+
+def headroom_checks(environ: Mapping[str, str]) -> list[CheckResult]:
+    try:
+        min_memory_mb, max_load = thresholds(environ)
+    except ValueError as error:
+        return [CheckResult("headroom settings", False, str(error))]
+    return [_run("memory", lambda: check_memory(min_memory_mb)), _run("cpu", lambda: check_cpu(max_load))]
+
+
+def feed_checks(environ: Mapping[str, str], symbol: str) -> list[CheckResult]:
+    """One probe per configured real-time source (none configured: no check; the collector's
+    own settings decide which sources it streams from)."""
+    sources, _problems = sources_from_env(environ)
+    return [
+        _run(f"{source.broker} {source.name} feed", lambda source=source: probe_kis_feed(source, symbol))
+        for source in sources
+        if source.broker == "kis"  # the Kiwoom WebSocket (LOGIN, REG 0B) has no probe yet
+    ]

@@ -2,7 +2,8 @@
 
 Collectors (state and last heartbeat), breakers (state, failure count, reason), dormant mode and
 its reason, the kill switches, the last recovery runs and what they recovered, queued retries,
-and how many days of supported KRX calendar are left (with a warning below 60).
+the open incidents and the alerts not yet delivered, and how many days of supported KRX calendar
+are left (with a warning below 60).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import redis
 from stock_pipelines.heartbeat.store import HeartbeatStore
 from stock_pipelines.market import SEOUL, CalendarHorizon
 from stock_pipelines.ops.governance import RecoveryGovernance
+from stock_pipelines.ops.incident_store import IncidentStore
 from stock_pipelines.resilience.flags import FLAG_NAMES, FeatureFlags
 
 STALE_INTERVALS = 3.0
@@ -47,6 +49,14 @@ def collector_states(store: HeartbeatStore, now: datetime) -> dict[str, dict]:
             "symbols": len(beat.symbols),
         }
     return result
+
+
+def incidents_summary(store: IncidentStore) -> dict:
+    opened = sorted(store.open_incidents().values(), key=lambda i: i.opened_at)
+    return {
+        "open": [{"kind": i.kind, "subject": i.subject, "since": i.opened_at, "message": i.message} for i in opened],
+        "alerts_undelivered": len(store.pending()),
+    }
 
 
 def status_document(client: redis.Redis, now: datetime, broker: str | None = None) -> dict:
@@ -94,5 +104,6 @@ def status_document(client: redis.Redis, now: datetime, broker: str | None = Non
         "kill_switches": switches,
         "last_recovery_runs": history,
         "queued_retries": [w.run_key for w in governance.due_retries()],
+        "incidents": incidents_summary(IncidentStore(client)),
         "calendar": CalendarHorizon(now.astimezone(SEOUL).date()).to_json(),
     }

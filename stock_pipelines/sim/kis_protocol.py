@@ -25,6 +25,7 @@ ITEMCHART_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice
 DAILYCHART_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-dailychartprice"
 PERIODCHART_PATH = "/uapi/domestic-stock/v1/quotations/inquire-daily-itemchartprice"
 WS_PATH = "/tryitout/H0STCNT0"
+WS_PATHS = ("/tryitout", "/tryitout/{tr_id}", "/websocket")
 
 TR_ITEMCHART = "FHKST03010200"  # today's minute bars, 30 a call
 TR_DAILYCHART = "FHKST03010230"  # a past day's minute bars, 120 a call

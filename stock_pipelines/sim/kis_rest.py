@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from datetime import date, datetime
 
 import numpy as np
@@ -18,6 +19,28 @@ from stock_pipelines.sim.day import US, MinuteBars
 from stock_pipelines.sim.exchange_state import ExchangeState
 from stock_pipelines.sim.rest_gate import TokenBook, WindowLimiter, credentials_refusal, json_body, rest_faults
 from stock_pipelines.sim.sessions import sim_calendar
+
+
+class GatewayJSONResponse(JSONResponse):
+    """A JSON reply with the headers the KIS gateway sends: `Content-Type` and `Content-Length`
+    capitalised, and on quotation replies `tr_id`, `tr_cont` and a `gt_uid` (global transaction id).
+
+    The casing matters: the official sample (kis_auth.APIResp) turns every all-lowercase header name
+    into a namedtuple field, so `content-length` (the ASGI default spelling) crashes it, while the
+    gateway's lowercase names (tr_id, tr_cont, gt_uid) are identifiers. The names reach the wire as
+    spelled here because the server runs uvicorn's h11 protocol (sim/runner.py); uvicorn's own
+    `date` and `server` headers are lowercase identifiers too."""
+
+    media_type = "application/json; charset=UTF-8"
+    _GATEWAY_CASE = {b"content-type": b"Content-Type", b"content-length": b"Content-Length"}
+
+    def __init__(self, content: object, status_code: int = 200, headers: Mapping[str, str] | None = None,
+                 tr_id: str | None = None) -> None:
+        extra = dict(headers or {})
+        if tr_id is not None:
+            extra.update({"tr_id": tr_id, "tr_cont": "", "gt_uid": secrets.token_hex(16)})
+        super().__init__(content, status_code, extra)
+        self.raw_headers = [(self._GATEWAY_CASE.get(name, name), value) for name, value in self.raw_headers]
 
 
 class KisRest:
@@ -48,10 +71,10 @@ class KisRest:
         if not self.tokens.issue_allowed(body["appkey"]):
             self.state.count("token_refused")
             code, message = kis.TOKEN_TOO_OFTEN
-            return JSONResponse({"error_description": message, "error_code": code}, status_code=403)
+            return GatewayJSONResponse({"error_description": message, "error_code": code}, status_code=403)
         token, expires = self.tokens.issue(body["appkey"])
         self.state.count("tokens_issued")
-        return JSONResponse(
+        return GatewayJSONResponse(
             {
                 "access_token": token,
                 "access_token_token_expired": datetime.fromtimestamp(expires, SEOUL).strftime("%Y-%m-%d %H:%M:%S"),
@@ -67,15 +90,15 @@ class KisRest:
             return refused
         key = secrets.token_hex(18)
         self.approval_keys[key] = body["appkey"]
-        return JSONResponse({"approval_key": key})
+        return GatewayJSONResponse({"approval_key": key})
 
     def _grant_refusal(self, body: dict | None, secret_field: str) -> Response | None:
         """The 403 for a body that is not a client-credentials grant with accepted credentials."""
         if body is None or body.get("grant_type") != "client_credentials":
-            return JSONResponse({"error_description": "grant_type 오류", "error_code": "EGW00002"}, status_code=403)
+            return GatewayJSONResponse({"error_description": "grant_type 오류", "error_code": "EGW00002"}, status_code=403)
         refused = credentials_refusal(self.state.config.credentials, body.get("appkey"), body.get(secret_field))
         if refused is not None:
-            return JSONResponse({"error_description": refused[1], "error_code": refused[0]}, status_code=403)
+            return GatewayJSONResponse({"error_description": refused[1], "error_code": refused[0]}, status_code=403)
         return None
 
     # -- what every quotation call passes -----------------------------------------------------
@@ -87,15 +110,15 @@ class KisRest:
         app_key = request.headers.get("appkey", "")
         if token is None or token.app_key != app_key:
             self.state.count("unauthorized")
-            return JSONResponse(kis.envelope(kis.TOKEN_INVALID), status_code=500)
+            return GatewayJSONResponse(kis.envelope(kis.TOKEN_INVALID), status_code=500)
         if time.time() >= token.expires_at:
             self.state.count("unauthorized")
-            return JSONResponse(kis.envelope(kis.TOKEN_EXPIRED), status_code=500)
+            return GatewayJSONResponse(kis.envelope(kis.TOKEN_EXPIRED), status_code=500)
         if not self.limiter.allow(app_key):
             self.state.count("rate_limited")
-            return JSONResponse(kis.envelope(kis.RATE_LIMITED), status_code=500)
+            return GatewayJSONResponse(kis.envelope(kis.RATE_LIMITED), status_code=500)
         if request.headers.get("tr_id") != tr_id:
-            return JSONResponse(
+            return GatewayJSONResponse(
                 kis.error(kis.TR_ID_MISMATCH_CODE, f"tr_id {request.headers.get('tr_id')!r} 오류: {tr_id} 필요"),
                 status_code=500,
             )
@@ -116,10 +139,10 @@ class KisRest:
         params = request.query_params
         market = params.get("FID_COND_MRKT_DIV_CODE")
         if market not in ("J", "UN", "NX"):
-            return None, JSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_COND_MRKT_DIV_CODE"))
+            return None, GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_COND_MRKT_DIV_CODE"))
         code = params.get("FID_INPUT_ISCD", "")
         if not self.state.day.has_symbol(code):
-            return None, JSONResponse(kis.error(kis.BAD_INPUT_CODE, f"ERROR INPUT FIELD FID_INPUT_ISCD ({code!r})"))
+            return None, GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, f"ERROR INPUT FIELD FID_INPUT_ISCD ({code!r})"))
         return code, None
 
     @staticmethod
@@ -159,12 +182,12 @@ class KisRest:
         today = self.state.day.day
         upto = self._hour_us(today, request.query_params.get("FID_INPUT_HOUR_1"))
         if upto is None:
-            return JSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_HOUR_1 (HHMMSS)"))
+            return GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_HOUR_1 (HHMMSS)"))
         now_us = self.state.clock.now_us()
         bars = self.state.bars_on(today, code, now_us)
         rows = self._rows(today, bars, upto, kis.ITEMCHART_PAGE)
         body = kis.envelope(kis.OK, output1=self._summary(code, now_us), output2=rows)
-        return JSONResponse(body, headers={"tr_id": kis.TR_ITEMCHART, "tr_cont": ""})
+        return GatewayJSONResponse(body, tr_id=kis.TR_ITEMCHART)
 
     async def dailychart(self, request: Request) -> Response:
         code, refused = await self._quotation(request, "kis_dailychart", kis.TR_DAILYCHART)
@@ -174,12 +197,12 @@ class KisRest:
         try:
             day = datetime.strptime(params.get("FID_INPUT_DATE_1", ""), "%Y%m%d").date()
         except ValueError:
-            return JSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_DATE_1 (YYYYMMDD)"))
+            return GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_DATE_1 (YYYYMMDD)"))
         upto = self._hour_us(day, params.get("FID_INPUT_HOUR_1"))
         if upto is None:
-            return JSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_HOUR_1 (HHMMSS)"))
+            return GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_HOUR_1 (HHMMSS)"))
         if not SUPPORTED_FIRST_DAY <= day <= SUPPORTED_LAST_DAY:
-            return JSONResponse(kis.error(kis.BAD_INPUT_CODE, f"ERROR INPUT FIELD FID_INPUT_DATE_1 ({day:%Y%m%d})"))
+            return GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, f"ERROR INPUT FIELD FID_INPUT_DATE_1 ({day:%Y%m%d})"))
         now_us = self.state.clock.now_us()
         rows: list[dict[str, str]] = []
         calendar = sim_calendar()
@@ -195,7 +218,7 @@ class KisRest:
             if current is not None:
                 upto = int(datetime.combine(current, datetime.max.time(), SEOUL).timestamp()) * US
         body = kis.envelope(kis.OK, output1=self._summary(code, now_us), output2=rows)
-        return JSONResponse(body, headers={"tr_id": kis.TR_DAILYCHART, "tr_cont": ""})
+        return GatewayJSONResponse(body, tr_id=kis.TR_DAILYCHART)
 
     async def periodchart(self, request: Request) -> Response:
         """FHKST03010100 with FID_PERIOD_DIV_CODE=D: one row a trading day in [DATE_1, DATE_2] that had
@@ -209,10 +232,10 @@ class KisRest:
             try:
                 bounds.append(datetime.strptime(params.get(name, ""), "%Y%m%d").date())
             except ValueError:
-                return JSONResponse(kis.error(kis.BAD_INPUT_CODE, f"ERROR INPUT FIELD {name} (YYYYMMDD)"))
+                return GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, f"ERROR INPUT FIELD {name} (YYYYMMDD)"))
         if params.get("FID_PERIOD_DIV_CODE") != "D":
             # W/M/Y exist on the real API; the simulator answers daily rows only
-            return JSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_PERIOD_DIV_CODE (D only here)"))
+            return GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_PERIOD_DIV_CODE (D only here)"))
         day = self.state.day
         first, last = max(bounds[0], SUPPORTED_FIRST_DAY), min(bounds[1], day.day, SUPPORTED_LAST_DAY)
         now_us = self.state.clock.now_us()
@@ -228,4 +251,4 @@ class KisRest:
         today_px = day.trades(code, until_us=now_us).px
         output1 = kis.period_summary_output(self._summary(code, now_us), code, today_px)
         body = kis.envelope(kis.OK, output1=output1, output2=rows)
-        return JSONResponse(body, headers={"tr_id": kis.TR_PERIODCHART, "tr_cont": ""})
+        return GatewayJSONResponse(body, tr_id=kis.TR_PERIODCHART)

@@ -36,7 +36,9 @@ class KisWebSocket:
         self._tick_contexts: dict[int, kis.TickContext] = {}
 
     def routes(self) -> list[WebSocketRoute]:
-        return [WebSocketRoute(kis.WS_PATH, self.serve), WebSocketRoute("/websocket", self.serve)]
+        # The official sample connects to `{ops}/tryitout` (examples_llm/kis_auth.py, chk_ccnl_krx.py),
+        # the API portal documents `/tryitout/<tr_id>`; one session serves every path.
+        return [WebSocketRoute(path, self.serve) for path in kis.WS_PATHS]
 
     def _tick_context(self, sym: int) -> kis.TickContext:
         context = self._tick_contexts.get(sym)
@@ -124,19 +126,21 @@ class KisWebSocket:
                     await websocket.close(code=1011)
                     return
                 now_us = state.clock.now_us()
+                stalled = state.faults.is_active("stall_ws")
                 if not day.ready:
                     pass  # the cursor waits: nothing is lost while the day's index is built
-                elif state.faults.is_active("stall_ws") or now_us < session.cursor_us:
+                elif stalled or now_us < session.cursor_us:
                     session.cursor_us = now_us  # a stalled feed loses what it did not send
                 elif now_us > session.cursor_us:
                     indices = day.indices_between(session.cursor_us, now_us)
                     session.cursor_us = now_us
                     if session.subscriptions and len(indices):
                         await self._send_trades(websocket, session, indices)
-                    if time.monotonic() - last_ping >= config.ping_interval_s:
-                        await self._send(websocket, session, kis.pingpong(state.clock.now()))
-                        state.count("ws_pingpong_sent")
-                        last_ping = time.monotonic()
+                # PINGPONG keeps its wall-clock rhythm whatever the market clock does (pinned, closed)
+                if not stalled and time.monotonic() - last_ping >= config.ping_interval_s:
+                    await self._send(websocket, session, kis.pingpong(state.clock.now()))
+                    state.count("ws_pingpong_sent")
+                    last_ping = time.monotonic()
                 await asyncio.sleep(config.ws_tick_s)
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             return

@@ -54,6 +54,9 @@ def make_server(exchange: Exchange, log_level: str = "warning"):
         log_level=log_level,
         access_log=False,
         lifespan="off",
+        # h11 writes header names as the app spells them (httptools lowercases them): the KIS
+        # gateway's `Content-Type` casing is part of the protocol for the official sample (kis_rest).
+        http="h11",
         ws="websockets-sansio",
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=1,

@@ -20,7 +20,13 @@ def exchange():
 @pytest.mark.clock
 def test_everything_in_place_passes_including_a_real_token(redis_server, exchange, tmp_path, monkeypatch):
     monkeypatch.setenv("REDIS_URL", redis_server.url)
-    environ = {"KIS_APP_KEY": "pf-key", "KIS_APP_SECRET": "pf-secret", "KIS_BASE_URL": str(exchange)}
+    environ = {
+        "KIS_APP_KEY": "pf-key",
+        "KIS_APP_SECRET": "pf-secret",
+        "KIS_BASE_URL": str(exchange),
+        "STOCK_PIPELINES_MAX_LOAD_PER_CPU": "1000",  # this test machine is shared
+        "STOCK_PIPELINES_MIN_AVAILABLE_MEMORY_MB": "1",
+    }
     report = run_preflight(
         broker="kis",
         archive_dir=tmp_path / "archive",
@@ -36,11 +42,14 @@ def test_everything_in_place_passes_including_a_real_token(redis_server, exchang
         "dagster storage",
         "archive writable",
         "free disk",
+        "memory",
+        "cpu",
         "kis reachable",
         "kis token",
+        "kis primary feed",
         "calendar",
     ]
-    assert report.describe() == "all 8 pre-flight checks passed"
+    assert report.describe() == "all 11 pre-flight checks passed"
 
 
 @pytest.mark.clock

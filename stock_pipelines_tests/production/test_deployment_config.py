@@ -4,6 +4,7 @@ dagster.yaml through Dagster's own config validation."""
 
 import argparse
 import re
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -25,8 +26,9 @@ from stock_pipelines_tests.production.deployment import (
     resolved_compose,
 )
 
-IMAGE_SERVICES = {"user_code", "webserver", "daemon", "exchange"}
-CODE_SERVICES = {"user_code", "daemon"}  # run the pipeline's code (runs, sensors) or hand env to runs
+IMAGE_SERVICES = {"user_code", "webserver", "daemon", "exchange", "fleet"}
+# run the pipeline's code (runs, sensors, collectors) or hand env to runs
+CODE_SERVICES = {"user_code", "daemon", "fleet"}
 LAKE_ENV = {"STOCK_PIPELINES_DATA_DIR", "STOCK_PIPELINES_ARCHIVE_DIR"}  # also the image's ENV defaults
 DEPLOYMENT_ENV = LAKE_ENV | {"REDIS_URL", "STOCK_PIPELINES_BROKER", "KIS_BASE_URL", "KIS_APP_KEY",
                              "KIS_APP_SECRET", "STOCK_PIPELINES_REDIS_PREFIX"}
@@ -58,7 +60,7 @@ def test_compose_refuses_to_start_without_a_database_password():
 
 def test_services_profiles_and_persistence(compose):
     services = compose["services"]
-    assert set(services) == {"postgres", "redis", "user_code", "webserver", "daemon", "exchange"}
+    assert set(services) == {"postgres", "redis", "user_code", "webserver", "daemon", "exchange", "fleet"}
     assert services["exchange"]["profiles"] == ["sim"]
     assert all("profiles" not in s for name, s in services.items() if name != "exchange")
     assert "exchange" not in resolved_compose(COMPOSE, profiles=())["services"]
@@ -88,6 +90,7 @@ def test_every_command_parses_with_the_cli_the_image_installs(compose):
     image = services["user_code"]["image"]
     commands = [services[name]["command"] for name in IMAGE_SERVICES]
     commands.append(services["user_code"]["healthcheck"]["test"][1:])  # after "CMD"
+    commands.append(services["fleet"]["healthcheck"]["test"][1:])
     for name in IMAGE_SERVICES:
         assert services[name]["image"] == image, name
     for argv in commands:
@@ -103,6 +106,33 @@ def test_every_command_parses_with_the_cli_the_image_installs(compose):
     code_server = services["user_code"]["command"]
     module = code_server[code_server.index("-m") + 1]
     __import__(module)  # the module the code server serves loads
+
+
+def test_the_fleet_service_supervises_the_example_fleet_file(compose):
+    from stock_pipelines.fleet.config import load_fleet_config
+
+    fleet = compose["services"]["fleet"]
+    assert fleet["restart"] == "unless-stopped"
+    config_path = fleet["command"][fleet["command"].index("--config") + 1]
+    (mount,) = [v for v in fleet["volumes"] if v["target"] == config_path]
+    assert mount["type"] == "bind" and mount.get("read_only")
+    assert Path(mount["source"]) == DOCKER / "fleet.yaml"
+    assert any(v["type"] == "volume" and v["target"] == "/data" for v in fleet["volumes"])
+    health = fleet["healthcheck"]["test"]
+    assert health[:4] == ["CMD", "stock-pipelines", "fleet", "status"] and "--check" in health
+    assert health[health.index("--config") + 1] == config_path
+    config = load_fleet_config(DOCKER / "fleet.yaml", Path("/data/lake"))  # the example file validates
+    assert config.archive_dir == Path(fleet["environment"]["STOCK_PIPELINES_ARCHIVE_DIR"])
+    assert config.status_file.is_relative_to("/data")  # on the volume, beside the archive
+    # every app-key variable the file names is in the service's environment
+    named = {name for c in config.collectors for pair in c.app_keys
+             for name in (pair.key_env, pair.secret_env)}
+    assert named <= set(fleet["environment"])
+    # compose waits longer than the supervisor's own graceful stop before it SIGKILLs
+    grace = fleet["stop_grace_period"]
+    grace_s = float(grace.removesuffix("s")) if isinstance(grace, str) else grace / 1e9
+    assert grace_s > config.spec.stop_timeout_s
+    assert fleet["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
 def test_workspace_points_at_the_code_server(compose):

@@ -250,3 +250,30 @@ def test_dailychart_outside_the_calendar_or_in_the_future(client, access_token):
     assert future["rt_cd"] == "0" and future["output2"] == []
     weekend = kis.dailychart(client, access_token, "005930", "20261121", "153000").json()
     assert weekend["rt_cd"] == "0" and weekend["output2"] == []
+
+
+def test_reply_headers_are_spelled_as_the_gateway_sends_them(client, access_token):
+    """`Content-Type` capitalised and `tr_id`, `tr_cont`, `gt_uid` on quotation replies: the official
+    sample makes a namedtuple of every all-lowercase header name, so a lowercase `content-length`
+    (the ASGI spelling) crashed it on the first quotation reply."""
+    replies = {
+        "FHKST03010200": kis.itemchart(client, access_token, "005930", "153000"),
+        "FHKST03010230": kis.dailychart(client, access_token, "005930", "20261120", "153000"),
+        "FHKST03010100": kis.periodchart(client, access_token, "005930", "20261118", "20261120"),
+    }
+    approval = client.post("/oauth2/Approval", json={"grant_type": "client_credentials", "appkey": "key-1",
+                                                     "secretkey": "secret-1"})
+    bad_symbol = kis.itemchart(client, access_token, "ZZZZZZ", "153000")
+    for reply in [*replies.values(), approval, bad_symbol]:
+        assert reply.status_code == 200
+        names = [name.decode() for name, _ in reply.headers.raw]
+        assert "Content-Type" in names and reply.headers["content-type"] == "application/json; charset=UTF-8"
+        lowercase = [name for name in names if name.islower()]
+        assert all(name.isidentifier() for name in lowercase), lowercase
+    uids = set()
+    for tr_id, reply in replies.items():
+        assert reply.json()["rt_cd"] == "0"
+        assert (reply.headers["tr_id"], reply.headers["tr_cont"]) == (tr_id, "")
+        assert len(reply.headers["gt_uid"]) == 32
+        uids.add(reply.headers["gt_uid"])
+    assert len(uids) == 3

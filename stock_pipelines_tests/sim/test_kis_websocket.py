@@ -12,6 +12,7 @@ import httpx
 import pytest
 import websockets
 
+from stock_pipelines.collector.frames import parse_frame
 from stock_pipelines.market import SEOUL
 from stock_pipelines.sim.kis_protocol import H0STCNT0_FIELDS
 from stock_pipelines.sim.runner import run_exchange
@@ -26,12 +27,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
 async def _collect(ws, quiet_s: float = 0.6, limit_s: float = 10.0) -> tuple[list[list[str]], list[str]]:
-    """Read until the feed is quiet: (trade records as field lists, control messages)."""
+    """Read until the feed is quiet (PINGPONG, which never stops, does not count as traffic):
+    (trade records as field lists, control messages)."""
     records, controls = [], []
     deadline = time.monotonic() + limit_s
+    last_traffic = time.monotonic()
     while time.monotonic() < deadline:
+        quiet_left = quiet_s - (time.monotonic() - last_traffic)
+        if quiet_left <= 0:
+            break
         try:
-            message = await asyncio.wait_for(ws.recv(), quiet_s)
+            message = await asyncio.wait_for(ws.recv(), quiet_left)
         except TimeoutError:
             break
         if message[0] in "01":
@@ -39,10 +45,13 @@ async def _collect(ws, quiet_s: float = 0.6, limit_s: float = 10.0) -> tuple[lis
             fields = payload.split("^")
             assert tr_id == "H0STCNT0" and len(fields) == 46 * int(count)
             records += [fields[i * 46:(i + 1) * 46] for i in range(int(count))]
+            last_traffic = time.monotonic()
         else:
             controls.append(message)
             if json.loads(message)["header"]["tr_id"] == "PINGPONG":
                 await ws.send(message)  # clients echo PINGPONG
+            else:
+                last_traffic = time.monotonic()
     return records, controls
 
 
@@ -138,3 +147,61 @@ def test_subscription_control_messages():
         codes = [code for code, _ in asyncio.run(run())]
     assert codes == ["OPSP0000", "OPSP0000", "OPSP0002", "OPSP0000", "OPSP0008", "OPSP0001", "OPSP0003",
                      "OPSP0011", "OPSP0007"]
+
+
+def test_the_official_samples_path_serves_multi_record_frames_the_collector_parses():
+    """The official sample connects to `{ops}/tryitout`; the portal documents `/tryitout/<tr_id>`.
+    Trades of one symbol in one second share a frame (`0|H0STCNT0|004|...`), and the collector's
+    parser gives back exactly the day's trades from them, in order, none missing."""
+    with run_exchange(day=DAY, seed=3, symbols=5, start=OPEN - timedelta(seconds=1), speed=30) as url, \
+            httpx.Client(base_url=url, timeout=10) as client:
+        approval = kis.approval(client)
+        base = "ws" + url.removeprefix("http")
+
+        async def subscribe_reply(path: str) -> str:
+            async with websockets.connect(base + path) as ws:
+                await ws.send(kis.subscribe(approval, "000660"))
+                return json.loads(await ws.recv())["body"]["msg_cd"]
+
+        async def frames_from_tryitout() -> list[str]:
+            async with websockets.connect(base + "/tryitout") as ws:
+                await ws.send(kis.subscribe(approval, "005930"))
+                assert json.loads(await ws.recv())["body"]["msg_cd"] == "OPSP0000"
+                data: list[str] = []
+                deadline = time.monotonic() + 3.0
+                while time.monotonic() < deadline:
+                    message = await asyncio.wait_for(ws.recv(), 5)
+                    if message[:2] == "0|":
+                        data.append(message)
+                return data
+
+        replies = [asyncio.run(subscribe_reply(path)) for path in ("/tryitout/H0STCNT0", "/websocket")]
+        data = asyncio.run(frames_from_tryitout())
+        truth = url.exchange.day.trades("005930")
+    assert replies == ["OPSP0000", "OPSP0000"]
+    counts = [int(frame.split("|")[2]) for frame in data]
+    assert max(counts) > 1, counts
+    parsed = [parse_frame(frame) for frame in data]
+    for trades in parsed:
+        assert len({(t.sym, t.ts) for t in trades}) == 1  # one symbol, one second a frame
+    received = [t for trades in parsed for t in trades]
+    first = int(truth.cum.searchsorted(received[0].cum))
+    expected = range(first, first + len(received))
+    assert [(t.cum, t.px, t.qty, t.ts) for t in received] == [
+        (int(truth.cum[i]), int(truth.px[i]), int(truth.qty[i]), int(truth.ts[i]) // US * US) for i in expected]
+
+
+def test_pingpong_keeps_coming_while_the_clock_is_pinned():
+    """The gateway's PINGPONG does not depend on trading: a session on a pinned clock still gets it."""
+    with run_exchange(day=DAY, seed=3, symbols=5, start=OPEN + timedelta(minutes=5), pinned=True,
+                      ping_interval_s=0.3) as url, httpx.Client(base_url=url, timeout=10) as client:
+        approval = kis.approval(client)
+
+        async def run() -> list[str]:
+            async with websockets.connect(url.ws_url) as ws:
+                await ws.send(kis.subscribe(approval, "005930"))
+                messages = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(3)]
+                return [m["header"]["tr_id"] for m in messages]
+
+        tr_ids = asyncio.run(run())
+    assert tr_ids[0] == "H0STCNT0" and tr_ids[1:] == ["PINGPONG", "PINGPONG"]

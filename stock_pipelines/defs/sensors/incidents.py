@@ -1,0 +1,64 @@
+"""incident_sensor: opens and resolves incidents and delivers their alerts, every 30 s.
+
+Thin: `ops.incident_tick` reads the sources in Redis and drives the alerts; this adds the
+archive's freshness, judged by the `tick_archive_fresh` check's own evaluation
+(`evaluate_tick_archive`, its file cursor kept in this sensor's cursor), and the webhook from the
+`alerts` resource. Incident state is in Redis, so several daemons evaluating together still
+alert once per incident.
+"""
+
+import dagster as dg
+from redis import RedisError
+
+from stock_pipelines.archive.config import ArchiveConfig
+from stock_pipelines.defs.alerting import AlertResource
+from stock_pipelines.defs.assets.tick_archive import evaluate_tick_archive
+from stock_pipelines.defs.resources import ArchiveResource, RedisResource
+from stock_pipelines.market import SEOUL
+from stock_pipelines.ops import clock
+from stock_pipelines.ops.incident_tick import incident_tick
+from stock_pipelines.ops.incidents import Observation, freshness_observation
+
+SENSOR_NAME = "incident_sensor"
+INTERVAL_S = 30
+
+
+def archive_freshness(now, cursor: str | None, config: ArchiveConfig) -> tuple[list[Observation], str | None]:
+    """The freshness verdict at `now` and the file cursor to keep; on a day without trading the
+    archive cannot be stale; an unreadable archive is not observed (its incident stays as is)."""
+    day = now.astimezone(SEOUL).date().isoformat()
+    try:
+        result = evaluate_tick_archive(now, cursor, config)
+    except OSError:
+        return [], cursor
+    if not isinstance(result, dg.SensorResult):
+        return [freshness_observation(True, "", day)], cursor
+    (evaluation,) = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+    return [freshness_observation(evaluation.passed, evaluation.description or "", day)], result.cursor
+
+
+@dg.sensor(
+    name=SENSOR_NAME,
+    minimum_interval_seconds=INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Incidents (collector down/stalled, disk low, archive stale, breaker open, dormant, "
+    "pre-flight failed) -> one webhook alert when each opens and one when it resolves.",
+)
+def incident_sensor(
+    context: dg.SensorEvaluationContext, redis: RedisResource, alerts: AlertResource, archive: ArchiveResource
+) -> dg.SensorResult:
+    now = clock.now()
+    freshness, cursor = archive_freshness(now, context.cursor, archive.config())
+    try:
+        result = incident_tick(redis.client(), alerts.sender(), now, freshness, alerts.secrets())
+    except (RedisError, OSError) as error:
+        return dg.SensorResult(
+            skip_reason=f"Redis unreachable ({type(error).__name__}): incidents not evaluated", cursor=cursor
+        )
+    for kind, subject in result.opened:
+        context.log.warning(f"incident opened: {kind} {subject}")
+    for kind, subject in result.resolved:
+        context.log.info(f"incident resolved: {kind} {subject}")
+    for alert_id, why in result.delivery.failed.items():
+        context.log.warning(f"alert {alert_id} not delivered ({why}): retried with backoff")
+    return dg.SensorResult(skip_reason=result.describe(), cursor=cursor)

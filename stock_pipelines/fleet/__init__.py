@@ -1,0 +1,1 @@
+"""The supervised collector fleet: `stock-pipelines fleet run|status` (docs/fleet.md)."""
