@@ -6,7 +6,7 @@ Two kinds of setting come from here:
 - process-wide settings every process of a deployment shares: the Redis URL and key prefix, the
   embedded Redis's idle limit and the deployment's kill switches (`FEATURE_*`), which
   `configure_process` hands to `redis_conn` as values, and the calendar cache's directory, which
-  it hands to `market.cache`; the project clock's fake time and the alert webhook (`value`).
+  it hands to `market.cache`; the project clock's fake time (`value`).
 
 Configuration a step uses (archive checks, quality thresholds, the broker and its credentials)
 is parsed by its package's config class from a mapping (`ArchiveConfig.from_env(env)`), and the
