@@ -117,6 +117,17 @@ def check_record(instance, name: str):
     return instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
 
 
+def session_bounds_alone(instance, res) -> list[tuple[str, bool]]:
+    """minute_bars with one of the two checks that share the coverage step (the UI's Execute on
+    one check): the checks that ran, with their results."""
+    bounds = dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_session_bounds")
+    only = dg.AssetSelection.assets(minute_bars).without_checks() | dg.AssetSelection.checks(bounds)
+    alone = dg.materialize(
+        CHECKED, partition_key=DAY.isoformat(), instance=instance, selection=only, resources=res
+    )
+    return [(e.check_name, e.passed) for e in alone.get_asset_check_evaluations()]
+
+
 def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
     tmp_path, truth, res = env
     write_day_archive(
@@ -177,14 +188,7 @@ def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
         (name, "passed") for name in ALL_CHECKS
     }
     # one of the two checks that share the coverage step runs alone (the UI's Execute on one check)
-    bounds = dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_session_bounds")
-    only = dg.AssetSelection.assets(minute_bars).without_checks() | dg.AssetSelection.checks(bounds)
-    alone = dg.materialize(
-        CHECKED, partition_key=DAY.isoformat(), instance=instance, selection=only, resources=res
-    )
-    assert [(e.check_name, e.passed) for e in alone.get_asset_check_evaluations()] == [
-        ("minute_bars_session_bounds", True)
-    ]
+    assert session_bounds_alone(instance, res) == [("minute_bars_session_bounds", True)]
     summary = read_summary(DAY)
     assert summary["certified"] and summary["completeness"] == 1.0 and summary["expected"] == truth.height
     assert {"rest_kis", "ticks"} <= set(summary["bars_by_source"])
@@ -444,14 +448,7 @@ def test_each_measure_of_the_day_is_computed_once_per_run(env, monkeypatch):
     assert report["completeness"].value == completeness.metadata["completeness"].value == 1.0
 
     # another run (minute_bars and one of its checks) loads the day afresh: nothing outlives its run
-    bounds = dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_session_bounds")
-    only = dg.AssetSelection.assets(minute_bars).without_checks() | dg.AssetSelection.checks(bounds)
-    alone = dg.materialize(
-        CHECKED, partition_key=DAY.isoformat(), instance=instance, selection=only, resources=res
-    )
-    assert [(e.check_name, e.passed) for e in alone.get_asset_check_evaluations()] == [
-        ("minute_bars_session_bounds", True)
-    ]
+    assert session_bounds_alone(instance, res) == [("minute_bars_session_bounds", True)]
     assert counted["lake inputs loaded"].calls == 2 and counted["coverage"].calls == 2
     assert counted["ohlc invariants"].calls == 1  # the coverage step computes no other measure
 
