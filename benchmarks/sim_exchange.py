@@ -14,6 +14,15 @@ the WebSocket for a while at 60x. Also timed: `sim day` for 40 symbols.
 
     .venv/bin/python benchmarks/sim_exchange.py [--symbols 2700] [--heavy-activity 10]
                                                # last line: a JSON object
+
+`--served-days N` measures memory over many days instead (goal: 20 served days of 2,700 symbols
+under 1.5 GiB peak RSS): one exchange process pinned after the close of 2026-11-20 is asked, as a
+backfill would, for every symbol's minute chart on each of the N trading days up to it (oldest
+first, 8 requests in flight), then for the first day again; the day cache (`--day-cache`, default
+8) evicts the least recently used days. Reported: peak RSS (VmHWM) after each day and at the end,
+the days held and generated, and whether the evicted first day came back identical.
+
+    .venv/bin/python benchmarks/sim_exchange.py --served-days 20 [--symbols 2700] [--day-cache 8]
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "stock_pipelines_tests" / "sim"))
 
 import kis  # noqa: E402  (the tests' plain KIS client)
+from stock_pipelines_tests.sim.served_days import serve_days  # noqa: E402
 
 DATE = "2026-11-20"
 
@@ -99,7 +109,17 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=2_700, help="the full-market universe (default 2,700)")
     parser.add_argument("--heavy-activity", type=float, default=10.0,
                         help="also measure the full universe at this activity (0: skip)")
+    parser.add_argument("--served-days", type=int, default=0, metavar="N",
+                        help="measure memory over N served days instead (see the module doc)")
+    parser.add_argument("--day-cache", type=int, default=8, help="with --served-days: days held (default 8)")
     args = parser.parse_args()
+    if args.served_days:
+        result = serve_days(args.served_days, args.symbols, args.day_cache)
+        print(f"{result['days']} days x {result['symbols']:,} symbols, day cache {result['day_cache']}: "
+              f"peak RSS {result['peak_rss_mib']:.0f} MiB in {result['seconds']} s; held {result['days_held']}, "
+              f"generated {result['days_generated']}, evicted day identical: {result['first_day_identical']}")
+        print(json.dumps({**result, "memory_goal_met": result["peak_rss_mib"] < 1536}))
+        return
     measure(40)  # warm the calendar cache and the OS file cache; not reported
     baseline = measure(40)
     full = measure(args.symbols)

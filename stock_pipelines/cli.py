@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "stock_pipelines.commands.collector",
     "stock_pipelines.commands.demo",
     "stock_pipelines.commands.fleet",
+    "stock_pipelines.commands.metrics",
     "stock_pipelines.commands.report",
     "stock_pipelines.commands.resume",
     "stock_pipelines.commands.sim",

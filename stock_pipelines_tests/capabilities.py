@@ -28,3 +28,13 @@ def require_capability(name: str, ok: bool, why: str) -> None:
         pytest.fail(f"{message} (CI={os.environ[CI_ENV]}: the CI machine must provide it, .ci/run installs the "
                     "packages; a skip here would hide the test)", pytrace=False)
     pytest.skip(message)
+
+
+def require_binary(name: str, package: str) -> str:
+    """The path of the program `name` (from the Debian package `package`, which .ci/run installs)."""
+    import shutil
+
+    path = shutil.which(name)
+    require_capability(name, path is not None, f"no {name} binary (Debian package {package})")
+    assert path is not None
+    return path

@@ -4,8 +4,13 @@ Feeds (docs/collector.md, "Settings"):
 - primary KIS: KIS_BASE_URL (REST, for the approval key), KIS_WS_URL (default: derived from
   KIS_BASE_URL as the simulator serves it), KIS_APP_KEY / KIS_APP_SECRET, and more app keys for
   sharding as KIS_APP_KEY_2 / KIS_APP_SECRET_2, KIS_APP_KEY_3 / ... (contiguous);
-- secondary (failover): KIS_SECONDARY_APP_KEY / KIS_SECONDARY_APP_SECRET, optional
-  KIS_SECONDARY_BASE_URL / KIS_SECONDARY_WS_URL (default: the primary's endpoints).
+- Kiwoom (`--source kiwoom` or `--fallback kiwoom`): KIWOOM_BASE_URL (REST, for the access
+  token), KIWOOM_WS_URL (default: KIWOOM_BASE_URL's host with /api/dostk/websocket, as the
+  simulator serves it; the real one is wss://api.kiwoom.com:10000/api/dostk/websocket),
+  KIWOOM_APP_KEY / KIWOOM_SECRET_KEY (more as KIWOOM_APP_KEY_2 / KIWOOM_SECRET_KEY_2, ...);
+- secondary (failover): the `--fallback` broker's feed, or else a second KIS key:
+  KIS_SECONDARY_APP_KEY / KIS_SECONDARY_APP_SECRET, optional KIS_SECONDARY_BASE_URL /
+  KIS_SECONDARY_WS_URL (default: the primary's endpoints).
 """
 
 from __future__ import annotations
@@ -18,6 +23,14 @@ from pathlib import Path
 from stock_pipelines.archive.record import is_valid_symbol
 
 WS_PATH = "/tryitout/H0STCNT0"  # the simulator's (and KIS's test) path; a real KIS_WS_URL is set explicitly
+KIWOOM_WS_PATH = "/api/dostk/websocket"  # on the REST host here; the real one is on port 10000
+BROKERS = ("kis", "kiwoom")
+BROKER_LABELS = {"kis": ("KIS", "approval key"), "kiwoom": ("Kiwoom", "access token")}
+# broker -> (REST URL, WebSocket URL, app key, secret, default WebSocket path) settings
+ENV_NAMES = {
+    "kis": ("KIS_BASE_URL", "KIS_WS_URL", "KIS_APP_KEY", "KIS_APP_SECRET", WS_PATH),
+    "kiwoom": ("KIWOOM_BASE_URL", "KIWOOM_WS_URL", "KIWOOM_APP_KEY", "KIWOOM_SECRET_KEY", KIWOOM_WS_PATH),
+}
 DEFAULT_MAX_SUBSCRIPTIONS = 40  # KIS allows about 41 registrations a session (docs/architecture.md); keep one spare
 
 
@@ -39,48 +52,69 @@ class AppKey:
 @dataclass(frozen=True)
 class FeedSource:
     name: str  # "primary" | "secondary"
-    broker: str  # "kis"
+    broker: str  # "kis" | "kiwoom"
     base_url: str
     ws_url: str
     keys: tuple[AppKey, ...]
 
 
-def ws_url_from_base(base_url: str) -> str:
+def ws_url_from_base(base_url: str, path: str = WS_PATH) -> str:
     scheme, rest = base_url.rstrip("/").split("://", 1)
-    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}{WS_PATH}"
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path}"
 
 
-def sources_from_env(env: Mapping[str, str]) -> tuple[list[FeedSource], list[str]]:
-    """(configured sources, one problem line per missing or bad setting)."""
+def sources_from_env(env: Mapping[str, str], source: str = "kis",
+                     fallback: str | None = None) -> tuple[list[FeedSource], list[str]]:
+    """(configured sources, one problem line per missing or bad setting).
+
+    The primary streams from `source`; the secondary (failover) is the `fallback` broker when
+    given, else a second KIS key (KIS_SECONDARY_*) when the primary is KIS and one is set."""
+    if source not in BROKERS or (fallback is not None and fallback not in BROKERS):
+        raise ConfigError(f"unknown broker: use one of {', '.join(BROKERS)}")
+    if fallback == source:
+        raise ConfigError(f"--fallback {fallback} is the --source itself: name the other broker")
     problems: list[str] = []
-    base = env.get("KIS_BASE_URL", "").strip()
+    primary = _broker_source(env, source, "primary", problems)
+    sources = [primary] if primary is not None else []
+    if fallback is not None:
+        secondary = _broker_source(env, fallback, "secondary", problems)
+        if secondary is not None and sources:
+            sources.append(secondary)
+    elif source == "kis" and sources:
+        key = _key(env, "KIS_SECONDARY_APP_KEY", "KIS_SECONDARY_APP_SECRET", problems, required=False)
+        if key is not None:
+            base2 = env.get("KIS_SECONDARY_BASE_URL", "").strip() or primary.base_url
+            ws2 = env.get("KIS_SECONDARY_WS_URL", "").strip() or (
+                ws_url_from_base(base2) if env.get("KIS_SECONDARY_BASE_URL") else primary.ws_url)
+            sources.append(FeedSource("secondary", "kis", base2, ws2, (key,)))
+    return sources, problems
+
+
+def _broker_source(env: Mapping[str, str], broker: str, name: str, problems: list[str]) -> FeedSource | None:
+    """One broker's feed from its settings (ENV_NAMES), or None with the problems added."""
+    base_var, ws_var, key_var, secret_var, path = ENV_NAMES[broker]
+    base = env.get(base_var, "").strip()
     if not base:
-        problems.append("KIS_BASE_URL is not set: the KIS REST endpoint (approval key) is unknown")
+        label, credential = BROKER_LABELS[broker]
+        problems.append(f"{base_var} is not set: the {label} REST endpoint ({credential}) is unknown")
     elif "://" not in base:
-        problems.append(f"KIS_BASE_URL={base!r} is not a URL (expected http(s)://host[:port])")
+        problems.append(f"{base_var}={base!r} is not a URL (expected http(s)://host[:port])")
         base = ""
-    ws = env.get("KIS_WS_URL", "").strip() or (ws_url_from_base(base) if base else "")
+    ws = env.get(ws_var, "").strip() or (ws_url_from_base(base, path) if base else "")
     keys: list[AppKey] = []
-    first = _key(env, "KIS_APP_KEY", "KIS_APP_SECRET", problems, required=True)
+    first = _key(env, key_var, secret_var, problems, required=True)
     if first:
         keys.append(first)
         n = 2
         while True:
-            extra = _key(env, f"KIS_APP_KEY_{n}", f"KIS_APP_SECRET_{n}", problems, required=False)
+            extra = _key(env, f"{key_var}_{n}", f"{secret_var}_{n}", problems, required=False)
             if extra is None:
                 break
             keys.append(extra)
             n += 1
-    sources = []
     if base and keys:
-        sources.append(FeedSource("primary", "kis", base, ws, tuple(keys)))
-    secondary = _key(env, "KIS_SECONDARY_APP_KEY", "KIS_SECONDARY_APP_SECRET", problems, required=False)
-    if secondary is not None and sources:
-        base2 = env.get("KIS_SECONDARY_BASE_URL", "").strip() or base
-        ws2 = env.get("KIS_SECONDARY_WS_URL", "").strip() or (
-            ws_url_from_base(base2) if env.get("KIS_SECONDARY_BASE_URL") else ws)
-        sources.append(FeedSource("secondary", "kis", base2, ws2, (secondary,)))
-    return sources, problems
+        return FeedSource(name, broker, base, ws, tuple(keys))
+    return None
 
 
 def _key(env, key_var: str, secret_var: str, problems: list[str], required: bool) -> AppKey | None:

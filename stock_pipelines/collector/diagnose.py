@@ -1,13 +1,15 @@
 """Self-diagnosis before a collector starts: every problem found, one clear line each.
 
 Checks: required settings present; Redis reachable; archive writable; disk above the floor;
-the broker's WebSocket approval key obtainable with each configured app key; enough app keys
+the broker's credential (KIS WebSocket approval key, Kiwoom access token) obtainable with each
+configured app key; enough app keys
 for the sessions the symbols need (when a per-key session limit is set). The caller exits 1
 on any problem: no silent half-start.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import shutil
@@ -18,6 +20,8 @@ import redis
 
 from stock_pipelines.archive.layout import check_collector_id
 from stock_pipelines.collector.config import CollectorSettings, FeedSource
+from stock_pipelines.collector.kis_session import LinkError
+from stock_pipelines.collector.kiwoom_session import KiwoomTokens
 
 
 def check_redis(client_factory) -> list[str]:
@@ -48,6 +52,23 @@ def check_archive(root: Path, collector_id: str, min_free_bytes: int) -> list[st
         return [f"disk: {free:,} bytes free under {directory}, below the floor of {min_free_bytes:,} "
                 "(STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES)"]
     return []
+
+
+def check_token(source: FeedSource, token_dir: Path | None, timeout_s: float = 10.0) -> list[str]:
+    """Kiwoom: an access token for each app key (issued into the token cache the collector then
+    reads, so the check costs no second issue)."""
+    problems = []
+    tokens = KiwoomTokens(token_dir)
+    tokens.open(timeout_s)
+    for key in source.keys:
+        try:
+            asyncio.run(tokens.get(source, key))
+        except LinkError as error:
+            problems.append(f"broker: {source.name} Kiwoom app key {key.label}: no access token ({error})")
+        except httpx.HTTPError as error:
+            problems.append(f"broker: {source.name} Kiwoom app key {key.label}: {source.base_url} not "
+                            f"reachable ({type(error).__name__})")
+    return problems
 
 
 def check_approval(source: FeedSource, timeout_s: float = 10.0) -> list[str]:
@@ -89,14 +110,14 @@ def check_capacity(sources: list[FeedSource], symbols: int, settings: CollectorS
 
 def diagnose(
     sources: list[FeedSource], setting_problems: list[str], symbols: int, settings: CollectorSettings,
-    archive_root: Path, collector_id: str, min_free_bytes: int, redis_factory,
+    archive_root: Path, collector_id: str, min_free_bytes: int, redis_factory, token_dir: Path | None = None,
 ) -> list[str]:
     problems = list(setting_problems)
     problems += check_redis(redis_factory)
     problems += check_archive(archive_root, collector_id, min_free_bytes)
     problems += check_capacity(sources, symbols, settings)
     for source in sources:
-        problems += check_approval(source)
+        problems += check_token(source, token_dir) if source.broker == "kiwoom" else check_approval(source)
     return problems
 
 

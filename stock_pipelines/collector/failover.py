@@ -1,5 +1,6 @@
-"""Failover and failback between the collector's feed sources: the switch itself (recorded), the
-make-before-break hand-over shard by shard, and the probe of the primary while on the secondary.
+"""Failover and failback between the collector's feed sources: the secondary standing by beside a
+failing primary, the switch itself (recorded), the make-before-break hand-over shard by shard,
+and the probe of the primary while on the secondary.
 
 When to switch is decided by `policy.SourceSelector`; this carries the switch out.
 """
@@ -18,7 +19,7 @@ from stock_pipelines.collector import kis_session
 from stock_pipelines.collector import status as status_store
 from stock_pipelines.collector.clock import SystemClock
 from stock_pipelines.collector.config import CollectorSettings, FeedSource
-from stock_pipelines.collector.frames import is_data
+from stock_pipelines.collector.feeds import ACK, DATA, PING, Feeds
 from stock_pipelines.collector.journal import Journal
 from stock_pipelines.collector.policy import MarketWindow, SourceSelector, Switch
 from stock_pipelines.collector.shard_state import ShardState
@@ -28,6 +29,8 @@ TICK_S = 0.05  # wall seconds between hand-over passes
 
 class Links(Protocol):
     """The collector's sessions, one a (source, shard)."""
+
+    standby: bool  # also keep the secondary's sessions while on the primary
 
     def ensure_links(self) -> None: ...
 
@@ -42,7 +45,7 @@ class Failover:
         selector: SourceSelector,
         shards: list[ShardState],
         links: Links,
-        approvals: kis_session.ApprovalKeys,
+        feeds: Feeds,
         journal: Journal,
         redis_client: redis.Redis,
         settings: CollectorSettings,
@@ -54,7 +57,7 @@ class Failover:
         self.selector = selector
         self.shards = shards
         self.links = links
-        self.approvals = approvals
+        self.feeds = feeds
         self.journal = journal
         self.redis = redis_client
         self.settings = settings
@@ -68,15 +71,38 @@ class Failover:
         """Hand-overs and the probe still running, for the collector to cancel when it stops."""
         return [*self._background, *([self._probe] if self._probe else [])]
 
+    def stand_by(self, reason: str) -> None:
+        """The primary failed, not yet `failover_after` times in a row: subscribe the secondary's
+        sessions beside it now (the guard drops what both deliver), so that a fail-over finds
+        them streaming and the trades between the primary's break and the switch are not lost."""
+        if self.links.standby or self.selector.on_secondary or len(self.selector.sources) < 2:
+            return
+        self.links.standby = True
+        self.journal.event("STANDBY", {"source": self.selector.sources[1], "reason": reason})
+        self.links.ensure_links()
+
+    def primary_recovered(self) -> None:
+        """The primary delivers again: release the standing-by secondary, make-before-break."""
+        self.links.standby = False
+        secondary, primary = self.selector.sources[1], self.selector.sources[0]
+        self.journal.event("STANDBY_RELEASED", {"source": secondary})
+        self._start(self._handover(secondary, primary))
+
     def switched(self, switch: Switch) -> None:
         """Record a switch the selector made and start the hand-over (from the collector's loop)."""
         kind = "FAILBACK" if switch.to_source == self.selector.sources[0] else "FAILOVER"
-        detail = {"from": switch.from_source, "to": switch.to_source, "reason": switch.reason,
+        detail = {"from": switch.from_source, "to": switch.to_source,
+                  "from_broker": self.sources[switch.from_source].broker,
+                  "to_broker": self.sources[switch.to_source].broker, "reason": switch.reason,
                   "at_us": int(switch.at * 1_000_000)}
         self.journal.event(kind, detail)
         self.journal.redis_call(status_store.record_switch, self.redis, self.id, {"kind": kind, **detail})
         self._last_probe_wall = _wall()
-        task = asyncio.get_running_loop().create_task(self._handover(switch.from_source, switch.to_source))
+        self.links.standby = False
+        self._start(self._handover(switch.from_source, switch.to_source))
+
+    def _start(self, handover) -> None:
+        task = asyncio.get_running_loop().create_task(handover)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -128,13 +154,17 @@ class Failover:
 
     async def _probe_primary(self) -> None:
         primary = self.sources[self.selector.sources[0]]
+        feed = self.feeds.of(primary)
         key = primary.keys[0]
         code = self.shards[0].symbols[0]
         ok, why = False, ""
         try:
-            approval = await self.approvals.get(primary, key)
+            credential = await feed.credential(primary, key)
             async with kis_session.open_session(primary, self.settings.connect_timeout_s) as ws:
-                await ws.send(kis_session.subscribe_message(approval, code))
+                async with asyncio.timeout(self.settings.connect_timeout_s):
+                    await feed.start(ws, credential)
+                for text in feed.subscribe_messages(credential, (code,)):
+                    await ws.send(text)
                 got_data = subscribed = False
                 loop = asyncio.get_running_loop()
                 end = loop.time() + self.settings.probe_hold_s
@@ -143,20 +173,26 @@ class Failover:
                         message = await asyncio.wait_for(ws.recv(), max(0.01, end - loop.time()))
                     except TimeoutError:
                         break
-                    if is_data(message):
+                    if isinstance(message, bytes):
+                        message = message.decode("utf-8", errors="replace")
+                    kind = feed.read(message).kind
+                    if kind == DATA:
                         got_data = True
-                    else:
-                        header, body = kis_session.control_parts(message)
-                        if header.get("tr_id") == "PINGPONG":
-                            await ws.send(message)
-                        elif body.get("msg_cd") in kis_session.OK_CODES:
-                            subscribed = True
+                    elif kind == PING:
+                        await ws.send(message)
+                    elif kind == ACK:
+                        subscribed = True
                 quiet_ok = not self.window.continuous(self.clock.now())
                 ok = subscribed and (got_data or quiet_ok)
                 why = f"subscribed={subscribed} data={got_data}"
-        except (OSError, TimeoutError, WebSocketException, httpx.HTTPError, kis_session.LinkError) as error:
+        except kis_session.LinkError as error:
+            if error.reason == "unauthorized":
+                feed.forget(primary, key)
             why = f"{type(error).__name__}: {error}"[:200]
-        self.journal.event("PROBE", {"source": primary.name, "ok": ok, "detail": why})
+        except (OSError, TimeoutError, WebSocketException, httpx.HTTPError) as error:
+            why = f"{type(error).__name__}: {error}"[:200]
+        self.journal.event("PROBE", {"source": primary.name, "broker": primary.broker, "ok": ok,
+                                     "detail": why})
         if ok:
             switch = self.selector.probe_succeeded(self.clock.now())
             if switch is not None:

@@ -2,8 +2,9 @@
 
 One instance per collector process; called from the event loop only (counters are read from
 the heartbeat thread, which only ever reads ints). Nothing is dropped silently:
-- validate rejects a whole frame with a reason (frames.FrameError): counted by reason and
-  written to the system stream as a BAD_FRAME line with the running count and the frame's head;
+- validate rejects a whole frame (KIS) or one record of a message (Kiwoom) with a reason
+  (frames.FrameError): counted by reason and written to the system stream as a BAD_FRAME line
+  with the running count and the message's head;
 - guard drops a trade seen before (same symbol and cum: an overlap of two connections during a
   fail-over or fail-back) and counts it; a jump in a symbol's cum (cum != previous cum + qty)
   means trades were missed: counted with the missed volume (the archive keeps the evidence);
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from stock_pipelines.archive.record import TradeRecord
 from stock_pipelines.archive.writer import ArchiveWriteError, ArchiveWriter, DiskSpaceLow
 from stock_pipelines.collector.frames import FrameError, Trade, parse_frame
+
+Decoder = Callable[[str], list[Trade | FrameError]]
 
 BAD_FRAME = "BAD_FRAME"
 RECENT_PER_SYMBOL = 4096  # cums remembered per symbol for duplicate detection
@@ -82,30 +85,43 @@ class Pipeline:
         self._symbols: dict[str, _SymbolState] = {}
         self._day: int | None = None
 
-    def receive(self, message: str) -> list[TradeRecord]:
-        """One data frame through every stage; returns the records archived (empty if none)."""
+    def receive(self, message: str, decode: Decoder | None = None,
+                src: str | None = None) -> list[TradeRecord]:
+        """One data message through every stage; returns the records archived (empty if none).
+
+        `decode` turns the message into trades and rejected records (default: a KIS H0STCNT0
+        frame, accepted or rejected whole); `src` is the broker written on each line."""
         self.counters.frames_in += 1
-        trades = self.validate(message)
+        trades = self.validate(message, decode or kis_frame)
         if not trades:
             return []
         trades = self.guard(trades)
-        records = self.enrich(trades)
+        records = self.enrich(trades, src or self.src)
         return self.sink(records)
 
-    def validate(self, message: str) -> list[Trade]:
+    def validate(self, message: str, decode: Decoder) -> list[Trade]:
         try:
-            trades = parse_frame(message)
+            parsed = decode(message)
         except FrameError as error:
-            self.counters.frames_bad += 1
-            self.counters.bad_by_reason[error.reason] += 1
-            self.writer.write_system(BAD_FRAME, {
-                "reason": error.reason, "error": str(error),
-                "count": self.counters.bad_by_reason[error.reason],
-                "bad_frames": self.counters.frames_bad, "raw": message[:RAW_HEAD], "chars": len(message),
-            })
+            self._reject(error, message)
             return []
+        trades = []
+        for item in parsed:
+            if isinstance(item, FrameError):
+                self._reject(item, message)
+            else:
+                trades.append(item)
         self.counters.records_in += len(trades)
         return trades
+
+    def _reject(self, error: FrameError, message: str) -> None:
+        self.counters.frames_bad += 1
+        self.counters.bad_by_reason[error.reason] += 1
+        self.writer.write_system(BAD_FRAME, {
+            "reason": error.reason, "error": str(error),
+            "count": self.counters.bad_by_reason[error.reason],
+            "bad_frames": self.counters.frames_bad, "raw": message[:RAW_HEAD], "chars": len(message),
+        })
 
     def guard(self, trades: list[Trade]) -> list[Trade]:
         day = trades[0].ts // 86_400_000_000
@@ -130,13 +146,13 @@ class Pipeline:
             kept.append(trade)
         return kept
 
-    def enrich(self, trades: list[Trade]) -> list[TradeRecord]:
+    def enrich(self, trades: list[Trade], src: str) -> list[TradeRecord]:
         rx = self.now_us()
         records = []
         for trade in trades:
             self.seq += 1
             records.append(
-                TradeRecord(self.src, trade.sym, trade.ts, rx, trade.px, trade.qty, trade.cum, self.seq))
+                TradeRecord(src, trade.sym, trade.ts, rx, trade.px, trade.qty, trade.cum, self.seq))
         self.counters.enriched += len(records)
         return records
 
@@ -159,3 +175,7 @@ class Pipeline:
         if self.last_trade_ts is None or newest > self.last_trade_ts:
             self.last_trade_ts = newest
         return records
+
+
+def kis_frame(message: str) -> list[Trade | FrameError]:
+    return list(parse_frame(message))

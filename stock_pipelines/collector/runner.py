@@ -1,11 +1,12 @@
-"""The collector process: shards of KIS H0STCNT0 WebSocket sessions -> pipeline -> archive, with
-a stall watchdog, reconnects with backoff and a clean stop.
+"""The collector process: shards of broker WebSocket sessions (KIS H0STCNT0 or Kiwoom 0B, see
+`feeds`) -> pipeline -> archive, with a stall watchdog, reconnects with backoff and a clean stop.
 
 One asyncio loop owns the connections and the pipeline; `status_publisher` beats from a thread of
 its own and `failover` switches sources. Every decision (connect now? stalled? which source?) is
 asked of `policy.py`, on the collector's `Clock`. System-stream events of the collector (besides
 the writer's own): UP, DOWN, IDLE, STALLED, DISCONNECTED, LOSS_WINDOW, SUBSCRIBE_ERROR here;
-HEARTBEAT (`status_publisher`); FAILOVER, FAILBACK, PROBE (`failover`); BAD_FRAME (`pipeline`).
+HEARTBEAT (`status_publisher`); STANDBY, STANDBY_RELEASED, FAILOVER, FAILBACK, PROBE (`failover`);
+BAD_FRAME (`pipeline`).
 """
 
 from __future__ import annotations
@@ -24,16 +25,9 @@ from stock_pipelines.archive.writer import ArchiveWriteError, ArchiveWriter, Dis
 from stock_pipelines.collector.clock import SystemClock
 from stock_pipelines.collector.config import AppKey, CollectorSettings, FeedSource, shard
 from stock_pipelines.collector.failover import Failover
-from stock_pipelines.collector.frames import is_data
+from stock_pipelines.collector.feeds import ACK, BAD, DATA, PING, REFUSED, Feed, Feeds, Incoming
 from stock_pipelines.collector.journal import Journal
-from stock_pipelines.collector.kis_session import (
-    OK_CODES,
-    ApprovalKeys,
-    LinkError,
-    control_parts,
-    open_session,
-    subscribe_message,
-)
+from stock_pipelines.collector.kis_session import LinkError, open_session
 from stock_pipelines.collector.pipeline import Pipeline
 from stock_pipelines.collector.policy import MarketWindow, SourceSelector, StallWatchdog
 from stock_pipelines.collector.shard_state import ShardState
@@ -59,6 +53,7 @@ class Collector:
         clock: SystemClock | None = None,
         fallback_root: Path | None = None,
         min_free_bytes: int = 256 * 1024 * 1024,
+        token_dir: Path | None = None,
     ) -> None:
         if not sources:
             raise ValueError("a collector needs at least one feed source")
@@ -90,13 +85,14 @@ class Collector:
         self.journal = Journal(collector_id, self.writer)
         self.events = self.journal.events  # the collector's own system events, for tests and the demo summary
         self.link_failures: dict[str, int] = {}
+        self.standby = False  # the secondary's sessions run beside a failing primary's
         self.reconnects = 0
         self.stalls = 0
         self._links: dict[tuple[str, int], asyncio.Task] = {}
-        self.approvals = ApprovalKeys()
+        self.feeds = Feeds(token_dir)
         self.reporting = StatusPublisher(self, self.store, redis_client, self.journal)
         self.publisher = self.reporting.heartbeats
-        self.failover = Failover(collector_id, self.sources, self.selector, self.shards, self, self.approvals,
+        self.failover = Failover(collector_id, self.sources, self.selector, self.shards, self, self.feeds,
                                  self.journal, redis_client, settings, self.clock, self.window)
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -106,7 +102,7 @@ class Collector:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = stop or asyncio.Event()
-        self.approvals.open(self.settings.connect_timeout_s)
+        self.feeds.open(self.settings.connect_timeout_s)
         detail = {"symbols": len(self.symbols), "shards": len(self.shards), "sources": list(self.sources)}
         self.journal.event("UP", detail)
         self.reporting.start(detail)
@@ -117,7 +113,7 @@ class Collector:
             for task in self.failover.tasks():
                 task.cancel()
             await self.stop_links(list(self._links))
-            await self.approvals.aclose()
+            await self.feeds.aclose()
             self.reporting.stop_beating()
             self.status = Status.STOPPING
             self.state = "stopped"
@@ -187,12 +183,16 @@ class Collector:
     # -- links (one WebSocket session a shard) -----------------------------------------------------
 
     def ensure_links(self) -> None:
-        """A running session for every shard on the active source."""
-        active = self.selector.name
-        for index in range(len(self.shards)):
-            task = self._links.get((active, index))
-            if task is None or task.done():
-                self._links[(active, index)] = asyncio.create_task(self._link(self.sources[active], index))
+        """A running session for every shard on the active source (and on the secondary while it
+        stands by beside a failing primary, see `failover.stand_by`)."""
+        names = [self.selector.name]
+        if self.standby and not self.selector.on_secondary:
+            names.append(self.selector.sources[1])
+        for name in names:
+            for index in range(len(self.shards)):
+                task = self._links.get((name, index))
+                if task is None or task.done():
+                    self._links[(name, index)] = asyncio.create_task(self._link(self.sources[name], index))
 
     async def stop_links(self, keys: list[tuple[str, int]]) -> None:
         tasks = [self._links.pop(k) for k in keys if k in self._links]
@@ -204,21 +204,24 @@ class Collector:
             self.shards[k[1]].connected.discard(k[0])
 
     async def _link(self, source: FeedSource, index: int) -> None:
-        """Connect, subscribe, stream; on failure record it, back off (wall seconds) and retry."""
+        """Connect, log in, subscribe, stream; on failure record it, back off (wall seconds) and retry."""
         state = self.shards[index]
+        feed = self.feeds.of(source)
         attempt = 0
         key = source.keys[index % len(source.keys)]
         while True:
             healthy = False
             try:
-                approval = await self.approvals.get(source, key)
+                credential = await feed.credential(source, key)
                 async with open_session(source, self.settings.connect_timeout_s) as ws:
-                    await self._subscribe(ws, source, key, index, approval)
+                    async with asyncio.timeout(self.settings.connect_timeout_s):
+                        await feed.start(ws, credential)
+                    await self._subscribe(ws, feed, source, key, index, credential)
                     state.connected.add(source.name)
                     state.first_ts.pop(source.name, None)
                     self.watchdog.reset(self.clock.now())
                     async for message in ws:
-                        if await self._handle(ws, message, source, index):
+                        if await self._handle(ws, message, feed, source, index):
                             healthy = True
                             attempt = 0
                 raise LinkError("closed", f"server closed the session (code {ws.close_code})")
@@ -234,6 +237,8 @@ class Collector:
             except ConnectionClosed as error:
                 failure = LinkError("dropped", f"code {error.rcvd.code if error.rcvd else 'none'}")
             except LinkError as error:
+                if error.reason == "unauthorized":
+                    feed.forget(source, key)
                 failure = error
             except (OSError, TimeoutError, WebSocketException, httpx.HTTPError) as error:
                 failure = LinkError("connect", f"{type(error).__name__}: {error}"[:200])
@@ -246,68 +251,72 @@ class Collector:
             attempt += 1
             await asyncio.sleep(delay)
 
-    async def _subscribe(self, ws: ClientConnection, source: FeedSource, key: AppKey, index: int,
-                         approval: str) -> None:
+    async def _subscribe(self, ws: ClientConnection, feed: Feed, source: FeedSource, key: AppKey, index: int,
+                         credential: str) -> None:
         symbols = self.shards[index].symbols
-        for code in symbols:
-            await ws.send(subscribe_message(approval, code))
+        for text in feed.subscribe_messages(credential, symbols):
+            await ws.send(text)
         waiting = set(symbols)
         async with asyncio.timeout(self.settings.connect_timeout_s):
             while waiting:
                 message = await ws.recv()
-                if is_data(message):
-                    await self._handle(ws, message, source, index)
-                    continue
-                header, body = control_parts(message)
-                if header.get("tr_id") == "PINGPONG":
+                if isinstance(message, bytes):
+                    message = message.decode("utf-8", errors="replace")
+                incoming = feed.read(message)
+                if incoming.kind in (DATA, BAD):
+                    await self._handle(ws, message, feed, source, index)
+                elif incoming.kind == PING:
                     await self._pong(ws, message)
-                    continue
-                self.pipeline.counters.control_in += 1
-                code, tr_key = body.get("msg_cd"), header.get("tr_key")
-                if code in OK_CODES:
-                    waiting.discard(tr_key)
-                    continue
-                if code == "OPSP0011":  # approval key unknown to the server
-                    self.approvals.forget(source, key)
-                self.journal.event("SUBSCRIBE_ERROR", {"source": source.name, "shard": index,
-                                                       "symbol": tr_key, "msg_cd": code, "msg1": body.get("msg1")})
-                raise LinkError("subscribe", f"{tr_key}: {code} {body.get('msg1')}")
+                elif incoming.kind == ACK:
+                    self.pipeline.counters.control_in += 1
+                    waiting.difference_update(symbols if incoming.symbols is None else incoming.symbols)
+                elif incoming.kind == REFUSED:
+                    self.pipeline.counters.control_in += 1
+                    if incoming.credential_refused:
+                        feed.forget(source, key)
+                    self._subscribe_error(source, index, incoming)
+                    raise LinkError("subscribe", f"{incoming.symbol or source.broker}: {incoming.code} "
+                                                 f"{incoming.text}")
+                else:
+                    self.pipeline.counters.control_in += 1
+
+    def _subscribe_error(self, source: FeedSource, index: int, incoming: Incoming) -> None:
+        self.journal.event("SUBSCRIBE_ERROR", {"source": source.name, "broker": source.broker, "shard": index,
+                                               "symbol": incoming.symbol, "msg_cd": incoming.code,
+                                               "msg1": incoming.text})
 
     async def _handle(
-        self, ws: ClientConnection, message: str | bytes, source: FeedSource, index: int,
+        self, ws: ClientConnection, message: str | bytes, feed: Feed, source: FeedSource, index: int,
     ) -> bool:
         """One message; True when it carried trades."""
         if isinstance(message, bytes):
             message = message.decode("utf-8", errors="replace")
-        if is_data(message):
-            records = self.pipeline.receive(message)
+        incoming = feed.read(message)
+        if incoming.kind in (DATA, BAD):  # a bad message goes through the pipeline to be counted
+            records = self.pipeline.receive(message, feed.decoder(self.clock.now()), source.broker)
             if records:
                 self._on_trades(source, index, min(r.ts for r in records), max(r.ts for r in records))
                 return True
             return False
-        header, body = control_parts(message)
-        if not header and not body:  # neither a data frame nor a control message: a bad frame, counted
-            self.pipeline.receive(message)
-        elif header.get("tr_id") == "PINGPONG":
+        if incoming.kind == PING:
             await self._pong(ws, message)
-        else:
-            self.pipeline.counters.control_in += 1
-            if body.get("rt_cd") not in (None, "0") and body.get("msg_cd") not in OK_CODES:
-                self.journal.event("SUBSCRIBE_ERROR", {"source": source.name, "shard": index,
-                                                       "symbol": header.get("tr_key"),
-                                                       "msg_cd": body.get("msg_cd"),
-                                                       "msg1": body.get("msg1")})
+            return False
+        self.pipeline.counters.control_in += 1
+        if incoming.kind == REFUSED:
+            self._subscribe_error(source, index, incoming)
         return False
 
     async def _pong(self, ws: ClientConnection, message: str) -> None:
         self.pipeline.counters.pingpong += 1
-        await ws.send(message)  # KIS expects PINGPONG echoed as received
+        await ws.send(message)  # both brokers expect their ping echoed as received
 
     def _on_trades(self, source: FeedSource, index: int, first_ts: int, last_ts: int) -> None:
         now = self.clock.now()
         self.watchdog.reset(now)
         if source.name == self.selector.name:
             self.selector.success()
+            if self.standby:
+                self.failover.primary_recovered()
         if self.status is not Status.OK:
             self.status = Status.OK
         state = self.shards[index]
@@ -337,6 +346,8 @@ class Collector:
             switch = self.selector.failure(now, error.reason)
             if switch is not None:
                 self.failover.switched(switch)
+            else:
+                self.failover.stand_by(error.reason)
 
     async def _stalled(self, silent_s: float) -> None:
         self.stalls += 1
@@ -354,6 +365,8 @@ class Collector:
         switch = self.selector.failure(now, "stalled")
         if switch is not None:
             self.failover.switched(switch)
+        else:
+            self.failover.stand_by("stalled")
         # Reconnect the stalled source's sessions (a new session is a new feed at the exchange).
         await self.stop_links([k for k in self._links if k[0] == stalled_source])
         self.ensure_links()

@@ -2,8 +2,10 @@
 
 Keys (under the project prefix, `redis_conn.key`):
 - ``collector:ids``               set of collector ids that ever reported
-- ``collector:<id>:status``       hash: state, source, at_us, shards, connected, symbols, seq, disk_low,
-                                  counters (JSON of the pipeline's stage counters), switches
+- ``collector:<id>:status``       hash: state, source (primary | secondary), broker of the active
+                                  feed (kis | kiwoom), failover (primary | on_secondary), at_us,
+                                  shards, connected, symbols, seq, disk_low, counters (JSON of the
+                                  pipeline's stage counters), switches
 - ``collector:<id>:switches``     stream of source switches (failover / failback), capped
 The heartbeat itself stays in the heartbeat store (`hb:<id>:latest`); this is the collector's detail.
 """

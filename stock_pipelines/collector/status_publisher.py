@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -13,7 +14,7 @@ import redis
 from stock_pipelines.archive.writer import ArchiveWriter, DiskSpaceLow
 from stock_pipelines.collector import status as status_store
 from stock_pipelines.collector.clock import SystemClock
-from stock_pipelines.collector.config import CollectorSettings
+from stock_pipelines.collector.config import CollectorSettings, FeedSource
 from stock_pipelines.collector.journal import Journal
 from stock_pipelines.collector.pipeline import Pipeline
 from stock_pipelines.collector.policy import SourceSelector
@@ -39,6 +40,7 @@ class Reporting(Protocol):
     pipeline: Pipeline
     writer: ArchiveWriter
     selector: SourceSelector
+    sources: dict[str, FeedSource]
     clock: SystemClock
     settings: CollectorSettings
 
@@ -57,6 +59,7 @@ class StatusPublisher:
                                              clock=self.durable_now, on_beat=self._on_beat)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.last_beat_monotonic: float | None = None  # for the heartbeat age in /metrics
 
     def _interval_s(self) -> float:
         """Heartbeat spacing on the collector's clock: `heartbeat_wall_s` wall seconds."""
@@ -126,6 +129,7 @@ class StatusPublisher:
 
     def _on_beat(self, hb: Heartbeat) -> None:
         collector = self.collector
+        self.last_beat_monotonic = time.monotonic()
         try:
             collector.writer.flush(fsync=True)
         except DiskSpaceLow:
@@ -137,13 +141,17 @@ class StatusPublisher:
             collector.writer.write_system("HEARTBEAT", {
                 "seq": collector.pipeline.seq, "interval_s": hb.interval_s, "status": hb.status.value,
                 "state": collector.state, "durable_until_us": int(hb.at.timestamp() * 1_000_000),
-                "source": collector.selector.name, "connected": self.connected(),
+                "source": collector.selector.name, "broker": self.broker(), "connected": self.connected(),
                 "counters": collector.pipeline.counters.as_dict(),
             })
         except OSError as error:
             log.warning("collector %s: heartbeat line not archived: %s", collector.id, error)
 
     # -- the status hash ---------------------------------------------------------------------
+
+    def broker(self) -> str:
+        """The broker of the active feed (kis or kiwoom)."""
+        return self.collector.sources[self.collector.selector.name].broker
 
     def connected(self) -> int:
         """Shards with a subscribed session on the active source."""
@@ -154,6 +162,8 @@ class StatusPublisher:
         collector = self.collector
         return {
             "state": collector.state, "status": collector.status.value, "source": collector.selector.name,
+            "broker": self.broker(),
+            "failover": "on_secondary" if collector.selector.on_secondary else "primary",
             "at_us": int(collector.clock.now() * 1_000_000), "symbols": len(collector.symbols),
             "shards": len(collector.shards), "connected": self.connected(), "seq": collector.pipeline.seq,
             "counters": collector.pipeline.counters.as_dict(),

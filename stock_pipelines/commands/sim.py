@@ -18,9 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     exchange = sim.add_parser(
         "exchange",
-        help="serve a simulated day over the KIS/Kiwoom protocols (REST + WebSocket)",
-        description="Serve a deterministic simulated trading day on KIS and Kiwoom REST endpoints and the "
-        "KIS H0STCNT0 WebSocket, with an admin API (/admin/faults, /admin/clock, /admin/stats). "
+        help="serve simulated trading days over the KIS/Kiwoom protocols (REST + WebSocket)",
+        description="Serve deterministic simulated trading days, from --date on as the clock passes sessions, "
+        "on KIS and Kiwoom REST endpoints and the KIS H0STCNT0 WebSocket, with an admin API (/admin/faults, /admin/clock, /admin/stats). "
         "Prints one JSON line with the base URL once it accepts connections.",
     )
     exchange.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
@@ -29,6 +29,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     exchange.add_argument("--speed", type=positive_number(100_000), default=1.0, help="simulated seconds per second (default 1)")
     exchange.add_argument("--start", metavar="HH:MM", help="clock start on the day (default: the open)")
     exchange.add_argument("--pin", action="store_true", help="pin the clock at the start instead of running")
+    exchange.add_argument("--overnight", choices=("run", "skip"), default="run",
+                          help="between sessions: run at --night-speed, or skip to 10 min before the next open "
+                          "(default run)")
+    exchange.add_argument("--night-speed", type=positive_number(10_000_000), metavar="X",
+                          help="simulated seconds per second between sessions (default: --speed)")
+    exchange.add_argument("--day-cache", type=int_range(1, 1_000), default=8, metavar="N",
+                          help="simulated days held in memory, least recently used evicted (default 8)")
     exchange.add_argument("--rate-limit", type=int_range(1, 100_000), default=20, help="KIS calls a second per app key (default 20)")
     exchange.add_argument("--kiwoom-rate-limit", type=int_range(1, 100_000), default=5, help="Kiwoom calls a second (default 5)")
     exchange.set_defaults(func=run_exchange)
@@ -101,14 +108,32 @@ def run_exchange(args: argparse.Namespace) -> int:
         ExchangeConfig(
             day=day, seed=args.seed, symbols=args.symbols, activity=args.activity, speed=args.speed,
             start=start, pinned=args.pin, rate_limit=args.rate_limit, kiwoom_rate_limit=args.kiwoom_rate_limit,
+            overnight=args.overnight, night_speed=args.night_speed, day_cache=args.day_cache,
         )
     )
     host, port = sock.getsockname()[:2]
     server = make_server(exchange, log_level="warning")
     print(json.dumps({"url": f"http://{host}:{port}", "date": day.isoformat(), "symbols": args.symbols,
-                      "seed": args.seed, "clock": exchange.clock.state()}), flush=True)
+                      "seed": args.seed, "clock": exchange.clock.state(),
+                      "fake_now": _project_clock_value(exchange.clock)}), flush=True)
     server.run(sockets=[sock])
     return 0
+
+
+def _project_clock_value(clock) -> str | None:
+    """The STOCK_PIPELINES_FAKE_NOW that keeps the project clock on this exchange's timeline, when one
+    speed runs day and night (a skipped or faster night is a jump the project clock cannot follow)."""
+    import time
+
+    from stock_pipelines.ops.clock import fake_now_value
+
+    state = clock.state()
+    if state["pinned"]:
+        return fake_now_value(clock.now())
+    if state["overnight"] != "run" or state["night_speed"] != state["day_speed"]:
+        return None
+    wall = time.time()
+    return fake_now_value(clock.now(), wall, speed=clock.speed)
 
 
 def run_day(args: argparse.Namespace) -> int:

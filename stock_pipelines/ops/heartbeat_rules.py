@@ -16,6 +16,9 @@ Rules:
   recovery on, the governance allowing it and the breaker not OPEN. Nothing is dropped: windows
   found at night, while switched off or dormant, launch at the next chance (run keys dedupe).
 - In the pre-open window (08:30-09:00) a restart or a stale collector only asks for a pre-flight.
+- A beat more than `clock_tolerance` ahead of now was stamped on another timeline (a collector on
+  an accelerated exchange clock, the automation at 1x): its age cannot be judged, so it is named
+  in `warnings` (and the skip reason), never silently taken as fresh.
 - Run keys: ``recovery:<collector>:<YYYYMMDD>:<HHMMSS>-<HHMMSS>:a<attempt>``; the same window and
   attempt always give the same key (Dagster drops a repeated key), a retry is attempt + 1.
 - Waiting windows of one collector and day merge into one run (each run recovers the whole day);
@@ -51,6 +54,9 @@ class RulesConfig:
     min_gap: timedelta = timedelta(seconds=10)  # a shorter hole is within the heartbeat merge tolerance
     forget_after: timedelta = timedelta(days=4)  # a collector silent longer was retired, not lost
     minute_settle: timedelta = timedelta(seconds=5)  # after a minute closes, its broker bar is final
+    # a beat further ahead of now comes from another timeline (an accelerated exchange clock):
+    # its age cannot be judged, so it is reported, not trusted
+    clock_tolerance: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ class Evaluation:
     cursor: str
     skip_reason: str | None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the sensor logs these as warnings
 
 
 def _iso(at: datetime) -> str:
@@ -185,6 +192,7 @@ def evaluate(
         own.last_beat = _iso(max(restart.at, _dt(own.last_beat) or restart.at))
 
     # 2. latest beats: going stale, partial recovery while down, coming back without an UP
+    warnings = [clock_mismatch(beat, now) for beat in beats if beat.at - now > config.clock_tolerance]
     for beat in beats:
         if now - beat.at > config.forget_after:
             state.collectors.pop(beat.collector, None)
@@ -299,9 +307,19 @@ def evaluate(
             skip = "still down, recovery handed over up to the last launch: " + ", ".join(
                 f"{name} since {_dt(state.collectors[name].down_since):%H:%M:%S}" for name in down
             )
-        else:
+        elif not warnings:
             skip = "all collectors healthy"
-    return Evaluation(launches, state.dumps(), skip, notes)
+        skip = "; ".join([*warnings, *([skip] if skip else [])])
+    return Evaluation(launches, state.dumps(), skip, notes, warnings)
+
+
+def clock_mismatch(beat: Beat, now: datetime) -> str:
+    ahead = (beat.at - now).total_seconds()
+    return (
+        f"{beat.collector}'s last heartbeat ({_iso(beat.at)}) is {ahead:.0f} s ahead of the project clock "
+        f"({_iso(now)}): the collector and the automation run on different timelines, so it cannot be "
+        "called stale; give the automation the exchange clock's speed (STOCK_PIPELINES_FAKE_NOW=ISO@epoch*speed)"
+    )
 
 
 def _latest(a: datetime | None, b: datetime | None) -> datetime | None:

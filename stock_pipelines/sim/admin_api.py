@@ -54,10 +54,11 @@ class AdminApi:
             try:
                 at = datetime.fromisoformat(body["at"]) if body.get("at") else None
                 speed = float(body["speed"]) if body.get("speed") is not None else None
+                night_speed = float(body["night_speed"]) if body.get("night_speed") is not None else None
                 pinned = body.get("pinned")
                 if pinned is not None and not isinstance(pinned, bool):
                     raise ValueError("pinned must be true or false")
-                clock.set(at=at, speed=speed, pinned=pinned)
+                clock.set(at=at, speed=speed, pinned=pinned, night_speed=night_speed, overnight=body.get("overnight"))
             except (ValueError, TypeError) as error:
                 return JSONResponse({"error": str(error)}, status_code=400)
         return JSONResponse(clock.state())
@@ -78,6 +79,8 @@ class AdminApi:
                 "close": session.close.isoformat(),
                 "trades": len(day),
                 "clock": self.state.clock.state(),
+                "days_held": [d.isoformat() for d in self.state.days.held()],
+                "day_cache": self.state.days.cap,
                 "rate_limit": config.rate_limit,
                 "kiwoom_rate_limit": config.kiwoom_rate_limit,
             }

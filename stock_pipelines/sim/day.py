@@ -3,7 +3,8 @@
 Each symbol's trades come from its own random stream, seeded by (seed, date, symbol code), and
 its activity depends only on its rank in the universe, so a 40-symbol day is exactly the first
 40 symbols of the 2,700-symbol day with the same seed and date, and a single symbol of a past
-day can be generated on its own (the REST history endpoints do that).
+day can be generated on its own (the REST history endpoints do that). Prices start from the
+previous trading day's close and end on the day's close, both from `daily_anchor`, so days chain.
 
 Session rules (docs/architecture.md "Domain facts"; `market.calendar`):
 - one opening print at the session open (the pre-open call auction's single price);
@@ -23,16 +24,13 @@ from datetime import date, datetime
 import numpy as np
 
 from stock_pipelines.market import Session
+from stock_pipelines.sim.daily_anchor import day_closes
 from stock_pipelines.sim.sessions import trading_session
+from stock_pipelines.sim.tick_grid import price_limits, tick_round, tick_size, to_tick_grid  # noqa: F401 (re-exported)
 
 US = 1_000_000
 DEFAULT_SYMBOLS = 40
 MAX_SYMBOLS = 9_999
-
-# KRX tick sizes for stocks since 2023-01-25: price below the bound -> tick.
-TICK_BOUNDS = np.array([2_000, 5_000, 20_000, 50_000, 200_000, 500_000], dtype=np.int64)
-TICK_SIZES = np.array([1, 5, 10, 50, 100, 500, 1_000], dtype=np.int64)
-PRICE_LIMIT = 0.30  # daily limit: +-30 % of the previous close
 
 # The most active symbols are real KRX codes (approximate reference prices, for realism only).
 REAL_SYMBOLS: tuple[tuple[str, str, int], ...] = (
@@ -67,24 +65,6 @@ REAL_SYMBOLS: tuple[tuple[str, str, int], ...] = (
     ("011200", "HMM", 18_000),
     ("010130", "고려아연", 500_000),
 )
-
-
-def tick_size(price: np.ndarray) -> np.ndarray:
-    return TICK_SIZES[np.searchsorted(TICK_BOUNDS, price, side="right")]
-
-
-def to_tick_grid(price: np.ndarray) -> np.ndarray:
-    """Round to the nearest price on the grid (bounds are multiples of both neighbouring ticks)."""
-    price = np.asarray(price, dtype=np.float64)
-    ticks = tick_size(price.astype(np.int64))
-    return (np.rint(price / ticks) * ticks).astype(np.int64)
-
-
-def price_limits(prev_close: int) -> tuple[int, int]:
-    """Lower and upper daily limit: +-30 % of the previous close, cut inward to the tick grid."""
-    high, low = prev_close * (1 + PRICE_LIMIT), prev_close * (1 - PRICE_LIMIT)
-    high_tick, low_tick = (int(t) for t in tick_size(np.array([int(high), int(low)])))
-    return int(-(-low // low_tick) * low_tick), int(high // high_tick * high_tick)
 
 
 def universe(size: int = DEFAULT_SYMBOLS) -> list[tuple[str, str]]:
@@ -130,11 +110,6 @@ class MinuteBars:
         return len(self.start)
 
 
-def _tick_round(price: float) -> int:
-    tick = int(TICK_SIZES[np.searchsorted(TICK_BOUNDS, int(price), side="right")])
-    return int(round(price / tick)) * tick
-
-
 @functools.lru_cache(maxsize=64)
 def _session_shape(open_: datetime, auction: datetime, close: datetime):
     """(open µs, continuous seconds, close offset s, minute start offsets, minute weights)."""
@@ -155,10 +130,14 @@ def generate_symbol(
         raise ValueError(f"activity must be in (0, 1000], not {activity}")
     rng = np.random.default_rng(np.random.SeedSequence([seed & 0xFFFFFFFF, day.toordinal(), zlib.crc32(code.encode())]))
 
-    reference = _reference_price(code)
+    real_reference = _reference_price(code)
+    reference = real_reference
     if reference is None:
         reference = float(np.clip(rng.lognormal(np.log(20_000), 1.1), 1_100, 900_000))
-    prev_close = _tick_round(reference * np.exp(rng.normal(0, 0.03)))
+    # Order sizes scale with this day-drawn level (as before days were chained, so trade times,
+    # quantities and cumulative volumes are unchanged); prices follow the chained closes.
+    size_reference = tick_round(reference * np.exp(rng.normal(0, 0.03)))
+    prev_close, close = day_closes(seed, code, day, real_reference)
     open_us, continuous_s, close_s, minute_starts, profile = _session_shape(
         session.open, session.closing_auction_start, session.close
     )
@@ -176,10 +155,14 @@ def generate_symbol(
     day_vol = rng.uniform(0.008, 0.03)
     steps = rng.standard_normal(n) * (day_vol / np.sqrt(n))
     steps[0] = rng.normal(0, 0.01)  # the opening gap
+    walk = np.cumsum(steps)
+    # Bend the walk (a Brownian bridge) so the closing print lands on the day's close.
+    walk += (np.log(close / prev_close) - walk[-1]) * (np.arange(1, n + 1) / n)
     low, high = price_limits(prev_close)
-    px = np.clip(to_tick_grid(prev_close * np.exp(np.cumsum(steps))), low, high)
+    px = np.clip(to_tick_grid(prev_close * np.exp(walk)), low, high)
+    px[-1] = close
 
-    typical = max(1.0, 3_000_000 / prev_close)  # shares in a few-million-won order
+    typical = max(1.0, 3_000_000 / size_reference)  # shares in a few-million-won order
     qty = np.maximum(1, np.rint(rng.lognormal(np.log(typical), 1.0, size=n))).astype(np.int64)
     # Auction prints are large: minutes of continuous volume at once (the close more than the open).
     minute_volume = typical * np.exp(0.5) * max(rate, 1 / 60) * 60
@@ -253,6 +236,8 @@ class SimDay:
         self._symbols: dict[int, SymbolTrades] = {}  # generated ahead of build()
         self._build_lock = threading.Lock()
         self._built = threading.Event()
+        self._building = False
+        self._building_lock = threading.Lock()  # not _build_lock: a build in progress must not block callers
         if eager:
             self.build()
 
@@ -262,6 +247,14 @@ class SimDay:
 
     def _generate(self, rank: int) -> SymbolTrades:
         return generate_symbol(self.day, self.seed, self.codes[rank], rank, self.session, self.activity)
+
+    def build_in_background(self) -> None:
+        """Start `build()` on a daemon thread, once."""
+        with self._building_lock:
+            if self._building or self._built.is_set():
+                return
+            self._building = True
+        threading.Thread(target=self.build, name=f"sim-day-build-{self.day}", daemon=True).start()
 
     def build(self) -> SimDay:
         """Build the whole-universe columns (idempotent, thread-safe)."""

@@ -1,4 +1,4 @@
-"""What a simulated exchange serves and how strictly: the day, its universe, the clock, the limits."""
+"""What a simulated exchange serves and how strictly: the first day, its universe, the clock, the limits."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ from stock_pipelines.sim.sessions import sim_calendar
 
 @dataclass(frozen=True)
 class ExchangeConfig:
-    day: date | None = None  # default: today in Seoul if a trading day, else the previous one
+    day: date | None = None  # the clock's first day; default: today in Seoul if a trading day, else the previous one
     seed: int = 0
     symbols: int = 40
     activity: float = 1.0  # multiplies every symbol's trade rate
     speed: float = 1.0  # simulated seconds per wall second
     start: datetime | None = None  # clock start; default: the session open
     pinned: bool = False
+    overnight: str = "run"  # between sessions: "run" at night_speed, or "skip" to the next session
+    night_speed: float | None = None  # simulated seconds per wall second between sessions; None: speed
+    day_cache: int = 8  # simulated days held in memory (least recently used evicted)
     credentials: dict[str, str] | None = None  # app key -> secret; None accepts any pair
     rate_limit: int = 20  # KIS calls a second per app key
     kiwoom_rate_limit: int = 5  # Kiwoom calls a second per app key

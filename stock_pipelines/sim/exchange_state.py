@@ -1,36 +1,62 @@
-"""What every API of the simulated exchange reads: one `SimDay` through one `SimClock`, the
-injected faults and the call counters.
+"""What every API of the simulated exchange reads: the days (`DayCache`) through one `SimClock`,
+the injected faults and the call counters.
 
-The minute bars a REST call returns are aggregated from exactly the trades the WebSocket has
-streamed up to the same simulated instant (the newest bar may still be forming).
+"Today" follows the clock (`state.today()`, `state.day`): past a session's close the exchange
+keeps serving that day until the next trading day's date begins, then that day. The minute bars
+a REST call returns are aggregated from exactly the trades the WebSocket has streamed up to the
+same simulated instant (the newest bar may still be forming).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import numpy as np
 
-from stock_pipelines.sim.clock import SimClock
-from stock_pipelines.sim.day import US, MinuteBars, SimDay, SymbolTrades, bars_from_trades, symbol_history_day
+from stock_pipelines.market import SEOUL
+from stock_pipelines.sim.clock import US, SimClock, exchange_today
+from stock_pipelines.sim.day import MinuteBars, SimDay, SymbolTrades, bars_from_trades
+from stock_pipelines.sim.day_cache import DayCache
 from stock_pipelines.sim.exchange_config import ExchangeConfig
 from stock_pipelines.sim.faults import Faults
-from stock_pipelines.sim.sessions import trading_session
+from stock_pipelines.sim.sessions import sim_calendar
+
+
+def _us(at: datetime) -> int:
+    return int(at.timestamp()) * US
 
 
 class ExchangeState:
     def __init__(self, config: ExchangeConfig) -> None:
         self.config = config
-        self.day = SimDay(config.resolved_day(), seed=config.seed, symbols=config.symbols, activity=config.activity,
-                          eager=False)
-        # REST answers from per-symbol data at once; the stream needs the whole day's time index.
-        threading.Thread(target=self.day.build, name="sim-day-build", daemon=True).start()
-        self.clock = SimClock(config.start or self.day.session.open, speed=config.speed, pinned=config.pinned)
+        self.days = DayCache(config.seed, config.symbols, config.activity, cap=config.day_cache)
+        first = self.days.get(config.resolved_day(), stream=True)
+        self.clock = SimClock(config.start or first.session.open, speed=config.speed, pinned=config.pinned,
+                              overnight=config.overnight, night_speed=config.night_speed)
         self.faults = Faults(seed=config.fault_seed)
         self.stats: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
+
+    def today(self) -> date:
+        return exchange_today(self.clock.now())
+
+    @property
+    def day(self) -> SimDay:
+        """Today's day (by the clock), its stream index built in the background."""
+        return self.days.get(self.today(), stream=True)
+
+    def days_streaming(self, after_us: int, until_us: int) -> list[SimDay]:
+        """The days whose trades fall in (after_us, until_us], oldest first (what a stream sends next)."""
+        first = datetime.fromtimestamp(after_us / US, SEOUL).date()
+        last = datetime.fromtimestamp(until_us / US, SEOUL).date()
+        calendar, days = sim_calendar(), []
+        for offset in range((last - first).days + 1):
+            session = calendar.session(first + timedelta(days=offset))
+            if session is not None and _us(session.open) <= until_us and after_us < _us(session.close):
+                days.append(self.days.get(session.day, stream=True))
+        return days
 
     def count(self, key: str, n: int = 1) -> None:
         with self._stats_lock:
@@ -46,21 +72,17 @@ class ExchangeState:
             "rate_limited": other.pop("rate_limited", 0),
             "tokens_issued": other.pop("tokens_issued", 0),
             "ws_open": ws_open,
+            "days_held": [d.isoformat() for d in self.days.held()],
+            "days_generated": self.days.generated,
             **other,
         }
 
     def trades_on(self, day: date, code: str, now_us: int) -> SymbolTrades:
-        """A day's trades as of now: today's up to the clock, a past day's all of them."""
-        if day == self.day.day:
-            return self.day.trades(code, until_us=now_us)
-        return symbol_history_day(day, self.config.seed, code, self.day.symbol_index(code), self.config.activity)
+        """A day's trades as of now (a past day's all of them, a future day's none)."""
+        return self.days.get(day).trades(code, until_us=now_us)
 
     def bars_on(self, day: date, code: str, now_us: int) -> MinuteBars:
         """A day's bars as of now: today's up to the clock, a past day's whole, a future day's none."""
-        if day == self.day.day:
-            return self.day.minute_bars(code, until_us=now_us)
-        if day > self.day.day:
+        if day > self.today():
             return bars_from_trades(*(np.zeros(0, np.int64),) * 4, open_us=0)
-        trades = self.trades_on(day, code, now_us)
-        open_us = int(trading_session(day).open.timestamp()) * US
-        return bars_from_trades(trades.ts, trades.px, trades.qty, trades.cum, open_us)
+        return self.days.get(day).minute_bars(code, until_us=now_us)

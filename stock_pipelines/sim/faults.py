@@ -3,6 +3,9 @@
 Several modes can be active at once; posting a mode replaces that mode's parameters, posting
 {"mode": "none"} clears them all and {"mode": X, "enabled": false} clears one. Whether a call
 is hit is drawn from a seeded generator, so a run with the same calls hits the same ones.
+
+Every mode applies to one broker or both: `"target": "kis" | "kiwoom" | "all"` (default all), so
+one broker's WebSocket can drop, stall or refuse its credentials while the other's streams.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ class Fault:
     mode: str
     probability: float = 1.0  # share of calls hit (REST modes)
     latency_ms: int = 0  # latency mode: added delay before the answer
-    target: str = "all"  # REST modes: which broker's endpoints
+    target: str = "all"  # which broker's endpoints and WebSocket: kis, kiwoom or all
 
 
 @dataclass
@@ -73,8 +76,10 @@ class Faults:
                     hits.append(fault)
             return hits
 
-    def is_active(self, mode: str) -> bool:
-        return mode in self.active
+    def is_active(self, mode: str, broker: str | None = None) -> bool:
+        """Whether `mode` is on (for `broker`'s endpoints when given)."""
+        fault = self.active.get(mode)
+        return fault is not None and (broker is None or fault.target in ("all", broker))
 
 
 def _parse(mode: str, request: dict) -> Fault:

@@ -1,14 +1,14 @@
 """The simulated KIS WebSocket: H0STCNT0 subscriptions and the trade stream, PINGPONG.
 
 A session receives the trades its subscribed symbols execute after it connected (no replay),
-as the simulated clock passes them. Wire format: `kis_protocol`.
+as the simulated clock passes them, on every day the clock passes: a connection is kept across
+the night (PINGPONG goes on) and carries the next session's trades. Wire format: `kis_protocol`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +16,9 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from stock_pipelines.sim import kis_protocol as kis
+from stock_pipelines.sim.day import SimDay
 from stock_pipelines.sim.exchange_state import ExchangeState
+from stock_pipelines.sim.ws_stream import TickContexts, stream_trades
 
 
 @dataclass(eq=False)  # identity-hashed: kept in a set of open sessions
@@ -31,22 +33,13 @@ class KisWebSocket:
     def __init__(self, state: ExchangeState, approval_keys: dict[str, str]) -> None:
         self.state = state
         self.approval_keys = approval_keys  # issued by the REST approval endpoint
-        self.bsop_date = f"{state.day.day:%Y%m%d}"
         self.sessions: set[WsSession] = set()
-        self._tick_contexts: dict[int, kis.TickContext] = {}
+        self._tick_contexts = TickContexts()
 
     def routes(self) -> list[WebSocketRoute]:
         # The official sample connects to `{ops}/tryitout` (examples_llm/kis_auth.py, chk_ccnl_krx.py),
         # the API portal documents `/tryitout/<tr_id>`; one session serves every path.
         return [WebSocketRoute(path, self.serve) for path in kis.WS_PATHS]
-
-    def _tick_context(self, sym: int) -> kis.TickContext:
-        context = self._tick_contexts.get(sym)
-        if context is None:
-            day = self.state.day
-            context = kis.TickContext.build(day.trades(day.codes[sym]), self.bsop_date)
-            self._tick_contexts[sym] = context
-        return context
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
@@ -82,7 +75,8 @@ class KisWebSocket:
         if header.get("tr_id") == "PINGPONG":
             self.state.count("ws_pingpong_echoes")
             return
-        if header.get("approval_key") not in self.approval_keys:
+        refused = self.state.faults.is_active("unauthorized", "kis")
+        if header.get("approval_key") not in self.approval_keys or refused:
             await self._send(websocket, session, kis.ws_reply(tr_id, tr_key, kis.WS_BAD_APPROVAL, rt_cd="9"))
             return
         if tr_id != kis.TR_TRADES:
@@ -117,36 +111,16 @@ class KisWebSocket:
         await self._send(websocket, session, reply)
 
     async def _sender(self, websocket: WebSocket, session: WsSession) -> None:
-        state, day, config = self.state, self.state.day, self.state.config
-        last_ping = time.monotonic()
-        try:
-            while True:
-                if state.faults.is_active("drop_ws"):
-                    state.count("ws_dropped")
-                    await websocket.close(code=1011)
-                    return
-                now_us = state.clock.now_us()
-                stalled = state.faults.is_active("stall_ws")
-                if not day.ready:
-                    pass  # the cursor waits: nothing is lost while the day's index is built
-                elif stalled or now_us < session.cursor_us:
-                    session.cursor_us = now_us  # a stalled feed loses what it did not send
-                elif now_us > session.cursor_us:
-                    indices = day.indices_between(session.cursor_us, now_us)
-                    session.cursor_us = now_us
-                    if session.subscriptions and len(indices):
-                        await self._send_trades(websocket, session, indices)
-                # PINGPONG keeps its wall-clock rhythm whatever the market clock does (pinned, closed)
-                if not stalled and time.monotonic() - last_ping >= config.ping_interval_s:
-                    await self._send(websocket, session, kis.pingpong(state.clock.now()))
-                    state.count("ws_pingpong_sent")
-                    last_ping = time.monotonic()
-                await asyncio.sleep(config.ws_tick_s)
-        except (WebSocketDisconnect, RuntimeError, ConnectionError):
-            return
+        async def send_trades(day: SimDay, indices: np.ndarray) -> None:
+            await self._send_trades(websocket, session, day, indices)
 
-    async def _send_trades(self, websocket: WebSocket, session: WsSession, indices: np.ndarray) -> None:
-        day = self.state.day
+        async def send_ping() -> None:
+            await self._send(websocket, session, kis.pingpong(self.state.clock.now()))
+            self.state.count("ws_pingpong_sent")
+
+        await stream_trades(self.state, "kis", websocket, session, send_trades, send_ping)
+
+    async def _send_trades(self, websocket: WebSocket, session: WsSession, day: SimDay, indices: np.ndarray) -> None:
         wanted = np.fromiter(session.subscriptions, dtype=np.int64)
         indices = indices[np.isin(day.sym[indices], wanted)]
         if not len(indices):
@@ -157,7 +131,7 @@ class KisWebSocket:
         breaks = np.flatnonzero((syms[1:] != syms[:-1]) | (ts[1:] != ts[:-1])) + 1
         for run in np.split(np.arange(len(indices)), breaks):
             sym = int(syms[run[0]])
-            context = self._tick_context(sym)
+            context = self._tick_contexts.get(day, sym)
             base = int(day.offsets[sym])
             last = int(day.offsets[sym + 1]) - 1
             records = [context.record(int(indices[j]) - base, int(indices[j]) == last) for j in run]

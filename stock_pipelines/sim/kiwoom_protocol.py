@@ -1,12 +1,16 @@
-"""The Kiwoom REST API wire format the simulator speaks (token and the ka10080 minute chart).
+"""The Kiwoom REST API wire format the simulator speaks: token, the ka10080 minute chart, and the
+real-time WebSocket (LOGIN, REG/REMOVE of type 0B 주식체결, PING, REAL records).
 
 Sources: Kiwoom-Securities/Kiwoom-REST-API (examples/국내주식/차트/get_domestic_stock_minute_chart.py
-for the ka10080 row fields and their order, kiwoom/core/errors.py for the return codes); what is
+for the ka10080 row fields and their order, kiwoom/core/errors.py for the return codes,
+kiwoom/core/ws_client.py for LOGIN and the PING echo, examples/국내주식/실시간시세/
+subscribe_domestic_stock_trade_async.py for REG, kiwoom/core/fid.py for the 0B field ids); what is
 not verified: docs/simulator.md.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from stock_pipelines.market import SEOUL
@@ -56,3 +60,57 @@ def minute_row(
         "pred_pre": f"+{diff}" if diff > 0 else str(diff),
         "pred_pre_sig": "2" if diff > 0 else "5" if diff < 0 else "3",
     }
+
+
+# -- the real-time WebSocket ------------------------------------------------------------------
+
+WS_PATH = "/api/dostk/websocket"  # wss://api.kiwoom.com:10000 (mock: mockapi.kiwoom.com:10000)
+TRADE_TYPE = "0B"
+TRADE_NAME = "주식체결"
+LOGIN_REQUIRED_CODE = 100013  # not verified: the code of a REG sent before LOGIN
+BAD_PACKET_CODE = 100001  # not verified: a packet that is not a known trnm / not JSON
+
+# 0B field ids (kiwoom/core/fid.py): the ones a trade line needs, and the rest the simulator fills.
+F_TIME, F_PRICE, F_QTY, F_CUM = "20", "10", "15", "13"
+
+
+def message(trnm: str, return_code: int | None = None, return_msg: str = "", **fields: object) -> str:
+    body: dict[str, object] = {"trnm": trnm, **fields}
+    if return_code is not None:
+        body.update(return_code=return_code, return_msg=return_msg)
+    return json.dumps(body, ensure_ascii=False)
+
+
+def ping() -> str:
+    return json.dumps({"trnm": "PING"})
+
+
+def trade_values(hhmmss: str, px: int, qty: int, is_buy: bool, cum: int, value: int, prev_close: int,
+                 open_px: int, high: int, low: int, ask: int, bid: int) -> dict[str, str]:
+    """One 0B record's `values`: price fields signed against the previous close, the quantity
+    signed by side (+ buy-initiated, - sell-initiated), cumulative volume and value unsigned."""
+    diff = px - prev_close
+    return {
+        F_TIME: hhmmss,
+        F_PRICE: signed(px, prev_close),
+        "11": f"+{diff}" if diff > 0 else str(diff),
+        "12": f"{diff / prev_close * 100:+.2f}" if diff else "0.00",
+        "27": signed(ask, prev_close),
+        "28": signed(bid, prev_close),
+        F_QTY: f"+{qty}" if is_buy else f"-{qty}",
+        F_CUM: str(cum),
+        "14": str(value // 1_000_000),  # 누적거래대금, millions of won
+        "16": signed(open_px, prev_close),
+        "17": signed(high, prev_close),
+        "18": signed(low, prev_close),
+        "25": "2" if diff > 0 else "5" if diff < 0 else "3",
+        "290": "2",  # 장구분: regular session
+        "9081": "1",  # 거래소구분: KRX
+    }
+
+
+def real(records: list[tuple[str, dict[str, str]]]) -> str:
+    """A REAL message with one `data` entry a (code, values) record."""
+    return json.dumps({"trnm": "REAL", "data": [
+        {"type": TRADE_TYPE, "name": TRADE_NAME, "item": code, "values": values}
+        for code, values in records]}, ensure_ascii=False)

@@ -8,7 +8,7 @@
         ...
 
 Both yield an `ExchangeURL`: the base URL (a str, e.g. "http://127.0.0.1:41234") with
-`.ws_url` (the KIS WebSocket endpoint) and, in-process, `.exchange`.
+`.ws_url` (the KIS WebSocket endpoint), `.kiwoom_ws_url` (the Kiwoom one) and, in-process, `.exchange`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from contextlib import contextmanager
 
 from stock_pipelines.sim.exchange_config import ExchangeConfig, config_with
 from stock_pipelines.sim.kis_protocol import WS_PATH
+from stock_pipelines.sim.kiwoom_protocol import WS_PATH as KIWOOM_WS_PATH
 from stock_pipelines.sim.server import Exchange
 
 
@@ -35,6 +36,10 @@ class ExchangeURL(str):
     @property
     def ws_url(self) -> str:
         return "ws" + self.removeprefix("http") + WS_PATH
+
+    @property
+    def kiwoom_ws_url(self) -> str:
+        return "ws" + self.removeprefix("http") + KIWOOM_WS_PATH
 
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:

@@ -213,3 +213,24 @@ def test_lines_refused_at_the_disk_floor_are_counted_and_leave_a_seq_hole(tmp_pa
     system = (tmp_path / "floor/system/20261120.jsonl").read_text().splitlines()
     events = [json.loads(x)["event"] for x in system]
     assert events == ["DISK_LOW", "DISK_OK"]
+
+
+def test_sources_for_kiwoom_and_a_fallback_broker():
+    env = {"KIS_BASE_URL": "http://127.0.0.1:9", "KIS_APP_KEY": "k1", "KIS_APP_SECRET": "s1",
+           "KIWOOM_BASE_URL": "https://127.0.0.1:11", "KIWOOM_APP_KEY": "w1", "KIWOOM_SECRET_KEY": "ws1",
+           "KIS_SECONDARY_APP_KEY": "k3", "KIS_SECONDARY_APP_SECRET": "s3"}
+    sources, problems = sources_from_env(env, "kis", "kiwoom")
+    assert problems == []  # the Kiwoom feed replaces the second KIS key as the secondary
+    assert [(s.name, s.broker, s.ws_url) for s in sources] == [
+        ("primary", "kis", "ws://127.0.0.1:9/tryitout/H0STCNT0"),
+        ("secondary", "kiwoom", "wss://127.0.0.1:11/api/dostk/websocket")]
+    real = "wss://api.kiwoom.com:10000/api/dostk/websocket"
+    sources, problems = sources_from_env({**env, "KIWOOM_WS_URL": real}, "kiwoom")
+    assert [(s.name, s.broker, s.ws_url, s.keys[0].app_key) for s in sources] == [
+        ("primary", "kiwoom", real, "w1")]
+    sources, problems = sources_from_env({"KIWOOM_APP_KEY": "w1"}, "kiwoom")
+    assert sources == [] and problems == [
+        "KIWOOM_BASE_URL is not set: the Kiwoom REST endpoint (access token) is unknown",
+        "KIWOOM_SECRET_KEY not set in the environment"]
+    with pytest.raises(ConfigError, match="--fallback kis is the --source itself"):
+        sources_from_env(env, "kis", "kis")

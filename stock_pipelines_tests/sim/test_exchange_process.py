@@ -43,6 +43,9 @@ def test_a_plain_httpx_client_fetches_whole_days_that_match_the_seeded_truth():
         (["--date", "2026-11-20", "--start", "25:99"], "--start"),
         (["--date", "2026-11-20", "--speed", "0"], "--speed"),
         (["--date", "2026-11-20", "--symbols", "0"], "--symbols"),
+        (["--date", "2026-11-20", "--overnight", "sleep"], "--overnight"),
+        (["--date", "2026-11-20", "--night-speed", "0"], "--night-speed"),
+        (["--date", "2026-11-20", "--day-cache", "0"], "--day-cache"),
     ],
 )
 def test_bad_exchange_arguments_exit_2(capsys, args, message):

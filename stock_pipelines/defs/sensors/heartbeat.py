@@ -22,7 +22,15 @@ from stock_pipelines.ops.heartbeat_tick import heartbeat_tick
 from stock_pipelines.redis_conn import key_prefix
 
 SENSOR_NAME = "collector_heartbeat_sensor"
-INTERVAL_S = 10
+INTERVAL_S = 10  # project seconds between evaluations
+
+
+def wall_interval_s(speed: float) -> int:
+    """Dagster counts wall seconds: on an accelerated project clock (STOCK_PIPELINES_FAKE_NOW
+    ...*speed) evaluate as often in project time as at 1x, at most once a wall second."""
+    return max(1, round(INTERVAL_S / speed)) if speed > 1 else INTERVAL_S
+
+
 
 
 def run_request(launch: Launch) -> dg.RunRequest:
@@ -61,7 +69,7 @@ def run_request(launch: Launch) -> dg.RunRequest:
 @dg.sensor(
     name=SENSOR_NAME,
     jobs=[recovery_job, preflight_job],
-    minimum_interval_seconds=INTERVAL_S,
+    minimum_interval_seconds=wall_interval_s(clock.speed()),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Collector heartbeats and restarts -> recovery runs for the lost trading time (and the "
     "pre-flight before the open), governed by kill switches, breakers, backoff and dormant mode.",
@@ -75,6 +83,8 @@ def collector_heartbeat_sensor(context: dg.SensorEvaluationContext, redis: Redis
         return dg.SensorResult(skip_reason=f"Redis unreachable ({type(error).__name__}): nothing evaluated")
     for note in evaluation.notes:
         context.log.info(note)
+    for warning in evaluation.warnings:
+        context.log.warning(warning)
     requests = [run_request(launch) for launch in evaluation.launches]
     for launch in evaluation.launches:
         context.log.info(f"launching {launch.run_key}: {launch.reason}")
