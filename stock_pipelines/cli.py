@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 
+from stock_pipelines import settings
 from stock_pipelines.commands import UsageError, accepted_warnings
 from stock_pipelines.commands.arguments import OneLineParser
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     accepted_warnings.install()
+    settings.configure_process()
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as usage:  # a usage error (already printed, one line) or --help: its code, returned

@@ -11,4 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from stock_pipelines import settings
+
+settings.configure_process()  # the Redis and calendar-cache settings of every process loading this
 defs = dg.load_from_defs_folder(path_within_project=Path(__file__).resolve().parent)

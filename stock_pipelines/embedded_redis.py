@@ -39,8 +39,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from stock_pipelines.embedded_redis_supervisor import RELEASE_CLIENT, users
-from stock_pipelines import settings
-from stock_pipelines.settings import Settings
 
 ENV_IDLE_S = "STOCK_PIPELINES_EMBEDDED_REDIS_IDLE_S"
 DEFAULT_IDLE_S = 120.0
@@ -55,8 +53,8 @@ class EmbeddedRedisError(RuntimeError):
     """The embedded Redis server could not be started or reached."""
 
 
-def server_dir(data_dir: Path | None = None) -> Path:
-    return (data_dir or Settings.from_env().data_dir) / "redis"
+def server_dir(data_dir: Path) -> Path:
+    return data_dir / "redis"
 
 
 def socket_path(directory: Path) -> Path:
@@ -71,8 +69,9 @@ def url_of(path: Path) -> str:
     return f"unix://{path}"
 
 
-def ensure(data_dir: Path | None = None) -> str:
-    """Start the embedded server if nobody answers on its socket; return its ``unix://`` URL."""
+def ensure(data_dir: Path, idle_s: float = DEFAULT_IDLE_S) -> str:
+    """Start the embedded server if nobody answers on its socket; return its ``unix://`` URL.
+    A server it starts stops after `idle_s` seconds without a client."""
     directory = server_dir(data_dir)
     path = socket_path(directory)
     if _answers(path):
@@ -82,14 +81,14 @@ def ensure(data_dir: Path | None = None) -> str:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if not _answers(path):  # somebody else may have started it while we waited
-                _start(directory, path)
+                _start(directory, path, idle_s)
                 _started_here.add(path)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     return url_of(path)
 
 
-def stop(data_dir: Path | None = None) -> bool:
+def stop(data_dir: Path) -> bool:
     """Shut the embedded server down (saving its data); False if none was running."""
     return _shutdown(socket_path(server_dir(data_dir)))
 
@@ -119,8 +118,9 @@ def release_started_here() -> list[str]:
     return stopped
 
 
-def idle_seconds() -> float:
-    text = settings.value(ENV_IDLE_S) or ""
+def parse_idle_s(text: str | None) -> float:
+    """`STOCK_PIPELINES_EMBEDDED_REDIS_IDLE_S`'s value in seconds; unset or empty: the default."""
+    text = text or ""
     try:
         value = float(text) if text else DEFAULT_IDLE_S
     except ValueError:
@@ -130,7 +130,7 @@ def idle_seconds() -> float:
     return value
 
 
-def describe(data_dir: Path | None = None) -> dict | None:
+def describe(data_dir: Path) -> dict | None:
     """The running embedded server, or None: pid, socket (port 0: no TCP), age, clients, who
     started it and when it stops."""
     directory = server_dir(data_dir)
@@ -209,9 +209,8 @@ def _redis_server_binary() -> Path:
     return binary
 
 
-def _start(directory: Path, path: Path) -> None:
+def _start(directory: Path, path: Path, idle_s: float) -> None:
     path.unlink(missing_ok=True)  # a stale socket from a killed server
-    idle_s = idle_seconds()
     config = directory / "redis.conf"
     config.write_text(
         "\n".join(

@@ -3,9 +3,10 @@ points (`commands/`, `cli.py`), the only module that reads `os.environ`.
 
 Two kinds of setting come from here:
 - the lake and archive roots (`Settings`), each with a default that runs on this machine;
-- process-wide switches every process of a deployment shares: the Redis URL and key prefix, the
-  project clock's fake time, the embedded Redis's idle limit, the calendar cache, the alert
-  webhook and the deployment's kill switches (`FEATURE_*`).
+- process-wide settings every process of a deployment shares: the Redis URL and key prefix, the
+  embedded Redis's idle limit and the deployment's kill switches (`FEATURE_*`), which
+  `configure_process` hands to `redis_conn` as values, and the calendar cache's directory, which
+  it hands to `market.cache`; the project clock's fake time (`value`).
 
 Configuration a step uses (archive checks, quality thresholds, the broker and its credentials)
 is parsed by its package's config class from a mapping (`ArchiveConfig.from_env(env)`), and the
@@ -32,6 +33,17 @@ def environment() -> Mapping[str, str]:
 def value(name: str) -> str | None:
     """One process-wide setting (see the module docstring), None when unset."""
     return os.environ.get(name)
+
+
+def configure_process(env: Mapping[str, str] | None = None) -> None:
+    """Hand the process-wide settings in `env` (None: the process environment) to the modules
+    that use them. Called by the command entry point and the Dagster code location at start."""
+    from stock_pipelines import redis_conn
+    from stock_pipelines.market import cache
+
+    env = os.environ if env is None else env
+    redis_conn.configure(redis_conn.RedisSettings.from_env(env))
+    cache.use_cache_dir(cache.cache_dir_from(env))
 
 
 @dataclass(frozen=True)

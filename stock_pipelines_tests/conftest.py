@@ -19,7 +19,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,11 +101,18 @@ class RedisServer:
 
 @pytest.fixture(autouse=True)
 def _embedded_redis_ends_with_the_test() -> Iterator[None]:
-    """An embedded Redis a test started (REDIS_URL unset, a tmp data dir) stops when it ends."""
+    """An embedded Redis a test started (REDIS_URL unset, a tmp data dir) stops when it ends, and
+    the process's Redis and calendar-cache settings a test configured (through the CLI, a
+    resource or a code location load) do not reach the next test."""
+    from stock_pipelines import redis_conn
+    from stock_pipelines.market import cache
+
+    settings, cache_dir = redis_conn.current(), cache.use_cache_dir(None)
+    cache.use_cache_dir(cache_dir)
     yield
-    redis_conn = sys.modules.get("stock_pipelines.redis_conn")
-    if redis_conn is not None:
-        redis_conn.release_embedded_redis()
+    redis_conn.release_embedded_redis()
+    redis_conn.configure(settings)
+    cache.use_cache_dir(cache_dir)
 
 
 @pytest.fixture

@@ -90,14 +90,16 @@ def run(args: argparse.Namespace) -> int:
     from stock_pipelines.commands.scoped_environment import ScopedEnvironment
     from stock_pipelines.ops import clock
     from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
-    from stock_pipelines.redis_conn import ENV_PREFIX, key_prefix
-    from stock_pipelines.settings import Settings
+    from stock_pipelines.redis_conn import ENV_PREFIX, configured, current, key_prefix
+    from stock_pipelines.settings import Settings, configure_process
     from stock_pipelines.sim.day import SimDay
     from stock_pipelines.sim.runner import run_exchange_process
 
     started = time.monotonic()
-    with ScopedEnvironment() as environment:
+    # the environment and the process's Redis settings, both restored when the demo ends
+    with ScopedEnvironment() as environment, configured(current()):
         environment.set(**{ENV_PREFIX: demo_prefix(key_prefix())})
+        configure_process()
         day, session = demo_session(args, clock.now())
         if args.collector == "live":
             from stock_pipelines.commands.demo_live import run_live
@@ -114,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         )
         redis, redis_url = redis_for_demo(os.environ.get("REDIS_URL"))
         environment.set(REDIS_URL=redis_url)  # the daemon and its runs share this server
+        configure_process()
         sim = SimDay(day, seed=args.seed, symbols=args.symbols)
         with run_exchange_process(demo.exchange_args()) as url, dg.DagsterInstance.get() as instance:
             print(f"simulated exchange: {url}")

@@ -43,7 +43,7 @@ def run_live(args: argparse.Namespace, day, session, credentials: dict[str, str]
     os.environ["STOCK_PIPELINES_ARCHIVE_DIR"] = str(base / "archive")
     settings = Settings.from_env()
     shutil.rmtree(settings.archive_dir / LIVE_COLLECTOR, ignore_errors=True)  # the demo's own, replayed
-    redis = redis_client(os.environ.get("REDIS_URL") or embedded_redis_url())
+    redis = redis_client(os.environ.get("REDIS_URL") or embedded_redis_url(settings.data_dir))
     redis.ping()
     sim = SimDay(day, seed=args.seed, symbols=args.symbols)
     (app_key, app_secret), = credentials.items()

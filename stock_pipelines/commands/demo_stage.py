@@ -91,8 +91,7 @@ def demo_prefix(installation_prefix: str) -> str:
 
 def redis_for_demo(redis_url: str | None):
     """(client, the URL to give the daemon and its runs): `redis_url`, else the embedded server."""
-    from stock_pipelines import embedded_redis
-    from stock_pipelines.redis_conn import embedded_redis_url, key_prefix, redis_client
+    from stock_pipelines.redis_conn import describe_embedded, embedded_redis_url, key_prefix, redis_client
 
     redis = redis_client()
     redis.ping()
@@ -101,7 +100,7 @@ def redis_for_demo(redis_url: str | None):
         print(f"redis: REDIS_URL answering, {namespace}")
         return redis, redis_url
     url = embedded_redis_url()
-    server = embedded_redis.describe() or {}
+    server = describe_embedded() or {}
     print(
         f"redis: embedded server pid {server.get('pid')} answering, {namespace}, "
         f"stops {server.get('stops')}"

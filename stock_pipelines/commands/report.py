@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         from stock_pipelines.quality.build import build_report
         from stock_pipelines.quality.config import QualityConfig
         from stock_pipelines.quality.day import load_day
+        from stock_pipelines.quality.measures import DayMeasures
         from stock_pipelines.settings import environment
 
         try:
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         except lake.PartitionMissing:
             raise UsageError(f"minute_bars[{day}] is not in the lake: materialize it first") from None
         # Outside a run the recovery's own verdict is unknown: unanswered gap minutes count as expected.
-        build_report(inputs, recovery_complete=False, config=QualityConfig.from_env(environment()))
+        build_report(DayMeasures(inputs, recovery_complete=False), QualityConfig.from_env(environment()))
     summary = read_summary(day)
     if summary is None:
         raise UsageError(f"no quality report for {day}: materialize quality_report[{day}] or pass --build")

@@ -20,13 +20,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from stock_pipelines import embedded_redis
     from stock_pipelines.ops import clock
     from stock_pipelines.ops.status import status_document
-    from stock_pipelines.redis_conn import ENV_URL, redis_client
+    from stock_pipelines.redis_conn import ENV_URL, describe_embedded, redis_client
 
     document = status_document(redis_client(), clock.now())
     if not os.environ.get(ENV_URL):
-        document["embedded_redis"] = embedded_redis.describe()
+        document["embedded_redis"] = describe_embedded()
     print(json.dumps(document, indent=2, sort_keys=False))
     return 0 if document["ok"] else 1

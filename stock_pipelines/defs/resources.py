@@ -35,7 +35,7 @@ from stock_pipelines.recovery.sources import (
     build_source,
     credentials_from,
 )
-from stock_pipelines.redis_conn import redis_client
+from stock_pipelines.redis_conn import ENV_PREFIX, ENV_URL, RedisSettings, configure, redis_client
 
 
 def _with(fields: Mapping[str, object]) -> dict[str, str]:
@@ -53,12 +53,23 @@ class LakeResource(dg.ConfigurableResource):
 
 
 class RedisResource(dg.ConfigurableResource):
-    """Redis for heartbeats, governance, kill switches, the rate limiter and the breaker."""
+    """Redis for heartbeats, governance, kill switches, the rate limiter and the breaker. Using it
+    makes its settings the process's (`redis_conn.configure`): every key the step or sensor
+    builds is under its prefix, and the deployment's kill switches come with it."""
 
     url: str | None = Field(default=None, description="None: REDIS_URL, else the embedded server")
+    key_prefix: str | None = Field(default=None, description="None: STOCK_PIPELINES_REDIS_PREFIX (sp)")
+
+    def redis_settings(self) -> RedisSettings:
+        return RedisSettings.from_env(_with({ENV_URL: self.url, ENV_PREFIX: self.key_prefix}))
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        configure(self.redis_settings())
 
     def client(self) -> redis.Redis:
-        return redis_client(self.url)
+        chosen = self.redis_settings()
+        configure(chosen)
+        return redis_client(chosen.url)
 
 
 class ArchiveResource(dg.ConfigurableResource):

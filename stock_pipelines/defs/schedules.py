@@ -1,10 +1,12 @@
-"""Schedules on KRX trading days only: pre-flight at 08:30, end-of-day after the close.
+"""Schedules on KRX trading days only: pre-flight at 08:30, end-of-day after the close, and
+minute_bars' freshness check at the certification deadlines (16:30 and 17:30 KST, the CSAT
+day's; it names the day due whatever day it runs).
 
 Cron cannot know the KRX calendar, so each schedule fires on weekdays and asks the calendar:
 holidays, election days and Dec 31 are skipped with a reason. The end-of-day schedule ticks
 every 10 minutes from 15:40 to 17:50 and launches once per day (run key), at the first tick at
 least 10 minutes after that day's close, so the CSAT day's 16:30 close is honoured.
-Both are on by default. Archive retention has its own schedule in `defs/jobs/retention.py`
+All three are on by default. Archive retention has its own schedule in `defs/jobs/retention.py`
 (19:00), off by default because it deletes archive files.
 """
 
@@ -12,6 +14,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from stock_pipelines.defs.jobs.freshness import minute_bars_freshness_job
 from stock_pipelines.defs.jobs.preflight import preflight_job
 from stock_pipelines.defs.jobs.recovery import end_of_day_job
 from stock_pipelines.defs.resources import RedisResource
@@ -21,6 +24,21 @@ from stock_pipelines.resilience.flags import PREFLIGHT, FeatureFlags
 END_OF_DAY_AFTER_CLOSE = timedelta(minutes=10)
 
 
+def _seoul_schedule(job, cron: str, description: str):
+    """A schedule on Asia/Seoul time, on by default."""
+    return dg.schedule(
+        job=job,
+        cron_schedule=cron,
+        execution_timezone="Asia/Seoul",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=description,
+    )
+
+
+def _at(context: dg.ScheduleEvaluationContext):
+    return context.scheduled_execution_time.astimezone(SEOUL)
+
+
 def _flags(redis: RedisResource) -> FeatureFlags:
     try:
         return FeatureFlags(redis.client())
@@ -28,15 +46,9 @@ def _flags(redis: RedisResource) -> FeatureFlags:
         return FeatureFlags(None)
 
 
-@dg.schedule(
-    job=preflight_job,
-    cron_schedule="30 8 * * 1-5",
-    execution_timezone="Asia/Seoul",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Pre-flight at 08:30 on trading days.",
-)
+@_seoul_schedule(preflight_job, "30 8 * * 1-5", "Pre-flight at 08:30 on trading days.")
 def preflight_schedule(context: dg.ScheduleEvaluationContext, redis: RedisResource):
-    at = context.scheduled_execution_time.astimezone(SEOUL)
+    at = _at(context)
     if not krx_calendar().is_trading_day(at.date()):
         return dg.SkipReason(f"{at.date()} is not a KRX trading day ({krx_calendar().day(at.date()).reason})")
     flag = _flags(redis).state(PREFLIGHT)
@@ -45,15 +57,13 @@ def preflight_schedule(context: dg.ScheduleEvaluationContext, redis: RedisResour
     return dg.RunRequest(run_key=f"preflight:{at.date():%Y%m%d}")
 
 
-@dg.schedule(
-    job=end_of_day_job,
-    cron_schedule="*/10 15-17 * * 1-5",
-    execution_timezone="Asia/Seoul",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="The full pipeline for the day, then its checks, once the session has closed.",
+@_seoul_schedule(
+    end_of_day_job,
+    "*/10 15-17 * * 1-5",
+    "The full pipeline for the day, then its checks, once the session has closed.",
 )
 def end_of_day_schedule(context: dg.ScheduleEvaluationContext):
-    at = context.scheduled_execution_time.astimezone(SEOUL)
+    at = _at(context)
     session = krx_calendar().session(at.date())
     if session is None:
         return dg.SkipReason(f"{at.date()} is not a KRX trading day")
@@ -63,3 +73,12 @@ def end_of_day_schedule(context: dg.ScheduleEvaluationContext):
             f"{session.close + END_OF_DAY_AFTER_CLOSE:%H:%M}"
         )
     return dg.RunRequest(run_key=f"end_of_day:{at.date():%Y%m%d}", partition_key=at.date().isoformat())
+
+
+@_seoul_schedule(
+    minute_bars_freshness_job,
+    "30 16,17 * * 1-5",
+    "minute_bars_certified_in_time at 16:30 and 17:30 KST: is the day due certified?",
+)
+def minute_bars_freshness_schedule(context: dg.ScheduleEvaluationContext):
+    return dg.RunRequest(run_key=f"freshness:{_at(context):%Y%m%d%H%M}")

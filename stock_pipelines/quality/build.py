@@ -1,4 +1,4 @@
-"""Build and store one day's report: assess, render (HTML with the recent-days trend)
+"""Build and store one day's report: its measures' verdicts, render (HTML with the recent-days trend)
 and write summary.json + report.html. Used by the quality_report asset and `stock-pipelines report`."""
 
 from __future__ import annotations
@@ -7,27 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stock_pipelines.quality.config import QualityConfig
-from stock_pipelines.quality.day import BrokerCheck, DayInputs, DayQuality, assess, judge_sample
-from stock_pipelines.quality.day_totals import DayTotals
+from stock_pipelines.quality.day import DayQuality
+from stock_pipelines.quality.measures import DayMeasures
 from stock_pipelines.quality.render import html_page
-from stock_pipelines.quality.store import (
-    history,
-    read_broker_sample,
-    read_day_totals,
-    read_legacy_broker_check,
-    write_report,
-)
-
-NOT_SAMPLED = "quality_broker_sample has not run for this day"
-
-
-def stored_broker_check(inputs: DayInputs, data_dir: Path | None = None) -> BrokerCheck:
-    """The day's final bars against the broker sample quality_broker_sample stored: what
-    minute_bars_match_broker judges and the report shows (not sampled when none was stored)."""
-    sample = read_broker_sample(inputs.day, data_dir)
-    if sample is not None:
-        return judge_sample(inputs.bars, sample)
-    return read_legacy_broker_check(inputs.day, data_dir) or BrokerCheck(False, NOT_SAMPLED)
+from stock_pipelines.quality.store import history, write_report
 
 
 @dataclass(frozen=True)
@@ -38,20 +21,10 @@ class BuiltReport:
     html_path: Path
 
 
-def build_report(
-    inputs: DayInputs,
-    *,
-    recovery_complete: bool,
-    config: QualityConfig,
-    data_dir: Path | None = None,
-) -> BuiltReport:
-    """The broker's figures are the ones quality_broker_sample and quality_broker_day_volumes
-    stored for the day (no calls are spent twice); without them the report says so."""
-    broker = stored_broker_check(inputs, data_dir)
-    totals = read_day_totals(inputs.day, data_dir) or DayTotals(
-        False, "not checked: quality_broker_day_volumes has not run for this day"
-    )
-    quality = assess(inputs, recovery_complete=recovery_complete, config=config, broker=broker, totals=totals)
+def build_report(measures: DayMeasures, config: QualityConfig) -> BuiltReport:
+    """The report of the day `measures` were taken of, from those measures (`quality.measures`)."""
+    quality = measures.quality(config)
+    inputs, data_dir = measures.inputs, measures.data_dir
     summary = quality.summary()
     trend = history(inputs.day, quality.coverage.share, config.history_days, data_dir)
     summary["history"] = trend

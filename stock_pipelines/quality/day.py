@@ -12,14 +12,8 @@ from stock_pipelines import lake
 from stock_pipelines.brokers.model import BAR_SCHEMA, MinuteBarSource
 from stock_pipelines.gaps.summary import gaps_frame
 from stock_pipelines.market import Session, krx_calendar
-from stock_pipelines.ops import clock
 from stock_pipelines.quality.config import QualityConfig
-from stock_pipelines.quality.consistency import (
-    DISAGREEMENT_SCHEMA,
-    compare_bars,
-    day_volume,
-    invariant_violations,
-)
+from stock_pipelines.quality.consistency import DISAGREEMENT_SCHEMA, compare_bars, day_volume
 from stock_pipelines.quality.coverage import (
     Coverage,
     compute_coverage,
@@ -249,40 +243,3 @@ class DayQuality:
             "checks": self.verdicts(),
             "bars_by_source": dict(self.inputs.bars.group_by("source").len().sort("source").iter_rows()),
         }
-
-
-def assess(
-    inputs: DayInputs,
-    *,
-    recovery_complete: bool,
-    config: QualityConfig,
-    source: MinuteBarSource | None = None,
-    now: datetime | None = None,
-    unavailable: str = "",
-    broker: BrokerCheck | None = None,
-    totals: DayTotals | None = None,
-) -> DayQuality:
-    """Every measure of the day. `broker` and `totals`: the broker comparisons already made (the
-    checks' stored results); otherwise they are made now with `source` (None: not made,
-    `unavailable` says why)."""
-    now = now or clock.now()
-    coverage = inputs.coverage(recovery_complete)
-    if broker is None:
-        broker = broker_check(inputs, source, config.rest_calls, now, unavailable)
-    if totals is None:
-        totals = day_totals(inputs, source, config.day_volume_calls, now, unavailable)
-    return DayQuality(
-        inputs=inputs,
-        config=config,
-        coverage=coverage,
-        volume=day_volume(
-            inputs.ticks,
-            inputs.bars,
-            totals.totals if totals.checked else None,
-            inputs.session.closing_auction_start,
-        ),
-        invariants=invariant_violations(inputs.bars),
-        broker=broker,
-        totals=totals,
-        recovery_complete=recovery_complete,
-    )

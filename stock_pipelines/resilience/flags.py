@@ -1,8 +1,9 @@
-"""Kill switches, read at every evaluation (never cached), from the environment and Redis.
+"""Kill switches, read at every evaluation (never cached), from the deployment and Redis.
 
 Rule: a flag is on unless either source turns it off. Off wins:
 - the environment variable (deployment-time) set to a false value disables the feature, and
-  nothing at run time can re-enable it;
+  nothing at run time can re-enable it; the entry points and `RedisResource` read the variables
+  into the process's Redis settings (`redis_conn.RedisSettings.switches`);
 - otherwise the Redis key ``<prefix>:flags:<NAME>`` (run time: `FeatureFlags.set`) decides;
 - neither set: on (the working default).
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import redis
 
-from stock_pipelines import settings
+from stock_pipelines import redis_conn
 from stock_pipelines.redis_conn import key
 
 AUTO_RECOVERY = "FEATURE_AUTO_RECOVERY_ENABLED"
@@ -56,15 +57,12 @@ def parse_flag(name: str, raw: str, where: str) -> bool:
     )
 
 
-def deployment_switches() -> dict[str, str]:
-    """The kill switches the deployment set in its environment (unset ones left out)."""
-    return {name: raw for name in FLAG_NAMES if (raw := settings.value(name)) is not None}
-
-
 class FeatureFlags:
+    """`environ`: the deployment's switches; None: those of the process's Redis settings."""
+
     def __init__(self, client: redis.Redis | None, environ: Mapping[str, str] | None = None) -> None:
         self.client = client
-        self.environ = deployment_switches() if environ is None else environ
+        self.environ = redis_conn.current().switches if environ is None else environ
 
     def state(self, name: str) -> FlagState:
         _check_name(name)

@@ -123,6 +123,9 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
     for name in ("REDIS_URL", "STOCK_PIPELINES_REDIS_PREFIX"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(LATER_IN_SESSION))
+    from stock_pipelines import settings
+
+    settings.configure_process()  # as every process of `./run ui` does when it starts (conftest restores)
     from stock_pipelines.defs.resources import RedisResource
     from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor
     from stock_pipelines.redis_conn import redis_client

@@ -12,6 +12,7 @@ import redis
 from stock_pipelines.cli import main
 from stock_pipelines.fleet.gate import FleetGate
 from stock_pipelines.fleet.status import STALE_AFTER_S, health_problems
+from stock_pipelines.redis_conn import RedisSettings, configure
 from stock_pipelines.resilience.dormant import DormantGuard
 from stock_pipelines.resilience.flags import COLLECTORS, FeatureFlags
 from stock_pipelines.resilience.state_store import RedisStateStore
@@ -35,7 +36,8 @@ def test_the_gate_reads_the_switch_and_dormant_mode_at_every_call(redis_server, 
     client.set(f"sp:flags:{COLLECTORS}", "maybe")  # a typo is not guessed at
     reading = gate.read()
     assert reading.collectors_enabled is False and "neither on" in reading.switch_detail
-    monkeypatch.setenv(COLLECTORS, "off")  # the deployment's "off" wins over Redis
+    # the deployment's "off" (the fleet command's settings, read from its environment at start) wins
+    configure(RedisSettings(switches={COLLECTORS: "off"}))
     FeatureFlags(client).set(COLLECTORS, True)
     assert FleetGate(lambda: client).read().switch_detail == f"{COLLECTORS} is off (env)"
 

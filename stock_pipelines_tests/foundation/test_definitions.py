@@ -27,9 +27,11 @@ def test_daily_assets_keep_the_default_backfill_and_every_check_is_per_day():
     default (no backfill policy) gives one run per day; an explicit BackfillPolicy.multi_run(1)
     turned the UI's backfill into an asset backfill whose check results lost their partition
     (seen in test_browser.py). A check without the partitions would show one result for all days:
-    only the day's verdict (minute_bars_day_certified) is meant to, the newest day reported."""
+    only the day's verdict (minute_bars_day_certified, the newest day reported) and the freshness
+    check (minute_bars_certified_in_time, the day due now) are meant to."""
     from stock_pipelines.definitions import defs
     from stock_pipelines.defs.checks.day_verdict import DAY_CERTIFIED
+    from stock_pipelines.defs.checks.freshness import CERTIFIED_IN_TIME
     from stock_pipelines.defs.partitions import trading_day_partitions
 
     graph = defs.resolve_asset_graph()
@@ -39,7 +41,7 @@ def test_daily_assets_keep_the_default_backfill_and_every_check_is_per_day():
         assert graph.get(key).partitions_def == trading_day_partitions, key
         assert graph.get(key).backfill_policy is None, key
     for check in graph.asset_check_keys:
-        expected = None if check.name == DAY_CERTIFIED else trading_day_partitions
+        expected = None if check.name in (DAY_CERTIFIED, CERTIFIED_IN_TIME) else trading_day_partitions
         assert graph.get(check).partitions_def == expected, check
 
 

@@ -11,12 +11,17 @@ import psutil
 import pytest
 
 from stock_pipelines import redis_conn
+from stock_pipelines.redis_conn import RedisSettings
+
+# a process that is not an entry point (the CLI, the code location) configures itself like one
+CONFIGURED = "from stock_pipelines import settings; settings.configure_process(); "
 
 
 @pytest.fixture
 def embedded(tmp_path, monkeypatch):
-    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)  # for the child process
     monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path))
+    redis_conn.configure(RedisSettings(data_dir=tmp_path))  # this process (conftest restores it)
     yield tmp_path
     redis_conn.stop_embedded_redis(tmp_path)
 
@@ -27,7 +32,7 @@ def test_embedded_server_is_shared_with_a_second_process_and_keeps_data_across_r
     assert redis_conn.redis_client() is client  # one client a process
     child = subprocess.run(
         [sys.executable, "-c",
-         "from stock_pipelines import redis_conn as r; c = r.redis_client(); "
+         CONFIGURED + "from stock_pipelines import redis_conn as r; c = r.redis_client(); "
          "print(c.get(r.key('probe'))); c.set(r.key('child'), 'hello'); print(r.embedded_redis_url())"],
         capture_output=True, text=True, timeout=60, env={**__import__("os").environ},
     )
@@ -42,20 +47,37 @@ def test_embedded_server_is_shared_with_a_second_process_and_keeps_data_across_r
     assert restarted.get(redis_conn.key("child")) == "hello"
 
 
-def test_key_prefix_is_configurable_and_validated(monkeypatch):
+def test_key_prefix_is_configurable_and_validated():
     assert redis_conn.key("hb", "kis-1", "latest") == "sp:hb:kis-1:latest"
-    monkeypatch.setenv("STOCK_PIPELINES_REDIS_PREFIX", "staging")
+    redis_conn.configure(RedisSettings(prefix="staging"))
     assert redis_conn.key("x") == "staging:x"
     with pytest.raises(ValueError, match="invalid Redis key part"):
         redis_conn.key("a b")
-    monkeypatch.setenv("STOCK_PIPELINES_REDIS_PREFIX", "bad:prefix")
-    with pytest.raises(ValueError, match="not a valid key prefix"):
-        redis_conn.key("x")
+    with pytest.raises(ValueError, match="'bad:prefix' is not a valid key prefix"):
+        RedisSettings(prefix="bad:prefix")
+    with pytest.raises(ValueError, match="STOCK_PIPELINES_REDIS_PREFIX='' is not a valid key prefix"):
+        RedisSettings.from_env({"STOCK_PIPELINES_REDIS_PREFIX": ""})
 
 
-def test_redis_url_wins_over_the_embedded_server(redis_server, monkeypatch, tmp_path):
-    monkeypatch.setenv("REDIS_URL", redis_server.url)
-    monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path))
+def test_settings_from_the_documented_variables_and_their_defaults(tmp_path):
+    defaults = RedisSettings.from_env({})
+    assert (defaults.url, defaults.prefix, defaults.idle_s) == (None, "sp", 120.0)
+    assert dict(defaults.switches) == {}
+    assert defaults.data_dir == Path("data").resolve()
+    given = RedisSettings.from_env({
+        "REDIS_URL": "redis://h:1/0", "STOCK_PIPELINES_REDIS_PREFIX": "staging",
+        "STOCK_PIPELINES_DATA_DIR": str(tmp_path), "STOCK_PIPELINES_EMBEDDED_REDIS_IDLE_S": "5",
+        "FEATURE_AUTO_RECOVERY_ENABLED": "off", "PATH": "/bin",
+    })
+    assert (given.url, given.prefix, given.idle_s) == ("redis://h:1/0", "staging", 5.0)
+    assert given.data_dir == tmp_path
+    assert dict(given.switches) == {"FEATURE_AUTO_RECOVERY_ENABLED": "off"}
+    with pytest.raises(Exception, match="STOCK_PIPELINES_EMBEDDED_REDIS_IDLE_S='soon' is not a number"):
+        RedisSettings.from_env({"STOCK_PIPELINES_EMBEDDED_REDIS_IDLE_S": "soon"})
+
+
+def test_redis_url_wins_over_the_embedded_server(redis_server, tmp_path):
+    redis_conn.configure(RedisSettings(url=redis_server.url, data_dir=tmp_path))
     redis_conn.redis_client().set("marker", "1")
     assert redis_server.client().get("marker") == "1"
     assert not (tmp_path / "redis").exists()
@@ -106,7 +128,7 @@ def test_a_server_another_process_uses_outlives_the_command_then_stops_when_idle
     env = embedded_env(tmp_path, STOCK_PIPELINES_EMBEDDED_REDIS_IDLE_S="1")
     holder = subprocess.Popen(  # a long-lived user (the UI's daemon, a collector): starts it, stays connected
         [sys.executable, "-c",
-         "import sys; from stock_pipelines import redis_conn as r; r.redis_client().ping(); "
+         CONFIGURED + "import sys; from stock_pipelines import redis_conn as r; r.redis_client().ping(); "
          "print('up', flush=True); sys.stdin.read()"],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
@@ -130,9 +152,8 @@ def test_a_test_session_leaves_no_embedded_server_running(tmp_path):
     inner.write_text(
         "import json, os\n"
         "from stock_pipelines import redis_conn\n"
-        "def test_uses_the_embedded_redis(tmp_path, monkeypatch):\n"
-        "    monkeypatch.delenv('REDIS_URL', raising=False)\n"
-        "    monkeypatch.setenv('STOCK_PIPELINES_DATA_DIR', str(tmp_path))\n"
+        "def test_uses_the_embedded_redis(tmp_path):\n"
+        "    redis_conn.configure(redis_conn.RedisSettings(data_dir=tmp_path))\n"
         "    client = redis_conn.redis_client()\n"
         "    info = client.info('server')\n"
         "    socket = str(redis_conn.embedded_socket_path(tmp_path / 'redis'))\n"

@@ -8,7 +8,7 @@ import polars as pl
 
 from stock_pipelines import lake
 from stock_pipelines.brokers.model import BarFetch, BrokerError
-from stock_pipelines.quality.build import NOT_SAMPLED, stored_broker_check
+from stock_pipelines.quality.measures import NOT_SAMPLED, stored_broker_check
 from stock_pipelines.quality.day import DayInputs
 from stock_pipelines.quality.sample import WINDOW_SCHEMA, take_sample
 from stock_pipelines.quality.store import (

@@ -117,6 +117,17 @@ def check_record(instance, name: str):
     return instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
 
 
+def session_bounds_alone(instance, res) -> list[tuple[str, bool]]:
+    """minute_bars with one of the two checks that share the coverage step (the UI's Execute on
+    one check): the checks that ran, with their results."""
+    bounds = dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_session_bounds")
+    only = dg.AssetSelection.assets(minute_bars).without_checks() | dg.AssetSelection.checks(bounds)
+    alone = dg.materialize(
+        CHECKED, partition_key=DAY.isoformat(), instance=instance, selection=only, resources=res
+    )
+    return [(e.check_name, e.passed) for e in alone.get_asset_check_evaluations()]
+
+
 def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
     tmp_path, truth, res = env
     write_day_archive(
@@ -177,14 +188,7 @@ def test_recovered_day_is_complete_exactly_as_the_truth_and_certified(env):
         (name, "passed") for name in ALL_CHECKS
     }
     # one of the two checks that share the coverage step runs alone (the UI's Execute on one check)
-    bounds = dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_session_bounds")
-    only = dg.AssetSelection.assets(minute_bars).without_checks() | dg.AssetSelection.checks(bounds)
-    alone = dg.materialize(
-        CHECKED, partition_key=DAY.isoformat(), instance=instance, selection=only, resources=res
-    )
-    assert [(e.check_name, e.passed) for e in alone.get_asset_check_evaluations()] == [
-        ("minute_bars_session_bounds", True)
-    ]
+    assert session_bounds_alone(instance, res) == [("minute_bars_session_bounds", True)]
     summary = read_summary(DAY)
     assert summary["certified"] and summary["completeness"] == 1.0 and summary["expected"] == truth.height
     assert {"rest_kis", "ticks"} <= set(summary["bars_by_source"])
@@ -404,6 +408,49 @@ def test_day_volume_cross_check_passes_on_a_complete_day_and_can_be_turned_off(e
         e for e in result.get_asset_check_evaluations() if e.check_name == "minute_bars_day_volume"
     ).metadata
     assert meta["broker_checked"].value is False and "off" in meta["broker_day_volumes"].value
+
+
+class Counted:
+    """Wraps a function and counts its calls (the real function still runs)."""
+
+    def __init__(self, monkeypatch, module, name: str) -> None:
+        self.function, self.calls = getattr(module, name), 0
+        monkeypatch.setattr(module, name, self)
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.function(*args, **kwargs)
+
+
+def test_each_measure_of_the_day_is_computed_once_per_run(env, monkeypatch):
+    from stock_pipelines.defs.checks import day_inputs
+    from stock_pipelines.quality import day, measures
+
+    tmp_path, _truth, res = env
+    write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
+                      outages=[Outage.parse(OUTAGES[0], DAY)])
+    counted = {
+        "lake inputs loaded": Counted(monkeypatch, day_inputs, "load_day"),
+        "coverage": Counted(monkeypatch, day, "compute_coverage"),
+        "ohlc invariants": Counted(monkeypatch, measures, "invariant_violations"),
+        "day volume": Counted(monkeypatch, measures, "day_volume"),
+        "broker sample read": Counted(monkeypatch, measures, "read_broker_sample"),
+        "day totals read": Counted(monkeypatch, measures, "read_day_totals"),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(CHECKED, partition_key=DAY.isoformat(), instance=instance, resources=res)
+    assert result.success and check_results(result) == dict.fromkeys(ALL_CHECKS, True)
+    # five checks in four steps and the report: one load, one computation of each measure
+    assert {name: spy.calls for name, spy in counted.items()} == dict.fromkeys(counted, 1)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    completeness = evaluations["minute_bars_completeness"]
+    report = result.asset_materializations_for_node("quality_report")[0].metadata
+    assert report["completeness"].value == completeness.metadata["completeness"].value == 1.0
+
+    # another run (minute_bars and one of its checks) loads the day afresh: nothing outlives its run
+    assert session_bounds_alone(instance, res) == [("minute_bars_session_bounds", True)]
+    assert counted["lake inputs loaded"].calls == 2 and counted["coverage"].calls == 2
+    assert counted["ohlc invariants"].calls == 1  # the coverage step computes no other measure
 
 
 def _failure_context(instance, result):

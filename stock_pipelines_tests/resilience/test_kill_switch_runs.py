@@ -5,6 +5,7 @@ FEATURE_AUTO_RECOVERY_ENABLED is off or governance is dormant; a run a person la
 calls, and its log says automation is off. The quality checks' calls go through the breaker.
 """
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 import dagster as dg
@@ -12,13 +13,15 @@ import httpx
 import pytest
 
 from stock_pipelines.defs.broker_steps import launched_by
+from stock_pipelines.defs.resources import ArchiveResource, BrokerResource, LakeResource, RedisResource
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.ops.governance import RecoveryGovernance
-from stock_pipelines.redis_conn import redis_client
+from stock_pipelines.redis_conn import RedisSettings, configure, redis_client
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.exchange_config import ExchangeConfig
 from stock_pipelines_tests.conftest import RedisServer
+from stock_pipelines_tests.dagster_resources import resources
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -45,6 +48,12 @@ def exchange(tmp_path_factory):
 _keys = iter(KEYS)
 
 
+@dataclass(frozen=True)
+class Day:
+    url: str  # the simulated broker's
+    resources: dict  # this test's lake, archive, Redis (server and prefix) and broker
+
+
 @pytest.fixture
 def day(exchange, tmp_path, monkeypatch):
     """A day whose archive lost 10:00-10:20: recovering it needs the broker."""
@@ -52,17 +61,18 @@ def day(exchange, tmp_path, monkeypatch):
     key = next(_keys)
     session = krx_calendar().session(DAY)
     monkeypatch.setenv("STOCK_PIPELINES_FAKE_NOW", (session.close + timedelta(hours=1)).isoformat())
-    monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(tmp_path / "archive"))
-    monkeypatch.setenv("REDIS_URL", redis.url)
-    monkeypatch.setenv("STOCK_PIPELINES_REDIS_PREFIX", tmp_path.name)
-    monkeypatch.setenv("KIS_BASE_URL", str(url))
-    monkeypatch.setenv("KIS_APP_KEY", key)
-    monkeypatch.setenv("KIS_APP_SECRET", KEYS[key])
-    monkeypatch.delenv("FEATURE_AUTO_RECOVERY_ENABLED", raising=False)
+    monkeypatch.delenv("FEATURE_AUTO_RECOVERY_ENABLED", raising=False)  # the deployment's kill switch
+    # the test's own Redis calls go to the server and prefix the run's resource uses
+    configure(RedisSettings(url=redis.url, prefix=tmp_path.name))
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS,
                       outages=[Outage.parse("10:00-10:20", DAY)])
-    return url
+    return Day(str(url), resources(
+        lake=LakeResource(data_dir=str(tmp_path / "data")),
+        archive=ArchiveResource(archive_dir=str(tmp_path / "archive")),
+        redis=RedisResource(url=redis.url, key_prefix=tmp_path.name),
+        broker=BrokerResource(broker="kis", base_url=str(url), app_key=key, app_secret=KEYS[key],
+                              token_dir=str(tmp_path / "data" / ".tokens")),
+    ))
 
 
 def broker_calls(url) -> int:
@@ -71,13 +81,13 @@ def broker_calls(url) -> int:
     return sum(stats["calls"].values())
 
 
-def run_end_of_day(tags: dict[str, str]):
+def run_end_of_day(day: Day, tags: dict[str, str]):
     from stock_pipelines.definitions import defs
 
     instance = dg.DagsterInstance.ephemeral()
     job = defs.resolve_job_def("end_of_day_job")
     result = job.execute_in_process(instance=instance, partition_key=DAY.isoformat(), tags=tags,
-                                    raise_on_error=False)
+                                    raise_on_error=False, resources=day.resources)
     return instance, result
 
 
@@ -101,10 +111,11 @@ SCHEDULED = dict(dg.DagsterRun.tags_for_schedule(dg.ScheduleDefinition(
 
 def test_a_scheduled_run_makes_no_broker_call_while_the_kill_switch_is_off(day, monkeypatch):
     monkeypatch.setenv("FEATURE_AUTO_RECOVERY_ENABLED", "false")
-    before = broker_calls(day)
-    instance, result = run_end_of_day(SCHEDULED)
-    print(f"a scheduled end-of-day run, kill switch off: {broker_calls(day) - before} calls at the broker")
-    assert broker_calls(day) - before == 0
+    before = broker_calls(day.url)
+    instance, result = run_end_of_day(day, SCHEDULED)
+    calls = broker_calls(day.url) - before
+    print(f"a scheduled end-of-day run, kill switch off: {calls} calls at the broker")
+    assert broker_calls(day.url) - before == 0
 
     recovery = recovery_meta(result)
     assert recovery["launched_by"] == "schedule end_of_day_schedule"
@@ -121,9 +132,9 @@ def test_a_scheduled_run_makes_no_broker_call_while_the_kill_switch_is_off(day, 
 def test_a_sensor_run_makes_no_broker_call_while_dormant(day):
     RecoveryGovernance(redis_client()).guard.enter("test: dormant", by="a test")
     tags = {"dagster/sensor_name": "end_of_day_heal_sensor", "stock_pipelines/heal": "tail"}
-    before = broker_calls(day)
-    _instance, result = run_end_of_day(tags)
-    assert broker_calls(day) - before == 0
+    before = broker_calls(day.url)
+    _instance, result = run_end_of_day(day, tags)
+    assert broker_calls(day.url) - before == 0
     recovery = recovery_meta(result)
     assert recovery["launched_by"] == "sensor end_of_day_heal_sensor"
     assert "dormant: test: dormant" in recovery["stopped"] and recovery["windows_unrecovered"] > 0
@@ -131,9 +142,9 @@ def test_a_sensor_run_makes_no_broker_call_while_dormant(day):
 
 def test_a_run_a_person_launched_calls_the_broker_and_says_automation_is_off(day, monkeypatch):
     monkeypatch.setenv("FEATURE_AUTO_RECOVERY_ENABLED", "false")
-    before = broker_calls(day)
-    instance, result = run_end_of_day({})
-    calls = broker_calls(day) - before
+    before = broker_calls(day.url)
+    instance, result = run_end_of_day(day, {})
+    calls = broker_calls(day.url) - before
     print(f"a person's end-of-day run, kill switch off: {calls} calls at the simulated broker")
 
     recovery = recovery_meta(result)
@@ -154,9 +165,9 @@ def test_the_quality_checks_calls_go_through_the_breaker(day):
 
     client = redis_client()
     breaker_for("kis", client).trip_permanently("test: the broker refuses us")
-    before = broker_calls(day)
-    _instance, result = run_end_of_day({})
-    assert broker_calls(day) - before == 0
+    before = broker_calls(day.url)
+    _instance, result = run_end_of_day(day, {})
+    assert broker_calls(day.url) - before == 0
     volume = check_meta(result, "minute_bars_day_volume")
     assert volume["broker_calls"] > 0 and len(volume["broker_failed"]) == volume["broker_calls"]
     assert all("circuit breaker for kis is open" in f for f in volume["broker_failed"])

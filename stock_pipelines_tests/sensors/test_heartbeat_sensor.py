@@ -16,6 +16,7 @@ from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.cursor_namespaces import cursor_for
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, HEARTBEAT_MONITORING, FeatureFlags
+from stock_pipelines.redis_conn import RedisSettings, configure
 
 
 def at(hhmmss: str) -> datetime:
@@ -180,7 +181,8 @@ def test_a_dead_collector_under_another_key_prefix_is_not_this_namespaces_busine
 ):
     """The demo runs the sensor under its own prefix on the same instance: what it sees (a
     simulated collector, its stream position) never reaches the real namespace's evaluation."""
-    monkeypatch.setenv("STOCK_PIPELINES_REDIS_PREFIX", "sp-demo")
+    monkeypatch.setenv("STOCK_PIPELINES_REDIS_PREFIX", "sp-demo")  # the sensor's resource reads it
+    configure(RedisSettings(url=redis_env.url, prefix="sp-demo"))  # this process's own writes
     beats(HeartbeatStore(redis_env.client()), "sim-1", at("09:50:00"), at("10:00:00"))
     demo = evaluate(at("10:00:20"))
     assert [r.run_key for r in demo.run_requests] == ["recovery:sim-1:20261120:100000-100020:a1"]

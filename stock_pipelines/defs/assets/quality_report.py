@@ -9,7 +9,7 @@ import dagster as dg
 
 from stock_pipelines.defs.assets.broker_sample import quality_broker_sample
 from stock_pipelines.defs.assets.recovery import minute_bars
-from stock_pipelines.defs.checks.day_inputs import inputs_for, recovery_complete
+from stock_pipelines.defs.checks.day_inputs import measures_for
 from stock_pipelines.defs.checks.report_tables import report_metadata
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.defs.resources import LakeResource, QualityResource
@@ -30,9 +30,7 @@ def quality_report(
     context: dg.AssetExecutionContext, lake: LakeResource, quality: QualityResource
 ) -> dg.MaterializeResult:
     day = date.fromisoformat(context.partition_key)
-    inputs = inputs_for(context.partition_key)
-    complete = recovery_complete(context.instance, context.partition_key)
-    built = build_report(inputs, recovery_complete=complete, config=quality.config(), data_dir=lake.root())
+    built = build_report(measures_for(context, lake.root()), quality.config())
     quality = built.quality
     return dg.MaterializeResult(
         metadata={

@@ -1,12 +1,22 @@
 """What the minute_bars checks and quality_report read for a partition: the day's lake inputs,
-and whether the latest recovery of the day answered every gap window (from the instance)."""
+and whether the latest recovery of the day answered every gap window (from the instance), as the
+day's measures (`quality.measures.DayMeasures`).
+
+A run loads them once: the checks and the report of one run and partition share one
+`DayMeasures`, so each measure is computed once per run. They run after every input they read
+(`DAY_INPUTS`, the broker's stored figures), so what the first of them loaded is what the last
+would. The runs of this project execute in one process (`defs/resources.py`'s in-process
+executor); a step in another process loads its own.
+"""
 
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 
 from stock_pipelines import lake
 from stock_pipelines.quality.day import DayInputs, load_day
+from stock_pipelines.quality.measures import DayMeasures
 
 RECOVERED = dg.AssetKey("recovered_minute_bars")
 GAP_REPORT = dg.AssetKey("gap_report")
@@ -14,11 +24,29 @@ GAP_REPORT = dg.AssetKey("gap_report")
 DAY_INPUTS = [dg.AssetKey("raw_ticks"), GAP_REPORT, RECOVERED]
 
 
-def inputs_for(partition_key: str) -> DayInputs:
+_latest: dict[tuple[str, str, Path], DayMeasures] = {}  # the last run's: one day's frames, not every day's
+
+
+def inputs_for(partition_key: str, root: Path) -> DayInputs:
     try:
-        return load_day(date.fromisoformat(partition_key))
+        return load_day(date.fromisoformat(partition_key), root)
     except lake.PartitionMissing as error:
         raise dg.Failure(f"{error}: materialize minute_bars[{partition_key}] first") from error
+
+
+def measures_for(
+    context: dg.AssetCheckExecutionContext | dg.AssetExecutionContext, root: Path
+) -> DayMeasures:
+    """The measures of the context's partition in its run, loaded from the lake at `root` by the
+    first step of the run that asks."""
+    key = (context.run.run_id, context.partition_key, root)
+    measures = _latest.get(key)
+    if measures is None:
+        inputs = inputs_for(context.partition_key, root)
+        complete = recovery_complete(context.instance, context.partition_key)
+        _latest.clear()
+        measures = _latest[key] = DayMeasures(inputs, recovery_complete=complete, data_dir=root)
+    return measures
 
 
 def latest_materialization(instance: dg.DagsterInstance, key: dg.AssetKey, partition_key: str):

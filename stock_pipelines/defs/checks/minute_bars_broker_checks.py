@@ -7,13 +7,11 @@ import dagster as dg
 import polars as pl
 
 from stock_pipelines.defs.assets.recovery import minute_bars
-from stock_pipelines.defs.checks.day_inputs import DAY_INPUTS, inputs_for
+from stock_pipelines.defs.checks.day_inputs import DAY_INPUTS, measures_for
 from stock_pipelines.defs.partitions import trading_day_partitions
+from stock_pipelines.defs.resources import LakeResource
 from stock_pipelines.defs.tables import listing
-from stock_pipelines.quality.build import stored_broker_check
-from stock_pipelines.quality.consistency import day_volume
-from stock_pipelines.quality.day_totals import DayTotals
-from stock_pipelines.quality.store import SAMPLE_ASSET, TOTALS_ASSET, WINDOWS_ASSET, read_day_totals
+from stock_pipelines.quality.store import SAMPLE_ASSET, TOTALS_ASSET, WINDOWS_ASSET
 
 
 @dg.asset_check(
@@ -25,17 +23,11 @@ from stock_pipelines.quality.store import SAMPLE_ASSET, TOTALS_ASSET, WINDOWS_AS
     "where quality_broker_day_volumes fetched it, else the last cumulative volume archived; archive shortfalls "
     "(trades the ticks lack) are listed. ERROR (blocking).",
 )
-def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    inputs = inputs_for(context.partition_key)
-    totals = read_day_totals(inputs.day) or DayTotals(
-        False, "not checked: quality_broker_day_volumes has not run for this day"
-    )
-    volume = day_volume(
-        inputs.ticks,
-        inputs.bars,
-        totals.totals if totals.checked else None,
-        inputs.session.closing_auction_start,
-    )
+def minute_bars_day_volume(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource
+) -> dg.AssetCheckResult:
+    measures = measures_for(context, lake.root())
+    totals, volume = measures.totals, measures.volume
     wrong = volume.filter(pl.col("bars_missing") != 0)
     short = volume.filter(pl.col("ticks_missing") != 0)
     behind = volume.filter(pl.col("cum_behind_broker") > 0)  # trades after the last archived one
@@ -82,9 +74,10 @@ def minute_bars_day_volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCh
     "fetched: every recovered window first, then the most active symbols, within "
     "STOCK_PIPELINES_QUALITY_REST_CALLS calls (0 = off; not sampled: passes and says why). ERROR (blocking).",
 )
-def minute_bars_match_broker(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    inputs = inputs_for(context.partition_key)
-    result = stored_broker_check(inputs)
+def minute_bars_match_broker(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource
+) -> dg.AssetCheckResult:
+    result = measures_for(context, lake.root()).broker
     disagreements = result.disagreements
     named = sorted(set(disagreements["symbol"].to_list())) if disagreements.height else []
     return dg.AssetCheckResult(

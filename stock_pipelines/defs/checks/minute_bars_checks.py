@@ -4,14 +4,15 @@ the assets downstream of minute_bars in the same run; a WARN result does not. Ba
 partition per run: partitioned checks do not record correctly across multi-partition runs in
 dagster 1.13.
 
-The day's coverage (expected and present symbol-minutes) is computed once per run, in one step
-that reports both checks built on it: completeness and session bounds.
+Each measure is computed once per run (`day_inputs.measures_for`): the day's coverage (expected
+and present symbol-minutes) in one step that reports both checks built on it, completeness and
+session bounds, and again by none of the other checks or quality_report.
 """
 
 import dagster as dg
 
 from stock_pipelines.defs.assets.recovery import minute_bars
-from stock_pipelines.defs.checks.day_inputs import DAY_INPUTS, inputs_for, recovery_complete
+from stock_pipelines.defs.checks.day_inputs import DAY_INPUTS, measures_for
 from stock_pipelines.defs.checks.minute_bars_broker_checks import (
     minute_bars_day_volume,
     minute_bars_match_broker,
@@ -19,13 +20,12 @@ from stock_pipelines.defs.checks.minute_bars_broker_checks import (
 from stock_pipelines.defs.checks.severity import graded
 from stock_pipelines.defs.tables import listing
 from stock_pipelines.defs.partitions import trading_day_partitions
-from stock_pipelines.defs.resources import QualityResource
+from stock_pipelines.defs.resources import LakeResource, QualityResource
 from stock_pipelines.quality.config import QualityConfig
-from stock_pipelines.quality.consistency import invariant_violations
 from stock_pipelines.quality.coverage import Coverage
 from stock_pipelines.quality.render import percent
 
-__all__ = ["inputs_for", "minute_bars_checks", "recovery_complete"]
+__all__ = ["minute_bars_checks"]
 
 COMPLETENESS = "minute_bars_completeness"
 SESSION_BOUNDS = "minute_bars_session_bounds"
@@ -102,13 +102,14 @@ def _session_bounds(cov: Coverage) -> dg.AssetCheckResult:
     description="The day's coverage, computed once: completeness and session bounds.",
     can_subset=True,  # the UI's Execute on one of the two checks runs that one only
 )
-def minute_bars_coverage_checks(context: dg.AssetCheckExecutionContext, quality: QualityResource):
-    inputs = inputs_for(context.partition_key)
-    complete = recovery_complete(context.instance, context.partition_key)
-    cov = inputs.coverage(complete)
+def minute_bars_coverage_checks(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource, quality: QualityResource
+):
+    measures = measures_for(context, lake.root())
+    cov = measures.coverage
     selected = {key.name for key in context.selected_asset_check_keys}
     if COMPLETENESS in selected:
-        yield _completeness(cov, complete, quality.config())
+        yield _completeness(cov, measures.recovery_complete, quality.config())
     if SESSION_BOUNDS in selected:
         yield _session_bounds(cov)
 
@@ -121,9 +122,11 @@ def minute_bars_coverage_checks(context: dg.AssetCheckExecutionContext, quality:
     description="low <= open, close <= high; volume >= 0; no null price; one bar per symbol-minute. "
     "ERROR (blocking).",
 )
-def minute_bars_ohlc_invariants(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    bars = inputs_for(context.partition_key).bars
-    violations = invariant_violations(bars)
+def minute_bars_ohlc_invariants(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource
+) -> dg.AssetCheckResult:
+    measures = measures_for(context, lake.root())
+    bars, violations = measures.inputs.bars, measures.invariants
     by_rule = dict(violations.group_by("rule").len().sort("rule").iter_rows())
     return dg.AssetCheckResult(
         passed=violations.height == 0,

@@ -12,14 +12,14 @@ from stock_pipelines.archive.checks import duplicate_trades, outside_session, sc
 from stock_pipelines.defs.assets.raw_ticks import session_for
 from stock_pipelines.defs.checks.severity import graded
 from stock_pipelines.defs.partitions import trading_day_partitions
-from stock_pipelines.defs.resources import ArchiveResource
+from stock_pipelines.defs.resources import ArchiveResource, LakeResource
 
 RAW_TICKS = dg.AssetKey("raw_ticks")
 
 
-def _ticks(partition_key: str) -> pl.LazyFrame:
+def _ticks(partition_key: str, resource: LakeResource) -> pl.LazyFrame:
     try:
-        return lake.scan_partition("raw_ticks", date.fromisoformat(partition_key))
+        return lake.scan_partition("raw_ticks", date.fromisoformat(partition_key), resource.root())
     except lake.PartitionMissing as error:
         raise dg.Failure(str(error)) from error
 
@@ -27,8 +27,8 @@ def _ticks(partition_key: str) -> pl.LazyFrame:
 @dg.asset_check(
     asset=RAW_TICKS, partitions_def=trading_day_partitions, description="pandera RawTicksSchema holds"
 )
-def raw_ticks_schema(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    frame = _ticks(context.partition_key).collect()
+def raw_ticks_schema(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+    frame = _ticks(context.partition_key, lake).collect()
     failures, message = schema_errors(frame)
     return dg.AssetCheckResult(
         passed=failures == 0, metadata={"rows": frame.height, "failure_cases": failures, "error": message}
@@ -38,8 +38,10 @@ def raw_ticks_schema(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckRes
 @dg.asset_check(
     asset=RAW_TICKS, partitions_def=trading_day_partitions, description="one row per (symbol, cum)"
 )
-def raw_ticks_no_duplicates(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    duplicates = duplicate_trades(_ticks(context.partition_key))
+def raw_ticks_no_duplicates(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource
+) -> dg.AssetCheckResult:
+    duplicates = duplicate_trades(_ticks(context.partition_key, lake))
     return dg.AssetCheckResult(passed=duplicates == 0, metadata={"duplicates": duplicates})
 
 
@@ -48,10 +50,12 @@ def raw_ticks_no_duplicates(context: dg.AssetCheckExecutionContext) -> dg.AssetC
     partitions_def=trading_day_partitions,
     description="every trade inside the day's session (continuous trading or the closing print, with tolerance)",
 )
-def raw_ticks_in_session(context: dg.AssetCheckExecutionContext, archive: ArchiveResource) -> dg.AssetCheckResult:
+def raw_ticks_in_session(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource, archive: ArchiveResource
+) -> dg.AssetCheckResult:
     _, session = session_for(context.partition_key)
     tolerance = archive.config().session_tolerance
-    outside = outside_session(_ticks(context.partition_key), session, tolerance)
+    outside = outside_session(_ticks(context.partition_key, lake), session, tolerance)
     return dg.AssetCheckResult(
         passed=outside == 0,
         metadata={"outside_session": outside, "tolerance_s": tolerance.total_seconds()},
