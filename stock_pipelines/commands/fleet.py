@@ -27,7 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     status = sub.add_parser(
         "status", help="print the fleet's state as one JSON document",
         description="Each collector's pid, state (pending/running/backoff/failed/disabled/stopping/stopped), "
-        "restarts, last exit and reason, next restart, and its heartbeat age from Redis when reachable.",
+        "restarts, last exit and reason, next restart, metrics URL (its fleet file metrics_port), and its "
+        "heartbeat age from Redis when reachable.",
     )
     status.add_argument("--config", type=Path, metavar="FLEET.yaml",
                         help="the fleet file (default: the status file under the data dir)")
@@ -64,7 +65,8 @@ def run_fleet(args: argparse.Namespace) -> int:
         print(f"fleet: {problem} (its self-diagnosis will fail)", file=sys.stderr)
     redis_url = os.environ.get(spec.redis_url_env) or embedded_redis_url()
     members = [Member(c.id, c.source, len(config.symbols[c.id]), collector_argv(config, c),
-                      collector_environment(config, c, os.environ, redis_url)) for c in config.collectors]
+                      collector_environment(config, c, os.environ, redis_url), metrics_url=config.metrics_url(c))
+               for c in config.collectors]
     policy = RestartPolicy(
         restart=Backoff(spec.restart_backoff.base_s, spec.restart_backoff.cap_s),
         diagnosis=Backoff(spec.diagnosis_retry.base_s, spec.diagnosis_retry.cap_s),

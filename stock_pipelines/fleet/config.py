@@ -5,11 +5,15 @@ archive_dir: /data/archive          # optional: STOCK_PIPELINES_ARCHIVE_DIR of e
 redis_url_env: REDIS_URL            # the NAME of the variable holding the Redis URL
 exchange: {kis_base_url: http://exchange:8700}      # optional: KIS_BASE_URL / KIS_WS_URL
 status_file: /data/fleet/status.json                # default: <data dir>/fleet/status.json
+metrics_host: 127.0.0.1             # the address every collector's metrics port binds
 collectors:
   - id: kis-1
     symbols: ["005930", "000660"]   # or symbols_file: kis-1.txt (relative to this file)
     source: kis                      # passed on as `collector run --source`
     app_keys: [{key_env: KIS_APP_KEY_A, secret_env: KIS_APP_SECRET_A}]
+    metrics_port: 9101               # optional: `--metrics-port`, unique in the fleet
+    fallback: kiwoom                 # optional: `--fallback`, the other broker, with its key:
+    fallback_app_key: {key_env: KIWOOM_APP_KEY_A, secret_env: KIWOOM_SECRET_KEY_A}
 ```
 
 Only variable names are written here, never a key or a secret: the supervisor copies the values
@@ -93,6 +97,9 @@ class CollectorSpec(_Strict):
     app_keys: list[KeyPair] = Field(default_factory=lambda: [KeyPair(key_env="KIS_APP_KEY",
                                                                      secret_env="KIS_APP_SECRET")])
     secondary_app_key: KeyPair | None = None
+    fallback: Literal["kis", "kiwoom"] | None = None
+    fallback_app_key: KeyPair | None = None
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("id")
     @classmethod
@@ -118,6 +125,21 @@ class CollectorSpec(_Strict):
             raise ValueError("app_keys is empty: a collector needs at least one app key")
         return self
 
+    @model_validator(mode="after")
+    def _fallback_broker(self) -> CollectorSpec:
+        if self.fallback is None:
+            if self.fallback_app_key is not None:
+                raise ValueError("fallback_app_key is given without a fallback broker")
+            return self
+        if self.fallback == self.source:
+            raise ValueError(f"fallback {self.fallback} is the source itself: name the other broker")
+        if self.fallback_app_key is None:
+            raise ValueError(f"fallback {self.fallback} needs fallback_app_key (that broker's key and secret)")
+        if self.secondary_app_key is not None:
+            # the collector fails over to one secondary feed: the fallback broker replaces the second KIS key
+            raise ValueError("give either fallback or secondary_app_key, not both")
+        return self
+
 
 class FleetFile(_Strict):
     collectors: list[CollectorSpec] = Field(min_length=1)
@@ -132,6 +154,7 @@ class FleetFile(_Strict):
     diagnosis_retry: Backoff = Field(default_factory=lambda: Backoff(base_s=60.0, cap_s=900.0))
     stop_timeout_s: float = Field(default=20.0, gt=0)
     switch_poll_s: float = Field(default=2.0, gt=0)
+    metrics_host: str = Field(default="127.0.0.1", min_length=1)
 
     @field_validator("redis_url_env")
     @classmethod
@@ -153,6 +176,17 @@ class FleetFile(_Strict):
             raise ValueError(f"collector ids must be unique: {', '.join(twice)} appear more than once")
         return self
 
+    @model_validator(mode="after")
+    def _unique_metrics_ports(self) -> FleetFile:
+        owners: dict[int, list[str]] = {}
+        for collector in self.collectors:
+            if collector.metrics_port is not None:
+                owners.setdefault(collector.metrics_port, []).append(collector.id)
+        shared = [f"{port} ({', '.join(ids)})" for port, ids in sorted(owners.items()) if len(ids) > 1]
+        if shared:
+            raise ValueError(f"metrics ports must be unique: {'; '.join(shared)} share a port")
+        return self
+
 
 class FleetConfig:
     """A validated fleet file, with symbols resolved and paths made absolute."""
@@ -167,6 +201,16 @@ class FleetConfig:
     @property
     def collectors(self) -> list[CollectorSpec]:
         return self.spec.collectors
+
+    def metrics_url(self, collector: CollectorSpec) -> str | None:
+        """Where the collector's /metrics answers, seen from the fleet's host (a wildcard bind
+        answers on the loopback address too)."""
+        if collector.metrics_port is None:
+            return None
+        host = self.spec.metrics_host
+        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{collector.metrics_port}/metrics"
 
 
 def load_fleet_config(path: Path, data_dir: Path) -> FleetConfig:
@@ -212,7 +256,8 @@ def missing_environment(config: FleetConfig, environ: Mapping[str, str]) -> list
     """The variables the fleet file names that the supervisor's environment lacks (names only)."""
     problems = []
     for collector in config.collectors:
-        pairs = [*collector.app_keys, *([collector.secondary_app_key] if collector.secondary_app_key else [])]
+        extra = [p for p in (collector.secondary_app_key, collector.fallback_app_key) if p is not None]
+        pairs = [*collector.app_keys, *extra]
         for pair in pairs:
             for name in (pair.key_env, pair.secret_env):
                 if not environ.get(name):

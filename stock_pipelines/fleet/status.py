@@ -27,6 +27,7 @@ class CollectorStatus:
     id: str
     source: str
     symbols: int
+    metrics_url: str | None  # its /metrics (fleet file metrics_port), None when it serves none
     state: str
     pid: int | None
     restarts: int

@@ -47,6 +47,7 @@ class Member:
     last_exit_at: float | None = None
     due_mono: float | None = 0.0  # when to (re)start; None: not automatically
     stop_requested: bool = False
+    metrics_url: str | None = None
 
 
 class Supervisor:
@@ -228,7 +229,7 @@ class Supervisor:
         for m in self.members:
             due = None if m.due_mono is None or m.child is not None else max(0.0, m.due_mono - now_mono)
             statuses.append(CollectorStatus(
-                id=m.id, source=m.source, symbols=m.symbols, state=m.state.value,
+                id=m.id, source=m.source, symbols=m.symbols, metrics_url=m.metrics_url, state=m.state.value,
                 pid=m.child.pid if m.child else None, restarts=m.restarts, started_at=iso(m.started_at),
                 last_exit_code=m.last_exit_code, last_exit_reason=m.last_exit_reason,
                 last_exit_at=iso(m.last_exit_at),

@@ -159,7 +159,7 @@ def test_children_get_only_their_own_keys_by_the_names_the_collector_reads(tmp_p
     env_b = collector_environment(config, b, environ, None)  # default keys: KIS_APP_KEY / KIS_APP_SECRET
     assert env_b["KIS_APP_KEY"] == "inherited" and "KIS_APP_KEY_3" not in env_b and "REDIS_URL" not in env_b
     argv = collector_argv(config, b)
-    assert argv[-8:] == ["--symbols", "105560,055550,086790", "--id", "b", "--source", "kis",
-                         "--clock", "exchange"]
+    assert argv[-12:] == ["--symbols", "105560,055550,086790", "--id", "b", "--source", "kis",
+                          "--clock", "exchange", "--metrics-port", "0", "--metrics-host", "127.0.0.1"]
     assert not any(value in " ".join(collector_argv(config, a)) for value in ("as-1", "ak-1", "ss-1", "as-2"))
     assert config.status_file == tmp_path / "data" / "fleet" / "status.json"

@@ -4,7 +4,8 @@ running the repository's docker/prometheus files with the test's targets and sho
     with PrometheusServer(tmp_path, collectors=["127.0.0.1:9101"], exporter="127.0.0.1:9464") as prom:
         prom.wait_for(lambda: prom.alert("CollectorDown", "firing"), 30, "CollectorDown firing")
 
-The config is docker/prometheus/prometheus.yml with its targets replaced; the rules are
+The config is docker/prometheus/prometheus.yml with its targets replaced (a list, or a targets
+file in the file_sd format of docker/prometheus/targets/collectors.yml); the rules are
 docker/prometheus/alerts.yml with every `for:` shortened to `rule_for`. The server is SIGKILLed
 at the end whatever happened.
 """
@@ -42,19 +43,23 @@ def rules_for_test(rule_for: str) -> dict:
     return rules
 
 
-def config_for_test(collectors: list[str], exporter: str | None) -> dict:
+def config_for_test(collectors: list[str] | Path, exporter: str | None) -> dict:
+    """`collectors`: the targets, or a file_sd targets file (like docker/prometheus/targets/)."""
     config = yaml.safe_load(CONFIG.read_text())
     # a scrape may take a while on a loaded machine: 2 s to answer, rather than a false "down"
     config["global"].update(scrape_interval="2s", evaluation_interval="1s", scrape_timeout="2s")
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    jobs["collectors"].pop("file_sd_configs")
-    jobs["collectors"]["static_configs"] = [{"targets": collectors}]
+    if isinstance(collectors, Path):
+        jobs["collectors"]["file_sd_configs"] = [{"files": [str(collectors)]}]
+    else:
+        jobs["collectors"].pop("file_sd_configs")
+        jobs["collectors"]["static_configs"] = [{"targets": collectors}]
     jobs["stock_pipelines"]["static_configs"] = [{"targets": [exporter] if exporter else []}]
     return config
 
 
 class PrometheusServer:
-    def __init__(self, directory: Path, collectors: list[str], exporter: str | None = None,
+    def __init__(self, directory: Path, collectors: list[str] | Path, exporter: str | None = None,
                  rule_for: str = "3s") -> None:
         self.binary = prometheus_binary()
         self.directory = directory
@@ -103,6 +108,11 @@ class PrometheusServer:
     def targets(self) -> dict[str, str]:
         """scrape URL -> health ("up", "down", "unknown")."""
         return {t["scrapeUrl"]: t["health"] for t in self.api("targets")["activeTargets"]}
+
+    def collector_targets(self) -> dict[str, str]:
+        """The `collectors` job's targets by their `collector` label -> health."""
+        return {t["labels"].get("collector", ""): t["health"] for t in self.api("targets")["activeTargets"]
+                if t["labels"].get("job") == "collectors"}
 
     def alerts(self, name: str, state: str | None = None) -> list[dict]:
         return [a for a in self.api("alerts")["alerts"]
