@@ -110,6 +110,7 @@ class Collector:
             await self._supervise()
         finally:
             self.state = "stopping"
+            self.reporting.sessions_closing()
             for task in self.failover.tasks():
                 task.cancel()
             await self.stop_links(list(self._links))

@@ -54,6 +54,7 @@ class StatusPublisher:
         self.store = store
         self.redis = redis_client
         self.journal = journal
+        self._vouch_limit: datetime | None = None  # set once the sessions start closing
         self.heartbeats = HeartbeatPublisher(store, collector.id, self._snapshot,
                                              interval_s=self._interval_s(),
                                              clock=self.durable_now, on_beat=self._on_beat)
@@ -75,6 +76,13 @@ class StatusPublisher:
         self._thread = threading.Thread(target=self._beat_loop, name=f"collector-beat-{collector.id}",
                                         daemon=True)
         self._thread.start()
+
+    def sessions_closing(self) -> None:
+        """Called before the feed's sessions close: no later beat (the final one included) nor the
+        DOWN event vouches past what is durable now, while the feed is still connected. Closing
+        the sessions and stopping take wall time, which at a high clock rate is minutes of
+        exchange time the archive will never hold."""
+        self._vouch_limit = self.durable_now()
 
     def stop_beating(self) -> None:
         self._stop.set()
@@ -116,7 +124,8 @@ class StatusPublisher:
         clock = self.collector.clock
         now = clock.now()
         margin = self.collector.settings.durability_margin_s * clock.rate
-        return datetime.fromtimestamp(now - max(margin, self.lag_s(now) + 1.0), UTC)
+        durable = datetime.fromtimestamp(now - max(margin, self.lag_s(now) + 1.0), UTC)
+        return durable if self._vouch_limit is None else min(durable, self._vouch_limit)
 
     def lag_s(self, now: float | None = None) -> float:
         """How far behind the exchange the pipeline is (exchange seconds): the largest lag a shard

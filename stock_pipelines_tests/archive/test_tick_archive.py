@@ -8,7 +8,14 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from stock_pipelines.defs.assets.tick_archive import FRESH_CHECK, evaluate_tick_archive, tick_archive_sensor
+from stock_pipelines.defs.assets.tick_archive import (
+    FRESH_CHECK,
+    PARTITION_TAG,
+    VERDICT_TAG,
+    evaluate_tick_archive,
+    record_verdict_changes,
+    tick_archive_sensor,
+)
 from stock_pipelines.defs.resources import ArchiveResource
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
@@ -100,8 +107,30 @@ def test_the_sensor_observes_the_day_of_the_project_clock(archive_env, monkeypat
     write_day(archive_env, "kis-1", session_trades("005930", 30, start=(10, 0)))
     monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(NOW))
     context = dg.build_sensor_context(resources={"archive": ArchiveResource(archive_dir=str(archive_env))})
-    metadata, _ = events(tick_archive_sensor(context))
-    assert metadata["trade_lines"] == 30
+    result = tick_archive_sensor(context)
+    (observation,) = result.asset_events  # the verdict goes to a check run, not a runless evaluation
+    assert observation.partition == DAY.isoformat() and observation.metadata["trade_lines"].value == 30
+    (run,) = result.run_requests
+    assert run.tags == {PARTITION_TAG: DAY.isoformat(), VERDICT_TAG: "passed"}
     monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2026, 11, 21, 10, 0, tzinfo=SEOUL)))
     skipped = tick_archive_sensor(context)
     assert isinstance(skipped, dg.SkipReason) and skipped.skip_message == "2026-11-21 is not a KRX trading day"
+
+
+def test_a_check_run_is_requested_only_when_the_verdict_changes(archive_env):
+    write_day(archive_env, "kis-1", session_trades("005930", 30, start=(10, 0)))
+    write_day(archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in session_trades("005930", 10, start=(10, 0))])
+    age_files(archive_env, "kis-1", 10)
+    age_files(archive_env, "kiwoom-1", 300)
+
+    def sensor_tick(cursor):
+        return record_verdict_changes(evaluate_tick_archive(NOW, cursor, archive(archive_env)), cursor)
+
+    first = sensor_tick(None)
+    assert [r.tags[VERDICT_TAG] for r in first.run_requests] == ["failed"]
+    assert sensor_tick(first.cursor).run_requests == []  # same verdict, same stale collectors
+    age_files(archive_env, "kis-1", 300)  # a second collector goes quiet: still failed, new verdict
+    second = sensor_tick(first.cursor)
+    assert [r.tags[VERDICT_TAG] for r in second.run_requests] == ["failed"]
+    yesterday = json.dumps({**json.loads(second.cursor), "day": "2026-11-19"})
+    assert len(sensor_tick(yesterday).run_requests) == 1  # a new day records its first verdict

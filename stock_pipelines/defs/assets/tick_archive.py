@@ -1,9 +1,15 @@
 """tick_archive: the JSONL archive itself, as an observed (external) daily-partitioned asset.
 
 A sensor observes today's partition every two minutes: per collector and stream, files, bytes,
-lines and last write time (an AssetObservation on the partition), and reports the freshness
-check with it, so "logs not written" turns red in the UI within minutes of a collector going
-quiet in continuous trading. The check can also be run by hand on any partition.
+lines and last write time (an AssetObservation on the partition). Whenever the freshness verdict
+changes (the first observation of a day, a collector going quiet or coming back) it launches a
+run of the `tick_archive_fresh` check on that partition, so "logs not written" turns red in the
+UI within minutes of a collector going quiet in continuous trading. The check can also be run by
+hand on any partition.
+
+Why a run and not a runless check evaluation in the SensorResult: Dagster stores runless
+evaluations with run_id "" under a unique (check, run_id, partition) index, so a second one for
+the same partition fails the sensor tick. A run has its own run_id and is cheap (one check).
 """
 
 import json
@@ -21,6 +27,9 @@ from stock_pipelines.ops import clock
 
 TICK_ARCHIVE = dg.AssetKey("tick_archive")
 FRESH_CHECK = "tick_archive_fresh"
+FRESH_CHECK_KEY = dg.AssetCheckKey(TICK_ARCHIVE, FRESH_CHECK)
+VERDICT_TAG = "stock_pipelines/freshness_verdict"
+PARTITION_TAG = "dagster/partition"
 
 tick_archive = dg.AssetSpec(
     TICK_ARCHIVE,
@@ -62,7 +71,10 @@ def _observe(day: date, now: datetime, cursor: dict | None, config: ArchiveConfi
 def evaluate_tick_archive(
     now: datetime, cursor_text: str | None, config: ArchiveConfig
 ) -> dg.SensorResult | dg.SkipReason:
-    """One observation of today's partition at `now` (the sensor body, with the clock injected)."""
+    """One observation of today's partition at `now` and the freshness check's evaluation of it.
+
+    The evaluation is for callers that judge freshness themselves (the incident sensor); the
+    tick_archive sensor records it through a check run instead (`record_verdict_changes`)."""
     day = now.astimezone(SEOUL).date()
     if not krx_calendar().is_trading_day(day):
         return dg.SkipReason(f"{day} is not a KRX trading day")
@@ -87,13 +99,46 @@ def evaluate_tick_archive(
     )
 
 
+def record_verdict_changes(result: dg.SensorResult, previous_cursor: str | None) -> dg.SensorResult:
+    """`result` with its check evaluation replaced by a run of the check when the verdict (passed,
+    and which collectors are stale) differs from the last one recorded today, per the cursor."""
+    (observation,) = [e for e in result.asset_events if isinstance(e, dg.AssetObservation)]
+    (evaluation,) = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+    cursor = json.loads(result.cursor)
+    previous = json.loads(previous_cursor) if previous_cursor else {}
+    verdict = [evaluation.passed, sorted(evaluation.metadata["stale_collectors"].value)]
+    run_requests = []
+    if previous.get("day") != cursor["day"] or previous.get("verdict") != verdict:
+        # the partition as a run tag, not partition_key: Dagster 1.13 gives a job of checks alone
+        # no partitions definition (not even define_asset_job's), so a partition_key fails to resolve
+        run_requests.append(dg.RunRequest(
+            tags={PARTITION_TAG: evaluation.partition, VERDICT_TAG: "passed" if evaluation.passed else "failed"},
+        ))
+    return dg.SensorResult(
+        asset_events=[observation],
+        run_requests=run_requests,
+        cursor=json.dumps({**cursor, "verdict": verdict}),
+    )
+
+
+tick_archive_fresh_job = dg.define_asset_job(
+    "tick_archive_fresh_job",
+    selection=dg.AssetSelection.checks(FRESH_CHECK_KEY),
+    description="Run the tick_archive_fresh check on one partition (launched by tick_archive_sensor).",
+)
+
+
 @dg.sensor(
     minimum_interval_seconds=120,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Observe today's tick_archive partition and report its freshness check.",
+    job=tick_archive_fresh_job,
+    description="Observe today's tick_archive partition; run its freshness check when the verdict changes.",
 )
 def tick_archive_sensor(context: dg.SensorEvaluationContext, archive: ArchiveResource):
-    return evaluate_tick_archive(clock.now(), context.cursor, archive.config())
+    result = evaluate_tick_archive(clock.now(), context.cursor, archive.config())
+    if isinstance(result, dg.SkipReason):
+        return result
+    return record_verdict_changes(result, context.cursor)
 
 
 @dg.asset_check(
