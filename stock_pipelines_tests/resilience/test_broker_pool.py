@@ -46,21 +46,27 @@ def test_the_steps_that_call_a_broker_are_exactly_those_in_the_broker_pool(day, 
     send = httpx.Client.send
 
     def timed_send(self, request, *args, **kwargs):
-        if str(request.url).startswith(str(day)) and request.url.path.startswith(API_PATHS):
+        if str(request.url).startswith(day.url) and request.url.path.startswith(API_PATHS):
             requests.append(time.time())
         return send(self, request, *args, **kwargs)
 
     monkeypatch.setattr(httpx.Client, "send", timed_send)
-    before = broker_calls(day)
+    # the pre-flight reads the deployment's broker settings from the environment, as in production
+    broker = day.resources["broker"]
+    for name, value in (("KIS_BASE_URL", day.url), ("KIS_APP_KEY", broker.app_key),
+                        ("KIS_APP_SECRET", broker.app_secret), ("STOCK_PIPELINES_MAX_LOAD_PER_CPU", "1000")):
+        monkeypatch.setenv(name, value)
+    before = broker_calls(day.url)
     instance = dg.DagsterInstance.ephemeral()
     runs = []
     for name in ("preflight_job", "end_of_day_job"):
         job = defs.resolve_job_def(name)
         partition = {"partition_key": DAY.isoformat()} if name == "end_of_day_job" else {}
-        result = job.execute_in_process(instance=instance, raise_on_error=False, **partition)
+        result = job.execute_in_process(instance=instance, raise_on_error=False, resources=day.resources,
+                                        **partition)
         runs.append((job, result))
     seen = list(requests)
-    assert broker_calls(day) - before == len(seen) > 0  # the observer missed no call the simulator counted
+    assert broker_calls(day.url) - before == len(seen) > 0  # the observer missed no call the simulator counted
 
     calling: set[str] = set()
     pooled: set[str] = set()
