@@ -217,13 +217,5 @@ def _status(env: dict) -> dict:
 
 
 def _dormant_status(env: dict):
-    result = subprocess.run(
-        check=False,
-        args=[sys.executable, "-m", "stock_pipelines.cli", "status"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    document = json.loads(result.stdout)
+    document = _status(env)
     return document if document["dormant"]["dormant"] else None
