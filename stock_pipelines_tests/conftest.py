@@ -9,6 +9,8 @@ handle can stop, kill and restart the server (same port) for outage tests:
         url = redis_server.url              # give it to a subprocess as REDIS_URL
         redis_server.kill()                 # SIGKILL; redis_server.start() brings it back empty
 
+`module_redis_server` is the same for all the tests of a module.
+
 Skips and expected failures are listed, with their reasons, at the end of every run; in CI (see
 `capabilities.py`) a run with any skip fails.
 """
@@ -115,8 +117,7 @@ def _embedded_redis_ends_with_the_test() -> Iterator[None]:
     cache.use_cache_dir(cache_dir)
 
 
-@pytest.fixture
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+def _running_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     for attempt in range(3):  # the free port can be taken between probing and binding
         try:
@@ -130,6 +131,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    yield from _running_redis(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def module_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One Redis for the tests of a module that share servers started once (e.g. `dagster dev`)."""
+    yield from _running_redis(tmp_path_factory)
 
 
 class SkipLedger:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,13 +14,39 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The run queue is polled every 5 s by default: a test that waits on many runs, or times a launch,
+# has the queue polled every second instead (pass it as `instance_yaml`, alone or after another).
+QUICK_RUN_QUEUE = """
+run_coordinator:
+  config:
+    dequeue_interval_seconds: 1
+"""
 LOCATION = {"repositoryLocationName": "stock_pipelines", "repositoryName": "__repository__"}
 SCHEDULE = """query Schedule($selector: ScheduleSelector!) { scheduleOrError(scheduleSelector: $selector) {
   ... on Schedule { scheduleState { id status } } } }"""
 STOP_SCHEDULE = """mutation Stop($id: String!) { stopRunningSchedule(id: $id) { __typename
   ... on ScheduleStateResult { scheduleState { status } } } }"""
+
+
+def quiet_env(*, data_dir: Path, archive_dir: Path, redis_url: str, prefix: str, kis_url: str, app_key: str,
+              app_secret: str) -> dict[str, str]:
+    """The environment of a `dagster dev` whose runs the test launches itself: its lake, archive,
+    Redis namespace and KIS endpoint; the daemon's sensors launch nothing."""
+    return {
+        "STOCK_PIPELINES_DATA_DIR": str(data_dir),
+        "STOCK_PIPELINES_ARCHIVE_DIR": str(archive_dir),
+        "REDIS_URL": redis_url,
+        "STOCK_PIPELINES_REDIS_PREFIX": prefix,
+        "KIS_BASE_URL": kis_url,
+        "KIS_APP_KEY": app_key,
+        "KIS_APP_SECRET": app_secret,
+        "FEATURE_AUTO_RECOVERY_ENABLED": "false",
+        "FEATURE_HEARTBEAT_MONITORING_ENABLED": "false",
+        "FEATURE_PREFLIGHT_ENABLED": "false",
+    }
 
 
 def free_port() -> int:
@@ -40,7 +65,8 @@ class DagsterDev:
         response = httpx.post(
             f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout
         )
-        response.raise_for_status()
+        if response.is_error:  # the body names the resolver's exception; raise_for_status would drop it
+            raise AssertionError(f"GraphQL HTTP {response.status_code}: {response.text[:4000]}")
         body = response.json()
         assert "errors" not in body, body["errors"]
         return body["data"]
@@ -55,22 +81,33 @@ class DagsterDev:
                 assert stopped["scheduleState"]["status"] == "STOPPED", (name, stopped)
 
 
+def _merged(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        both_mappings = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merged(merged[key], value) if both_mappings else value
+    return merged
+
+
 @contextlib.contextmanager
 def dagster_dev(
     tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 120, instance_yaml: str = ""
 ) -> Iterator[DagsterDev]:
-    """`instance_yaml` is appended to the project's dagster.yaml for this instance."""
+    """`instance_yaml` (one or more YAML documents) is merged into the project's dagster.yaml for
+    this instance, mappings key by key."""
     home = tmp_path / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    if instance_yaml:
-        with (home / "dagster.yaml").open("a") as handle:
-            handle.write(instance_yaml)
+    config = yaml.safe_load((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
+    for override in yaml.safe_load_all(instance_yaml):
+        config = _merged(config, override or {})
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     port = free_port()
     log = tmp_path / "dagster_dev.log"
     # DAGSTER_HOME last: a caller's env built from os.environ carries the DAGSTER_HOME that `./run`
     # exports (the repository's dagster_home/), and dagster dev must use this test's own instance.
     process_env = {**os.environ, **(env or {}), "DAGSTER_HOME": str(home)}
+    # an instance_yaml may name a class of this package (stock_pipelines_tests.no_scheduler)
+    process_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), process_env.get("PYTHONPATH")) if p)
     if "STOCK_PIPELINES_DATA_DIR" not in (env or {}):
         # never the repository's data/ (its lake and embedded Redis): the sensors tick in here
         process_env["STOCK_PIPELINES_DATA_DIR"] = str(tmp_path / "data")

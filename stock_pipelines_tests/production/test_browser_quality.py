@@ -45,7 +45,7 @@ from stock_pipelines.quality.render import percent
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.exchange_config import ExchangeConfig
-from stock_pipelines_tests.dagster_dev import REPO_ROOT, DagsterDev, dagster_dev
+from stock_pipelines_tests.dagster_dev import REPO_ROOT, DagsterDev, dagster_dev, quiet_env
 from stock_pipelines_tests.production.test_browser import browser_page, shot, wait_loaded  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -146,19 +146,10 @@ def test_a_day_s_checks_and_quality_report_in_the_dagster_ui(
         shot(page, name, ARTIFACTS)
 
     with run_exchange(config) as exchange_url:
-        env = {
-            "STOCK_PIPELINES_DATA_DIR": str(lake),
-            "STOCK_PIPELINES_ARCHIVE_DIR": str(archive),
-            "REDIS_URL": redis_server.url,
-            "STOCK_PIPELINES_REDIS_PREFIX": f"browser-quality-{tmp_path.name}",
-            "KIS_BASE_URL": str(exchange_url),
-            "KIS_APP_KEY": APP_KEY,
-            "KIS_APP_SECRET": APP_SECRET,
-            # the daemon's sensors stay quiet: this test launches its own runs
-            "FEATURE_AUTO_RECOVERY_ENABLED": "false",
-            "FEATURE_HEARTBEAT_MONITORING_ENABLED": "false",
-            "FEATURE_PREFLIGHT_ENABLED": "false",
-        }
+        # the daemon's sensors stay quiet: this test launches its own runs
+        env = quiet_env(data_dir=lake, archive_dir=archive, redis_url=redis_server.url,
+                        prefix=f"browser-quality-{tmp_path.name}", kis_url=str(exchange_url),
+                        app_key=APP_KEY, app_secret=APP_SECRET)
         with dagster_dev(tmp_path, env=env) as dev:
             wait_loaded(dev)
             stop_end_of_day_schedule(dev)

@@ -2,8 +2,8 @@
 closed minute of the outage must be back in minute_bars within 5 minutes (project clock) of the
 restart, from the heartbeat sensor's recovery runs, long before the close.
 
-Shared by `test_self_healing_e2e.py` (3 collectors, a short outage) and `benchmarks/herd_restart.py`
-(10 collectors, 2.5 minutes).
+Shared by `test_self_healing_e2e.py` (3 collectors, a short outage, on the module's live day) and
+`benchmarks/herd_restart.py` (10 collectors, 2.5 minutes, a live day of its own).
 """
 
 from __future__ import annotations
@@ -20,28 +20,23 @@ from dagster._daemon.daemon import SchedulerDaemon
 from stock_pipelines.defs.jobs.recovery import COLLECTOR_TAG, WINDOW_TAG
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.ops.recovery_window import Window
-from stock_pipelines.sim.day import SimDay
-from stock_pipelines_tests.dagster_dev import dagster_dev
-from stock_pipelines_tests.no_scheduler import INSTANCE_YAML as NO_SCHEDULER
 from stock_pipelines_tests.sensors.live_collectors import (
     DAY,
-    CollectorProcess,
+    HEARTBEAT_SENSOR,
+    LiveDay,
     differences,
-    exchange_at_the_open,
     expected_bars,
     finished,
+    live_day,
     minute_floor,
-    project_env,
     project_now,
     runs_of,
     start_collectors,
-    stop_sensor,
     stored_bars,
     ticks_since,
     wait_for,
 )
 
-SENSOR = "collector_heartbeat_sensor"
 RECOVERY_DEADLINE = timedelta(minutes=5)  # the sensor's promise: partial_every (4 min) plus a run
 
 
@@ -79,95 +74,96 @@ def _window(record) -> Window:
 
 def herd_restart(tmp_path: Path, redis_server, *, collectors: int = 10, per_collector: int = 4,
                  seed: int = 11, outage: timedelta | None = None) -> HerdResult:
+    """`herd_restart_on` a live day of its own."""
+    with live_day(tmp_path, redis_server, seed, collectors * per_collector) as day:
+        return herd_restart_on(day, collectors=collectors, per_collector=per_collector, outage=outage)
+
+
+def herd_restart_on(day: LiveDay, *, collectors: int, per_collector: int, first_code: int = 0,
+                    outage: timedelta | None = None) -> HerdResult:
     """Kill every collector at once; restart them after `outage` (project clock), or, when None,
     as soon as a whole minute lies between the first wave's windows and now (the minutes only
-    the restart's runs can bring back); in both cases not before the first wave has run."""
+    the restart's runs can bring back); in both cases not before the first wave has run. The herd
+    streams the day's codes from `first_code` on; runs for other collectors are not its own."""
     symbols = collectors * per_collector
-    codes = SimDay(DAY, seed=seed, symbols=symbols).codes
+    codes = day.codes()[first_code:first_code + symbols]
+    assert len(codes) == symbols, f"the exchange serves {day.symbols} symbols"
     groups = {f"herd-{i + 1:02d}": codes[i * per_collector:(i + 1) * per_collector] for i in range(collectors)}
-    client = redis_server.client()
-    with exchange_at_the_open(seed, symbols) as (url, fake_now):
-        env = project_env(tmp_path, url, redis_server.url, fake_now)
-        running = [CollectorProcess(env, name, group, tmp_path) for name, group in groups.items()]
-        try:
-            with dagster_dev(tmp_path, env=env, instance_yaml=NO_SCHEDULER) as dev:
-                for collector in running:
-                    collector.wait_streaming(client)
-                stop_sensor(dev, "tick_archive_sensor")  # observes the wall clock's date, not DAY
-                instance = dg.DagsterInstance.from_config(str(dev.home))
-                assert SchedulerDaemon.daemon_type() not in instance.get_required_daemon_types()
-                since = time.time()
-                wait_for("the heartbeat sensor's first evaluation", lambda: ticks_since(dev, SENSOR, since),
-                         240, every=1)
-                assert runs_of(instance, "recovery_job") == [], "recovery launched for healthy collectors"
+    herd = set(groups)
+    env, client, instance, seed = day.env, day.redis_client, day.instance, day.seed
+    running = start_collectors(env, client, groups, day.log_dir)
+    day.keep(running)  # killed with the day, whatever happens here
+    assert SchedulerDaemon.daemon_type() not in instance.get_required_daemon_types()
+    streaming = time.time()
+    wait_for("a sensor evaluation with the herd streaming",
+             lambda: ticks_since(day.dev, HEARTBEAT_SENSOR, streaming), 60, every=1)
+    assert runs_of(instance, "recovery_job", herd) == [], "recovery launched for healthy collectors"
 
-                for collector in running:
-                    collector.kill()
-                killed_at = project_now(env)
+    for collector in running:
+        collector.kill()
+    killed_at = project_now(env)
 
-                def first_wave():
-                    records = runs_of(instance, "recovery_job")
-                    covered = {r.dagster_run.tags[COLLECTOR_TAG] for r in records}
-                    return records if covered == set(groups) else None
+    def first_wave():
+        records = runs_of(instance, "recovery_job", herd)
+        covered = {r.dagster_run.tags[COLLECTOR_TAG] for r in records}
+        return records if covered == herd else None
 
-                wave = wait_for("a recovery run for every killed collector", first_wave, 180, every=1)
-                if outage is not None:
-                    restart_at = killed_at + outage
-                else:
-                    wave_end = max(_window(r).end for r in wave)
-                    # one whole minute lost after the first wave's windows: only the restart's runs
-                    # can bring it back (the bug this guards against left it to the end of the day)
-                    restart_at = minute_floor(wave_end) + timedelta(minutes=1, seconds=2)
-                # The first wave has run before the restart (as it does in a 2.5-minute outage): what
-                # is still missing then can only come back through the runs the restart launches.
-                for record in wave:
-                    wait_for("the first wave to finish",
-                             lambda r=record: finished(instance, r.dagster_run.run_id), 300, every=1)
-                wait_for(f"the restart time {restart_at:%H:%M:%S}", lambda: project_now(env) >= restart_at,
-                         max((restart_at - project_now(env)).total_seconds(), 0) + 30, every=0.2)
-                restarted_wall, restarted_at = time.time(), project_now(env)
-                before = {r.dagster_run.run_id for r in runs_of(instance, "recovery_job")}
-                running += start_collectors(env, client, groups, tmp_path)
+    wave = wait_for("a recovery run for every killed collector", first_wave, 180, every=1)
+    if outage is not None:
+        restart_at = killed_at + outage
+    else:
+        wave_end = max(_window(r).end for r in wave)
+        # one whole minute lost after the first wave's windows: only the restart's runs
+        # can bring it back (the bug this guards against left it to the end of the day)
+        restart_at = minute_floor(wave_end) + timedelta(minutes=1, seconds=2)
+    # The first wave has run before the restart (as it does in a 2.5-minute outage): what
+    # is still missing then can only come back through the runs the restart launches.
+    for record in wave:
+        wait_for("the first wave to finish",
+                 lambda r=record: finished(instance, r.dagster_run.run_id), 300, every=1)
+    wait_for(f"the restart time {restart_at:%H:%M:%S}", lambda: project_now(env) >= restart_at,
+             max((restart_at - project_now(env)).total_seconds(), 0) + 30, every=0.2)
+    restarted_wall, restarted_at = time.time(), project_now(env)
+    before = {r.dagster_run.run_id for r in runs_of(instance, "recovery_job", herd)}
+    day.keep(start_collectors(env, client, groups, day.log_dir))
 
-                # every minute from the kill's to the restart's, edges included, once it has closed
-                first, last = minute_floor(killed_at), minute_floor(restarted_at)
-                expected = expected_bars(seed, symbols, first, last)
-                assert expected.height > 0
-                deadline = restarted_at + RECOVERY_DEADLINE
-                wait_for(f"the minute of the restart ({last:%H:%M}) to close",
-                         lambda: project_now(env) >= last + timedelta(minutes=1), 90, every=0.5)
-                diff: list[str] = []
-                while True:
-                    diff = differences(expected, stored_bars(Path(env["STOCK_PIPELINES_DATA_DIR"]), first, last))
-                    now = project_now(env)
-                    if not diff or now > deadline:
-                        break
-                    time.sleep(1)
-                recovered_at, recovered_wall = now, time.time()
-                assert not diff, (
-                    f"{len(diff)} bars of the outage {first:%H:%M}-{last:%H:%M} not back in minute_bars "
-                    f"5 minutes after the restart at {restarted_at:%H:%M:%S}: {diff[:10]}"
-                )
-                # the restart itself was noticed: the sensor launched the rest of every outage (spread
-                # over half a minute, so some may come after the bars are back)
-                def restart_runs():
-                    after = [r for r in runs_of(instance, "recovery_job") if r.dagster_run.run_id not in before]
-                    restarted = {r.dagster_run.tags[COLLECTOR_TAG] for r in after
-                                 if "restart after downtime" in r.dagster_run.tags.get("stock_pipelines/reason", "")}
-                    return after if restarted == set(groups) else None
+    # every minute from the kill's to the restart's, edges included, once it has closed
+    first, last = minute_floor(killed_at), minute_floor(restarted_at)
+    expected = expected_bars(seed, day.symbols, first, last, codes)
+    assert expected.height > 0
+    deadline = restarted_at + RECOVERY_DEADLINE
+    wait_for(f"the minute of the restart ({last:%H:%M}) to close",
+             lambda: project_now(env) >= last + timedelta(minutes=1), 90, every=0.5)
+    diff: list[str] = []
+    while True:
+        diff = differences(expected, stored_bars(day.data_dir, first, last))
+        now = project_now(env)
+        if not diff or now > deadline:
+            break
+        time.sleep(1)
+    recovered_at, recovered_wall = now, time.time()
+    assert not diff, (
+        f"{len(diff)} bars of the outage {first:%H:%M}-{last:%H:%M} not back in minute_bars "
+        f"5 minutes after the restart at {restarted_at:%H:%M:%S}: {diff[:10]}"
+    )
 
-                after = wait_for("a restart run for every collector", restart_runs, 120, every=1)
-                assert runs_of(instance, "end_of_day_job") == [], "an end-of-day run, not the sensor, recovered"
-                assert recovered_at < krx_calendar().session(DAY).close - timedelta(hours=6)
-                for record in runs_of(instance, "recovery_job"):
-                    run = wait_for("every recovery run to end",
-                                   lambda r=record: finished(instance, r.dagster_run.run_id), 300, every=1)
-                    assert run.status == dg.DagsterRunStatus.SUCCESS, run.tags["dagster/run_key"]
-                return HerdResult(
-                    collectors, symbols, killed_at.astimezone(SEOUL), restarted_at, recovered_at,
-                    recovered_wall - restarted_wall, int((last - first).total_seconds() // 60) + 1,
-                    expected.height, len(before), len(after),
-                )
-        finally:
-            for collector in running:
-                collector.close()
+    # the restart itself was noticed: the sensor launched the rest of every outage (spread
+    # over half a minute, so some may come after the bars are back)
+    def restart_runs():
+        after = [r for r in runs_of(instance, "recovery_job", herd) if r.dagster_run.run_id not in before]
+        restarted = {r.dagster_run.tags[COLLECTOR_TAG] for r in after
+                     if "restart after downtime" in r.dagster_run.tags.get("stock_pipelines/reason", "")}
+        return after if restarted == herd else None
+
+    after = wait_for("a restart run for every collector", restart_runs, 120, every=1)
+    assert runs_of(instance, "end_of_day_job") == [], "an end-of-day run, not the sensor, recovered"
+    assert recovered_at < krx_calendar().session(DAY).close - timedelta(hours=6)
+    for record in runs_of(instance, "recovery_job", herd):
+        run = wait_for("every recovery run to end",
+                       lambda r=record: finished(instance, r.dagster_run.run_id), 300, every=1)
+        assert run.status == dg.DagsterRunStatus.SUCCESS, run.tags["dagster/run_key"]
+    return HerdResult(
+        collectors, symbols, killed_at.astimezone(SEOUL), restarted_at, recovered_at,
+        recovered_wall - restarted_wall, int((last - first).total_seconds() // 60) + 1,
+        expected.height, len(before), len(after),
+    )

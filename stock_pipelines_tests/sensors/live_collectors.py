@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -28,11 +29,13 @@ import polars as pl
 
 from stock_pipelines import lake
 from stock_pipelines.collector.status import read_status
+from stock_pipelines.defs.jobs.recovery import COLLECTOR_TAG
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value, parse_fake_now
 from stock_pipelines.sim.day import SimDay
 from stock_pipelines.sim.runner import run_exchange_process
-from stock_pipelines_tests.dagster_dev import REPO_ROOT
+from stock_pipelines_tests.dagster_dev import QUICK_RUN_QUEUE, REPO_ROOT, DagsterDev, dagster_dev
+from stock_pipelines_tests.no_scheduler import INSTANCE_YAML as NO_SCHEDULER
 from stock_pipelines_tests.truth import truth_bars
 from stock_pipelines_tests.waiting import wait_until
 
@@ -160,8 +163,12 @@ def stop_sensor(dev, name: str) -> None:
         assert stopped["instigationState"]["status"] == "STOPPED", stopped
 
 
-def runs_of(instance: dg.DagsterInstance, job: str):
-    return instance.get_run_records(dg.RunsFilter(job_name=job), order_by="create_timestamp", ascending=True)
+def runs_of(instance: dg.DagsterInstance, job: str, collectors: set[str] | None = None):
+    """The job's run records, oldest first; only those launched for `collectors` when given."""
+    records = instance.get_run_records(dg.RunsFilter(job_name=job), order_by="create_timestamp", ascending=True)
+    if collectors is None:
+        return records
+    return [r for r in records if r.dagster_run.tags.get(COLLECTOR_TAG) in collectors]
 
 
 def finished(instance: dg.DagsterInstance, run_id: str):
@@ -170,15 +177,74 @@ def finished(instance: dg.DagsterInstance, run_id: str):
     return run if run.status in done else None
 
 
+HEARTBEAT_SENSOR = "collector_heartbeat_sensor"
+
+
+@dataclass
+class LiveDay:
+    """DAY running at 1x from the open: `sim exchange`, Redis and `dagster dev` (webserver and
+    daemon, no scheduler), shared by the tests of a module. Each test streams its own symbols with
+    its own collector ids, and leaves its collectors running (`keep`) so no outage of one test
+    launches runs in the next; they are killed when the day ends."""
+
+    seed: int
+    symbols: int
+    url: str
+    env: dict[str, str]
+    dev: DagsterDev
+    redis_client: object
+    log_dir: Path
+    kept: list[CollectorProcess] = field(default_factory=list)
+
+    @property
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.dev.home))
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.env["STOCK_PIPELINES_DATA_DIR"])
+
+    def codes(self) -> list[str]:
+        return SimDay(DAY, seed=self.seed, symbols=self.symbols).codes
+
+    def keep(self, collectors: list[CollectorProcess]) -> None:
+        self.kept.extend(collectors)
+
+
+@contextmanager
+def live_day(tmp_path: Path, redis_server, seed: int, symbols: int) -> Iterator[LiveDay]:
+    """Exchange, `dagster dev` (tick_archive_sensor stopped: it observes the wall clock's date,
+    not DAY) and the heartbeat sensor's first evaluation, once for every test that shares it."""
+    with exchange_at_the_open(seed, symbols) as (url, fake_now):
+        env = project_env(tmp_path, url, redis_server.url, fake_now)
+        day = None
+        try:
+            with dagster_dev(tmp_path, env=env, instance_yaml=NO_SCHEDULER + QUICK_RUN_QUEUE) as dev:
+                stop_sensor(dev, "tick_archive_sensor")
+                # the daemon is up and the heartbeat sensor evaluates (the code server loads slowly
+                # on a loaded machine)
+                since = time.time()
+                wait_for("the heartbeat sensor's first evaluation",
+                         lambda: ticks_since(dev, HEARTBEAT_SENSOR, since), 240, every=1)
+                day = LiveDay(seed, symbols, url, env, dev, redis_server.client(), tmp_path)
+                yield day
+        finally:
+            for collector in day.kept if day else []:
+                collector.close()
+
+
 # -- truth -----------------------------------------------------------------------------------------
 
-def expected_bars(seed: int, symbols: int, first: datetime, last: datetime) -> pl.DataFrame:
+def expected_bars(seed: int, symbols: int, first: datetime, last: datetime,
+                  codes: list[str] | None = None) -> pl.DataFrame:
     """Minute bars [first, last] (minute starts) from the simulator's trade list (`truth.py`), in
-    `stored_bars`' shape."""
+    `stored_bars`' shape; only `codes`' when given."""
     lo, hi = int(first.timestamp()) * US, int(last.timestamp()) * US
+    bars = truth_bars(SimDay(DAY, seed=seed, symbols=symbols))
+    if codes is not None:
+        bars = bars.filter(pl.col("symbol").is_in(codes))
     return (
-        truth_bars(SimDay(DAY, seed=seed, symbols=symbols))
-        .with_columns(minute=pl.col("minute").dt.epoch("us"))
+        bars.with_columns(minute=pl.col("minute").dt.epoch("us"))
         .filter(pl.col("minute").is_between(lo, hi))
         .sort("symbol", "minute")
     )
