@@ -81,6 +81,9 @@ def test_killed_collectors_are_restarted_within_the_bound_and_their_downtime_rec
             restart_exchange_time = _exchange_now(url)
             wait_until(lambda: all((b := beats.latest(c)) and b.last_trade_at >= restart_exchange_time
                                    for c in groups), 30, "every collector archiving after the restarts")
+            # the bars compared below must reach well past the restarts, however fast this machine got here
+            wait_until(lambda: _exchange_now(url) >= restart_exchange_time + timedelta(minutes=6), 30,
+                       "six exchange minutes past the restarts")
 
             # the project clock of `fleet status` (heartbeat ages) on the exchange's time; the exchange keeps
             # running until the collectors stopped, or their clocks would run past a pinned exchange

@@ -86,13 +86,20 @@ def truth_of(day: date, truth_dir: Path) -> pl.DataFrame:
     return expected_bars(rows, krx_calendar().session(day)).sort("symbol", "minute")
 
 
+# The freshness check judges the trading day due by the project clock (here the last of DAYS), not
+# the run's partition: a run that selects minute_bars runs it too, and before the last day's report
+# exists it rightly fails. Its own test is quality/test_freshness.py.
+NOT_PER_DAY = {"minute_bars_certified_in_time"}
+
+
 def daily_assets(dev: DagsterDev) -> dict[str, dict[str, bool]]:
-    """Every materializable daily-partitioned asset, with its checks (name: partitioned?): what
-    the UI selects with "Materialize all"."""
+    """Every materializable daily-partitioned asset, with its per-day checks (name: partitioned?):
+    what the UI selects with "Materialize all"."""
     nodes = dev.graphql(DAILY_ASSETS)["assetNodes"]
     return {
         "/".join(n["assetKey"]["path"]): {
             c["name"]: c["partitionDefinition"] is not None for c in (n["assetChecksOrError"].get("checks") or [])
+            if c["name"] not in NOT_PER_DAY
         }
         for n in nodes
         if n["isMaterializable"] and n["isPartitioned"] and n["partitionDefinition"]["type"] == "TIME_WINDOW"

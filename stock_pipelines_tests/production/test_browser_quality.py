@@ -57,6 +57,7 @@ OUTAGES = ["10:00-10:30", "13:10-13:25"]
 APP_KEY, APP_SECRET = "browser-quality-key", "browser-quality-secret"  # tokens: one a minute per key
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser-quality"
 CHECK_NAMES = sorted(key.name for checks_def in minute_bars_checks for key in checks_def.check_keys)
+CERTIFIED_IN_TIME = "minute_bars_certified_in_time"  # the freshness check, run by its own schedule
 UI_TIMEOUT = 30_000  # ms, for Playwright's expect()
 
 
@@ -177,10 +178,11 @@ def test_a_day_s_checks_and_quality_report_in_the_dagster_ui(
             assert {"key": "dagster/from_ui", "value": "true"} in run["tags"]
             assert set(CHECK_NAMES) <= {check["name"] for check in run["assetCheckSelection"]}
 
-            # -- 3. minute_bars -> Checks: five quality checks and the verdict, each Passed for DAY ---
+            # -- 3. minute_bars -> Checks: five quality checks, the verdict and the freshness check
+            # (its own schedule), the quality checks each Passed for DAY ---
             page.goto(f"{dev.url}/assets/minute_bars?view=checks")
-            page.get_by_text(f"Checks ({len(CHECK_NAMES) + 1})", exact=True).wait_for()
-            for name in [*CHECK_NAMES, DAY_CERTIFIED]:
+            page.get_by_text(f"Checks ({len(CHECK_NAMES) + 2})", exact=True).wait_for()
+            for name in [*CHECK_NAMES, DAY_CERTIFIED, CERTIFIED_IN_TIME]:
                 expect(page.get_by_title(name, exact=True).first).to_be_visible(timeout=UI_TIMEOUT)
             snap("03-checks")
             for name in CHECK_NAMES:
