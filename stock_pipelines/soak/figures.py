@@ -94,17 +94,21 @@ class SoakFigures:
             "max_detect_s": round(max(detect), 1) if detect else None,
             "max_recover_s": round(max(recover), 1) if recover else None,
             "runs": dict(sorted(outcomes.items())),
-            "retention_deleted": sorted({e["day"] for e in self.retention if e["action"] == retention_log.DELETED}),
-            "retention_kept": sorted({e["day"] for e in self.retention if e["action"] == retention_log.KEPT}),
+            "retention_deleted": self._retention_days(retention_log.DELETED),
+            "retention_kept": self._retention_days(retention_log.KEPT),
             "peak_rss_mb": {kind: round(rss / 2**20, 1) for kind, rss in sorted(self.memory.items())},
             "wall_s": self.manifest.get("wall_s"),
         }
+
+    def _retention_days(self, action: str) -> list[str]:
+        return sorted({entry["day"] for entry in self.retention if entry["action"] == action})
 
     def reasons(self) -> list[str]:
         found = [f"{d.day}: {p}" for d in self.days for p in d.problems]
         if self.calls > CALLS_OVER_BOUND * self.calls_lower_bound:
             found.append(
-                f"{self.calls} recovery calls exceed {CALLS_OVER_BOUND}x the lower bound {self.calls_lower_bound}"
+                f"{self.calls} recovery calls exceed {CALLS_OVER_BOUND}x "
+                f"the lower bound {self.calls_lower_bound}"
             )
         return found + self.alerts.problems + self.problems
 
@@ -112,7 +116,8 @@ class SoakFigures:
         return bool(self.days) and not self.reasons()
 
     def json_line(self) -> str:
-        return json.dumps({**self.totals(), "passed": self.passed(), "reasons": self.reasons()}, ensure_ascii=False)
+        line = {**self.totals(), "passed": self.passed(), "reasons": self.reasons()}
+        return json.dumps(line, ensure_ascii=False)
 
     def render_table(self) -> str:
         return render(self)
@@ -151,7 +156,9 @@ def _retention_problems(entries: list[dict], lake_dir: Path) -> list[str]:
     return problems
 
 
-def _day_row(day: str, manifest: dict, lake_dir: Path, instance: InstanceFigures, retention: list[dict]) -> DayRow:
+def _day_row(
+    day: str, manifest: dict, lake_dir: Path, instance: InstanceFigures, retention: list[dict]
+) -> DayRow:
     truth = measure_day(date.fromisoformat(day), manifest["exchange"], lake_dir)
     records = instance.days.get(day)
     certified = _certified(day, lake_dir, records.certified if records else None)
@@ -202,4 +209,6 @@ def measure(run_dir: Path) -> SoakFigures:
 
 
 def _lines(path: Path) -> list[str]:
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] if path.is_file() else []
+    if not path.is_file():
+        return []
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -79,8 +79,9 @@ def pair(posts: list[dict], still_open: dict[str, tuple[str, str]] | None = None
         if body["event"] == NOTICE:
             notices += 1
             continue
+        incident_id = body["incident_id"]
         incident = incidents.setdefault(
-            body["incident_id"], IncidentAlerts(body["incident_id"], body.get("kind", ""), body.get("subject", ""))
+            incident_id, IncidentAlerts(incident_id, body.get("kind", ""), body.get("subject", ""))
         )
         if body["event"] == FIRING:
             incident.firing_walls.append(float(post["received_wall"]))
@@ -90,7 +91,9 @@ def pair(posts: list[dict], still_open: dict[str, tuple[str, str]] | None = None
             unreadable += 1
     for incident_id, (kind, subject) in (still_open or {}).items():
         incidents.setdefault(incident_id, IncidentAlerts(incident_id, kind, subject)).still_open = True
-    ordered = sorted(incidents.values(), key=lambda i: (min(i.firing_walls, default=float("inf")), i.incident_id))
+    ordered = sorted(
+        incidents.values(), key=lambda i: (min(i.firing_walls, default=float("inf")), i.incident_id)
+    )
     return AlertFigures(ordered, notices, unreadable)
 
 
@@ -101,7 +104,9 @@ def open_in_redis(redis_url: str) -> dict[str, tuple[str, str]] | None:
 
     from stock_pipelines.ops.incident_store import IncidentStore
 
-    client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
+    client = redis.Redis.from_url(
+        redis_url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2
+    )
     try:
         store = IncidentStore(client)
         found = {i.id: (i.kind, i.subject) for i in store.open_incidents().values()}

@@ -41,7 +41,8 @@ def _timed(fault: dict, alerts: AlertFigures, runs: list[RunRow]) -> FaultRow:
         fired = [w for w in incident.firing_walls if w >= injected]
         if fired and _about(fault.get("subject", ""), incident.subject):
             resolved = [w for w in incident.resolved_walls if w >= fired[0]]
-            candidates.append((fired[0], f"incident {incident.kind} {incident.subject}", min(resolved, default=None)))
+            by = f"incident {incident.kind} {incident.subject}"
+            candidates.append((fired[0], by, min(resolved, default=None)))
     sensor_runs = sorted(
         (r for r in runs if r.partition == fault["day"] and r.launched_by.startswith("sensor")
          and r.created_wall >= injected),
@@ -50,14 +51,14 @@ def _timed(fault: dict, alerts: AlertFigures, runs: list[RunRow]) -> FaultRow:
     if sensor_runs:
         first = sensor_runs[0]
         done = [r.ended_wall for r in sensor_runs if r.status == SUCCESS and r.ended_wall is not None]
-        candidates.append((first.created_wall, f"run {first.job} by {first.launched_by}", min(done, default=None)))
+        by = f"run {first.job} by {first.launched_by}"
+        candidates.append((first.created_wall, by, min(done, default=None)))
+    named = (fault["id"], fault["kind"], fault.get("subject", ""), fault["day"])
     if not candidates:
-        return FaultRow(fault["id"], fault["kind"], fault.get("subject", ""), fault["day"], None, None, "not detected")
+        return FaultRow(*named, None, None, "not detected")
     detected, by, recovered = min(candidates, key=lambda c: c[0])
-    return FaultRow(
-        fault["id"], fault["kind"], fault.get("subject", ""), fault["day"],
-        round(detected - injected, 1), None if recovered is None else round(recovered - injected, 1), by,
-    )
+    recover_s = None if recovered is None else round(recovered - injected, 1)
+    return FaultRow(*named, round(detected - injected, 1), recover_s, by)
 
 
 def time_faults(faults: list[dict], alerts: AlertFigures, runs: list[RunRow]) -> list[FaultRow]:

@@ -21,26 +21,29 @@ def _ratio(calls: int, bound: int) -> str:
 
 def render(figures) -> str:
     totals = figures.totals()
-    day_rows = [
-        [d.day, _yes(d.certified), f"{d.truth.bars_expected}/{d.truth.bars_lost}", d.truth.bars_wrong + d.truth.bars_extra,
-         f"{d.truth.trades_expected}/{d.truth.trades_archived}", _ratio(d.calls, d.truth.calls_lower_bound),
-         d.rate_limited, d.retention or "-"]
-        for d in figures.days
-    ]
+    day_rows = []
+    for d in figures.days:
+        t = d.truth
+        day_rows.append([
+            d.day, _yes(d.certified), f"{t.bars_expected}/{t.bars_lost}", t.bars_wrong + t.bars_extra,
+            f"{t.trades_expected}/{t.trades_archived}", _ratio(d.calls, t.calls_lower_bound),
+            d.rate_limited, d.retention or "-",
+        ])
     day_rows.append([
-        "total", f"{totals['days_certified']}/{totals['days']}", f"{totals['bars_expected']}/{totals['bars_lost']}",
-        totals["bars_wrong"], f"{totals['trades_expected']}/{totals['trades_archived']}",
+        "total", f"{totals['days_certified']}/{totals['days']}",
+        f"{totals['bars_expected']}/{totals['bars_lost']}", totals["bars_wrong"],
+        f"{totals['trades_expected']}/{totals['trades_archived']}",
         _ratio(totals["calls"], totals["calls_lower_bound"]), totals["recovery_rate_limited"],
         f"{len(totals['retention_deleted'])} deleted",
     ])
-    lines = _table(
-        ["day", "certified", "bars exp/lost", "wrong", "trades exp/archived", "calls/bound", "429s", "retention"],
-        day_rows,
-    )
+    header = ["day", "certified", "bars exp/lost", "wrong", "trades exp/archived", "calls/bound", "429s",
+              "retention"]
+    lines = _table(header, day_rows)
     if figures.faults:
+        fault_rows = [[f.id, f.kind, f.subject, f.day, f.detect_s, f.recover_s, f.detected_by]
+                      for f in figures.faults]
         lines += ["", *_table(
-            ["fault", "kind", "subject", "day", "detect s", "recover s", "detected by"],
-            [[f.id, f.kind, f.subject, f.day, f.detect_s, f.recover_s, f.detected_by] for f in figures.faults],
+            ["fault", "kind", "subject", "day", "detect s", "recover s", "detected by"], fault_rows
         )]
     lines += [
         "",
@@ -50,7 +53,8 @@ def render(figures) -> str:
         f"exchange data calls {totals['exchange_calls']}, rate-limited {totals['rate_limited']}",
         "retention deleted " + (", ".join(totals["retention_deleted"]) or "nothing")
         + "; kept " + (", ".join(totals["retention_kept"]) or "nothing"),
-        "peak memory " + (", ".join(f"{k} {v} MB" for k, v in totals["peak_rss_mb"].items()) or "not recorded"),
+        "peak memory "
+        + (", ".join(f"{k} {v} MB" for k, v in totals["peak_rss_mb"].items()) or "not recorded"),
         f"wall {totals['wall_s']} s",
         "PASSED" if figures.passed() else "FAILED",
         *(f"  - {reason}" for reason in figures.reasons()),

@@ -49,7 +49,9 @@ def _bars(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def compare_bars(truth: pl.DataFrame, produced: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def compare_bars(
+    truth: pl.DataFrame, produced: pl.DataFrame
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(truth bars absent from `produced`, truth bars `produced` has with other values, rows of
     `produced` the truth has no bar for)."""
     truth, produced = _bars(truth), _bars(produced)
@@ -105,7 +107,8 @@ def _truth_trades(sim) -> pl.DataFrame:
 
 def measure_day(day: date, exchange: dict, lake_dir: Path) -> TruthFigures:
     """`exchange`: the manifest's {"seed", "symbols", "activity"} of the simulated exchange."""
-    sim, truth = day_truth(day, int(exchange["seed"]), int(exchange["symbols"]), float(exchange.get("activity", 1.0)))
+    seed, symbols, activity = int(exchange["seed"]), int(exchange["symbols"]), float(exchange.get("activity", 1.0))
+    sim, truth = day_truth(day, seed, symbols, activity)
     problems: list[str] = []
     final = _read("minute_bars", day, lake_dir)
     if final is None:

@@ -32,7 +32,8 @@ def make_day(root, day: date, collector: str = "kis-1") -> None:
 
 def certify(data_dir, day: date, certified: bool = True) -> None:
     """The day's quality report summary, as quality_report writes it."""
-    write_report(day, {"day": day.isoformat(), "certified": certified, "completeness": 1.0}, "<html/>", data_dir)
+    summary = {"day": day.isoformat(), "certified": certified, "completeness": 1.0}
+    write_report(day, summary, "<html/>", data_dir)
 
 
 CERTIFIED = retention.DayStatus(True, True, certified=True)
@@ -86,8 +87,8 @@ def test_keep_outside_3_to_10_is_refused(tmp_path, keep):
 def test_retention_job_reads_materializations_and_checks_from_the_instance(archive_env, monkeypatch):
     monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2026, 11, 20, 19, 0, tzinfo=SEOUL)))
     data = archive_env.parent / "data"
-    for day in (date(2026, 11, 12), date(2026, 11, 13), date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18)):
-        make_day(archive_env, day)
+    for day in (12, 13, 16, 17, 18):
+        make_day(archive_env, date(2026, 11, day))
     instance = dg.DagsterInstance.ephemeral()
     for day in ("2026-11-12", "2026-11-13"):
         assert dg.materialize(
@@ -108,7 +109,9 @@ def test_retention_job_reads_materializations_and_checks_from_the_instance(archi
     assert result.success
     summary = result.output_for_node("archive_retention")
     assert summary["deleted_days"] == ["2026-11-13"]
-    assert summary["kept"]["2026-11-12"] == "2026-11-12 is not certified: its quality report is missing or not certified"
+    assert summary["kept"]["2026-11-12"] == (
+        "2026-11-12 is not certified: its quality report is missing or not certified"
+    )
     assert "never ran" in summary["kept"]["2026-11-16"]
     assert "not materialized" in summary["kept"]["2026-11-17"]
     assert "newest 3" in summary["kept"]["2026-11-18"]
@@ -120,7 +123,8 @@ def test_retention_job_reads_materializations_and_checks_from_the_instance(archi
     assert logged == {
         ("2026-11-12", "kept"), ("2026-11-13", "deleted"), ("2026-11-16", "kept"), ("2026-11-17", "kept")
     }
-    assert {(e["as_of"], e["at"][:16]) for e in retention_log.read(data)} == {("2026-11-20", "2026-11-20T19:00")}
+    stamps = {(e["as_of"], e["at"][:16]) for e in retention_log.read(data)}
+    assert stamps == {("2026-11-20", "2026-11-20T19:00")}
 
 
 def test_retention_without_as_of_counts_from_the_project_clocks_today(archive_env, monkeypatch):
@@ -149,7 +153,8 @@ def test_a_holiday_inside_the_window_counts_trading_days_not_weekdays(tmp_path):
     assert plan.oldest_kept_trading_day == date(2026, 9, 23)
     assert [d.day for d in plan.to_delete] == [date(2026, 9, 21), date(2026, 9, 22)]
     retention.apply(plan)
-    assert sorted(p.name for p in (root / "kis-1" / "trades").iterdir()) == ["20260923", "20260928", "20260929"]
+    left = sorted(p.name for p in (root / "kis-1" / "trades").iterdir())
+    assert left == ["20260923", "20260928", "20260929"]
 
 
 def test_the_schedule_is_on_by_default_and_skips_closed_days():

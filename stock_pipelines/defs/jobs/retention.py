@@ -71,7 +71,10 @@ class RetentionConfig(dg.Config):
     dry_run: bool = False
 
 
-@dg.op(description="Delete raw archive days older than N trading days that are certified and whose raw_ticks passed its checks.")
+@dg.op(
+    description="Delete raw archive days older than N trading days that are certified and whose "
+    "raw_ticks passed its checks."
+)
 def archive_retention(
     context: dg.OpExecutionContext, config: RetentionConfig, archive: ArchiveResource, lake: LakeResource
 ):
