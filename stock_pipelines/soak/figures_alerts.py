@@ -20,6 +20,7 @@ class IncidentAlerts:
     incident_id: str
     kind: str
     subject: str
+    opened_at: str = ""  # ISO, the project clock's (the exchange's) time the incident opened
     firing_walls: list[float] = field(default_factory=list)
     resolved_walls: list[float] = field(default_factory=list)
     still_open: bool = False
@@ -81,7 +82,8 @@ def pair(posts: list[dict], still_open: dict[str, tuple[str, str]] | None = None
             continue
         incident_id = body["incident_id"]
         incident = incidents.setdefault(
-            incident_id, IncidentAlerts(incident_id, body.get("kind", ""), body.get("subject", ""))
+            incident_id,
+            IncidentAlerts(incident_id, body.get("kind", ""), body.get("subject", ""), body.get("opened_at", "")),
         )
         if body["event"] == FIRING:
             incident.firing_walls.append(float(post["received_wall"]))

@@ -1,7 +1,8 @@
 """Time to detect and time to recover of each injected fault, in wall seconds.
 
-Detected: the first incident about the fault's subject that fired after the injection (the
-receiver's clock), or the first run a sensor launched for the fault's day after it, whichever
+Detected: the first incident about the fault's subject (one name contains the other: fault
+"kis-1", incident "kis-1"; fault "kis", incidents "kis-1", "kis-2") opened on the fault's day
+(exchange time) that fired after the injection (the receiver's clock), or the first run a sensor launched for the fault's day after it, whichever
 came first. Recovered: that incident's resolution; for a run, the end of the first successful
 sensor-launched run for the day from the injection on. A fault nothing noticed shows as not
 detected: the row says so rather than borrowing an unrelated incident.
@@ -10,6 +11,9 @@ detected: the row says so rather than borrowing an unrelated incident.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+
+from stock_pipelines.market import SEOUL
 
 from stock_pipelines.soak.figures_alerts import AlertFigures
 from stock_pipelines.soak.figures_dagster import RunRow
@@ -28,10 +32,15 @@ class FaultRow:
     detected_by: str  # "incident <kind> <subject>", "run <job> by <launcher>" or "not detected"
 
 
-def _about(fault_subject: str, incident_subject: str) -> bool:
-    if not fault_subject or not incident_subject:
+def _about(fault: dict, incident) -> bool:
+    ours, theirs = fault.get("subject", ""), incident.subject
+    if not ours or not theirs or not (ours in theirs or theirs in ours):
         return False
-    return fault_subject in incident_subject or incident_subject in fault_subject
+    return not incident.opened_at or _seoul_day(incident.opened_at) == fault["day"]
+
+
+def _seoul_day(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(SEOUL).date().isoformat()
 
 
 def _timed(fault: dict, alerts: AlertFigures, runs: list[RunRow]) -> FaultRow:
@@ -39,7 +48,7 @@ def _timed(fault: dict, alerts: AlertFigures, runs: list[RunRow]) -> FaultRow:
     candidates: list[tuple[float, str, float | None]] = []  # (detected wall, by, recovered wall)
     for incident in alerts.incidents:
         fired = [w for w in incident.firing_walls if w >= injected]
-        if fired and _about(fault.get("subject", ""), incident.subject):
+        if fired and _about(fault, incident):
             resolved = [w for w in incident.resolved_walls if w >= fired[0]]
             by = f"incident {incident.kind} {incident.subject}"
             candidates.append((fired[0], by, min(resolved, default=None)))

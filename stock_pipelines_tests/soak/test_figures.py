@@ -53,7 +53,8 @@ STARTED_WALL = 1_000.0  # the hand-written faults and alerts' wall clock
 FAULTS = [
     {"id": "f1", "kind": "collector_sigkill", "subject": "sim-kis-1", "day": DAY.isoformat(),
      "injected_wall": 1_010.0, "injected_exchange": "2026-11-20T10:00:00+09:00", "cleared_wall": 1_011.0},
-    {"id": "f2", "kind": "exchange_latency", "subject": "kis-rest", "day": "2026-11-19",
+    # the same collector a day earlier: the 2026-11-20 incident must not be borrowed for it
+    {"id": "f2", "kind": "collector_sigstop", "subject": "sim-kis-1", "day": "2026-11-19",
      "injected_wall": 1_020.0, "injected_exchange": "2026-11-20T11:00:00+09:00", "cleared_wall": None},
 ]
 
@@ -62,7 +63,7 @@ def alert(event: str, received: float, incident_id: str = "collector_down:sim-ki
     return {"received_wall": received, "body": {
         "event": event, "kind": "collector_down", "subject": "sim-kis-1", "incident_id": incident_id,
         "text": f"[stock_pipelines] {event.upper()} collector_down sim-kis-1",
-        "at": "2026-11-20T10:01:00+09:00",
+        "at": "2026-11-20T10:01:00+09:00", "opened_at": "2026-11-20T10:01:00+09:00",
     }}
 
 
