@@ -83,7 +83,9 @@ def pair(posts: list[dict], still_open: dict[str, tuple[str, str]] | None = None
         incident_id = body["incident_id"]
         incident = incidents.setdefault(
             incident_id,
-            IncidentAlerts(incident_id, body.get("kind", ""), body.get("subject", ""), body.get("opened_at", "")),
+            IncidentAlerts(
+                incident_id, body.get("kind", ""), body.get("subject", ""), body.get("opened_at", "")
+            ),
         )
         if body["event"] == FIRING:
             incident.firing_walls.append(float(post["received_wall"]))

@@ -2,8 +2,8 @@
 
 Detected: the first incident about the fault's subject (one name contains the other: fault
 "kis-1", incident "kis-1"; fault "kis", incidents "kis-1", "kis-2") opened on the fault's day
-(exchange time) that fired after the injection (the receiver's clock), or the first run a sensor launched for the fault's day after it, whichever
-came first. Recovered: that incident's resolution; for a run, the end of the first successful
+(exchange time) that fired after the injection (the receiver's clock), or the first run a
+sensor launched for the fault's day after it, whichever came first. Recovered: that incident's resolution; for a run, the end of the first successful
 sensor-launched run for the day from the injection on. A fault nothing noticed shows as not
 detected: the row says so rather than borrowing an unrelated incident.
 """

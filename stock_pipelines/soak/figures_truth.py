@@ -107,8 +107,8 @@ def _truth_trades(sim) -> pl.DataFrame:
 
 def measure_day(day: date, exchange: dict, lake_dir: Path) -> TruthFigures:
     """`exchange`: the manifest's {"seed", "symbols", "activity"} of the simulated exchange."""
-    seed, symbols, activity = int(exchange["seed"]), int(exchange["symbols"]), float(exchange.get("activity", 1.0))
-    sim, truth = day_truth(day, seed, symbols, activity)
+    activity = float(exchange.get("activity", 1.0))
+    sim, truth = day_truth(day, int(exchange["seed"]), int(exchange["symbols"]), activity)
     problems: list[str] = []
     final = _read("minute_bars", day, lake_dir)
     if final is None:
