@@ -52,9 +52,12 @@ def test_faults_are_timed_by_the_first_incident_or_sensor_run_that_noticed_them(
         RunRow("r3", "end_of_day_job", "SUCCESS", DAY, "schedule end_of_day_schedule", 101.0, 400.0),
     ]
     faults = [
-        {"id": "kill", "kind": "collector_sigkill", "subject": "kis-1", "day": DAY, "injected_wall": 100.0},
-        {"id": "stop", "kind": "collector_sigstop", "subject": "kiwoom-1", "day": DAY, "injected_wall": 100.0},
-        {"id": "redis", "kind": "redis_kill", "subject": "redis", "day": "2026-11-20", "injected_wall": 100.0},
+        {"id": i, "kind": kind, "subject": subject, "day": day, "injected_wall": 100.0}
+        for i, kind, subject, day in [
+            ("kill", "collector_sigkill", "kis-1", DAY),
+            ("stop", "collector_sigstop", "kiwoom-1", DAY),
+            ("redis", "redis_kill", "redis", "2026-11-20"),
+        ]
     ]
     kill, stop, redis = time_faults(faults, alerts, runs)
     assert (kill.detect_s, kill.recover_s, kill.detected_by) == (12.0, 80.0, "incident collector_down kis-1")
