@@ -132,7 +132,11 @@ def parse_symbols(text: str) -> list[str]:
     """`--symbols FILE|LIST`: a file of codes (one a line or comma separated, # comments) or a
     comma-separated list. Order kept, duplicates removed; a bad code raises ConfigError naming it."""
     path = Path(text)
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError:  # a long list is not a valid file name (ENAMETOOLONG)
+        is_file = False
+    if is_file:
         raw = " ".join(line.split("#", 1)[0] for line in path.read_text(encoding="utf-8").splitlines())
     elif "," in text or is_valid_symbol(text.strip()):
         raw = text

@@ -121,6 +121,8 @@ def test_symbols_from_a_list_or_a_file(tmp_path):
         parse_symbols("005930,00593X0")
     with pytest.raises(ConfigError, match="no such file"):
         parse_symbols("missing.txt")
+    many = [f"{i:06d}" for i in range(60)]  # a list longer than a file name may be
+    assert parse_symbols(",".join(many)) == many
 
 
 def test_sharding_keeps_every_session_within_the_limit():
