@@ -124,3 +124,37 @@ def test_a_kiwoom_fault_while_kis_is_primary_loses_nothing_and_shows_the_standby
     assert _status(client, cid)["switch_log"] == []  # the primary never failed
     events = [e["event"] for e in _journal(tmp_path, cid) if e["event"].startswith("STANDBY_")]
     assert events == ["STANDBY_DOWN", "STANDBY_LIVE"]
+
+
+def test_kis_stalling_alone_is_noticed_beside_the_streaming_standby_and_loses_nothing(tmp_path, redis_server):
+    """KIS stays connected but sends nothing: the collector's own watchdog, fed by Kiwoom, cannot see
+    it; the per-source watch does (STALLED alone), reconnects KIS and fails over, then back."""
+    client, cid = redis_server.client(), "hot-3"
+    start = seoul(10, 30)
+    with run_exchange(day=DAY, seed=33, symbols=8, start=start, pinned=True, speed=60,
+                      credentials=CREDENTIALS) as url:
+        env = _env(tmp_path, url, redis_server.url, STOCK_PIPELINES_COLLECTOR_FAILOVER_AFTER="2",
+                   STOCK_PIPELINES_COLLECTOR_STALL_MINUTES="0.5")  # 30 exchange s: half a wall second
+        process = _start(env, list(url.exchange.day.codes), cid, "--source", "kis", "--fallback", "kiwoom")
+        try:
+            wait_streaming(process, client, cid)
+            wait_until(lambda: _status(client, cid).get("standby_live") is True, 20, "the Kiwoom standby live")
+            admin(url, "/admin/clock", {"pinned": False})
+            time.sleep(1.0)
+            _fault(url, "stall_ws", "kis")
+            wait_until(lambda: _status(client, cid).get("broker") == "kiwoom", 20, "failover to Kiwoom")
+            time.sleep(1.0)
+            admin(url, "/admin/faults", {"mode": "none"})
+            wait_until(lambda: (s := _status(client, cid)).get("broker") == "kis"
+                       and s.get("standby_live") is True, 20, "failback to KIS")
+            time.sleep(0.5)
+            until = pin(url)
+            _drain_and_stop(process, client, cid)
+        finally:
+            _stop(process)
+        expected = truth(url.exchange.day, until, start)
+    _assert_every_trade_once(tmp_path, cid, expected)
+    stalls = [e["detail"] for e in _journal(tmp_path, cid) if e["event"] == "STALLED"]
+    assert len(stalls) >= 2 and all(s.get("alone") and s["source"] == "primary" for s in stalls[:2])
+    switches = _status(client, cid)["switch_log"]
+    assert [e["kind"] for e in switches] == ["FAILOVER", "FAILBACK"] and "stalled" in switches[0]["reason"]
