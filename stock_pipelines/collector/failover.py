@@ -74,6 +74,8 @@ class Failover:
         # hot standby: a watchdog a source, since the collector's, fed by both, misses one going silent
         self._watches = {name: StallWatchdog(window, settings.stall_minutes * 60)
                          for name in sources} if links.hot else {}
+        self._delivered_at: dict[str, float] = {}  # clock time a source last delivered trades
+        self._stalled: set[str] = set()  # sources found silent alone, until they deliver again
 
     def tasks(self) -> list[asyncio.Task]:
         """Hand-overs and the probe still running, for the collector to cancel when it stops."""
@@ -108,10 +110,10 @@ class Failover:
         return 0 if name is None else sum(1 for s in self.shards if name in s.connected)
 
     def standby_live(self) -> bool | None:
-        """Hot standby: every shard subscribed on it; None without a hot standby."""
+        """Hot standby: every shard subscribed on it and not found silent alone; None without one."""
         if not self.links.hot:
             return None
-        return self.standby_connected() == len(self.shards)
+        return self.standby_connected() == len(self.shards) and self.standby_source() not in self._stalled
 
     def watch_standby(self) -> None:
         """A hot standby that goes down (or comes back) is a STANDBY_DOWN (STANDBY_LIVE) event; it
@@ -128,7 +130,14 @@ class Failover:
             "connected": self.standby_connected(), "shards": len(self.shards)})
 
     def source_alive(self, name: str, now: float) -> None:
-        """The source delivered trades, or a session of it subscribed."""
+        """The source delivered trades."""
+        if name in self._watches:
+            self._watches[name].reset(now)
+            self._delivered_at[name] = now
+            self._stalled.discard(name)
+
+    def source_subscribed(self, name: str, now: float) -> None:
+        """A session of the source subscribed: its silence is counted from now."""
         if name in self._watches:
             self._watches[name].reset(now)
 
@@ -139,11 +148,21 @@ class Failover:
     async def check_sources(self, now: float) -> None:
         """Hot standby: one source silent (in continuous trading) while the other delivers is a
         stall of that source alone: reconnect its sessions, and count it as a failure when it is
-        the active one (a fail-over finds the other streaming)."""
+        the active one (a fail-over finds the other streaming). A source not subscribed on every
+        shard is reconnecting (its failures are counted as they come), and both silent is the
+        collector's watchdog's business, or a starved process: neither is a stall of one."""
+        limit_s = self.settings.stall_minutes * 60
         for name, watch in self._watches.items():
+            subscribed = all(name in s.connected for s in self.shards)
+            other_delivers = any(now - at < limit_s / 2
+                                 for other, at in self._delivered_at.items() if other != name)
+            if not (subscribed and other_delivers):
+                watch.reset(now)
+                continue
             silent = watch.check(now)
             if silent is None:
                 continue
+            self._stalled.add(name)
             self.journal.event("STALLED", {"silent_s": round(silent, 1), "source": name, "alone": True,
                                            "limit_s": self.settings.stall_minutes * 60})
             if name == self.selector.name:

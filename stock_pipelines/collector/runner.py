@@ -229,7 +229,7 @@ class Collector:
                     state.connected.add(source.name)
                     state.first_ts.pop(source.name, None)
                     self.watchdog.reset(self.clock.now())
-                    self.failover.source_alive(source.name, self.clock.now())
+                    self.failover.source_subscribed(source.name, self.clock.now())
                     async for message in ws:
                         if await self._handle(ws, message, feed, source, index):
                             healthy = True
