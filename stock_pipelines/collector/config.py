@@ -31,6 +31,7 @@ ENV_NAMES = {
     "kis": ("KIS_BASE_URL", "KIS_WS_URL", "KIS_APP_KEY", "KIS_APP_SECRET", WS_PATH),
     "kiwoom": ("KIWOOM_BASE_URL", "KIWOOM_WS_URL", "KIWOOM_APP_KEY", "KIWOOM_SECRET_KEY", KIWOOM_WS_PATH),
 }
+STANDBY_MODES = ("hot", "cold")
 DEFAULT_MAX_SUBSCRIPTIONS = 40  # KIS allows about 41 registrations a session (docs/architecture.md); keep one spare
 
 
@@ -131,7 +132,11 @@ def parse_symbols(text: str) -> list[str]:
     """`--symbols FILE|LIST`: a file of codes (one a line or comma separated, # comments) or a
     comma-separated list. Order kept, duplicates removed; a bad code raises ConfigError naming it."""
     path = Path(text)
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError:  # a long list is not a valid file name (ENAMETOOLONG)
+        is_file = False
+    if is_file:
         raw = " ".join(line.split("#", 1)[0] for line in path.read_text(encoding="utf-8").splitlines())
     elif "," in text or is_valid_symbol(text.strip()):
         raw = text
@@ -175,6 +180,14 @@ class CollectorSettings:
     fsync_interval_s: float = 1.0
     durability_margin_s: float = 0.5  # wall seconds a beat is back-dated (see StatusPublisher.durable_now)
     connect_timeout_s: float = 10.0
+    # "hot": with a secondary, both sources' sessions stream all the time and the guard keeps each
+    # trade once, so a fail-over loses nothing; "cold": the secondary connects on the primary's
+    # first failure (half the sessions, but the trades before it is subscribed are lost)
+    standby: str = "hot"
+
+    def __post_init__(self) -> None:
+        if self.standby not in STANDBY_MODES:
+            raise ConfigError(f"standby {self.standby!r}: use one of {', '.join(STANDBY_MODES)}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CollectorSettings:
@@ -184,7 +197,7 @@ class CollectorSettings:
                            ("backoff_base_s", float), ("backoff_cap_s", float), ("failover_after", int),
                            ("failback_probe_s", float), ("flush_interval_s", float),
                            ("fsync_interval_s", float),
-                           ("durability_margin_s", float)):
+                           ("durability_margin_s", float), ("standby", str)):
             var = f"STOCK_PIPELINES_COLLECTOR_{name.upper()}"
             text = env.get(var, "").strip()
             if text:

@@ -1,6 +1,9 @@
-"""Failover and failback between the collector's feed sources: the secondary standing by beside a
-failing primary, the switch itself (recorded), the make-before-break hand-over shard by shard,
-and the probe of the primary while on the secondary.
+"""Failover and failback between the collector's feed sources: the switch itself (recorded), and
+- hot standby (the default with a secondary): both sources stream all the time; a switch hands
+  nothing over, the fail-back happens when the primary streams again on every shard, a source
+  silent alone is a stall of it, and the standby's state is watched (STANDBY_DOWN/STANDBY_LIVE);
+- cold standby: the secondary standing by beside a failing primary, the make-before-break
+  hand-over shard by shard, and the probe of the primary while on the secondary.
 
 When to switch is decided by `policy.SourceSelector`; this carries the switch out.
 """
@@ -21,7 +24,7 @@ from stock_pipelines.collector.clock import SystemClock
 from stock_pipelines.collector.config import CollectorSettings, FeedSource
 from stock_pipelines.collector.feeds import ACK, DATA, PING, Feeds
 from stock_pipelines.collector.journal import Journal
-from stock_pipelines.collector.policy import MarketWindow, SourceSelector, Switch
+from stock_pipelines.collector.policy import MarketWindow, SourceSelector, StallWatchdog, Switch
 from stock_pipelines.collector.shard_state import ShardState
 
 TICK_S = 0.05  # wall seconds between hand-over passes
@@ -30,7 +33,8 @@ TICK_S = 0.05  # wall seconds between hand-over passes
 class Links(Protocol):
     """The collector's sessions, one a (source, shard)."""
 
-    standby: bool  # also keep the secondary's sessions while on the primary
+    standby: bool  # also keep the secondary's sessions while on the primary (cold standby)
+    hot: bool  # every source's sessions stream all the time (hot standby)
 
     def ensure_links(self) -> None: ...
 
@@ -66,6 +70,12 @@ class Failover:
         self._probe: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()  # hand-overs in progress
         self._last_probe_wall = 0.0
+        self._standby_was_live: bool | None = None  # None until the standby was first live
+        # hot standby: a watchdog a source, since the collector's, fed by both, misses one going silent
+        self._watches = {name: StallWatchdog(window, settings.stall_minutes * 60)
+                         for name in sources} if links.hot else {}
+        self._delivered_at: dict[str, float] = {}  # clock time a source last delivered trades
+        self._stalled: set[str] = set()  # sources found silent alone, until they deliver again
 
     def tasks(self) -> list[asyncio.Task]:
         """Hand-overs and the probe still running, for the collector to cancel when it stops."""
@@ -88,18 +98,105 @@ class Failover:
         self.journal.event("STANDBY_RELEASED", {"source": secondary})
         self._start(self._handover(secondary, primary))
 
-    def switched(self, switch: Switch) -> None:
+    def standby_source(self) -> str | None:
+        """The source that is not writing (hot standby only)."""
+        if not self.links.hot:
+            return None
+        return next(name for name in self.selector.sources if name != self.selector.name)
+
+    def standby_connected(self) -> int:
+        """Shards the hot standby has subscribed (0 without one)."""
+        name = self.standby_source()
+        return 0 if name is None else sum(1 for s in self.shards if name in s.connected)
+
+    def standby_live(self) -> bool | None:
+        """Hot standby: every shard subscribed on it and not found silent alone; None without one."""
+        if not self.links.hot:
+            return None
+        return self.standby_connected() == len(self.shards) and self.standby_source() not in self._stalled
+
+    def watch_standby(self) -> None:
+        """A hot standby that goes down (or comes back) is a STANDBY_DOWN (STANDBY_LIVE) event; it
+        is also in the status hash, the heartbeat line and /metrics."""
+        live = self.standby_live()
+        if live is None or live == self._standby_was_live:
+            return
+        first = self._standby_was_live is None
+        self._standby_was_live = live if live or not first else None
+        if first:
+            return  # coming up at the start is no news
+        self.journal.event("STANDBY_LIVE" if live else "STANDBY_DOWN", {
+            "source": self.standby_source(), "broker": self.sources[self.standby_source()].broker,
+            "connected": self.standby_connected(), "shards": len(self.shards)})
+
+    def source_alive(self, name: str, now: float) -> None:
+        """The source delivered trades."""
+        if name in self._watches:
+            self._watches[name].reset(now)
+            self._delivered_at[name] = now
+            self._stalled.discard(name)
+
+    def source_subscribed(self, name: str, now: float) -> None:
+        """A session of the source subscribed: its silence is counted from now."""
+        if name in self._watches:
+            self._watches[name].reset(now)
+
+    def restart_watches(self, now: float) -> None:
+        for watch in self._watches.values():
+            watch.reset(now)
+
+    async def check_sources(self, now: float) -> None:
+        """Hot standby: one source silent (in continuous trading) while the other delivers is a
+        stall of that source alone: reconnect its sessions, and count it as a failure when it is
+        the active one (a fail-over finds the other streaming). A source not subscribed on every
+        shard is reconnecting (its failures are counted as they come), and both silent is the
+        collector's watchdog's business, or a starved process: neither is a stall of one."""
+        limit_s = self.settings.stall_minutes * 60
+        for name, watch in self._watches.items():
+            subscribed = all(name in s.connected for s in self.shards)
+            other_delivers = any(now - at < limit_s / 2
+                                 for other, at in self._delivered_at.items() if other != name)
+            if not (subscribed and other_delivers):
+                watch.reset(now)
+                continue
+            silent = watch.check(now)
+            if silent is None:
+                continue
+            self._stalled.add(name)
+            self.journal.event("STALLED", {"silent_s": round(silent, 1), "source": name, "alone": True,
+                                           "limit_s": self.settings.stall_minutes * 60})
+            if name == self.selector.name:
+                switch = self.selector.failure(now, "stalled")
+                if switch is not None:
+                    self.switched(switch)
+            await self.links.stop_links([(name, index) for index in range(len(self.shards))])
+            self.links.ensure_links()
+
+    def primary_delivers(self) -> None:
+        """Hot standby, on the secondary: the primary's sessions stream again. Fail back once every
+        shard of it is subscribed: make-before-break by construction, as the secondary streams on
+        (as the standby) and the guard keeps each trade once."""
+        primary = self.selector.sources[0]
+        if all(primary in s.connected for s in self.shards):
+            switch = self.selector.probe_succeeded(self.clock.now())
+            if switch is not None:
+                self.switched(switch, "failback: the primary streams again on every shard")
+
+    def switched(self, switch: Switch, reason: str | None = None) -> None:
         """Record a switch the selector made and start the hand-over (from the collector's loop)."""
         kind = "FAILBACK" if switch.to_source == self.selector.sources[0] else "FAILOVER"
         detail = {"from": switch.from_source, "to": switch.to_source,
                   "from_broker": self.sources[switch.from_source].broker,
-                  "to_broker": self.sources[switch.to_source].broker, "reason": switch.reason,
+                  "to_broker": self.sources[switch.to_source].broker, "reason": reason or switch.reason,
                   "at_us": int(switch.at * 1_000_000)}
         self.journal.event(kind, detail)
         self.journal.redis_call(status_store.record_switch, self.redis, self.id, {"kind": kind, **detail})
         self._last_probe_wall = _wall()
         self.links.standby = False
-        self._start(self._handover(switch.from_source, switch.to_source))
+        if self.links.hot:
+            self.links.ensure_links()  # both sources keep streaming: nothing to hand over
+        else:
+            self._start(self._handover(switch.from_source, switch.to_source))
 
     def _start(self, handover) -> None:
         task = asyncio.get_running_loop().create_task(handover)
@@ -145,6 +242,8 @@ class Failover:
 
     def maybe_probe(self) -> None:
         """On the secondary, probe the primary every `failback_probe_s` (one probe at a time)."""
+        if self.links.hot:
+            return  # the primary's own sessions keep retrying; their trades trigger the fail-back
         if not self.selector.on_secondary or (self._probe is not None and not self._probe.done()):
             return
         if _wall() - self._last_probe_wall < self.settings.failback_probe_s:

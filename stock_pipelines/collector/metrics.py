@@ -54,6 +54,12 @@ SERIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "stock_pipelines_collector_disk_low": ("gauge", "1 while below the free-space floor", ()),
     "stock_pipelines_collector_shards": ("gauge", "WebSocket sessions the symbols need", ()),
     "stock_pipelines_collector_shards_connected": ("gauge", "Sessions subscribed on the active source", ()),
+    "stock_pipelines_collector_source_sessions": (
+        "gauge", "Sessions subscribed, by source (a hot standby's too)", ("source", "broker")),
+    "stock_pipelines_collector_standby_live": (
+        "gauge", "Hot standby: 1 while every shard is subscribed on the standby source, 0 while it is down", ()),
+    "stock_pipelines_collector_trades_written_total": (
+        "counter", "Trades archived, by the broker whose feed delivered them first", ("broker",)),
     "stock_pipelines_collector_source_active": ("gauge", "1 for the feed source in use", ("source",)),
     "stock_pipelines_collector_failed_over": ("gauge", "1 while a secondary source is in use", ()),
     "stock_pipelines_collector_source_switches_total": ("counter", "Failovers and failbacks", ()),
@@ -117,6 +123,13 @@ class CollectorMetrics(PrometheusCollector):
             "stock_pipelines_collector_disk_low": [((), float(writer.disk_low))],
             "stock_pipelines_collector_shards": [((), len(c.shards))],
             "stock_pipelines_collector_shards_connected": [((), publisher.connected())],
+            "stock_pipelines_collector_source_sessions": [
+                ((name, c.sources[name].broker), sum(1 for s in c.shards if name in s.connected))
+                for name in selector.sources],
+            "stock_pipelines_collector_standby_live": [] if (live := c.failover.standby_live()) is None else [
+                ((), float(live))],
+            "stock_pipelines_collector_trades_written_total": [
+                ((broker,), n) for broker, n in dict(counters.archived_by_src).items()],
             "stock_pipelines_collector_source_active": [
                 ((name,), float(name == active)) for name in selector.sources],
             "stock_pipelines_collector_failed_over": [((), float(active != selector.sources[0]))],

@@ -5,9 +5,11 @@ the heartbeat thread, which only ever reads ints). Nothing is dropped silently:
 - validate rejects a whole frame (KIS) or one record of a message (Kiwoom) with a reason
   (frames.FrameError): counted by reason and written to the system stream as a BAD_FRAME line
   with the running count and the message's head;
-- guard drops a trade seen before (same symbol and cum: an overlap of two connections during a
-  fail-over or fail-back) and counts it; a jump in a symbol's cum (cum != previous cum + qty)
-  means trades were missed: counted with the missed volume (the archive keeps the evidence);
+- guard drops a trade seen before (same symbol and cum: the other feed of a hot standby, or the
+  overlap of two connections during a fail-over or fail-back) and counts it (`dedupe.SymbolGuard`);
+  a jump in a symbol's cum (cum != previous cum + qty) means trades were skipped: counted with the
+  skipped volume when it opens; a skipped trade the other feed delivers later is kept and counted
+  as out of order;
 - enrich stamps the receive time and the collector's own sequence number;
 - sink writes through the archive writer; lines refused for disk space are counted (the writer
   emits DISK_LOW) and left to the gap machinery, which recovers the minutes.
@@ -15,18 +17,18 @@ the heartbeat thread, which only ever reads ints). Nothing is dropped silently:
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stock_pipelines.archive.record import TradeRecord
 from stock_pipelines.archive.writer import ArchiveWriteError, ArchiveWriter, DiskSpaceLow
+from stock_pipelines.collector.dedupe import SymbolGuard
 from stock_pipelines.collector.frames import FrameError, Trade, parse_frame
 
 Decoder = Callable[[str], list[Trade | FrameError]]
 
 BAD_FRAME = "BAD_FRAME"
-RECENT_PER_SYMBOL = 4096  # cums remembered per symbol for duplicate detection
 RAW_HEAD = 300  # characters of a bad frame kept in its system line
 
 
@@ -37,11 +39,13 @@ class StageCounters:
     frames_bad: int = 0
     bad_by_reason: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0  # guard
-    out_of_order: int = 0
+    out_of_order: int = 0  # arrived after a later trade of its symbol (fills a skipped stretch)
+    unverified: int = 0  # kept though the guard had forgotten whether it was seen (dedupe.MAX_HOLES)
     cum_gaps: int = 0  # a symbol's cum jumped: trades missed
     cum_gap_volume: int = 0
     enriched: int = 0  # enrich
     archived: int = 0  # sink
+    archived_by_src: Counter[str] = field(default_factory=Counter)  # which feed delivered each first
     refused: int = 0  # sink: disk floor
     control_in: int = 0  # JSON control messages (replies, PINGPONG)
     pingpong: int = 0
@@ -52,28 +56,12 @@ class StageCounters:
             "validate": {"records": self.records_in, "bad_frames": self.frames_bad,
                          "bad_by_reason": dict(self.bad_by_reason)},
             "guard": {"duplicates": self.duplicates, "out_of_order": self.out_of_order,
+                      "unverified": self.unverified,
                       "cum_gaps": self.cum_gaps, "cum_gap_volume": self.cum_gap_volume},
             "enrich": {"records": self.enriched},
-            "sink": {"archived": self.archived, "refused": self.refused},
+            "sink": {"archived": self.archived, "refused": self.refused,
+                     "by_broker": dict(self.archived_by_src)},
         }
-
-
-class _SymbolState:
-    __slots__ = ("last_cum", "recent", "recent_set")
-
-    def __init__(self) -> None:
-        self.last_cum = 0
-        self.recent: deque[int] = deque()
-        self.recent_set: set[int] = set()
-
-    def seen(self, cum: int) -> bool:
-        return cum in self.recent_set
-
-    def add(self, cum: int) -> None:
-        self.recent.append(cum)
-        self.recent_set.add(cum)
-        if len(self.recent) > RECENT_PER_SYMBOL:
-            self.recent_set.discard(self.recent.popleft())
 
 
 class Pipeline:
@@ -82,7 +70,7 @@ class Pipeline:
         self.counters = StageCounters()
         self.seq = 0
         self.last_trade_ts: int | None = None  # newest execution time archived, µs
-        self._symbols: dict[str, _SymbolState] = {}
+        self._symbols: dict[str, SymbolGuard] = {}
         self._day: int | None = None
 
     def receive(self, message: str, decode: Decoder | None = None,
@@ -132,17 +120,17 @@ class Pipeline:
         for trade in trades:
             state = self._symbols.get(trade.sym)
             if state is None:
-                state = self._symbols[trade.sym] = _SymbolState()
-            if state.seen(trade.cum):
+                state = self._symbols[trade.sym] = SymbolGuard()
+            verdict = state.take(trade.cum, trade.qty)
+            if not verdict.new:
                 self.counters.duplicates += 1
                 continue
-            if trade.cum < state.last_cum:
+            if verdict.late:
                 self.counters.out_of_order += 1
-            elif state.last_cum and trade.cum != state.last_cum + trade.qty:
+                self.counters.unverified += verdict.unverified
+            elif verdict.gap_volume:
                 self.counters.cum_gaps += 1
-                self.counters.cum_gap_volume += trade.cum - trade.qty - state.last_cum
-            state.add(trade.cum)
-            state.last_cum = max(state.last_cum, trade.cum)
+                self.counters.cum_gap_volume += verdict.gap_volume
             kept.append(trade)
         return kept
 
@@ -171,6 +159,7 @@ class Pipeline:
         except OSError as error:  # e.g. a path that is not a file: never mistaken for a network error
             raise ArchiveWriteError(f"archive write failed: {error}") from error
         self.counters.archived += len(records)
+        self.counters.archived_by_src[records[0].src] += len(records)
         newest = max(r.ts for r in records)
         if self.last_trade_ts is None or newest > self.last_trade_ts:
             self.last_trade_ts = newest

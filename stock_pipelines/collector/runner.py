@@ -5,7 +5,8 @@ One asyncio loop owns the connections and the pipeline; `status_publisher` beats
 its own and `failover` switches sources. Every decision (connect now? stalled? which source?) is
 asked of `policy.py`, on the collector's `Clock`. System-stream events of the collector (besides
 the writer's own): UP, DOWN, IDLE, STALLED, DISCONNECTED, LOSS_WINDOW, SUBSCRIBE_ERROR here;
-HEARTBEAT (`status_publisher`); STANDBY, STANDBY_RELEASED, FAILOVER, FAILBACK, PROBE (`failover`);
+HEARTBEAT (`status_publisher`); STANDBY, STANDBY_RELEASED, STANDBY_DOWN, STANDBY_LIVE, FAILOVER,
+FAILBACK, PROBE (`failover`);
 BAD_FRAME (`pipeline`).
 """
 
@@ -85,7 +86,9 @@ class Collector:
         self.journal = Journal(collector_id, self.writer)
         self.events = self.journal.events  # the collector's own system events, for tests and the demo summary
         self.link_failures: dict[str, int] = {}
-        self.standby = False  # the secondary's sessions run beside a failing primary's
+        self.standby = False  # the secondary's sessions run beside a failing primary's (cold standby)
+        # hot standby: every source streams all the time, the guard keeps each trade once
+        self.hot = settings.standby == "hot" and len(sources) > 1
         self.reconnects = 0
         self.stalls = 0
         self._links: dict[tuple[str, int], asyncio.Task] = {}
@@ -168,6 +171,9 @@ class Collector:
                 silent = self.watchdog.check(now)
                 if silent is not None:
                     await self._stalled(silent)
+                else:
+                    await self.failover.check_sources(now)
+                self.failover.watch_standby()
                 self.failover.maybe_probe()
             elif self._links:
                 await self.stop_links(list(self._links))
@@ -187,7 +193,9 @@ class Collector:
         """A running session for every shard on the active source (and on the secondary while it
         stands by beside a failing primary, see `failover.stand_by`)."""
         names = [self.selector.name]
-        if self.standby and not self.selector.on_secondary:
+        if self.hot:
+            names = list(self.selector.sources)
+        elif self.standby and not self.selector.on_secondary:
             names.append(self.selector.sources[1])
         for name in names:
             for index in range(len(self.shards)):
@@ -221,6 +229,7 @@ class Collector:
                     state.connected.add(source.name)
                     state.first_ts.pop(source.name, None)
                     self.watchdog.reset(self.clock.now())
+                    self.failover.source_subscribed(source.name, self.clock.now())
                     async for message in ws:
                         if await self._handle(ws, message, feed, source, index):
                             healthy = True
@@ -289,16 +298,19 @@ class Collector:
     async def _handle(
         self, ws: ClientConnection, message: str | bytes, feed: Feed, source: FeedSource, index: int,
     ) -> bool:
-        """One message; True when it carried trades."""
+        """One message; True when it carried trades (archived, or already delivered by the other feed)."""
         if isinstance(message, bytes):
             message = message.decode("utf-8", errors="replace")
         incoming = feed.read(message)
         if incoming.kind in (DATA, BAD):  # a bad message goes through the pipeline to be counted
+            parsed_before = self.pipeline.counters.records_in
             records = self.pipeline.receive(message, feed.decoder(self.clock.now()), source.broker)
+            delivered = self.pipeline.counters.records_in > parsed_before
+            if delivered:  # the feed is alive even when the other one was first with every trade
+                self._source_delivered(source)
             if records:
                 self._on_trades(source, index, min(r.ts for r in records), max(r.ts for r in records))
-                return True
-            return False
+            return delivered
         if incoming.kind == PING:
             await self._pong(ws, message)
             return False
@@ -311,13 +323,18 @@ class Collector:
         self.pipeline.counters.pingpong += 1
         await ws.send(message)  # both brokers expect their ping echoed as received
 
-    def _on_trades(self, source: FeedSource, index: int, first_ts: int, last_ts: int) -> None:
-        now = self.clock.now()
-        self.watchdog.reset(now)
+    def _source_delivered(self, source: FeedSource) -> None:
+        self.failover.source_alive(source.name, self.clock.now())
         if source.name == self.selector.name:
             self.selector.success()
             if self.standby:
                 self.failover.primary_recovered()
+        elif self.hot and source.name == self.selector.sources[0]:
+            self.failover.primary_delivers()
+
+    def _on_trades(self, source: FeedSource, index: int, first_ts: int, last_ts: int) -> None:
+        now = self.clock.now()
+        self.watchdog.reset(now)
         if self.status is not Status.OK:
             self.status = Status.OK
         state = self.shards[index]
@@ -347,7 +364,7 @@ class Collector:
             switch = self.selector.failure(now, error.reason)
             if switch is not None:
                 self.failover.switched(switch)
-            else:
+            elif not self.hot:
                 self.failover.stand_by(error.reason)
 
     async def _stalled(self, silent_s: float) -> None:
@@ -360,13 +377,14 @@ class Collector:
         self.journal.redis_call(self.store.event, self.id, LifecycleEvent.STALLED, self.clock.now_dt(),
                                 detail)
         stalled_source = self.selector.name
+        self.failover.restart_watches(now)  # the whole feed is silent: not one source alone
         for state in self.shards:
             if state.pending is None:
                 state.pending = {"reason": "stalled", "down_at_us": int(now * 1_000_000)}
         switch = self.selector.failure(now, "stalled")
         if switch is not None:
             self.failover.switched(switch)
-        else:
+        elif not self.hot:
             self.failover.stand_by("stalled")
         # Reconnect the stalled source's sessions (a new session is a new feed at the exchange).
         await self.stop_links([k for k in self._links if k[0] == stalled_source])

@@ -15,6 +15,7 @@ from stock_pipelines.archive.writer import ArchiveWriter, DiskSpaceLow
 from stock_pipelines.collector import status as status_store
 from stock_pipelines.collector.clock import SystemClock
 from stock_pipelines.collector.config import CollectorSettings, FeedSource
+from stock_pipelines.collector.failover import Failover
 from stock_pipelines.collector.journal import Journal
 from stock_pipelines.collector.pipeline import Pipeline
 from stock_pipelines.collector.policy import SourceSelector
@@ -43,6 +44,8 @@ class Reporting(Protocol):
     sources: dict[str, FeedSource]
     clock: SystemClock
     settings: CollectorSettings
+    hot: bool
+    failover: Failover
 
     def fatal_error_threadsafe(self, message: str) -> None: ...
 
@@ -151,6 +154,7 @@ class StatusPublisher:
                 "seq": collector.pipeline.seq, "interval_s": hb.interval_s, "status": hb.status.value,
                 "state": collector.state, "durable_until_us": int(hb.at.timestamp() * 1_000_000),
                 "source": collector.selector.name, "broker": self.broker(), "connected": self.connected(),
+                **self.standby_fields(),
                 "counters": collector.pipeline.counters.as_dict(),
             })
         except OSError as error:
@@ -167,6 +171,19 @@ class StatusPublisher:
         active = self.collector.selector.name
         return sum(1 for s in self.collector.shards if active in s.connected)
 
+    def standby_fields(self) -> dict[str, object]:
+        """The hot standby: its source and broker, the shards it has subscribed, and whether it is
+        live (every shard); `standby` is hot, cold (connected on the primary's first failure) or none."""
+        collector = self.collector
+        if len(collector.sources) < 2:
+            return {"standby": "none"}
+        if not collector.hot:
+            return {"standby": "cold"}
+        name = collector.failover.standby_source()
+        return {"standby": "hot", "standby_source": name, "standby_broker": collector.sources[name].broker,
+                "standby_connected": collector.failover.standby_connected(),
+                "standby_live": collector.failover.standby_live()}
+
     def status_fields(self) -> dict[str, object]:
         collector = self.collector
         return {
@@ -180,6 +197,7 @@ class StatusPublisher:
             "stalls": collector.stalls, "lag_s": round(self.lag_s(), 3),
             "link_failures": collector.link_failures,
             "disk_low": collector.writer.disk_low,  # below the disk floor: the incident sensor alerts
+            **self.standby_fields(),
         }
 
     def publish_status(self) -> None:

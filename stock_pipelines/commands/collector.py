@@ -28,6 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--fallback", choices=["kis", "kiwoom"],
                      help="the other broker's feed to fail over to when the primary drops, stalls or refuses "
                           "(default: none, or a second KIS key when KIS_SECONDARY_APP_KEY is set)")
+    run.add_argument("--standby", choices=["hot", "cold"],
+                     help="with a fallback: 'hot' (default, $STOCK_PIPELINES_COLLECTOR_STANDBY) streams both "
+                          "brokers all the time and archives each trade once, so a fail-over loses nothing, "
+                          "at twice the sessions; 'cold' connects the fallback on the primary's first failure")
     run.add_argument("--id", default=os.environ.get("STOCK_PIPELINES_COLLECTOR_ID", "kis-1"),
                      help="collector id (default $STOCK_PIPELINES_COLLECTOR_ID or kis-1)")
     run.add_argument("--clock", choices=["system", "exchange"],
@@ -47,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_collector(args: argparse.Namespace) -> int:
     import asyncio
+    import dataclasses
     import logging
     import signal
 
@@ -66,6 +71,8 @@ def run_collector(args: argparse.Namespace) -> int:
         check_collector_id(args.id)
         symbols = parse_symbols(args.symbols)
         settings = CollectorSettings.from_env(os.environ)
+        if args.standby is not None:
+            settings = dataclasses.replace(settings, standby=args.standby)
         archive = ArchiveConfig.from_env(os.environ)
         sources, problems = sources_from_env(os.environ, args.source, args.fallback)
     except (ConfigError, InvalidCollectorId, ArchiveConfigError) as error:

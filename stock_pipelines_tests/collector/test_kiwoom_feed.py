@@ -118,7 +118,8 @@ def test_the_kiwoom_feed_archives_exactly_the_exchanges_trades(tmp_path, redis_s
 
 def _fail_over_and_back(tmp_path: Path, redis_url: str, client, collector_id: str, seed: int, start,
                         paused: bool) -> tuple[dict[tuple[str, int], int], set[tuple[str, int]], dict]:
-    """A collector on `--source kis --fallback kiwoom`: KIS fails alone (its sessions drop, and its
+    """A collector on `--source kis --fallback kiwoom --standby cold` (hot standby, the default, is
+    in test_hot_standby.py): KIS fails alone (its sessions drop, and its
     approval key is refused), the collector fails over to Kiwoom; KIS recovers while the market
     runs, the collector probes it and fails back make-before-break. With `paused`, the exchange is
     paused while the collector notices KIS's break and switches. (truth, archived keys, status)."""
@@ -127,7 +128,7 @@ def _fail_over_and_back(tmp_path: Path, redis_url: str, client, collector_id: st
         env = _env(tmp_path, url, redis_url, STOCK_PIPELINES_COLLECTOR_FAILOVER_AFTER="2",
                    STOCK_PIPELINES_COLLECTOR_FAILBACK_PROBE_S="0.5")
         process = _start(env, list(url.exchange.day.codes), collector_id,
-                         "--source", "kis", "--fallback", "kiwoom")
+                         "--source", "kis", "--fallback", "kiwoom", "--standby", "cold")
         try:
             shards = wait_streaming(process, client, collector_id)["shards"]
             admin(url, "/admin/clock", {"pinned": False})

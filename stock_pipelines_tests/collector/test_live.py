@@ -144,7 +144,7 @@ def test_failover_to_the_secondary_and_failback_to_the_primary(tmp_path, redis_s
         codes = list(primary.exchange.day.codes)
         client = redis_server.client()
         sources = [source(primary), source(secondary, "secondary", "key-2")]
-        settings = fast_settings(failover_after=3)
+        settings = fast_settings(failover_after=3, standby="cold")  # the hot one: test_hot_standby.py
         with live_collector(primary, codes, tmp_path / "archive", client, settings, sources) as (
                 collector, handle, clock):
             wait_subscribed(handle, collector)

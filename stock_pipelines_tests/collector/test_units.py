@@ -10,7 +10,7 @@ import pytest
 
 from stock_pipelines.archive.writer import ArchiveWriter, WriterPolicy
 from stock_pipelines.collector import frames
-from stock_pipelines.collector.config import ConfigError, parse_symbols, shard, sources_from_env
+from stock_pipelines.collector.config import CollectorSettings, ConfigError, parse_symbols, shard, sources_from_env
 from stock_pipelines.collector.pipeline import Pipeline
 from stock_pipelines.collector.policy import MarketWindow, SourceSelector, StallWatchdog
 from stock_pipelines.market import SEOUL, krx_calendar
@@ -121,6 +121,8 @@ def test_symbols_from_a_list_or_a_file(tmp_path):
         parse_symbols("005930,00593X0")
     with pytest.raises(ConfigError, match="no such file"):
         parse_symbols("missing.txt")
+    many = [f"{i:06d}" for i in range(60)]  # a list longer than a file name may be
+    assert parse_symbols(",".join(many)) == many
 
 
 def test_sharding_keeps_every_session_within_the_limit():
@@ -234,3 +236,10 @@ def test_sources_for_kiwoom_and_a_fallback_broker():
         "KIWOOM_SECRET_KEY not set in the environment"]
     with pytest.raises(ConfigError, match="--fallback kis is the --source itself"):
         sources_from_env(env, "kis", "kis")
+
+
+def test_the_standby_mode_is_hot_by_default_and_checked():
+    assert CollectorSettings().standby == "hot"
+    assert CollectorSettings.from_env({"STOCK_PIPELINES_COLLECTOR_STANDBY": "cold"}).standby == "cold"
+    with pytest.raises(ConfigError, match="standby 'warm': use one of hot, cold"):
+        CollectorSettings.from_env({"STOCK_PIPELINES_COLLECTOR_STANDBY": "warm"})
