@@ -11,9 +11,7 @@ handle can stop, kill and restart the server (same port) for outage tests:
 
 `module_redis_server` is the same for all the tests of a module.
 
-`./run test` runs the suite on two pytest-xdist workers, a file at a time (`--dist loadfile`, so
-module-scoped servers start once); the files in LONGEST_FIRST are collected first, longest first,
-so no worker starts a five-minute file when the other has nothing left to do.
+`./run test` runs the suite on two pytest-xdist workers, a file at a time (`xdist_plan.py`).
 
 Skips and expected failures are listed, with their reasons, at the end of every run; in CI (see
 `capabilities.py`) a run with any skip fails.
@@ -36,7 +34,7 @@ from stock_pipelines_tests.capabilities import in_ci
 
 # the session clock (--clock / STOCK_PIPELINES_TEST_CLOCK) is a plugin of its own: its hooks sit
 # beside this file's (both report at the end of the session)
-pytest_plugins = ["stock_pipelines_tests.session_clock"]
+pytest_plugins = ["stock_pipelines_tests.session_clock", "stock_pipelines_tests.xdist_plan"]
 
 
 def _free_port() -> int:
@@ -146,29 +144,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 def module_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One Redis for the tests of a module that share servers started once (e.g. `dagster dev`)."""
     yield from _running_redis(tmp_path_factory)
-
-
-# The longest files of the last CI run (seconds, setups and calls), longest first; the rest keep their order.
-LONGEST_FIRST = (
-    "sensors/test_self_healing_e2e.py",  # 450: a live day, a killed collector, a herd
-    "soak/test_soak_quick.py",  # new, up to 180: the soak command's quick mode
-    "production/test_backfill_graphql.py",  # 120: a five-day backfill over GraphQL
-    "production/test_browser_quality.py",  # 100
-    "production/test_browser.py",  # 85
-    "demo/test_demo_command.py",  # 65
-    "observability/test_fleet_scraped.py",  # 30
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    here = Path(__file__).parent
-
-    def position(item: pytest.Item) -> int:
-        relative = item.path.relative_to(here).as_posix() if item.path.is_relative_to(here) else ""
-        return rank.get(relative, len(rank))
-
-    items.sort(key=position)  # stable: the order within a file and among the rest is kept
 
 
 class SkipLedger:
