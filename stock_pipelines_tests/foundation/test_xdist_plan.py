@@ -24,8 +24,8 @@ def test_every_file_that_starts_dagster_is_in_the_server_unit():
 
 
 def test_the_server_files_are_one_unit_and_the_others_one_each(request, monkeypatch):
-    monkeypatch.setattr(request.config.option, "dist", "loadfile")
-    monkeypatch.setattr(request.config.option, "tx", ["2*popen"])
+    monkeypatch.setattr(request.config.option, "dist", "loadfile", raising=False)  # absent with -p no:xdist
+    monkeypatch.setattr(request.config.option, "tx", ["2*popen"], raising=False)
     scheduler = xdist_plan.pytest_xdist_make_scheduler(request.config, Producer("test", enabled=False))
     scope = scheduler._split_scope
     assert scope("stock_pipelines_tests/sensors/test_self_healing_e2e.py::test_a") == SERVER_UNIT
