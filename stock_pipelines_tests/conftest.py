@@ -11,6 +11,8 @@ handle can stop, kill and restart the server (same port) for outage tests:
 
 `module_redis_server` is the same for all the tests of a module.
 
+`./run test` runs the suite on two pytest-xdist workers, a file at a time (`xdist_plan.py`).
+
 Skips and expected failures are listed, with their reasons, at the end of every run; in CI (see
 `capabilities.py`) a run with any skip fails.
 """
@@ -32,7 +34,7 @@ from stock_pipelines_tests.capabilities import in_ci
 
 # the session clock (--clock / STOCK_PIPELINES_TEST_CLOCK) is a plugin of its own: its hooks sit
 # beside this file's (both report at the end of the session)
-pytest_plugins = ["stock_pipelines_tests.session_clock"]
+pytest_plugins = ["stock_pipelines_tests.session_clock", "stock_pipelines_tests.xdist_plan"]
 
 
 def _free_port() -> int:

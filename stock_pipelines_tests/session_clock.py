@@ -6,6 +6,8 @@ Tests marked `clock` read the clock without setting it: CI runs them at several 
 session lists, at its end, any test that read the session's clock in this process (directly or
 through the code it calls) without setting it and is not marked: a test that may depend on the
 date it runs. Reads in subprocesses, and clocks captured as default arguments, are not seen.
+Under pytest-xdist the controller starts the clock (the workers inherit it) and each read reaches
+it on the test's report (`user_properties`), so the list covers every worker.
 
 conftest.py registers this module as a pytest plugin.
 """
@@ -25,7 +27,8 @@ from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 ENV_TEST_CLOCK = "STOCK_PIPELINES_TEST_CLOCK"
 
 _session: dict[str, object] = {"value": None, "test": None}
-_readers: dict[str, bool] = {}  # test id -> marked `clock`
+_readers: dict[str, bool] = {}  # test id -> marked `clock`, from the reports of every worker
+READ_PROPERTY = "reads_session_clock"  # a user property of a test that read it: (READ_PROPERTY, marked)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,7 +52,8 @@ def _noting_readers(now):
     def now_noted():
         item = _session["test"]
         if item is not None and os.environ.get(ENV_FAKE_NOW) == _session["value"]:
-            _readers.setdefault(item.nodeid, item.get_closest_marker("clock") is not None)
+            if not any(name == READ_PROPERTY for name, _ in item.user_properties):
+                item.user_properties.append((READ_PROPERTY, item.get_closest_marker("clock") is not None))
         return now()
 
     return now_noted
@@ -57,7 +61,7 @@ def _noting_readers(now):
 
 def pytest_configure(config: pytest.Config) -> None:
     start = config.getoption("--clock")
-    if start:
+    if start and not hasattr(config, "workerinput"):  # an xdist worker inherits the controller's
         os.environ[ENV_FAKE_NOW] = session_clock_value(start, time.time())
     _session["value"] = os.environ.get(ENV_FAKE_NOW)
     clock.now = _noting_readers(clock.now)
@@ -73,6 +77,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
     _session["test"] = item
     yield
     _session["test"] = None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, marked in report.user_properties:
+        if name == READ_PROPERTY:
+            _readers.setdefault(report.nodeid, marked)
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -62,6 +62,9 @@ def run_probe(tmp_path: Path, *args: str, env: dict[str, str]) -> subprocess.Com
         (["--clock=2027-01-02T10:00:00+09:00"], {}, "2027-01-02T10:00:00+09:00"),
         (["--clock=2026-12-25T15:45"], {}, "2026-12-25T15:45:00+09:00"),  # no offset: Asia/Seoul
         ([], {ENV_TEST_CLOCK: "2026-12-05T23:30:00+09:00"}, "2026-12-05T23:30:00+09:00"),
+        # `./run test` runs the suite on pytest-xdist workers: they share the controller's clock,
+        # and the unmarked reader is still named though it ran in a worker
+        (["-n", "2", "--clock=2027-01-02T10:00:00+09:00"], {}, "2027-01-02T10:00:00+09:00"),
     ],
 )
 def test_the_session_clock_reaches_every_test_and_subprocess(tmp_path, args, env, start):
