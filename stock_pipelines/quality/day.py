@@ -22,6 +22,8 @@ from stock_pipelines.quality.coverage import (
     window_minutes,
 )
 from stock_pipelines.quality.day_totals import DayTotals, at_risk_symbols, day_totals_check
+from stock_pipelines.quality import trade_level
+from stock_pipelines.quality.trade_completeness import TradeCompleteness
 from stock_pipelines.quality.sample import WINDOW_SCHEMA, BrokerSample, take_sample
 
 TICK_SCHEMA = {
@@ -131,6 +133,7 @@ class DayQuality:
     broker: BrokerCheck
     totals: DayTotals
     recovery_complete: bool
+    trades: TradeCompleteness | None = None  # the day's trade completeness, when assessed
 
     @property
     def day(self) -> date:
@@ -242,4 +245,5 @@ class DayQuality:
             "broker_disagreements": self.broker.disagreements.height,
             "checks": self.verdicts(),
             "bars_by_source": dict(self.inputs.bars.group_by("source").len().sort("source").iter_rows()),
+            **({"trade_level": trade_level.summary(self.trades)} if self.trades is not None else {}),
         }
