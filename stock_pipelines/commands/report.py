@@ -64,11 +64,13 @@ def trade_level_lines(trade_level: dict) -> list[str]:
     """The day complete at trade level or not, and the symbols left at bar level with their share."""
     left = trade_level["bar_level_symbols"]
     named = ", ".join(
-        f"{symbol} {'unknown' if share is None else f'{share * 100:.4f}%'}" for symbol, share in list(left.items())[:20]
+        f"{symbol} {'unknown' if share is None else f'{share * 100:.4f}%'}"
+        for symbol, share in list(left.items())[:20]
     )
+    more = " …" if len(left) > 20 else ""
     return [
         f"trade level: {trade_level['verdict']}",
-        f"symbols left at bar level: {len(left)}" + (f" ({named}{' …' if len(left) > 20 else ''})" if left else ""),
+        f"symbols left at bar level: {len(left)}" + (f" ({named}{more})" if left else ""),
     ]
 
 

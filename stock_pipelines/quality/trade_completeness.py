@@ -96,7 +96,9 @@ class TradeCompleteness:
         whose day is only as good as its bars: symbol, share (null: unknown), why."""
         return (
             self.symbols.filter(
-                (pl.col("share") < self.warn_share) | pl.col("share").is_null() | pl.col("problem").is_not_null()
+                (pl.col("share") < self.warn_share)
+                | pl.col("share").is_null()
+                | pl.col("problem").is_not_null()
             )
             .with_columns(
                 why=pl.when(pl.col("problem").is_not_null())
@@ -231,8 +233,12 @@ def trade_completeness(
     joined = (
         per_symbol.join(broker, on="symbol", how="full", coalesce=True)
         .with_columns(
-            pl.col("trades", "duplicates", "volume_present", "last_cum", "chain_ranges", "chain_missing").fill_null(0),
-            pl.col("qty_not_positive", "conflicting_duplicate", "qty_inconsistent", "cum_decreasing").fill_null(False),
+            pl.col(
+                "trades", "duplicates", "volume_present", "last_cum", "chain_ranges", "chain_missing"
+            ).fill_null(0),
+            pl.col(
+                "qty_not_positive", "conflicting_duplicate", "qty_inconsistent", "cum_decreasing"
+            ).fill_null(False),
         )
         .with_columns(
             day_volume=pl.coalesce("closing_cum", "broker_volume"),

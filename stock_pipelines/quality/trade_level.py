@@ -66,7 +66,8 @@ def rows(result: TradeCompleteness) -> list[list[object]]:
 def note(result: TradeCompleteness) -> str:
     totals = result.totals()
     return (
-        f"Trade level: {verdict(result)}; {totals['symbols_complete']} of {totals['symbols']} symbols complete, "
+        f"Trade level: {verdict(result)}; "
+        f"{totals['symbols_complete']} of {totals['symbols']} symbols complete, "
         f"{len(bar_level_symbols(result))} left at bar level; {totals['trades_present']} trades present, "
         f"{totals['missing_volume']} shares missing in {totals['missing_ranges']} ranges"
     )

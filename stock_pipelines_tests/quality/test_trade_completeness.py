@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
+from stock_pipelines.quality import trade_level
 from stock_pipelines.quality.trade_completeness import RANGE_SCHEMA, trade_completeness
 
 OPEN = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)  # 09:00 Seoul
@@ -33,7 +34,8 @@ def row(result, symbol: str) -> dict:
 
 
 def ranges(result, symbol: str) -> list[tuple]:
-    return result.ranges.filter(pl.col("symbol") == symbol).select("after_cum", "to_cum", "volume", "where").rows()
+    found = result.ranges.filter(pl.col("symbol") == symbol)
+    return found.select("after_cum", "to_cum", "volume", "where").rows()
 
 
 WHOLE = [("A", 1, 10, 10), ("A", 2, 5, 15), ("A", 3, 20, 35), ("A", -1, 65, 100)]
@@ -42,14 +44,16 @@ WHOLE = [("A", 1, 10, 10), ("A", 2, 5, 15), ("A", 3, 20, 35), ("A", -1, 65, 100)
 def test_a_whole_chain_closed_by_the_closing_print_is_complete_without_a_broker_total():
     result = trade_completeness(trades(WHOLE), None, AUCTION)
     a = row(result, "A")
-    assert (a["trades"], a["volume_present"], a["day_volume"], a["day_volume_from"]) == (4, 100, 100, "closing_print")
+    assert (a["trades"], a["volume_present"], a["day_volume"]) == (4, 100, 100)
+    assert a["day_volume_from"] == "closing_print"
     assert (a["share"], a["missing_ranges"], a["missing_volume"], a["problem"]) == (1.0, 0, 0, None)
     assert result.complete == ["A"] and result.day_complete and result.overall_share == 1.0
     assert result.ranges.height == 0 and result.bar_level.height == 0
 
 
 def test_gaps_at_the_start_in_the_middle_and_at_the_end_are_ranges_of_shares():
-    day = [("B", 5, 10, 40), ("B", 6, 10, 50), ("B", 9, 20, 90), ("B", 10, 10, 100)]  # lacks (0,30] and (50,70]
+    # lacks (0,30] and (50,70]
+    day = [("B", 5, 10, 40), ("B", 6, 10, 50), ("B", 9, 20, 90), ("B", 10, 10, 100)]
     result = trade_completeness(trades(day), totals(B=130), AUCTION)
     assert ranges(result, "B") == [(0, 30, 30, "start"), (50, 70, 20, "middle"), (100, 130, 30, "end")]
     b = row(result, "B")
@@ -79,7 +83,8 @@ def test_a_duplicated_trade_counts_once_and_disorder_changes_nothing():
     shuffled = trades(repeated).sample(fraction=1.0, shuffle=True, seed=3)
     result = trade_completeness(shuffled, totals(A=100), AUCTION)
     a = row(result, "A")
-    assert (a["trades"], a["duplicates"], a["volume_present"], a["share"], a["problem"]) == (4, 3, 100, 1.0, None)
+    assert (a["trades"], a["duplicates"], a["volume_present"]) == (4, 3, 100)
+    assert (a["share"], a["problem"]) == (1.0, None)
     assert result.symbols.equals(trade_completeness(trades(repeated), totals(A=100), AUCTION).symbols)
     assert result.totals()["trades_present"] == 4 and result.totals()["duplicates"] == 3
 
@@ -130,7 +135,9 @@ def test_the_threshold_is_a_share_of_the_day_volume_per_symbol_and_overall():
 
 
 def test_rows_without_a_symbol_or_qty_are_counted_not_dropped_silently():
-    frame = pl.concat([trades(WHOLE), trades([("A", 4, 1, 101)]).with_columns(qty=None), trades([("X", 1, 1, 1)]).with_columns(symbol=None)])
+    without_qty = trades([("A", 4, 1, 101)]).with_columns(qty=None)
+    without_symbol = trades([("X", 1, 1, 1)]).with_columns(symbol=None)
+    frame = pl.concat([trades(WHOLE), without_qty, without_symbol])
     result = trade_completeness(frame, None, AUCTION)
     assert row(result, "A")["problem"] == "null_values"
     assert result.unattributed == 1 and result.totals()["unattributed_rows"] == 1
@@ -145,3 +152,23 @@ def test_an_empty_day_has_nothing_to_judge():
     result = trade_completeness(trades([]), None, AUCTION)
     assert result.symbols.height == 0 and result.ranges.schema == pl.Schema(RANGE_SCHEMA)
     assert result.overall_share is None and not result.day_complete
+
+
+def test_the_report_section_names_the_symbols_left_at_bar_level_and_why():
+    day = trades(WHOLE + [("B", 5, 10, 40), ("C", 1, 10, 10), ("D", 1, 10, 10), ("D", 2, 15, 20)])
+    result = trade_completeness(day, totals(B=50, D=20), AUCTION)
+    assert trade_level.verdict(result) == (
+        "not complete at trade level (76.4706% of the day's volume present): 1 symbols below 99.9900%, "
+        "1 without a known day volume, 1 with a bad cum chain, the day below 99.9900%"
+    )
+    assert trade_level.rows(result) == [
+        ["B", "20.0000%", "trades missing", 2, 40, 50, "broker"],
+        ["D", "100.0000%", "qty_inconsistent", 0, 0, 20, "broker"],
+        ["C", "unknown", "day volume unknown", 0, 0, None, "-"],
+    ]
+    summary = trade_level.summary(result)
+    assert summary["bar_level_symbols"] == {"B": 0.2, "C": None, "D": 1.0}
+    assert summary["symbols_complete"] == 1 and summary["day_complete"] is False
+    assert trade_level.verdict(trade_completeness(trades(WHOLE), None, AUCTION)) == (
+        "complete at trade level: 100.0000% of the day's volume present"
+    )

@@ -13,7 +13,6 @@ import pytest
 
 from stock_pipelines.atomic_files import write_text
 from stock_pipelines.cli import main
-from stock_pipelines.defs.assets.broker_sample import quality_broker_sample
 from stock_pipelines.defs.assets.day_volumes import broker_day_volumes
 from stock_pipelines.defs.assets.quality_report import quality_report
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
@@ -40,7 +39,7 @@ KEY, SECRET = "tc-key", "tc-secret"
 CHECKS = [*minute_bars_checks, trade_completeness_check]
 PIPELINE = [
     raw_ticks, tick_minute_bars, broker_day_volumes, gap_report, recovered_minute_bars, minute_bars,
-    quality_broker_sample, quality_report, *CHECKS,
+    quality_report, *CHECKS,
 ]
 
 

@@ -17,7 +17,12 @@ from stock_pipelines.defs.resources import LakeResource
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.quality.store import TOTALS_ASSET, read_day_totals
 from stock_pipelines.quality.trade_level import verdict
-from stock_pipelines.quality.trade_completeness import TRADE_COLUMNS, WARN_SHARE, TradeCompleteness, trade_completeness
+from stock_pipelines.quality.trade_completeness import (
+    TRADE_COLUMNS,
+    WARN_SHARE,
+    TradeCompleteness,
+    trade_completeness,
+)
 
 TRADES_ASSET = dg.AssetKey("raw_ticks")
 NOT_FETCHED = "quality_broker_day_volumes has not run for this day"
@@ -51,11 +56,12 @@ def _listed(values: list) -> list:
 
 def completeness_metadata(result: TradeCompleteness, broker_note: str) -> dict[str, object]:
     totals = result.totals()
+    share = totals["overall_share"]
     below = dict(result.below.rows())
     problems = dict(result.with_problems.rows())
     return {
         **{key: value for key, value in totals.items() if value is not None},
-        "overall_share": dg.MetadataValue.null() if totals["overall_share"] is None else totals["overall_share"],
+        "overall_share": dg.MetadataValue.null() if share is None else share,
         "symbols_below": dg.MetadataValue.json(dict(list(below.items())[:MAX_LISTED])),
         "symbols_unproven": dg.MetadataValue.json(_listed(result.unproven)),
         "symbol_problems": dg.MetadataValue.json(dict(list(problems.items())[:MAX_LISTED])),
@@ -72,10 +78,12 @@ def completeness_metadata(result: TradeCompleteness, broker_note: str) -> dict[s
     additional_deps=[dg.AssetKey(TOTALS_ASSET)],
     blocking=False,
     description=f"Share of each symbol's day volume whose trades are present, proven from the cum chain and "
-    f"closed by the closing print or the broker's day total: WARN below {WARN_SHARE:.2%} per symbol or overall, "
-    "or when a symbol's day volume is unknown or its chain is bad. Never blocks the bars' certification.",
+    f"closed by the closing print or the broker's day total: WARN below {WARN_SHARE:.2%} per symbol or "
+    "overall, or when a symbol's day volume is unknown or its chain is bad. Never blocks the bars' certification.",
 )
-def trade_completeness_check(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+def trade_completeness_check(
+    context: dg.AssetCheckExecutionContext, lake: LakeResource
+) -> dg.AssetCheckResult:
     day = date.fromisoformat(context.partition_key)
     root = lake.root()
     result, note = day_trade_completeness(day, load_day_trades(day, root), root)
