@@ -22,7 +22,7 @@ from stock_pipelines.defs.checks.minute_bars_checks import minute_bars_checks
 from stock_pipelines.defs.checks.trade_completeness import trade_completeness_check
 from stock_pipelines.defs.resources import BrokerResource, RedisResource
 from stock_pipelines.market import SEOUL, krx_calendar
-from stock_pipelines.quality.store import read_summary
+from stock_pipelines.quality.store import read_summary, report_dir
 from stock_pipelines.sim.archive_day import write_day_archive
 from stock_pipelines.sim.exchange_config import ExchangeConfig
 from stock_pipelines.sim.runner import run_exchange
@@ -156,6 +156,9 @@ def test_lost_trades_warn_name_the_symbols_and_measure_the_truths_missing_volume
     assert left[codes[2]]["day_volume_from"] == "broker"  # its closing print was lost
     summary = read_summary(DAY)["trade_level"]
     assert summary["day_complete"] is False and set(summary["bar_level_symbols"]) == set(missing)
+    page = (report_dir(DAY) / "report.html").read_text()
+    table = page.split("<h2>Trade level: symbols left at bar level</h2>")[1].split("<h2>")[0]
+    assert all(f"<td>{code}</td>" in table for code in missing) and table.count("<tr>") == len(missing) + 1
 
     assert main(["report", DAY.isoformat()]) == 0
     printed = capsys.readouterr().out
@@ -182,3 +185,14 @@ def test_a_whole_day_is_complete_at_trade_level(exchange, tmp_path, monkeypatch)
     assert meta["trades_present"] == trades.height and meta["overall_share"] == 1.0
     assert meta["symbols_complete"] == SYMBOLS and meta["missing_volume"] == 0
     assert meta["broker_day_volumes"] == "quality_broker_day_volumes has not run for this day"
+
+
+def test_the_end_of_day_job_runs_it_and_it_never_blocks():
+    from stock_pipelines.definitions import defs
+
+    key = dg.AssetCheckKey(dg.AssetKey("raw_ticks"), "trade_completeness")
+    end_of_day = defs.resolve_job_def("end_of_day_job").asset_layer.asset_graph
+    assert key in end_of_day.asset_check_keys
+    assert end_of_day.get(key).blocking is False
+    recovery = defs.resolve_job_def("recovery_job").asset_layer.asset_graph
+    assert key not in recovery.asset_check_keys  # mid-session the day's trades cannot be complete yet
