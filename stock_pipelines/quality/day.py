@@ -12,6 +12,7 @@ from stock_pipelines import lake
 from stock_pipelines.brokers.model import BAR_SCHEMA, MinuteBarSource
 from stock_pipelines.gaps.summary import gaps_frame
 from stock_pipelines.market import Session, krx_calendar
+from stock_pipelines.quality import trade_level
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.consistency import DISAGREEMENT_SCHEMA, compare_bars, day_volume
 from stock_pipelines.quality.coverage import (
@@ -22,9 +23,8 @@ from stock_pipelines.quality.coverage import (
     window_minutes,
 )
 from stock_pipelines.quality.day_totals import DayTotals, at_risk_symbols, day_totals_check
-from stock_pipelines.quality import trade_level
-from stock_pipelines.quality.trade_completeness import TradeCompleteness
 from stock_pipelines.quality.sample import WINDOW_SCHEMA, BrokerSample, take_sample
+from stock_pipelines.quality.trade_completeness import TradeCompleteness
 
 TICK_SCHEMA = {
     "symbol": pl.String(),

@@ -15,8 +15,8 @@ from stock_pipelines.quality.consistency import day_volume, invariant_violations
 from stock_pipelines.quality.coverage import Coverage
 from stock_pipelines.quality.day import BrokerCheck, DayInputs, DayQuality, judge_sample
 from stock_pipelines.quality.day_totals import DayTotals
-from stock_pipelines.quality.trade_completeness import TradeCompleteness, trade_completeness
 from stock_pipelines.quality.store import read_broker_sample, read_day_totals, read_legacy_broker_check
+from stock_pipelines.quality.trade_completeness import TradeCompleteness, trade_completeness
 
 NOT_SAMPLED = "quality_broker_sample has not run for this day"
 NOT_CHECKED = "not checked: quality_broker_day_volumes has not run for this day"

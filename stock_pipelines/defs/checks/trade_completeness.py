@@ -16,13 +16,13 @@ from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.defs.resources import LakeResource
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.quality.store import TOTALS_ASSET, read_day_totals
-from stock_pipelines.quality.trade_level import verdict
 from stock_pipelines.quality.trade_completeness import (
     TRADE_COLUMNS,
     WARN_SHARE,
     TradeCompleteness,
     trade_completeness,
 )
+from stock_pipelines.quality.trade_level import verdict
 
 TRADES_ASSET = dg.AssetKey("raw_ticks")
 NOT_FETCHED = "quality_broker_day_volumes has not run for this day"
@@ -37,7 +37,9 @@ def load_day_trades(day: date, root: Path) -> pl.DataFrame:
         raise dg.Failure(str(error)) from error
 
 
-def day_trade_completeness(day: date, trades: pl.DataFrame, root: Path) -> tuple[TradeCompleteness, str]:
+def day_trade_completeness(
+    day: date, trades: pl.DataFrame, root: Path
+) -> tuple[TradeCompleteness, str]:
     """`trades` of `day` against the day's volume (closing prints, and the broker's day totals
     when quality_broker_day_volumes fetched them), and what that asset says it fetched."""
     session = krx_calendar().session(day)
@@ -79,7 +81,8 @@ def completeness_metadata(result: TradeCompleteness, broker_note: str) -> dict[s
     blocking=False,
     description=f"Share of each symbol's day volume whose trades are present, proven from the cum chain and "
     f"closed by the closing print or the broker's day total: WARN below {WARN_SHARE:.2%} per symbol or "
-    "overall, or when a symbol's day volume is unknown or its chain is bad. Never blocks the bars' certification.",
+    "overall, or when a symbol's day volume is unknown or its chain is bad. Never blocks the bars' "
+    "certification.",
 )
 def trade_completeness_check(
     context: dg.AssetCheckExecutionContext, lake: LakeResource
@@ -95,5 +98,3 @@ def trade_completeness_check(
         description=verdict(result),
     )
 
-
-trade_completeness_checks = [trade_completeness_check]
