@@ -54,8 +54,24 @@ def summary_lines(summary: dict, html_path: str) -> list[str]:
     lines.append(f"broker sample: {summary['broker_note']}; disagreements: {summary['broker_disagreements']}")
     if "day_totals_note" in summary:  # reports written before the day-volume cross-check lack it
         lines.append(f"broker day volumes: {summary['day_totals_note']}")
+    if "trade_level" in summary:  # reports written before trade completeness lack it
+        lines.extend(trade_level_lines(summary["trade_level"]))
     lines.append(f"html: {html_path}")
     return lines
+
+
+def trade_level_lines(trade_level: dict) -> list[str]:
+    """The day complete at trade level or not, and the symbols left at bar level with their share."""
+    left = trade_level["bar_level_symbols"]
+    named = ", ".join(
+        f"{symbol} {'unknown' if share is None else f'{share * 100:.4f}%'}"
+        for symbol, share in list(left.items())[:20]
+    )
+    more = " …" if len(left) > 20 else ""
+    return [
+        f"trade level: {trade_level['verdict']}",
+        f"symbols left at bar level: {len(left)}" + (f" ({named}{more})" if left else ""),
+    ]
 
 
 def run(args: argparse.Namespace) -> int:

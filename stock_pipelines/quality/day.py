@@ -12,6 +12,7 @@ from stock_pipelines import lake
 from stock_pipelines.brokers.model import BAR_SCHEMA, MinuteBarSource
 from stock_pipelines.gaps.summary import gaps_frame
 from stock_pipelines.market import Session, krx_calendar
+from stock_pipelines.quality import trade_level
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.quality.consistency import DISAGREEMENT_SCHEMA, compare_bars, day_volume
 from stock_pipelines.quality.coverage import (
@@ -23,6 +24,7 @@ from stock_pipelines.quality.coverage import (
 )
 from stock_pipelines.quality.day_totals import DayTotals, at_risk_symbols, day_totals_check
 from stock_pipelines.quality.sample import WINDOW_SCHEMA, BrokerSample, take_sample
+from stock_pipelines.quality.trade_completeness import TradeCompleteness
 
 TICK_SCHEMA = {
     "symbol": pl.String(),
@@ -131,6 +133,7 @@ class DayQuality:
     broker: BrokerCheck
     totals: DayTotals
     recovery_complete: bool
+    trades: TradeCompleteness | None = None  # the day's trade completeness, when assessed
 
     @property
     def day(self) -> date:
@@ -242,4 +245,5 @@ class DayQuality:
             "broker_disagreements": self.broker.disagreements.height,
             "checks": self.verdicts(),
             "bars_by_source": dict(self.inputs.bars.group_by("source").len().sort("source").iter_rows()),
+            **({"trade_level": trade_level.summary(self.trades)} if self.trades is not None else {}),
         }

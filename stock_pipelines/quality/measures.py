@@ -16,6 +16,7 @@ from stock_pipelines.quality.coverage import Coverage
 from stock_pipelines.quality.day import BrokerCheck, DayInputs, DayQuality, judge_sample
 from stock_pipelines.quality.day_totals import DayTotals
 from stock_pipelines.quality.store import read_broker_sample, read_day_totals, read_legacy_broker_check
+from stock_pipelines.quality.trade_completeness import TradeCompleteness, trade_completeness
 
 NOT_SAMPLED = "quality_broker_sample has not run for this day"
 NOT_CHECKED = "not checked: quality_broker_day_volumes has not run for this day"
@@ -34,10 +35,18 @@ class DayMeasures:
     """The measures of `inputs`, computed on first use and kept. `recovery_complete`: the latest
     recovery answered every gap window (its unanswered minutes stay expected otherwise)."""
 
-    def __init__(self, inputs: DayInputs, *, recovery_complete: bool, data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        inputs: DayInputs,
+        *,
+        recovery_complete: bool,
+        data_dir: Path | None = None,
+        trades: pl.DataFrame | None = None,
+    ) -> None:
         self.inputs = inputs
         self.recovery_complete = recovery_complete
         self.data_dir = data_dir
+        self.trades = inputs.ticks if trades is None else trades  # the day's trades judged at trade level
 
     @cached_property
     def coverage(self) -> Coverage:
@@ -63,6 +72,16 @@ class DayMeasures:
         )
 
     @cached_property
+    def trade_completeness(self) -> TradeCompleteness:
+        """The day's trades against the day's volume (`quality.trade_completeness`)."""
+        totals = self.totals
+        return trade_completeness(
+            self.trades,
+            totals.totals if totals.checked else None,
+            self.inputs.session.closing_auction_start,
+        )
+
+    @cached_property
     def broker(self) -> BrokerCheck:
         return stored_broker_check(self.inputs, self.data_dir)
 
@@ -77,4 +96,5 @@ class DayMeasures:
             broker=self.broker,
             totals=self.totals,
             recovery_complete=self.recovery_complete,
+            trades=self.trade_completeness,
         )

@@ -10,6 +10,7 @@ from datetime import datetime
 import polars as pl
 
 from stock_pipelines.market import SEOUL
+from stock_pipelines.quality import trade_level
 from stock_pipelines.quality.day import DayQuality
 
 MAX_ROWS = 50
@@ -128,8 +129,10 @@ def sections(quality: DayQuality) -> dict[str, tuple[list[str], list[list[object
         [r["symbol"], r["minute"].astimezone(SEOUL).strftime("%H:%M:%S"), r["source"]]
         for r in cov.outside_trading_time.iter_rows(named=True)
     ]
+    trade_rows = trade_level.rows(quality.trades) if quality.trades is not None else []
     return {
         "Checks": (["check", "result", "severity"], checks),
+        "Trade level: symbols left at bar level": (trade_level.HEADER, trade_rows),
         "Completeness by collector universe": (
             ["collector", "symbols", "expected", "present", "missing", "share"],
             collectors,
@@ -199,6 +202,7 @@ def notes(quality: DayQuality) -> list[str]:
         + ", ".join(
             f"{k} {v}" for k, v in quality.inputs.bars.group_by("source").len().sort("source").iter_rows()
         ),
+        *([trade_level.note(quality.trades)] if quality.trades is not None else []),
     ]
 
 

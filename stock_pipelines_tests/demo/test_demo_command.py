@@ -66,6 +66,9 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
     assert summary["completeness_before"] < 0.95 and summary["completeness_after"] == 1.0
     assert summary["windows_unrecovered"] == 0 and summary["rate_limit_errors"] == 0
     assert summary["certified"] is True
+    # every check passes but trade completeness, which WARNs (never blocks): the outages' trades
+    # are lost, only their bars come back
+    assert summary["end_of_day_checks"].pop("trade_completeness") is False
     assert summary["end_of_day_checks"] and all(summary["end_of_day_checks"].values())
     assert "minute_bars_day_volume" in summary["end_of_day_checks"]
     assert "quality report: CERTIFIED" in out
@@ -103,14 +106,18 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
             # every check is per day but the day's verdict, which names its day instead
             day = record.evaluation.partition if name != "minute_bars_day_certified" else DAY
             assert record.status.value == "SUCCEEDED" and day == DAY, (name, record)
+        lost = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("raw_ticks"), "trade_completeness"), limit=1
+        )[0]
+        assert lost.status.value == "FAILED" and lost.evaluation.severity == dg.AssetCheckSeverity.WARN
         verdict = instance.event_log_storage.get_asset_check_execution_history(
             dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_day_certified"), limit=1
         )[0].evaluation
         assert verdict.partition is None
         assert verdict.description == f"{DAY}: CERTIFIED; 5/5 minute_bars checks passed"
-        # raw_ticks 4, recovery 1, minute_bars 5 and the day's verdict
-        assert len(summary["end_of_day_checks"]) == 11
-        assert "end_of_day_job: 11/11 checks passed" in out  # as the README shows it
+        # raw_ticks 4 and trade completeness, recovery 1, minute_bars 5 and the day's verdict
+        assert len(summary["end_of_day_checks"]) + 1 == 12
+        assert "end_of_day_job: 11/12 checks passed (failed: trade_completeness)" in out  # as the README shows it
     stored = read_summary(date.fromisoformat(DAY), tmp_path / "lake")
     assert stored["certified"] and stored["completeness"] == 1.0 and stored["day_totals_checked"]
     assert stored["day_totals_note"] == "40 of 40 symbols' day volume from kis"  # all asked, all answered

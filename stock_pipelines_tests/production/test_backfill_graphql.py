@@ -180,8 +180,11 @@ def test_a_five_day_backfill_launched_over_graphql_matches_the_simulator_truth(t
                 for check, partitioned in checks.items():
                     for day in DAYS:
                         result = check_result(dev, asset, check, partitioned, run_of_day[day], day)
-                        assert result["status"] == "SUCCEEDED" and result["evaluation"]["success"], (
-                            asset, check, day, result)
+                        # trade completeness WARNs (blocking nothing) on a day whose outages lost
+                        # trades: their bars come back from the broker, the trades do not
+                        passes = check != "trade_completeness" or day not in OUTAGES
+                        assert result["status"] == ("SUCCEEDED" if passes else "FAILED"), (asset, check, day, result)
+                        assert result["evaluation"]["success"] is passes, (asset, check, day, result)
                         checked += 1
             assert checked >= 5 * len(DAYS)
 

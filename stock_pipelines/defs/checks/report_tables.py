@@ -12,6 +12,7 @@ from stock_pipelines.quality.render import MAX_ROWS, headline, notes, sections
 # metadata keys of the report's sections, by the sections' titles
 SECTION_KEYS = {
     "Checks": "checks",
+    "Trade level: symbols left at bar level": "trade_level",
     "Completeness by collector universe": "by_collector",
     "Gaps and what filled them (slots by source)": "gaps",
     "Symbols with remaining holes": "holes",
