@@ -78,6 +78,13 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
     # archive's everywhere else
     assert summary["bars_by_source"]["rest_kis"] <= 40 * (37 + 2 * 2), summary["bars_by_source"]
     assert "lower bound 80 for the 1,480 symbol-minutes the outages removed" in out
+    # the trade tier: every trade the outages and corrupted lines removed is back, measured against
+    # the simulator's own trades, for calls of the trade history on top of the bars' calls
+    assert summary["trades_before"] < summary["trades_expected"] == summary["trades_after"], summary
+    assert summary["symbols_left_at_bar_level"] == []
+    assert summary["calls_by_tier"]["bars"] == summary["exchange_minute_bar_calls"]
+    assert summary["calls_by_tier"]["trades"] >= summary["trade_lower_bound_calls"] > 0
+    assert f"{summary['trades_after']:,}/{summary['trades_expected']:,} after the trade tier" in out
 
     # what `./run ui` shows afterwards: the sensor's recovery run, the end-of-day run with every
     # check for the partition, and the report in quality_report's metadata

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from stock_pipelines import lake
+from stock_pipelines.commands.demo_summary import trade_figures
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovered_trades import recovered_trades
 from stock_pipelines.defs.assets.recovery import gap_report, recovered_minute_bars
@@ -26,7 +27,7 @@ from stock_pipelines_tests.dagster_resources import resources
 pytestmark = pytest.mark.integration
 
 DAY = date(2026, 11, 20)
-SEED, SYMBOLS = 11, 8
+SEED, SYMBOLS = 11, 6
 ASSETS = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, recovered_trades]
 COLUMNS = ["symbol", "ts", "price", "qty", "cum"]
 
@@ -68,17 +69,17 @@ def kis_trade_calls(url) -> int:
     return httpx.get(f"{url}/admin/stats").json()["calls"].get("kis_trades", 0)
 
 
-def materialize(instance, res, budget: int):
+def materialize(instance, res, budget: int, selection=None):
     config = {"ops": {"recovered_trades": {"config": {"daily_call_budget": budget}}}}
     result = dg.materialize(ASSETS, partition_key=DAY.isoformat(), instance=instance, resources=res,
-                            run_config=config)
+                            run_config=config, selection=selection)
     assert result.success
     return result, result.asset_materializations_for_node("recovered_trades")[0].metadata
 
 
 def test_outages_are_recovered_to_the_exact_trades_and_a_rerun_makes_no_call(day_env):
     url, tmp_path, res = day_env
-    outages = [Outage(kst(10, 0, 25), kst(10, 12, 40)), Outage(kst(15, 10, 5), kst(15, 30, 0))]  # one to the close
+    outages = [Outage(kst(10, 0, 25), kst(10, 12, 40)), Outage(kst(15, 21, 5), kst(15, 30, 0))]  # one to the close
     archived = write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS, outages=outages, corrupt=4)
     assert archived.trades_missing > 0
     truth = exchange_trades(url)
@@ -98,11 +99,15 @@ def test_outages_are_recovered_to_the_exact_trades_and_a_rerun_makes_no_call(day
     assert calls == kis_trade_calls(url) > 0
     assert meta["lower_bound_calls"].value <= calls <= 2 * meta["lower_bound_calls"].value + 2 * SYMBOLS
     assert meta["symbols_left_at_bar_level_count"].value == 0
+    # the demo's closing figures, from the same lake against the exchange's own trades
+    assert trade_figures(DAY, url.exchange.day) == {
+        "trades_expected": truth.height, "trades_before": before.height, "trades_after": truth.height}
     # the shared limiter keeps the pace; a call the exchange still refused was retried, not lost
     rejected = httpx.get(f"{url}/admin/stats").json()["rate_limited"]
     assert rejected == meta["retries"].value.get("BrokerRateLimited", 0) <= calls // 20
 
-    _, again = materialize(instance, res, budget=10_000)
+    # the trade tier again, on the same inputs (the lake's raw_ticks and gap_report)
+    _, again = materialize(instance, res, budget=10_000, selection=[recovered_trades])
     assert again["calls"].value == 0
     assert kis_trade_calls(url) == calls  # nothing asked again
     assert again["windows_fetched_before"].value > 0

@@ -124,6 +124,7 @@ def recovered_trades(
         decision = permit(context, redis) if plan.windows else None
         if decision is not None and not decision.allowed:
             metadata.update(calls=0, stopped=decision.describe())
+            failed = sorted({w.symbol for w in plan.windows})
         elif plan.windows:
             calls_before = source.calls
             fetch_started = clock.now()
@@ -147,8 +148,8 @@ def recovered_trades(
     metadata["symbols_left_at_bar_level"] = dg.MetadataValue.json(left_at_bar_level[:MAX_LISTED])
     metadata["symbols_left_at_bar_level_count"] = len(left_at_bar_level)
     if left_at_bar_level:
-        context.log.warning(f"trade tier: {len(left_at_bar_level)} symbols over the day's call budget stay at "
-                            f"bar level: {', '.join(left_at_bar_level[:MAX_LISTED])}")
+        context.log.warning(f"trade tier: {len(left_at_bar_level)} symbols stay at bar level (over the day's "
+                            f"call budget, refused or failed): {', '.join(left_at_bar_level[:MAX_LISTED])}")
     trades = pl.concat([earlier, recovered_now]).unique(subset=["symbol", "cum"], keep="first").sort("symbol", "cum")
     # the trades first, then the record of what they hold: a crash between the two costs a re-fetch
     yield dg.Output(trades, output_name=RECOVERED_TRADES, metadata=metadata)
