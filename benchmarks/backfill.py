@@ -15,9 +15,15 @@ plan is split over W worker processes, and run three times in the same script:
                    without a shared limiter would configure: no errors, but a worker that runs
                    out of work leaves its share unused).
 Printed per run: calls, calls/s, utilization = calls/s / R, and the exchange's own count of
-EGW00201 rejections. The last line is a JSON object of the shared run's figures plus both
-baselines' calls, rate-limit errors and utilization. Targets: calls == lower bound, utilization
->= 0.9, 0 errors.
+EGW00201 rejections. Then the trade tier, shared limiter only: every symbol lost the trades of
+`--trade-window` on the exchange's day (KIS serves today's trades only, so the clients' "now" is
+that evening), fetched 30 a call from inquire-time-itemconclusion; its lower bound comes from the
+simulator's trades, sum over symbols of ceil(trades in the window / 30). The last line is a JSON
+object of the shared run's figures, both baselines' calls, rate-limit errors and utilization,
+and the trade tier's figures (`trades_*`). Targets: calls == lower bound (bars), trade calls
+close to theirs (pages overlap at their boundary second), utilization >= 0.9 for the bars and
+about 0.5 for the trades (a trade call takes two limiter slots, `brokers.trades.SLOTS_PER_CALL`),
+0 errors.
 """
 
 from __future__ import annotations
@@ -89,6 +95,69 @@ def worker(symbols: list[str], local_rate: float | None, rate: int, workers: int
                  "retries": dict(client.retries)})
 
 
+def trade_worker(symbols: list[str], rate: int, workers: int, url: str, token_dir: str, redis_url: str,
+                 window: tuple[str, str], go: mp.Event, results: mp.Queue) -> None:
+    """One trade back-fill process under the shared limiter: `window` of the day for each symbol."""
+    from stock_pipelines.brokers.kis import KisClient, KisCredentials
+    from stock_pipelines.brokers.trades import trade_history
+    from stock_pipelines.market import SEOUL, krx_calendar
+    from stock_pipelines.recovery.trades import TradeWindow
+    from stock_pipelines.recovery.trades_run import fetch_trades
+    from stock_pipelines.redis_conn import redis_client
+    from stock_pipelines.resilience.rate_limit import SharedRateLimiter
+
+    session = krx_calendar().session(DAY)
+    start, end = (session.open.replace(hour=int(t[:2]), minute=int(t[3:5])).astimezone(SEOUL) for t in window)
+    limiter = SharedRateLimiter(redis_client(redis_url), "bench-trades", rate, expected_processes=workers)
+    client = KisClient(url, KisCredentials("bench-key", "bench-secret"), limiter, Path(token_dir),
+                       today=lambda: session.close + timedelta(hours=1))
+    client.tokens.get(client._issue_token)
+    windows = [TradeWindow(symbol, start, end, None, 1, rank) for rank, symbol in enumerate(symbols)]
+    go.wait()
+    started = time.monotonic()
+    result = fetch_trades(windows, trade_history(client), DAY, workers=4)
+    results.put({"calls": client.calls, "trades": result.trades.height, "failed": len(result.failed),
+                 "started": started, "ended": time.monotonic(), "retries": dict(client.retries)})
+
+
+def run_trades(args, url: str, redis_url: str, token_dir: str) -> dict:
+    from stock_pipelines.market import krx_calendar
+    from stock_pipelines.sim.day import SimDay, universe
+
+    codes = [code for code, _ in universe(args.symbols)]
+    session = krx_calendar().session(DAY)
+    start, end = (session.open.replace(hour=int(t[:2]), minute=int(t[3:5])) for t in args.trade_window.split("-"))
+    sim = SimDay(DAY, seed=0, symbols=args.symbols)
+    in_window = {code: int(((sim.trades(code).ts >= start.timestamp() * 1e6)
+                            & (sim.trades(code).ts < end.timestamp() * 1e6)).sum()) for code in codes}
+    bound = sum(math.ceil(n / 30) for n in in_window.values())
+    ctx = mp.get_context("spawn")
+    go, results = ctx.Event(), ctx.Queue()
+    before = httpx.get(f"{url}/admin/stats").json()["rate_limited"]
+    procs = [ctx.Process(target=trade_worker, args=(codes[i::args.workers], args.rate, args.workers, url, token_dir,
+                                                    redis_url, tuple(args.trade_window.split("-")), go, results))
+             for i in range(args.workers)]
+    for p in procs:
+        p.start()
+    time.sleep(8)
+    go.set()
+    outcomes = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    calls = sum(o["calls"] for o in outcomes)
+    elapsed = max(o["ended"] for o in outcomes) - min(o["started"] for o in outcomes)
+    return {
+        "trades_missing": sum(in_window.values()),
+        "trades_recovered": sum(o["trades"] for o in outcomes),
+        "trades_calls": calls,
+        "trades_lower_bound": bound,
+        "trades_calls_vs_lower_bound": round(calls / bound, 3) if bound else None,
+        "trades_utilization": round(calls / elapsed / args.rate, 3),
+        "trades_rate_limit_errors": httpx.get(f"{url}/admin/stats").json()["rate_limited"] - before,
+        "trades_failed_symbols": sum(o["failed"] for o in outcomes),
+    }
+
+
 def run(local_rate: float | None, args, url: str, redis_url: str, token_dir: str) -> dict:
     from stock_pipelines.sim.day import universe
 
@@ -128,6 +197,7 @@ def main() -> int:
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--rate", type=int, default=20)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--trade-window", default="10:00-10:30", help="HH:MM-HH:MM every symbol lost the trades of")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,12 +218,15 @@ def main() -> int:
                 print("per-process R/s:   ", json.dumps(full), flush=True)
                 share = run(args.rate / args.workers, args, str(url), redis_url, tokens)
                 print("per-process R/W/s: ", json.dumps(share), flush=True)
+                trades = run_trades(args, str(url), redis_url, tokens)
+                print("trade tier:        ", json.dumps(trades), flush=True)
         finally:
             stop_embedded_redis()
     figures = {**shared, "rate": args.rate, "workers": args.workers,
                "calls_vs_lower_bound": round(shared["calls"] / shared["lower_bound"], 3)}
     for name, baseline in (("baseline_full_rate", full), ("baseline_rate_share", share)):
         figures.update({f"{name}_{k}": baseline[k] for k in ("calls", "rate_limit_errors", "utilization", "elapsed_s")})
+    figures.update(trades)
     print(json.dumps(figures))
     return 0
 

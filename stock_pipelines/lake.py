@@ -138,3 +138,23 @@ def _fresh_partition_dir(directory: Path) -> list[Path]:
     for stale in directory.glob(".tmp-*"):
         stale.unlink(missing_ok=True)
     return created
+
+
+RAW_TICKS = "raw_ticks"
+RECOVERED_TRADES = "recovered_trades"
+
+
+def day_trades(data_dir: Path | None, day: date | str) -> pl.DataFrame:
+    """A day's trades in the raw_ticks columns: raw_ticks plus every recovered trade whose
+    (symbol, cum) the archive lacks, sorted by symbol and cum. An archived trade always wins, so
+    no trade appears twice; `source` says where each came from (`rest_*` for recovered ones).
+    Either partition may be missing (read as empty); raw_ticks' schema is the frame's."""
+    from stock_pipelines.archive.ticks import TICKS_SCHEMA
+    from stock_pipelines.recovery.trades_run import merge_by_cum
+
+    def read(asset: str) -> pl.DataFrame:
+        if partition_exists(asset, day, data_dir):
+            return read_partition(asset, day, data_dir)
+        return pl.DataFrame(schema=TICKS_SCHEMA)
+
+    return merge_by_cum(read(RAW_TICKS), read(RECOVERED_TRADES))

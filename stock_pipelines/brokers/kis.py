@@ -188,6 +188,10 @@ class KisClient:
             "volume": item.get("cntg_vol"),
         }
 
+    def quotation(self, path: str, tr_id: str, params: dict[str, str]) -> dict:
+        """One quotation call (token, shared rate limit, retries): the reply's body."""
+        return self._call(path, tr_id, params)
+
     def _call(self, path: str, tr_id: str, params: dict[str, str]) -> dict:
         refused: Token | None = None
         for attempt in retry_policy(self.max_attempts, self.retries):

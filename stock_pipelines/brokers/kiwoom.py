@@ -104,6 +104,15 @@ class KiwoomClient:
         return BarFetch(bars=bars, calls=calls, rejected=rejected)
 
     def _page(self, symbol: str, next_key: str) -> tuple[list[dict[str, object]], str]:
+        body, next_key = self.chart(MINUTE_CHART, {"stk_cd": symbol, "tic_scope": "1", "upd_stkpc_tp": "1"}, next_key)
+        items = body.get("stk_min_pole_chart_qry") or []
+        if not isinstance(items, list):
+            raise BrokerError(f"Kiwoom {MINUTE_CHART}: stk_min_pole_chart_qry is not a list")
+        return [self._row(i) for i in items if isinstance(i, dict)], next_key
+
+    def chart(self, api_id: str, request_body: dict[str, str], next_key: str) -> tuple[dict, str]:
+        """One call to the chart endpoint (`api_id`: ka10080 minutes, ka10079 ticks), retried as
+        the policy allows: the reply's body and the next-key ("" when cont-yn is not Y)."""
         refused: Token | None = None
         for attempt in retry_policy(self.max_attempts, self.retries):
             with attempt:
@@ -114,36 +123,30 @@ class KiwoomClient:
                 headers = {
                     "content-type": "application/json;charset=UTF-8",
                     "authorization": f"Bearer {token.value}",
-                    "api-id": MINUTE_CHART,
+                    "api-id": api_id,
                     "cont-yn": "Y" if next_key else "N",
                     "next-key": next_key,
                 }
-                body_in = {"stk_cd": symbol, "tic_scope": "1", "upd_stkpc_tp": "1"}
-                response = send(lambda: self.http.post(f"{self.base_url}{CHART_PATH}", json=body_in, headers=headers),
-                                f"Kiwoom {MINUTE_CHART}")
-                body = json_body(response, f"Kiwoom {MINUTE_CHART}")
+                response = send(lambda: self.http.post(f"{self.base_url}{CHART_PATH}", json=request_body,
+                                                       headers=headers), f"Kiwoom {api_id}")
+                body = json_body(response, f"Kiwoom {api_id}")
                 code = body.get("return_code")
                 if code == RATE_LIMITED:
-                    raise BrokerRateLimited(f"Kiwoom {MINUTE_CHART}: return_code 1700, over the rate limit")
+                    raise BrokerRateLimited(f"Kiwoom {api_id}: return_code 1700, over the rate limit")
                 if response.status_code == 401 or code in TOKEN_REFUSED:
                     if refused is None:
                         refused = token  # one fresh token, then the next attempt
                         raise BrokerUnavailable(f"Kiwoom token refused (HTTP {response.status_code}, {code}); reissuing")
-                    raise BrokerAuthError(f"Kiwoom {MINUTE_CHART}: a freshly issued token was refused "
+                    raise BrokerAuthError(f"Kiwoom {api_id}: a freshly issued token was refused "
                                           f"(HTTP {response.status_code}, return_code {code})")
                 if response.status_code == 403:
-                    raise BrokerAuthError(f"Kiwoom {MINUTE_CHART}: HTTP {response.status_code}")
+                    raise BrokerAuthError(f"Kiwoom {api_id}: HTTP {response.status_code}")
                 if response.status_code >= 500:
-                    raise BrokerUnavailable(f"Kiwoom {MINUTE_CHART}: HTTP {response.status_code}")
+                    raise BrokerUnavailable(f"Kiwoom {api_id}: HTTP {response.status_code}")
                 if code not in (0, "0"):
-                    raise BrokerError(f"Kiwoom {MINUTE_CHART}: return_code {code} {body.get('return_msg', '')}")
-                items = body.get("stk_min_pole_chart_qry") or []
-                if not isinstance(items, list):
-                    raise BrokerError(f"Kiwoom {MINUTE_CHART}: stk_min_pole_chart_qry is not a list")
+                    raise BrokerError(f"Kiwoom {api_id}: return_code {code} {body.get('return_msg', '')}")
                 more = response.headers.get("cont-yn", "N") == "Y"
-                return [self._row(i) for i in items if isinstance(i, dict)], (
-                    response.headers.get("next-key", "") if more else ""
-                )
+                return body, (response.headers.get("next-key", "") if more else "")
         raise AssertionError("unreachable: tenacity reraises")
 
     @staticmethod

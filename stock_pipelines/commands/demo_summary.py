@@ -25,6 +25,21 @@ def outage_lower_bound(outages, codes, day: date) -> tuple[int, int]:
     return lower_bound_calls(missing, day, today=day), missing_slots(missing, day)
 
 
+def trade_figures(day: date, sim) -> dict[str, int]:
+    """The day's trades: the exchange's, the archive's (raw_ticks) and, after the trade tier, the
+    merged day's (`lake.day_trades`) that equal an exchange trade in every field."""
+    import polars as pl
+
+    from stock_pipelines import lake
+
+    truth = sim.trades_frame().select(
+        symbol="sym", ts=pl.col("ts").cast(pl.Datetime("us", "UTC")), price="px", qty="qty", cum="cum")
+    before = lake.read_partition("raw_ticks", day).height if lake.partition_exists("raw_ticks", day) else 0
+    merged = lake.day_trades(None, day).select(truth.columns)
+    return {"trades_expected": truth.height, "trades_before": before,
+            "trades_after": merged.join(truth, on=truth.columns, how="semi").height}
+
+
 def summarize(demo: DemoDay, watched: Watched, instance, sim, started: float) -> int:
     """Print the summary; 0 when every bar is back, the day certified and the calls within bound."""
     day, runs = demo.day, watched.runs
@@ -44,6 +59,8 @@ def summarize(demo: DemoDay, watched: Watched, instance, sim, started: float) ->
     bound, missing_minutes = outage_lower_bound(demo.outages, sim.codes, day)
     stats = watched.stats
     exchange_calls = sum(stats["calls"].get(name, 0) for name in ("kis_itemchart", "kis_dailychart"))
+    trades = trade_figures(day, sim)
+    trade_runs = _metadata(instance, "recovered_trades", day, run_ids)
     summary = {
         "day": day.isoformat(),
         "quarantined_lines": raw.get("quarantined", 0),
@@ -52,6 +69,10 @@ def summarize(demo: DemoDay, watched: Watched, instance, sim, started: float) ->
         "completeness_before": round(before / truth, 6),
         "completeness_after": round(after / truth, 6),
         "bars_by_source": by_source,
+        **trades,
+        "calls_by_tier": {"bars": exchange_calls, "trades": stats["calls"].get("kis_trades", 0)},
+        "trade_lower_bound_calls": sum(m.get("lower_bound_calls", 0) for m in trade_runs),
+        "symbols_left_at_bar_level": trade_runs[-1].get("symbols_left_at_bar_level", []),
         "broker_calls": sum(m.get("calls", 0) for m in recovered),
         "exchange_minute_bar_calls": exchange_calls,
         "retries": last.get("retries", {}),
@@ -74,6 +95,11 @@ def summarize(demo: DemoDay, watched: Watched, instance, sim, started: float) ->
         f"completeness: {before:,}/{truth:,} bars before recovery ({before / truth:.2%}), "
         f"{after:,}/{truth:,} after ({after / truth:.2%}); bars by source: "
         + ", ".join(f"{source} {count:,}" for source, count in by_source.items())
+    )
+    print(
+        f"trades: {trades['trades_before']:,}/{trades['trades_expected']:,} archived before recovery, "
+        f"{trades['trades_after']:,}/{trades['trades_expected']:,} after the trade tier "
+        f"({stats['calls'].get('kis_trades', 0)} calls; the bars took {exchange_calls})"
     )
     within = exchange_calls <= CALLS_OVER_BOUND_MAX * bound
     print(

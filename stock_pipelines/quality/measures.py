@@ -5,6 +5,7 @@ say so."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 
@@ -41,12 +42,19 @@ class DayMeasures:
         *,
         recovery_complete: bool,
         data_dir: Path | None = None,
-        trades: pl.DataFrame | None = None,
+        trades: Callable[[], pl.DataFrame] | None = None,
     ) -> None:
         self.inputs = inputs
         self.recovery_complete = recovery_complete
         self.data_dir = data_dir
-        self.trades = inputs.ticks if trades is None else trades  # the day's trades judged at trade level
+        self._load_trades = trades
+
+    @cached_property
+    def trades(self) -> pl.DataFrame:
+        """The day's trades judged at trade level: what `trades` loads (the archive with the
+        recovered trades), read on first use so a run's trade tier has written them by then; the
+        archive's ticks when no loader was given."""
+        return self.inputs.ticks if self._load_trades is None else self._load_trades()
 
     @cached_property
     def coverage(self) -> Coverage:

@@ -1,5 +1,6 @@
-"""The simulated KIS REST API: token, WebSocket approval key, and the three quotation calls
-(today's minute bars, a day's minute bars, daily bars). Wire format: `kis_protocol`."""
+"""The simulated KIS REST API: token, WebSocket approval key, and the quotation calls (today's
+minute bars, a day's minute bars, daily bars, today's trades). Wire format: `kis_protocol`,
+`kis_trades`."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from starlette.routing import Route
 
 from stock_pipelines.market import SEOUL, SUPPORTED_FIRST_DAY, SUPPORTED_LAST_DAY
 from stock_pipelines.sim import kis_protocol as kis
+from stock_pipelines.sim import kis_trades
 from stock_pipelines.sim.day import US, MinuteBars
 from stock_pipelines.sim.exchange_state import ExchangeState
 from stock_pipelines.sim.rest_gate import TokenBook, WindowLimiter, credentials_refusal, json_body, rest_faults
@@ -35,10 +37,10 @@ class GatewayJSONResponse(JSONResponse):
     _GATEWAY_CASE = {b"content-type": b"Content-Type", b"content-length": b"Content-Length"}
 
     def __init__(self, content: object, status_code: int = 200, headers: Mapping[str, str] | None = None,
-                 tr_id: str | None = None) -> None:
+                 tr_id: str | None = None, tr_cont: str = "") -> None:
         extra = dict(headers or {})
         if tr_id is not None:
-            extra.update({"tr_id": tr_id, "tr_cont": "", "gt_uid": secrets.token_hex(16)})
+            extra.update({"tr_id": tr_id, "tr_cont": tr_cont, "gt_uid": secrets.token_hex(16)})
         super().__init__(content, status_code, extra)
         self.raw_headers = [(self._GATEWAY_CASE.get(name, name), value) for name, value in self.raw_headers]
 
@@ -57,6 +59,7 @@ class KisRest:
             Route(kis.ITEMCHART_PATH, self.itemchart, methods=["GET"]),
             Route(kis.DAILYCHART_PATH, self.dailychart, methods=["GET"]),
             Route(kis.PERIODCHART_PATH, self.periodchart, methods=["GET"]),
+            Route(kis_trades.TRADES_PATH, self.trades, methods=["GET"]),
         ]
 
     # -- tokens -----------------------------------------------------------------------------
@@ -252,3 +255,18 @@ class KisRest:
         output1 = kis.period_summary_output(self._summary(code, now_us), code, today_px)
         body = kis.envelope(kis.OK, output1=output1, output2=rows)
         return GatewayJSONResponse(body, tr_id=kis.TR_PERIODCHART)
+
+    async def trades(self, request: Request) -> Response:
+        """FHPST01060000: today's trades at or before FID_INPUT_HOUR_1, 30 a call, newest first;
+        tr_cont "M" while older trades remain."""
+        code, refused = await self._quotation(request, "kis_trades", kis_trades.TR_TRADES_TODAY)
+        if refused is not None:
+            return refused
+        today = self.state.day.day
+        upto = self._hour_us(today, request.query_params.get("FID_INPUT_HOUR_1"))
+        if upto is None:
+            return GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_HOUR_1 (HHMMSS)"))
+        trades = self.state.day.trades(code, until_us=self.state.clock.now_us())
+        rows, more = kis_trades.trade_rows(trades, upto)
+        body = kis.envelope(kis.OK, output1=kis_trades.summary(self.state.day.name(code), trades), output2=rows)
+        return GatewayJSONResponse(body, tr_id=kis_trades.TR_TRADES_TODAY, tr_cont="M" if more else "D")

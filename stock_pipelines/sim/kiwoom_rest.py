@@ -1,5 +1,5 @@
-"""The simulated Kiwoom REST API: token and the ka10080 minute chart with `cont-yn`/`next-key`
-continuation. Wire format: `kiwoom_protocol`."""
+"""The simulated Kiwoom REST API: token, the ka10080 minute chart and the ka10079 tick chart
+(`kiwoom_trades`), with `cont-yn`/`next-key` continuation. Wire format: `kiwoom_protocol`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from stock_pipelines.market import SEOUL, SUPPORTED_FIRST_DAY, SUPPORTED_LAST_DAY
 from stock_pipelines.sim import kiwoom_protocol as kiwoom
+from stock_pipelines.sim import kiwoom_trades
 from stock_pipelines.sim.day import MinuteBars, symbol_history_day
 from stock_pipelines.sim.exchange_state import ExchangeState
 from stock_pipelines.sim.rest_gate import TokenBook, WindowLimiter, credentials_refusal, json_body, rest_faults
@@ -49,8 +50,8 @@ class KiwoomRest:
         expires_dt = datetime.fromtimestamp(expires, SEOUL).strftime("%Y%m%d%H%M%S")
         return JSONResponse(kiwoom.reply(expires_dt=expires_dt, token_type="bearer", token=token))
 
-    def _history(self, code: str, now_us: int, base_day: date) -> list[tuple[date, MinuteBars]]:
-        """The bars of `base_day` (at most today) and of `history_days` trading days before it."""
+    def _history_days(self, base_day: date) -> list[date]:
+        """`base_day` (at most today) and `history_days` trading days before it, newest first."""
         calendar = sim_calendar()
         days: list[date] = []
         current: date | None = min(base_day, self.state.day.day)
@@ -59,7 +60,10 @@ class KiwoomRest:
         while current is not None and len(days) <= self.state.config.history_days and current >= SUPPORTED_FIRST_DAY:
             days.append(current)
             current = calendar.previous_trading_day(current)
-        return [(d, self.state.bars_on(d, code, now_us)) for d in days]
+        return days
+
+    def _history(self, code: str, now_us: int, base_day: date) -> list[tuple[date, MinuteBars]]:
+        return [(d, self.state.bars_on(d, code, now_us)) for d in self._history_days(base_day)]
 
     async def chart(self, request: Request) -> Response:
         state = self.state
@@ -74,12 +78,16 @@ class KiwoomRest:
         if not self.limiter.allow(token.app_key):
             state.count("rate_limited")
             return JSONResponse(kiwoom.reply(kiwoom.RATE_LIMIT_CODE, kiwoom.RATE_LIMIT_MSG), status_code=429)
-        if request.headers.get("api-id") != kiwoom.MINUTE_CHART_API_ID:
-            return JSONResponse(kiwoom.reply(kiwoom.BAD_INPUT_CODE, "api-id 오류: ka10080만 지원"), status_code=400)
+        api_id = request.headers.get("api-id")
+        if api_id not in (kiwoom.MINUTE_CHART_API_ID, kiwoom_trades.TICK_CHART_API_ID):
+            return JSONResponse(kiwoom.reply(kiwoom.BAD_INPUT_CODE, "api-id 오류: ka10080, ka10079만 지원"),
+                                status_code=400)
         body = await json_body(request) or {}
         code = str(body.get("stk_cd", ""))
         if not state.day.has_symbol(code):
             return JSONResponse(kiwoom.reply(kiwoom.BAD_INPUT_CODE, f"종목코드 오류: {code!r}"))
+        if api_id == kiwoom_trades.TICK_CHART_API_ID:
+            return self._tick_chart(request, code, body)
         if str(body.get("tic_scope", "1")) != "1":
             return JSONResponse(kiwoom.reply(kiwoom.BAD_INPUT_CODE, "tic_scope: 시뮬레이터는 1분봉만 지원"))
         try:
@@ -112,3 +120,21 @@ class KiwoomRest:
                 break
         headers = {"api-id": kiwoom.MINUTE_CHART_API_ID, "cont-yn": "Y" if more else "N", "next-key": cursor if more else ""}
         return JSONResponse(kiwoom.reply(stk_cd=code, stk_min_pole_chart_qry=rows), headers=headers)
+
+    def _tick_chart(self, request: Request, code: str, body: dict) -> Response:
+        """ka10079 with tic_scope 1: one row a trade, newest first, 900 a call."""
+        state = self.state
+        state.count("calls:kiwoom_ticks")
+        if str(body.get("tic_scope", "")) != "1":
+            return JSONResponse(kiwoom.reply(kiwoom.BAD_INPUT_CODE, "tic_scope: 시뮬레이터는 1틱만 지원"))
+        cursor = None
+        if request.headers.get("cont-yn") == "Y":
+            cursor = kiwoom_trades.parse_key(request.headers.get("next-key", ""))
+            if cursor is None:
+                return JSONResponse(kiwoom.reply(kiwoom.BAD_INPUT_CODE, "next-key 오류"))
+        now_us = state.clock.now_us()
+        days = [(d, state.trades_on(d, code, now_us)) for d in self._history_days(state.day.day)]
+        rows, next_key = kiwoom_trades.tick_page(days, cursor)
+        headers = {"api-id": kiwoom_trades.TICK_CHART_API_ID, "cont-yn": "Y" if next_key else "N", "next-key": next_key}
+        reply = kiwoom.reply(stk_cd=code, last_tic_cnt="", **{kiwoom_trades.ROWS_KEY: rows})
+        return JSONResponse(reply, headers=headers)

@@ -66,10 +66,9 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
     assert summary["completeness_before"] < 0.95 and summary["completeness_after"] == 1.0
     assert summary["windows_unrecovered"] == 0 and summary["rate_limit_errors"] == 0
     assert summary["certified"] is True
-    # every check passes but trade completeness, which WARNs (never blocks): the outages' trades
-    # are lost, only their bars come back
-    assert summary["end_of_day_checks"].pop("trade_completeness") is False
-    assert summary["end_of_day_checks"] and all(summary["end_of_day_checks"].values())
+    # every check passes, trade completeness included: the trade tier brought the outages' trades back
+    assert summary["end_of_day_checks"] and all(summary["end_of_day_checks"].values()), summary
+    assert summary["end_of_day_checks"]["trade_completeness"] is True
     assert "minute_bars_day_volume" in summary["end_of_day_checks"]
     assert "quality report: CERTIFIED" in out
     # the default outages 10:00-10:25 and 13:40-13:52 removed 37 minutes of each of 40 symbols; a
@@ -81,6 +80,13 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
     # archive's everywhere else
     assert summary["bars_by_source"]["rest_kis"] <= 40 * (37 + 2 * 2), summary["bars_by_source"]
     assert "lower bound 80 for the 1,480 symbol-minutes the outages removed" in out
+    # the trade tier: every trade the outages and corrupted lines removed is back, measured against
+    # the simulator's own trades, for calls of the trade history on top of the bars' calls
+    assert summary["trades_before"] < summary["trades_expected"] == summary["trades_after"], summary
+    assert summary["symbols_left_at_bar_level"] == []
+    assert summary["calls_by_tier"]["bars"] == summary["exchange_minute_bar_calls"]
+    assert summary["calls_by_tier"]["trades"] >= summary["trade_lower_bound_calls"] > 0
+    assert f"{summary['trades_after']:,}/{summary['trades_expected']:,} after the trade tier" in out
 
     # what `./run ui` shows afterwards: the sensor's recovery run, the end-of-day run with every
     # check for the partition, and the report in quality_report's metadata
@@ -106,18 +112,14 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
             # every check is per day but the day's verdict, which names its day instead
             day = record.evaluation.partition if name != "minute_bars_day_certified" else DAY
             assert record.status.value == "SUCCEEDED" and day == DAY, (name, record)
-        lost = instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(dg.AssetKey("raw_ticks"), "trade_completeness"), limit=1
-        )[0]
-        assert lost.status.value == "FAILED" and lost.evaluation.severity == dg.AssetCheckSeverity.WARN
         verdict = instance.event_log_storage.get_asset_check_execution_history(
             dg.AssetCheckKey(dg.AssetKey("minute_bars"), "minute_bars_day_certified"), limit=1
         )[0].evaluation
         assert verdict.partition is None
         assert verdict.description == f"{DAY}: CERTIFIED; 5/5 minute_bars checks passed"
-        # raw_ticks 4 and trade completeness, recovery 1, minute_bars 5 and the day's verdict
-        assert len(summary["end_of_day_checks"]) + 1 == 12
-        assert "end_of_day_job: 11/12 checks passed (failed: trade_completeness)" in out  # as the README shows it
+        # raw_ticks 4, recovery 1, minute_bars 5, trade completeness and the day's verdict
+        assert len(summary["end_of_day_checks"]) == 12
+        assert "end_of_day_job: 12/12 checks passed" in out  # as the README shows it
     stored = read_summary(date.fromisoformat(DAY), tmp_path / "lake")
     assert stored["certified"] and stored["completeness"] == 1.0 and stored["day_totals_checked"]
     assert stored["day_totals_note"] == "40 of 40 symbols' day volume from kis"  # all asked, all answered

@@ -57,8 +57,8 @@ def test_every_step_that_calls_a_broker_is_in_the_broker_pool():
         for node in job.graph.iterate_op_defs():
             nodes[node.name] = node
     pooled = {name for name, node in nodes.items() if node.pool == BROKER_POOL}
-    assert pooled == {"recovered_minute_bars", "quality_broker_day_volumes", "quality_broker_sample",
-                      "preflight_checks"}
+    assert pooled == {"recovered_minute_bars", "recovered_trades", "quality_broker_day_volumes",
+                      "quality_broker_sample", "preflight_checks"}
     judges = {"minute_bars_minute_bars_match_broker", "minute_bars_minute_bars_day_volume"}
     assert judges <= set(nodes) - pooled  # the checks that judge the broker's figures call none
     assert {node.pool for name, node in nodes.items() if name not in pooled} == {None}
@@ -73,6 +73,7 @@ def test_every_step_that_calls_a_broker_is_in_the_broker_pool():
         "resources.py",  # builds it
         "broker_steps.py",  # gates it
         "assets/recovery.py",
+        "assets/recovered_trades.py",
         "assets/day_volumes.py",
         "assets/broker_sample.py",
     }

@@ -16,6 +16,7 @@ from stock_pipelines.cli import main
 from stock_pipelines.defs.assets.day_volumes import broker_day_volumes
 from stock_pipelines.defs.assets.quality_report import quality_report
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
+from stock_pipelines.defs.assets.recovered_trades import recovered_trades
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.defs.checks.trade_completeness import trade_completeness_check
@@ -35,10 +36,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 DAY = date(2026, 11, 20)
 SEED, SYMBOLS = 23, 8
 KEY, SECRET = "tc-key", "tc-secret"
-# the day's pipeline downstream of raw_ticks: a WARN on raw_ticks must stop none of it
+# the day's pipeline: the check judges the archive with the trade tier's trades (none here: the
+# day is past and KIS serves only today's trades), and its WARN must stop none of it
 PIPELINE = [
     raw_ticks, tick_minute_bars, broker_day_volumes, gap_report, recovered_minute_bars, minute_bars,
-    quality_report, trade_completeness_check,
+    recovered_trades, quality_report, trade_completeness_check,
 ]
 
 
@@ -135,7 +137,7 @@ def test_lost_trades_warn_name_the_symbols_and_measure_the_truths_missing_volume
     result = dg.materialize(PIPELINE, partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral(), resources=res)
     assert result.success  # a WARN blocks nothing
     evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "trade_completeness")
-    assert evaluation.asset_key == dg.AssetKey("raw_ticks") and evaluation.partition == DAY.isoformat()
+    assert evaluation.asset_key == dg.AssetKey("recovered_trades") and evaluation.partition == DAY.isoformat()
     assert evaluation.passed is False and evaluation.severity == dg.AssetCheckSeverity.WARN
     meta = {k: v.value for k, v in evaluation.metadata.items()}
     assert set(meta["symbols_below"]) == below_truth and below_truth
@@ -174,7 +176,7 @@ def test_a_whole_day_is_complete_at_trade_level(exchange, tmp_path, monkeypatch)
     pin_clock_after(monkeypatch, DAY)
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS)
     result = dg.materialize(
-        [raw_ticks, trade_completeness_check], partition_key=DAY.isoformat(),
+        [raw_ticks, recovered_trades, trade_completeness_check], partition_key=DAY.isoformat(),
         instance=dg.DagsterInstance.ephemeral(), resources=resources(),
     )
     evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "trade_completeness")
@@ -189,7 +191,7 @@ def test_a_whole_day_is_complete_at_trade_level(exchange, tmp_path, monkeypatch)
 def test_the_end_of_day_job_runs_it_and_it_never_blocks():
     from stock_pipelines.definitions import defs
 
-    key = dg.AssetCheckKey(dg.AssetKey("raw_ticks"), "trade_completeness")
+    key = dg.AssetCheckKey(dg.AssetKey("recovered_trades"), "trade_completeness")
     end_of_day = defs.resolve_job_def("end_of_day_job").asset_layer.asset_graph
     assert key in end_of_day.asset_check_keys
     assert end_of_day.get(key).blocking is False

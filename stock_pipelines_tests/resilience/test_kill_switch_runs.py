@@ -153,8 +153,10 @@ def test_a_run_a_person_launched_calls_the_broker_and_says_automation_is_off(day
     volume = check_meta(result, "minute_bars_day_volume")
     sample = check_meta(result, "minute_bars_match_broker")
     assert volume["broker_checked"] is True and sample["sampled"] is True
+    trades = {k: v.value for k, v in result.asset_materializations_for_node("recovered_trades")[0].metadata.items()}
+    assert trades["launched_by"] == "a person" and trades["calls"] > 0  # the trade tier, after the bars
     # the simulator saw every call the steps report, and one token issue
-    assert calls == recovery["calls"] + volume["broker_calls"] + sample["calls"] + 1
+    assert calls == recovery["calls"] + trades["calls"] + volume["broker_calls"] + sample["calls"] + 1
     logged = warnings_in_log(instance, result)
     assert logged and all("launched by a person, so it calls the broker anyway" in m for m in logged)
 

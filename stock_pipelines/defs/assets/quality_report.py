@@ -19,7 +19,7 @@ from stock_pipelines.quality.build import build_report
 
 @dg.asset(
     partitions_def=trading_day_partitions,
-    deps=[minute_bars, *quality_broker_sample.keys],
+    deps=[minute_bars, dg.AssetKey("recovered_trades"), *quality_broker_sample.keys],  # its trade level judges the recovered trades too
     group_name="quality",
     description="Completeness by collector and overall, a timeline of gaps and what filled them, symbols with "
     "remaining holes, consistency disagreements; certified when every blocking check passes. Tables here, "

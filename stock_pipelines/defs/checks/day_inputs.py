@@ -45,7 +45,12 @@ def measures_for(
         inputs = inputs_for(context.partition_key, root)
         complete = recovery_complete(context.instance, context.partition_key)
         _latest.clear()
-        measures = _latest[key] = DayMeasures(inputs, recovery_complete=complete, data_dir=root)
+        measures = _latest[key] = DayMeasures(
+            inputs,
+            recovery_complete=complete,
+            data_dir=root,
+            trades=lambda: lake.day_trades(root, inputs.day),  # archive + recovered trades
+        )
     return measures
 
 

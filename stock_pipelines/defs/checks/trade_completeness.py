@@ -24,17 +24,17 @@ from stock_pipelines.quality.trade_completeness import (
 )
 from stock_pipelines.quality.trade_level import verdict
 
-TRADES_ASSET = dg.AssetKey("raw_ticks")
+TRADES_ASSET = dg.AssetKey("recovered_trades")  # its partition is written last: the day's trades are final
 NOT_FETCHED = "quality_broker_day_volumes has not run for this day"
 MAX_LISTED = 200  # symbols named in one metadata entry; the count says how many there are
 
 
 def load_day_trades(day: date, root: Path) -> pl.DataFrame:
-    """The day's trades this check judges: symbol, ts, qty, cum."""
-    try:
-        return lake.scan_partition(TRADES_ASSET.path[-1], day, root).select(TRADE_COLUMNS).collect()
-    except lake.PartitionMissing as error:
-        raise dg.Failure(str(error)) from error
+    """The day's trades this check judges (symbol, ts, qty, cum): the archive's raw_ticks with
+    every trade the trade tier recovered (`lake.day_trades`)."""
+    if not lake.partition_exists(lake.RAW_TICKS, day, root):
+        raise dg.Failure(f"raw_ticks has no partition for {day}: materialize it first")
+    return lake.day_trades(root, day).select(TRADE_COLUMNS)
 
 
 def day_trade_completeness(

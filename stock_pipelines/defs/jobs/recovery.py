@@ -7,6 +7,7 @@ from stock_pipelines.defs.assets.broker_sample import quality_broker_sample
 from stock_pipelines.defs.assets.day_volumes import broker_day_volumes
 from stock_pipelines.defs.assets.quality_report import quality_report
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
+from stock_pipelines.defs.assets.recovered_trades import recovered_trades
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.defs.checks.freshness import minute_bars_certified_in_time
@@ -19,7 +20,7 @@ COLLECTOR_TAG = "stock_pipelines/collector"
 WINDOW_TAG = "stock_pipelines/window"
 ATTEMPT_TAG = "stock_pipelines/attempt"
 
-DAY_PIPELINE = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars]
+DAY_PIPELINE = [raw_ticks, tick_minute_bars, gap_report, recovered_minute_bars, minute_bars, recovered_trades]
 
 # The archive may have changed since the last materialization (the collector wrote up to its
 # death), so raw_ticks and tick_minute_bars are rebuilt first; each step is idempotent.
@@ -34,12 +35,12 @@ recovery_job = dg.define_asset_job(
     "recovery_job",
     selection=RECOVERY_SELECTION,
     partitions_def=trading_day_partitions,
-    # one process for the five steps: a subprocess a step costs ~5 s of imports each, and the
+    # one process for the steps: a subprocess a step costs ~5 s of imports each, and the
     # time from a collector's death to its recovered bars is what this job is judged by
     executor_def=dg.in_process_executor,
     tags={RUN_KIND_TAG: "recovery"},
     description="Recover one trading day: raw_ticks -> tick_minute_bars -> gap_report -> recovered_minute_bars "
-    "-> minute_bars. Launched by collector_heartbeat_sensor with the gap windows in gap_report's config.",
+    "-> minute_bars, then the trade tier (recovered_trades). Launched by collector_heartbeat_sensor with the gap windows in gap_report's config.",
 )
 
 # The broker's day volumes and bar sample are fetched once the day is final, for the end of day: a
