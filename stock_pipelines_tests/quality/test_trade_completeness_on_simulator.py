@@ -176,7 +176,7 @@ def test_a_whole_day_is_complete_at_trade_level(exchange, tmp_path, monkeypatch)
     pin_clock_after(monkeypatch, DAY)
     write_day_archive(tmp_path / "archive", DAY, seed=SEED, symbols=SYMBOLS)
     result = dg.materialize(
-        [raw_ticks, recovered_trades, trade_completeness_check], partition_key=DAY.isoformat(),
+        [raw_ticks, tick_minute_bars, gap_report, recovered_trades, trade_completeness_check], partition_key=DAY.isoformat(),
         instance=dg.DagsterInstance.ephemeral(), resources=resources(),
     )
     evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "trade_completeness")
