@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import groupby
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -333,8 +334,12 @@ def _parsed(files: list[ArchiveFile]) -> Iterator[tuple[int, reader.ParsedFile]]
                 for piece in reader.load(archive_file.path):
                     yield file_id, piece
 
-    for file_id, piece in _read_ahead(pieces()):
-        yield file_id, _torn_tail(files[file_id].path) if piece is None else reader.parse_loaded(piece)
+    for file_id, group in groupby(_read_ahead(pieces()), key=lambda item: item[0]):
+        if _is_torn_tail(files[file_id]):
+            yield file_id, _torn_tail(files[file_id].path)
+            continue
+        for parsed in reader.numbered(piece for _, piece in group):
+            yield file_id, parsed
 
 
 def _read_ahead(items: Iterator) -> Iterator:
