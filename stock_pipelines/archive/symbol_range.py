@@ -1,8 +1,10 @@
-"""One range of symbols of raw_ticks: order, the decreasing_cum rule, deduplication.
+"""One range of raw_ticks rows: order, the decreasing_cum rule, deduplication.
 
 `archive.ticks.DayIngest` keeps a day's valid rows in the compact form below and hands these
-functions one range of whole symbols at a time. `base_us` is the session's earliest allowed
-time (epoch microseconds): times are packed relative to it.
+functions one range at a time, in (symbol, cum) order: whole symbols, or a part of a large one
+cut between two cum values (`drop_decreasing` carries its state over the cut; rows sharing a
+(symbol, cum) are never cut apart). `base_us` is the session's earliest allowed time (epoch
+microseconds): times are packed relative to it.
 """
 
 from __future__ import annotations

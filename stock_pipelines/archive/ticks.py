@@ -134,7 +134,7 @@ class DayIngest:
 
     Construction parses and validates every file piece by piece, spilling valid rows in a
     compact form (62 bytes a row) to local disk (`spill.SymbolSpill`). `batches()` then reads
-    back, sorts, checks and deduplicates one range of symbols at a time and yields raw_ticks
+    back, sorts, checks and deduplicates one range of rows at a time and yields raw_ticks
     rows in their final order, so memory holds about one piece and one range whatever the size
     of the day; after the last batch it builds `quarantine`, fills `stats` and asserts the
     line accounting (inside the generator: a lake writer consuming it never commits a
@@ -155,7 +155,7 @@ class DayIngest:
         self._target = target_batch_rows
         self._rejected: list[pl.DataFrame] = []  # file_id, line, reason: raw fetched at the end
         self._quarantine_rows: list[dict] = []
-        self._spill = SymbolSpill()  # valid rows, on disk until their symbol range is processed
+        self._spill = SymbolSpill()  # valid rows, on disk until their range is processed
         symbols: list[pl.DataFrame] = []  # sym_key -> symbol text, to rebuild the column per batch
         for file_id, parsed in _parsed(self.files):
             archive_file = self.files[file_id]
