@@ -57,7 +57,7 @@ class SymbolSpill:
             return
         if self._dir is None:
             self._dir = Path(tempfile.mkdtemp(prefix="raw-ticks-spill-"))
-        frame = frame.sort(self.key, self.order, maintain_order=True)
+        frame = _sorted(frame, self.key, self.order)
         path = self._dir / f"{len(self._pieces):06d}.arrow"
         table = frame.to_arrow().combine_chunks()  # one record batch: a column maps as one array
         with ipc.new_file(path, table.schema) as writer:
@@ -131,6 +131,16 @@ class SymbolSpill:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _sorted(frame: pl.DataFrame, key: str, order: str) -> pl.DataFrame:
+    """`frame.sort(key, order, maintain_order=True)`; through one packed UInt64 column (a third
+    of the time of a two-column sort) when both fit in 32 bits, as keys and cums of a day do."""
+    low, high = frame.select(pl.col(order).min().alias("low"), pl.col(order).max().alias("high")).row(0)
+    if low < 0 or high >= 1 << 32:
+        return frame.sort(key, order, maintain_order=True)
+    packed = pl.col(key).cast(pl.UInt64) * (1 << 32) + pl.col(order).cast(pl.UInt64)
+    return frame.sort(packed, maintain_order=True)
 
 
 class _MappedColumn:
