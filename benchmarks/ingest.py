@@ -110,6 +110,7 @@ def run_ours(root: Path, data: Path) -> dict:
     lake.write_partition_batches(run.batches(), TICKS_SCHEMA, "raw_ticks", DAY, data)
     lake.write_partition(run.quarantine, "raw_ticks_quarantine", DAY, data)
     ticks_written = time.perf_counter()
+    peak_before_bars = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     bars = minute_bars(lake.scan_partition("raw_ticks", DAY, data), session, presorted=True)
     lake.write_partition(bars, "tick_minute_bars", DAY, data)
     done = time.perf_counter()
@@ -124,6 +125,7 @@ def run_ours(root: Path, data: Path) -> dict:
         "seconds_parse_validate": parsed - started,
         "seconds_order_dedupe_write": ticks_written - parsed,
         "seconds_bars": done - ticks_written,
+        "peak_rss_mib_raw_ticks": peak_before_bars,  # the peak up to the bars (the whole run's comes later)
     }
 
 

@@ -57,5 +57,6 @@ def minute_bars(
         .sort("symbol", "minute")
         .select(list(BARS_SCHEMA))
         .cast(BARS_SCHEMA)
-        .collect()
+        # streamed: memory holds the bars, not the day's trades (first/last stay in row order)
+        .collect(engine="streaming")
     )

@@ -102,15 +102,16 @@ class LoadedFile:
     data: bytes = b""
     error: Reject | None = None
     spans: list[tuple[int, int]] = field(default_factory=list)
-    counts: list[tuple[int, int, int, int]] = field(default_factory=list)
+    counts: list[tuple[int, int, int]] = field(default_factory=list)
     offset: int = 0  # where `data` starts in its file
-    first_line: int = 1  # the number of its first line in its file
+    first_line: int = 1  # the number of its first line in its file (`numbered` sets it)
 
 
 def load(path: Path) -> Iterator[LoadedFile]:
     """A file in pieces of whole lines of about READ_BYTES (only the last may end mid-line): a
-    day is never held whole, only the piece being parsed and the one read ahead."""
-    offset, first_line, carry = 0, 1, b""
+    day is never held whole, only the piece being parsed and the one read ahead. A piece's
+    first line number is known once the pieces before it are parsed (`numbered`)."""
+    offset, carry = 0, b""
     try:
         with path.open("rb") as handle:
             while True:
@@ -121,10 +122,8 @@ def load(path: Path) -> Iterator[LoadedFile]:
                     carry = data
                     continue
                 if data:
-                    piece = loaded_bytes(data[:cut] if cut < len(data) else data, offset, first_line)
-                    yield piece
+                    yield loaded_bytes(data[:cut] if cut < len(data) else data, offset)
                     offset += cut
-                    first_line += sum(count[0] for count in piece.counts)
                 if not chunk:
                     return
                 carry = data[cut:]
@@ -132,13 +131,23 @@ def load(path: Path) -> Iterator[LoadedFile]:
         yield LoadedFile(error=Reject(0, UNREADABLE_FILE, f"{type(error).__name__}: {error}".encode()))
 
 
-def loaded_bytes(data: bytes, offset: int = 0, first_line: int = 1) -> LoadedFile:
+def loaded_bytes(data: bytes, offset: int = 0) -> LoadedFile:
     spans = fast_parse.blocks(data, data.rfind(b"\n") + 1)
-    return LoadedFile(data, None, spans, fast_parse.block_counts(data, spans), offset, first_line)
+    return LoadedFile(data, None, spans, fast_parse.block_counts(data, spans), offset)
+
+
+def numbered(pieces: Iterator[LoadedFile]) -> Iterator[ParsedFile]:
+    """One file's pieces parsed in order, each numbering its lines after the previous ones."""
+    first_line = 1
+    for piece in pieces:
+        piece.first_line = first_line
+        parsed = parse_loaded(piece)
+        first_line += parsed.lines
+        yield parsed
 
 
 def parse_file(path: Path) -> ParsedFile:
-    return merge([parse_loaded(piece) for piece in load(path)])
+    return merge(list(numbered(load(path))))
 
 
 def parse_bytes(data: bytes, fast: bool = True) -> ParsedFile:
@@ -190,7 +199,7 @@ def _fast_run(data, spans, counts, run, first_line, frames, rejects) -> int:
     """Blocks spans[run] (contiguous, counts passed): polars parses them, in one call if the
     row check passes for the whole run, else block by block; a failing block goes strict."""
     begin, end = spans[run[0]][0], spans[run[-1]][1]
-    lines = sum(counts[i][0] for i in run)
+    lines = sum(counts[i][0] for i in run)  # bytes <= 0x20: the line count once the rows pass
     whole = data if (begin, end) == (0, len(data)) else memoryview(data)[begin:end]
     frame = fast_parse.parse(whole, POLARS_SCHEMA)
     if frame is not None and fast_parse.rows_pass(frame, lines):

@@ -1,8 +1,10 @@
-"""One range of symbols of raw_ticks: order, the decreasing_cum rule, deduplication.
+"""One range of raw_ticks rows: order, the decreasing_cum rule, deduplication.
 
 `archive.ticks.DayIngest` keeps a day's valid rows in the compact form below and hands these
-functions one range of whole symbols at a time. `base_us` is the session's earliest allowed
-time (epoch microseconds): times are packed relative to it.
+functions one range at a time, in (symbol, cum) order: whole symbols, or a part of a large one
+cut between two cum values (`drop_decreasing` carries its state over the cut; rows sharing a
+(symbol, cum) are never cut apart). `base_us` is the session's earliest allowed time (epoch
+microseconds): times are packed relative to it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ COMPACT_SCHEMA = {
     "file_id": pl.UInt32,
     "line": pl.UInt32,  # a file of more than 4e9 lines is not an archive hour
 }
+_CARRY_SCHEMA = {"sym_key": pl.UInt32, "src_rank": pl.UInt8, "ts": pl.Int64}
 COMPACT = [
     pl.col("sym_key"),
     (pl.col("src") != "kis").cast(pl.UInt8).alias("src_rank"),
@@ -63,18 +66,40 @@ def order(valid: pl.DataFrame, base_us: int) -> pl.DataFrame:
     return ordered.drop("_key")
 
 
-def drop_decreasing(valid: pl.DataFrame, base_us: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Within one symbol and source, in cum order, a row whose ts is before an earlier row's."""
+def drop_decreasing(
+    valid: pl.DataFrame, base_us: int, carry: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Within one symbol and source, in cum order, a row whose ts is before an earlier row's.
+
+    A symbol can continue from the previous range: `carry` (sym_key, src_rank, ts), the latest
+    time per source of the previous range's last symbol, goes in front as the history the rule
+    compares with. Returns the kept rows, the rejected ones, and this range's carry.
+    """
+    history = carry if carry is not None else pl.DataFrame(schema=_CARRY_SCHEMA)
+    frame = pl.concat([history, valid.select(list(_CARRY_SCHEMA))])
     group = (pl.col("sym_key") != pl.col("sym_key").shift(1)).fill_null(True).cum_sum().cast(pl.Int64)
     # one monotone key per (symbol group, time): its running max resets itself at each new symbol
     key = group * (1 << _REL_TS_BITS) + (pl.col("ts") - base_us)
-    bad = valid.select(_bad=(key < key.cum_max().shift(1).over("src_rank")).fill_null(False)).to_series()
+    # the key is numbered over all rows first: numbered inside each source's window, a symbol one
+    # source never traded would shift that source's numbers and hide its later decreasing rows
+    keyed = frame.select("src_rank", _key=key)
+    bad = keyed.select(
+        _bad=(pl.col("_key") < pl.col("_key").cum_max().shift(1).over("src_rank")).fill_null(False)
+    ).to_series()
+    last = frame["sym_key"][-1] if frame.height else None
+    carry = (
+        frame.filter(pl.col("sym_key") == last).group_by("src_rank").agg(pl.col("sym_key").first(), pl.col("ts").max()).sort("src_rank")
+        .select(list(_CARRY_SCHEMA))
+        if last is not None
+        else None
+    )
+    bad = bad.slice(history.height)
     if not bad.any():
-        return valid, pl.DataFrame(schema={"file_id": pl.UInt32, "line": pl.Int64, "reason": pl.String})
+        return valid, pl.DataFrame(schema={"file_id": pl.UInt32, "line": pl.Int64, "reason": pl.String}), carry
     rejected = valid.filter(bad).select(
         "file_id", pl.col("line").cast(pl.Int64), reason=pl.lit(DECREASING_CUM)
     )
-    return valid.filter(~bad), rejected
+    return valid.filter(~bad), rejected, carry
 
 
 def dedupe(valid: pl.DataFrame) -> tuple[pl.DataFrame, tuple[int, int, int, int]]:

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import groupby
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import polars as pl
 from stock_pipelines.archive import reader
 from stock_pipelines.archive.layout import day_torn_tail_files, day_trade_files
 from stock_pipelines.archive.record import SCHEMA_VERSION, SOURCES
-from stock_pipelines.archive.spill import SymbolSpill
+from stock_pipelines.archive.spill import RangeStart, SymbolSpill
 from stock_pipelines.archive.symbol_range import COMPACT, dedupe, drop_decreasing, order
 from stock_pipelines.market import Session
 
@@ -133,7 +134,7 @@ class DayIngest:
 
     Construction parses and validates every file piece by piece, spilling valid rows in a
     compact form (62 bytes a row) to local disk (`spill.SymbolSpill`). `batches()` then reads
-    back, sorts, checks and deduplicates one range of symbols at a time and yields raw_ticks
+    back, sorts, checks and deduplicates one range of rows at a time and yields raw_ticks
     rows in their final order, so memory holds about one piece and one range whatever the size
     of the day; after the last batch it builds `quarantine`, fills `stats` and asserts the
     line accounting (inside the generator: a lake writer consuming it never commits a
@@ -154,7 +155,7 @@ class DayIngest:
         self._target = target_batch_rows
         self._rejected: list[pl.DataFrame] = []  # file_id, line, reason: raw fetched at the end
         self._quarantine_rows: list[dict] = []
-        self._spill = SymbolSpill()  # valid rows, on disk until their symbol range is processed
+        self._spill = SymbolSpill()  # valid rows, on disk until their range is processed
         symbols: list[pl.DataFrame] = []  # sym_key -> symbol text, to rebuild the column per batch
         for file_id, parsed in _parsed(self.files):
             archive_file = self.files[file_id]
@@ -182,17 +183,25 @@ class DayIngest:
         )
 
     def _buckets(self):
-        """Valid rows in ranges of whole symbols of about `target_batch_rows` rows, in symbol
-        order, read back from the spill one range at a time."""
+        """Valid rows in (symbol, cum) order, in ranges of about `target_batch_rows` rows read
+        back from the spill one at a time: whole symbols, and a symbol larger than a range cut
+        between two cum values."""
         spill = self._spill
         if spill.rows == 0:
             return
-        counts = spill.counts().with_columns(
-            _bucket=(pl.col("len").cum_sum() - pl.col("len")) // self._target
-        )
-        # the first sym_key of each range
-        starts = counts.group_by("_bucket").agg(pl.col("sym_key").min()).sort("_bucket")["sym_key"]
-        yield from spill.ranges(starts.to_list())
+        starts: list[RangeStart] = []
+        filled = self._target  # rows in the open range: the first symbol opens one
+        for key, rows in spill.counts().iter_rows():
+            if rows > self._target:
+                cuts = spill.split_points(key, rows, -(-rows // self._target))
+                starts += [RangeStart(key), *(RangeStart(key, cum) for cum in cuts)]
+                filled = self._target  # the next symbol opens a range
+                continue
+            if filled + rows > self._target:
+                starts.append(RangeStart(key))
+                filled = 0
+            filled += rows
+        yield from spill.ranges(starts)
 
     def batches(self):
         try:
@@ -202,10 +211,11 @@ class DayIngest:
         self._close()
 
     def _ranges(self):
+        carry = None  # the decreasing_cum rule's state at the end of the previous range
         for rows in self._buckets():
             bucket = order(rows, self._bounds.base)
             del rows
-            bucket, decreasing = drop_decreasing(bucket, self._bounds.base)
+            bucket, decreasing, carry = drop_decreasing(bucket, self._bounds.base, carry)
             self._rejected.append(decreasing)
             ticks, (dups, same, cross, conflicts) = dedupe(bucket)
             del bucket
@@ -213,9 +223,8 @@ class DayIngest:
             self.stats.duplicates_same_source += same
             self.stats.duplicates_cross_source += cross
             self.stats.duplicate_conflicts += conflicts
-            # one symbol can outweigh a range: its output is built and written a slice at a time
-            for start in range(0, ticks.height, self._target):
-                out = _finish(ticks.slice(start, self._target), self.files, self._symbols)
+            if ticks.height:
+                out = _finish(ticks, self.files, self._symbols)
                 self.stats.rows_kept += out.height
                 yield out
 
@@ -325,8 +334,12 @@ def _parsed(files: list[ArchiveFile]) -> Iterator[tuple[int, reader.ParsedFile]]
                 for piece in reader.load(archive_file.path):
                     yield file_id, piece
 
-    for file_id, piece in _read_ahead(pieces()):
-        yield file_id, _torn_tail(files[file_id].path) if piece is None else reader.parse_loaded(piece)
+    for file_id, group in groupby(_read_ahead(pieces()), key=lambda item: item[0]):
+        if _is_torn_tail(files[file_id]):
+            yield file_id, _torn_tail(files[file_id].path)
+            continue
+        for parsed in reader.numbered(piece for _, piece in group):
+            yield file_id, parsed
 
 
 def _read_ahead(items: Iterator) -> Iterator:

@@ -87,3 +87,34 @@ def test_presorted_path_matches_the_sorting_path(archive_env):
     write_day(archive_env, "kis-1", numbered)
     ticks = ingest_day([(archive_env, "")], DAY, SESSION).ticks
     assert minute_bars(ticks, SESSION, presorted=True).equals(minute_bars(ticks.reverse(), SESSION))
+
+
+def test_streamed_bars_keep_trade_order_over_many_batches_of_rows():
+    """Enough rows for polars' streaming engine to cut them into many morsels: every bar's open
+    and close must still be its first and last trade in cum order."""
+    import numpy as np
+
+    rng = np.random.default_rng(11)
+    n, symbols = 600_000, 40
+    sym = np.sort(rng.integers(0, symbols, n))
+    ts = np.empty(n, dtype=np.int64)
+    for s in range(symbols):  # each symbol's trades through the session, in time order
+        where = sym == s
+        ts[where] = np.sort(rng.integers(seoul_us(9, 0), seoul_us(15, 19), int(where.sum())))
+    ticks = pl.DataFrame(
+        {
+            "symbol": [f"{s:06d}" for s in sym],
+            "ts": pl.Series(ts).cast(pl.Datetime("us", "UTC")),
+            "price": rng.integers(1_000, 2_000, n),
+            "qty": rng.integers(1, 10, n),
+        }
+    ).with_columns(cum=pl.col("qty").cum_sum().over("symbol"))
+    bars = minute_bars(ticks.lazy(), SESSION, presorted=True)
+    expected = (
+        ticks.with_columns(minute=pl.col("ts").dt.truncate("1m"))
+        .group_by("symbol", "minute", maintain_order=True)
+        .agg(open=pl.col("price").first(), close=pl.col("price").last(), trades=pl.len())
+    )
+    assert bars.height == expected.height > 10_000
+    got = bars.select("symbol", "minute", "open", "close", pl.col("trades").cast(pl.UInt32))
+    assert got.equals(expected.with_columns(pl.col("trades").cast(pl.UInt32)).sort("symbol", "minute"))

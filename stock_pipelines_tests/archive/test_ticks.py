@@ -323,3 +323,26 @@ def test_streaming_in_small_symbol_ranges_gives_the_same_result(archive_env):
     assert len(batches) >= 3
     assert pl.concat(batches).equals(whole.ticks)
     assert run.quarantine.equals(whole.quarantine) and run.stats == whole.stats
+
+
+def test_a_symbol_larger_than_a_range_is_cut_between_cum_values_with_the_same_result(archive_env):
+    from stock_pipelines.archive.ticks import DayIngest, day_files
+
+    trades = session_trades("005930", 60)
+    late = ("kis", "005930", trades[30][2] - 1_000_000, 70_000, 10, trades[33][5] + 1)  # decreasing_cum
+    write_day(archive_env, "kis-1", trades[:31] + [late] + trades[31:])
+    # the same trades from a second broker and a replay: duplicates on every side of every cut
+    write_day(archive_env, "kiwoom-1", [("kiwoom", *t[1:]) for t in trades[10:50]], rx_delay_us=500)
+    write_day(archive_env, "kis-2", trades[25:40], rx_delay_us=3_000)
+    write_day(archive_env, "kis-3", session_trades("000660", 5))
+    whole = ingest(archive_env)
+    assert whole.stats.quarantined_by_reason == {"decreasing_cum": 1}
+    assert whole.stats.rows_kept == 65
+
+    run = DayIngest(day_files([(archive_env, "")], DAY), SESSION, target_batch_rows=8)
+    batches = list(run.batches())
+    samsung = [b for b in batches if set(b["symbol"]) == {"005930"}]
+    assert len(samsung) >= 6  # 60 kept rows of one symbol in ranges of about 8 (+ duplicates)
+    assert max(b.height for b in batches) <= 20
+    assert pl.concat(batches).equals(whole.ticks)
+    assert run.quarantine.equals(whole.quarantine) and run.stats == whole.stats

@@ -54,7 +54,7 @@ def raw_ticks(context: dg.AssetExecutionContext, archive: ArchiveResource):
     day, session = session_for(context.partition_key)
     config = archive.config()
     run = DayIngest(day_files(config.roots(), day), session, config.session_tolerance)
-    # streamed one symbol range at a time; the accounting is asserted before the rename
+    # streamed one range of rows at a time; the accounting is asserted before the rename
     batches = Batches(run.batches(), TICKS_SCHEMA, lambda: _metadata(run, session))
     yield dg.Output(batches, output_name="raw_ticks")
     assert run.quarantine is not None
