@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pytest
 
-from stock_pipelines.defs.resources import RedisResource
+from stock_pipelines.defs.resources import BrokerResource, RedisResource
 from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor
 from stock_pipelines.heartbeat import Heartbeat, HeartbeatPublisher, HeartbeatStore, Snapshot
 from stock_pipelines.heartbeat.model import LifecycleEvent
@@ -49,7 +49,7 @@ def instance():
 def evaluate(monkeypatch, instance):
     def run(now: datetime, cursor: str | None = None) -> dg.SensorResult:
         monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(now))
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"redis": RedisResource()})
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"redis": RedisResource(), "broker": BrokerResource()})
         return collector_heartbeat_sensor(context)  # the redis_env fixture's server, through REDIS_URL
 
     return run
