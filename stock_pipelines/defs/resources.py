@@ -164,15 +164,19 @@ class BrokerResource(dg.ConfigurableResource):
         })
 
     def secrets(self) -> tuple[str, ...]:
-        """Every credential the Dagster processes use: this broker's app key and secret, and the
-        keys of each real-time feed the settings configure (the pre-flight probes them). Alerts
-        scrub these values."""
-        env = self.variables()
-        values = {v for v in self._credential_values().values() if v}
+        """Every credential the Dagster processes use: each broker's app key and secret (this
+        one's as bound), and the keys of each real-time feed the settings configure (the
+        pre-flight probes them). Alerts scrub these values."""
+        try:
+            env = self.variables()
+        except ValueError:  # an unknown broker name: the alert saying so must still be scrubbed
+            env = _with({})
+        values: set[str | None] = set()
         for broker in URL_VARS:
+            values |= {env.get(var) for var in CREDENTIAL_VARS[broker]}
             for source in sources_from_env(env, broker)[0]:
                 values |= {part for key in source.keys for part in (key.app_key, key.app_secret)}
-        return tuple(sorted(values))
+        return tuple(sorted(v for v in values if v))
 
     def tokens(self) -> Path:
         if self.token_dir is not None:
@@ -189,7 +193,9 @@ class BrokerResource(dg.ConfigurableResource):
 class PreflightResource(dg.ConfigurableResource):
     """The pre-flight's test symbol and thresholds (`ops.preflight`, `ops.headroom`)."""
 
-    test_symbol: str | None = Field(default=None, description="None: STOCK_PIPELINES_PREFLIGHT_SYMBOL (005930)")
+    test_symbol: str | None = Field(
+        default=None, description="None: STOCK_PIPELINES_PREFLIGHT_SYMBOL (005930)"
+    )
     min_free_gb: float | None = Field(default=None, description="None: STOCK_PIPELINES_MIN_FREE_GB (1)")
     min_available_memory_mb: float | None = Field(
         default=None, description="None: STOCK_PIPELINES_MIN_AVAILABLE_MEMORY_MB"

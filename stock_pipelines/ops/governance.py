@@ -67,7 +67,9 @@ class RecoveryGovernance:
 
     def verdict(self) -> Governance:
         if self.broker is None:
-            raise ValueError("verdict() reports the deployment's breaker: name its broker (or ask decision())")
+            raise ValueError(
+                "verdict() reports the deployment's breaker: name its broker (or ask decision())"
+            )
         return self._verdict(self.broker)
 
     def _verdict(self, broker: str | None) -> Governance:

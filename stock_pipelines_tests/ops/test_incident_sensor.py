@@ -37,7 +37,8 @@ def test_the_sensor_alerts_a_stale_archive_and_a_breaker_once_each_way(redis_ser
     monkeypatch.delenv("STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR", raising=False)
     monkeypatch.setenv("STOCK_PIPELINES_ALERT_WEBHOOK_URL", receiver.url)
     monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(NOW))
-    bound = {"redis": RedisResource(), "alerts": AlertResource(broker=BrokerResource()), "archive": ArchiveResource()}
+    alerts = AlertResource(broker=BrokerResource())
+    bound = {"redis": RedisResource(), "alerts": alerts, "archive": ArchiveResource()}
     breaker = CircuitBreaker("broker:kis", RedisStateStore(redis_server.client()), clock=NOW.timestamp)
     write_day(root, "kis-1", session_trades("005930", 30, start=(10, 0)))
     last_write(root, 10)
@@ -48,7 +49,8 @@ def test_the_sensor_alerts_a_stale_archive_and_a_breaker_once_each_way(redis_ser
             def evaluate(times: int = 3) -> str:
                 nonlocal cursor
                 for _ in range(times):
-                    with dg.build_sensor_context(instance=instance, resources=bound, cursor=cursor) as context:
+                    built = dg.build_sensor_context(instance=instance, resources=bound, cursor=cursor)
+                    with built as context:
                         result = incident_sensor(context)
                     cursor = result.cursor
                 return result.skip_reason.skip_message
@@ -87,7 +89,9 @@ def test_the_secrets_of_the_bound_broker_never_reach_the_webhook(redis_server, m
     write_day(root, "kis-1", session_trades("005930", 30, start=(10, 0)))
     last_write(root, 10)
     receiver = Receiver()
-    broker = BrokerResource(broker="kis", base_url="http://127.0.0.1:9", app_key=app_key, app_secret=app_secret)
+    broker = BrokerResource(
+        broker="kis", base_url="http://127.0.0.1:9", app_key=app_key, app_secret=app_secret
+    )
     redis = RedisResource(url=redis_server.url)
     bound = {
         "redis": redis,
@@ -108,3 +112,28 @@ def test_the_secrets_of_the_bound_broker_never_reach_the_webhook(redis_server, m
         assert app_key not in json.dumps(receiver.bodies) and app_secret not in json.dumps(receiver.bodies)
     finally:
         receiver.close()
+
+
+def test_the_scrubbed_secrets_are_the_bound_brokers_and_every_configured_feeds(monkeypatch):
+    """The collector's feed settings (here the deployment's variables) add the keys the pre-flight
+    probes: the other broker's, a KIS sharding key, the failover account; an unknown broker name
+    still leaves what the settings hold to scrub."""
+    settings = {
+        "KIS_BASE_URL": "http://127.0.0.1:9",
+        "KIS_APP_KEY_2": "kis-shard-key", "KIS_APP_SECRET_2": "kis-shard-secret",
+        "KIS_SECONDARY_APP_KEY": "kis-failover-key", "KIS_SECONDARY_APP_SECRET": "kis-failover-secret",
+        "KIWOOM_BASE_URL": "http://127.0.0.1:9",
+        "KIWOOM_APP_KEY": "kiwoom-key", "KIWOOM_SECRET_KEY": "kiwoom-secret",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    for name in ("KIS_APP_KEY", "KIS_APP_SECRET", "STOCK_PIPELINES_BROKER"):
+        monkeypatch.delenv(name, raising=False)
+    bound = BrokerResource(broker="kis", app_key="bound-key", app_secret="bound-secret")
+    assert set(bound.secrets()) == {
+        "bound-key", "bound-secret", "kis-shard-key", "kis-shard-secret",
+        "kis-failover-key", "kis-failover-secret", "kiwoom-key", "kiwoom-secret",
+    }
+    assert AlertResource(broker=bound).secrets() == bound.secrets()
+    unknown = BrokerResource(broker="nasdaq", app_key="bound-key")
+    assert set(unknown.secrets()) == {"kiwoom-key", "kiwoom-secret"}

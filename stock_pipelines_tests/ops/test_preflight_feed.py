@@ -102,8 +102,8 @@ def test_a_refused_kiwoom_login_fails_its_probe_and_the_kis_probe_still_passes(e
 @pytest.fixture
 def job_env(exchange, redis_server, tmp_path):
     receiver = Receiver()
-    bound = preflight_resources(redis_server.url, tmp_path, receiver.url, broker="kis", base_url=str(exchange),
-                                app_key=APP_KEY, app_secret=APP_SECRET)
+    bound = preflight_resources(redis_server.url, tmp_path, receiver.url, broker="kis",
+                                base_url=str(exchange), app_key=APP_KEY, app_secret=APP_SECRET)
     try:
         yield exchange, receiver, bound
     finally:
@@ -122,7 +122,8 @@ def test_a_dropped_feed_fails_the_preflight_opens_one_incident_and_a_pass_resolv
         )
         assert receiver.events() == [("firing", "preflight_failed", "preflight")]
         assert "the server closed the WebSocket (code 1011)" in receiver.bodies[0]["message"]
-        assert not run_preflight_job(instance, bound).success  # still failing: the same incident, no new alert
+        # still failing: the same incident, no new alert
+        assert not run_preflight_job(instance, bound).success
         assert len(receiver.bodies) == 1
         fault(exchange, "drop_ws", enabled=False)
         passed = run_preflight_job(instance, bound)

@@ -39,8 +39,8 @@ def test_a_calendar_running_out_is_alerted_and_the_job_still_passes(redis_server
     try:
         monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2028, 11, 20, 8, 30, tzinfo=SEOUL)))
         with run_exchange(symbols=2, credentials={"pf-key": "pf-secret"}) as url:
-            bound = preflight_resources(redis_server.url, tmp_path, receiver.url, broker="kis", base_url=str(url),
-                                        app_key="pf-key", app_secret="pf-secret")
+            bound = preflight_resources(redis_server.url, tmp_path, receiver.url, broker="kis",
+                                        base_url=str(url), app_key="pf-key", app_secret="pf-secret")
             with dg.instance_for_test() as instance:
                 result = run_preflight_job(instance, bound)
         assert result.success, result.all_events

@@ -52,7 +52,8 @@ def test_the_freshness_check_reads_the_due_days_report_at_the_project_clocks_now
     (check,) = [key for key in graph.asset_check_keys if key.name == CERTIFIED_IN_TIME]
     # on its own unpartitioned asset, which nothing materializes: no partition of minute_bars lists it
     assert check.asset_key.to_user_string() == "certification_deadline"
-    assert not graph.get(check.asset_key).is_materializable and graph.get(check.asset_key).partitions_def is None
+    deadline = graph.get(check.asset_key)
+    assert not deadline.is_materializable and deadline.partitions_def is None
 
     def evaluate(instance, now: datetime) -> dg.AssetCheckEvaluation:
         monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(now))  # the project clock, pinned

@@ -53,7 +53,8 @@ def test_the_steps_that_call_a_broker_are_exactly_those_in_the_broker_pool(day, 
 
     monkeypatch.setattr(httpx.Client, "send", timed_send)
     # the pre-flight takes the day's broker resource; the shared test machine's load is not its finding
-    bound = {**day.resources, "preflight": PreflightResource(max_load_per_cpu=1000, min_available_memory_mb=1)}
+    preflight = PreflightResource(max_load_per_cpu=1000, min_available_memory_mb=1)
+    bound = {**day.resources, "preflight": preflight}
     before = broker_calls(day.url)
     instance = dg.DagsterInstance.ephemeral()
     runs = []

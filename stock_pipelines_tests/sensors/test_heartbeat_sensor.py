@@ -18,6 +18,8 @@ from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, HEARTBEAT_MONITORING, FeatureFlags
 from stock_pipelines.redis_conn import RedisSettings, configure
 
+RESOURCES = {"redis": RedisResource(), "broker": BrokerResource()}  # the environment decides
+
 
 def at(hhmmss: str) -> datetime:
     h, m, s = (int(x) for x in hhmmss.split(":"))
@@ -49,7 +51,7 @@ def instance():
 def evaluate(monkeypatch, instance):
     def run(now: datetime, cursor: str | None = None) -> dg.SensorResult:
         monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(now))
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"redis": RedisResource(), "broker": BrokerResource()})
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=RESOURCES)
         return collector_heartbeat_sensor(context)  # the redis_env fixture's server, through REDIS_URL
 
     return run

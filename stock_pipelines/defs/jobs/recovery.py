@@ -48,7 +48,9 @@ recovery_job = dg.define_asset_job(
 # materializing quality_report alone writes a NOT CERTIFIED report).
 end_of_day_job = dg.define_asset_job(
     "end_of_day_job",
-    selection=dg.AssetSelection.assets(*DAY_PIPELINE, broker_day_volumes, quality_broker_sample, quality_report),
+    selection=dg.AssetSelection.assets(
+        *DAY_PIPELINE, broker_day_volumes, quality_broker_sample, quality_report
+    ),
     partitions_def=trading_day_partitions,
     tags={RUN_KIND_TAG: "end_of_day"},
     description="The full pipeline for the day after the close, with every asset check, then the day's "
