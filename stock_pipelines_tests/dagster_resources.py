@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from stock_pipelines.defs.alerting import AlertResource
 from stock_pipelines.defs.io_manager import LAKE, LakeIOManager
 from stock_pipelines.defs.resources import default_resources
 
@@ -13,4 +14,6 @@ def resources(**given: dg.ConfigurableResource) -> dict[str, dg.ConfigurableReso
     bound = {**default_resources(), **given}
     if "lake" in given:
         bound[LAKE] = LakeIOManager(data_dir=given["lake"].data_dir)
+    if "broker" in given and "alerts" not in given:
+        bound["alerts"] = AlertResource(broker=given["broker"])  # alerts scrub the given broker's secrets
     return bound

@@ -21,8 +21,10 @@ from pydantic import Field
 
 from stock_pipelines import settings
 from stock_pipelines.archive.config import ArchiveConfig
+from stock_pipelines.collector.config import sources_from_env
 from stock_pipelines.ops import clock
-from stock_pipelines.ops.preflight import CREDENTIAL_VARS
+from stock_pipelines.ops.headroom import ENV_MAX_LOAD_PER_CPU, ENV_MIN_AVAILABLE_MB
+from stock_pipelines.ops.preflight import CREDENTIAL_VARS, ENV_MIN_FREE_GB, ENV_TEST_SYMBOL, URL_VARS
 from stock_pipelines.quality.config import QualityConfig
 from stock_pipelines.recovery.sources import (
     BROKER_VAR,
@@ -142,12 +144,39 @@ class BrokerResource(dg.ConfigurableResource):
             PROCESSES_VAR: self.processes,
         }))
 
-    def credentials(self):
-        broker = self.name()
-        key_var, secret_var = CREDENTIAL_VARS[broker]
+    def _credential_values(self) -> dict[str, str | None]:
+        key_var, secret_var = CREDENTIAL_VARS[self.name()]
         given = {key_var: self.app_key, secret_var: self.app_secret}
-        values = {name: dg.EnvVar(name).get_value() if v is None else v for name, v in given.items()}
-        return credentials_from(broker, values)
+        return {name: dg.EnvVar(name).get_value() if v is None else v for name, v in given.items()}
+
+    def credentials(self):
+        return credentials_from(self.name(), self._credential_values())
+
+    def variables(self) -> dict[str, str]:
+        """The deployment's settings by variable name with this broker's (its fields, its
+        credentials) laid over them: what the pre-flight checks, including the collector's feed
+        settings (`collector.config.sources_from_env`) its feed probes use."""
+        broker = self.name()
+        url_var, limit_var, _ = DEFAULTS[broker]
+        return _with({
+            BROKER_VAR: broker, url_var: self.base_url, limit_var: self.rate_limit_per_s,
+            PROCESSES_VAR: self.processes, **self._credential_values(),
+        })
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential the Dagster processes use: each broker's app key and secret (this
+        one's as bound), and the keys of each real-time feed the settings configure (the
+        pre-flight probes them). Alerts scrub these values."""
+        try:
+            env = self.variables()
+        except ValueError:  # an unknown broker name: the alert saying so must still be scrubbed
+            env = _with({})
+        values: set[str | None] = set()
+        for broker in URL_VARS:
+            values |= {env.get(var) for var in CREDENTIAL_VARS[broker]}
+            for source in sources_from_env(env, broker)[0]:
+                values |= {part for key in source.keys for part in (key.app_key, key.app_secret)}
+        return tuple(sorted(v for v in values if v))
 
     def tokens(self) -> Path:
         if self.token_dir is not None:
@@ -161,17 +190,44 @@ class BrokerResource(dg.ConfigurableResource):
         return source, BreakerGate(breaker_for(broker_settings.broker, client))
 
 
+class PreflightResource(dg.ConfigurableResource):
+    """The pre-flight's test symbol and thresholds (`ops.preflight`, `ops.headroom`)."""
+
+    test_symbol: str | None = Field(
+        default=None, description="None: STOCK_PIPELINES_PREFLIGHT_SYMBOL (005930)"
+    )
+    min_free_gb: float | None = Field(default=None, description="None: STOCK_PIPELINES_MIN_FREE_GB (1)")
+    min_available_memory_mb: float | None = Field(
+        default=None, description="None: STOCK_PIPELINES_MIN_AVAILABLE_MEMORY_MB"
+    )
+    max_load_per_cpu: float | None = Field(default=None, description="None: STOCK_PIPELINES_MAX_LOAD_PER_CPU")
+
+    def settings(self, broker: BrokerResource) -> dict[str, str]:
+        """What `run_preflight` reads: the broker's settings (`BrokerResource.variables`) with
+        these fields over them."""
+        fields = {
+            ENV_TEST_SYMBOL: self.test_symbol, ENV_MIN_FREE_GB: self.min_free_gb,
+            ENV_MIN_AVAILABLE_MB: self.min_available_memory_mb, ENV_MAX_LOAD_PER_CPU: self.max_load_per_cpu,
+        }
+        return {**broker.variables(), **{name: str(v) for name, v in fields.items() if v is not None}}
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
-    """Every resource with its fields unset: the deployment's environment decides."""
+    """Every resource with its fields unset: the deployment's environment decides. The alert
+    sender scrubs the secrets of the same broker resource the steps use."""
+    from stock_pipelines.defs.alerting import AlertResource
     from stock_pipelines.defs.io_manager import LAKE, LakeIOManager
 
+    broker = BrokerResource()
     return {
         "lake": LakeResource(),
         LAKE: LakeIOManager(),
         "redis": RedisResource(),
         "archive": ArchiveResource(),
         "quality": QualityResource(),
-        "broker": BrokerResource(),
+        "broker": broker,
+        "alerts": AlertResource(broker=broker),
+        "preflight": PreflightResource(),
     }
 
 

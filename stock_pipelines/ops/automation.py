@@ -46,7 +46,7 @@ def automation_off(client: redis.Redis | None) -> str:
         return "governance unknown: no Redis"
     try:
         governance = RecoveryGovernance(client)
-        governance.verdict()  # a PERMANENT_OPEN breaker enters dormant mode here
+        governance.decision()  # a PERMANENT_OPEN breaker enters dormant mode here
         dormant = governance.dormant_state()
     except redis.RedisError as error:
         return f"governance unknown (Redis: {type(error).__name__})"

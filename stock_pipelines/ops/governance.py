@@ -2,8 +2,10 @@
 heartbeat sensor, the run-status sensor, `resume` and the resilience package.
 
 - `verdict()`: may an automatic run start (dormant mode, backoff after a failed recovery) and the
-  broker's breaker state. A PERMANENT_OPEN breaker puts the automation into dormant mode (both
-  are alerted as incidents by the incident sensor, `ops.incident_tick`).
+  deployment's broker's breaker state (the caller names that broker: the `broker` resource's).
+  A PERMANENT_OPEN breaker puts the automation into dormant mode (both are alerted as incidents
+  by the incident sensor, `ops.incident_tick`). `decision()` is the first part alone, over every
+  broker's breaker, for callers with no broker of their own.
 - `record_run(...)`: a recovery run ended. A failure backs off (5 s doubling to 10 min, full
   jitter) and queues a retry of the same window with attempt + 1; ten in a row mean dormant mode.
 - `resume(by, reason)`: a person resets the broker breakers and ends dormant mode.
@@ -18,12 +20,11 @@ from datetime import datetime
 
 import redis
 
-from stock_pipelines import settings
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops import clock as ops_clock
 from stock_pipelines.ops.heartbeat_rules import Governance
 from stock_pipelines.ops.recovery_window import Window
-from stock_pipelines.recovery.sources import breaker_for, broker_name
+from stock_pipelines.recovery.sources import breaker_for
 from stock_pipelines.redis_conn import key
 from stock_pipelines.resilience.breaker import CircuitBreaker, State
 from stock_pipelines.resilience.dormant import DormantGuard, DormantState
@@ -31,12 +32,6 @@ from stock_pipelines.resilience.state_store import RedisStateStore
 
 BROKERS = ("kis", "kiwoom")
 HISTORY_KEPT = 50
-
-
-def configured_broker() -> str:
-    """The deployment's broker, `STOCK_PIPELINES_BROKER` (kis or kiwoom; default kis): the one
-    whose breaker governs automation when the caller names none."""
-    return broker_name(settings.environment())
 
 
 class RecoveryGovernance:
@@ -48,23 +43,42 @@ class RecoveryGovernance:
     ) -> None:
         # the automation's clock (ops.clock, fake-able in tests): retries' not_before must be
         # comparable with the "now" the heartbeat sensor evaluates at
+        # `broker`: the deployment's (kis or kiwoom), whose breaker `verdict` reports; None for the
+        # questions about every broker (dormant mode, run outcomes, resume)
         clock = clock or (lambda: ops_clock.now().timestamp())
-        self.client, self.broker, self.clock = client, broker or configured_broker(), clock
+        self.client, self.broker, self.clock = client, broker, clock
         self.guard = DormantGuard(RedisStateStore(client), clock)
 
     def breaker(self, broker: str | None = None) -> CircuitBreaker:
-        return breaker_for(broker or self.broker, self.client)
+        name = broker or self.broker
+        if name is None:
+            raise ValueError("no broker named: pass the deployment's broker (the broker resource's name)")
+        return breaker_for(name, self.client)
 
     def breakers(self) -> dict[str, CircuitBreaker]:
         return {name: self.breaker(name) for name in BROKERS}
 
     # -- the sensor's question ---------------------------------------------------------------
 
+    def decision(self) -> Governance:
+        """May an automatic run call a broker now, over every broker's breaker (without the
+        breaker state of one)."""
+        return self._verdict(None)
+
     def verdict(self) -> Governance:
+        if self.broker is None:
+            raise ValueError(
+                "verdict() reports the deployment's breaker: name its broker (or ask decision())"
+            )
+        return self._verdict(self.broker)
+
+    def _verdict(self, broker: str | None) -> Governance:
         states = {name: b.snapshot() for name, b in self.breakers().items()}
         decision = self.guard.decide([(f"broker:{n}", s.state) for n, s in states.items()])
-        own = states[self.broker]
-        retry_at = self.breaker().retry_at() if own.state is State.OPEN else None
+        if broker is None:
+            return Governance(allowed=decision.allowed, reason=decision.reason)
+        own = states[broker]
+        retry_at = self.breaker(broker).retry_at() if own.state is State.OPEN else None
         return Governance(
             allowed=decision.allowed,
             reason=decision.reason,

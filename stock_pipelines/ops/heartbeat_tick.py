@@ -74,7 +74,9 @@ def heartbeat_tick(
     cursor: str | None,
     config: RulesConfig | None = None,
     governance: RecoveryGovernance | None = None,
+    broker: str | None = None,
 ) -> Evaluation:
+    """`broker`: the deployment's, whose breaker governs the launches (unless `governance` is given)."""
     config = config or RulesConfig()
     switches = read_switches(FeatureFlags(client))
     previous = CursorState.loads(cursor)
@@ -92,7 +94,7 @@ def heartbeat_tick(
         latest = store.latest(name)
         if latest is not None:
             beats.append(Beat(name, latest.at, latest.interval_s, latest.status.value))
-    governance = governance or RecoveryGovernance(client)
+    governance = governance or RecoveryGovernance(client, broker)
     verdict = governance.verdict()
     retries = governance.due_retries()
     # retries launched by an earlier, committed evaluation are done with

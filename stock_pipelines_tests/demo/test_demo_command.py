@@ -137,7 +137,7 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
     from stock_pipelines import settings
 
     settings.configure_process()  # as every process of `./run ui` does when it starts (conftest restores)
-    from stock_pipelines.defs.resources import RedisResource
+    from stock_pipelines.defs.resources import BrokerResource, RedisResource
     from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor
     from stock_pipelines.redis_conn import redis_client
 
@@ -146,7 +146,8 @@ def test_the_demo_recovers_every_bar_and_certifies_the_day(tmp_path: Path, monke
         [state] = [s for s in instance.all_instigator_state() if s.name == "collector_heartbeat_sensor"]
         result = collector_heartbeat_sensor(
             dg.build_sensor_context(
-                instance=instance, cursor=state.instigator_data.cursor, resources={"redis": RedisResource()}
+                instance=instance, cursor=state.instigator_data.cursor,
+                resources={"redis": RedisResource(), "broker": BrokerResource()},
             )
         )
     launched = [r.run_key for r in result.run_requests]

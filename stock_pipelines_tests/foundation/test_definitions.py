@@ -27,8 +27,9 @@ def test_daily_assets_keep_the_default_backfill_and_every_check_is_per_day():
     default (no backfill policy) gives one run per day; an explicit BackfillPolicy.multi_run(1)
     turned the UI's backfill into an asset backfill whose check results lost their partition
     (seen in test_browser.py). A check without the partitions would show one result for all days:
-    only the day's verdict (minute_bars_day_certified, the newest day reported) and the freshness
-    check (minute_bars_certified_in_time, the day due now) are meant to."""
+    only the day's verdict (minute_bars_day_certified, the newest day reported) is meant to; the
+    freshness check (minute_bars_certified_in_time, the day due now) is on its own unpartitioned
+    asset, certification_deadline."""
     from stock_pipelines.definitions import defs
     from stock_pipelines.defs.checks.day_verdict import DAY_CERTIFIED
     from stock_pipelines.defs.checks.freshness import CERTIFIED_IN_TIME
@@ -43,6 +44,8 @@ def test_daily_assets_keep_the_default_backfill_and_every_check_is_per_day():
     for check in graph.asset_check_keys:
         expected = None if check.name in (DAY_CERTIFIED, CERTIFIED_IN_TIME) else trading_day_partitions
         assert graph.get(check).partitions_def == expected, check
+        if check.asset_key == dg.AssetKey("minute_bars"):
+            assert check.name != CERTIFIED_IN_TIME, "minute_bars' checks judge its partition"
 
 
 def test_every_step_that_calls_a_broker_is_in_the_broker_pool():

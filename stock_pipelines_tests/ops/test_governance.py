@@ -179,3 +179,21 @@ def test_status_document_and_cli(env, tmp_path):
         timeout=60,
     )
     assert good.returncode == 0 and json.loads(good.stdout)["dormant"] is False
+
+
+def test_the_verdict_reports_the_named_brokers_breaker_and_the_decision_covers_every_broker(env, monkeypatch):
+    """The deployment's broker is a value the caller passes (the broker resource's name): the
+    environment's STOCK_PIPELINES_BROKER is not consulted."""
+    client = env.client()
+    monkeypatch.setenv("STOCK_PIPELINES_BROKER", "kiwoom")
+    assert RecoveryGovernance(client).decision().allowed
+    with pytest.raises(ValueError, match=r"name its broker"):
+        RecoveryGovernance(client).verdict()
+    with pytest.raises(ValueError, match=r"^no broker named"):
+        RecoveryGovernance(client).breaker()
+    RecoveryGovernance(client).breaker("kiwoom").trip_permanently("kiwoom key revoked")
+    kis, kiwoom = RecoveryGovernance(client, "kis").verdict(), RecoveryGovernance(client, "kiwoom").verdict()
+    assert kis.breaker_state == "CLOSED" and kiwoom.breaker_state == "PERMANENT_OPEN"
+    decision = RecoveryGovernance(client).decision()
+    assert not decision.allowed and not kis.allowed  # one broker's PERMANENT_OPEN: dormant for all
+    assert "kiwoom" in decision.reason, decision.reason

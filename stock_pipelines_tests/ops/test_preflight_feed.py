@@ -15,8 +15,6 @@ import httpx
 import pytest
 
 from stock_pipelines.collector.config import AppKey, FeedSource
-from stock_pipelines.defs.alerting import AlertResource
-from stock_pipelines.defs.jobs.preflight import preflight_job
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.ops.feed_probe import FeedProbeError, probe_kis_feed
@@ -24,7 +22,7 @@ from stock_pipelines.ops.feed_probe_kiwoom import probe_kiwoom_feed
 from stock_pipelines.ops.headroom import check_cpu, check_memory
 from stock_pipelines.ops.preflight import feed_checks
 from stock_pipelines.sim.runner import run_exchange_process
-from stock_pipelines_tests.dagster_resources import resources
+from stock_pipelines_tests.ops.preflight_run import failure_message, preflight_resources, run_preflight_job
 from stock_pipelines_tests.ops.webhook_receiver import Receiver
 
 PRE_OPEN = datetime(2026, 12, 1, 8, 30, tzinfo=SEOUL)  # a Tuesday, a KRX trading day
@@ -102,41 +100,21 @@ def test_a_refused_kiwoom_login_fails_its_probe_and_the_kis_probe_still_passes(e
 
 
 @pytest.fixture
-def job_env(exchange, redis_server, monkeypatch, tmp_path):
+def job_env(exchange, redis_server, tmp_path):
     receiver = Receiver()
-    monkeypatch.setenv("REDIS_URL", redis_server.url)
-    monkeypatch.setenv("STOCK_PIPELINES_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(tmp_path / "archive"))
-    monkeypatch.setenv("STOCK_PIPELINES_ALERT_WEBHOOK_URL", receiver.url)
-    monkeypatch.setenv("STOCK_PIPELINES_BROKER", "kis")
-    monkeypatch.setenv("STOCK_PIPELINES_MAX_LOAD_PER_CPU", "1000")  # this test machine is shared
-    monkeypatch.setenv("STOCK_PIPELINES_MIN_AVAILABLE_MEMORY_MB", "1")
-    monkeypatch.setenv("KIS_BASE_URL", str(exchange))
-    monkeypatch.setenv("KIS_APP_KEY", APP_KEY)
-    monkeypatch.setenv("KIS_APP_SECRET", APP_SECRET)
-    for var in ("KIWOOM_BASE_URL", "KIS_WS_URL", "KIS_SECONDARY_APP_KEY"):
-        monkeypatch.delenv(var, raising=False)
+    bound = preflight_resources(redis_server.url, tmp_path, receiver.url, broker="kis",
+                                base_url=str(exchange), app_key=APP_KEY, app_secret=APP_SECRET)
     try:
-        yield exchange, receiver
+        yield exchange, receiver, bound
     finally:
         receiver.close()
 
 
-def run_preflight_job(instance) -> dg.ExecuteInProcessResult:
-    return preflight_job.execute_in_process(
-        instance=instance, raise_on_error=False, resources=resources(alerts=AlertResource())
-    )
-
-
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
-    return result.failure_data_for_node("preflight_checks").error.message
-
-
 def test_a_dropped_feed_fails_the_preflight_opens_one_incident_and_a_pass_resolves_it(job_env):
-    exchange, receiver = job_env
+    exchange, receiver, bound = job_env
     with dg.instance_for_test() as instance:
         fault(exchange, "drop_ws")
-        failed = run_preflight_job(instance)
+        failed = run_preflight_job(instance, bound)
         assert not failed.success
         assert (
             "kis primary feed: FeedProbeError: the server closed the WebSocket (code 1011) before the "
@@ -144,10 +122,11 @@ def test_a_dropped_feed_fails_the_preflight_opens_one_incident_and_a_pass_resolv
         )
         assert receiver.events() == [("firing", "preflight_failed", "preflight")]
         assert "the server closed the WebSocket (code 1011)" in receiver.bodies[0]["message"]
-        assert not run_preflight_job(instance).success  # still failing: the same incident, no new alert
+        # still failing: the same incident, no new alert
+        assert not run_preflight_job(instance, bound).success
         assert len(receiver.bodies) == 1
         fault(exchange, "drop_ws", enabled=False)
-        passed = run_preflight_job(instance)
+        passed = run_preflight_job(instance, bound)
         assert passed.success, failure_message(passed)
         checks = {c["name"]: c for c in passed.output_for_node("preflight_checks")["checks"]}
         assert checks["kis primary feed"]["detail"].startswith("005930 subscribed and PINGPONG answered")
@@ -161,10 +140,10 @@ def test_a_dropped_feed_fails_the_preflight_opens_one_incident_and_a_pass_resolv
 
 
 def test_an_unauthorized_broker_fails_the_preflight_with_the_reason(job_env):
-    exchange, receiver = job_env
+    exchange, receiver, bound = job_env
     fault(exchange, "unauthorized")
     with dg.instance_for_test() as instance:
-        failed = run_preflight_job(instance)
+        failed = run_preflight_job(instance, bound)
     assert not failed.success
     message = failure_message(failed)
     assert "kis token: PermissionError: a quotation call for 005930 with the token failed: KIS token refused (" in message, message

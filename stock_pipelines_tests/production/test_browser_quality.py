@@ -10,8 +10,9 @@ and daemon) and /usr/bin/chromium.
 2. end_of_day_job is launched for DAY **from the UI**: the job's page, "Materialize all…", the
    partition typed into the launch dialog, "Launch 1 run" (the run is then found by its partition
    tag over GraphQL and awaited).
-3. minute_bars -> Checks: the five quality checks and the day's verdict listed, each quality
-   check's execution history has a Passed row for DAY; the completeness check's metadata is shown.
+3. minute_bars -> Checks: the five quality checks and the day's verdict listed (the freshness
+   check is not: it is certification_deadline's), each quality check's execution history has a
+   Passed row for DAY; the completeness check's metadata is shown.
    The day's verdict where the README says to look: minute_bars -> Checks shows
    minute_bars_day_certified Passed with "DAY: CERTIFIED", and its detail the table of DAY's
    check results.
@@ -57,7 +58,7 @@ OUTAGES = ["10:00-10:30", "13:10-13:25"]
 APP_KEY, APP_SECRET = "browser-quality-key", "browser-quality-secret"  # tokens: one a minute per key
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "browser-quality"
 CHECK_NAMES = sorted(key.name for checks_def in minute_bars_checks for key in checks_def.check_keys)
-CERTIFIED_IN_TIME = "minute_bars_certified_in_time"  # the freshness check, run by its own schedule
+CERTIFIED_IN_TIME = "minute_bars_certified_in_time"  # the freshness check, on certification_deadline
 UI_TIMEOUT = 30_000  # ms, for Playwright's expect()
 
 
@@ -178,12 +179,16 @@ def test_a_day_s_checks_and_quality_report_in_the_dagster_ui(
             assert {"key": "dagster/from_ui", "value": "true"} in run["tags"]
             assert set(CHECK_NAMES) <= {check["name"] for check in run["assetCheckSelection"]}
 
-            # -- 3. minute_bars -> Checks: five quality checks, the verdict and the freshness check
-            # (its own schedule), the quality checks each Passed for DAY ---
+            # -- 3. minute_bars -> Checks: the quality checks and the verdict, each quality check
+            # Passed for DAY; the freshness check is on certification_deadline (its own schedule) ---
+            page.goto(f"{dev.url}/assets/certification_deadline?view=checks")
+            page.get_by_text("Checks (1)", exact=True).wait_for()
+            expect(page.get_by_title(CERTIFIED_IN_TIME, exact=True).first).to_be_visible(timeout=UI_TIMEOUT)
             page.goto(f"{dev.url}/assets/minute_bars?view=checks")
-            page.get_by_text(f"Checks ({len(CHECK_NAMES) + 2})", exact=True).wait_for()
-            for name in [*CHECK_NAMES, DAY_CERTIFIED, CERTIFIED_IN_TIME]:
+            page.get_by_text(f"Checks ({len(CHECK_NAMES) + 1})", exact=True).wait_for()
+            for name in [*CHECK_NAMES, DAY_CERTIFIED]:
                 expect(page.get_by_title(name, exact=True).first).to_be_visible(timeout=UI_TIMEOUT)
+            expect(page.get_by_title(CERTIFIED_IN_TIME, exact=True)).to_have_count(0)
             snap("03-checks")
             for name in CHECK_NAMES:
                 rows = check_history_row(page, dev.url, name, DAY)

@@ -48,6 +48,12 @@ def test_the_freshness_check_reads_the_due_days_report_at_the_project_clocks_now
     job = defs.resolve_job_def("minute_bars_freshness_job")
     end_of_day = defs.resolve_job_def("end_of_day_job").asset_layer.asset_graph.asset_check_keys
     assert CERTIFIED_IN_TIME not in {key.name for key in end_of_day}  # it runs at the deadline, not before
+    graph = defs.resolve_asset_graph()
+    (check,) = [key for key in graph.asset_check_keys if key.name == CERTIFIED_IN_TIME]
+    # on its own unpartitioned asset, which nothing materializes: no partition of minute_bars lists it
+    assert check.asset_key.to_user_string() == "certification_deadline"
+    deadline = graph.get(check.asset_key)
+    assert not deadline.is_materializable and deadline.partitions_def is None
 
     def evaluate(instance, now: datetime) -> dg.AssetCheckEvaluation:
         monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(now))  # the project clock, pinned

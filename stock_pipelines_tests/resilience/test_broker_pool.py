@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from stock_pipelines.defs.broker_steps import BROKER_POOL
+from stock_pipelines.defs.resources import PreflightResource
 from stock_pipelines_tests.resilience.test_kill_switch_runs import (  # noqa: F401 - fixtures
     DAY,
     broker_calls,
@@ -51,18 +52,16 @@ def test_the_steps_that_call_a_broker_are_exactly_those_in_the_broker_pool(day, 
         return send(self, request, *args, **kwargs)
 
     monkeypatch.setattr(httpx.Client, "send", timed_send)
-    # the pre-flight reads the deployment's broker settings from the environment, as in production
-    broker = day.resources["broker"]
-    for name, value in (("KIS_BASE_URL", day.url), ("KIS_APP_KEY", broker.app_key),
-                        ("KIS_APP_SECRET", broker.app_secret), ("STOCK_PIPELINES_MAX_LOAD_PER_CPU", "1000")):
-        monkeypatch.setenv(name, value)
+    # the pre-flight takes the day's broker resource; the shared test machine's load is not its finding
+    preflight = PreflightResource(max_load_per_cpu=1000, min_available_memory_mb=1)
+    bound = {**day.resources, "preflight": preflight}
     before = broker_calls(day.url)
     instance = dg.DagsterInstance.ephemeral()
     runs = []
     for name in ("preflight_job", "end_of_day_job"):
         job = defs.resolve_job_def(name)
         partition = {"partition_key": DAY.isoformat()} if name == "end_of_day_job" else {}
-        result = job.execute_in_process(instance=instance, raise_on_error=False, resources=day.resources,
+        result = job.execute_in_process(instance=instance, raise_on_error=False, resources=bound,
                                         **partition)
         runs.append((job, result))
     seen = list(requests)

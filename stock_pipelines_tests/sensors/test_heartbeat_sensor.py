@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import pytest
 
-from stock_pipelines.defs.resources import RedisResource
+from stock_pipelines.defs.resources import BrokerResource, RedisResource
 from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor
 from stock_pipelines.heartbeat import Heartbeat, HeartbeatPublisher, HeartbeatStore, Snapshot
 from stock_pipelines.heartbeat.model import LifecycleEvent
@@ -17,6 +17,8 @@ from stock_pipelines.ops.cursor_namespaces import cursor_for
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, HEARTBEAT_MONITORING, FeatureFlags
 from stock_pipelines.redis_conn import RedisSettings, configure
+
+RESOURCES = {"redis": RedisResource(), "broker": BrokerResource()}  # the environment decides
 
 
 def at(hhmmss: str) -> datetime:
@@ -49,7 +51,7 @@ def instance():
 def evaluate(monkeypatch, instance):
     def run(now: datetime, cursor: str | None = None) -> dg.SensorResult:
         monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(now))
-        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"redis": RedisResource()})
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=RESOURCES)
         return collector_heartbeat_sensor(context)  # the redis_env fixture's server, through REDIS_URL
 
     return run

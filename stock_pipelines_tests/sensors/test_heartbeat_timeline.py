@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from stock_pipelines.defs.resources import RedisResource
+from stock_pipelines.defs.resources import BrokerResource, RedisResource
 from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor, wall_interval_s
 from stock_pipelines.heartbeat import Heartbeat, HeartbeatStore
 from stock_pipelines.market import SEOUL
@@ -21,6 +21,7 @@ from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, HEARTBEAT_MONITORING
 from stock_pipelines.sim.clock import SimClock
 
+RESOURCES = {"redis": RedisResource(), "broker": BrokerResource()}  # the environment decides
 SPEED = 60
 START = datetime(2026, 11, 20, 10, 0, tzinfo=SEOUL)
 
@@ -54,7 +55,7 @@ def test_a_dead_collector_at_60x_is_stale_on_a_60x_project_clock_and_a_warning_o
     last = beat_then_die(store, exchange_clock, beats=10)
     time.sleep(1.0)  # a minute of exchange time without a beat: 12 missed 5-second beats
 
-    context = dg.build_sensor_context(instance=instance, resources={"redis": RedisResource()})
+    context = dg.build_sensor_context(instance=instance, resources=RESOURCES)
     result = collector_heartbeat_sensor(context)
 
     if project_speed == SPEED:

@@ -2,9 +2,11 @@
 
 The day that must be certified now (`quality.freshness.due_day`: the latest trading day whose
 close was an hour ago, 16:30 KST, 17:30 on a CSAT day) has a quality_report that says certified.
-Not partitioned: its status in the UI is the answer for now. It runs on its own schedule at the
-deadlines (`minute_bars_freshness_schedule`), outside end_of_day_job, whose run comes before the
-day's deadline.
+It judges the clock's due day, not a partition, so it sits on its own unpartitioned asset,
+`certification_deadline` (declared here, downstream of quality_report, never materialized):
+minute_bars' checks are all per day, and a backfill of a past day neither lists nor runs it. Its
+status in the UI is the answer for now. It runs on its own schedule at the deadlines
+(`minute_bars_freshness_schedule`), in no materialization.
 
 Why not Dagster's own: a `FreshnessPolicy` (1.13) judges the asset's last materialization of any
 partition against a cron, so today's recovery or a backfill of an old day would read fresh, and
@@ -14,7 +16,6 @@ clock) knows the CSAT day's later close or what "certified" means.
 
 import dagster as dg
 
-from stock_pipelines.defs.assets.recovery import minute_bars
 from stock_pipelines.defs.checks.day_inputs import latest_materialization
 from stock_pipelines.defs.checks.day_verdict import QUALITY_REPORT
 from stock_pipelines.market import krx_calendar
@@ -23,11 +24,18 @@ from stock_pipelines.quality.freshness import due_day
 
 CERTIFIED_IN_TIME = "minute_bars_certified_in_time"
 
+certification_deadline = dg.AssetSpec(
+    "certification_deadline",
+    deps=[QUALITY_REPORT],
+    description="The trading day due certified by now (close + 1 h: 16:30 KST, 17:30 on a CSAT day). Not "
+    "materialized: its check minute_bars_certified_in_time is the freshness signal of minute_bars.",
+    group_name="quality",
+)
+
 
 @dg.asset_check(
-    asset=minute_bars,
+    asset=certification_deadline.key,
     name=CERTIFIED_IN_TIME,
-    additional_deps=[QUALITY_REPORT],
     description="Freshness on the KRX calendar: the latest trading day whose deadline passed (close + 1 h: "
     "16:30 KST, 17:30 on a CSAT day) has a certified quality_report. Evaluated at the deadlines by "
     "minute_bars_freshness_schedule. ERROR when it has none or its report is not certified.",

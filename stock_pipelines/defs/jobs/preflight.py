@@ -8,10 +8,9 @@ still passes."""
 import dagster as dg
 from redis import RedisError
 
-from stock_pipelines import settings
 from stock_pipelines.defs.alerting import AlertResource
 from stock_pipelines.defs.broker_steps import BROKER_POOL
-from stock_pipelines.defs.resources import ArchiveResource, BrokerResource, RedisResource
+from stock_pipelines.defs.resources import ArchiveResource, BrokerResource, PreflightResource, RedisResource
 from stock_pipelines.ops import clock
 from stock_pipelines.ops.alert_outbox import drain
 from stock_pipelines.ops.governance import RecoveryGovernance
@@ -77,6 +76,7 @@ def preflight_checks(
     archive: ArchiveResource,
     broker: BrokerResource,
     alerts: AlertResource,
+    preflight: PreflightResource,
 ) -> dict:
     def ping():
         return redis.client().ping()
@@ -88,8 +88,8 @@ def preflight_checks(
         token_dir=broker.tokens(),
         redis_ping=ping,
         dagster_storage=_dagster_storage(context.instance),
-        # the pre-flight checks the deployment itself: are its variables set?
-        environ=settings.environment(),
+        # the broker's settings as bound (fields over the deployment's variables): are they set?
+        environ=preflight.settings(broker),
     )
     for result in report.results:
         (context.log.info if result.ok else context.log.error)(f"{result.name}: {result.detail}")

@@ -10,7 +10,6 @@ from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.assets.recovered_trades import recovered_trades
 from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
 from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
-from stock_pipelines.defs.checks.freshness import minute_bars_certified_in_time
 from stock_pipelines.defs.partitions import trading_day_partitions
 from stock_pipelines.defs.resources import BrokerResource, RedisResource
 from stock_pipelines.ops.governance import RecoveryGovernance
@@ -50,11 +49,9 @@ recovery_job = dg.define_asset_job(
 # materializing quality_report alone writes a NOT CERTIFIED report).
 end_of_day_job = dg.define_asset_job(
     "end_of_day_job",
-    # the freshness check runs at the day's deadline (its own schedule), not before it in this run
     selection=dg.AssetSelection.assets(
         *DAY_PIPELINE, broker_day_volumes, quality_broker_sample, quality_report
-    )
-    - dg.AssetSelection.checks(minute_bars_certified_in_time),
+    ),
     partitions_def=trading_day_partitions,
     tags={RUN_KIND_TAG: "end_of_day"},
     description="The full pipeline for the day after the close, with every asset check, then the day's "

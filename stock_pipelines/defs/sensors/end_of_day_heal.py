@@ -65,7 +65,7 @@ def end_of_day_heal_sensor(context: dg.RunFailureSensorContext, redis: RedisReso
         client = redis.client()
         if not FeatureFlags(client).state(AUTO_RECOVERY).enabled:
             return dg.SkipReason(f"{day}: {AUTO_RECOVERY} is off")
-        governance = RecoveryGovernance(client).verdict()
+        governance = RecoveryGovernance(client).decision()
     except RedisError as error:
         return dg.SkipReason(f"{day}: governance unknown (Redis: {type(error).__name__}); not healing")
     if not governance.allowed:

@@ -14,7 +14,7 @@ from redis import RedisError
 
 from stock_pipelines.defs.jobs.preflight import preflight_job
 from stock_pipelines.defs.jobs.recovery import ATTEMPT_TAG, COLLECTOR_TAG, WINDOW_TAG, recovery_job
-from stock_pipelines.defs.resources import RedisResource
+from stock_pipelines.defs.resources import BrokerResource, RedisResource
 from stock_pipelines.ops import clock
 from stock_pipelines.ops.cursor_namespaces import cursor_for, with_cursor
 from stock_pipelines.ops.heartbeat_rules import Launch
@@ -74,10 +74,14 @@ def run_request(launch: Launch) -> dg.RunRequest:
     description="Collector heartbeats and restarts -> recovery runs for the lost trading time (and the "
     "pre-flight before the open), governed by kill switches, breakers, backoff and dormant mode.",
 )
-def collector_heartbeat_sensor(context: dg.SensorEvaluationContext, redis: RedisResource) -> dg.SensorResult:
+def collector_heartbeat_sensor(
+    context: dg.SensorEvaluationContext, redis: RedisResource, broker: BrokerResource
+) -> dg.SensorResult:
     prefix = key_prefix()
     try:
-        evaluation = heartbeat_tick(redis.client(), clock.now(), cursor_for(context.cursor, prefix))
+        evaluation = heartbeat_tick(
+            redis.client(), clock.now(), cursor_for(context.cursor, prefix), broker=broker.name()
+        )
     except (RedisError, OSError) as error:
         # cursor untouched: the same events are read again once Redis answers
         return dg.SensorResult(skip_reason=f"Redis unreachable ({type(error).__name__}): nothing evaluated")
