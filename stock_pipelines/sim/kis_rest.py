@@ -178,6 +178,10 @@ class KisRest:
 
     # -- quotations ---------------------------------------------------------------------------
 
+    @staticmethod
+    def _bad_hour() -> Response:
+        return GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_HOUR_1 (HHMMSS)"))
+
     async def itemchart(self, request: Request) -> Response:
         code, refused = await self._quotation(request, "kis_itemchart", kis.TR_ITEMCHART)
         if refused is not None:
@@ -185,7 +189,7 @@ class KisRest:
         today = self.state.day.day
         upto = self._hour_us(today, request.query_params.get("FID_INPUT_HOUR_1"))
         if upto is None:
-            return GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_HOUR_1 (HHMMSS)"))
+            return self._bad_hour()
         now_us = self.state.clock.now_us()
         bars = self.state.bars_on(today, code, now_us)
         rows = self._rows(today, bars, upto, kis.ITEMCHART_PAGE)
@@ -265,7 +269,7 @@ class KisRest:
         today = self.state.day.day
         upto = self._hour_us(today, request.query_params.get("FID_INPUT_HOUR_1"))
         if upto is None:
-            return GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_HOUR_1 (HHMMSS)"))
+            return self._bad_hour()
         trades = self.state.day.trades(code, until_us=self.state.clock.now_us())
         rows, more = kis_trades.trade_rows(trades, upto)
         body = kis.envelope(kis.OK, output1=kis_trades.summary(self.state.day.name(code), trades), output2=rows)
