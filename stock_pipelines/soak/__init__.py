@@ -1,0 +1,1 @@
+"""The continuous multi-day soak: a simulated trading week with faults (docs/reliability.md)."""
