@@ -31,8 +31,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from stock_pipelines.soak.harness import SoakInterrupted
     from stock_pipelines.soak.report import run_and_report
 
+    try:
+        return _run(args, run_and_report)
+    except SoakInterrupted as interrupted:
+        print(f"stock-pipelines soak: interrupted ({interrupted}); every process it started is stopped",
+              file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace, run_and_report) -> int:
     overrides = {"days": args.days, "start": args.start, "seed": args.seed, "speed": args.speed,
                  "symbols": args.symbols, "activity": args.activity}
     if args.run_dir is not None:

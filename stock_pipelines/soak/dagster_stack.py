@@ -27,7 +27,7 @@ RUN_QUEUE = {"run_coordinator": {"module": "dagster.core.run_coordinator", "clas
                                  "config": {"dequeue_interval_seconds": 1}}}
 
 SCHEDULES = """query { schedulesOrError(repositorySelector: {repositoryLocationName: "stock_pipelines",
-  repositoryName: "__repository__"}) { ... on Schedules { results { name cronSchedule executionTimezone
+  repositoryName: "__repository__"}) { ... on Schedules { results { name pipelineName cronSchedule executionTimezone
   scheduleState { id status } } } } }"""
 STOP_SCHEDULE = """mutation Stop($id: String!) { stopRunningSchedule(id: $id) { __typename } }"""
 FUTURE_TICKS = """query Ticks($selector: ScheduleSelector!, $cursor: Float!, $until: Float!) {
@@ -64,6 +64,7 @@ class DagsterStack:
     daemon_starts: int = 0
 
     def start(self, timeout: float = 240.0) -> None:
+        """The webserver, and the schedules stopped in the instance; the daemon is `start_daemon`."""
         write_instance(self.home)
         self.env = {**self.env, "DAGSTER_HOME": str(self.home)}
         port = free_port()
@@ -74,7 +75,6 @@ class DagsterStack:
         self.url = f"http://127.0.0.1:{port}"
         wait_until("the Dagster webserver", self._answers, timeout, self.webserver, every=1)
         self.stop_wall_clock_schedules()
-        self.start_daemon()
 
     def start_daemon(self) -> None:
         bin_dir = Path(sys.executable).parent
@@ -119,26 +119,34 @@ class DagsterStack:
 
 @dataclass
 class ScheduleTicker:
-    """Each schedule's ticks between the last call and exchange-time `now`, evaluated and launched."""
+    """Every schedule's cron ticks in [first, last] (exchange time, epoch seconds), listed once;
+    `tick(now)` evaluates and launches the ticks the exchange's clock has passed."""
 
     stack: DagsterStack
-    cursor: float                      # epoch seconds on the exchange's timeline
+    first: float
+    last: float
     launched: list[dict] = field(default_factory=list)
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
     _run_keys: set[str] = field(default_factory=set)
+    _due: list[tuple[float, dict]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for schedule in self.stack.schedules():
+            selector = {**LOCATION, "scheduleName": schedule["name"]}
+            ticks = self.stack.graphql(FUTURE_TICKS, {"selector": selector, "cursor": self.first, "until": self.last})
+            self._due += [(t["timestamp"], schedule) for t in ticks["scheduleOrError"]["futureTicks"]["results"]]
+        self._due.sort(key=lambda item: item[0])
 
     def tick(self, now: float) -> list[dict]:
         fresh = []
-        for schedule in self.stack.schedules():
-            selector = {**LOCATION, "scheduleName": schedule["name"]}
-            ticks = self.stack.graphql(FUTURE_TICKS, {"selector": selector, "cursor": self.cursor, "until": now})
-            for tick in ticks["scheduleOrError"]["futureTicks"]["results"]:
-                fresh += self._evaluate(schedule["name"], selector, tick["timestamp"])
-        self.cursor = now
+        while self._due and self._due[0][0] <= now:
+            timestamp, schedule = self._due.pop(0)
+            fresh += self._evaluate(schedule, {**LOCATION, "scheduleName": schedule["name"]}, timestamp)
         return fresh
 
-    def _evaluate(self, name: str, selector: dict, timestamp: float) -> list[dict]:
+    def _evaluate(self, schedule: dict, selector: dict, timestamp: float) -> list[dict]:
+        name = schedule["name"]
         # the dry run evaluates the first tick at or after the timestamp it is given
         result = self.stack.graphql(DRY_RUN, {"selector": selector, "timestamp": timestamp - 0.5})["scheduleDryRun"]
         evaluation = result.get("evaluationResult")
@@ -152,20 +160,20 @@ class ScheduleTicker:
         for request in evaluation["runRequests"]:
             if request["runKey"] and request["runKey"] in self._run_keys:
                 continue
-            launched = self._launch(name, request)
+            launched = self._launch(name, request["jobName"] or schedule["pipelineName"], request)
             if launched is not None:
                 self._run_keys.add(request["runKey"] or "")
                 fresh.append(launched)
         self.launched += fresh
         return fresh
 
-    def _launch(self, schedule: str, request: dict) -> dict | None:
+    def _launch(self, schedule: str, job: str, request: dict) -> dict | None:
         tags = {t["key"]: t["value"] for t in request["tags"]}
         tags.update({"dagster/schedule_name": schedule, "stock_pipelines/soak": "exchange-clock schedule tick"})
         if request["runKey"]:
             tags["dagster/run_key"] = request["runKey"]
         params = {
-            "selector": {**LOCATION, "jobName": request["jobName"]},
+            "selector": {**LOCATION, "jobName": job},
             "runConfigData": yaml.safe_load(request["runConfigYaml"]) or {},
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
         }

@@ -48,7 +48,12 @@ class Injector:
     def inject(self, fault: PlannedFault):
         if fault.kind in EXCHANGE_MODES:
             mode, parameters = EXCHANGE_MODES[fault.kind]
-            self._admin_fault({"mode": mode, "target": fault.subject, **parameters})
+            try:
+                self._admin_fault({"mode": mode, "target": fault.subject, **parameters})
+            except (httpx.HTTPError, FaultError):
+                # the exchange may have applied it before the reply was lost: never leave it on unlogged
+                self._admin_fault({"mode": mode, "enabled": False})
+                raise
             return mode
         if fault.kind in SIGNAL_KINDS:
             pid = self.collector_pid(fault.subject)
@@ -84,7 +89,7 @@ class Injector:
         return None
 
     def _admin_fault(self, body: dict) -> None:
-        response = httpx.post(f"{self.exchange_url}/admin/faults", json=body, timeout=10)
+        response = httpx.post(f"{self.exchange_url}/admin/faults", json=body, timeout=60)
         if response.is_error:
             raise FaultError(f"POST /admin/faults {body}: HTTP {response.status_code} {response.text[:200]}")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -32,7 +33,7 @@ from stock_pipelines.soak.processes import CLI, Children, free_port, start_excha
 from stock_pipelines.soak.receiver import webhook_receiver
 from stock_pipelines.soak.schedule import PlannedFault, plan
 
-PROGRESS_EVERY_S, TICK_EVERY_S, SAMPLE_EVERY_S = 5.0, 2.0, 2.0
+PROGRESS_EVERY_S, TICK_EVERY_S, SAMPLE_EVERY_S = 5.0, 1.0, 2.0
 
 
 class SoakInterrupted(Exception):
@@ -122,9 +123,9 @@ class Soak:
         _log(f"run directory {root}; exchange {self.url} pinned at {first:%Y-%m-%d %H:%M}; "
              f"days {', '.join(d.isoformat() for d in self.days)}; {len(self.plan)} faults planned (seed {o.seed})")
         self.stack = DagsterStack(self.children, {**self.env, ENV_FAKE_NOW: fake_now_value(first)}, root / "dagster_home")
+        self.stack.start()   # the webserver: its code location evaluates the schedules at their tick times
         anchor = time.time() + o.startup_budget_s
         self.fake_now = fake_now_value(first, anchor, o.speed)
-        self.stack.start()
         self.stack.env[ENV_FAKE_NOW] = self.fake_now   # the daemon and its run workers follow the exchange
         self.env[ENV_FAKE_NOW] = self.fake_now
         self.stack.start_daemon()
@@ -132,8 +133,8 @@ class Soak:
                                            o.symbols)
         self.fleet = self.children.start("collector", [*CLI, "fleet", "run", "--config", str(self.fleet_file)],
                                          self.env, "fleet.log", stdout=(self.logs / "fleet-events.jsonl").open("a"))
+        self.ticker = ScheduleTicker(self.stack, first=first.timestamp(), last=end_of_soak(self.days[-1]).timestamp())
         self._release_clock(anchor, first)
-        self.ticker = ScheduleTicker(self.stack, cursor=self.now().timestamp())
         self.injector = Injector(self.url, self._collector_pid, self._kill_redis, self._start_redis,
                                  self.stack.kill_daemon, self.stack.start_daemon, CLI, self.env)
         self.manifest = Manifest(
@@ -145,6 +146,12 @@ class Soak:
         self.run.write_manifest(self.manifest)
 
     def _release_clock(self, anchor: float, first: datetime) -> None:
+        expected = {cid for cid, _ in COLLECTORS}
+        running = lambda: {c for c, v in self._fleet_status()["collectors"].items() if v.get("state") == "running"}
+        while time.time() < anchor and running() != expected:
+            time.sleep(0.5)
+        if running() != expected:
+            self.notes.append(f"collectors not running at the clock's release: {sorted(expected - running())}")
         if time.time() < anchor:
             time.sleep(anchor - time.time())
         else:
@@ -159,34 +166,47 @@ class Soak:
 
     # -- the days ------------------------------------------------------------------------------
     def _play(self) -> None:
+        """Faults on this thread (on time to the exchange minute); schedule ticks, memory samples
+        and progress lines on a watcher thread, whose GraphQL calls take seconds on a loaded machine."""
         pending = list(self.plan)
         stop_fleet_at, end_at = collectors_stop(self.days[-1]), end_of_soak(self.days[-1])
         fleet_stopped = False
+        done = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(done,), name="soak-watcher", daemon=True)
+        watcher.start()
+        try:
+            while self.now() < end_at:
+                now = self.now()
+                while pending and now >= _due(pending[0]):
+                    self._inject(pending.pop(0), now)
+                for active in [a for a in self.active if now >= a.clears_at]:
+                    self._clear(active)
+                if not fleet_stopped and now >= stop_fleet_at:
+                    self._clear_all()
+                    self.fleet.stop()
+                    fleet_stopped = True
+                    _log(f"{now:%Y-%m-%d %H:%M} fleet stopped after the last close")
+                time.sleep(0.05)
+            self._clear_all()
+        finally:
+            done.set()
+            watcher.join(120)
+        self._tick_schedules(self.now())
+
+    def _watch(self, done: threading.Event) -> None:
         last_tick = last_progress = last_sample = 0.0
-        while self.now() < end_at:
-            now = self.now()
-            while pending and now >= _due(pending[0]):
-                self._inject(pending.pop(0), now)
-            for active in [a for a in self.active if now >= a.clears_at]:
-                self._clear(active)
-            if not fleet_stopped and now >= stop_fleet_at:
-                self._clear_all()
-                self.fleet.stop()
-                fleet_stopped = True
-                _log(f"{now:%Y-%m-%d %H:%M} fleet stopped after the last close")
+        while not done.is_set():
             wall = time.time()
-            if wall - last_tick >= TICK_EVERY_S:
-                self._tick_schedules(now)
-                last_tick = wall
             if wall - last_sample >= SAMPLE_EVERY_S:
                 self._sample_memory()
                 last_sample = wall
+            if wall - last_tick >= TICK_EVERY_S:
+                self._tick_schedules(self.now())
+                last_tick = wall
             if wall - last_progress >= PROGRESS_EVERY_S:
-                self._progress(now)
+                self._progress(self.now())
                 last_progress = wall
-            time.sleep(0.2)
-        self._clear_all()
-        self._tick_schedules(self.now())
+            done.wait(0.2)
 
     def _tick_schedules(self, now: datetime) -> None:
         try:
@@ -196,14 +216,16 @@ class Soak:
             self.notes.append(f"schedule tick at {now:%Y-%m-%d %H:%M} failed: {type(error).__name__}")
 
     def _inject(self, fault: PlannedFault, now: datetime) -> None:
-        record = FaultRecord(id=fault.id, kind=fault.kind, subject=fault.subject, day=fault.day.isoformat(),
-                             injected_wall=time.time(), injected_exchange=now.isoformat())
         try:
             token = self.injector.inject(fault)
         except Exception as error:  # noqa: BLE001 - a fault that cannot be injected is reported, the soak goes on
-            self.problems.append(f"{fault.id}: not injected: {error}")
-            _log(f"{now:%Y-%m-%d %H:%M} fault {fault.id} NOT injected: {error}")
+            self.problems.append(f"{fault.id}: not injected: {type(error).__name__}: {error}")
+            _log(f"{now:%Y-%m-%d %H:%M} fault {fault.id} NOT injected: {type(error).__name__}: {error}")
             return
+        # when it took effect (the admin call may have waited on a busy exchange), not when it was due
+        now = self.now()
+        record = FaultRecord(id=fault.id, kind=fault.kind, subject=fault.subject, day=fault.day.isoformat(),
+                             injected_wall=time.time(), injected_exchange=now.isoformat())
         self.records.append(record)
         self.active.append(ActiveFault(fault, record, token, _due(fault) + timedelta(minutes=fault.duration_min)))
         self.run.write_faults(self.records)
