@@ -142,7 +142,7 @@ class Soak:
             exchange=ExchangeParameters(seed=o.seed, symbols=o.symbols, activity=o.activity, speed=o.speed,
                                         first_day=self.days[0].isoformat()),
             redis_url=self.redis_url, dagster_home=str(self.stack.home), archive_dir=str(archive_dir),
-            lake_dir=str(data_dir / "lake"), started_wall=started)
+            lake_dir=str(data_dir), started_wall=started)
         self.run.write_manifest(self.manifest)
 
     def _release_clock(self, anchor: float, first: datetime) -> None:
@@ -227,7 +227,7 @@ class Soak:
         record = FaultRecord(id=fault.id, kind=fault.kind, subject=fault.subject, day=fault.day.isoformat(),
                              injected_wall=time.time(), injected_exchange=now.isoformat())
         self.records.append(record)
-        self.active.append(ActiveFault(fault, record, token, _due(fault) + timedelta(minutes=fault.duration_min)))
+        self.active.append(ActiveFault(fault, record, token, now + timedelta(minutes=fault.duration_min)))
         self.run.write_faults(self.records)
         _log(f"{now:%Y-%m-%d %H:%M} fault {fault.id} injected on {fault.subject} "
              f"({fault.duration_min} exchange min)")
