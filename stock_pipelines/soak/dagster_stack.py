@@ -23,8 +23,13 @@ from stock_pipelines.soak.processes import Child, Children, free_port, wait_unti
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCATION = {"repositoryLocationName": "stock_pipelines", "repositoryName": "__repository__"}
+# On a loaded 2-core machine a run's launch through the code server can outlast Dagster's 60 s
+# gRPC deadline; the default coordinator then leaves the run STARTING for good. The soak's
+# instance retries such launches and allows the code server 5 minutes a call.
 RUN_QUEUE = {"run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
-                                 "config": {"dequeue_interval_seconds": 1}}}
+                                 "config": {"dequeue_interval_seconds": 1, "max_user_code_failure_retries": 5,
+                                            "user_code_failure_retry_delay": 10}}}
+GRPC_TIMEOUT = {"DAGSTER_GRPC_TIMEOUT_SECONDS": "300"}
 
 SCHEDULES = """query { schedulesOrError(repositorySelector: {repositoryLocationName: "stock_pipelines",
   repositoryName: "__repository__"}) { ... on Schedules { results { name pipelineName cronSchedule executionTimezone
@@ -46,7 +51,8 @@ RUNS = """query { runsOrError(limit: 1000) { ... on Runs { results { runId jobNa
 
 def write_instance(home: Path) -> None:
     """The project's dagster.yaml (SQLite under `home`, the run queue and its limits), with the
-    queue polled every second: the soak's runs should start as soon as a slot is free."""
+    queue polled every second (the soak's runs start as soon as a slot is free) and launches
+    that hit the code server's deadline retried (`RUN_QUEUE`)."""
     home.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
     config["run_coordinator"] = {**config.get("run_coordinator", {}), **RUN_QUEUE["run_coordinator"]}
@@ -66,7 +72,7 @@ class DagsterStack:
     def start(self, timeout: float = 240.0) -> None:
         """The webserver, and the schedules stopped in the instance; the daemon is `start_daemon`."""
         write_instance(self.home)
-        self.env = {**self.env, "DAGSTER_HOME": str(self.home)}
+        self.env = {**self.env, **GRPC_TIMEOUT, "DAGSTER_HOME": str(self.home)}
         port = free_port()
         bin_dir = Path(sys.executable).parent
         self.webserver = self.children.start(

@@ -26,12 +26,12 @@ class SoakOptions:
     activity: float = 0.5
     run_dir: Path | None = None
     startup_budget_s: float = 45.0    # wall seconds from the webserver's answer to the clock's release
-    drain_timeout_s: float = 600.0    # wall seconds to wait for the last runs after the last day
+    drain_timeout_s: float = 1500.0   # wall seconds to wait for the last runs after the last day
 
     @classmethod
     def quick_run(cls, **overrides) -> SoakOptions:
         base = cls(days=2, start=QUICK_START, quick=True, speed=600.0, symbols=6, activity=0.3,
-                   drain_timeout_s=420.0)
+                   drain_timeout_s=600.0)
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     @classmethod
