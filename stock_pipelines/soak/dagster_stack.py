@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,7 @@ DRY_RUN = """mutation DryRun($selector: ScheduleSelector!, $timestamp: Float!) {
 LAUNCH = """mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) {
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
   ... on RunConfigValidationInvalid { errors { message } } ... on InvalidStepError { invalidStepKey } } }"""
+DAEMONS = """query { instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"""
 RUNS = """query { runsOrError(limit: 1000) { ... on Runs { results { runId jobName status tags { key value } } } } }"""
 
 
@@ -68,6 +70,7 @@ class DagsterStack:
     webserver: Child | None = None
     daemon: Child | None = None
     daemon_starts: int = 0
+    load_s: float = 0.0
 
     def start(self, timeout: float = 240.0) -> None:
         """The webserver, and the schedules stopped in the instance; the daemon is `start_daemon`."""
@@ -79,7 +82,9 @@ class DagsterStack:
             "webserver", [str(bin_dir / "dagster-webserver"), "-w", str(REPO_ROOT / "workspace.yaml"),
                           "-h", "127.0.0.1", "-p", str(port)], self.env, "webserver.log")
         self.url = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
         wait_until("the Dagster webserver", self._answers, timeout, self.webserver, every=1)
+        self.load_s = time.monotonic() - started   # the daemon's code location loads about as long
         self.stop_wall_clock_schedules()
 
     def start_daemon(self) -> None:
@@ -110,6 +115,14 @@ class DagsterStack:
         if body.get("errors"):
             raise RuntimeError(f"GraphQL: {body['errors']}")
         return body["data"]
+
+    def sensors_running(self) -> bool:
+        """The daemon's sensor daemon has reported healthy (it has loaded the code location)."""
+        try:
+            statuses = self.graphql(DAEMONS, timeout=30)["instance"]["daemonHealth"]["allDaemonStatuses"]
+        except (httpx.HTTPError, RuntimeError):
+            return False
+        return any(s["daemonType"] == "SENSOR" and s["healthy"] for s in statuses)
 
     def schedules(self) -> list[dict]:
         return self.graphql(SCHEDULES)["schedulesOrError"]["results"]

@@ -124,7 +124,8 @@ class Soak:
              f"days {', '.join(d.isoformat() for d in self.days)}; {len(self.plan)} faults planned (seed {o.seed})")
         self.stack = DagsterStack(self.children, {**self.env, ENV_FAKE_NOW: fake_now_value(first)}, root / "dagster_home")
         self.stack.start()   # the webserver: its code location evaluates the schedules at their tick times
-        anchor = time.time() + o.startup_budget_s
+        # the project clock reaches 08:40 at the anchor: the daemon and the fleet must be up by then
+        anchor = time.time() + max(o.startup_budget_s, 2.5 * self.stack.load_s)
         self.fake_now = fake_now_value(first, anchor, o.speed)
         self.stack.env[ENV_FAKE_NOW] = self.fake_now   # the daemon and its run workers follow the exchange
         self.env[ENV_FAKE_NOW] = self.fake_now
@@ -148,10 +149,12 @@ class Soak:
     def _release_clock(self, anchor: float, first: datetime) -> None:
         expected = {cid for cid, _ in COLLECTORS}
         running = lambda: {c for c, v in self._fleet_status()["collectors"].items() if v.get("state") == "running"}
-        while time.time() < anchor and running() != expected:
-            time.sleep(0.5)
+        while time.time() < anchor and not (running() == expected and self.stack.sensors_running()):
+            time.sleep(1)
         if running() != expected:
             self.notes.append(f"collectors not running at the clock's release: {sorted(expected - running())}")
+        if not self.stack.sensors_running():
+            self.notes.append("the daemon's sensors were not running yet at the clock's release")
         if time.time() < anchor:
             time.sleep(anchor - time.time())
         else:
