@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,7 @@ import httpx
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value, parse_fake_now
 from stock_pipelines.soak.dagster_stack import DagsterStack, ScheduleTicker
-from stock_pipelines.soak.faults import Injector
+from stock_pipelines.soak.faults import EXCHANGE_MODES, Injector
 from stock_pipelines.soak.fleet_file import COLLECTORS, shared_environment, write_fleet_file
 from stock_pipelines.soak.manifest import ExchangeParameters, FaultRecord, Manifest, RunDirectory
 from stock_pipelines.soak.memory import MemoryPeaks
@@ -78,6 +79,8 @@ class Soak:
         self.plan = plan(options.seed, self.days, [cid for cid, _ in COLLECTORS], options.quick)
         self.memory = MemoryPeaks()
         self.records: list[FaultRecord] = []
+        self.lock = threading.Lock()
+        self.exchange_lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="soak-exchange-faults")
         self.active: list[ActiveFault] = []
         self.problems: list[str] = []
         self.notes: list[str] = []
@@ -182,7 +185,9 @@ class Soak:
                 now = self.now()
                 while pending and now >= _due(pending[0]):
                     self._inject(pending.pop(0), now)
-                for active in [a for a in self.active if now >= a.clears_at]:
+                with self.lock:
+                    due = [a for a in self.active if now >= a.clears_at]
+                for active in due:
                     self._clear(active)
                 if not fleet_stopped and now >= stop_fleet_at:
                     self._clear_all()
@@ -192,6 +197,7 @@ class Soak:
                 time.sleep(0.05)
             self._clear_all()
         finally:
+            self.exchange_lane.shutdown(wait=True)
             done.set()
             watcher.join(120)
         self._tick_schedules(self.now())
@@ -219,29 +225,45 @@ class Soak:
             self.notes.append(f"schedule tick at {now:%Y-%m-%d %H:%M} failed: {type(error).__name__}")
 
     def _inject(self, fault: PlannedFault, now: datetime) -> None:
+        """Signals, Redis and the daemon at once; the exchange's faults through one worker thread
+        (in order), since its admin API can take seconds to answer while it streams at speed."""
+        if fault.kind in EXCHANGE_MODES:
+            self.exchange_lane.submit(self._inject_now, fault)
+        else:
+            self._inject_now(fault)
+
+    def _inject_now(self, fault: PlannedFault) -> None:
         try:
             token = self.injector.inject(fault)
         except Exception as error:  # noqa: BLE001 - a fault that cannot be injected is reported, the soak goes on
             self.problems.append(f"{fault.id}: not injected: {type(error).__name__}: {error}")
-            _log(f"{now:%Y-%m-%d %H:%M} fault {fault.id} NOT injected: {type(error).__name__}: {error}")
+            _log(f"{self.now():%Y-%m-%d %H:%M} fault {fault.id} NOT injected: {type(error).__name__}: {error}")
             return
         # when it took effect (the admin call may have waited on a busy exchange), not when it was due
         now = self.now()
+        late = (now - _due(fault)).total_seconds() / 60
         record = FaultRecord(id=fault.id, kind=fault.kind, subject=fault.subject, day=fault.day.isoformat(),
                              injected_wall=time.time(), injected_exchange=now.isoformat())
-        self.records.append(record)
-        self.active.append(ActiveFault(fault, record, token, now + timedelta(minutes=fault.duration_min)))
-        self.run.write_faults(self.records)
+        with self.lock:
+            self.records.append(record)
+            self.active.append(ActiveFault(fault, record, token, now + timedelta(minutes=fault.duration_min)))
+            self.run.write_faults(self.records)
         _log(f"{now:%Y-%m-%d %H:%M} fault {fault.id} injected on {fault.subject} "
-             f"({fault.duration_min} exchange min)")
+             f"({fault.duration_min} exchange min; {late:.0f} min after it was due)")
 
     def _clear(self, active: ActiveFault) -> None:
-        self.active.remove(active)
         fault = active.planned
-        if fault.kind == "collector_sigkill":
-            if not self._restarted(fault.subject, active.token):
-                self.active.append(active)   # cleared once the fleet has it running again
-                return
+        if fault.kind == "collector_sigkill" and not self._restarted(fault.subject, active.token):
+            return   # cleared once the fleet has it running again
+        with self.lock:
+            self.active.remove(active)
+        if fault.kind in EXCHANGE_MODES:
+            self.exchange_lane.submit(self._clear_now, active)
+        else:
+            self._clear_now(active)
+
+    def _clear_now(self, active: ActiveFault) -> None:
+        fault = active.planned
         try:
             note = self.injector.clear(fault, active.token)
         except Exception as error:  # noqa: BLE001 - reported; the next faults still run
@@ -249,13 +271,24 @@ class Soak:
             return
         if note:
             self.notes.append(f"{fault.id}: {note}")
-        active.record.cleared_wall = time.time()
-        self.run.write_faults(self.records)
+        with self.lock:
+            active.record.cleared_wall = time.time()
+            self.run.write_faults(self.records)
         _log(f"{self.now():%Y-%m-%d %H:%M} fault {fault.id} cleared")
 
-    def _clear_all(self) -> None:
-        for active in list(self.active):
-            self._clear(active)
+    def _clear_all(self, timeout_s: float = 120.0) -> None:
+        """Everything still broken put right (a SIGKILLed collector: waited for, up to `timeout_s`)."""
+        deadline = time.time() + timeout_s
+        while True:
+            with self.lock:
+                remaining = list(self.active)
+            if not remaining or time.time() > deadline:
+                break
+            for active in remaining:
+                self._clear(active)
+            time.sleep(0.5)
+        for active in remaining:
+            self.problems.append(f"{active.planned.id}: never cleared ({active.planned.subject} not running again)")
 
     # -- the processes the faults reach --------------------------------------------------------
     def _fleet_status(self) -> dict:
