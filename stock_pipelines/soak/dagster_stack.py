@@ -47,6 +47,12 @@ DRY_RUN = """mutation DryRun($selector: ScheduleSelector!, $timestamp: Float!) {
 LAUNCH = """mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) {
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
   ... on RunConfigValidationInvalid { errors { message } } ... on InvalidStepError { invalidStepKey } } }"""
+SENSORS = """query { sensorsOrError(repositorySelector: {repositoryLocationName: "stock_pipelines",
+  repositoryName: "__repository__"}) { ... on Sensors { results { name sensorState { id status } } } } }"""
+STOP_SENSOR = """mutation Stop($id: String!) { stopSensor(id: $id) { __typename } }"""
+# what looks at "today" and the collectors: past the week, the project clock runs on into days
+# with no collectors, where these would open incidents and launch runs nobody waits for
+TODAY_SENSORS = ("collector_heartbeat_sensor", "tick_archive_sensor", "incident_sensor")
 DAEMONS = """query { instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"""
 RUNS = """query { runsOrError(limit: 1000) { ... on Runs { results { runId jobName status tags { key value } } } } }"""
 
@@ -131,6 +137,11 @@ class DagsterStack:
         for schedule in self.schedules():
             if schedule["scheduleState"]["status"] != "STOPPED":
                 self.graphql(STOP_SCHEDULE, {"id": schedule["scheduleState"]["id"]})
+
+    def stop_sensors(self, names: tuple[str, ...]) -> None:
+        for sensor in self.graphql(SENSORS)["sensorsOrError"]["results"]:
+            if sensor["name"] in names and sensor["sensorState"]["status"] != "STOPPED":
+                self.graphql(STOP_SENSOR, {"id": sensor["sensorState"]["id"]})
 
     def runs(self) -> list[dict]:
         return self.graphql(RUNS)["runsOrError"]["results"]

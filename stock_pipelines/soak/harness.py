@@ -24,7 +24,7 @@ import httpx
 
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value, parse_fake_now
-from stock_pipelines.soak.dagster_stack import DagsterStack, ScheduleTicker
+from stock_pipelines.soak.dagster_stack import TODAY_SENSORS, DagsterStack, ScheduleTicker
 from stock_pipelines.soak.faults import EXCHANGE_MODES, Injector
 from stock_pipelines.soak.fleet_file import COLLECTORS, shared_environment, write_fleet_file
 from stock_pipelines.soak.manifest import ExchangeParameters, FaultRecord, Manifest, RunDirectory
@@ -334,7 +334,12 @@ class Soak:
 
     # -- the end ------------------------------------------------------------------------------
     def _drain(self) -> None:
-        """Wait (wall time) for every queued or running run to end; the clock keeps running."""
+        """Wait (wall time) for every queued or running run to end. The clock keeps running past the
+        week, so the sensors that watch today's collectors and archive are stopped first."""
+        try:
+            self.stack.stop_sensors(TODAY_SENSORS)
+        except (httpx.HTTPError, RuntimeError) as error:
+            self.notes.append(f"the sensors of today could not be stopped for the drain: {error}")
         deadline = time.time() + self.options.drain_timeout_s
         last_progress = 0.0
         while time.time() < deadline:
