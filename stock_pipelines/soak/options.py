@@ -31,7 +31,7 @@ class SoakOptions:
     @classmethod
     def quick_run(cls, **overrides) -> SoakOptions:
         base = cls(days=2, start=QUICK_START, quick=True, speed=600.0, symbols=6, activity=0.3,
-                   drain_timeout_s=600.0)
+                   drain_timeout_s=900.0)
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     @classmethod

@@ -9,12 +9,15 @@ from typing import TextIO
 from stock_pipelines.soak.harness import Soak, outcome_json
 from stock_pipelines.soak.options import SoakOptions
 
+FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
+
 
 def run_and_report(quick: bool, overrides: dict, run_dir: Path, env: dict[str, str], out: TextIO) -> int:
     options = SoakOptions.quick_run(**overrides) if quick else SoakOptions.full_run(**overrides)
     outcome = Soak(options, run_dir, env).run_soak()
     print("SOAK-HARNESS " + outcome_json(outcome), file=out, flush=True)
-    harness_ok = not outcome.fault_problems and not outcome.schedule_errors \
+    busy = {status: n for status, n in outcome.runs_by_status.items() if status not in FINISHED}
+    harness_ok = not outcome.fault_problems and not outcome.schedule_errors and not busy \
         and outcome.faults_injected == outcome.faults_planned == outcome.faults_cleared
     try:
         from stock_pipelines.soak.figures import measure

@@ -17,7 +17,7 @@ from stock_pipelines.soak.manifest import RunDirectory
 from stock_pipelines.soak.options import QUICK_START, trading_days
 from stock_pipelines.soak.schedule import plan
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 SEED = 7
 
 
@@ -26,7 +26,7 @@ def test_a_quick_soak_survives_its_faults_and_leaves_the_run_directory_the_figur
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "soak", "--quick", "--seed", str(SEED),
                            "--run-dir", str(run_dir)], env=dict(os.environ), capture_output=True, text=True,
-                          timeout=1100, check=False)
+                          timeout=1700, check=False)
     wall = time.monotonic() - started
     print(f"\nsoak --quick: exit {done.returncode} in {wall:.0f} s\n{done.stdout[-3000:]}")
     assert done.returncode == 0, f"exit {done.returncode}\nstdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-5000:]}"
