@@ -1,8 +1,11 @@
 """Retention of the raw JSONL archive: which days may go, and deleting exactly those.
 
 A day's raw files are deleted only when (1) it is older than the newest `keep` trading days up
-to `as_of`, (2) it is a trading day, (3) its raw_ticks partition is materialized and (4) that
-partition's checks passed. Only the day's own archive paths are touched:
+to `as_of` (trading days of the KRX calendar: weekends, holidays and Dec 31 do not count), (2) it
+is a trading day, (3) its raw_ticks partition is materialized, (4) that partition's checks passed
+and (5) the day is certified (its quality report's verdict): the archive is the only copy of a
+day's trades, so a day still short of certification keeps it for the next recovery. Only the
+day's own archive paths are touched:
 `<collector>/trades/YYYYMMDD/*.jsonl`, `<collector>/system/YYYYMMDD.jsonl` and
 `<collector>/quarantine/YYYYMMDD/*.torn`; anything else found there is kept and reported.
 """
@@ -28,6 +31,7 @@ class DayStatus:
     materialized: bool
     checks_passed: bool
     detail: str = ""
+    certified: bool = False  # the day's quality report is certified
 
 
 @dataclass(frozen=True)
@@ -116,9 +120,11 @@ def _decide(day, paths, oldest, keep, status, calendar) -> Decision:
         return Decision(day, False, f"raw_ticks[{day}] is not materialized", paths)
     if not state.checks_passed:
         return Decision(day, False, f"raw_ticks[{day}] checks have not passed: {state.detail}", paths)
-    return Decision(
-        day, True, f"older than {keep} trading days; raw_ticks[{day}] materialized, checks passed", paths
-    )
+    if not state.certified:
+        reason = f"{day} is not certified: its quality report is missing or not certified"
+        return Decision(day, False, reason, paths)
+    reason = f"older than {keep} trading days; raw_ticks[{day}] materialized, checks passed, certified"
+    return Decision(day, True, reason, paths)
 
 
 def apply(retention_plan: RetentionPlan) -> RetentionReport:

@@ -6,8 +6,9 @@ Cron cannot know the KRX calendar, so each schedule fires on weekdays and asks t
 holidays, election days and Dec 31 are skipped with a reason. The end-of-day schedule ticks
 every 10 minutes from 15:40 to 17:50 and launches once per day (run key), at the first tick at
 least 10 minutes after that day's close, so the CSAT day's 16:30 close is honoured.
-All three are on by default. Archive retention has its own schedule in `defs/jobs/retention.py`
-(19:00), off by default because it deletes archive files.
+Archive retention runs at 19:00 on trading days, after the day's end-of-day run and its report;
+it deletes only days older than the kept window (5 trading days by default) that are certified.
+All four are on by default.
 """
 
 from datetime import timedelta
@@ -17,6 +18,7 @@ import dagster as dg
 from stock_pipelines.defs.jobs.freshness import minute_bars_freshness_job
 from stock_pipelines.defs.jobs.preflight import preflight_job
 from stock_pipelines.defs.jobs.recovery import end_of_day_job
+from stock_pipelines.defs.jobs.retention import archive_retention_job
 from stock_pipelines.defs.resources import RedisResource
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.resilience.flags import PREFLIGHT, FeatureFlags
@@ -82,3 +84,15 @@ def end_of_day_schedule(context: dg.ScheduleEvaluationContext):
 )
 def minute_bars_freshness_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=f"freshness:{_at(context):%Y%m%d%H%M}")
+
+
+@_seoul_schedule(
+    archive_retention_job,
+    "0 19 * * 1-5",
+    "Archive retention at 19:00 on trading days: certified days older than the kept window go.",
+)
+def archive_retention_schedule(context: dg.ScheduleEvaluationContext):
+    at = _at(context)
+    if not krx_calendar().is_trading_day(at.date()):
+        return dg.SkipReason(f"{at.date()} is not a KRX trading day ({krx_calendar().day(at.date()).reason})")
+    return dg.RunRequest(run_key=f"retention:{at.date():%Y%m%d}")

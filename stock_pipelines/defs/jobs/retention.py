@@ -1,17 +1,22 @@
 """Daily retention of the raw JSONL archive (archive.retention decides; this job asks the
-Dagster instance whether each day's raw_ticks partition is materialized and its checks passed)."""
+Dagster instance whether each day's raw_ticks partition is materialized and its checks passed,
+and the quality report store whether the day is certified). Every decision on a day older than
+the kept window goes to the run's metadata and to the retention log (archive.retention_log).
+Its schedule is in `defs/schedules.py`."""
 
+import time
 from datetime import date
 
 import dagster as dg
 from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from stock_pipelines.archive import retention
+from stock_pipelines.archive import retention, retention_log
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
-from stock_pipelines.defs.resources import ArchiveResource
+from stock_pipelines.defs.resources import ArchiveResource, LakeResource
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.ops import clock
+from stock_pipelines.quality.store import read_summary
 
 RAW_TICKS = dg.AssetKey("raw_ticks")
 
@@ -51,21 +56,35 @@ def raw_ticks_status(instance: dg.DagsterInstance, day: date) -> retention.DaySt
     return retention.DayStatus(True, not problems, "; ".join(problems))
 
 
+def day_status(instance: dg.DagsterInstance, day: date, lake_root) -> retention.DayStatus:
+    """raw_ticks' state in the instance, and the day's certification from its quality report."""
+    status = raw_ticks_status(instance, day)
+    summary = read_summary(day, lake_root)
+    return retention.DayStatus(
+        status.materialized, status.checks_passed, status.detail, bool(summary and summary.get("certified"))
+    )
+
+
 class RetentionConfig(dg.Config):
     keep_trading_days: int = -1  # -1: STOCK_PIPELINES_RETENTION_TRADING_DAYS (default 5), 3..10
     as_of: str = ""  # YYYY-MM-DD; default today in Asia/Seoul
     dry_run: bool = False
 
 
-@dg.op(description="Delete raw archive days older than N trading days whose raw_ticks passed its checks.")
-def archive_retention(context: dg.OpExecutionContext, config: RetentionConfig, archive: ArchiveResource):
+@dg.op(
+    description="Delete raw archive days older than N trading days that are certified and whose "
+    "raw_ticks passed its checks."
+)
+def archive_retention(
+    context: dg.OpExecutionContext, config: RetentionConfig, archive: ArchiveResource, lake: LakeResource
+):
     settings = archive.config()
     keep = config.keep_trading_days if config.keep_trading_days != -1 else settings.retention_trading_days
     as_of = date.fromisoformat(config.as_of) if config.as_of else clock.now().date()
     roots = [root for root, _ in settings.roots()]
     try:
         plan = retention.plan(
-            roots, as_of, lambda d: raw_ticks_status(context.instance, d), krx_calendar(), keep
+            roots, as_of, lambda d: day_status(context.instance, d, lake.root()), krx_calendar(), keep
         )
     except ValueError as error:
         raise dg.Failure(str(error)) from error
@@ -83,6 +102,9 @@ def archive_retention(context: dg.OpExecutionContext, config: RetentionConfig, a
         "left_in_place": [str(p) for p in report.left],
         "kept": {d.day.isoformat(): d.reason for d in plan.kept},
     }
+    log = retention_log.append(
+        lake.root(), retention_log.entries(plan, clock.now(), time.time(), config.dry_run)
+    )
     for decision in plan.decisions:
         verb = "delete" if decision.delete else "keep"
         context.log.info(f"{verb} {decision.day}: {decision.reason}")
@@ -92,6 +114,7 @@ def archive_retention(context: dg.OpExecutionContext, config: RetentionConfig, a
             "deleted_days": len(summary["deleted_days"]),
             "kept_days": len(summary["kept"]),
             "report": dg.MetadataValue.json(summary),
+            "retention_log": dg.MetadataValue.path(str(log)),
         },
     )
 
@@ -100,10 +123,3 @@ def archive_retention(context: dg.OpExecutionContext, config: RetentionConfig, a
 def archive_retention_job() -> None:
     archive_retention()
 
-
-archive_retention_schedule = dg.ScheduleDefinition(
-    job=archive_retention_job,
-    cron_schedule="0 19 * * 1-5",  # after the day's raw_ticks and its checks have run
-    execution_timezone="Asia/Seoul",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-)

@@ -1,0 +1,211 @@
+"""The soak's figures on a real run directory: a past day with an outage, its archive written by
+`sim day`, the whole pipeline materialized against the simulated exchange into a Dagster instance
+on disk, and hand-written faults, alerts and retention actions. The figures must equal what the
+simulator's truth says, and `passed()` must fail, saying why, on a lost bar, a duplicated alert
+and an uncertified day deleted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, date, timedelta
+
+import dagster as dg
+import httpx
+import polars as pl
+import pytest
+
+from stock_pipelines import lake
+from stock_pipelines.archive import retention_log
+from stock_pipelines.defs.assets.broker_sample import quality_broker_sample
+from stock_pipelines.defs.assets.day_volumes import broker_day_volumes
+from stock_pipelines.defs.assets.quality_report import quality_report
+from stock_pipelines.defs.assets.raw_ticks import raw_ticks
+from stock_pipelines.defs.assets.recovery import gap_report, minute_bars, recovered_minute_bars
+from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
+from stock_pipelines.defs.checks.day_verdict import minute_bars_day_certified
+from stock_pipelines.defs.checks.minute_bars_checks import minute_bars_checks
+from stock_pipelines.defs.resources import BrokerResource, RedisResource
+from stock_pipelines.market import SEOUL, krx_calendar
+from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
+from stock_pipelines.sim.archive_day import Outage, write_day_archive
+from stock_pipelines.sim.day import SimDay
+from stock_pipelines.sim.exchange_config import ExchangeConfig
+from stock_pipelines.sim.runner import run_exchange
+from stock_pipelines.soak.figures import measure
+from stock_pipelines_tests.conftest import RedisServer
+from stock_pipelines_tests.dagster_resources import resources
+from stock_pipelines_tests.past_day import the_morning_after
+from stock_pipelines_tests.truth import truth_bars
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+PIPELINE = [
+    raw_ticks, tick_minute_bars, broker_day_volumes, gap_report, recovered_minute_bars, minute_bars,
+    quality_broker_sample, *minute_bars_checks, quality_report, minute_bars_day_certified,
+]
+
+DAY = date(2026, 11, 20)
+SEED, SYMBOLS = 23, 3
+OUTAGE = Outage.parse("10:00-10:30", DAY)
+KEY, SECRET = "figures-key", "figures-secret"
+STARTED_WALL = 1_000.0  # the hand-written faults and alerts' wall clock
+FAULTS = [
+    {"id": "f1", "kind": "collector_sigkill", "subject": "sim-kis-1", "day": DAY.isoformat(),
+     "injected_wall": 1_010.0, "injected_exchange": "2026-11-20T10:00:00+09:00", "cleared_wall": 1_011.0},
+    # the same collector a day earlier: the 2026-11-20 incident must not be borrowed for it
+    {"id": "f2", "kind": "collector_sigstop", "subject": "sim-kis-1", "day": "2026-11-19",
+     "injected_wall": 1_020.0, "injected_exchange": "2026-11-20T11:00:00+09:00", "cleared_wall": None},
+]
+
+
+def alert(event: str, received: float, incident_id: str = "collector_down:sim-kis-1:1") -> dict:
+    return {"received_wall": received, "body": {
+        "event": event, "kind": "collector_down", "subject": "sim-kis-1", "incident_id": incident_id,
+        "text": f"[stock_pipelines] {event.upper()} collector_down sim-kis-1",
+        "at": "2026-11-20T10:01:00+09:00", "opened_at": "2026-11-20T10:01:00+09:00",
+    }}
+
+
+@pytest.fixture(scope="module")
+def run_day(tmp_path_factory):
+    """A materialized past day and its exchange's truth; yields the pieces of a run directory."""
+    base = tmp_path_factory.mktemp("soak")
+    redis = RedisServer(tmp_path_factory.mktemp("redis"))
+    redis.start()
+    session = krx_calendar().session(DAY)
+    config = ExchangeConfig(day=DAY, seed=SEED, symbols=SYMBOLS, pinned=True,
+                            start=session.close + timedelta(hours=1), credentials={KEY: SECRET})
+    home, data, archive = base / "dagster_home", base / "data", base / "archive"
+    home.mkdir()
+    written = write_day_archive(archive, DAY, seed=SEED, symbols=SYMBOLS, outages=[OUTAGE])
+    try:
+        with run_exchange(config) as url, pytest.MonkeyPatch.context() as patch:
+            patch.setenv("STOCK_PIPELINES_DATA_DIR", str(data))
+            patch.setenv("STOCK_PIPELINES_ARCHIVE_DIR", str(archive))
+            patch.setenv("STOCK_PIPELINES_REDIS_PREFIX", base.name)
+            patch.setenv("REDIS_URL", redis.url)
+            patch.setenv(ENV_FAKE_NOW, fake_now_value(the_morning_after(DAY)))
+            res = resources(
+                redis=RedisResource(url=redis.url),
+                broker=BrokerResource(broker="kis", base_url=str(url), app_key=KEY, app_secret=SECRET),
+            )
+            with dg.DagsterInstance.from_config(str(home)) as instance:
+                result = dg.materialize(
+                    PIPELINE, partition_key=DAY.isoformat(), instance=instance, resources=res
+                )
+            assert result.success
+            stats = httpx.get(f"{url}/admin/stats", timeout=10).json()
+        recovery = result.asset_materializations_for_node("recovered_minute_bars")[0].metadata
+        yield {
+            "base": base, "home": home, "data": data, "archive": archive, "redis_url": redis.url,
+            "stats": stats, "written": written, "recovery_calls": recovery["calls"].value,
+        }
+    finally:
+        redis.stop()
+
+
+def write_run(run_dir, day, *, data, alerts, retention_days=()) -> None:
+    run_dir.mkdir()
+    manifest = {
+        "seed": 5, "days": [DAY.isoformat()], "quick": True, "exchange_url": "http://127.0.0.1:1",
+        "exchange": {
+            "seed": SEED, "symbols": SYMBOLS, "activity": 1.0, "speed": 60.0, "first_day": DAY.isoformat()
+        },
+        "redis_url": day["redis_url"], "dagster_home": str(day["home"]), "archive_dir": str(day["archive"]),
+        "lake_dir": str(data), "started_wall": STARTED_WALL, "ended_wall": None, "wall_s": 321.5,
+    }
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    (run_dir / "faults.jsonl").write_text("".join(json.dumps(f) + "\n" for f in FAULTS))
+    (run_dir / "alerts.jsonl").write_text("".join(json.dumps(a) + "\n" for a in alerts))
+    (run_dir / "memory.json").write_text(json.dumps({"collector": 150 * 2**20, "exchange": 300 * 2**20}))
+    (run_dir / "calls.json").write_text(json.dumps(day["stats"]))
+    retention_log.append(data, [
+        {"recorded_wall": STARTED_WALL + 50, "at": "2026-11-20T19:00:00+09:00", "as_of": DAY.isoformat(),
+         "day": d, "action": "deleted", "reason": "older than 3 trading days", "paths": 2}
+        for d in retention_days
+    ])
+
+
+def truth_of_the_day():
+    sim = SimDay(DAY, seed=SEED, symbols=SYMBOLS)
+    return sim, truth_bars(sim)
+
+
+def in_outage(bars: pl.DataFrame) -> pl.DataFrame:
+    # 09:59 too: a trade of that minute received after 10:00 is lost with the outage
+    start, end = (at.astimezone(UTC) for at in (OUTAGE.start - timedelta(minutes=1), OUTAGE.end))
+    return bars.filter(pl.col("minute").is_between(start, end, closed="left"))
+
+
+def test_a_healed_day_measures_as_the_truth_and_passes(run_day, tmp_path):
+    sim, truth = truth_of_the_day()
+    run_dir = tmp_path / "run"
+    write_run(run_dir, run_day, data=run_day["data"],
+              alerts=[alert("firing", 1_012.5), alert("resolved", 1_100.0)])
+    figures = measure(run_dir)
+
+    row = figures.days[0]
+    assert (row.day, row.certified, row.problems) == (DAY.isoformat(), True, [])
+    assert row.truth.bars_expected == truth.height and row.truth.bars_lost == row.truth.bars_wrong == 0
+    assert row.truth.trades_expected == len(sim) == run_day["written"].trades_total
+    assert row.truth.trades_archived == run_day["written"].trades_written < len(sim)
+    # every missing symbol-minute lies in 09:59-10:29, inside one page: one call per symbol that lost bars
+    assert row.truth.calls_lower_bound == in_outage(truth)["symbol"].n_unique() > 0
+    inside = in_outage(truth).filter(pl.col("minute") >= OUTAGE.start.astimezone(UTC))
+    assert row.truth.missing_symbol_minutes >= inside.height
+    assert row.calls == run_day["recovery_calls"] > 0 and row.recoveries == 1
+    assert figures.exchange_calls >= row.calls  # the exchange also served the sample and day volumes
+
+    sigkill, latency = figures.faults
+    assert (sigkill.detect_s, sigkill.recover_s) == (2.5, 90.0)
+    assert sigkill.detected_by == "incident collector_down sim-kis-1"
+    assert (latency.detect_s, latency.recover_s, latency.detected_by) == (None, None, "not detected")
+
+    line = json.loads(figures.json_line())
+    assert list(line)[:8] == ["days", "days_certified", "bars_lost", "calls", "calls_lower_bound",
+                              "incidents", "alerts", "resolutions"]
+    assert line["days"] == line["days_certified"] == 1 and line["bars_lost"] == 0
+    assert (line["calls"], line["calls_lower_bound"]) == (row.calls, row.truth.calls_lower_bound)
+    assert (line["incidents"], line["alerts"], line["resolutions"]) == (1, 1, 1)
+    assert line["runs"] == {"SUCCESS": 1} and line["peak_rss_mb"] == {"collector": 150.0, "exchange": 300.0}
+    assert line["passed"] is True and line["reasons"] == [] and figures.passed()
+    table = figures.render_table()
+    assert f"{DAY.isoformat()}  yes" in table and table.rstrip().endswith("PASSED")
+
+
+def test_a_lost_bar_a_second_alert_and_an_uncertified_deletion_fail_and_say_why(run_day, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(run_day["data"], data)
+    final = lake.read_partition("minute_bars", DAY, data)
+    lost = final.filter(pl.col("symbol") == "005930").sort("minute").row(100, named=True)
+    lake.write_partition(
+        final.filter(~((pl.col("symbol") == lost["symbol"]) & (pl.col("minute") == lost["minute"]))),
+        "minute_bars", DAY, data,
+    )
+    run_dir = tmp_path / "run"
+    write_run(run_dir, run_day, data=data, retention_days=["2026-11-19"], alerts=[
+        alert("firing", 1_012.5), alert("firing", 1_013.0), alert("resolved", 1_100.0),
+    ])
+    figures = measure(run_dir)
+
+    row = figures.days[0]
+    at = lost["minute"].astimezone(SEOUL)
+    assert row.truth.bars_lost == 1
+    assert row.problems == [f"1 bars lost: 005930 {at:%H:%M}"]
+    assert not figures.passed()
+    assert figures.reasons() == [
+        f"{DAY.isoformat()}: 1 bars lost: 005930 {at:%H:%M}",
+        "incident collector_down sim-kis-1 (collector_down:sim-kis-1:1): 2 firing alerts, not 1",
+        "retention deleted 2026-11-19, which is not certified",
+    ]
+    line = json.loads(figures.json_line())
+    assert (line["bars_lost"], line["incidents"], line["alerts"], line["resolutions"]) == (1, 1, 2, 1)
+    assert line["retention_deleted"] == ["2026-11-19"] and line["passed"] is False
+    assert figures.render_table().splitlines()[-4:] == ["FAILED", *(f"  - {r}" for r in figures.reasons())]
+
+
+def test_a_directory_without_a_manifest_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="manifest.json is missing: not a soak run directory"):
+        measure(tmp_path)
+
