@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "stock_pipelines.commands.report",
     "stock_pipelines.commands.resume",
     "stock_pipelines.commands.sim",
+    "stock_pipelines.commands.soak",
     "stock_pipelines.commands.status",
     "stock_pipelines.commands.ui",
 ]

@@ -1,0 +1,215 @@
+"""The soak's Dagster: `dagster-webserver` and `dagster-daemon run` on one instance, and the
+schedules ticked on the exchange's clock.
+
+Dagster's scheduler reads the wall clock, which no project clock moves: on a simulated week at
+hundreds of times real speed its cron ticks would fire for the real date. So the schedules are
+set to STOPPED in this instance (the daemon's scheduler leaves them alone) and `ScheduleTicker`
+evaluates each one at its cron ticks on the exchange's timeline: `futureTicks` gives the tick
+times, `scheduleDryRun` runs the schedule's own function in the code location at that tick, and
+each run request it returns is launched with `launchRun` (its run key once, as the daemon would).
+Sensors run in the daemon as deployed, on the project clock (STOCK_PIPELINES_FAKE_NOW)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+from stock_pipelines.soak.processes import Child, Children, free_port, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOCATION = {"repositoryLocationName": "stock_pipelines", "repositoryName": "__repository__"}
+# On a loaded 2-core machine a run's launch through the code server can outlast Dagster's 60 s
+# gRPC deadline; the default coordinator then leaves the run STARTING for good. The soak's
+# instance retries such launches and allows the code server 5 minutes a call.
+RUN_QUEUE = {"run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
+                                 "config": {"dequeue_interval_seconds": 1, "max_user_code_failure_retries": 5,
+                                            "user_code_failure_retry_delay": 10}}}
+GRPC_TIMEOUT = {"DAGSTER_GRPC_TIMEOUT_SECONDS": "300"}
+
+SCHEDULES = """query { schedulesOrError(repositorySelector: {repositoryLocationName: "stock_pipelines",
+  repositoryName: "__repository__"}) { ... on Schedules { results { name pipelineName cronSchedule executionTimezone
+  scheduleState { id status } } } } }"""
+STOP_SCHEDULE = """mutation Stop($id: String!) { stopRunningSchedule(id: $id) { __typename } }"""
+FUTURE_TICKS = """query Ticks($selector: ScheduleSelector!, $cursor: Float!, $until: Float!) {
+  scheduleOrError(scheduleSelector: $selector) { ... on Schedule {
+    futureTicks(cursor: $cursor, until: $until) { results { timestamp } } } } }"""
+DRY_RUN = """mutation DryRun($selector: ScheduleSelector!, $timestamp: Float!) {
+  scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
+    __typename ... on DryRunInstigationTick { evaluationResult { skipReason
+      error { message } runRequests { runKey jobName runConfigYaml tags { key value } } } }
+    ... on PythonError { message } } }"""
+LAUNCH = """mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+  ... on RunConfigValidationInvalid { errors { message } } ... on InvalidStepError { invalidStepKey } } }"""
+SENSORS = """query { sensorsOrError(repositorySelector: {repositoryLocationName: "stock_pipelines",
+  repositoryName: "__repository__"}) { ... on Sensors { results { name sensorState { id status } } } } }"""
+STOP_SENSOR = """mutation Stop($id: String!) { stopSensor(id: $id) { __typename } }"""
+# what looks at "today" and the collectors: past the week, the project clock runs on into days
+# with no collectors, where these would open incidents and launch runs nobody waits for
+TODAY_SENSORS = ("collector_heartbeat_sensor", "tick_archive_sensor", "incident_sensor")
+DAEMONS = """query { instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"""
+RUNS = """query { runsOrError(limit: 1000) { ... on Runs { results { runId jobName status tags { key value } } } } }"""
+
+
+def write_instance(home: Path) -> None:
+    """The project's dagster.yaml (SQLite under `home`, the run queue and its limits), with the
+    queue polled every second (the soak's runs start as soon as a slot is free) and launches
+    that hit the code server's deadline retried (`RUN_QUEUE`)."""
+    home.mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
+    config["run_coordinator"] = {**config.get("run_coordinator", {}), **RUN_QUEUE["run_coordinator"]}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@dataclass
+class DagsterStack:
+    children: Children
+    env: dict[str, str]
+    home: Path
+    url: str = ""
+    webserver: Child | None = None
+    daemon: Child | None = None
+    daemon_starts: int = 0
+    load_s: float = 0.0
+
+    def start(self, timeout: float = 240.0) -> None:
+        """The webserver, and the schedules stopped in the instance; the daemon is `start_daemon`."""
+        write_instance(self.home)
+        self.env = {**self.env, **GRPC_TIMEOUT, "DAGSTER_HOME": str(self.home)}
+        port = free_port()
+        bin_dir = Path(sys.executable).parent
+        self.webserver = self.children.start(
+            "webserver", [str(bin_dir / "dagster-webserver"), "-w", str(REPO_ROOT / "workspace.yaml"),
+                          "-h", "127.0.0.1", "-p", str(port)], self.env, "webserver.log")
+        self.url = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
+        wait_until("the Dagster webserver", self._answers, timeout, self.webserver, every=1)
+        self.load_s = time.monotonic() - started   # the daemon's code location loads about as long
+        self.stop_wall_clock_schedules()
+
+    def start_daemon(self) -> None:
+        bin_dir = Path(sys.executable).parent
+        self.daemon_starts += 1
+        self.daemon = self.children.start(
+            "dagster_daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(REPO_ROOT / "workspace.yaml")],
+            self.env, "dagster-daemon.log")
+
+    def kill_daemon(self) -> None:
+        import signal
+
+        if self.daemon is not None:
+            self.daemon.signal_group(signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                self.daemon.process.wait(10)
+
+    def _answers(self) -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"{self.url}/server_info", timeout=3).status_code == 200
+        return False
+
+    def graphql(self, query: str, variables: dict | None = None, timeout: float = 120) -> dict:
+        response = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
+                              timeout=timeout)
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL: {body['errors']}")
+        return body["data"]
+
+    def sensors_running(self) -> bool:
+        """The daemon's sensor daemon has reported healthy (it has loaded the code location)."""
+        try:
+            statuses = self.graphql(DAEMONS, timeout=30)["instance"]["daemonHealth"]["allDaemonStatuses"]
+        except (httpx.HTTPError, RuntimeError):
+            return False
+        return any(s["daemonType"] == "SENSOR" and s["healthy"] for s in statuses)
+
+    def schedules(self) -> list[dict]:
+        return self.graphql(SCHEDULES)["schedulesOrError"]["results"]
+
+    def stop_wall_clock_schedules(self) -> None:
+        for schedule in self.schedules():
+            if schedule["scheduleState"]["status"] != "STOPPED":
+                self.graphql(STOP_SCHEDULE, {"id": schedule["scheduleState"]["id"]})
+
+    def stop_sensors(self, names: tuple[str, ...]) -> None:
+        for sensor in self.graphql(SENSORS)["sensorsOrError"]["results"]:
+            if sensor["name"] in names and sensor["sensorState"]["status"] != "STOPPED":
+                self.graphql(STOP_SENSOR, {"id": sensor["sensorState"]["id"]})
+
+    def runs(self) -> list[dict]:
+        return self.graphql(RUNS)["runsOrError"]["results"]
+
+
+@dataclass
+class ScheduleTicker:
+    """Every schedule's cron ticks in [first, last] (exchange time, epoch seconds), listed once;
+    `tick(now)` evaluates and launches the ticks the exchange's clock has passed."""
+
+    stack: DagsterStack
+    first: float
+    last: float
+    launched: list[dict] = field(default_factory=list)
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+    _run_keys: set[str] = field(default_factory=set)
+    _due: list[tuple[float, dict]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for schedule in self.stack.schedules():
+            selector = {**LOCATION, "scheduleName": schedule["name"]}
+            ticks = self.stack.graphql(FUTURE_TICKS, {"selector": selector, "cursor": self.first, "until": self.last})
+            self._due += [(t["timestamp"], schedule) for t in ticks["scheduleOrError"]["futureTicks"]["results"]]
+        self._due.sort(key=lambda item: item[0])
+
+    def tick(self, now: float) -> list[dict]:
+        fresh = []
+        while self._due and self._due[0][0] <= now:
+            timestamp, schedule = self._due.pop(0)
+            fresh += self._evaluate(schedule, {**LOCATION, "scheduleName": schedule["name"]}, timestamp)
+        return fresh
+
+    def _evaluate(self, schedule: dict, selector: dict, timestamp: float) -> list[dict]:
+        name = schedule["name"]
+        # the dry run evaluates the first tick at or after the timestamp it is given
+        result = self.stack.graphql(DRY_RUN, {"selector": selector, "timestamp": timestamp - 0.5})["scheduleDryRun"]
+        evaluation = result.get("evaluationResult")
+        if evaluation is None or evaluation.get("error"):
+            self.errors.append(f"{name} at {timestamp}: {result.get('message') or evaluation['error']['message']}")
+            return []
+        if not evaluation["runRequests"]:
+            self.skipped += 1
+            return []
+        fresh = []
+        for request in evaluation["runRequests"]:
+            if request["runKey"] and request["runKey"] in self._run_keys:
+                continue
+            launched = self._launch(name, request["jobName"] or schedule["pipelineName"], request)
+            if launched is not None:
+                self._run_keys.add(request["runKey"] or "")
+                fresh.append(launched)
+        self.launched += fresh
+        return fresh
+
+    def _launch(self, schedule: str, job: str, request: dict) -> dict | None:
+        tags = {t["key"]: t["value"] for t in request["tags"]}
+        tags.update({"dagster/schedule_name": schedule, "stock_pipelines/soak": "exchange-clock schedule tick"})
+        if request["runKey"]:
+            tags["dagster/run_key"] = request["runKey"]
+        params = {
+            "selector": {**LOCATION, "jobName": job},
+            "runConfigData": yaml.safe_load(request["runConfigYaml"]) or {},
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+        }
+        result = self.stack.graphql(LAUNCH, {"params": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            self.errors.append(f"{schedule} {request['runKey']}: {result}")
+            return None
+        return {"schedule": schedule, "run_id": result["run"]["runId"], "run_key": request["runKey"],
+                "partition": tags.get("dagster/partition")}

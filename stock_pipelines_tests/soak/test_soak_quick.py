@@ -1,0 +1,76 @@
+"""`stock-pipelines soak --quick` as a person runs it: the real command, its real processes (the
+exchange across two days, the fleet of both brokers, the Dagster webserver and daemon, Redis, the
+alert receiver) and the seeded fault schedule; the outcome read from its run directory."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import psutil
+import pytest
+
+from stock_pipelines.soak.fleet_file import COLLECTORS
+from stock_pipelines.soak.manifest import RunDirectory
+from stock_pipelines.soak.options import QUICK_START, trading_days
+from stock_pipelines.soak.schedule import plan
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+SEED = 7
+
+
+def test_a_quick_soak_survives_its_faults_and_leaves_the_run_directory_the_figures_read(tmp_path):
+    run_dir = tmp_path / "run"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "stock_pipelines.cli", "soak", "--quick", "--seed", str(SEED),
+                           "--run-dir", str(run_dir)], env=dict(os.environ), capture_output=True, text=True,
+                          timeout=1700, check=False)
+    wall = time.monotonic() - started
+    print(f"\nsoak --quick: exit {done.returncode} in {wall:.0f} s\n{done.stdout[-3000:]}")
+    assert done.returncode == 0, f"exit {done.returncode}\nstdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-5000:]}"
+    # progress reached a person on stderr: each day's exchange time, each fault
+    assert "exchange released at 2026-11-19" in done.stderr and "fault f01-" in done.stderr
+
+    run = RunDirectory(run_dir)
+    manifest = run.manifest()
+    days = trading_days(QUICK_START, 2)
+    assert manifest.days == [d.isoformat() for d in days] == ["2026-11-19", "2026-11-20"]
+    assert manifest.quick and manifest.seed == SEED and manifest.wall_s > 0
+
+    # the fault log is the seed's schedule, every fault cleared (a SIGKILLed collector: restarted)
+    expected = plan(SEED, days, [cid for cid, _ in COLLECTORS], quick=True)
+    logged = sorted(run.faults(), key=lambda f: f.id)   # logged as they took effect
+    assert [(f.id, f.kind, f.subject, f.day) for f in logged] == \
+        sorted((f.id, f.kind, f.subject, f.day.isoformat()) for f in expected)
+    assert all(f.cleared_wall is not None and f.cleared_wall >= f.injected_wall for f in logged), logged
+
+    # one firing and one resolved alert per incident (at 600x the short faults may open none)
+    events = Counter((a["body"].get("incident_id"), a["body"].get("event")) for a in run.alerts())
+    incidents = {incident for incident, _ in events}
+    assert all(events[(i, "firing")] == 1 and events[(i, "resolved")] == 1 for i in incidents), events
+
+    # each day's end-of-day run was launched on the exchange's clock and succeeded
+    runs = json.loads((run_dir / "runs.json").read_text())
+    end_of_day = {_tag(r, "dagster/partition"): r["status"] for r in runs if r["jobName"] == "end_of_day_job"
+                  and _tag(r, "stock_pipelines/soak")}
+    assert end_of_day == {d.isoformat(): "SUCCESS" for d in days}, end_of_day
+
+    peaks = json.loads((run_dir / "memory.json").read_text())
+    assert {"exchange", "collector", "dagster_daemon", "webserver", "redis", "harness"} <= set(peaks)
+    assert json.loads((run_dir / "calls.json").read_text())["calls"], "the exchange's stats are missing"
+
+    # the soak's figures, when the figures module is in: every day certified, no bar lost
+    last = json.loads(done.stdout.strip().splitlines()[-1].removeprefix("SOAK-HARNESS "))
+    if "days_certified" in last:
+        assert last["days_certified"] == last["days"] == 2 and last["bars_lost"] == 0, last
+
+    # nothing it started outlives it
+    leftovers = [p.info for p in psutil.process_iter(["pid", "cmdline"])
+                 if str(run_dir) in " ".join(p.info["cmdline"] or [])]
+    assert leftovers == []
+
+
+def _tag(run: dict, key: str) -> str | None:
+    return next((t["value"] for t in run["tags"] if t["key"] == key), None)
