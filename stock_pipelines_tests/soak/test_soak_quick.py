@@ -17,7 +17,7 @@ from stock_pipelines.soak.manifest import RunDirectory
 from stock_pipelines.soak.options import QUICK_START, trading_days
 from stock_pipelines.soak.schedule import plan
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.integration, pytest.mark.soak, pytest.mark.timeout(1800)]
 SEED = 7
 
 
