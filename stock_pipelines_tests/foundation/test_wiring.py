@@ -42,7 +42,13 @@ def test_the_lineage_shows_every_table_a_day_reads_or_writes():
     assert parents("quality_broker_sample") == parents("quality_broker_windows") == {
         "raw_ticks", "tick_minute_bars", "recovered_minute_bars"
     }
-    assert parents("quality_report") == {"minute_bars", "quality_broker_sample", "quality_broker_windows"}
+    # the trade tier comes after the bars; the report's trade level judges its trades
+    assert parents("recovered_trades") == parents("recovered_trades_windows") == {
+        "raw_ticks", "gap_report", "recovered_minute_bars"
+    }
+    assert parents("quality_report") == {
+        "minute_bars", "recovered_trades", "quality_broker_sample", "quality_broker_windows"
+    }
     graph = defs.get_repository_def().asset_graph
     for check, table in (("minute_bars_day_volume", "quality_broker_day_volumes"),
                          ("minute_bars_match_broker", "quality_broker_sample"),
