@@ -66,3 +66,20 @@ def test_recovery_runs_are_limited_to_one_at_a_time_by_the_instance():
     heartbeat = sensors["collector_heartbeat_sensor"]
     assert heartbeat.default_status == dg.DefaultSensorStatus.RUNNING
     assert heartbeat.minimum_interval_seconds <= 15
+
+
+
+def test_a_launch_that_outlasts_the_code_server_is_retried_with_the_instance_limits_kept(tmp_path, monkeypatch):
+    """The embedded default's instance, as Dagster loads it, retries a run whose launch failed on
+    the code server (a slow gRPC reply on a loaded machine left it STARTING for good) and keeps
+    the run queue's concurrency section; the compose deployments carry the same setting."""
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with dg.DagsterInstance.get() as instance:
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_user_code_failure_retries == 5
+        assert queue.max_concurrent_runs == 2
+        assert {"key": RUN_KIND_TAG, "value": "recovery", "limit": 1} in queue.tag_concurrency_limits
+    embedded = yaml.safe_load((REPO / "dagster_home" / "dagster.yaml").read_text())["run_coordinator"]
+    for compose in ("docker/dagster.yaml", "docker/scale-out/dagster.yaml"):
+        assert yaml.safe_load((REPO / compose).read_text())["run_coordinator"] == embedded, compose
