@@ -81,10 +81,15 @@ def test_ten_children_killed_at_once_restart_spread_over_the_window(tmp_path):
         wait_until(lambda: len(events.lines("collector_restarted")) == 10, 20, "ten restarts")
         exited = {e["collector"]: e["epoch"] for e in events.lines("collector_exited")}
         restarted = {e["collector"]: e["epoch"] for e in events.lines("collector_restarted")}
-        waits = sorted(restarted[n] - exited[n] for n in names)
-        assert all(0 <= w <= BASE_S + 0.5 for w in waits), waits  # the first restart's bound, plus a tick
-        assert waits[-1] - waits[0] > BASE_S / 2, waits  # spread over the window ...
-        assert max(sum(1 for w in waits if t <= w < t + 0.2) for t in waits) <= 4, waits  # ... no burst
+        planned = {e["collector"]: e["delay_s"] for e in events.lines("restart_scheduled")}
+        delays = sorted(planned[n] for n in names)
+        assert all(0 <= d <= BASE_S for d in delays), delays  # within the first restart's window ...
+        assert delays[-1] - delays[0] > BASE_S / 2, delays  # ... spread over it ...
+        assert max(sum(1 for d in delays if t <= d < t + 0.2) for t in delays) <= 4, delays  # ... no burst
+        # each restart waited its own delay, never less; how much later it came depends on the
+        # machine's load (a process start), so only a generous bound holds on a shared machine
+        late = {n: (restarted[n] - exited[n]) - planned[n] for n in names}
+        assert all(-0.05 <= s <= 5.0 for s in late.values()), late
         assert not any(pid_alive(pid) for pid in first.values())
         status = read_status(tmp_path / "status.json")
         wait_until(lambda: all(c["state"] == "running" for c in read_status(tmp_path / "status.json")
