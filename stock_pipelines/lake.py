@@ -150,7 +150,7 @@ def day_trades(data_dir: Path | None, day: date | str) -> pl.DataFrame:
     no trade appears twice; `source` says where each came from (`rest_*` for recovered ones).
     Either partition may be missing (read as empty); raw_ticks' schema is the frame's."""
     from stock_pipelines.archive.ticks import TICKS_SCHEMA
-    from stock_pipelines.recovery.trades_run import merge_by_cum
+    from stock_pipelines.archive.trade_merge import merge_by_cum  # lazily: lake sits below archive
 
     def read(asset: str) -> pl.DataFrame:
         if partition_exists(asset, day, data_dir):

@@ -41,6 +41,13 @@ def _at(context: dg.ScheduleEvaluationContext):
     return context.scheduled_execution_time.astimezone(SEOUL)
 
 
+def _closed(at) -> dg.SkipReason | None:
+    """The skip for a day the KRX does not trade, naming why (weekend, holiday, ...)."""
+    if krx_calendar().is_trading_day(at.date()):
+        return None
+    return dg.SkipReason(f"{at.date()} is not a KRX trading day ({krx_calendar().day(at.date()).reason})")
+
+
 def _flags(redis: RedisResource) -> FeatureFlags:
     try:
         return FeatureFlags(redis.client())
@@ -51,8 +58,8 @@ def _flags(redis: RedisResource) -> FeatureFlags:
 @_seoul_schedule(preflight_job, "30 8 * * 1-5", "Pre-flight at 08:30 on trading days.")
 def preflight_schedule(context: dg.ScheduleEvaluationContext, redis: RedisResource):
     at = _at(context)
-    if not krx_calendar().is_trading_day(at.date()):
-        return dg.SkipReason(f"{at.date()} is not a KRX trading day ({krx_calendar().day(at.date()).reason})")
+    if (closed := _closed(at)) is not None:
+        return closed
     flag = _flags(redis).state(PREFLIGHT)
     if not flag.enabled:
         return dg.SkipReason(f"{PREFLIGHT} is off ({flag.source})")
@@ -93,6 +100,6 @@ def minute_bars_freshness_schedule(context: dg.ScheduleEvaluationContext):
 )
 def archive_retention_schedule(context: dg.ScheduleEvaluationContext):
     at = _at(context)
-    if not krx_calendar().is_trading_day(at.date()):
-        return dg.SkipReason(f"{at.date()} is not a KRX trading day ({krx_calendar().day(at.date()).reason})")
+    if (closed := _closed(at)) is not None:
+        return closed
     return dg.RunRequest(run_key=f"retention:{at.date():%Y%m%d}")

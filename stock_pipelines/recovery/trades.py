@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from stock_pipelines.gaps.model import Gap
+from stock_pipelines.gaps.sequence import sequence_gap_frame
 from stock_pipelines.market import Session
 
 ONE_SECOND = timedelta(seconds=1)
@@ -49,19 +50,14 @@ def missing_windows(trades: pl.DataFrame, gaps: Iterable[Gap], session: Session,
     """Every window of the day with trades missing from `trades` (symbol, ts, qty, cum)."""
     ranking = {s: i for i, s in enumerate(sorted(activity, key=lambda s: (-activity[s], s)))}
     open_, close_end = session.open.astimezone(UTC), session.close.astimezone(UTC) + ONE_SECOND
-    per_symbol = {key[0]: frame for key, frame in trades.sort("symbol", "cum").partition_by("symbol", as_dict=True).items()}
+    per_symbol = {key[0]: frame for key, frame in trades.partition_by("symbol", as_dict=True).items()}
+    mean_qty = {s: max(1.0, f["qty"].mean() or 1.0) for s, f in per_symbol.items()}
     windows: list[TradeWindow] = []
-    for symbol, frame in per_symbol.items():
-        rank = ranking.get(symbol, len(ranking))
-        mean_qty = max(1.0, frame["qty"].mean() or 1.0)
-        prev = frame.select(
-            pl.col("ts").shift(1).alias("prev_ts"), pl.col("cum").shift(1, fill_value=0).alias("prev_cum"),
-            "ts", "qty", "cum",
-        ).filter(pl.col("cum") - pl.col("qty") > pl.col("prev_cum"))
-        for prev_ts, prev_cum, ts, qty, cum in prev.iter_rows():
-            volume = cum - qty - prev_cum
-            windows.append(TradeWindow(symbol, prev_ts or open_, ts + ONE_SECOND, volume,
-                                       math.ceil(volume / mean_qty), rank))
+    # the chain's holes (gaps.sequence), less the overlaps it also reports (negative `missing`)
+    holes = sequence_gap_frame(trades, session.day).filter(pl.col("missing") > 0)
+    for symbol, start, end, volume in holes.select("symbol", "start", "end", "missing").iter_rows():
+        windows.append(TradeWindow(symbol, start.astimezone(UTC), end.astimezone(UTC) + ONE_SECOND, volume,
+                                   math.ceil(volume / mean_qty[symbol]), ranking.get(symbol, len(ranking))))
     last_ts = {s: f["ts"].max() for s, f in per_symbol.items()}
     rate = {s: f.height / max(1.0, (f["ts"].max() - open_).total_seconds()) for s, f in per_symbol.items()}
     for gap in gaps:

@@ -116,15 +116,6 @@ def as_raw_ticks(trades: pl.DataFrame) -> pl.DataFrame:
     ).cast(TICKS_SCHEMA)
 
 
-def merge_by_cum(archived: pl.DataFrame, recovered: pl.DataFrame) -> pl.DataFrame:
-    """The day's trades (raw_ticks columns): the archive's, plus each recovered trade whose
-    (symbol, cum) the archive lacks. Never a duplicate; an archived trade always wins."""
-    extra = recovered.select(list(TICKS_SCHEMA)).cast(TICKS_SCHEMA).join(
-        archived.select("symbol", "cum"), on=["symbol", "cum"], how="anti")
-    return pl.concat([archived.select(list(TICKS_SCHEMA)).cast(TICKS_SCHEMA), extra]).unique(
-        subset=["symbol", "cum"], keep="first", maintain_order=True).sort("symbol", "cum")
-
-
 def fetched_windows(answered: list[tuple[TradeWindow, int]], broker: str, fetched_at: datetime) -> pl.DataFrame:
     """The answered windows, each cut at `fetched_at` (the run's start): trades before it are final."""
     rows = [(w.symbol, w.start, min(w.end, fetched_at), broker, calls, fetched_at) for w, calls in answered]

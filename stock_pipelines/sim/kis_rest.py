@@ -178,18 +178,23 @@ class KisRest:
 
     # -- quotations ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _bad_hour() -> Response:
-        return GatewayJSONResponse(kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_HOUR_1 (HHMMSS)"))
-
-    async def itemchart(self, request: Request) -> Response:
-        code, refused = await self._quotation(request, "kis_itemchart", kis.TR_ITEMCHART)
+    async def _today_quotation(self, request: Request, counter: str, tr_id: str):
+        """`_quotation` for an endpoint of today's session: (code, today, FID_INPUT_HOUR_1 as epoch
+        microseconds, None), or (..., the refusal) when the gate or the hour refuses the call."""
+        code, refused = await self._quotation(request, counter, tr_id)
         if refused is not None:
-            return refused
+            return code, None, None, refused
         today = self.state.day.day
         upto = self._hour_us(today, request.query_params.get("FID_INPUT_HOUR_1"))
         if upto is None:
-            return self._bad_hour()
+            bad = kis.error(kis.BAD_INPUT_CODE, "ERROR INPUT FIELD FID_INPUT_HOUR_1 (HHMMSS)")
+            return code, today, None, GatewayJSONResponse(bad)
+        return code, today, upto, None
+
+    async def itemchart(self, request: Request) -> Response:
+        code, today, upto, refused = await self._today_quotation(request, "kis_itemchart", kis.TR_ITEMCHART)
+        if refused is not None:
+            return refused
         now_us = self.state.clock.now_us()
         bars = self.state.bars_on(today, code, now_us)
         rows = self._rows(today, bars, upto, kis.ITEMCHART_PAGE)
@@ -263,13 +268,9 @@ class KisRest:
     async def trades(self, request: Request) -> Response:
         """FHPST01060000: today's trades at or before FID_INPUT_HOUR_1, 30 a call, newest first;
         tr_cont "M" while older trades remain."""
-        code, refused = await self._quotation(request, "kis_trades", kis_trades.TR_TRADES_TODAY)
+        code, today, upto, refused = await self._today_quotation(request, "kis_trades", kis_trades.TR_TRADES_TODAY)
         if refused is not None:
             return refused
-        today = self.state.day.day
-        upto = self._hour_us(today, request.query_params.get("FID_INPUT_HOUR_1"))
-        if upto is None:
-            return self._bad_hour()
         trades = self.state.day.trades(code, until_us=self.state.clock.now_us())
         rows, more = kis_trades.trade_rows(trades, upto)
         body = kis.envelope(kis.OK, output1=kis_trades.summary(self.state.day.name(code), trades), output2=rows)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from stock_pipelines.embedded_redis import _redis_server_binary
+from stock_pipelines.embedded_redis import redis_server_binary
 
 CLI = [sys.executable, "-m", "stock_pipelines.cli"]
 
@@ -93,7 +93,7 @@ class Children:
 def start_redis(children: Children, directory: Path, port: int, timeout: float = 15.0) -> Child:
     """A throw-away redis-server on 127.0.0.1:`port` (no persistence: killed, it comes back empty)."""
     directory.mkdir(parents=True, exist_ok=True)
-    argv = [str(_redis_server_binary()), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+    argv = [str(redis_server_binary()), "--bind", "127.0.0.1", "--port", str(port), "--save", "",
             "--appendonly", "no", "--dir", str(directory), "--protected-mode", "yes"]
     child = children.start("redis", argv, dict(os.environ), "redis.log")
     wait_until(f"redis on port {port}", lambda: _redis_answers(port), timeout, child)

@@ -16,21 +16,12 @@ from stock_pipelines.brokers.trades import TRADE_SCHEMA, trade_history
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.sim.exchange_config import ExchangeConfig
 from stock_pipelines.sim.runner import run_exchange
+from stock_pipelines_tests.brokers.test_clients_on_simulator import NoLimit, token_dir  # noqa: F401 - token_dir is a fixture
 
 pytestmark = pytest.mark.integration
 
 DAY = krx_calendar().session(datetime(2026, 11, 20).date())
 AFTER_CLOSE = DAY.close + timedelta(hours=1)
-
-
-class NoLimit:
-    def acquire(self, timeout=None):
-        pass
-
-
-@pytest.fixture(scope="module")
-def token_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("tokens")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ exactly the exchange's trades over the whole window, with no loss window reporte
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import httpx
 import pytest
 
 from stock_pipelines.sim.runner import run_exchange
+from stock_pipelines_tests.dagster_dev import free_port
 from stock_pipelines_tests.waiting import wait_until
 
 from .conftest import DAY, admin, archived, keys, pin, seoul, truth
@@ -25,12 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 def _trade_lines(root: Path, collector_id: str) -> int:
     return sum(len(path.read_text().splitlines())
                for path in (root / collector_id / "trades" / f"{DAY:%Y%m%d}").glob("*.jsonl"))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _metric(port: int, name: str) -> float | None:
@@ -95,7 +89,7 @@ def test_kis_failing_alone_fails_over_to_the_hot_kiwoom_feed_and_back_losing_not
 
 
 def test_a_kiwoom_fault_while_kis_is_primary_loses_nothing_and_shows_the_standby_down(tmp_path, redis_server):
-    client, cid, port = redis_server.client(), "hot-2", _free_port()
+    client, cid, port = redis_server.client(), "hot-2", free_port()
     start = seoul(13, 0)
     with run_exchange(day=DAY, seed=32, symbols=8, start=start, pinned=True, speed=60,
                       credentials=CREDENTIALS) as url:

@@ -8,7 +8,7 @@ import polars as pl
 from stock_pipelines.gaps.model import Gap, GapKind
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.recovery.trades import TradeWindow, missing_windows, plan_trades
-from stock_pipelines.recovery.trades_run import merge_by_cum
+from stock_pipelines.archive.trade_merge import merge_by_cum
 from stock_pipelines.archive.ticks import TICKS_SCHEMA
 
 DAY = date(2026, 11, 20)

@@ -12,6 +12,7 @@ import dagster as dg
 import polars as pl
 
 from stock_pipelines.archive.ticks import TICKS_SCHEMA
+from stock_pipelines.archive.trade_merge import merge_by_cum
 from stock_pipelines.brokers.model import BrokerAuthError
 from stock_pipelines.brokers.trades import trade_history
 from stock_pipelines.defs.assets.day_inputs import collected, trading_day
@@ -31,7 +32,6 @@ from stock_pipelines.recovery.trades_run import (
     done_windows,
     fetch_trades,
     fetched_windows,
-    merge_by_cum,
 )
 
 TRADE_WINDOWS = "recovered_trades_windows"
