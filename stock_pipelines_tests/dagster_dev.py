@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import yaml
+
+from stock_pipelines.soak.processes import free_port  # noqa: F401 - the tests take it from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The run queue is polled every 5 s by default: a test that waits on many runs, or times a launch,
@@ -47,12 +48,6 @@ def quiet_env(*, data_dir: Path, archive_dir: Path, redis_url: str, prefix: str,
         "FEATURE_HEARTBEAT_MONITORING_ENABLED": "false",
         "FEATURE_PREFLIGHT_ENABLED": "false",
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
