@@ -21,8 +21,9 @@ that evening), fetched 30 a call from inquire-time-itemconclusion; its lower bou
 simulator's trades, sum over symbols of ceil(trades in the window / 30). The last line is a JSON
 object of the shared run's figures, both baselines' calls, rate-limit errors and utilization,
 and the trade tier's figures (`trades_*`). Targets: calls == lower bound (bars), trade calls
-close to theirs (pages overlap at their boundary second), utilization >= 0.9 for the bars and
-the trades (each call holds its limiter slot until its reply: `resilience.rate_limit`), 0 errors.
+close to theirs (pages overlap at their boundary second), utilization for both tiers near
+1 / (1.05 + a call's latency in seconds) (each call holds its limiter slot from its grant to its
+reply, then for the 1.05 s window: `resilience.rate_limit`), 0 errors.
 """
 
 from __future__ import annotations
