@@ -54,8 +54,10 @@ def broker_went_unanswered(evaluations: list[dg.AssetCheckEvaluation]) -> bool:
 
 def failed_days(instance: dg.DagsterInstance, refusal: Refusal) -> tuple[list[str], list[str]]:
     """(days whose latest end-of-day run failed on the refusal, other failed days of that time)."""
+    # the runs of the refusal's time only: a run created after the resume did not meet it
+    resumed = datetime.fromtimestamp(refusal.resumed_at, UTC) if refusal.resumed_at is not None else None
     touched = instance.get_run_records(
-        dg.RunsFilter(job_name=end_of_day_job.name,
+        dg.RunsFilter(job_name=end_of_day_job.name, created_before=resumed,
                       updated_after=datetime.fromtimestamp(refusal.refused_at, UTC))
     )
     days = sorted({r.dagster_run.tags[PARTITION_TAG] for r in touched if PARTITION_TAG in r.dagster_run.tags})
