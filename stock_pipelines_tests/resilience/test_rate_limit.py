@@ -179,6 +179,27 @@ def test_a_slot_is_held_until_its_reply_and_counted_from_then(redis_server):
     assert third.at >= quick.at + 1.0 and third.at - slow.at >= 1.6
 
 
+def test_while_every_slot_is_out_a_waiter_asks_again_until_one_returns(redis_server):
+    """When a held call returns is unknown (its entry is logged 30 s ahead): a waiter asks again
+    every 10 ms instead of sleeping 30 s or giving up, and gets the slot a window after the reply."""
+    limiter = SharedRateLimiter(redis_server.client(), "out", 1, safety_margin=0.0)
+    out: list = []
+    held = threading.Event()
+
+    def one_call() -> None:
+        with limiter.slot(timeout=1) as grant:
+            out.append(grant)
+            held.set()
+            time.sleep(0.3)
+
+    caller = threading.Thread(target=one_call)
+    caller.start()
+    assert held.wait(5)
+    waiter = limiter.acquire(timeout=3)
+    caller.join(timeout=5)
+    assert waiter.at - out[0].at >= 1.3  # the call's 0.3 s, then its window
+
+
 def test_calls_sent_late_never_crowd_a_broker_second(redis_server, tmp_path):
     """Three processes of six threads call the simulated KIS at its 20/s; half the requests, at
     random, leave 500 ms after their grant (a descheduled thread beside running ones). The
