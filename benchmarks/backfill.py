@@ -21,14 +21,15 @@ that evening), fetched 30 a call from inquire-time-itemconclusion; its lower bou
 simulator's trades, sum over symbols of ceil(trades in the window / 30). The last line is a JSON
 object of the shared run's figures, both baselines' calls, rate-limit errors and utilization,
 and the trade tier's figures (`trades_*`). Targets: calls == lower bound (bars), trade calls
-close to theirs (pages overlap at their boundary second), utilization >= 0.9 for the bars and
-about 0.5 for the trades (a trade call takes two limiter slots, `brokers.trades.SLOTS_PER_CALL`),
-0 errors.
+close to theirs (pages overlap at their boundary second), utilization for both tiers near
+1 / (1.05 + a call's latency in seconds) (each call holds its limiter slot from its grant to its
+reply, then for the 1.05 s window: `resilience.rate_limit`), 0 errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import multiprocessing as mp
@@ -76,12 +77,14 @@ def worker(symbols: list[str], local_rate: float | None, rate: int, workers: int
         local = LocalRateLimiter(burst, 1.05 * burst / local_rate)
 
         class Local:
-            def acquire(self, timeout=None):
+            @contextlib.contextmanager
+            def slot(self, timeout=None):
                 while True:
                     granted, wait = local.try_acquire()
                     if granted:
-                        return
+                        break
                     time.sleep(wait)
+                yield
 
         limiter = Local()
     client = KisClient(url, KisCredentials("bench-key", "bench-secret"), limiter, Path(token_dir),

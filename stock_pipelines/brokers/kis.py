@@ -197,10 +197,10 @@ class KisClient:
         for attempt in retry_policy(self.max_attempts, self.retries):
             with attempt:
                 token = self.tokens.get(self._issue_token, refused=refused)
-                self.limiter.acquire(timeout=60)
-                with self._lock:
-                    self.calls += 1
-                body = self._request(path, tr_id, params, token)
+                with self.limiter.slot(timeout=60):  # held until the reply is in (resilience.rate_limit)
+                    with self._lock:
+                        self.calls += 1
+                    body = self._request(path, tr_id, params, token)
                 code = str(body.get("msg_cd", ""))
                 if code in (TOKEN_EXPIRED, TOKEN_INVALID) and refused is None:
                     refused = token  # one fresh token, then the next attempt

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from stock_pipelines.brokers.kis import KisClient
 from stock_pipelines.brokers.model import BrokerError
-from stock_pipelines.brokers.trades import SLOTS_PER_CALL, TradeFetch, build_trades
+from stock_pipelines.brokers.trades import TradeFetch, build_trades
 from stock_pipelines.market import SEOUL
 
 TRADES_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemconclusion"
@@ -48,8 +48,6 @@ class KisTradeHistory:
         rejected: Counter[str] = Counter()
         cursor = (end - timedelta(microseconds=1)).replace(microsecond=0)
         while cursor >= start.replace(microsecond=0):
-            for _ in range(SLOTS_PER_CALL - 1):  # the client takes the last slot itself
-                self.client.limiter.acquire(timeout=60)
             body = self.client.quotation(TRADES_PATH, TRADES_TR_ID, {
                 "FID_COND_MRKT_DIV_CODE": "J",
                 "FID_INPUT_ISCD": symbol,

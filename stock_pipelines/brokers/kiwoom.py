@@ -117,9 +117,6 @@ class KiwoomClient:
         for attempt in retry_policy(self.max_attempts, self.retries):
             with attempt:
                 token = self.tokens.get(self._issue_token, refused=refused)
-                self.limiter.acquire(timeout=60)
-                with self._lock:
-                    self.calls += 1
                 headers = {
                     "content-type": "application/json;charset=UTF-8",
                     "authorization": f"Bearer {token.value}",
@@ -127,8 +124,11 @@ class KiwoomClient:
                     "cont-yn": "Y" if next_key else "N",
                     "next-key": next_key,
                 }
-                response = send(lambda: self.http.post(f"{self.base_url}{CHART_PATH}", json=request_body,
-                                                       headers=headers), f"Kiwoom {api_id}")
+                with self.limiter.slot(timeout=60):  # held until the reply is in (resilience.rate_limit)
+                    with self._lock:
+                        self.calls += 1
+                    response = send(lambda: self.http.post(f"{self.base_url}{CHART_PATH}", json=request_body,
+                                                           headers=headers), f"Kiwoom {api_id}")
                 body = json_body(response, f"Kiwoom {api_id}")
                 code = body.get("return_code")
                 if code == RATE_LIMITED:

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from stock_pipelines.brokers.bars import _whole_number
 from stock_pipelines.brokers.kiwoom import KiwoomClient
 from stock_pipelines.brokers.model import BrokerError
-from stock_pipelines.brokers.trades import SLOTS_PER_CALL, TradeFetch, build_trades
+from stock_pipelines.brokers.trades import TradeFetch, build_trades
 from stock_pipelines.market import SEOUL, krx_calendar
 
 TICK_CHART = "ka10079"
@@ -48,8 +48,6 @@ class KiwoomTradeHistory:
         rejected: Counter[str] = Counter()
         reached_earlier_day = False
         for _ in range(MAX_PAGES):
-            for _ in range(SLOTS_PER_CALL - 1):  # the client takes the last slot itself
-                self.client.limiter.acquire(timeout=60)
             body, next_key = self.client.chart(TICK_CHART, {"stk_cd": symbol, "tic_scope": "1", "upd_stkpc_tp": "1"},
                                                next_key)
             calls += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol, runtime_checkable
@@ -52,8 +53,9 @@ class BarFetch:
 
 
 class RateLimiter(Protocol):
-    def acquire(self, timeout: float | None = None) -> None:
-        """Block until one call may be made; raise TimeoutError if not possible in time."""
+    def slot(self, timeout: float | None = None) -> AbstractContextManager[object]:
+        """Around one call (request and reply): block until it may be made; raise TimeoutError if
+        not possible in time."""
 
 
 class MinuteBarSource(Protocol):

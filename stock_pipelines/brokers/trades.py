@@ -92,13 +92,6 @@ def build_trades(
     return frame.with_columns(pl.col("ts").dt.convert_time_zone("UTC")).cast(TRADE_SCHEMA)
 
 
-# The trade tier is bulk work beside the bar tier and the checks: each of its calls takes this many
-# slots of the shared rate limiter, so it runs at half the broker's limit and the calls the limiter
-# lets through never crowd a broker second, whatever the network's jitter (a sliding-window limiter
-# at the full rate let the simulator count 21 calls in one of its seconds on a loaded machine).
-SLOTS_PER_CALL = 2
-
-
 def trade_history(client) -> TradeHistorySource:
     """The trade history of a bar client (KisClient or KiwoomClient): same tokens, rate limit and
     call counter."""

@@ -1,5 +1,6 @@
 """The real KIS and Kiwoom clients against the simulated exchange over real HTTP."""
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,8 +24,8 @@ DAY = krx_calendar().session(datetime(2026, 11, 20).date())
 class NoLimit:
     """The clients' own limiter is tested in resilience/; here the server's limit is the subject."""
 
-    def acquire(self, timeout=None):
-        pass
+    def slot(self, timeout=None):
+        return contextlib.nullcontext()
 
 
 @pytest.fixture(scope="module")

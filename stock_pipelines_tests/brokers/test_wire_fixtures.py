@@ -7,6 +7,7 @@ names, same order, same value shapes (whole number, decimal, empty, text; all st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from datetime import date, datetime
@@ -33,8 +34,8 @@ def fixture(name: str) -> dict:
 
 
 class NoLimit:
-    def acquire(self, timeout=None):
-        pass
+    def slot(self, timeout=None):
+        return contextlib.nullcontext()
 
 
 def seoul(day: date, hhmmss: str) -> datetime:

@@ -7,11 +7,17 @@ stdin drives it:
 - a wall-clock start time: from then on, calls as fast as the limiter lets it for DURATION
   seconds, then prints one JSON object: the wall time each HTTP request left (an httpx hook),
   the requests the client counted, and the limiter's fallback state.
+
+WORKER_THREADS (default 1) threads call at once; SEND_DELAY_MAX_S (default 0): half the requests,
+at random, leave that many seconds after their limiter grant, the others at once (a loaded
+machine's scheduling at its worst: a descheduled thread beside running ones).
 """
 
 import json
 import os
+import random
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -43,12 +49,24 @@ def main() -> None:
         return
     time.sleep(max(0.0, start_at - time.time()))
     calls_before, sent, errors = source.calls, [], []
+    delay = float(os.environ.get("SEND_DELAY_MAX_S", "0"))
+    if delay:
+        rng = random.Random()
+        source.http.event_hooks["request"].append(lambda request: time.sleep(rng.choice((0.0, delay))))
     source.http.event_hooks["request"].append(lambda request: sent.append(time.time()))
-    while time.time() < start_at + duration:
-        try:
-            source.day_volume(symbol, day)
-        except BrokerError as error:
-            errors.append(f"{type(error).__name__}: {error}")
+
+    def call_until_the_end() -> None:
+        while time.time() < start_at + duration:
+            try:
+                source.day_volume(symbol, day)
+            except BrokerError as error:
+                errors.append(f"{type(error).__name__}: {error}")
+
+    threads = [threading.Thread(target=call_until_the_end) for _ in range(int(os.environ.get("WORKER_THREADS", "1")))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     print(json.dumps({
         "sent": sent,
         "requests": source.calls - calls_before,

@@ -18,9 +18,7 @@ from stock_pipelines.market import krx_calendar
 from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.redis_conn import RedisSettings, configure, redis_client
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
-from stock_pipelines.sim.runner import run_exchange
-from stock_pipelines.sim.exchange_config import ExchangeConfig
-from stock_pipelines_tests.conftest import RedisServer
+from stock_pipelines_tests.resilience.after_close import exchange_after_close
 from stock_pipelines_tests.dagster_resources import resources
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -33,16 +31,8 @@ FLAG_OFF = {"FEATURE_AUTO_RECOVERY_ENABLED": "false"}
 
 @pytest.fixture(scope="module")
 def exchange(tmp_path_factory):
-    session = krx_calendar().session(DAY)
-    redis = RedisServer(tmp_path_factory.mktemp("redis"))
-    redis.start()
-    config = ExchangeConfig(day=DAY, seed=SEED, symbols=SYMBOLS, pinned=True,
-                            start=session.close + timedelta(hours=1), credentials=KEYS)
-    try:
-        with run_exchange(config) as url:
-            yield url, redis
-    finally:
-        redis.stop()
+    with exchange_after_close(tmp_path_factory.mktemp("redis"), DAY, SEED, SYMBOLS, KEYS) as running:
+        yield running
 
 
 _keys = iter(KEYS)

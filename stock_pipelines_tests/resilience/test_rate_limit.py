@@ -7,12 +7,17 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from stock_pipelines.market import krx_calendar
 from stock_pipelines.redis_conn import quick_retry
 from stock_pipelines.resilience import LocalRateLimiter, SharedRateLimiter
+from stock_pipelines.sim.exchange_config import ExchangeConfig
+from stock_pipelines.sim.runner import run_exchange
+from stock_pipelines_tests.resilience.broker_workers import broker_workers, exchange_stats
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -148,70 +153,109 @@ def test_threads_in_one_process_share_the_limit_too(redis_server):
     assert max_in_any_window(grants) <= 6 and len(grants) >= 7  # waited for a second window
 
 
+DAY = date(2026, 11, 20)
+
+
+def simulated_kis(limit: int):
+    """The simulated exchange an hour after DAY's close, KIS allowing `limit` calls a second."""
+    session = krx_calendar().session(DAY)
+    return run_exchange(ExchangeConfig(day=DAY, symbols=4, pinned=True, start=session.close + timedelta(hours=1),
+                                       rate_limit=limit))
+
+
+def test_a_slot_is_held_until_its_reply_and_counted_from_then(redis_server):
+    """The log entry of a call moves to its reply's time: a call that took long keeps the
+    window after it closed, so the broker, counting at arrival, never sees a crowded second."""
+    limiter = SharedRateLimiter(redis_server.client(), "slots", 2, safety_margin=0.0)
+    with limiter.slot(timeout=1) as slow:
+        time.sleep(0.6)  # the slow call's request is out; its reply comes at ~0.6 s
+        quick = limiter.acquire(timeout=1)
+        with pytest.raises(TimeoutError):
+            limiter.acquire(timeout=0.3)  # both slots taken: the slow call's is held while it is out
+    third = limiter.acquire(timeout=3)
+    released = float(redis_server.client().zscore(limiter._key, slow.member)) / 1e6
+    assert released >= quick.at >= slow.at + 0.6  # logged at its reply, not at its grant
+    # a slot freed when the quick grant's window ended, not when the slow call's grant's did
+    assert third.at >= quick.at + 1.0 and third.at - slow.at >= 1.6
+
+
+def test_while_every_slot_is_out_a_waiter_asks_again_until_one_returns(redis_server):
+    """When a held call returns is unknown (its entry is logged 30 s ahead): a waiter asks again
+    every 10 ms instead of sleeping 30 s or giving up, and gets the slot a window after the reply."""
+    limiter = SharedRateLimiter(redis_server.client(), "out", 1, safety_margin=0.0)
+    out: list = []
+    held = threading.Event()
+
+    def one_call() -> None:
+        with limiter.slot(timeout=1) as grant:
+            out.append(grant)
+            held.set()
+            time.sleep(0.3)
+
+    caller = threading.Thread(target=one_call)
+    caller.start()
+    assert held.wait(5)
+    waiter = limiter.acquire(timeout=3)
+    caller.join(timeout=5)
+    assert waiter.at - out[0].at >= 1.3  # the call's 0.3 s, then its window
+
+
+def test_calls_sent_late_never_crowd_a_broker_second(redis_server, tmp_path):
+    """Three processes of six threads call the simulated KIS at its 20/s; half the requests, at
+    random, leave 500 ms after their grant (a descheduled thread beside running ones). The
+    exchange, which counts each wall-clock second and answers EGW00201 over its limit, refuses
+    none. (Logged at the grant instead, the calls reached it 22-23 in a second and 1-10 were
+    refused, in each of three runs.)"""
+    limit, processes, threads, delay, duration = 20, 3, 6, 0.5, 4.0
+    with simulated_kis(limit) as url:
+        env = {
+            "KIS_APP_KEY": "late-key", "KIS_APP_SECRET": "late-secret", "KIS_RATE_LIMIT_PER_S": str(limit),
+            "STOCK_PIPELINES_REDIS_PREFIX": tmp_path.name, "WORKER_THREADS": str(threads),
+            "SEND_DELAY_MAX_S": str(delay),
+        }
+        with broker_workers(processes, str(url), redis_server.url, tmp_path / "tokens", DAY, duration,
+                            env) as workers:
+            workers.tell_all("register")  # one call each: the token is issued and cached first
+            before = exchange_stats(str(url))
+            workers.tell_all(repr(time.time() + 0.5))
+            results = workers.results()
+            after = exchange_stats(str(url))
+    calls = sum(after["calls"].values()) - sum(before["calls"].values())
+    refused = after["rate_limited"] - before["rate_limited"]
+    sent = sorted(t for r in results for t in r["sent"])
+    print(f"{processes} processes x {threads} threads, half the requests sent {delay} s late, limit {limit}/s: "
+          f"{calls} calls in {duration} s, at most {max_in_any_window(sent)} sent in any 1 s; refused for the "
+          f"rate: {refused}")
+    assert refused == 0 and not any(r["errors"] for r in results)
+    assert calls == len(sent) == sum(r["requests"] for r in results)
+    # as they left (each stamped between its grant and its reply): no 1 s window, aligned or not
+    assert max_in_any_window(sent) <= limit
+    # and the limit is used: each call holds its slot for its delay and latency too
+    assert calls >= limit * duration * 0.6
+
+
 def test_processes_registered_before_an_outage_share_the_limit_while_redis_is_down(redis_server, tmp_path):
     """Four real processes call the simulated KIS broker with Redis dead: the broker, which
     enforces the limit itself (per wall-clock second), counts the calls and never refuses one."""
-    import os
-    from datetime import date, timedelta
-
-    import httpx
-
-    from stock_pipelines.market import krx_calendar
-    from stock_pipelines.sim.runner import run_exchange
-    from stock_pipelines.sim.exchange_config import ExchangeConfig
-
     limit, processes, duration = 10, 4, 3.0
-    day = date(2026, 11, 20)
-    session = krx_calendar().session(day)
-    config = ExchangeConfig(day=day, symbols=4, pinned=True, start=session.close + timedelta(hours=1),
-                            rate_limit=limit)
-    with run_exchange(config) as url:
-        env = os.environ | {
-            "KIS_BASE_URL": str(url), "KIS_APP_KEY": "share-key", "KIS_APP_SECRET": "share-secret",
-            "KIS_RATE_LIMIT_PER_S": str(limit), "STOCK_PIPELINES_BROKER": "kis",
+    with simulated_kis(limit) as url:
+        env = {
+            "KIS_APP_KEY": "share-key", "KIS_APP_SECRET": "share-secret", "KIS_RATE_LIMIT_PER_S": str(limit),
             "STOCK_PIPELINES_REDIS_PREFIX": tmp_path.name,
             # the floor out of the way: the share must come from the processes Redis counted
             "STOCK_PIPELINES_BROKER_PROCESSES": "1",
         }
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "-m", "stock_pipelines_tests.resilience.broker_worker", redis_server.url,
-                 str(tmp_path / "tokens"), day.isoformat(), "005930", str(duration)],
-                cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(processes)
-        ]
-
-        def tell_all(line: str) -> list[str]:
-            for worker in workers:
-                worker.stdin.write(line + "\n")
-                worker.stdin.flush()
-            return [worker.stdout.readline().strip() for worker in workers] if line == "register" else []
-
-        def stats() -> dict:
-            return httpx.get(f"{url}/admin/stats", timeout=10).json()
-
-        try:
-            for worker in workers:
-                assert worker.stdout.readline().strip() == "ready", worker.stderr.read()
-            tell_all("register")
+        with broker_workers(processes, str(url), redis_server.url, tmp_path / "tokens", DAY, duration,
+                            env) as workers:
+            workers.tell_all("register")
             # the second round: every process has registered by now, and each learns how many did
-            assert [json.loads(r)["registered"] for r in tell_all("register")] == [processes] * processes
-            before = stats()
+            assert [json.loads(r)["registered"] for r in workers.tell_all("register")] == [processes] * processes
+            before = exchange_stats(str(url))
             redis_server.kill()
             # past the window of their last shared grants: the switch's window is a known limit
-            tell_all(repr(time.time() + 1.5))
-            results = []
-            for worker in workers:
-                out, err = worker.communicate(timeout=60)
-                assert worker.returncode == 0, err
-                results.append(json.loads(out))
-            after = stats()
-        finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.kill()
+            workers.tell_all(repr(time.time() + 1.5))
+            results = workers.results()
+            after = exchange_stats(str(url))
     calls = sum(after["calls"].values()) - sum(before["calls"].values())
     sent = sorted(t for r in results for t in r["sent"])
     print(f"{processes} processes, Redis down, limit {limit}/s: {calls} calls at the broker over "

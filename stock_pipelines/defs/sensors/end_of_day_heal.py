@@ -38,6 +38,18 @@ def tail_shortfalls(evaluations: list[dg.AssetCheckEvaluation]) -> list[str]:
     return []
 
 
+def automatic_run_held(redis: RedisResource) -> str | None:
+    """Why no automatic end-of-day run may start now (the feature flag, governance, Redis), or None."""
+    try:
+        client = redis.client()
+        if not FeatureFlags(client).state(AUTO_RECOVERY).enabled:
+            return f"{AUTO_RECOVERY} is off"
+        governance = RecoveryGovernance(client).decision()
+    except RedisError as error:
+        return f"governance unknown (Redis: {type(error).__name__}); no automatic run"
+    return None if governance.allowed else f"automatic recovery not allowed: {governance.reason}"
+
+
 @dg.run_failure_sensor(
     monitored_jobs=[end_of_day_job],
     request_job=end_of_day_job,
@@ -61,15 +73,9 @@ def end_of_day_heal_sensor(context: dg.RunFailureSensorContext, redis: RedisReso
             f"{day}: not a day-volume tail (failed checks: {', '.join(failed) or 'none'}; "
             f"symbols behind the broker: {len(symbols)}); left to a person"
         )
-    try:
-        client = redis.client()
-        if not FeatureFlags(client).state(AUTO_RECOVERY).enabled:
-            return dg.SkipReason(f"{day}: {AUTO_RECOVERY} is off")
-        governance = RecoveryGovernance(client).decision()
-    except RedisError as error:
-        return dg.SkipReason(f"{day}: governance unknown (Redis: {type(error).__name__}); not healing")
-    if not governance.allowed:
-        return dg.SkipReason(f"{day}: automatic recovery not allowed: {governance.reason}")
+    held = automatic_run_held(redis)
+    if held:
+        return dg.SkipReason(f"{day}: {held}")
     return dg.RunRequest(
         run_key=f"end_of_day:heal:{day}",
         partition_key=day,
