@@ -42,7 +42,8 @@ def unproven_windows(ticks: pl.DataFrame, session: Session) -> dict[str, list[Wi
         windows = unproven.setdefault(symbol, [])
         if last_ts < session.closing_auction_start:
             start = min(max(last_ts, session.open), session.close)
-            tail = Gap(GapKind.SEQUENCE, "archive", start, session.close, (symbol,), "after the last archived trade")
+            tail = Gap(GapKind.SEQUENCE, "archive", start, session.close, (symbol,),
+                       "after the last archived trade")
             windows.append(minute_window(tail, session.close))
     return {symbol: union(windows) for symbol, windows in unproven.items()}
 

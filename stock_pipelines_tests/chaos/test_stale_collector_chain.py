@@ -91,8 +91,8 @@ def _heartbeat_only_calls(symbols: list[str]) -> int:
 def test_a_frozen_collector_costs_only_what_the_cum_chain_cannot_prove(tmp_path, redis_server, monkeypatch):
     client = redis_server.client()
     archive = tmp_path / "archive"
-    with run_exchange(day=DAY, seed=13, symbols=10, activity=0.5, start=seoul(8, 58), pinned=True, speed=SPEED,
-                      credentials={APP_KEY: APP_SECRET}) as url:
+    with run_exchange(day=DAY, seed=13, symbols=10, activity=0.5, start=seoul(8, 58), pinned=True,
+                      speed=SPEED, credentials={APP_KEY: APP_SECRET}) as url:
         codes = list(url.exchange.day.codes)
         alone = codes[5:]  # followed by the frozen collector only
         env = collector_env(tmp_path, url, redis_server.url, STOCK_PIPELINES_COLLECTOR_FLUSH_INTERVAL_S="0.2",
@@ -104,14 +104,16 @@ def test_a_frozen_collector_costs_only_what_the_cum_chain_cannot_prove(tmp_path,
             wait_streaming(frozen, client, FROZEN)
             wait_streaming(witness, client, WITNESS)
             admin(url, "/admin/clock", {"pinned": False})
-            wait_until(lambda: (b := store.latest(FROZEN)) and b.last_trade_at and b.last_trade_at >= seoul(9, 2)
-                       and FROZEN not in store.stale_collectors(), 30, "a fresh heartbeat of the collector")
+            wait_until(lambda: (b := store.latest(FROZEN)) and b.last_trade_at
+                       and b.last_trade_at >= seoul(9, 2) and FROZEN not in store.stale_collectors(),
+                       30, "a fresh heartbeat of the collector")
             os.kill(frozen.pid, signal.SIGSTOP)
             wait_until(lambda: FROZEN in store.stale_collectors(), 15, "the frozen collector called stale")
             time.sleep(FREEZE_WALL_S)
             os.kill(frozen.pid, signal.SIGCONT)
             resumed_at = url.exchange.clock.now()
-            wait_until(lambda: (at := _archived_until(archive, FROZEN)) and at > resumed_at + timedelta(minutes=1),
+            wait_until(lambda: (at := _archived_until(archive, FROZEN))
+                       and at > resumed_at + timedelta(minutes=1),
                        30, "the frozen collector's archive caught up a minute past the freeze")
             wait_until(lambda: FROZEN not in store.stale_collectors(), 15, "its heartbeats back")
             time.sleep(1.0)  # a few regular beats after the catch-up
@@ -140,7 +142,8 @@ def test_a_frozen_collector_costs_only_what_the_cum_chain_cannot_prove(tmp_path,
                bars_lost=lost, calls=run.calls, lower_bound_calls=bound, rate_limited=stats["rate_limited"],
                retries=run.retries, time_to_recover_s=run.seconds, calls_without_chain=without_chain,
                pruned_symbol_minutes=run.metadata.get("chain_pruned_symbol_minutes"),
-               **{k: run.metadata.get(k) for k in ("missing_symbol_minutes", "calls_planned", "windows_planned")})
+               **{k: run.metadata.get(k) for k in ("missing_symbol_minutes", "calls_planned",
+                                                    "windows_planned")})
     assert run.result.success and run.metadata["windows_unrecovered"] == 0
     assert lost == 0, f"{lost} bars before {until:%H:%M} differ from the exchange's truth"
     # the heartbeats called the 5 symbols only the frozen collector follows missing for longer than

@@ -93,14 +93,15 @@ def test_a_sparse_symbol_silent_in_a_window_its_chain_spans_is_pruned_an_unseen_
 
 
 def test_a_hole_reaching_the_closing_print_keeps_the_close_slot():
-    archived = ticks((SYMBOL, at("09:00"), 10, 10), (SYMBOL, at("15:10", 5), 5, 15), (SYMBOL, SESSION.close, 9, 40))
+    archived = ticks((SYMBOL, at("09:00"), 10, 10), (SYMBOL, at("15:10", 5), 5, 15),
+                     (SYMBOL, SESSION.close, 9, 40))
     plan, _ = plan_for([downtime(at("15:00"), SESSION.close)], archived)
     # 15:10..15:19 and the closing slot 15:30: the auction minutes hold no bar slot
     assert [(s, start, slots) for s, start, _end, slots in plan] == [(SYMBOL, at("15:10"), 11)]
 
 
 def test_inconsistent_quantities_prove_nothing():
-    archived = ticks((SYMBOL, at("09:00"), 10, 10), (SYMBOL, at("10:10", 30), 8, 15), (SYMBOL, at("10:20"), 5, 20),
-                     closed(20))
+    archived = ticks((SYMBOL, at("09:00"), 10, 10), (SYMBOL, at("10:10", 30), 8, 15),
+                     (SYMBOL, at("10:20"), 5, 20), closed(20))
     plan, _ = plan_for([downtime(at("10:00"), at("10:30"))], archived)
     assert plan == [(SYMBOL, at("10:00"), at("10:11"), 11)]  # cum 10 + 8 != 15 at 10:10:30

@@ -62,10 +62,12 @@ def lost_bar_calls(url, before: datetime | None = None) -> int:
     project clock's day; with `before`, only the minutes before it. Computed from the truth, never
     from the plan."""
     truth = truth_bars(url)
-    ticks = lake.read_partition("tick_minute_bars", DAY) if lake.partition_exists("tick_minute_bars", DAY) else None
+    archived = truth.clear()
+    if lake.partition_exists("tick_minute_bars", DAY):
+        archived = lake.read_partition("tick_minute_bars", DAY)
     if before is not None:
         truth = truth.filter(pl.col("minute") < before.astimezone(UTC))
-    absent, wrong, _extra = compare_bars(truth, truth.clear() if ticks is None else ticks)
+    absent, wrong, _extra = compare_bars(truth, archived)
     return lower_bound_calls(missing_windows(pl.concat([absent, wrong])), DAY, today=clock.now().date())
 
 

@@ -114,7 +114,8 @@ def recovered_minute_bars(
     session = krx_calendar().session(day)
     # where the archive's cum chain proves no trade missing, its bars are whole: no call for those
     unproven = unproven_windows(ticks, session)
-    plan = build_plan(gaps, day, today=today, activity=activity, covered=coverage, fetched=done, unproven=unproven)
+    plan = build_plan(gaps, day, today=today, activity=activity, covered=coverage, fetched=done,
+                      unproven=unproven)
     # the symbol-minutes only the broker can give: the gaps' minutes, overlaps merged, less tier 1,
     # less what the chain proves
     suspected = symbol_windows(gaps, coverage, session.close)
