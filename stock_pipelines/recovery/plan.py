@@ -61,14 +61,18 @@ def symbol_windows(
     covered: Mapping[str, Sequence[Window]] | None = None,
     close: datetime | None = None,
     fetched: Mapping[str, Sequence[Window]] | None = None,
+    unproven: Mapping[str, Sequence[Window]] | None = None,
 ) -> dict[str, list[Window]]:
-    """Per symbol, the union of its gaps' minute windows, less what `covered` already holds and
-    less what the broker already answered (`fetched`).
+    """Per symbol, the union of its gaps' minute windows, less what `covered` already holds, less
+    what the broker already answered (`fetched`) and, with `unproven`, only inside it.
 
     `covered` maps a symbol to windows another archive recorded (tier 1, free of API cost). It
     never excuses a sequence gap: those are found on the merged archives, so no archive has them.
     `fetched` maps a symbol to whole-minute windows an earlier run fetched from the broker after
     they had closed (`recovery.reuse`): their bars are final and are reused, whatever the gap.
+    `unproven` maps a symbol to the windows its archived `cum` chain does not prove complete
+    (`recovery.chain`); outside them the archive's bars are whole. A symbol it does not name has
+    no archived trade and keeps its windows.
     """
     coverable: dict[str, list[Window]] = defaultdict(list)
     sequence: dict[str, list[Window]] = defaultdict(list)
@@ -85,6 +89,8 @@ def symbol_windows(
         windows = union(windows + sequence.get(symbol, []))
         for done in (fetched or {}).get(symbol, ()):
             windows = subtract(windows, done)
+        if unproven is not None and symbol in unproven:
+            windows = intersect(windows, union(list(unproven[symbol])))
         if windows:
             result[symbol] = windows
     return result
@@ -98,6 +104,7 @@ def build_plan(
     covered: Mapping[str, Sequence[Window]] | None = None,
     calendar: KrxCalendar | None = None,
     fetched: Mapping[str, Sequence[Window]] | None = None,
+    unproven: Mapping[str, Sequence[Window]] | None = None,
 ) -> list[FetchWindow]:
     session = (calendar or krx_calendar()).session(day)
     if session is None:
@@ -107,7 +114,7 @@ def build_plan(
     ranking = sorted(activity, key=lambda s: (-activity[s], s))
     rank_of = {symbol: i for i, symbol in enumerate(ranking)}
     plan: list[FetchWindow] = []
-    for symbol, windows in symbol_windows(gaps, covered, session.close, fetched).items():
+    for symbol, windows in symbol_windows(gaps, covered, session.close, fetched, unproven).items():
         fetches = [(s, e, _slots(slots_all, s, e)) for s, e in windows]
         fetches = [f for f in fetches if f[2] > 0]
         for start, end, slots in _coalesce(fetches, slots_all, page):
@@ -193,6 +200,17 @@ def union(windows: list[Window]) -> list[Window]:
             result[-1] = (result[-1][0], max(result[-1][1], end))
         else:
             result.append((start, end))
+    return result
+
+
+def intersect(windows: list[Window], keep: list[Window]) -> list[Window]:
+    """The parts of `windows` inside `keep`, both sorted and disjoint (as `union` returns them)."""
+    result: list[Window] = []
+    for start, end in windows:
+        for keep_start, keep_end in keep:
+            piece = (max(start, keep_start), min(end, keep_end))
+            if piece[0] < piece[1]:
+                result.append(piece)
     return result
 
 

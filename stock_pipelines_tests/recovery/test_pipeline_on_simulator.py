@@ -4,7 +4,7 @@ has is back, checked against bars built independently from the simulator's trade
 the partly-lost minutes at each outage's edges included, at the call lower bound."""
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import httpx
@@ -18,9 +18,11 @@ from stock_pipelines.defs.assets.tick_minute_bars import tick_minute_bars
 from stock_pipelines.defs.resources import BrokerResource, RedisResource
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.ops import clock
+from stock_pipelines.recovery.plan import lower_bound_calls
 from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.sim.exchange_config import ExchangeConfig
+from stock_pipelines.soak.figures_truth import compare_bars, missing_windows
 from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.past_day import pin_clock_after
 from stock_pipelines_tests.truth import outage_edge_minutes, truth_bars
@@ -52,6 +54,21 @@ def calls_for_outages(outages: list[Outage], symbols: int) -> int:
     spans = sorted(outage_minutes(o) for o in outages)
     assert all((later[0] - earlier[1]) / ONE_MINUTE > page for earlier, later in zip(spans, spans[1:])), spans
     return symbols * sum(math.ceil((end - start) / ONE_MINUTE / page) for start, end in spans)
+
+
+def lost_bar_calls(url, before: datetime | None = None) -> int:
+    """The fewest broker calls that return every bar the archive lost: the truth's bars (built from
+    the exchange's trades) that tick_minute_bars lacks or has with other values, at the page of the
+    project clock's day; with `before`, only the minutes before it. Computed from the truth, never
+    from the plan."""
+    truth = truth_bars(url)
+    archived = truth.clear()
+    if lake.partition_exists("tick_minute_bars", DAY):
+        archived = lake.read_partition("tick_minute_bars", DAY)
+    if before is not None:
+        truth = truth.filter(pl.col("minute") < before.astimezone(UTC))
+    absent, wrong, _extra = compare_bars(truth, archived)
+    return lower_bound_calls(missing_windows(pl.concat([absent, wrong])), DAY, today=clock.now().date())
 
 
 @pytest.fixture
@@ -106,8 +123,9 @@ def test_outages_and_corruption_are_recovered_exactly_at_the_lower_bound(pipelin
     meta = result.asset_materializations_for_node("recovered_minute_bars")[0].metadata
     calls = meta["calls"].value
     assert calls == meta["calls_planned"].value
-    # the bound from the planted outages (12 symbols x 2 outages, a call each), not from the plan
-    assert calls == calls_for_outages(outages, SYMBOLS) == 24
+    # the bound from what the archive truly lost (the truth against its bars), not from the plan;
+    # on this liquid day every symbol lost trades in both outages: 12 symbols x 2 outages, a call each
+    assert calls == lost_bar_calls(url) == calls_for_outages(outages, SYMBOLS) == 24
     assert httpx.get(f"{url}/admin/stats").json()["calls"].get("kis_dailychart", 0) == calls
     assert meta["lower_bound_calls"].value == calls
     # the broker's bars stand only where the archive's bar is missing or incomplete, and only in

@@ -21,6 +21,7 @@ from stock_pipelines.lake import partition_exists, read_partition
 from stock_pipelines.market import krx_calendar
 from stock_pipelines.ops import clock
 from stock_pipelines.recovery.bars import bars_within, final_bars, gaps_from_frame, tier1_bars
+from stock_pipelines.recovery.chain import unproven_windows
 from stock_pipelines.recovery.detect import tier1_coverage
 from stock_pipelines.recovery.execute import WindowOutcome, execute_plan
 from stock_pipelines.recovery.plan import (
@@ -110,17 +111,23 @@ def recovered_minute_bars(
     broker_name = broker.name()
     fetched_before = _previous(FETCHED_ASSET, day, root, FETCHED_SCHEMA)
     done = done_windows(fetched_before, broker_name)
-    plan = build_plan(gaps, day, today=today, activity=activity, covered=coverage, fetched=done)
-    close = krx_calendar().session(day).close
-    # the symbol-minutes only the broker can give: the gaps' minutes, overlaps merged, less tier 1
-    missing = symbol_windows(gaps, coverage, close)
-    still_missing = symbol_windows(gaps, coverage, close, fetched=done)
+    session = krx_calendar().session(day)
+    # where the archive's cum chain proves no trade missing, its bars are whole: no call for those
+    unproven = unproven_windows(ticks, session)
+    plan = build_plan(gaps, day, today=today, activity=activity, covered=coverage, fetched=done,
+                      unproven=unproven)
+    # the symbol-minutes only the broker can give: the gaps' minutes, overlaps merged, less tier 1,
+    # less what the chain proves
+    suspected = symbol_windows(gaps, coverage, session.close)
+    missing = symbol_windows(gaps, coverage, session.close, unproven=unproven)
+    still_missing = symbol_windows(gaps, coverage, session.close, fetched=done, unproven=unproven)
     covered = tier1_bars(tick_bars, coverage)
     earlier = _previous(RECOVERED, day, root, BAR_SCHEMA)
     reused = bars_within(reusable_bars(earlier, done, broker_name), missing)
     metadata: dict[str, object] = {
         "gaps": len(gaps),
         "missing_symbol_minutes": missing_slots(missing, day),
+        "chain_pruned_symbol_minutes": missing_slots(suspected, day) - missing_slots(missing, day),
         "windows_planned": len(plan),
         "calls_planned": sum(w.calls for w in plan),
         # what this run must ask for (earlier runs' answers are reused), at the endpoint's page size
