@@ -53,26 +53,37 @@ STOP_SENSOR = """mutation Stop($id: String!) { stopSensor(id: $id) { __typename 
 # what looks at "today" and the collectors: past the week, the project clock runs on into days
 # with no collectors, where these would open incidents and launch runs nobody waits for
 TODAY_SENSORS = ("collector_heartbeat_sensor", "tick_archive_sensor", "incident_sensor")
+INCIDENT_SENSOR = "incident_sensor"
+SENSOR_TICKS = """query Ticks($selector: SensorSelector!, $after: Float!) { sensorOrError(sensorSelector: $selector) {
+  ... on Sensor { sensorState { ticks(afterTimestamp: $after, statuses: [SKIPPED, SUCCESS, FAILURE]) { timestamp } } } } }"""
 DAEMONS = """query { instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"""
 BUSY = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 RUNS = """query { runsOrError(limit: 1000) { ... on Runs { results { runId jobName status tags { key value } } } } }"""
 
 
-def write_instance(home: Path) -> None:
+def write_instance(home: Path, run_slots: int | None = None) -> None:
     """The project's dagster.yaml (SQLite under `home`, the run queue and its limits), with the
     queue polled every second (the soak's runs start as soon as a slot is free), launches that
-    hit the code server's deadline retried (`RUN_QUEUE`), and no daemon scheduler."""
+    hit the code server's deadline retried (`RUN_QUEUE`), and no daemon scheduler. `run_slots`
+    (None: the project's) raises the concurrent runs, recoveries keeping one slot free for the
+    others as deployed: a run's process start is most of a short run's time on a loaded machine,
+    and overlapping the starts is what shortens the quick soak's drain."""
     home.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
     config["run_coordinator"] = {**config.get("run_coordinator", {}), **RUN_QUEUE["run_coordinator"]}
     config["scheduler"] = dict(NO_DAEMON_SCHEDULER)
+    if run_slots is not None:
+        runs = config["concurrency"]["runs"]
+        runs["max_concurrent_runs"] = run_slots
+        for limit in runs.get("tag_concurrency_limits", []):
+            limit["limit"] = max(1, run_slots - 1)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def prepare_instance(children: Children, home: Path, env: dict[str, str]) -> Child:
+def prepare_instance(children: Children, home: Path, env: dict[str, str], run_slots: int | None = None) -> Child:
     """Write the instance and create its storages in a process of its own (`instance_storage`),
     while the harness starts the rest; `DagsterStack.start` waits for it."""
-    write_instance(home)
+    write_instance(home, run_slots)
     return children.start("dagster_storage", [sys.executable, "-m", "stock_pipelines.soak.instance_storage",
                                               str(home)], {**env, "DAGSTER_HOME": str(home)}, "dagster-storage.log")
 
@@ -150,10 +161,33 @@ class DagsterStack:
     def schedules(self) -> list[dict]:
         return self.graphql(SCHEDULES)["schedulesOrError"]["results"]
 
-    def stop_sensors(self, names: tuple[str, ...]) -> None:
-        for sensor in self.graphql(SENSORS)["sensorsOrError"]["results"]:
-            if sensor["name"] in names and sensor["sensorState"]["status"] != "STOPPED":
+    def stop_sensors(self, names: tuple[str, ...], timeout_s: float = 60.0) -> None:
+        """Stop them, and again until three reads a second apart say STOPPED: a sensor ticking every
+        wall second can write its state back from a tick that began before the stop, undoing it.
+        RuntimeError if one still runs after `timeout_s`."""
+        deadline, settled = time.time() + timeout_s, 0
+        while settled < 3:
+            running = [s for s in self.graphql(SENSORS)["sensorsOrError"]["results"]
+                       if s["name"] in names and s["sensorState"]["status"] != "STOPPED"]
+            settled = 0 if running else settled + 1
+            if running and time.time() > deadline:
+                raise RuntimeError(f"sensors still running after {timeout_s:.0f} s: {[s['name'] for s in running]}")
+            for sensor in running:
                 self.graphql(STOP_SENSOR, {"id": sensor["sensorState"]["id"]})
+            time.sleep(1)
+
+    def wait_for_sensor_tick(self, name: str, after: float, timeout_s: float) -> bool:
+        """Until the sensor has finished an evaluation that started after `after` (wall epoch)."""
+        selector = {"repositoryLocationName": LOCATION["repositoryLocationName"],
+                    "repositoryName": LOCATION["repositoryName"], "sensorName": name}
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            with contextlib.suppress(httpx.HTTPError, RuntimeError, KeyError, TypeError):
+                sensor = self.graphql(SENSOR_TICKS, {"selector": selector, "after": after}, timeout=30)["sensorOrError"]
+                if sensor["sensorState"]["ticks"]:
+                    return True
+            time.sleep(1)
+        return False
 
     def runs(self) -> list[dict]:
         return self.graphql(RUNS)["runsOrError"]["results"]

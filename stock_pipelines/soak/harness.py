@@ -24,7 +24,8 @@ import httpx
 
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value, parse_fake_now
-from stock_pipelines.soak.dagster_stack import TODAY_SENSORS, DagsterStack, ScheduleTicker, prepare_instance
+from stock_pipelines.soak import dagster_stack as stack_sensors
+from stock_pipelines.soak.dagster_stack import DagsterStack, ScheduleTicker, prepare_instance
 from stock_pipelines.soak.faults import EXCHANGE_MODES, Injector
 from stock_pipelines.soak.fleet_file import COLLECTORS, shared_environment, write_fleet_file
 from stock_pipelines.soak.manifest import ExchangeParameters, FaultRecord, Manifest, RunDirectory
@@ -126,7 +127,7 @@ class Soak:
     def _start(self, webhook_url: str, started: float) -> None:
         o, root = self.options, self.run.path
         data_dir, archive_dir = root / "data", root / "archive"
-        storage = prepare_instance(self.children, root / "dagster_home", self.base_env)
+        storage = prepare_instance(self.children, root / "dagster_home", self.base_env, o.run_slots)
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.redis = start_redis(self.children, root / "redis", self.redis_port)
         first = clock_start(self.days[0])
@@ -352,9 +353,18 @@ class Soak:
     # -- the end ------------------------------------------------------------------------------
     def _drain(self) -> None:
         """Wait (wall time) for every queued or running run to end. The clock keeps running past the
-        week, so the sensors that watch today's collectors and archive are stopped first."""
+        week, so the sensors that watch today's collectors and archive are stopped first; the
+        incident sensor after one more evaluation, past the last close and the fleet's clean stop
+        (a stopping collector is not down, a closed market's archive not stale), where the
+        incidents of the last day resolve: at 30 wall seconds a tick, it may not have looked
+        since they opened."""
+        stopped_at = time.time()
         try:
-            self.stack.stop_sensors(TODAY_SENSORS)
+            incidents = stack_sensors.INCIDENT_SENSOR
+            self.stack.stop_sensors(tuple(n for n in stack_sensors.TODAY_SENSORS if n != incidents))
+            if not self.stack.wait_for_sensor_tick(incidents, stopped_at, timeout_s=120):
+                self.notes.append("the incident sensor did not evaluate after the last close")
+            self.stack.stop_sensors((incidents,))
         except (httpx.HTTPError, RuntimeError) as error:
             self.notes.append(f"the sensors of today could not be stopped for the drain: {error}")
         if not self.stack.wait_for_runs(self.options.drain_timeout_s, _log, PROGRESS_EVERY_S):

@@ -35,6 +35,7 @@ class SoakOptions:
     retention_trading_days: int | None = 3
     # the schedules ticked on the exchange's clock (None: all of them)
     schedules: tuple[str, ...] | None = None
+    run_slots: int | None = None   # concurrent Dagster runs (None: the project's 2, recoveries 1)
     startup_budget_s: float = 60.0    # wall seconds from starting the webserver and daemon to the clock's release
     drain_timeout_s: float = 1500.0   # wall seconds to wait for the last runs after the last day
 
@@ -42,7 +43,7 @@ class SoakOptions:
     def quick_run(cls, **overrides) -> SoakOptions:
         base = cls(days=2, start=QUICK_START, quick=True, speed=600.0, night_speed=6000.0, symbols=6,
                    activity=0.3, drain_timeout_s=900.0, retention_trading_days=None,
-                   schedules=QUICK_SCHEDULES)
+                   schedules=QUICK_SCHEDULES, run_slots=3)
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     @classmethod
