@@ -43,7 +43,8 @@ class SoakOptions:
     def quick_run(cls, **overrides) -> SoakOptions:
         base = cls(days=2, start=QUICK_START, quick=True, speed=600.0, night_speed=6000.0, symbols=6,
                    activity=0.3, drain_timeout_s=900.0, retention_trading_days=None,
-                   schedules=QUICK_SCHEDULES, run_slots=3)
+                   schedules=QUICK_SCHEDULES, run_slots=3,
+                   startup_budget_s=50.0)
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     @classmethod

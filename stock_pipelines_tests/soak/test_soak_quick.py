@@ -20,7 +20,7 @@ from stock_pipelines.soak.schedule import plan
 
 # The quick soak's budget on a loaded 2-core machine; past it the soak is stopped (SIGTERM: it
 # stops every process it started) and the test fails saying so, with the soak's last progress.
-BUDGET_S = 420
+BUDGET_S = 480
 pytestmark = [pytest.mark.integration, pytest.mark.soak, pytest.mark.timeout(BUDGET_S + 120)]
 SEED = 7
 
