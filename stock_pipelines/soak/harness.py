@@ -35,7 +35,6 @@ from stock_pipelines.soak.processes import CLI, Children, free_port, start_excha
 from stock_pipelines.soak.receiver import webhook_receiver
 from stock_pipelines.soak.schedule import PlannedFault, plan
 
-RETENTION_DAYS = "STOCK_PIPELINES_RETENTION_TRADING_DAYS"
 PROGRESS_EVERY_S, TICK_EVERY_S, SAMPLE_EVERY_S = 5.0, 1.0, 2.0
 
 
@@ -137,9 +136,8 @@ class Soak:
         self.exchange, start_line = start_exchange(self.children, exchange_args, dict(self.base_env))
         self.url = start_line["url"]
         self.env = shared_environment(self.base_env, data_dir=data_dir, archive_dir=archive_dir,
-                                      redis_url=self.redis_url, exchange_url=self.url, webhook_url=webhook_url)
-        if o.retention_trading_days is not None:
-            self.env[RETENTION_DAYS] = str(o.retention_trading_days)
+                                      redis_url=self.redis_url, exchange_url=self.url, webhook_url=webhook_url,
+                                      retention_trading_days=o.retention_trading_days)
         _log(f"run directory {root}; exchange {self.url} pinned at {first:%Y-%m-%d %H:%M}; "
              f"days {', '.join(d.isoformat() for d in self.days)}; {len(self.plan)} faults planned (seed {o.seed})")
         self.stack = DagsterStack(self.children, dict(self.env), root / "dagster_home")
