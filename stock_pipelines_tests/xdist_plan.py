@@ -3,7 +3,7 @@
 Each test file is a unit of work (its module-scoped servers start once), handed to whichever
 worker is free, in collection order. The files that start `dagster dev` or a Dagster daemon
 (SERVER_FILES) form a single unit, collected first: one worker runs them one after another while
-the other runs everything else. Those files spend most of their time waiting on sensors, runs and
+the other runs everything else, the quick soak (LAST_FILES, a unit of its own) last. Those files spend most of their time waiting on sensors, runs and
 the simulated exchange's minutes, which leaves a core to the other worker; two of them at once on
 two cores make each `dagster dev` start take minutes and time out.
 
@@ -22,13 +22,16 @@ SERVER_UNIT = "dagster servers"
 # Seconds (setups and calls) in the last serial CI run, longest first; they run in this order.
 SERVER_FILES = (
     "sensors/test_self_healing_e2e.py",  # 450: a live day, a killed collector, a herd
-    "soak/test_soak_quick.py",  # new, up to 180: the soak command's quick mode
     "production/test_backfill_graphql.py",  # 120: a five-day backfill over GraphQL
     "production/test_browser_quality.py",  # 100
     "production/test_browser.py",  # 85
     "demo/test_demo_command.py",  # 65: the demo's daemon and runs
     "foundation/test_definitions.py",  # 25: one `dagster dev` start
 )
+# A unit of its own, handed out last: the quick soak (3-7 minutes, its own webserver, daemon,
+# fleet and exchange at 600x) runs beside the end of the server unit or nothing, not beside the
+# live-day end-to-end test that opens it.
+LAST_FILES = ("soak/test_soak_quick.py",)
 
 
 def relative_file(path: Path) -> str:
@@ -37,8 +40,9 @@ def relative_file(path: Path) -> str:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SERVER_FILES)}
+    rank.update({name: len(SERVER_FILES) + 1 + i for i, name in enumerate(LAST_FILES)})
     # stable: the order within a file, and among the other files, is kept
-    items.sort(key=lambda item: rank.get(relative_file(item.path), len(rank)))
+    items.sort(key=lambda item: rank.get(relative_file(item.path), len(SERVER_FILES)))
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)

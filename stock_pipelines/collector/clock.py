@@ -3,8 +3,8 @@
 Everything time-dependent (receive time `rx`, archive file hours, heartbeat times, the stall
 watchdog, market awareness) reads one `Clock`. Against an accelerated `sim exchange` the
 collector must live on the exchange's time, not the machine's: `ExchangeClock` reads
-`GET /admin/clock` (now, speed, pinned), extrapolates between reads with the speed, and
-re-reads every `resync_s` wall seconds from a daemon thread. Network waits (backoff, probes,
+`GET /admin/clock` (now, speeds, pinned), extrapolates between reads with its day and night
+speeds through the day windows (`market.segments`, as the exchange runs), and re-reads every `resync_s` wall seconds from a daemon thread. Network waits (backoff, probes,
 heartbeat spacing) stay in wall seconds; `rate` converts (exchange seconds per wall second).
 """
 
@@ -15,6 +15,8 @@ import time
 from datetime import UTC, datetime
 
 import httpx
+
+from stock_pipelines.market.segments import US, advance_us
 
 
 class SystemClock:
@@ -39,6 +41,7 @@ class ExchangeClock(SystemClock):
         self._anchor_exchange = 0.0
         self._anchor_wall = 0.0
         self._speed = 1.0
+        self._day_speed = self._night_speed = 1.0
         self._pinned = False
         self._last = 0.0
         self.sync_failures = 0
@@ -61,14 +64,19 @@ class ExchangeClock(SystemClock):
             self._anchor_exchange = datetime.fromisoformat(state["now"]).timestamp()
             self._anchor_wall = (sent + received) / 2  # the reply was read about half a round trip ago
             self._speed = float(state["speed"])
+            self._day_speed = float(state.get("day_speed", self._speed))
+            self._night_speed = float(state.get("night_speed", self._day_speed))
             self._pinned = bool(state["pinned"])
 
     def now(self) -> float:
         with self._lock:
             if self._pinned:
                 now = self._anchor_exchange
-            else:
+            elif self._day_speed == self._night_speed:
                 now = self._anchor_exchange + (time.time() - self._anchor_wall) * self._speed
+            else:   # a faster night: at a morning's boundary, the day speed at once
+                now = advance_us(int(self._anchor_exchange * US), time.time() - self._anchor_wall,
+                                 self._day_speed, self._night_speed) / US
             # A re-read a few ms off must not make rx or file hours go backwards; a deliberate
             # move of the exchange clock (more than two wall seconds back) is followed.
             if self._last - 2.0 * max(self._speed, 1.0) < now < self._last:

@@ -121,8 +121,8 @@ def run_exchange(args: argparse.Namespace) -> int:
 
 
 def _project_clock_value(clock) -> str | None:
-    """The STOCK_PIPELINES_FAKE_NOW that keeps the project clock on this exchange's timeline, when one
-    speed runs day and night (a skipped or faster night is a jump the project clock cannot follow)."""
+    """The STOCK_PIPELINES_FAKE_NOW that keeps the project clock on this exchange's timeline, at its
+    day and night speeds (a skipped night is a jump the project clock cannot follow: None)."""
     import time
 
     from stock_pipelines.ops.clock import fake_now_value
@@ -130,10 +130,10 @@ def _project_clock_value(clock) -> str | None:
     state = clock.state()
     if state["pinned"]:
         return fake_now_value(clock.now())
-    if state["overnight"] != "run" or state["night_speed"] != state["day_speed"]:
+    if state["overnight"] != "run":
         return None
     wall = time.time()
-    return fake_now_value(clock.now(), wall, speed=clock.speed)
+    return fake_now_value(clock.now(), wall, speed=state["day_speed"], night_speed=state["night_speed"])
 
 
 def run_day(args: argparse.Namespace) -> int:

@@ -9,6 +9,8 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+from stock_pipelines.commands.arguments import positive_number
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -22,7 +24,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--start", type=date.fromisoformat, metavar="YYYY-MM-DD",
                         help="first day (default 2026-11-18: the CSAT day and a weekend; --quick 2026-11-19)")
     parser.add_argument("--seed", type=int, help="fault schedule and exchange seed (default 7)")
-    parser.add_argument("--speed", type=float, help="exchange seconds per wall second (default 600; --quick 1200)")
+    parser.add_argument("--speed", type=positive_number(100_000),
+                        help="exchange seconds per wall second in the sessions (default 600)")
+    parser.add_argument("--night-speed", type=positive_number(10_000_000),
+                        help="exchange seconds per wall second between sessions (default 2400; --quick 6000)")
     parser.add_argument("--symbols", type=int, help="symbols streamed (default 12; --quick 6)")
     parser.add_argument("--activity", type=float, help="trade-rate multiplier (default 0.5; --quick 0.3)")
     parser.add_argument("--quick", action="store_true", help="the CI variant: 2 days, faster, a short fault list")
@@ -44,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace, run_and_report) -> int:
     overrides = {"days": args.days, "start": args.start, "seed": args.seed, "speed": args.speed,
+                 "night_speed": args.night_speed,
                  "symbols": args.symbols, "activity": args.activity}
     if args.run_dir is not None:
         args.run_dir.mkdir(parents=True, exist_ok=True)

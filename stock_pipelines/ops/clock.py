@@ -5,9 +5,11 @@
 - ``2026-11-20T10:30:00+09:00@1763600000.5``    running at real speed from that instant, which was
   reached at the given wall-clock epoch second;
 - ``2026-11-20T10:30:00+09:00@1763600000.5*60`` the same, running at 60 simulated seconds per wall
-  second: the speed of an accelerated `sim exchange` (`--overnight run`, one speed day and night),
-  so sensors, schedules, checks and the heartbeat store live on the collectors' timeline.
-Every process (daemon, run workers, a simulated collector) given the same value shares one timeline.
+  second day and night: the speed of a `sim exchange --speed 60 --overnight run`;
+- ``2026-11-20T10:30:00+09:00@1763600000.5*600/6000`` 600x in the day windows and 6000x between
+  them (`market.segments`): a `sim exchange --speed 600 --night-speed 6000 --overnight run`.
+Every process (daemon, run workers, a simulated collector) given the same value shares one timeline
+with the exchange, so sensors, schedules, checks and the heartbeat store live on the collectors' time.
 This module is the only reader of the variable.
 """
 
@@ -15,46 +17,84 @@ from __future__ import annotations
 
 import math
 import time
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 
 from stock_pipelines import settings
 from stock_pipelines.market import SEOUL
+from stock_pipelines.market.segments import US, advance_us, segment_at, to_us
 
 ENV_FAKE_NOW = "STOCK_PIPELINES_FAKE_NOW"
 
 
-def fake_now_value(at: datetime, anchor_epoch: float | None = None, speed: float = 1.0) -> str:
-    """The env value for a clock at `at`, running from `anchor_epoch` at `speed` (None: pinned)."""
+@dataclass(frozen=True)
+class FakeClock:
+    at: datetime
+    anchor_epoch: float | None   # None: pinned at `at`
+    day_speed: float = 1.0
+    night_speed: float = 1.0
+
+    def now(self, wall: float) -> datetime:
+        if self.anchor_epoch is None:
+            return self.at.astimezone(SEOUL)
+        elapsed = wall - self.anchor_epoch
+        if elapsed < 0:   # before its anchor the clock runs backwards at the day speed
+            return datetime.fromtimestamp((to_us(self.at) + int(elapsed * self.day_speed * US)) / US, SEOUL)
+        return datetime.fromtimestamp(advance_us(to_us(self.at), elapsed, self.day_speed, self.night_speed) / US, SEOUL)
+
+    def rate(self, wall: float) -> float:
+        """Project seconds per wall second at `wall`: 0 when pinned."""
+        if self.anchor_epoch is None:
+            return 0.0
+        if self.day_speed == self.night_speed:
+            return self.day_speed
+        _, is_day = segment_at(to_us(self.now(wall)))
+        return self.day_speed if is_day else self.night_speed
+
+
+def fake_now_value(at: datetime, anchor_epoch: float | None = None, speed: float = 1.0,
+                   night_speed: float | None = None) -> str:
+    """The env value for a clock at `at`, running from `anchor_epoch` at `speed` (None: pinned),
+    and at `night_speed` between the day windows (None: `speed`)."""
     text = at.astimezone(SEOUL).isoformat()
     if anchor_epoch is None:
         return text
+    if night_speed is not None and night_speed != speed:
+        return f"{text}@{anchor_epoch!r}*{speed!r}/{night_speed!r}"
     return f"{text}@{anchor_epoch!r}" if speed == 1.0 else f"{text}@{anchor_epoch!r}*{speed!r}"
 
 
-def _parse(value: str) -> tuple[datetime, float | None, float]:
+def _speed(text: str) -> float:
+    speed = float(text)
+    if not (math.isfinite(speed) and speed > 0):
+        raise ValueError(f"speed must be a positive number, not {text}")
+    return speed
+
+
+def parse_clock(value: str) -> FakeClock:
     text, _, running = value.strip().partition("@")
-    anchor, _, speed_text = running.partition("*")
+    anchor, _, speeds = running.partition("*")
+    day_text, slash, night_text = speeds.partition("/")
     try:
         at = datetime.fromisoformat(text)
         if at.tzinfo is None:
             raise ValueError("no timezone")
         anchor_epoch = float(anchor) if anchor else None
-        speed = float(speed_text) if speed_text else 1.0
-        if speed_text and anchor_epoch is None:
+        if speeds and anchor_epoch is None:
             raise ValueError("a speed needs an anchor epoch")
-        if not (math.isfinite(speed) and speed > 0):
-            raise ValueError(f"speed must be a positive number, not {speed_text}")
+        if slash and not day_text:
+            raise ValueError("a night speed needs a day speed before it")
+        day_speed = _speed(day_text) if day_text else 1.0
+        night_speed = _speed(night_text) if slash else day_speed
     except ValueError as error:
         raise ValueError(
-            f"{ENV_FAKE_NOW}={value!r}: want ISO-8601 with offset, optionally @epoch[*speed] ({error})"
+            f"{ENV_FAKE_NOW}={value!r}: want ISO-8601 with offset, optionally @epoch[*speed[/night_speed]] ({error})"
         ) from None
-    return at, anchor_epoch, speed
+    return FakeClock(at, anchor_epoch, day_speed, night_speed)
 
 
 def parse_fake_now(value: str, wall: float) -> datetime:
-    at, anchor_epoch, speed = _parse(value)
-    elapsed = (wall - anchor_epoch) * speed if anchor_epoch is not None else 0.0
-    return (at + timedelta(seconds=elapsed)).astimezone(SEOUL)
+    return parse_clock(value).now(wall)
 
 
 def now() -> datetime:
@@ -66,12 +106,13 @@ def now() -> datetime:
 
 
 def speed() -> float:
-    """Project seconds per wall second: 0 when pinned, 1 on the real clock."""
+    """Project seconds per wall second in the day windows (what the sensors' wall intervals are
+    sized for): 0 when pinned, 1 on the real clock."""
     value = settings.value(ENV_FAKE_NOW)
     if not value:
         return 1.0
-    _, anchor_epoch, rate = _parse(value)
-    return 0.0 if anchor_epoch is None else rate
+    clock = parse_clock(value)
+    return 0.0 if clock.anchor_epoch is None else clock.day_speed
 
 
 def is_fake() -> bool:

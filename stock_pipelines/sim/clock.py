@@ -4,28 +4,24 @@ REST and WebSocket read the same clock, so the bars a REST call returns and the 
 stream has sent agree at every instant. Changing speed or pinning re-anchors the clock at the
 current simulated instant, so simulated time never jumps unless it is pinned somewhere else.
 
-The clock runs from one session into the next over the KRX calendar. A session's *day window*
-is [open - DAY_MARGIN, close + DAY_MARGIN]; between two windows (nights, weekends, holidays) it
-runs at `night_speed` (`overnight="run"`, default: the day speed) or jumps straight to the next
-window (`overnight="skip"`). A pinned clock never jumps.
+The clock runs from one session into the next over the KRX calendar, through the day windows
+of `market.segments` (the ones the project clock walks too); between two windows (nights,
+weekends, holidays) it runs at `night_speed` (`overnight="run"`, default: the day speed) or
+jumps straight to the next window (`overnight="skip"`). A pinned clock never jumps.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
-from stock_pipelines.market import SEOUL, CalendarRangeError
+from stock_pipelines.market import SEOUL
+from stock_pipelines.market.segments import US, segment_at
+from stock_pipelines.market.segments import to_us as _us
 from stock_pipelines.sim.sessions import sim_calendar
 
-US = 1_000_000
-DAY_MARGIN = timedelta(minutes=10)
 OVERNIGHT_MODES = ("run", "skip")
-
-
-def _us(at: datetime) -> int:
-    return int(at.timestamp() * US)
 
 
 def exchange_today(now: datetime) -> date:
@@ -35,25 +31,6 @@ def exchange_today(now: datetime) -> date:
     if calendar.is_trading_day(local):
         return local
     return calendar.previous_trading_day(local) or local
-
-
-def segment_at(at_us: int) -> tuple[int | None, bool]:
-    """(end of the segment holding `at_us` in µs, whether it is a day window); end None: no end
-    (past the calendar's range the clock simply runs on)."""
-    calendar = sim_calendar()
-    local = datetime.fromtimestamp(at_us / US, SEOUL)
-    try:
-        session = calendar.session(local.date())
-        if session is not None and at_us < _us(session.close + DAY_MARGIN):
-            if at_us >= _us(session.open - DAY_MARGIN):
-                return _us(session.close + DAY_MARGIN), True
-            return _us(session.open - DAY_MARGIN), False
-        following = calendar.next_trading_day(local.date())
-    except CalendarRangeError:
-        return None, True
-    if following is None:
-        return None, True
-    return _us(calendar.session(following).open - DAY_MARGIN), False
 
 
 class SimClock:

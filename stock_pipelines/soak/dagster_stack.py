@@ -2,9 +2,9 @@
 schedules ticked on the exchange's clock.
 
 Dagster's scheduler reads the wall clock, which no project clock moves: on a simulated week at
-hundreds of times real speed its cron ticks would fire for the real date. So the schedules are
-set to STOPPED in this instance (the daemon's scheduler leaves them alone) and `ScheduleTicker`
-evaluates each one at its cron ticks on the exchange's timeline: `futureTicks` gives the tick
+hundreds of times real speed its cron ticks would fire for the real date. So this instance has
+no daemon scheduler (`soak.scheduler`: the daemon can start at once, beside the webserver) and
+`ScheduleTicker` evaluates each one at its cron ticks on the exchange's timeline: `futureTicks` gives the tick
 times, `scheduleDryRun` runs the schedule's own function in the code location at that tick, and
 each run request it returns is launched with `launchRun` (its run key once, as the daemon would).
 Sensors run in the daemon as deployed, on the project clock (STOCK_PIPELINES_FAKE_NOW)."""
@@ -21,6 +21,7 @@ import httpx
 import yaml
 
 from stock_pipelines.soak.processes import Child, Children, free_port, wait_until
+from stock_pipelines.soak.scheduler import INSTANCE_CONFIG as NO_DAEMON_SCHEDULER
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCATION = {"repositoryLocationName": "stock_pipelines", "repositoryName": "__repository__"}
@@ -35,7 +36,6 @@ GRPC_TIMEOUT = {"DAGSTER_GRPC_TIMEOUT_SECONDS": "300"}
 SCHEDULES = """query { schedulesOrError(repositorySelector: {repositoryLocationName: "stock_pipelines",
   repositoryName: "__repository__"}) { ... on Schedules { results { name pipelineName cronSchedule executionTimezone
   scheduleState { id status } } } } }"""
-STOP_SCHEDULE = """mutation Stop($id: String!) { stopRunningSchedule(id: $id) { __typename } }"""
 FUTURE_TICKS = """query Ticks($selector: ScheduleSelector!, $cursor: Float!, $until: Float!) {
   scheduleOrError(scheduleSelector: $selector) { ... on Schedule {
     futureTicks(cursor: $cursor, until: $until) { results { timestamp } } } } }"""
@@ -53,18 +53,39 @@ STOP_SENSOR = """mutation Stop($id: String!) { stopSensor(id: $id) { __typename 
 # what looks at "today" and the collectors: past the week, the project clock runs on into days
 # with no collectors, where these would open incidents and launch runs nobody waits for
 TODAY_SENSORS = ("collector_heartbeat_sensor", "tick_archive_sensor", "incident_sensor")
+INCIDENT_SENSOR = "incident_sensor"
+SENSOR_TICKS = """query Ticks($selector: SensorSelector!, $after: Float!) { sensorOrError(sensorSelector: $selector) {
+  ... on Sensor { sensorState { ticks(afterTimestamp: $after, statuses: [SKIPPED, SUCCESS, FAILURE]) { timestamp } } } } }"""
 DAEMONS = """query { instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"""
+BUSY = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 RUNS = """query { runsOrError(limit: 1000) { ... on Runs { results { runId jobName status tags { key value } } } } }"""
 
 
-def write_instance(home: Path) -> None:
+def write_instance(home: Path, run_slots: int | None = None) -> None:
     """The project's dagster.yaml (SQLite under `home`, the run queue and its limits), with the
-    queue polled every second (the soak's runs start as soon as a slot is free) and launches
-    that hit the code server's deadline retried (`RUN_QUEUE`)."""
+    queue polled every second (the soak's runs start as soon as a slot is free), launches that
+    hit the code server's deadline retried (`RUN_QUEUE`), and no daemon scheduler. `run_slots`
+    (None: the project's) raises the concurrent runs, recoveries keeping one slot free for the
+    others as deployed: a run's process start is most of a short run's time on a loaded machine,
+    and overlapping the starts is what shortens the quick soak's drain."""
     home.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
     config["run_coordinator"] = {**config.get("run_coordinator", {}), **RUN_QUEUE["run_coordinator"]}
+    config["scheduler"] = dict(NO_DAEMON_SCHEDULER)
+    if run_slots is not None:
+        runs = config["concurrency"]["runs"]
+        runs["max_concurrent_runs"] = run_slots
+        for limit in runs.get("tag_concurrency_limits", []):
+            limit["limit"] = max(1, run_slots - 1)
     (home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def prepare_instance(children: Children, home: Path, env: dict[str, str], run_slots: int | None = None) -> Child:
+    """Write the instance and create its storages in a process of its own (`instance_storage`),
+    while the harness starts the rest; `DagsterStack.start` waits for it."""
+    write_instance(home, run_slots)
+    return children.start("dagster_storage", [sys.executable, "-m", "stock_pipelines.soak.instance_storage",
+                                              str(home)], {**env, "DAGSTER_HOME": str(home)}, "dagster-storage.log")
 
 
 @dataclass
@@ -76,11 +97,17 @@ class DagsterStack:
     webserver: Child | None = None
     daemon: Child | None = None
     daemon_starts: int = 0
-    load_s: float = 0.0
+    load_s: float = 0.0   # wall seconds from the webserver's start to its first answer
+    _started: float = 0.0
 
-    def start(self, timeout: float = 240.0) -> None:
-        """The webserver, and the schedules stopped in the instance; the daemon is `start_daemon`."""
-        write_instance(self.home)
+    def wait_for_storage(self, storage: Child, timeout: float = 120.0) -> None:
+        """Until `prepare_instance`'s process has created the storages (RuntimeError if it failed)."""
+        wait_until("the Dagster instance's storages", lambda: not storage.alive(), timeout)
+        if storage.process.returncode != 0:
+            raise RuntimeError(f"creating the Dagster instance's storages failed; log {storage.log}")
+
+    def start(self) -> None:
+        """The webserver (`wait_for_webserver`); the daemon is `start_daemon`."""
         self.env = {**self.env, **GRPC_TIMEOUT, "DAGSTER_HOME": str(self.home)}
         port = free_port()
         bin_dir = Path(sys.executable).parent
@@ -88,10 +115,11 @@ class DagsterStack:
             "webserver", [str(bin_dir / "dagster-webserver"), "-w", str(REPO_ROOT / "workspace.yaml"),
                           "-h", "127.0.0.1", "-p", str(port)], self.env, "webserver.log")
         self.url = f"http://127.0.0.1:{port}"
-        started = time.monotonic()
+        self._started = time.monotonic()
+
+    def wait_for_webserver(self, timeout: float = 240.0) -> None:
         wait_until("the Dagster webserver", self._answers, timeout, self.webserver, every=1)
-        self.load_s = time.monotonic() - started   # the daemon's code location loads about as long
-        self.stop_wall_clock_schedules()
+        self.load_s = time.monotonic() - self._started
 
     def start_daemon(self) -> None:
         bin_dir = Path(sys.executable).parent
@@ -133,18 +161,57 @@ class DagsterStack:
     def schedules(self) -> list[dict]:
         return self.graphql(SCHEDULES)["schedulesOrError"]["results"]
 
-    def stop_wall_clock_schedules(self) -> None:
-        for schedule in self.schedules():
-            if schedule["scheduleState"]["status"] != "STOPPED":
-                self.graphql(STOP_SCHEDULE, {"id": schedule["scheduleState"]["id"]})
-
-    def stop_sensors(self, names: tuple[str, ...]) -> None:
-        for sensor in self.graphql(SENSORS)["sensorsOrError"]["results"]:
-            if sensor["name"] in names and sensor["sensorState"]["status"] != "STOPPED":
+    def stop_sensors(self, names: tuple[str, ...], timeout_s: float = 60.0) -> None:
+        """Stop them, and again until three reads a second apart say STOPPED: a sensor ticking every
+        wall second can write its state back from a tick that began before the stop, undoing it.
+        RuntimeError if one still runs after `timeout_s`."""
+        deadline, settled = time.time() + timeout_s, 0
+        while settled < 3:
+            running = [s for s in self.graphql(SENSORS)["sensorsOrError"]["results"]
+                       if s["name"] in names and s["sensorState"]["status"] != "STOPPED"]
+            settled = 0 if running else settled + 1
+            if running and time.time() > deadline:
+                raise RuntimeError(f"sensors still running after {timeout_s:.0f} s: {[s['name'] for s in running]}")
+            for sensor in running:
                 self.graphql(STOP_SENSOR, {"id": sensor["sensorState"]["id"]})
+            time.sleep(1)
+
+    def wait_for_sensor_tick(self, name: str, after: float, timeout_s: float) -> bool:
+        """Until the sensor has finished an evaluation that started after `after` (wall epoch)."""
+        selector = {"repositoryLocationName": LOCATION["repositoryLocationName"],
+                    "repositoryName": LOCATION["repositoryName"], "sensorName": name}
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            with contextlib.suppress(httpx.HTTPError, RuntimeError, KeyError, TypeError):
+                sensor = self.graphql(SENSOR_TICKS, {"selector": selector, "after": after}, timeout=30)["sensorOrError"]
+                if sensor["sensorState"]["ticks"]:
+                    return True
+            time.sleep(1)
+        return False
 
     def runs(self) -> list[dict]:
         return self.graphql(RUNS)["runsOrError"]["results"]
+
+    def runs_quietly(self) -> list[dict]:
+        """`runs()`, or none while the webserver is too busy to answer."""
+        try:
+            return self.runs()
+        except (httpx.HTTPError, RuntimeError):
+            return []
+
+    def wait_for_runs(self, timeout_s: float, say, every_s: float) -> bool:
+        """Wait (wall time) until no run is queued or running; False if some still are after `timeout_s`.
+        `say` gets a line naming the busy jobs every `every_s` seconds."""
+        deadline, last_said = time.time() + timeout_s, 0.0
+        while time.time() < deadline:
+            busy = [r for r in self.runs_quietly() if r["status"] in BUSY]
+            if not busy:
+                return True
+            if time.time() - last_said >= every_s:
+                say(f"waiting for {len(busy)} run(s): {', '.join(sorted({r['jobName'] for r in busy}))}")
+                last_said = time.time()
+            time.sleep(1)
+        return False
 
 
 @dataclass
@@ -155,23 +222,35 @@ class ScheduleTicker:
     stack: DagsterStack
     first: float
     last: float
+    only: tuple[str, ...] | None = None   # the schedules ticked (None: every one)
     launched: list[dict] = field(default_factory=list)
     skipped: int = 0
+    collapsed: int = 0   # overdue ticks passed over for a later one of the same schedule
     errors: list[str] = field(default_factory=list)
     _run_keys: set[str] = field(default_factory=set)
     _due: list[tuple[float, dict]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for schedule in self.stack.schedules():
+            if self.only is not None and schedule["name"] not in self.only:
+                continue
             selector = {**LOCATION, "scheduleName": schedule["name"]}
             ticks = self.stack.graphql(FUTURE_TICKS, {"selector": selector, "cursor": self.first, "until": self.last})
             self._due += [(t["timestamp"], schedule) for t in ticks["scheduleOrError"]["futureTicks"]["results"]]
         self._due.sort(key=lambda item: item[0])
 
     def tick(self, now: float) -> list[dict]:
-        fresh = []
+        """Evaluate the ticks `now` has passed; of a schedule's several overdue ticks only the
+        latest, as Dagster's scheduler does when it has fallen behind (a night at thousands of
+        times real speed passes a dozen ticks between two calls)."""
+        latest: dict[str, tuple[float, dict]] = {}
         while self._due and self._due[0][0] <= now:
             timestamp, schedule = self._due.pop(0)
+            if schedule["name"] in latest:
+                self.collapsed += 1
+            latest[schedule["name"]] = (timestamp, schedule)
+        fresh = []
+        for timestamp, schedule in sorted(latest.values(), key=lambda item: item[0]):
             fresh += self._evaluate(schedule, {**LOCATION, "scheduleName": schedule["name"]}, timestamp)
         return fresh
 

@@ -171,6 +171,8 @@ def _day_row(
     action = f"{actions[-1]['action']}" if actions else ""
     if actions and actions[-1]["action"] == retention_log.KEPT:
         action += f": {actions[-1]['reason']}"
+    elif actions and actions[-1]["action"] == retention_log.DELETED:
+        action += f" {actions[-1].get('paths', '?')} paths"
     return DayRow(
         day, certified, truth,
         calls=records.recovery_calls if records else 0,

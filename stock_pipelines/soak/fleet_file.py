@@ -50,10 +50,11 @@ def write_fleet_file(path: Path, exchange_url: str, archive_dir: Path, status_fi
 
 
 def shared_environment(base: dict[str, str], *, data_dir: Path, archive_dir: Path, redis_url: str,
-                       exchange_url: str, webhook_url: str) -> dict[str, str]:
+                       exchange_url: str, webhook_url: str, retention_trading_days: int | None = None,
+                       ) -> dict[str, str]:
     """The environment of every soak process: its own data, archive and Redis, the simulator as
-    both brokers, the alert webhook at the local receiver. Inherited project settings are dropped
-    so nothing of the user's deployment leaks in."""
+    both brokers, the alert webhook at the local receiver, the archive's kept trading days when
+    given. Inherited project settings are dropped so nothing of the user's deployment leaks in."""
     env = {k: v for k, v in base.items()
            if not k.startswith(("KIS_", "KIWOOM_", "STOCK_PIPELINES_", "REDIS_URL", "DAGSTER_HOME", "FEATURE_"))}
     env.update(KEYS)
@@ -73,4 +74,6 @@ def shared_environment(base: dict[str, str], *, data_dir: Path, archive_dir: Pat
         # this machine at hundreds of times real speed load it far past 4 per CPU by design.
         "STOCK_PIPELINES_MAX_LOAD_PER_CPU": "1000",
     })
+    if retention_trading_days is not None:
+        env["STOCK_PIPELINES_RETENTION_TRADING_DAYS"] = str(retention_trading_days)
     return env

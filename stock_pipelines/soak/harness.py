@@ -1,12 +1,12 @@
 """The soak itself: start the week's processes, play the fault schedule on the exchange's clock,
 tick the schedules, watch, stop everything, and leave the run directory `soak.figures` reads.
 
-Startup order and the shared clock: Redis, the exchange (pinned at 08:40 of the first day), the
-Dagster webserver; then the project clock's anchor is fixed a little ahead (`startup_budget_s`),
-the daemon and the fleet start with STOCK_PIPELINES_FAKE_NOW `08:40@anchor*speed`, and at the
-anchor the exchange is released from 08:40 (late: from where the project clock already is), so
-the exchange, the collectors (`clock: exchange`), the sensors and run workers share one timeline
-(`--overnight run` at one speed: a clock the project clock can follow)."""
+Startup order and the shared clock: Redis, the exchange (pinned at 08:40 of the first day); then
+the project clock's anchor is fixed a little ahead (`startup_budget_s`), the Dagster webserver,
+the daemon and the fleet start together with STOCK_PIPELINES_FAKE_NOW `08:40@anchor*speed/night_speed`,
+and at the anchor the exchange is released from 08:40 (late: from where the project clock
+already is), so the exchange, the collectors (`clock: exchange`), the sensors and run workers
+share one timeline: the day speed in the sessions' day windows, the night speed between them."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ import httpx
 
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value, parse_fake_now
-from stock_pipelines.soak.dagster_stack import TODAY_SENSORS, DagsterStack, ScheduleTicker
+from stock_pipelines.soak import dagster_stack as stack_sensors
+from stock_pipelines.soak.dagster_stack import DagsterStack, ScheduleTicker, prepare_instance
 from stock_pipelines.soak.faults import EXCHANGE_MODES, Injector
 from stock_pipelines.soak.fleet_file import COLLECTORS, shared_environment, write_fleet_file
 from stock_pipelines.soak.manifest import ExchangeParameters, FaultRecord, Manifest, RunDirectory
@@ -61,6 +62,7 @@ class SoakOutcome:
     schedule_errors: list[str]
     runs_by_status: dict[str, int]
     wall_s: float
+    phases: dict[str, float] = field(default_factory=dict)   # wall seconds: startup, days, drain
     notes: list[str] = field(default_factory=list)
 
 
@@ -84,6 +86,7 @@ class Soak:
         self.active: list[ActiveFault] = []
         self.problems: list[str] = []
         self.notes: list[str] = []
+        self.phases: dict[str, float] = {}
         self.redis_port = free_port()
 
     # -- the run -------------------------------------------------------------------------------
@@ -93,8 +96,11 @@ class Soak:
         try:
             with webhook_receiver(self.run) as webhook_url:
                 self._start(webhook_url, started)
+                self._phase("startup", started)
                 self._play()
+                self._phase("days", started)
                 self._drain()
+                self._phase("drain", started)
                 self._finish(started)
         finally:
             self.children.stop_all()
@@ -105,7 +111,14 @@ class Soak:
             run_dir=self.run.path, days=[d.isoformat() for d in self.days], faults_planned=len(self.plan),
             faults_injected=len(self.records), faults_cleared=sum(r.cleared_wall is not None for r in self.records),
             fault_problems=self.problems, schedule_runs=len(self.ticker.launched), schedule_errors=self.ticker.errors,
-            runs_by_status=_count(r["status"] for r in runs), wall_s=round(time.time() - started, 1), notes=self.notes)
+            runs_by_status=_count(r["status"] for r in runs), wall_s=round(time.time() - started, 1),
+            phases=self.phases, notes=self.notes)
+
+    def _phase(self, name: str, started: float) -> None:
+        """A phase's wall seconds, from the end of the previous one (the first: from `started`)."""
+        elapsed = time.time() - started
+        self.phases[name] = round(elapsed - sum(self.phases.values()), 1)
+        _log(f"{name} took {self.phases[name]:.0f} s (wall {elapsed:.0f} s)")
 
     def _interrupt(self, signum, _frame) -> None:
         raise SoakInterrupted(f"signal {signum}")
@@ -113,38 +126,45 @@ class Soak:
     def _start(self, webhook_url: str, started: float) -> None:
         o, root = self.options, self.run.path
         data_dir, archive_dir = root / "data", root / "archive"
+        storage = prepare_instance(self.children, root / "dagster_home", self.base_env, o.run_slots)
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
         self.redis = start_redis(self.children, root / "redis", self.redis_port)
         first = clock_start(self.days[0])
         exchange_args = ["--date", self.days[0].isoformat(), "--seed", str(o.seed), "--symbols", str(o.symbols),
                          "--activity", str(o.activity), "--speed", str(o.speed), "--start", first.strftime("%H:%M"),
-                         "--pin", "--overnight", "run", "--day-cache", "4"]
+                         "--night-speed", str(o.night_speed), "--pin", "--overnight", "run", "--day-cache", "4"]
         self.exchange, start_line = start_exchange(self.children, exchange_args, dict(self.base_env))
         self.url = start_line["url"]
         self.env = shared_environment(self.base_env, data_dir=data_dir, archive_dir=archive_dir,
-                                      redis_url=self.redis_url, exchange_url=self.url, webhook_url=webhook_url)
+                                      redis_url=self.redis_url, exchange_url=self.url, webhook_url=webhook_url,
+                                      retention_trading_days=o.retention_trading_days)
         _log(f"run directory {root}; exchange {self.url} pinned at {first:%Y-%m-%d %H:%M}; "
              f"days {', '.join(d.isoformat() for d in self.days)}; {len(self.plan)} faults planned (seed {o.seed})")
-        self.stack = DagsterStack(self.children, {**self.env, ENV_FAKE_NOW: fake_now_value(first)}, root / "dagster_home")
+        self.stack = DagsterStack(self.children, dict(self.env), root / "dagster_home")
+        self.stack.wait_for_storage(storage)
+        # the project clock reaches 08:40 at the anchor: the webserver, the daemon and the fleet,
+        # started together, must be up by then
+        anchor = time.time() + o.startup_budget_s
+        self.fake_now = fake_now_value(first, anchor, o.speed, o.night_speed)
+        self.env[ENV_FAKE_NOW] = self.fake_now   # the daemon and its run workers follow the exchange
+        self.stack.env[ENV_FAKE_NOW] = self.fake_now
         self.stack.start()   # the webserver: its code location evaluates the schedules at their tick times
-        # the project clock reaches 08:40 at the anchor: the daemon and the fleet must be up by then
-        anchor = time.time() + max(o.startup_budget_s, 2.5 * self.stack.load_s)
-        self.fake_now = fake_now_value(first, anchor, o.speed)
-        self.stack.env[ENV_FAKE_NOW] = self.fake_now   # the daemon and its run workers follow the exchange
-        self.env[ENV_FAKE_NOW] = self.fake_now
         self.stack.start_daemon()
         self.fleet_file = write_fleet_file(root / "fleet.yaml", self.url, archive_dir, root / "fleet" / "status.json",
                                            o.symbols)
         self.fleet = self.children.start("collector", [*CLI, "fleet", "run", "--config", str(self.fleet_file)],
                                          self.env, "fleet.log", stdout=(self.logs / "fleet-events.jsonl").open("a"))
-        self.ticker = ScheduleTicker(self.stack, first=first.timestamp(), last=end_of_soak(self.days[-1]).timestamp())
+        self.stack.wait_for_webserver()
+        _log(f"webserver answered after {self.stack.load_s:.0f} s")
+        self.ticker = ScheduleTicker(self.stack, first=first.timestamp(), last=end_of_soak(self.days[-1]).timestamp(),
+                                     only=o.schedules)
         self._release_clock(anchor, first)
         self.injector = Injector(self.url, self._collector_pid, self._kill_redis, self._start_redis,
                                  self.stack.kill_daemon, self.stack.start_daemon, CLI, self.env)
         self.manifest = Manifest(
             seed=o.seed, days=[d.isoformat() for d in self.days], quick=o.quick, exchange_url=self.url,
             exchange=ExchangeParameters(seed=o.seed, symbols=o.symbols, activity=o.activity, speed=o.speed,
-                                        first_day=self.days[0].isoformat()),
+                                        first_day=self.days[0].isoformat(), night_speed=o.night_speed),
             redis_url=self.redis_url, dagster_home=str(self.stack.home), archive_dir=str(archive_dir),
             lake_dir=str(data_dir), started_wall=started)
         self.run.write_manifest(self.manifest)
@@ -159,13 +179,15 @@ class Soak:
         if not self.stack.sensors_running():
             self.notes.append("the daemon's sensors were not running yet at the clock's release")
         if time.time() < anchor:
+            _log(f"daemon and fleet ready {anchor - time.time():.0f} s before the clock's release")
             time.sleep(anchor - time.time())
         else:
             self.notes.append(f"startup took {time.time() - anchor:.0f} s past its budget: the exchange "
                               "was released where the project clock already was")
         httpx.post(f"{self.url}/admin/clock", json={"at": self.now().isoformat(), "pinned": False},
                    timeout=10).raise_for_status()
-        _log(f"exchange released at {self.now():%Y-%m-%d %H:%M:%S} ({self.options.speed:g}x)")
+        _log(f"exchange released at {self.now():%Y-%m-%d %H:%M:%S} ({self.options.speed:g}x, "
+             f"{self.options.night_speed:g}x between sessions)")
 
     def now(self) -> datetime:
         return parse_fake_now(self.fake_now, time.time())
@@ -322,43 +344,38 @@ class Soak:
 
     def _progress(self, now: datetime) -> None:
         injected = len(self.records)
-        runs = _count(r["status"] for r in self._runs_quietly())
+        runs = _count(r["status"] for r in self.stack.runs_quietly())
         _log(f"{now:%a %Y-%m-%d %H:%M} | faults {injected}/{len(self.plan)} injected, {len(self.active)} active | "
              f"schedule runs {len(self.ticker.launched)} | runs {runs}")
-
-    def _runs_quietly(self) -> list[dict]:
-        try:
-            return self.stack.runs()
-        except (httpx.HTTPError, RuntimeError):
-            return []
 
     # -- the end ------------------------------------------------------------------------------
     def _drain(self) -> None:
         """Wait (wall time) for every queued or running run to end. The clock keeps running past the
-        week, so the sensors that watch today's collectors and archive are stopped first."""
+        week, so the sensors that watch today's collectors and archive are stopped first; the
+        incident sensor after one more evaluation, past the last close and the fleet's clean stop
+        (a stopping collector is not down, a closed market's archive not stale), where the
+        incidents of the last day resolve: at 30 wall seconds a tick, it may not have looked
+        since they opened."""
+        stopped_at = time.time()
         try:
-            self.stack.stop_sensors(TODAY_SENSORS)
+            incidents = stack_sensors.INCIDENT_SENSOR
+            self.stack.stop_sensors(tuple(n for n in stack_sensors.TODAY_SENSORS if n != incidents))
+            if not self.stack.wait_for_sensor_tick(incidents, stopped_at, timeout_s=120):
+                self.notes.append("the incident sensor did not evaluate after the last close")
+            self.stack.stop_sensors((incidents,))
         except (httpx.HTTPError, RuntimeError) as error:
             self.notes.append(f"the sensors of today could not be stopped for the drain: {error}")
-        deadline = time.time() + self.options.drain_timeout_s
-        last_progress = 0.0
-        while time.time() < deadline:
-            busy = [r for r in self._runs_quietly() if r["status"] in ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")]
-            if not busy:
-                return
-            if time.time() - last_progress >= PROGRESS_EVERY_S:
-                _log(f"waiting for {len(busy)} run(s): {', '.join(sorted({r['jobName'] for r in busy}))}")
-                last_progress = time.time()
-            time.sleep(1)
-        self.notes.append(f"runs still busy after {self.options.drain_timeout_s:.0f} s of draining")
+        if not self.stack.wait_for_runs(self.options.drain_timeout_s, _log, PROGRESS_EVERY_S):
+            self.notes.append(f"runs still busy after {self.options.drain_timeout_s:.0f} s of draining")
 
     def _finish(self, started: float) -> None:
-        self.final_runs = self._runs_quietly()
+        self.final_runs = self.stack.runs_quietly()
         self._sample_memory()
         self.run.write_calls(httpx.get(f"{self.url}/admin/stats", timeout=30).json())
         self.run.write_memory(self.memory.peaks)
         ended = time.time()
         self.manifest.ended_wall, self.manifest.wall_s = ended, round(ended - started, 1)
+        self.manifest.phases = dict(self.phases)
         self.run.write_manifest(self.manifest)
         (self.run.path / "runs.json").write_text(json.dumps(self.final_runs, indent=1))
 

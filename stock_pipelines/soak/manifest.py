@@ -29,6 +29,7 @@ class ExchangeParameters:
     activity: float
     speed: float
     first_day: str
+    night_speed: float | None = None   # None: `speed` day and night (a run directory from before the night speed)
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Manifest:
     started_wall: float
     ended_wall: float | None = None
     wall_s: float | None = None
+    phases: dict[str, float] | None = None   # wall seconds: startup (to the clock's release), days, drain
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -12,6 +12,10 @@ from stock_pipelines.market import SEOUL, krx_calendar
 FULL_START = date(2026, 11, 18)
 # Thursday-Friday: the CSAT day and a normal one, one night between them
 QUICK_START = date(2026, 11, 19)
+# what a day's certification needs: the end-of-day run. The pre-flight, freshness and retention
+# schedules run in the full soak; a run's process start alone is ~8 s of CPU (it imports the
+# definitions), which the quick mode's 3 minutes on two shared cores cannot spare.
+QUICK_SCHEDULES = ("end_of_day_schedule",)
 CLOCK_START = time(8, 40)   # the exchange is released here on the first day (collectors connect at 08:55)
 
 
@@ -21,17 +25,26 @@ class SoakOptions:
     start: date = FULL_START
     quick: bool = False
     seed: int = 7
-    speed: float = 600.0
+    speed: float = 600.0             # in the day windows (open - 10 min .. close + 10 min)
+    night_speed: float = 2400.0      # between them: a night is 24 wall seconds, a weekend 98
     symbols: int = 12
     activity: float = 0.5
     run_dir: Path | None = None
-    startup_budget_s: float = 45.0    # wall seconds from the webserver's answer to the clock's release
+    # the full week keeps 3 trading days of archive, so its fourth day's 19:00 retention run deletes
+    # the first (certified) day while the soak watches; None: the project's default window
+    retention_trading_days: int | None = 3
+    # the schedules ticked on the exchange's clock (None: all of them)
+    schedules: tuple[str, ...] | None = None
+    run_slots: int | None = None   # concurrent Dagster runs (None: the project's 2, recoveries 1)
+    startup_budget_s: float = 60.0    # wall seconds from starting the webserver and daemon to the clock's release
     drain_timeout_s: float = 1500.0   # wall seconds to wait for the last runs after the last day
 
     @classmethod
     def quick_run(cls, **overrides) -> SoakOptions:
-        base = cls(days=2, start=QUICK_START, quick=True, speed=600.0, symbols=6, activity=0.3,
-                   drain_timeout_s=900.0)
+        base = cls(days=2, start=QUICK_START, quick=True, speed=600.0, night_speed=6000.0, symbols=6,
+                   activity=0.3, drain_timeout_s=900.0, retention_trading_days=None,
+                   schedules=QUICK_SCHEDULES, run_slots=3,
+                   startup_budget_s=50.0)
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
     @classmethod

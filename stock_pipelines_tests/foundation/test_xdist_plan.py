@@ -1,5 +1,5 @@
 """`./run test`'s two xdist workers: the files that start Dagster's servers are one unit of work,
-collected first; every other file is a unit of its own (`xdist_plan.py`)."""
+collected first; every other file is a unit of its own, the quick soak's collected last (`xdist_plan.py`)."""
 
 import re
 import subprocess
@@ -31,16 +31,20 @@ def test_the_server_files_are_one_unit_and_the_others_one_each(request, monkeypa
     assert scope("stock_pipelines_tests/sensors/test_self_healing_e2e.py::test_a") == SERVER_UNIT
     assert scope("stock_pipelines_tests/demo/test_demo_command.py::test_b[x]") == SERVER_UNIT
     assert scope("stock_pipelines_tests/heartbeat/test_store.py::test_c") == "stock_pipelines_tests/heartbeat/test_store.py"
+    soak = "stock_pipelines_tests/soak/test_soak_quick.py"
+    assert scope(f"{soak}::test_d") == soak
     monkeypatch.setattr(request.config.option, "dist", "load")
     assert xdist_plan.pytest_xdist_make_scheduler(request.config, Producer("test", enabled=False)) is None
 
 
-def test_the_server_files_are_collected_first():
+def test_the_server_files_are_collected_first_and_the_quick_soak_last():
     listed = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-         "stock_pipelines_tests/heartbeat/test_store.py", "stock_pipelines_tests/demo/test_demo_command.py"],
+         "stock_pipelines_tests/soak/test_soak_quick.py", "stock_pipelines_tests/heartbeat/test_store.py",
+         "stock_pipelines_tests/demo/test_demo_command.py"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     files = [line.split("::")[0] for line in listed.splitlines() if "::" in line]
     assert files[0] == "stock_pipelines_tests/demo/test_demo_command.py"
-    assert files[-1] == "stock_pipelines_tests/heartbeat/test_store.py"
+    assert files[-1] == "stock_pipelines_tests/soak/test_soak_quick.py"   # in the suite, not deselected
+    assert "stock_pipelines_tests/heartbeat/test_store.py" in files

@@ -51,3 +51,28 @@ def test_speed_reports_the_rate_of_the_configured_clock(monkeypatch):
     assert clock.speed() == 0
     monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(START, 1_000.0))
     assert clock.speed() == 1
+
+
+def test_a_night_speed_is_written_and_read_back_and_speed_reports_the_day_speed(monkeypatch):
+    value = fake_now_value(START, 1_000.0, speed=600, night_speed=6000)
+    assert value == "2026-11-20T15:25:00+09:00@1000.0*600/6000"
+    assert fake_now_value(START, 1_000.0, speed=600, night_speed=600) == "2026-11-20T15:25:00+09:00@1000.0*600"
+    # Friday 15:25 is in the day window (close 15:30 + 10 min): 10 wall s at 600x
+    assert parse_fake_now(value, wall=1_001.0) == START + timedelta(minutes=10)
+    monkeypatch.setenv(ENV_FAKE_NOW, value)
+    assert clock.speed() == 600
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("2026-11-20T15:25:00+09:00@1000*600/0", "positive"),
+        ("2026-11-20T15:25:00+09:00@1000*600/", "could not convert"),
+        ("2026-11-20T15:25:00+09:00@1000*/6000", "day speed"),
+        ("2026-11-20T15:25:00+09:00@1000*600/night", "could not convert"),
+    ],
+)
+def test_bad_night_speeds_are_refused_naming_the_form(value, message):
+    with pytest.raises(ValueError, match=r"\*speed\[/night_speed\]") as error:
+        parse_fake_now(value, wall=1_000.0)
+    assert message in str(error.value)

@@ -105,7 +105,7 @@ def run_day(tmp_path_factory):
         redis.stop()
 
 
-def write_run(run_dir, day, *, data, alerts, retention_days=()) -> None:
+def write_run(run_dir, day, *, data, alerts, retention_days=(), retention=()) -> None:
     run_dir.mkdir()
     manifest = {
         "seed": 5, "days": [DAY.isoformat()], "quick": True, "exchange_url": "http://127.0.0.1:1",
@@ -124,7 +124,7 @@ def write_run(run_dir, day, *, data, alerts, retention_days=()) -> None:
         {"recorded_wall": STARTED_WALL + 50, "at": "2026-11-20T19:00:00+09:00", "as_of": DAY.isoformat(),
          "day": d, "action": "deleted", "reason": "older than 3 trading days", "paths": 2}
         for d in retention_days
-    ])
+    ] + list(retention))
 
 
 def truth_of_the_day():
@@ -203,6 +203,32 @@ def test_a_lost_bar_a_second_alert_and_an_uncertified_deletion_fail_and_say_why(
     assert (line["bars_lost"], line["incidents"], line["alerts"], line["resolutions"]) == (1, 1, 2, 1)
     assert line["retention_deleted"] == ["2026-11-19"] and line["passed"] is False
     assert figures.render_table().splitlines()[-4:] == ["FAILED", *(f"  - {r}" for r in figures.reasons())]
+
+
+def test_retention_deleting_a_certified_day_of_the_run_shows_in_its_row_and_passes(run_day, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(run_day["data"], data)
+    run_dir = tmp_path / "run"
+    write_run(run_dir, run_day, data=data, alerts=[alert("firing", 1_012.5), alert("resolved", 1_100.0)],
+              retention=[
+                  {"recorded_wall": STARTED_WALL + 60, "at": "2026-11-25T19:00:00+09:00", "as_of": "2026-11-25",
+                   "day": DAY.isoformat(), "action": "deleted", "reason": "certified, older than 3 trading days",
+                   "paths": 3},
+                  {"recorded_wall": STARTED_WALL - 60, "at": "2026-11-24T19:00:00+09:00", "as_of": "2026-11-24",
+                   "day": "2026-11-17", "action": "deleted", "reason": "before the run", "paths": 1},
+                  {"recorded_wall": STARTED_WALL + 60, "at": "2026-11-25T19:00:00+09:00", "as_of": "2026-11-25",
+                   "day": "2026-11-18", "action": "kept", "reason": "not certified", "paths": 2},
+              ])
+    figures = measure(run_dir)
+
+    assert figures.days[0].retention == "deleted 3 paths" and figures.passed(), figures.reasons()
+    line = json.loads(figures.json_line())
+    # what happened before the run started is not the run's
+    assert (line["retention_deleted"], line["retention_kept"]) == ([DAY.isoformat()], ["2026-11-18"])
+    table = figures.render_table().splitlines()
+    assert table[2].startswith(f"{DAY.isoformat()}  yes") and table[2].endswith("deleted 3 paths")
+    assert table[3].startswith("total") and table[3].endswith("1 deleted")
+    assert "retention deleted 2026-11-20; kept 2026-11-18" in table
 
 
 def test_a_directory_without_a_manifest_is_refused(tmp_path):
