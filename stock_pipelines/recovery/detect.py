@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -25,7 +25,7 @@ from stock_pipelines.gaps.sequence import sequence_gaps, tail_gaps
 from stock_pipelines.archive.layout import SYSTEM, check_collector_id
 from stock_pipelines.gaps.silence import silence_gaps
 from stock_pipelines.heartbeat.archive_history import archive_collectors, up_intervals
-from stock_pipelines.heartbeat.model import UpInterval
+from stock_pipelines.heartbeat.model import DEFAULT_INTERVAL_S, UpInterval
 from stock_pipelines.heartbeat.store import HeartbeatStore
 from stock_pipelines.market import KrxCalendar, krx_calendar
 from stock_pipelines.recovery.plan import subtract
@@ -39,6 +39,10 @@ class CollectorDay:
     intervals: tuple[UpInterval, ...]
     history_source: str  # "redis" | "archive" | "none"
     symbols: tuple[str, ...]
+    # its own beat interval (project seconds), from its latest heartbeat: a hole counts as downtime
+    # past 3 of them, the rule the heartbeat sensor uses to call it down. On an accelerated clock
+    # a beat every wall second is minutes apart, and the stretch since the last beat is no outage.
+    beat_interval_s: float = DEFAULT_INTERVAL_S
 
 
 def collectors_of_day(
@@ -58,16 +62,17 @@ def collectors_of_day(
     for name in sorted(names):
         intervals, source = up_intervals(store, archive_root, name, day)
         symbols: tuple[str, ...] = ()
+        beat_interval_s = DEFAULT_INTERVAL_S
         if store is not None:
             latest = store.latest(name)
             if latest is not None and latest.at.date() >= day:
-                symbols = latest.symbols
+                symbols, beat_interval_s = latest.symbols, latest.interval_s
         if not symbols and ticks.height:
             own = ticks.filter(pl.col("collector") == name).get_column("symbol").unique().sort()
             symbols = tuple(own.to_list())
         if source == "none" and not symbols:
             continue  # a stale heartbeat key from another day, with nothing to say about this one
-        result.append(CollectorDay(name, tuple(intervals), source, symbols))
+        result.append(CollectorDay(name, tuple(intervals), source, symbols, beat_interval_s))
     return result
 
 
@@ -154,7 +159,7 @@ def detect_gaps(
     for collector in collectors:
         gaps += downtime_gaps(
             collector.intervals, day, collector=collector.collector, symbols=collector.symbols, now=now,
-            calendar=calendar,
+            calendar=calendar, interval=timedelta(seconds=collector.beat_interval_s),
         )
         if archive_root is not None:
             reported, unreadable = loss_window_gaps(archive_root, collector, day, calendar)

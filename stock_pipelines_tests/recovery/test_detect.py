@@ -115,3 +115,21 @@ def test_a_window_the_sensor_saw_is_downtime_unless_already_found():
     assert [(g.start, g.end) for g in requested_gaps(two, "collector_heartbeat_sensor:kis-1", young, collectors)] \
         == [(t("10:10:00"), t("10:25:00")), (t("13:40:00"), t("13:52:00"))]
     assert requested_gaps(["not a window"], "collector_heartbeat_sensor:kis-1", [], collectors) == []
+
+
+def test_downtime_is_judged_by_the_collectors_own_beat_interval():
+    """At 600x a collector beats every 600 project seconds: the 14 minutes since its last beat are
+    no outage (the heartbeat sensor calls it down only after 3 beats), 31 minutes are."""
+    ticks = pl.DataFrame(schema={"collector": pl.String, "symbol": pl.String, "ts": pl.Datetime("us", "UTC"),
+                                 "qty": pl.Int64, "cum": pl.Int64})
+
+    def downtime(beat_interval_s: float, now: str) -> list[tuple[datetime, datetime]]:
+        collector = CollectorDay("kis-1", (UpInterval(at("08:55"), at("14:41")),), "redis", ("005930",),
+                                 beat_interval_s)
+        return [(g.start, g.end) for g in detect_gaps(DAY, ticks, [collector], now=at(now))
+                if g.kind == GapKind.DOWNTIME]
+
+    assert downtime(600.0, "14:55") == []
+    assert downtime(600.0, "15:12") == [(at("14:41"), at("15:12"))]
+    # on the real clock's 5 s beat the same 14 minutes are an outage
+    assert downtime(5.0, "14:55") == [(at("14:41"), at("14:55"))]
