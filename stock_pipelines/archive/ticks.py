@@ -164,15 +164,7 @@ class DayIngest:
             for reject in parsed.rejects:
                 self._quarantine_rows.append(_quarantine_row(archive_file, reject))
             if parsed.rows.height:
-                checked = parsed.rows.with_columns(
-                    reason=self._bounds.reason_expr(), file_id=pl.lit(file_id, pl.UInt32)
-                )
-                self._rejected.append(
-                    checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "reason")
-                )
-                good = checked.filter(pl.col("reason").is_null()).with_columns(
-                    sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.UInt32)
-                )
+                good = self._validate(parsed.rows, file_id)
                 symbols.append(good.select("sym_key", "sym").unique())
                 self._spill.add(good.select(COMPACT))
             del parsed
@@ -180,6 +172,15 @@ class DayIngest:
             pl.concat(symbols).unique().sort("sym_key")
             if symbols
             else pl.DataFrame(schema={"sym_key": pl.UInt32, "sym": pl.String})
+        )
+
+    def _validate(self, rows: pl.DataFrame, file_id: int) -> pl.DataFrame:
+        """A piece's rows that pass every rule, with their symbol's key; the rest are noted
+        as rejected (file_id, line, reason)."""
+        checked = rows.with_columns(reason=self._bounds.reason_expr(), file_id=pl.lit(file_id, pl.UInt32))
+        self._rejected.append(checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "reason"))
+        return checked.filter(pl.col("reason").is_null()).with_columns(
+            sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.UInt32)
         )
 
     def _buckets(self):
