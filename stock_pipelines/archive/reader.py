@@ -82,12 +82,16 @@ def excerpt(raw: bytes) -> bytes:
 
 @dataclass
 class ParsedFile:
-    """One file's lines: `rows` (POLARS_SCHEMA + line) and `rejects`; lines = both."""
+    """One file's lines: `rows` (POLARS_SCHEMA + line) and `rejects`; lines = both.
+
+    `proven`: every row came through the fast path, whose row check (`fast_parse.rows_pass`)
+    already proved each has all nine fields, a known `src` and a valid `sym`."""
 
     rows: pl.DataFrame
     rejects: list[Reject] = field(default_factory=list)
     lines: int = 0
     size: int = 0
+    proven: bool = False
 
 
 def empty_rows() -> pl.DataFrame:
@@ -160,7 +164,8 @@ def merge(pieces: list[ParsedFile]) -> ParsedFile:
         return ParsedFile(empty_rows())
     rows = pl.concat([p.rows for p in pieces], how="vertical")
     rejects = [r for p in pieces for r in p.rejects]
-    return ParsedFile(rows, rejects, sum(p.lines for p in pieces), sum(p.size for p in pieces))
+    lines, size = sum(p.lines for p in pieces), sum(p.size for p in pieces)
+    return ParsedFile(rows, rejects, lines, size, all(p.proven or not p.rows.height for p in pieces))
 
 
 def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
@@ -172,6 +177,7 @@ def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
     complete_end = spans[-1][1] if spans else 0
     rejects: list[Reject] = []
     frames: list[pl.DataFrame] = []
+    proven: list[int] = []  # rows of each frame the fast path proved
     first_line = loaded.first_line
     # runs of consecutive blocks whose counts pass are parsed by polars in one call
     run: list[int] = []
@@ -181,7 +187,7 @@ def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
             run.append(index)
             continue
         if run:
-            first_line = _fast_run(data, spans, counts, run, first_line, frames, rejects)
+            first_line = _fast_run(data, spans, counts, run, first_line, frames, rejects, proven)
             run = []
         if index < len(spans):
             first_line = _strict_block(data, spans[index], first_line, frames, rejects)
@@ -192,10 +198,10 @@ def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
         item.offset += loaded.offset
     rows = pl.concat(frames, how="vertical") if frames else empty_rows()
     rejects.sort(key=lambda r: r.line)
-    return ParsedFile(rows, rejects, first_line - loaded.first_line, size)
+    return ParsedFile(rows, rejects, first_line - loaded.first_line, size, sum(proven) == rows.height)
 
 
-def _fast_run(data, spans, counts, run, first_line, frames, rejects) -> int:
+def _fast_run(data, spans, counts, run, first_line, frames, rejects, proven) -> int:
     """Blocks spans[run] (contiguous, counts passed): polars parses them, in one call if the
     row check passes for the whole run, else block by block; a failing block goes strict."""
     begin, end = spans[run[0]][0], spans[run[-1]][1]
@@ -204,6 +210,7 @@ def _fast_run(data, spans, counts, run, first_line, frames, rejects) -> int:
     frame = fast_parse.parse(whole, POLARS_SCHEMA)
     if frame is not None and fast_parse.rows_pass(frame, lines):
         frames.append(frame.with_columns(line=pl.int_range(first_line, first_line + lines, dtype=pl.Int64)))
+        proven.append(lines)
         return first_line + lines
     for index in run:
         lines = counts[index][0]
@@ -213,6 +220,7 @@ def _fast_run(data, spans, counts, run, first_line, frames, rejects) -> int:
             frames.append(
                 frame.with_columns(line=pl.int_range(first_line, first_line + lines, dtype=pl.Int64))
             )
+            proven.append(lines)
             first_line += lines
         else:
             first_line = _strict_block(data, span, first_line, frames, rejects)

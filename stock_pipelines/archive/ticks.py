@@ -164,20 +164,23 @@ class DayIngest:
             for reject in parsed.rejects:
                 self._quarantine_rows.append(_quarantine_row(archive_file, reject))
             if parsed.rows.height:
-                good = self._validate(parsed.rows, file_id)
-                symbols.append(good.select("sym_key", "sym").unique())
+                good = self._validate(parsed.rows, file_id, parsed.proven)
+                # sym_key is sym read in base 36: one text per key, so any row's text will do
+                symbols.append(good.group_by("sym_key").agg(pl.col("sym").first()))
                 self._spill.add(good.select(COMPACT))
             del parsed
         self._symbols = (
-            pl.concat(symbols).unique().sort("sym_key")
+            pl.concat(symbols).group_by("sym_key").agg(pl.col("sym").first()).sort("sym_key")
             if symbols
             else pl.DataFrame(schema={"sym_key": pl.UInt32, "sym": pl.String})
         )
 
-    def _validate(self, rows: pl.DataFrame, file_id: int) -> pl.DataFrame:
+    def _validate(self, rows: pl.DataFrame, file_id: int, proven: bool = False) -> pl.DataFrame:
         """A piece's rows that pass every rule, with their symbol's key; the rest are noted
-        as rejected (file_id, line, reason)."""
-        checked = rows.with_columns(reason=self._bounds.reason_expr(), file_id=pl.lit(file_id, pl.UInt32))
+        as rejected (file_id, line, reason). `proven`: the reader's fast path already proved
+        the rules on fields and strings (see `reader.ParsedFile`)."""
+        reason = self._bounds.reason_expr(strings_proven=proven)
+        checked = rows.with_columns(reason=reason, file_id=pl.lit(file_id, pl.UInt32))
         self._rejected.append(checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "reason"))
         return checked.filter(pl.col("reason").is_null()).with_columns(
             sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.UInt32)
@@ -268,20 +271,25 @@ class _Bounds:
         closing_print = (ts >= self.close_print_start) & (ts <= self.end)
         return continuous | closing_print
 
-    def reason_expr(self) -> pl.Expr:
+    def reason_expr(self, strings_proven: bool = False) -> pl.Expr:
+        """The first rule a row breaks, or null. `strings_proven`: every field is present, `src`
+        known and `sym` valid (the fast path's row check), so those three rules, which cannot
+        fire, are not evaluated again (the symbol regex is the costliest rule)."""
         c = pl.col
         fields = ("src", "sym", "ts", "rx", "px", "qty", "cum", "seq")
         ts = c("ts")
+        rules = pl.when(c("v").is_null() | (c("v") != SCHEMA_VERSION)).then(pl.lit(UNKNOWN_VERSION))
+        if not strings_proven:
+            rules = (
+                rules.when(pl.any_horizontal(c(name).is_null() for name in fields))
+                .then(pl.lit(MISSING_FIELD))
+                .when(~c("src").is_in(list(SOURCES)))
+                .then(pl.lit(BAD_SOURCE))
+                .when(~c("sym").str.contains(_SYMBOL_REGEX))
+                .then(pl.lit(BAD_SYMBOL))
+            )
         return (
-            pl.when(c("v").is_null() | (c("v") != SCHEMA_VERSION))
-            .then(pl.lit(UNKNOWN_VERSION))
-            .when(pl.any_horizontal(c(name).is_null() for name in fields))
-            .then(pl.lit(MISSING_FIELD))
-            .when(~c("src").is_in(list(SOURCES)))
-            .then(pl.lit(BAD_SOURCE))
-            .when(~c("sym").str.contains(_SYMBOL_REGEX))
-            .then(pl.lit(BAD_SYMBOL))
-            .when(c("px") <= 0)
+            rules.when(c("px") <= 0)
             .then(pl.lit(NONPOSITIVE_PRICE))
             .when(c("qty") <= 0)
             .then(pl.lit(NONPOSITIVE_QTY))
