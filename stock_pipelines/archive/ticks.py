@@ -181,7 +181,8 @@ class DayIngest:
         the rules on fields and strings (see `reader.ParsedFile`)."""
         reason = self._bounds.reason_expr(strings_proven=proven)
         checked = rows.with_columns(reason=reason, file_id=pl.lit(file_id, pl.UInt32))
-        self._rejected.append(checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "reason"))
+        rejected = checked.filter(pl.col("reason").is_not_null())
+        self._rejected.append(rejected.select("file_id", "line", "reason"))
         return checked.filter(pl.col("reason").is_null()).with_columns(
             sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.UInt32)
         )
