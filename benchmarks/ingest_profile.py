@@ -12,8 +12,9 @@ encoder) run inline, so no two stages overlap and the CPU column adds up to the 
 `--overlapped` keeps them (the real run: the helper-thread stages' CPU then also lands in the
 main-thread stage they overlapped). A sampler thread reads the resident set every 10 ms and
 keeps, per main-thread stage, the largest it saw while that stage was the innermost one open
-(the "peak MiB" column: which stage the run's peak memory comes from). The last line printed is
-a JSON object.
+(the "peak MiB" column: which stage the run's peak memory comes from), and per range of rows
+the resident set at its start and the largest until the next starts (the last range's
+includes the bars). The last line printed is a JSON object.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ _stacks = threading.local()  # per thread: [wall, cpu, stage] of the open timed 
 _main_stack: list[list] = []  # the main thread's, read by the memory sampler
 _peak_rss: dict[str, float] = defaultdict(float)  # MiB, per innermost main-thread stage
 _range_rss: list[float] = []  # MiB, the resident set as each range's `order` starts
+_range_peak: list[float] = []  # MiB, the largest from each range's start to the next one's
+_range_shape: list[tuple[int, int]] = []  # (rows, symbols) of each range
 
 
 def _cpu() -> float:
@@ -94,6 +97,8 @@ def _sample_rss(stop: threading.Event) -> None:
         rss = _rss_mib()
         stage = _main_stack[-1][2] if _main_stack else "between stages (untimed)"
         _peak_rss[stage] = max(_peak_rss[stage], rss)
+        if _range_peak:
+            _range_peak[-1] = max(_range_peak[-1], rss)
 
 
 class _Inline:
@@ -155,6 +160,9 @@ def instrument(overlapped: bool) -> None:
 
     def order(*args, **kwargs):
         _range_rss.append(round(_rss_mib()))
+        _range_peak.append(_range_rss[-1])
+        rows = args[0]
+        _range_shape.append((rows.height, rows["sym_key"].n_unique()))
         return timed_order(*args, **kwargs)
 
     ticks.order = order
@@ -229,7 +237,14 @@ def profile(root: Path, data: Path) -> None:
         f"{result['cpu_seconds'] / result['wall_seconds']:6.2f} {result['peak_rss_mib']:9.0f}"
     )
     print(f"resident MiB as each range starts: {_range_rss}")
-    print(json.dumps({"run": result, "stages": stages, "range_start_rss_mib": _range_rss}))
+    print(f"largest resident MiB from each range's start to the next: {[round(p) for p in _range_peak]}")
+    print(f"each range's (rows, symbols): {_range_shape}")
+    ranges = {
+        "range_start_rss_mib": _range_rss,
+        "range_peak_rss_mib": [round(p) for p in _range_peak],
+        "range_rows_symbols": _range_shape,
+    }
+    print(json.dumps({"run": result, "stages": stages, **ranges}))
 
 
 if __name__ == "__main__":
