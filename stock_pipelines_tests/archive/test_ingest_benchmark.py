@@ -49,6 +49,17 @@ def test_the_profile_accounts_for_every_line_and_almost_all_of_the_run(ingest_be
     assert len(profile["range_start_rss_mib"]) == stages["order"]["calls"]
     assert stages["validate: reject rules"]["peak_mib"] > 0
 
+    ranges_only = subprocess.run(
+        [sys.executable, script, "--dir", str(tmp_path / "archive"), "--ranges-only"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    ranges = json.loads(ranges_only.stdout.strip().splitlines()[-1])["ranges"]
+    assert sum(r["rows"] for r in ranges) == 40_400  # every valid row, duplicates not yet dropped
+    assert len(ranges) == stages["order"]["calls"] and all(r["RssAnon"] > 0 for r in ranges)
+
 
 def test_flatness_is_judged_between_the_two_largest_days(ingest_benchmark, capsys):
     def point(ticks: int, peak: int) -> dict:
