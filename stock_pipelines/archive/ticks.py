@@ -133,10 +133,10 @@ class DayIngest:
     """A day's files -> raw_ticks batches in final order, then quarantine and stats.
 
     Construction parses and validates every file piece by piece, spilling valid rows in a
-    compact form (62 bytes a row) to local disk (`spill.SymbolSpill`). `batches()` then reads
-    back, sorts, checks and deduplicates one range of rows at a time and yields raw_ticks
-    rows in their final order, so memory holds about one piece and one range whatever the size
-    of the day; after the last batch it builds `quarantine`, fills `stats` and asserts the
+    compact form (62 bytes a row) to local disk (`spill.SymbolSpill`), a file for each
+    `spill_rows` or so. `batches()` then reads back, sorts, checks and deduplicates one range of
+    rows at a time and yields raw_ticks rows in their final order, so memory holds about one
+    piece, `spill_rows` compact rows and one range whatever the size of the day; after the last batch it builds `quarantine`, fills `stats` and asserts the
     line accounting (inside the generator: a lake writer consuming it never commits a
     partition whose accounting failed).
     """
@@ -147,6 +147,7 @@ class DayIngest:
         session: Session,
         tolerance: timedelta = DEFAULT_TOLERANCE,
         target_batch_rows: int = 1_000_000,
+        spill_rows: int = 2_000_000,
     ) -> None:
         self.files = sorted(files, key=lambda f: f.label)  # file_id order == label order
         self.stats = IngestStats(files=len(self.files))
@@ -156,6 +157,11 @@ class DayIngest:
         self._rejected: list[pl.DataFrame] = []  # file_id, line, reason: raw fetched at the end
         self._quarantine_rows: list[dict] = []
         self._spill = SymbolSpill()  # valid rows, on disk until their range is processed
+        # pieces' valid rows gathered into spill files of about `spill_rows`: a range is one
+        # slice of every spill file, and a range built from many slices peaks far higher (a
+        # 30M day in 64 files peaked at 1.5 GiB, in 15 at 1.0 GiB; docs/archive-format.md)
+        pending: list[pl.DataFrame] = []
+        pending_rows = 0
         symbols: list[pl.DataFrame] = []  # sym_key -> symbol text, to rebuild the column per batch
         for file_id, parsed in _parsed(self.files):
             archive_file = self.files[file_id]
@@ -167,8 +173,15 @@ class DayIngest:
                 good = self._validate(parsed.rows, file_id, parsed.proven)
                 # sym_key is sym read in base 36: one text per key, so any row's text will do
                 symbols.append(good.group_by("sym_key").agg(pl.col("sym").first()))
-                self._spill.add(good.select(COMPACT))
+                pending.append(good.select(COMPACT))
+                pending_rows += pending[-1].height
+                if pending_rows >= spill_rows:
+                    self._spill.add(pl.concat(pending))
+                    pending, pending_rows = [], 0
             del parsed
+        if pending:
+            self._spill.add(pl.concat(pending))
+        del pending
         self._symbols = (
             pl.concat(symbols).group_by("sym_key").agg(pl.col("sym").first()).sort("sym_key")
             if symbols
