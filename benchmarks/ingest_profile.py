@@ -135,7 +135,7 @@ def instrument(overlapped: bool) -> None:
     from stock_pipelines.archive import bars, fast_parse, reader, spill, ticks
 
     if not overlapped:
-        ticks._read_ahead = lambda items: items
+        ticks.read_ahead = lambda items: items
         lake.ThreadPoolExecutor = _Inline
         fast_parse._POOL = _Inline()
     wrap = {

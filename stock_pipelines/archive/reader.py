@@ -6,13 +6,11 @@ reason, byte offset and length, and an excerpt of at most `RAW_EXCERPT_BYTES`: a
 line is not copied around; `read_span` reads it back whole). Validation of the parsed rows
 happens later (`ticks.py`).
 
-Speed: a file is cut into blocks of whole lines (`fast_parse.BLOCK_BYTES`) and each block is
-parsed by polars' NDJSON reader, which is faster than pyarrow's but more lenient; a cheap
-detector (three byte counts and a row check, `fast_parse`) proves a block has none of the lines
-polars would get wrong. A block it cannot prove goes through the strict reader: its bytes split
-on b"\\n" with numpy, one multi-threaded `pyarrow.json` parse, and only if that fails chunks, and
-only a failing chunk line by line in Python. Both paths give the same rows and rejects
-(stock_pipelines_tests/archive/test_fast_parse.py holds them to it).
+Speed: a file is cut into blocks of whole lines (`fast_parse.BLOCK_BYTES`), each parsed by
+polars' NDJSON reader (faster than pyarrow's, more lenient) once a cheap detector (`fast_parse`)
+proves it has none of the lines polars gets wrong; any other block goes through the strict
+reader: one multi-threaded `pyarrow.json` parse, then chunks, then a failing chunk line by line
+in Python. Both paths give the same rows and rejects (stock_pipelines_tests/archive/test_fast_parse.py).
 """
 
 from __future__ import annotations
@@ -82,10 +80,8 @@ def excerpt(raw: bytes) -> bytes:
 
 @dataclass
 class ParsedFile:
-    """One file's lines: `rows` (POLARS_SCHEMA + line) and `rejects`; lines = both.
-
-    `proven`: every row came through the fast path, whose row check (`fast_parse.rows_pass`)
-    already proved each has all nine fields, a known `src` and a valid `sym`."""
+    """One file's lines: `rows` (POLARS_SCHEMA + line) and `rejects`; lines = both. `proven`:
+    every row passed the fast path's row check (all nine fields, a known src, a valid sym)."""
 
     rows: pl.DataFrame
     rejects: list[Reject] = field(default_factory=list)

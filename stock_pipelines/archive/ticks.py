@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
 from datetime import date, timedelta
@@ -24,6 +23,7 @@ import polars as pl
 
 from stock_pipelines.archive import reader
 from stock_pipelines.archive.layout import day_torn_tail_files, day_trade_files
+from stock_pipelines.archive.read_ahead import read_ahead
 from stock_pipelines.archive.record import SCHEMA_VERSION, SOURCES
 from stock_pipelines.archive.spill import RangeStart, SymbolSpill
 from stock_pipelines.archive.symbol_range import COMPACT, dedupe, drop_decreasing, order
@@ -136,9 +136,10 @@ class DayIngest:
     compact form (62 bytes a row) to local disk (`spill.SymbolSpill`), a file for each
     `spill_rows` or so. `batches()` then reads back, sorts, checks and deduplicates one range of
     rows at a time and yields raw_ticks rows in their final order, so memory holds about one
-    piece, `spill_rows` compact rows and one range whatever the size of the day; after the last batch it builds `quarantine`, fills `stats` and asserts the
-    line accounting (inside the generator: a lake writer consuming it never commits a
-    partition whose accounting failed).
+    piece, `spill_rows` compact rows and one range whatever the size of the day; after the
+    last batch it builds `quarantine`, fills `stats` and asserts the line accounting (inside
+    the generator: a lake writer consuming it never commits a partition whose accounting
+    failed).
     """
 
     def __init__(
@@ -157,9 +158,8 @@ class DayIngest:
         self._rejected: list[pl.DataFrame] = []  # file_id, line, reason: raw fetched at the end
         self._quarantine_rows: list[dict] = []
         self._spill = SymbolSpill()  # valid rows, on disk until their range is processed
-        # pieces' valid rows gathered into spill files of about `spill_rows`: a range is one
-        # slice of every spill file, and a range built from many slices peaks far higher (a
-        # 30M day in 64 files peaked at 1.5 GiB, in 15 at 1.0 GiB; docs/archive-format.md)
+        # spill files of about `spill_rows`: a range is a slice of every file, and one of many
+        # slices peaks far higher (30M day: 1.5 GiB in 64 files, 1.0 in 15; docs/archive-format)
         pending: list[pl.DataFrame] = []
         pending_rows = 0
         symbols: list[pl.DataFrame] = []  # sym_key -> symbol text, to rebuild the column per batch
@@ -181,7 +181,6 @@ class DayIngest:
             del parsed
         if pending:
             self._spill.add(pl.concat(pending))
-        del pending
         self._symbols = (
             pl.concat(symbols).group_by("sym_key").agg(pl.col("sym").first()).sort("sym_key")
             if symbols
@@ -357,27 +356,12 @@ def _parsed(files: list[ArchiveFile]) -> Iterator[tuple[int, reader.ParsedFile]]
                 for piece in reader.load(archive_file.path):
                     yield file_id, piece
 
-    for file_id, group in groupby(_read_ahead(pieces()), key=lambda item: item[0]):
+    for file_id, group in groupby(read_ahead(pieces()), key=lambda item: item[0]):
         if _is_torn_tail(files[file_id]):
             yield file_id, _torn_tail(files[file_id].path)
             continue
         for parsed in reader.numbered(piece for _, piece in group):
             yield file_id, parsed
-
-
-def _read_ahead(items: Iterator) -> Iterator:
-    """`items`, produced one ahead in a helper thread (its errors re-raised here)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="archive-read") as pool:
-        ahead = pool.submit(next, items, _DONE)
-        while True:
-            item = ahead.result()
-            if item is _DONE:
-                return
-            ahead = pool.submit(next, items, _DONE)
-            yield item
-
-
-_DONE = object()
 
 
 def _is_torn_tail(archive_file: ArchiveFile) -> bool:
