@@ -16,8 +16,11 @@ Then the scaling line: ours alone at each --scaling size (default 1M) and at --t
 with --with-30m (opt-in: generating and ingesting 30M lines takes several minutes here), with
 peak memory per size and its growth per million ticks.
 Targets: wall time <= 1.5x pyarrow's parse, peak < 1.5 GiB (at 10M ticks or more), the same
-rows and bars as pandas, and memory flat with the day (< 10 MiB more per million ticks). The
-last line printed is a JSON object.
+rows and bars as pandas, and memory flat with the day (< 10 MiB more per million ticks). Flat is
+judged between the two largest sizes when the line has three or more: a day of a million ticks
+is one range of rows (no range is encoded while the next is built) read in pieces smaller than
+the 64 MiB cap, so its peak lacks costs that are fixed from a few million ticks on; the growth
+from the smallest size is printed too. The last line printed is a JSON object.
 """
 
 from __future__ import annotations
@@ -246,7 +249,7 @@ def main() -> None:
             if ticks != args.ticks:
                 points[ticks] = scaling_point(ticks, base)
         summary.update(scaling(points))
-        flat = summary["peak_mib_per_million_ticks"] < FLAT_MIB_PER_MILLION
+        flat = summary["peak_mib_per_million_ticks_judged"] < FLAT_MIB_PER_MILLION
         summary["targets_met"]["memory_flat"] = flat if len(points) > 1 else None  # one size: no line
         print(json.dumps(summary))
     finally:
@@ -317,10 +320,15 @@ def scaling(points: dict[int, dict]) -> dict:
         print(
             f"scaling: {ticks:>11,} ticks: {p['lines_in'] / p['seconds']:,.0f} ticks/s, peak {p['peak_rss_mib']:,.0f} MiB"
         )
-    small, large = points[sizes[0]], points[sizes[-1]]
-    span = (large["lines_in"] - small["lines_in"]) / 1e6
-    growth = (large["peak_rss_mib"] - small["peak_rss_mib"]) / span if span else 0.0
-    print(f"scaling: peak grows {growth:.1f} MiB per million ticks (flat: < {FLAT_MIB_PER_MILLION})")
+    for low, high in zip(sizes, sizes[1:]):
+        step = _growth(points[low], points[high])
+        print(f"scaling: {low:,} -> {high:,} ticks: peak {step:+.1f} MiB per million ticks")
+    growth = _growth(points[sizes[0]], points[sizes[-1]])
+    judged = _growth(points[sizes[-2]], points[sizes[-1]]) if len(sizes) >= 3 else growth
+    print(
+        f"scaling: peak grows {growth:.1f} MiB per million ticks from the smallest size, {judged:.1f} "
+        f"between the two largest (flat: < {FLAT_MIB_PER_MILLION})"
+    )
     return {
         "scaling": [
             {
@@ -331,7 +339,14 @@ def scaling(points: dict[int, dict]) -> dict:
             for t in sizes
         ],
         "peak_mib_per_million_ticks": round(growth, 1),
+        "peak_mib_per_million_ticks_judged": round(judged, 1),
     }
+
+
+def _growth(small: dict, large: dict) -> float:
+    """MiB more peak per million more ticks from one scaling point to a larger one."""
+    span = (large["lines_in"] - small["lines_in"]) / 1e6
+    return (large["peak_rss_mib"] - small["peak_rss_mib"]) / span if span else 0.0
 
 
 if __name__ == "__main__":

@@ -6,13 +6,11 @@ reason, byte offset and length, and an excerpt of at most `RAW_EXCERPT_BYTES`: a
 line is not copied around; `read_span` reads it back whole). Validation of the parsed rows
 happens later (`ticks.py`).
 
-Speed: a file is cut into blocks of whole lines (`fast_parse.BLOCK_BYTES`) and each block is
-parsed by polars' NDJSON reader, which is faster than pyarrow's but more lenient; a cheap
-detector (three byte counts and a row check, `fast_parse`) proves a block has none of the lines
-polars would get wrong. A block it cannot prove goes through the strict reader: its bytes split
-on b"\\n" with numpy, one multi-threaded `pyarrow.json` parse, and only if that fails chunks, and
-only a failing chunk line by line in Python. Both paths give the same rows and rejects
-(stock_pipelines_tests/archive/test_fast_parse.py holds them to it).
+Speed: a file is cut into blocks of whole lines (`fast_parse.BLOCK_BYTES`), each parsed by
+polars' NDJSON reader (faster than pyarrow's, more lenient) once a cheap detector (`fast_parse`)
+proves it has none of the lines polars gets wrong; any other block goes through the strict
+reader: one multi-threaded `pyarrow.json` parse, then chunks, then a failing chunk line by line
+in Python. Both paths give the same rows and rejects (stock_pipelines_tests/archive/test_fast_parse.py).
 """
 
 from __future__ import annotations
@@ -82,12 +80,14 @@ def excerpt(raw: bytes) -> bytes:
 
 @dataclass
 class ParsedFile:
-    """One file's lines: `rows` (POLARS_SCHEMA + line) and `rejects`; lines = both."""
+    """One file's lines: `rows` (POLARS_SCHEMA + line) and `rejects`; lines = both. `proven`:
+    every row passed the fast path's row check (all nine fields, a known src, a valid sym)."""
 
     rows: pl.DataFrame
     rejects: list[Reject] = field(default_factory=list)
     lines: int = 0
     size: int = 0
+    proven: bool = False
 
 
 def empty_rows() -> pl.DataFrame:
@@ -160,7 +160,8 @@ def merge(pieces: list[ParsedFile]) -> ParsedFile:
         return ParsedFile(empty_rows())
     rows = pl.concat([p.rows for p in pieces], how="vertical")
     rejects = [r for p in pieces for r in p.rejects]
-    return ParsedFile(rows, rejects, sum(p.lines for p in pieces), sum(p.size for p in pieces))
+    lines, size = sum(p.lines for p in pieces), sum(p.size for p in pieces)
+    return ParsedFile(rows, rejects, lines, size, all(p.proven or not p.rows.height for p in pieces))
 
 
 def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
@@ -172,6 +173,7 @@ def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
     complete_end = spans[-1][1] if spans else 0
     rejects: list[Reject] = []
     frames: list[pl.DataFrame] = []
+    proven: list[int] = []  # rows of each frame the fast path proved
     first_line = loaded.first_line
     # runs of consecutive blocks whose counts pass are parsed by polars in one call
     run: list[int] = []
@@ -181,7 +183,7 @@ def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
             run.append(index)
             continue
         if run:
-            first_line = _fast_run(data, spans, counts, run, first_line, frames, rejects)
+            first_line = _fast_run(data, spans, counts, run, first_line, frames, rejects, proven)
             run = []
         if index < len(spans):
             first_line = _strict_block(data, spans[index], first_line, frames, rejects)
@@ -192,10 +194,10 @@ def parse_loaded(loaded: LoadedFile, fast: bool = True) -> ParsedFile:
         item.offset += loaded.offset
     rows = pl.concat(frames, how="vertical") if frames else empty_rows()
     rejects.sort(key=lambda r: r.line)
-    return ParsedFile(rows, rejects, first_line - loaded.first_line, size)
+    return ParsedFile(rows, rejects, first_line - loaded.first_line, size, sum(proven) == rows.height)
 
 
-def _fast_run(data, spans, counts, run, first_line, frames, rejects) -> int:
+def _fast_run(data, spans, counts, run, first_line, frames, rejects, proven) -> int:
     """Blocks spans[run] (contiguous, counts passed): polars parses them, in one call if the
     row check passes for the whole run, else block by block; a failing block goes strict."""
     begin, end = spans[run[0]][0], spans[run[-1]][1]
@@ -204,6 +206,7 @@ def _fast_run(data, spans, counts, run, first_line, frames, rejects) -> int:
     frame = fast_parse.parse(whole, POLARS_SCHEMA)
     if frame is not None and fast_parse.rows_pass(frame, lines):
         frames.append(frame.with_columns(line=pl.int_range(first_line, first_line + lines, dtype=pl.Int64)))
+        proven.append(lines)
         return first_line + lines
     for index in run:
         lines = counts[index][0]
@@ -213,6 +216,7 @@ def _fast_run(data, spans, counts, run, first_line, frames, rejects) -> int:
             frames.append(
                 frame.with_columns(line=pl.int_range(first_line, first_line + lines, dtype=pl.Int64))
             )
+            proven.append(lines)
             first_line += lines
         else:
             first_line = _strict_block(data, span, first_line, frames, rejects)

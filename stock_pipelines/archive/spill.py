@@ -2,11 +2,11 @@
 
 raw_ticks must be sorted by (symbol, cum) over the whole day, but which rows make a range of
 about a million is known only once every file is parsed. Holding the day's rows in memory until
-then grows with the day (62 bytes a row: 1.9 GB at 30M trades), so each parsed piece's rows go
-to an Arrow IPC file, sorted by (symbol, cum) (stably: (file, line) order stays inside a tie),
-with its row count per symbol kept in memory. A range is then the matching slice of every
-piece's file, memory-mapped for that range only: memory stays about one piece plus one range,
-however long the day.
+then grows with the day (62 bytes a row: 1.9 GB at 30M trades), so the parsed rows go, a few
+pieces at a time (`add`), to Arrow IPC files, each sorted by (symbol, cum) (stably: (file, line)
+order stays inside a tie), with its row count per symbol kept in memory. A range is then the
+matching slice of every file, memory-mapped for that range only: memory stays about one added
+frame plus one range, however long the day.
 
 A range starts at a (symbol, cum) key: one symbol can hold a quarter of a day's trades, so a
 large symbol is cut between two cum values (`split_points`). Rows sharing a (symbol, cum), the

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
 from datetime import date, timedelta
@@ -24,6 +23,7 @@ import polars as pl
 
 from stock_pipelines.archive import reader
 from stock_pipelines.archive.layout import day_torn_tail_files, day_trade_files
+from stock_pipelines.archive.read_ahead import read_ahead
 from stock_pipelines.archive.record import SCHEMA_VERSION, SOURCES
 from stock_pipelines.archive.spill import RangeStart, SymbolSpill
 from stock_pipelines.archive.symbol_range import COMPACT, dedupe, drop_decreasing, order
@@ -133,12 +133,13 @@ class DayIngest:
     """A day's files -> raw_ticks batches in final order, then quarantine and stats.
 
     Construction parses and validates every file piece by piece, spilling valid rows in a
-    compact form (62 bytes a row) to local disk (`spill.SymbolSpill`). `batches()` then reads
-    back, sorts, checks and deduplicates one range of rows at a time and yields raw_ticks
-    rows in their final order, so memory holds about one piece and one range whatever the size
-    of the day; after the last batch it builds `quarantine`, fills `stats` and asserts the
-    line accounting (inside the generator: a lake writer consuming it never commits a
-    partition whose accounting failed).
+    compact form (62 bytes a row) to local disk (`spill.SymbolSpill`), a file for each
+    `spill_rows` or so. `batches()` then reads back, sorts, checks and deduplicates one range of
+    rows at a time and yields raw_ticks rows in their final order, so memory holds about one
+    piece, `spill_rows` compact rows and one range whatever the size of the day; after the
+    last batch it builds `quarantine`, fills `stats` and asserts the line accounting (inside
+    the generator: a lake writer consuming it never commits a partition whose accounting
+    failed).
     """
 
     def __init__(
@@ -147,6 +148,7 @@ class DayIngest:
         session: Session,
         tolerance: timedelta = DEFAULT_TOLERANCE,
         target_batch_rows: int = 1_000_000,
+        spill_rows: int = 2_000_000,
     ) -> None:
         self.files = sorted(files, key=lambda f: f.label)  # file_id order == label order
         self.stats = IngestStats(files=len(self.files))
@@ -156,6 +158,10 @@ class DayIngest:
         self._rejected: list[pl.DataFrame] = []  # file_id, line, reason: raw fetched at the end
         self._quarantine_rows: list[dict] = []
         self._spill = SymbolSpill()  # valid rows, on disk until their range is processed
+        # spill files of about `spill_rows`: a range is a slice of every file, and one of many
+        # slices peaks far higher (30M day: 1.5 GiB in 64 files, 1.0 in 15; docs/archive-format)
+        pending: list[pl.DataFrame] = []
+        pending_rows = 0
         symbols: list[pl.DataFrame] = []  # sym_key -> symbol text, to rebuild the column per batch
         for file_id, parsed in _parsed(self.files):
             archive_file = self.files[file_id]
@@ -164,22 +170,33 @@ class DayIngest:
             for reject in parsed.rejects:
                 self._quarantine_rows.append(_quarantine_row(archive_file, reject))
             if parsed.rows.height:
-                checked = parsed.rows.with_columns(
-                    reason=self._bounds.reason_expr(), file_id=pl.lit(file_id, pl.UInt32)
-                )
-                self._rejected.append(
-                    checked.filter(pl.col("reason").is_not_null()).select("file_id", "line", "reason")
-                )
-                good = checked.filter(pl.col("reason").is_null()).with_columns(
-                    sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.UInt32)
-                )
-                symbols.append(good.select("sym_key", "sym").unique())
-                self._spill.add(good.select(COMPACT))
+                good = self._validate(parsed.rows, file_id, parsed.proven)
+                # sym_key is sym read in base 36: one text per key, so any row's text will do
+                symbols.append(good.group_by("sym_key").agg(pl.col("sym").first()))
+                pending.append(good.select(COMPACT))
+                pending_rows += pending[-1].height
+                if pending_rows >= spill_rows:
+                    self._spill.add(pl.concat(pending))
+                    pending, pending_rows = [], 0
             del parsed
+        if pending:
+            self._spill.add(pl.concat(pending))
         self._symbols = (
-            pl.concat(symbols).unique().sort("sym_key")
+            pl.concat(symbols).group_by("sym_key").agg(pl.col("sym").first()).sort("sym_key")
             if symbols
             else pl.DataFrame(schema={"sym_key": pl.UInt32, "sym": pl.String})
+        )
+
+    def _validate(self, rows: pl.DataFrame, file_id: int, proven: bool = False) -> pl.DataFrame:
+        """A piece's rows that pass every rule, with their symbol's key; the rest are noted
+        as rejected (file_id, line, reason). `proven`: the reader's fast path already proved
+        the rules on fields and strings (see `reader.ParsedFile`)."""
+        reason = self._bounds.reason_expr(strings_proven=proven)
+        checked = rows.with_columns(reason=reason, file_id=pl.lit(file_id, pl.UInt32))
+        rejected = checked.filter(pl.col("reason").is_not_null())
+        self._rejected.append(rejected.select("file_id", "line", "reason"))
+        return checked.filter(pl.col("reason").is_null()).with_columns(
+            sym_key=pl.col("sym").str.to_integer(base=36, dtype=pl.UInt32)
         )
 
     def _buckets(self):
@@ -267,20 +284,25 @@ class _Bounds:
         closing_print = (ts >= self.close_print_start) & (ts <= self.end)
         return continuous | closing_print
 
-    def reason_expr(self) -> pl.Expr:
+    def reason_expr(self, strings_proven: bool = False) -> pl.Expr:
+        """The first rule a row breaks, or null. `strings_proven`: every field is present, `src`
+        known and `sym` valid (the fast path's row check), so those three rules, which cannot
+        fire, are not evaluated again (the symbol regex is the costliest rule)."""
         c = pl.col
         fields = ("src", "sym", "ts", "rx", "px", "qty", "cum", "seq")
         ts = c("ts")
+        rules = pl.when(c("v").is_null() | (c("v") != SCHEMA_VERSION)).then(pl.lit(UNKNOWN_VERSION))
+        if not strings_proven:
+            rules = (
+                rules.when(pl.any_horizontal(c(name).is_null() for name in fields))
+                .then(pl.lit(MISSING_FIELD))
+                .when(~c("src").is_in(list(SOURCES)))
+                .then(pl.lit(BAD_SOURCE))
+                .when(~c("sym").str.contains(_SYMBOL_REGEX))
+                .then(pl.lit(BAD_SYMBOL))
+            )
         return (
-            pl.when(c("v").is_null() | (c("v") != SCHEMA_VERSION))
-            .then(pl.lit(UNKNOWN_VERSION))
-            .when(pl.any_horizontal(c(name).is_null() for name in fields))
-            .then(pl.lit(MISSING_FIELD))
-            .when(~c("src").is_in(list(SOURCES)))
-            .then(pl.lit(BAD_SOURCE))
-            .when(~c("sym").str.contains(_SYMBOL_REGEX))
-            .then(pl.lit(BAD_SYMBOL))
-            .when(c("px") <= 0)
+            rules.when(c("px") <= 0)
             .then(pl.lit(NONPOSITIVE_PRICE))
             .when(c("qty") <= 0)
             .then(pl.lit(NONPOSITIVE_QTY))
@@ -334,27 +356,12 @@ def _parsed(files: list[ArchiveFile]) -> Iterator[tuple[int, reader.ParsedFile]]
                 for piece in reader.load(archive_file.path):
                     yield file_id, piece
 
-    for file_id, group in groupby(_read_ahead(pieces()), key=lambda item: item[0]):
+    for file_id, group in groupby(read_ahead(pieces()), key=lambda item: item[0]):
         if _is_torn_tail(files[file_id]):
             yield file_id, _torn_tail(files[file_id].path)
             continue
         for parsed in reader.numbered(piece for _, piece in group):
             yield file_id, parsed
-
-
-def _read_ahead(items: Iterator) -> Iterator:
-    """`items`, produced one ahead in a helper thread (its errors re-raised here)."""
-    with ThreadPoolExecutor(1, thread_name_prefix="archive-read") as pool:
-        ahead = pool.submit(next, items, _DONE)
-        while True:
-            item = ahead.result()
-            if item is _DONE:
-                return
-            ahead = pool.submit(next, items, _DONE)
-            yield item
-
-
-_DONE = object()
 
 
 def _is_torn_tail(archive_file: ArchiveFile) -> bool:

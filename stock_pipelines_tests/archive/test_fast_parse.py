@@ -201,3 +201,43 @@ def test_the_spill_is_removed_after_the_day_and_when_a_run_is_abandoned(archive_
     spill_dir = abandoned._spill._dir
     batches.close()  # a lake writer that failed mid-day stops consuming
     assert not spill_dir.exists() and abandoned.quarantine is None
+
+
+def test_rows_the_fast_path_proved_still_meet_every_value_rule(tmp_path, monkeypatch):
+    """Validation skips the field and string rules for a piece the fast path proved (all its
+    rows passed `rows_pass`); the value rules still fire there, and a piece with a bad symbol
+    is not proven, so the day's quarantine is the one the strict reader gives."""
+    value_faults = [
+        canonical(1, v=2),
+        canonical(2, px=0),
+        canonical(3, qty=-1),
+        canonical(4, qty=5, cum=4),
+        canonical(5, ts=seoul_us(8, 0)),
+        canonical(6, ts=seoul_us(15, 25)),
+    ]
+    clean = b"".join(canonical(n) for n in range(10, 40))
+    day_dir = tmp_path / "kis-1" / "trades" / DAY.strftime("%Y%m%d")
+    day_dir.mkdir(parents=True)
+    (day_dir / "09_00.jsonl").write_bytes(clean + b"".join(value_faults))
+    (day_dir / "10_00.jsonl").write_bytes(canonical(50, sym="00593a") + canonical(51, sym="000660"))
+    assert reader.parse_file(day_dir / "09_00.jsonl").proven
+    assert not reader.parse_file(day_dir / "10_00.jsonl").proven
+    assert not reader.parse_bytes(clean, fast=False).proven
+
+    def quarantine() -> list[tuple]:
+        run = DayIngest(day_files([(tmp_path, "")], DAY), SESSION)
+        assert sum(batch.height for batch in run.batches()) == 31
+        return run.quarantine.select("file", "line", "reason").rows()
+
+    fast = quarantine()
+    monkeypatch.setattr(fast_parse, "counts_may_pass", lambda counts: False)  # every block strict
+    assert fast == quarantine()
+    assert {reason for _, _, reason in fast} == {
+        "unknown_version",
+        "nonpositive_price",
+        "nonpositive_qty",
+        "bad_cum",
+        "out_of_session",
+        "in_closing_auction",
+        "bad_symbol",
+    }

@@ -307,7 +307,8 @@ def test_rerun_gives_identical_frames(archive_env):
     assert first.quarantine.equals(second.quarantine)
 
 
-def test_streaming_in_small_symbol_ranges_gives_the_same_result(archive_env):
+@pytest.mark.parametrize("spill_rows", [1, 30, 2_000_000])  # a spill file per piece, some, one
+def test_streaming_in_small_symbol_ranges_gives_the_same_result(archive_env, spill_rows):
     from stock_pipelines.archive.ticks import DayIngest, day_files
 
     for n, symbol in enumerate(("005930", "000660", "035720", "0088M0", "373220")):
@@ -318,14 +319,17 @@ def test_streaming_in_small_symbol_ranges_gives_the_same_result(archive_env):
     with the_file(archive_env).open("ab") as handle:
         handle.write(b"junk\n")
     whole = ingest(archive_env)
-    run = DayIngest(day_files([(archive_env, "")], DAY), SESSION, target_batch_rows=7)
+    run = DayIngest(day_files([(archive_env, "")], DAY), SESSION, target_batch_rows=7, spill_rows=spill_rows)
+    # the two collectors' files, 90 valid rows: gathered into spill files of at least spill_rows
+    assert len(run._spill._pieces) == {1: 2, 30: 2, 2_000_000: 1}[spill_rows]
     batches = list(run.batches())
     assert len(batches) >= 3
     assert pl.concat(batches).equals(whole.ticks)
     assert run.quarantine.equals(whole.quarantine) and run.stats == whole.stats
 
 
-def test_a_symbol_larger_than_a_range_is_cut_between_cum_values_with_the_same_result(archive_env):
+@pytest.mark.parametrize("spill_rows", [1, 2_000_000])
+def test_a_symbol_larger_than_a_range_is_cut_between_cum_values_with_the_same_result(archive_env, spill_rows):
     from stock_pipelines.archive.ticks import DayIngest, day_files
 
     trades = session_trades("005930", 60)
@@ -339,7 +343,7 @@ def test_a_symbol_larger_than_a_range_is_cut_between_cum_values_with_the_same_re
     assert whole.stats.quarantined_by_reason == {"decreasing_cum": 1}
     assert whole.stats.rows_kept == 65
 
-    run = DayIngest(day_files([(archive_env, "")], DAY), SESSION, target_batch_rows=8)
+    run = DayIngest(day_files([(archive_env, "")], DAY), SESSION, target_batch_rows=8, spill_rows=spill_rows)
     batches = list(run.batches())
     samsung = [b for b in batches if set(b["symbol"]) == {"005930"}]
     assert len(samsung) >= 6  # 60 kept rows of one symbol in ranges of about 8 (+ duplicates)
