@@ -12,6 +12,7 @@ Sensors run in the daemon as deployed, on the project clock (STOCK_PIPELINES_FAK
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -129,10 +130,15 @@ class DagsterStack:
             self.env, "dagster-daemon.log")
 
     def kill_daemon(self) -> None:
+        """SIGKILL to the daemon process alone, as the OOM killer or a crash would end it: its code
+        server and the run workers it launched live on and finish their runs (the code server
+        stops once they are done). Killing the whole group, the runs too, would leave them STARTED
+        for good: the default run launcher cannot tell Dagster's run monitoring that a worker died."""
         import signal
 
-        if self.daemon is not None:
-            self.daemon.signal_group(signal.SIGKILL)
+        if self.daemon is not None and self.daemon.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.daemon.process.pid, signal.SIGKILL)
             with contextlib.suppress(Exception):
                 self.daemon.process.wait(10)
 
