@@ -39,12 +39,12 @@ def test_the_server_files_are_one_unit_and_the_others_one_each(request, monkeypa
 
 def test_the_server_files_are_collected_first_and_the_quick_soak_last():
     listed = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", "soak or not soak",
          "stock_pipelines_tests/soak/test_soak_quick.py", "stock_pipelines_tests/heartbeat/test_store.py",
          "stock_pipelines_tests/demo/test_demo_command.py"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=True,
     ).stdout
     files = [line.split("::")[0] for line in listed.splitlines() if "::" in line]
     assert files[0] == "stock_pipelines_tests/demo/test_demo_command.py"
-    assert files[-1] == "stock_pipelines_tests/soak/test_soak_quick.py"   # in the suite, not deselected
+    assert files[-1] == "stock_pipelines_tests/soak/test_soak_quick.py"   # when selected (-m soak)
     assert "stock_pipelines_tests/heartbeat/test_store.py" in files
