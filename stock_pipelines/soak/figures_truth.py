@@ -1,5 +1,13 @@
 """One soak day measured against the simulator's truth: bars expected and lost, trades expected and
-archived, and the true lower bound of broker calls for what the tick archive missed.
+archived, and two bounds on the broker calls that can return what the tick archive missed.
+
+The broker's page decides the bounds. On the day itself only KIS's today endpoint serves the day's
+bars, 30 a call; from the next day on, the past-day endpoint serves 120. So:
+- `calls_lower_bound` counts the missing symbol-minutes at the past-day page: no recovery, whenever
+  it runs, needs fewer calls. A run that spends fewer has miscounted.
+- `calls_same_day_bound` counts them at today's page: the fewest calls of a pipeline that recovers
+  each day on that day, as the sensor's recoveries (minutes after a loss) and the end-of-day run
+  (at the close) are built to. The soak is judged against this one.
 
 The truth is rebuilt from the exchange's parameters (`sim.truth.day_truth`), never read from the
 exchange or from the pipeline's own plan, so a run whose exchange is gone can still be judged.
@@ -31,7 +39,8 @@ class TruthFigures:
     trades_expected: int
     trades_archived: int  # raw_ticks rows that are truth trades (same symbol and cumulative volume)
     missing_symbol_minutes: int  # truth bars tick_minute_bars lacks or got wrong: only the broker has them
-    calls_lower_bound: int  # fewest broker calls that can return those symbol-minutes
+    calls_lower_bound: int  # fewest broker calls that can return those symbol-minutes, on any day
+    calls_same_day_bound: int  # the same on the day itself, at today's smaller page
     problems: list[str] = field(default_factory=list)
 
 
@@ -89,6 +98,11 @@ def calls_lower_bound(missing: pl.DataFrame, day: date) -> int:
     return lower_bound_calls(missing_windows(missing), day, today=after)
 
 
+def calls_same_day_bound(missing: pl.DataFrame, day: date) -> int:
+    """The fewest calls returning every missing symbol-minute on `day` itself (today's page)."""
+    return lower_bound_calls(missing_windows(missing), day, today=day)
+
+
 def _archived(truth_trades: pl.DataFrame, ticks: pl.DataFrame | None) -> int:
     if ticks is None or ticks.height == 0:
         return 0
@@ -134,5 +148,6 @@ def measure_day(day: date, exchange: dict, lake_dir: Path) -> TruthFigures:
         trades_archived=_archived(_truth_trades(sim), ticks),
         missing_symbol_minutes=missing.height,
         calls_lower_bound=calls_lower_bound(missing, day),
+        calls_same_day_bound=calls_same_day_bound(missing, day),
         problems=problems,
     )

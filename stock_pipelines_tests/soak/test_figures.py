@@ -32,7 +32,10 @@ from stock_pipelines.sim.archive_day import Outage, write_day_archive
 from stock_pipelines.sim.day import SimDay
 from stock_pipelines.sim.exchange_config import ExchangeConfig
 from stock_pipelines.sim.runner import run_exchange
-from stock_pipelines.soak.figures import measure
+from stock_pipelines.soak.figures import DayRow, SoakFigures, measure
+from stock_pipelines.soak.figures_alerts import AlertFigures
+from stock_pipelines.soak.figures_dagster import InstanceFigures
+from stock_pipelines.soak.figures_truth import TruthFigures
 from stock_pipelines_tests.conftest import RedisServer
 from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.past_day import the_morning_after
@@ -47,7 +50,7 @@ PIPELINE = [
 
 DAY = date(2026, 11, 20)
 SEED, SYMBOLS = 23, 3
-OUTAGE = Outage.parse("10:00-10:30", DAY)
+OUTAGE = Outage.parse("10:00-10:45", DAY)  # 45 minutes: one past-day page, two of today's
 KEY, SECRET = "figures-key", "figures-secret"
 STARTED_WALL = 1_000.0  # the hand-written faults and alerts' wall clock
 FAULTS = [
@@ -150,8 +153,11 @@ def test_a_healed_day_measures_as_the_truth_and_passes(run_day, tmp_path):
     assert row.truth.bars_expected == truth.height and row.truth.bars_lost == row.truth.bars_wrong == 0
     assert row.truth.trades_expected == len(sim) == run_day["written"].trades_total
     assert row.truth.trades_archived == run_day["written"].trades_written < len(sim)
-    # every missing symbol-minute lies in 09:59-10:29, inside one page: one call per symbol that lost bars
-    assert row.truth.calls_lower_bound == in_outage(truth)["symbol"].n_unique() > 0
+    # every missing symbol-minute lies in 09:59-10:44, inside one past-day page (120 bars): one call per
+    # symbol that lost bars; on the day itself a call returns 30 bars, so each such symbol needs two
+    symbols = in_outage(truth)["symbol"].n_unique()
+    assert row.truth.calls_lower_bound == symbols > 0
+    assert row.truth.calls_same_day_bound == 2 * symbols
     inside = in_outage(truth).filter(pl.col("minute") >= OUTAGE.start.astimezone(UTC))
     assert row.truth.missing_symbol_minutes >= inside.height
     assert row.calls == run_day["recovery_calls"] > 0 and row.recoveries == 1
@@ -167,6 +173,7 @@ def test_a_healed_day_measures_as_the_truth_and_passes(run_day, tmp_path):
                               "incidents", "alerts", "resolutions"]
     assert line["days"] == line["days_certified"] == 1 and line["bars_lost"] == 0
     assert (line["calls"], line["calls_lower_bound"]) == (row.calls, row.truth.calls_lower_bound)
+    assert line["calls_same_day_bound"] == row.truth.calls_same_day_bound
     assert (line["incidents"], line["alerts"], line["resolutions"]) == (1, 1, 1)
     assert line["runs"] == {"SUCCESS": 1} and line["peak_rss_mb"] == {"collector": 150.0, "exchange": 300.0}
     assert line["passed"] is True and line["reasons"] == [] and figures.passed()
@@ -235,3 +242,26 @@ def test_a_directory_without_a_manifest_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest.json is missing: not a soak run directory"):
         measure(tmp_path)
 
+
+
+def _judged(calls: int, floor: int, same_day: int) -> list[str]:
+    truth = TruthFigures(bars_expected=10, bars_lost=0, bars_wrong=0, bars_extra=0, trades_expected=5,
+                         trades_archived=5, missing_symbol_minutes=40, calls_lower_bound=floor,
+                         calls_same_day_bound=same_day)
+    day = DayRow(day=DAY.isoformat(), certified=True, truth=truth, calls=calls, rate_limited=0, recoveries=1,
+                 retention="")
+    return SoakFigures(manifest={}, days=[day], faults=[], alerts=AlertFigures([], 0, 0),
+                       instance=InstanceFigures(), retention=[], memory={}, exchange_calls=calls,
+                       exchange_rate_limited=0).reasons()
+
+
+def test_calls_are_judged_at_the_same_day_page_and_never_below_the_any_day_bound():
+    assert _judged(calls=12, floor=4, same_day=10) == []          # 1.2x the same-day bound: within
+    assert _judged(calls=4, floor=4, same_day=10) == []           # a recovery after the day: the larger page
+    assert _judged(calls=13, floor=4, same_day=10) == [
+        "13 recovery calls exceed 1.2x the same-day bound 10 (the missing symbol-minutes at today's page)"
+    ]
+    assert _judged(calls=3, floor=4, same_day=10) == [
+        "3 recovery calls are fewer than the lower bound 4: "
+        "the recoveries' call counts or the truth's missing symbol-minutes are wrong"
+    ]
