@@ -56,7 +56,8 @@ def check_archive(root: Path, collector_id: str, min_free_bytes: int) -> list[st
         min_free_bytes, source = operator_floor, str(root / OPERATOR_FLOOR_FILE)
     free = shutil.disk_usage(directory).free
     if free < min_free_bytes:
-        return [f"disk: {free:,} bytes free under {directory}, below the floor of {min_free_bytes:,} ({source})"]
+        return [f"disk: {free:,} bytes free under {directory}, below the floor of {min_free_bytes:,} "
+                f"({source})"]
     return []
 
 

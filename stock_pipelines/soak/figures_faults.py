@@ -55,7 +55,8 @@ def _seoul_day(iso: str) -> str:
 def _timed_by_own_incidents(fault: dict, alerts: AlertFigures, incident_kind: str) -> FaultRow:
     injected = float(fault["injected_wall"])
     named = (fault["id"], fault["kind"], fault.get("subject", ""), fault["day"])
-    struck = [i for i in alerts.incidents if i.kind == incident_kind and any(w >= injected for w in i.firing_walls)
+    struck = [i for i in alerts.incidents
+              if i.kind == incident_kind and any(w >= injected for w in i.firing_walls)
               and (not i.opened_at or _seoul_day(i.opened_at) == fault["day"])]
     if not struck:
         return FaultRow(*named, None, None, "not detected")

@@ -87,8 +87,8 @@ def _draw_members(members: list[Member], day: date, start: int, collectors: list
         minute = start + rng.randint(0, 5)
         duration = rng.randint(shortest, longest)
         for subject in _subjects(hint, collectors, rng):
-            faults.append(PlannedFault(id=f"f{len(faults) + 1:02d}-{kind}", kind=kind, subject=subject, day=day,
-                                       minute=minute, duration_min=duration))
+            faults.append(PlannedFault(id=f"f{len(faults) + 1:02d}-{kind}", kind=kind, subject=subject,
+                                       day=day, minute=minute, duration_min=duration))
 
 
 def _subjects(hint: str, collectors: list[str], rng: random.Random) -> list[str]:

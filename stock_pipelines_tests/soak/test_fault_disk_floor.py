@@ -38,6 +38,10 @@ def sink(client) -> dict:
     return read_status(client, COLLECTOR)[COLLECTOR]["counters"]["sink"]
 
 
+def disk_low(client) -> bool:
+    return read_status(client, COLLECTOR)[COLLECTOR]["disk_low"]
+
+
 def system_events(archive) -> list[str]:
     path = archive / COLLECTOR / "system" / f"{DAY:%Y%m%d}.jsonl"
     return [json.loads(line)["event"] for line in path.read_text().splitlines()]
@@ -52,7 +56,8 @@ def test_the_disk_floor_fault_stops_the_writer_and_clearing_resumes_it(tmp_path,
     try:
         with run_exchange(day=DAY, symbols=6, activity=4.0, start=seoul(10, 0), speed=2) as url:
             # beats far enough apart that a loaded machine never makes the collector look down
-            env = collector_env(tmp_path, url, redis_server.url, STOCK_PIPELINES_COLLECTOR_HEARTBEAT_WALL_S="2.0")
+            env = collector_env(tmp_path, url, redis_server.url,
+                                STOCK_PIPELINES_COLLECTOR_HEARTBEAT_WALL_S="2.0")
             injector = Injector(str(url), not_used, not_used, not_used, not_used, not_used, [], env)
             now = lambda: datetime.fromisoformat(admin(url, "/admin/clock")["now"])  # noqa: E731
             process = start_collector(env, ",".join(url.exchange.day.codes), COLLECTOR)
@@ -64,9 +69,9 @@ def test_the_disk_floor_fault_stops_the_writer_and_clearing_resumes_it(tmp_path,
             token = injector.inject(FAULT)
             assert token is None  # no operator's floor file to put back afterwards
             assert int((archive / OPERATOR_FLOOR_FILE).read_text()) > 0
-            wait_until(lambda: read_status(client, COLLECTOR)[COLLECTOR]["disk_low"], 20, "disk_low in the status hash")
+            wait_until(lambda: disk_low(client), 20, "disk_low in the status hash")
             low = sink(client)
-            wait_until(lambda: sink(client)["refused"] > low["refused"] + 5, 20, "trades refused below the floor")
+            wait_until(lambda: sink(client)["refused"] > low["refused"] + 5, 20, "trades refused")
             assert sink(client)["archived"] == low["archived"], "trades archived below the floor"
             incident_tick(client, sender, now())
             assert receiver.events() == [("firing", "disk_low", COLLECTOR)]
@@ -74,12 +79,13 @@ def test_the_disk_floor_fault_stops_the_writer_and_clearing_resumes_it(tmp_path,
 
             assert injector.clear(FAULT, token) is None
             assert not (archive / OPERATOR_FLOOR_FILE).exists()
-            wait_until(lambda: not read_status(client, COLLECTOR)[COLLECTOR]["disk_low"], 20, "disk_low dropped")
+            wait_until(lambda: not disk_low(client), 20, "disk_low dropped")
             resumed = sink(client)
-            wait_until(lambda: sink(client)["archived"] > resumed["archived"] + 5, 20, "trades archived again")
+            wait_until(lambda: sink(client)["archived"] > resumed["archived"] + 5, 20, "archiving again")
             for _ in range(2):  # evaluated again: still one resolution
                 incident_tick(client, sender, now())
-            assert receiver.events() == [("firing", "disk_low", COLLECTOR), ("resolved", "disk_low", COLLECTOR)]
+            assert receiver.events() == [("firing", "disk_low", COLLECTOR),
+                                         ("resolved", "disk_low", COLLECTOR)]
             events = [e for e in system_events(archive) if e.startswith("DISK")]
             assert events == ["DISK_FLOOR_SET", "DISK_LOW", "DISK_FLOOR_SET", "DISK_OK"]
     finally:

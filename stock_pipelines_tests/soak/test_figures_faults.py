@@ -39,7 +39,7 @@ def test_the_floor_is_detected_by_the_first_disk_low_and_recovered_at_the_last_r
 
 
 def test_a_writer_still_refusing_leaves_the_floor_unrecovered_and_nothing_else_detects_it():
-    assert timed(incident("disk_low", "kis-1", 1_003.0, 1_050.0), incident("disk_low", "kis-2", 1_003.0, None))[1] \
-        is None
+    still_refusing = incident("disk_low", "kis-2", 1_003.0, None)
+    assert timed(incident("disk_low", "kis-1", 1_003.0, 1_050.0), still_refusing)[1] is None
     assert timed(incident("collector_down", "kis-1", 1_001.0, 1_003.0), runs=[sensor_run(1_001.5)]) == (
         None, None, "not detected")
