@@ -33,7 +33,7 @@ FULL_GROUPS: list[list[Member]] = [
 # Members added to FULL_GROUPS[index] after the schedule was in use. Their draws follow every
 # group's own, so a seed still plays the older members at the same days, minutes and subjects.
 FULL_LATE_MEMBERS: dict[int, list[Member]] = {
-    4: [("disk_floor", "archive", (5, 10))],
+    4: [("disk_floor", "archive", (30, 60))],
 }
 QUICK_GROUPS: list[list[Member]] = [
     [("collector_sigkill", "collectors:2", (0, 0)), ("feed_stall", "kis", (5, 10))],
