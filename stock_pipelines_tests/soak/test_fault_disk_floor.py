@@ -7,6 +7,7 @@ writes: the real disk is never filled."""
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date, datetime
 
 import pytest
@@ -92,3 +93,16 @@ def test_the_disk_floor_fault_stops_the_writer_and_clearing_resumes_it(tmp_path,
         if process is not None:
             stop(process)
         receiver.close()
+
+
+def test_clearing_puts_back_an_operators_own_floor_file(tmp_path):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / OPERATOR_FLOOR_FILE).write_text("536870912\n")
+    injector = Injector("http://127.0.0.1:9", not_used, not_used, not_used, not_used, not_used, [],
+                        {"STOCK_PIPELINES_ARCHIVE_DIR": str(archive)})
+    token = injector.inject(FAULT)
+    assert int((archive / OPERATOR_FLOOR_FILE).read_text()) > shutil.disk_usage(archive).total
+    injector.clear(FAULT, token)
+    assert (archive / OPERATOR_FLOOR_FILE).read_text() == "536870912\n"
+    assert sorted(p.name for p in archive.iterdir()) == [OPERATOR_FLOOR_FILE]  # no temporary file left
