@@ -1,9 +1,17 @@
 """The writer's disk-space floor: below `min_free_bytes` free it refuses lines. Free space is
 measured at most every `check_interval_s`; crossing the floor is reported once each way
-(DISK_LOW, then DISK_OK when space returns, with what was refused meanwhile)."""
+(DISK_LOW, then DISK_OK when space returns, with what was refused meanwhile).
+
+An operator can move the floor of running collectors without restarting them (their WebSocket
+sessions and the day's trades go on): a whole number of bytes in `<archive root>/disk-floor-bytes`
+replaces the configured floor at the next check (raise it before a big copy lands on the disk,
+lower it to keep collecting on a nearly full one); deleting the file restores the configured
+floor. Each change is a DISK_FLOOR_SET event; a file that is not a number is reported once
+(DISK_FLOOR_INVALID) and the floor stays where it was."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,6 +19,23 @@ from pathlib import Path
 from stock_pipelines.archive.record import TradeRecord
 
 DISK_LOW, DISK_OK = "DISK_LOW", "DISK_OK"
+DISK_FLOOR_SET, DISK_FLOOR_INVALID = "DISK_FLOOR_SET", "DISK_FLOOR_INVALID"
+OPERATOR_FLOOR_FILE = "disk-floor-bytes"
+
+
+def read_operator_floor(root: Path) -> tuple[int | None, str | None]:
+    """(floor, problem): the operator's floor in `<root>/disk-floor-bytes`, None when there is no
+    such file; `problem` says what is wrong with a file that holds no whole number of bytes."""
+    path = root / OPERATOR_FLOOR_FILE
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"{path}: unreadable ({getattr(error, 'strerror', None) or error})"
+    if not re.fullmatch(r"[0-9]{1,20}", text):
+        return None, f"{path}: {text[:40]!r} is not a whole number of bytes"
+    return int(text), None
 
 
 class DiskFloor:
@@ -22,7 +47,9 @@ class DiskFloor:
         emit: Callable[[str, dict], object],
         flush_all: Callable[[bool], None],
     ) -> None:
-        self.min_free_bytes = min_free_bytes
+        self.configured_bytes = min_free_bytes  # STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES
+        self.min_free_bytes = min_free_bytes  # in force: the operator's file, else the configured floor
+        self._invalid_reported: str | None = None
         self.check_interval_s = check_interval_s
         self.clock = clock
         self._emit = emit  # a system event of the writer
@@ -39,6 +66,7 @@ class DiskFloor:
         if self.low and now - self._last_check < self.check_interval_s:
             return True
         self._last_check = now
+        self._follow_operator(root)
         free = _free_bytes(root)
         if free < self.min_free_bytes and not self.low:
             self.enter_low(f"{free} bytes free < floor {self.min_free_bytes}", root, oldest_ts(records))
@@ -50,6 +78,24 @@ class DiskFloor:
             self.refused_from_us = None
             self._emit(DISK_OK, detail)
         return self.low
+
+    def configure(self, min_free_bytes: int) -> None:
+        self.configured_bytes = self.min_free_bytes = min_free_bytes
+
+    def _follow_operator(self, root: Path) -> None:
+        floor, problem = read_operator_floor(root)
+        if problem is not None:
+            if problem != self._invalid_reported:  # once per distinct problem, not every check
+                self._invalid_reported = problem
+                self._emit(DISK_FLOOR_INVALID, {"problem": problem, "floor_bytes": self.min_free_bytes})
+            return  # a file caught mid-write must not drop an operator's raised floor
+        self._invalid_reported = None
+        wanted = self.configured_bytes if floor is None else floor
+        if wanted != self.min_free_bytes:
+            self.min_free_bytes = wanted
+            source = "configured" if floor is None else str(root / OPERATOR_FLOOR_FILE)
+            self._emit(DISK_FLOOR_SET, {"floor_bytes": wanted, "configured_bytes": self.configured_bytes,
+                                        "source": source})
 
     def refused(self, records: Sequence[TradeRecord]) -> None:
         """Note trades refused: the stretch's loss starts at the oldest of them."""

@@ -11,8 +11,8 @@ Guarantees (docs/archive-format.md, "Writer"):
   newline (what a machine crash left mid-line) are moved to `<collector>/quarantine/...` and
   the file is truncated to whole lines; a TORN_TAIL event records it (`torn_tail`);
 - disk-space floor: below `min_free_bytes` free the writer refuses lines (`DiskSpaceLow`),
-  emits DISK_LOW once, and emits DISK_OK and accepts lines again when space returns
-  (`disk_floor`);
+  emits DISK_LOW once, and emits DISK_OK and accepts lines again when space returns; an
+  operator's `<root>/disk-floor-bytes` moves the floor at run time (`disk_floor`);
 - permission errors name the path and the fix, or switch to `fallback_root` (FALLBACK event).
 Events go to the system stream and to the optional `on_event(SystemRecord)` hook (the place
 for the Redis event once the heartbeat issue defines it).
@@ -133,7 +133,7 @@ class ArchiveWriter:
 
     @min_free_bytes.setter
     def min_free_bytes(self, value: int) -> None:
-        self._disk.min_free_bytes = value
+        self._disk.configure(value)
 
     @property
     def disk_low(self) -> bool:

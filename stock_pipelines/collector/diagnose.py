@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from stock_pipelines.archive.disk_floor import OPERATOR_FLOOR_FILE, read_operator_floor
 from stock_pipelines.archive.layout import check_collector_id
 from stock_pipelines.collector.config import CollectorSettings, FeedSource
 from stock_pipelines.collector.kis_session import LinkError
@@ -47,10 +48,16 @@ def check_archive(root: Path, collector_id: str, min_free_bytes: int) -> list[st
     except OSError as error:
         return [f"archive: cannot write {directory} ({error.strerror or error}); fix its permissions or set "
                 "STOCK_PIPELINES_ARCHIVE_DIR / STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR"]
+    operator_floor, problem = read_operator_floor(root)
+    if problem is not None:
+        return [f"disk: {problem}; write a whole number of bytes or delete the file"]
+    source = "STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES"
+    if operator_floor is not None:  # what the writer will follow once running
+        min_free_bytes, source = operator_floor, str(root / OPERATOR_FLOOR_FILE)
     free = shutil.disk_usage(directory).free
     if free < min_free_bytes:
         return [f"disk: {free:,} bytes free under {directory}, below the floor of {min_free_bytes:,} "
-                "(STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES)"]
+                f"({source})"]
     return []
 
 

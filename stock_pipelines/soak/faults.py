@@ -3,18 +3,36 @@
 `Injector.inject(fault)` breaks something now and returns what clearing it needs;
 `Injector.clear(fault, token)` puts it right (a person's `stock-pipelines resume` after refused
 credentials, the daemon started again after it was killed). A SIGKILLed collector needs no
-clearing: the fleet supervisor restarts it, which is what the soak measures."""
+clearing: the fleet supervisor restarts it, which is what the soak measures.
+
+The archive disk floor (`disk_floor`) raises the collectors' floor above the space there is
+instead of filling the disk: the fault writes the operator's floor file
+(`<archive>/disk-floor-bytes`, archive/disk_floor.py) with the filesystem's total size plus one,
+and clearing deletes it. Each writer reads the file at its next free-space check (every wall
+second), measures the real free space against it, refuses trades with DISK_LOW and, once the
+file is gone, writes DISK_OK and accepts them again by itself. The alternatives were weighed
+against the shared machine the soak runs on: a ballast file crossing a floor set just under
+the free space measured at the start breaks as soon as anything else on the disk (the soak's
+own archive and lake included) writes or deletes a few hundred MB, and still writes them; an
+archive on a filesystem of its own (tmpfs, loop device) needs root and leaves the fault out of
+any run without it, which `test_disk_full.py` already covers with a 256 KiB tmpfs. The floor
+file needs neither, writes a few bytes, and is a feature operators use: moving the floor of
+running collectors without restarting them."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
+from stock_pipelines import atomic_files
+from stock_pipelines.archive.disk_floor import OPERATOR_FLOOR_FILE
 from stock_pipelines.soak.schedule import PlannedFault
 
 # exchange fault kinds -> (admin mode, parameters)
@@ -27,7 +45,7 @@ EXCHANGE_MODES: dict[str, tuple[str, dict]] = {
     "credentials_refused": ("unauthorized", {}),
 }
 SIGNAL_KINDS = {"collector_sigkill": signal.SIGKILL, "collector_sigstop": signal.SIGSTOP}
-KINDS = (*EXCHANGE_MODES, *SIGNAL_KINDS, "redis_kill", "daemon_kill")
+KINDS = (*EXCHANGE_MODES, *SIGNAL_KINDS, "redis_kill", "daemon_kill", "disk_floor")
 
 
 class FaultError(RuntimeError):
@@ -67,6 +85,8 @@ class Injector:
         if fault.kind == "daemon_kill":
             self.kill_daemon()
             return None
+        if fault.kind == "disk_floor":
+            return raise_disk_floor(self.archive_dir())
         raise FaultError(f"{fault.id}: unknown fault kind {fault.kind!r}")
 
     def clear(self, fault: PlannedFault, token) -> str | None:
@@ -86,7 +106,16 @@ class Injector:
             self.start_redis()
         elif fault.kind == "daemon_kill":
             self.start_daemon()
+        elif fault.kind == "disk_floor":
+            restore_disk_floor(self.archive_dir(), token)
         return None
+
+    def archive_dir(self) -> Path:
+        """The archive every collector of the soak writes to (their shared environment's)."""
+        directory = self.resume_env.get("STOCK_PIPELINES_ARCHIVE_DIR")
+        if not directory:
+            raise FaultError("no STOCK_PIPELINES_ARCHIVE_DIR in the soak's environment: no archive to strike")
+        return Path(directory)
 
     def _admin_fault(self, body: dict) -> None:
         response = httpx.post(f"{self.exchange_url}/admin/faults", json=body, timeout=60)
@@ -99,3 +128,23 @@ class Injector:
         if done.returncode != 0:
             raise FaultError(f"stock-pipelines resume exited {done.returncode}: {done.stderr[-500:]}")
         return f"resumed: {done.stdout.strip()[:300]}"
+
+
+def raise_disk_floor(archive: Path) -> str | None:
+    """The floor file set above the filesystem's whole size, so the free space is below it
+    whatever else writes to the disk; returns what the file held before (None: no file)."""
+    path = archive / OPERATOR_FLOOR_FILE
+    try:
+        previous = path.read_text()
+    except FileNotFoundError:
+        previous = None
+    atomic_files.write_text(path, f"{shutil.disk_usage(archive).total + 1}\n")
+    return previous
+
+
+def restore_disk_floor(archive: Path, previous: str | None) -> None:
+    path = archive / OPERATOR_FLOOR_FILE
+    if previous is None:
+        path.unlink(missing_ok=True)
+    else:
+        atomic_files.write_text(path, previous)

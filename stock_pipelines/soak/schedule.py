@@ -18,8 +18,10 @@ EARLIEST_MINUTE = 10 * 60 + 15   # 10:15
 LATEST_MINUTE = 14 * 60 + 15     # 14:15: a fault's clearing still leaves most of an hour
 
 # (kind, subject hint, duration range in exchange minutes). A subject hint "collector" is filled
-# with a collector id from the fleet; "collectors:N" with N distinct ids struck at the same instant.
-FULL_GROUPS: list[list[tuple[str, str, tuple[int, int]]]] = [
+# with a collector id from the fleet; "collectors:N" with N distinct ids struck at the same instant;
+# "archive" is the archive every collector writes to.
+Member = tuple[str, str, tuple[int, int]]
+FULL_GROUPS: list[list[Member]] = [
     [("collector_sigkill", "collectors:3", (0, 0)), ("exchange_http500", "kis", (20, 40)),
      ("exchange_latency", "kis", (20, 40))],
     [("collector_sigstop", "collectors:2", (8, 15)), ("feed_stall", "kis", (5, 10)),
@@ -28,7 +30,12 @@ FULL_GROUPS: list[list[tuple[str, str, tuple[int, int]]]] = [
     [("credentials_refused", "kis", (20, 40)), ("exchange_http500", "kiwoom", (10, 20))],
     [("collector_sigkill", "collectors:1", (0, 0)), ("exchange_latency", "all", (15, 30))],
 ]
-QUICK_GROUPS: list[list[tuple[str, str, tuple[int, int]]]] = [
+# Members added to FULL_GROUPS[index] after the schedule was in use. Their draws follow every
+# group's own, so a seed still plays the older members at the same days, minutes and subjects.
+FULL_LATE_MEMBERS: dict[int, list[Member]] = {
+    4: [("disk_floor", "archive", (30, 60))],
+}
+QUICK_GROUPS: list[list[Member]] = [
     [("collector_sigkill", "collectors:2", (0, 0)), ("feed_stall", "kis", (5, 10))],
     [("collector_sigstop", "collectors:1", (8, 15)), ("redis_kill", "redis", (5, 10)),
      ("egw00201_storm", "kis", (10, 20))],
@@ -54,19 +61,34 @@ def plan(seed: int, days: list[date], collectors: list[str], quick: bool) -> lis
     order (the quick list's two groups, one a day; the full list's five, one a day, the rest of
     the days without faults); each group starts at a seeded minute and its members a seeded 0-5
     minutes apart, so they overlap."""
+    groups, late = (QUICK_GROUPS, {}) if quick else (FULL_GROUPS, FULL_LATE_MEMBERS)
+    return plan_groups(seed, days, collectors, groups, late)
+
+
+def plan_groups(seed: int, days: list[date], collectors: list[str], groups: list[list[Member]],
+                late: dict[int, list[Member]]) -> list[PlannedFault]:
     rng = random.Random(seed)
-    groups = [list(g) for g in (QUICK_GROUPS if quick else FULL_GROUPS)]
-    rng.shuffle(groups)
+    order = list(range(len(groups)))
+    rng.shuffle(order)   # the same draws as shuffling the groups themselves: only the length counts
     faults: list[PlannedFault] = []
-    for day, group in zip(days, groups):
+    starts: list[tuple[date, int, int]] = []
+    for day, index in zip(days, order):
         start = rng.randint(EARLIEST_MINUTE, LATEST_MINUTE - 30)
-        for kind, hint, (shortest, longest) in group:
-            minute = start + rng.randint(0, 5)
-            duration = rng.randint(shortest, longest)
-            for subject in _subjects(hint, collectors, rng):
-                faults.append(PlannedFault(id=f"f{len(faults) + 1:02d}-{kind}", kind=kind, subject=subject, day=day,
-                                           minute=minute, duration_min=duration))
+        starts.append((day, index, start))
+        _draw_members(groups[index], day, start, collectors, rng, faults)
+    for day, index, start in starts:
+        _draw_members(late.get(index, []), day, start, collectors, rng, faults)
     return sorted(faults, key=lambda f: (f.day, f.minute, f.id))
+
+
+def _draw_members(members: list[Member], day: date, start: int, collectors: list[str], rng: random.Random,
+                  faults: list[PlannedFault]) -> None:
+    for kind, hint, (shortest, longest) in members:
+        minute = start + rng.randint(0, 5)
+        duration = rng.randint(shortest, longest)
+        for subject in _subjects(hint, collectors, rng):
+            faults.append(PlannedFault(id=f"f{len(faults) + 1:02d}-{kind}", kind=kind, subject=subject,
+                                       day=day, minute=minute, duration_min=duration))
 
 
 def _subjects(hint: str, collectors: list[str], rng: random.Random) -> list[str]:

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta
 from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.soak.faults import KINDS
 from stock_pipelines.soak.options import FULL_START, QUICK_START, trading_days
-from stock_pipelines.soak.schedule import plan
+from stock_pipelines.soak.schedule import FULL_GROUPS, plan, plan_groups
 
 COLLECTORS = ["kis-1", "kis-2", "kiwoom-1"]
 
@@ -28,6 +28,22 @@ def test_the_full_week_spans_the_csat_day_and_a_weekend_and_every_fault_kind_is_
         if fault.kind == "collector_sigkill":
             by_instant[(fault.day, fault.minute)] = by_instant.get((fault.day, fault.minute), 0) + 1
     assert max(by_instant.values()) == 3, "three collectors SIGKILLed at one instant"
+
+
+def test_the_disk_floor_joins_its_group_and_leaves_every_other_draw_of_a_seed_where_it_was():
+    days = trading_days(FULL_START, 5)
+    for seed in range(30):
+        faults = plan(seed, days, COLLECTORS, quick=False)
+        floors = [f for f in faults if f.kind == "disk_floor"]
+        assert len(floors) == 1 and floors[0].subject == "archive", seed
+        assert 30 <= floors[0].duration_min <= 60
+        group_kinds = {kind for kind, _, _ in FULL_GROUPS[4]}
+        same_day = [f for f in faults if f.day == floors[0].day and f.kind != "disk_floor"]
+        assert {f.kind for f in same_day} == group_kinds, seed
+        assert abs(floors[0].minute - min(f.minute for f in same_day)) <= 5, seed
+        # the plan the seed gave before the disk floor joined: the same faults, ids, days and minutes
+        before = plan_groups(seed, days, COLLECTORS, FULL_GROUPS, {})
+        assert [f for f in faults if f.kind != "disk_floor"] == before
 
 
 def test_each_days_faults_overlap_and_fall_inside_its_session():
