@@ -17,8 +17,7 @@ import time
 from datetime import date, datetime
 
 from stock_pipelines.market import SEOUL
-from stock_pipelines.market.segments import US, segment_at
-from stock_pipelines.market.segments import to_us as _us
+from stock_pipelines.market.segments import US, segment_at, to_us
 from stock_pipelines.sim.sessions import sim_calendar
 
 OVERNIGHT_MODES = ("run", "skip")
@@ -47,7 +46,7 @@ class SimClock:
             raise ValueError(f"overnight must be one of {OVERNIGHT_MODES}, not {overnight!r}")
         self._wall = wall
         self._lock = threading.Lock()
-        self._anchor_sim_us = _us(start)
+        self._anchor_sim_us = to_us(start)
         self._anchor_wall = wall()
         self._speed = float(speed)
         self._night_speed = None if night_speed is None else float(night_speed)
@@ -109,7 +108,7 @@ class SimClock:
             raise ValueError(f"overnight must be one of {OVERNIGHT_MODES}, not {overnight!r}")
         current = self.now_us()
         with self._lock:
-            self._anchor_sim_us = _us(at) if at is not None else current
+            self._anchor_sim_us = to_us(at) if at is not None else current
             self._anchor_wall = self._wall()
             if speed is not None:
                 self._speed = float(speed)
