@@ -8,6 +8,7 @@ exchange's clock and the project clock land on the same microsecond for the same
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 from stock_pipelines.market.calendar import SEOUL, CalendarRangeError, krx_calendar
@@ -28,6 +29,14 @@ def to_us(at: datetime) -> int:
 def from_us(at_us: int) -> datetime:
     """The UTC instant of epoch microseconds `at_us` (the inverse of `to_us`)."""
     return _EPOCH + timedelta(microseconds=at_us)
+
+
+def check_speed(speed: float | str) -> float:
+    """A clock speed (simulated seconds per wall second) as a float: a finite positive number."""
+    value = float(speed)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"speed must be a positive number, not {speed}")
+    return value
 
 
 def segment_at(at_us: int) -> tuple[int | None, bool]:
