@@ -15,6 +15,7 @@ This module is the only reader of the variable.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,6 +64,9 @@ def fake_now_value(at: datetime, anchor_epoch: float | None = None, speed: float
     return f"{text}@{anchor_epoch!r}" if speed == 1.0 else f"{text}@{anchor_epoch!r}*{speed!r}"
 
 
+# now() runs in every sensor tick and heartbeat: parse each raw value once. Keyed by the value
+# itself, so a changed variable is parsed afresh; FakeClock is frozen, safe to share.
+@functools.lru_cache(maxsize=16)
 def parse_clock(value: str) -> FakeClock:
     text, _, running = value.strip().partition("@")
     anchor, _, speeds = running.partition("*")
