@@ -29,8 +29,8 @@ from stock_pipelines import atomic_files
 from stock_pipelines.archive.layout import check_collector_id, system_path, trades_path
 from stock_pipelines.archive.record import SCHEMA_VERSION, SystemRecord
 from stock_pipelines.market import SEOUL
-from stock_pipelines.market.segments import to_us
-from stock_pipelines.sim.day import US, SimDay
+from stock_pipelines.market.segments import US, to_us
+from stock_pipelines.sim.day import SimDay
 
 CORRUPT_KINDS = ("torn_tail", "bad_json", "wrong_type", "bad_symbol", "out_of_session")
 HEARTBEAT_EVERY_S = 5

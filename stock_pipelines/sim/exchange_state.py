@@ -16,8 +16,8 @@ from datetime import date, datetime, timedelta
 import numpy as np
 
 from stock_pipelines.market import SEOUL
-from stock_pipelines.market.segments import to_us
-from stock_pipelines.sim.clock import US, SimClock, exchange_today
+from stock_pipelines.market.segments import US, to_us
+from stock_pipelines.sim.clock import SimClock, exchange_today
 from stock_pipelines.sim.day import MinuteBars, SimDay, SymbolTrades, bars_from_trades
 from stock_pipelines.sim.day_cache import DayCache
 from stock_pipelines.sim.exchange_config import ExchangeConfig
