@@ -25,6 +25,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -103,20 +104,41 @@ class RedisServer:
         self.process = None
 
 
+@contextmanager
+def _process_settings_restored() -> Iterator[None]:
+    """The process's Redis and calendar-cache settings as they were before the block."""
+    from stock_pipelines import redis_conn
+    from stock_pipelines.market import cache
+
+    settings, cache_dir = redis_conn.current(), cache.use_cache_dir(None)
+    cache.use_cache_dir(cache_dir)
+    try:
+        yield
+    finally:
+        redis_conn.configure(settings)
+        cache.use_cache_dir(cache_dir)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _module_fixtures_leave_the_process_settings_as_found() -> Iterator[None]:
+    """A module-scoped fixture runs before the test-scoped guard below has taken its snapshot: a
+    materialization it runs (`RedisResource` configures the process's Redis) would reach every
+    later module. Autouse, this fixture is set up before the module's other fixtures and restores
+    the settings after their teardown."""
+    with _process_settings_restored():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _embedded_redis_ends_with_the_test() -> Iterator[None]:
     """An embedded Redis a test started (REDIS_URL unset, a tmp data dir) stops when it ends, and
     the process's Redis and calendar-cache settings a test configured (through the CLI, a
     resource or a code location load) do not reach the next test."""
     from stock_pipelines import redis_conn
-    from stock_pipelines.market import cache
 
-    settings, cache_dir = redis_conn.current(), cache.use_cache_dir(None)
-    cache.use_cache_dir(cache_dir)
-    yield
-    redis_conn.release_embedded_redis()
-    redis_conn.configure(settings)
-    cache.use_cache_dir(cache_dir)
+    with _process_settings_restored():
+        yield
+        redis_conn.release_embedded_redis()
 
 
 def _running_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:

@@ -17,15 +17,12 @@ Protocol (KIS Open API, docs/architecture.md "Domain facts"):
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
-import httpx
 import polars as pl
 
 from stock_pipelines.brokers.bars import build_bars, seoul_minute
@@ -36,12 +33,10 @@ from stock_pipelines.brokers.model import (
     BrokerError,
     BrokerRateLimited,
     BrokerUnavailable,
-    RateLimiter,
 )
-from stock_pipelines.brokers.tokens import Token, TokenCache
-from stock_pipelines.brokers.transport import env_pair, json_body, retry_policy, send
+from stock_pipelines.brokers.tokens import Token
+from stock_pipelines.brokers.transport import BrokerRestClient, env_pair, json_body, retry_policy, send
 from stock_pipelines.market import SEOUL
-from stock_pipelines.ops import clock
 
 TODAY_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice"
 PAST_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-dailychartprice"
@@ -68,31 +63,10 @@ class KisCredentials:
         return cls(*env_pair(env, "KIS", f"{prefix}_APP_KEY", f"{prefix}_APP_SECRET"))
 
 
-class KisClient:
+class KisClient(BrokerRestClient):
     name = "kis"
-
-    def __init__(
-        self,
-        base_url: str,
-        credentials: KisCredentials,
-        limiter: RateLimiter,
-        token_dir: Path,
-        today: Callable[[], datetime] = clock.now,
-        http: httpx.Client | None = None,
-        max_attempts: int = 6,
-        custtype: str = "P",
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.credentials = credentials
-        self.limiter = limiter
-        self.now = today
-        self.http = http or httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
-        self.tokens = TokenCache(token_dir, "kis", credentials.app_key)
-        self.max_attempts = max_attempts
-        self.custtype = custtype
-        self.calls = 0  # every HTTP request to a data endpoint, retries included
-        self.retries: Counter[str] = Counter()  # retried errors by class
-        self._lock = threading.Lock()  # the executor calls one client from several threads
+    credentials: KisCredentials
+    custtype = "P"  # the customer type header: P individual (B would be a corporate account)
 
     # -- public --------------------------------------------------------------------------
 
@@ -197,10 +171,7 @@ class KisClient:
         for attempt in retry_policy(self.max_attempts, self.retries):
             with attempt:
                 token = self.tokens.get(self._issue_token, refused=refused)
-                with self.limiter.slot(timeout=60):  # held until the reply is in (resilience.rate_limit)
-                    with self._lock:
-                        self.calls += 1
-                    body = self._request(path, tr_id, params, token)
+                body = self._request(path, tr_id, params, token)
                 code = str(body.get("msg_cd", ""))
                 if code in (TOKEN_EXPIRED, TOKEN_INVALID) and refused is None:
                     refused = token  # one fresh token, then the next attempt
@@ -219,8 +190,8 @@ class KisClient:
             "tr_id": tr_id,
             "custtype": self.custtype,
         }
-        response = send(lambda: self.http.get(f"{self.base_url}{path}", params=params, headers=headers),
-                        f"KIS {tr_id}")
+        response = self.send_counted(lambda: self.http.get(f"{self.base_url}{path}", params=params, headers=headers),
+                                     f"KIS {tr_id}")
         body = json_body(response, f"KIS {tr_id}")
         code = str(body.get("msg_cd", ""))
         if code == RATE_LIMITED:

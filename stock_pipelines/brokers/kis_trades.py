@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 from stock_pipelines.brokers.kis import KisClient
 from stock_pipelines.brokers.model import BrokerError
-from stock_pipelines.brokers.trades import TradeFetch, build_trades
+from stock_pipelines.brokers.trades import ClientTradeHistory, TradeFetch, build_trades
 from stock_pipelines.market import SEOUL
 
 TRADES_PATH = "/uapi/domestic-stock/v1/quotations/inquire-time-itemconclusion"
@@ -23,17 +23,11 @@ TRADES_PAGE = 30
 ONE_SECOND = timedelta(seconds=1)
 
 
-class KisTradeHistory:
+class KisTradeHistory(ClientTradeHistory):
     name = "kis"
     rows_per_call = TRADES_PAGE
     whole_day = False  # a call pages back from the window's end only
-
-    def __init__(self, client: KisClient) -> None:
-        self.client = client
-
-    @property
-    def calls(self) -> int:
-        return self.client.calls
+    client: KisClient
 
     def serves(self, day: date) -> bool:
         return day == self.client.now().astimezone(SEOUL).date()

@@ -13,15 +13,11 @@ broker's own client does; a fresh token refused again is an auth error.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
-
-import httpx
 
 from stock_pipelines.brokers.bars import build_bars
 from stock_pipelines.brokers.model import (
@@ -30,12 +26,10 @@ from stock_pipelines.brokers.model import (
     BrokerError,
     BrokerRateLimited,
     BrokerUnavailable,
-    RateLimiter,
 )
-from stock_pipelines.brokers.tokens import Token, TokenCache
-from stock_pipelines.brokers.transport import env_pair, json_body, retry_policy, send
+from stock_pipelines.brokers.tokens import Token
+from stock_pipelines.brokers.transport import BrokerRestClient, env_pair, json_body, retry_policy, send
 from stock_pipelines.market import SEOUL
-from stock_pipelines.ops import clock
 
 CHART_PATH = "/api/dostk/chart"
 MINUTE_CHART = "ka10080"
@@ -54,29 +48,9 @@ class KiwoomCredentials:
         return cls(*env_pair(env, "Kiwoom", "KIWOOM_APP_KEY", "KIWOOM_SECRET_KEY"))
 
 
-class KiwoomClient:
+class KiwoomClient(BrokerRestClient):
     name = "kiwoom"
-
-    def __init__(
-        self,
-        base_url: str,
-        credentials: KiwoomCredentials,
-        limiter: RateLimiter,
-        token_dir: Path,
-        today: Callable[[], datetime] = clock.now,
-        http: httpx.Client | None = None,
-        max_attempts: int = 6,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.credentials = credentials
-        self.limiter = limiter
-        self.now = today
-        self.http = http or httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
-        self.tokens = TokenCache(token_dir, "kiwoom", credentials.app_key)
-        self.max_attempts = max_attempts
-        self.calls = 0
-        self.retries: Counter[str] = Counter()
-        self._lock = threading.Lock()
+    credentials: KiwoomCredentials
 
     def minute_bars(self, symbol: str, day: date, start: datetime, end: datetime) -> BarFetch:
         now = self.now().astimezone(SEOUL)
@@ -124,11 +98,9 @@ class KiwoomClient:
                     "cont-yn": "Y" if next_key else "N",
                     "next-key": next_key,
                 }
-                with self.limiter.slot(timeout=60):  # held until the reply is in (resilience.rate_limit)
-                    with self._lock:
-                        self.calls += 1
-                    response = send(lambda: self.http.post(f"{self.base_url}{CHART_PATH}", json=request_body,
-                                                           headers=headers), f"Kiwoom {api_id}")
+                url = f"{self.base_url}{CHART_PATH}"
+                response = self.send_counted(lambda: self.http.post(url, json=request_body, headers=headers),
+                                             f"Kiwoom {api_id}")
                 body = json_body(response, f"Kiwoom {api_id}")
                 code = body.get("return_code")
                 if code == RATE_LIMITED:

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from stock_pipelines.brokers.bars import _whole_number
 from stock_pipelines.brokers.kiwoom import KiwoomClient
 from stock_pipelines.brokers.model import BrokerError
-from stock_pipelines.brokers.trades import TradeFetch, build_trades
+from stock_pipelines.brokers.trades import ClientTradeHistory, TradeFetch, build_trades
 from stock_pipelines.market import SEOUL, krx_calendar
 
 TICK_CHART = "ka10079"
@@ -26,17 +26,11 @@ ROWS_KEY = "stk_tic_chart_qry"
 MAX_PAGES = 2_000  # ~1.8 M trades; more means the server is looping
 
 
-class KiwoomTradeHistory:
+class KiwoomTradeHistory(ClientTradeHistory):
     name = "kiwoom"
     rows_per_call = TICK_PAGE
     whole_day = True  # every fetch pages back to the day's first trade
-
-    def __init__(self, client: KiwoomClient) -> None:
-        self.client = client
-
-    @property
-    def calls(self) -> int:
-        return self.client.calls
+    client: KiwoomClient
 
     def serves(self, day: date) -> bool:
         # the tick chart's depth is not documented: a day it no longer keeps raises in trades()

@@ -12,6 +12,7 @@ from typing import Protocol
 import polars as pl
 
 from stock_pipelines.brokers.bars import _whole_number
+from stock_pipelines.brokers.transport import BrokerRestClient
 
 # A recovered trade: what raw_ticks holds of a trade, with the broker endpoint as its source.
 TRADE_SCHEMA: dict[str, pl.DataType] = {
@@ -44,6 +45,17 @@ class TradeHistorySource(Protocol):
 
     def trades(self, symbol: str, day: date, start: datetime, end: datetime) -> TradeFetch:
         """Trades of `symbol` on trading day `day` with start <= time < end, oldest first."""
+
+
+class ClientTradeHistory:
+    """A trade history served by a bar client: its tokens, rate limit and call counter."""
+
+    def __init__(self, client: BrokerRestClient) -> None:
+        self.client = client
+
+    @property
+    def calls(self) -> int:
+        return self.client.calls
 
 
 def build_trades(

@@ -2,14 +2,66 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
 
 import httpx
 import tenacity
 
-from stock_pipelines.brokers.model import BrokerAuthError, BrokerError, BrokerRateLimited, BrokerUnavailable
+from stock_pipelines.brokers.model import (
+    BrokerAuthError,
+    BrokerError,
+    BrokerRateLimited,
+    BrokerUnavailable,
+    RateLimiter,
+)
+from stock_pipelines.brokers.tokens import TokenCache
+from stock_pipelines.ops import clock
 from stock_pipelines.resilience.backoff import CALL_BACKOFF, retrying
+
+
+class AppCredentials(Protocol):
+    app_key: str
+
+
+class BrokerRestClient:
+    """What a broker's REST client holds: its endpoint, credentials, token cache, the shared rate
+    limiter and its call counts. Subclasses name the broker (`name`, the token cache's too)."""
+
+    name: str
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: AppCredentials,
+        limiter: RateLimiter,
+        token_dir: Path,
+        today: Callable[[], datetime] = clock.now,
+        http: httpx.Client | None = None,
+        max_attempts: int = 6,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials
+        self.limiter = limiter
+        self.now = today
+        self.http = http or httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
+        self.tokens = TokenCache(token_dir, self.name, credentials.app_key)
+        self.max_attempts = max_attempts
+        self.calls = 0  # every HTTP request to a data endpoint, retries included
+        self.retries: Counter[str] = Counter()  # retried errors by class
+        self._lock = threading.Lock()  # the executor calls one client from several threads
+
+    def send_counted(self, request: Callable[[], httpx.Response], what: str) -> httpx.Response:
+        """One data request, counted in `calls`, in a slot of the shared rate limit held until
+        the reply is in (resilience.rate_limit)."""
+        with self.limiter.slot(timeout=60):
+            with self._lock:
+                self.calls += 1
+            return send(request, what)
 
 
 def retry_policy(max_attempts: int, retries: Counter[str]) -> tenacity.Retrying:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from stock_pipelines.archive.layout import check_collector_id
+from stock_pipelines.market.segments import from_us, to_us
 from stock_pipelines.ops import clock
 
 Clock = Callable[[], datetime]
@@ -29,17 +30,6 @@ BEATS_FROM_KEY = "beats_from_us"
 def utc_now() -> datetime:
     """The project clock (`ops.clock`, fake-able) in UTC."""
     return clock.now().astimezone(UTC)
-
-
-def to_us(instant: datetime) -> int:
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValueError(f"naive datetime {instant.isoformat()}: heartbeat times must be timezone-aware")
-    delta = instant - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_us(us: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
 class Status(enum.StrEnum):

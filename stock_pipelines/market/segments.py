@@ -8,16 +8,35 @@ exchange's clock and the project clock land on the same microsecond for the same
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import math
+from datetime import UTC, datetime, timedelta
 
 from stock_pipelines.market.calendar import SEOUL, CalendarRangeError, krx_calendar
 
 US = 1_000_000
 DAY_MARGIN = timedelta(minutes=10)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 
 
 def to_us(at: datetime) -> int:
-    return int(at.timestamp() * US)
+    """Epoch microseconds of a timezone-aware instant (integer arithmetic: no float rounding)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"naive datetime {at.isoformat()}: epoch microseconds need a timezone-aware time")
+    return (at - _EPOCH) // _ONE_US
+
+
+def from_us(at_us: int) -> datetime:
+    """The UTC instant of epoch microseconds `at_us` (the inverse of `to_us`)."""
+    return _EPOCH + timedelta(microseconds=at_us)
+
+
+def check_speed(speed: float | str) -> float:
+    """A clock speed (simulated seconds per wall second) as a float: a finite positive number."""
+    value = float(speed)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"speed must be a positive number, not {speed}")
+    return value
 
 
 def segment_at(at_us: int) -> tuple[int | None, bool]:

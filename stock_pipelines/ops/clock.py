@@ -15,14 +15,14 @@ This module is the only reader of the variable.
 
 from __future__ import annotations
 
-import math
+import functools
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from stock_pipelines import settings
 from stock_pipelines.market import SEOUL
-from stock_pipelines.market.segments import US, advance_us, segment_at, to_us
+from stock_pipelines.market.segments import US, advance_us, check_speed, segment_at, to_us
 
 ENV_FAKE_NOW = "STOCK_PIPELINES_FAKE_NOW"
 
@@ -64,13 +64,9 @@ def fake_now_value(at: datetime, anchor_epoch: float | None = None, speed: float
     return f"{text}@{anchor_epoch!r}" if speed == 1.0 else f"{text}@{anchor_epoch!r}*{speed!r}"
 
 
-def _speed(text: str) -> float:
-    speed = float(text)
-    if not (math.isfinite(speed) and speed > 0):
-        raise ValueError(f"speed must be a positive number, not {text}")
-    return speed
-
-
+# now() runs in every sensor tick and heartbeat: parse each raw value once. Keyed by the value
+# itself, so a changed variable is parsed afresh; FakeClock is frozen, safe to share.
+@functools.lru_cache(maxsize=16)
 def parse_clock(value: str) -> FakeClock:
     text, _, running = value.strip().partition("@")
     anchor, _, speeds = running.partition("*")
@@ -84,8 +80,8 @@ def parse_clock(value: str) -> FakeClock:
             raise ValueError("a speed needs an anchor epoch")
         if slash and not day_text:
             raise ValueError("a night speed needs a day speed before it")
-        day_speed = _speed(day_text) if day_text else 1.0
-        night_speed = _speed(night_text) if slash else day_speed
+        day_speed = check_speed(day_text) if day_text else 1.0
+        night_speed = check_speed(night_text) if slash else day_speed
     except ValueError as error:
         raise ValueError(
             f"{ENV_FAKE_NOW}={value!r}: want ISO-8601 with offset, optionally @epoch[*speed[/night_speed]] ({error})"

@@ -29,7 +29,8 @@ from stock_pipelines import atomic_files
 from stock_pipelines.archive.layout import check_collector_id, system_path, trades_path
 from stock_pipelines.archive.record import SCHEMA_VERSION, SystemRecord
 from stock_pipelines.market import SEOUL
-from stock_pipelines.sim.day import US, SimDay
+from stock_pipelines.market.segments import US, to_us
+from stock_pipelines.sim.day import SimDay
 
 CORRUPT_KINDS = ("torn_tail", "bad_json", "wrong_type", "bad_symbol", "out_of_session")
 HEARTBEAT_EVERY_S = 5
@@ -94,10 +95,6 @@ def trade_line(src: str, sym: str, ts: int, rx: int, px: int, qty: int, cum: int
     )
 
 
-def _us(at: datetime) -> int:
-    return int(at.timestamp()) * US
-
-
 def write_day_archive(
     root: Path,
     day: date,
@@ -125,8 +122,8 @@ def write_day_archive(
     sym = sim.sym[order]
     px, qty, cum = sim.px[order], sim.qty[order], sim.cum[order]
 
-    up_us, down_us = _us(session.open - START_BEFORE_OPEN), _us(session.close + STOP_AFTER_CLOSE)
-    windows = sorted((_us(o.start), _us(o.end)) for o in outages)
+    up_us, down_us = to_us(session.open - START_BEFORE_OPEN), to_us(session.close + STOP_AFTER_CLOSE)
+    windows = sorted((to_us(o.start), to_us(o.end)) for o in outages)
     missing = np.zeros(len(ts), dtype=bool)
     for start, end in windows:
         missing |= ((ts >= start) & (ts < end)) | ((rx >= start) & (rx < end))

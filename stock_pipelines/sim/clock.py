@@ -17,8 +17,7 @@ import time
 from datetime import date, datetime
 
 from stock_pipelines.market import SEOUL
-from stock_pipelines.market.segments import US, segment_at
-from stock_pipelines.market.segments import to_us as _us
+from stock_pipelines.market.segments import US, check_speed, segment_at, to_us
 from stock_pipelines.sim.sessions import sim_calendar
 
 OVERNIGHT_MODES = ("run", "skip")
@@ -40,17 +39,17 @@ class SimClock:
     ) -> None:
         if start.tzinfo is None:
             raise ValueError("the simulated clock needs a timezone-aware start")
-        _check_speed(speed)
+        speed = check_speed(speed)
         if night_speed is not None:
-            _check_speed(night_speed)
+            night_speed = check_speed(night_speed)
         if overnight not in OVERNIGHT_MODES:
             raise ValueError(f"overnight must be one of {OVERNIGHT_MODES}, not {overnight!r}")
         self._wall = wall
         self._lock = threading.Lock()
-        self._anchor_sim_us = _us(start)
+        self._anchor_sim_us = to_us(start)
         self._anchor_wall = wall()
-        self._speed = float(speed)
-        self._night_speed = None if night_speed is None else float(night_speed)
+        self._speed = speed
+        self._night_speed = night_speed
         self._overnight = overnight
         self._pinned = pinned
         self._enter_segment()
@@ -102,19 +101,18 @@ class SimClock:
         """Move to `at` (default: stay), change speeds, the night mode, pin or release; all at once."""
         if at is not None and at.tzinfo is None:
             raise ValueError("give the clock a timezone-aware time (e.g. 2026-11-20T10:00:00+09:00)")
-        for value in (speed, night_speed):
-            if value is not None:
-                _check_speed(value)
+        speed = None if speed is None else check_speed(speed)
+        night_speed = None if night_speed is None else check_speed(night_speed)
         if overnight is not None and overnight not in OVERNIGHT_MODES:
             raise ValueError(f"overnight must be one of {OVERNIGHT_MODES}, not {overnight!r}")
         current = self.now_us()
         with self._lock:
-            self._anchor_sim_us = _us(at) if at is not None else current
+            self._anchor_sim_us = to_us(at) if at is not None else current
             self._anchor_wall = self._wall()
             if speed is not None:
-                self._speed = float(speed)
+                self._speed = speed
             if night_speed is not None:
-                self._night_speed = float(night_speed)
+                self._night_speed = night_speed
             if overnight is not None:
                 self._overnight = overnight
             if pinned is not None:
@@ -128,8 +126,3 @@ class SimClock:
             return {"now": now.isoformat(), "speed": self._rate, "pinned": self._pinned,
                     "day_speed": self._speed, "night_speed": self._night_speed or self._speed,
                     "overnight": self._overnight, "today": exchange_today(now).isoformat()}
-
-
-def _check_speed(speed: float) -> None:
-    if speed <= 0:
-        raise ValueError(f"speed must be positive, not {speed}")

@@ -24,11 +24,11 @@ from datetime import date, datetime
 import numpy as np
 
 from stock_pipelines.market import Session
+from stock_pipelines.market.segments import US, to_us
 from stock_pipelines.sim.daily_anchor import day_closes
 from stock_pipelines.sim.sessions import trading_session
 from stock_pipelines.sim.tick_grid import price_limits, tick_round, tick_size, to_tick_grid  # noqa: F401 (re-exported)
 
-US = 1_000_000
 DEFAULT_SYMBOLS = 40
 MAX_SYMBOLS = 9_999
 
@@ -118,7 +118,7 @@ def _session_shape(open_: datetime, auction: datetime, close: datetime):
     m = np.arange(minutes)
     profile = 1.0 + 2.5 * np.exp(-m / 20.0) + 1.5 * np.exp(-(minutes - 1 - m) / 25.0)
     profile /= profile.sum()
-    return int(open_.timestamp()) * US, continuous_s, int((close - open_).total_seconds()), m * 60, profile
+    return to_us(open_), continuous_s, int((close - open_).total_seconds()), m * 60, profile
 
 
 def generate_symbol(
@@ -226,8 +226,8 @@ class SimDay:
         self.seed = seed
         self.activity = activity
         self.session = trading_session(day)
-        self.open_us = int(self.session.open.timestamp()) * US
-        self.close_us = int(self.session.close.timestamp()) * US
+        self.open_us = to_us(self.session.open)
+        self.close_us = to_us(self.session.close)
         members = universe(symbols)
         self.codes = [code for code, _ in members]
         self.names = [name for _, name in members]

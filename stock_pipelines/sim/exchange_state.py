@@ -16,16 +16,13 @@ from datetime import date, datetime, timedelta
 import numpy as np
 
 from stock_pipelines.market import SEOUL
-from stock_pipelines.sim.clock import US, SimClock, exchange_today
+from stock_pipelines.market.segments import US, to_us
+from stock_pipelines.sim.clock import SimClock, exchange_today
 from stock_pipelines.sim.day import MinuteBars, SimDay, SymbolTrades, bars_from_trades
 from stock_pipelines.sim.day_cache import DayCache
 from stock_pipelines.sim.exchange_config import ExchangeConfig
 from stock_pipelines.sim.faults import Faults
 from stock_pipelines.sim.sessions import sim_calendar
-
-
-def _us(at: datetime) -> int:
-    return int(at.timestamp()) * US
 
 
 class ExchangeState:
@@ -54,7 +51,7 @@ class ExchangeState:
         calendar, days = sim_calendar(), []
         for offset in range((last - first).days + 1):
             session = calendar.session(first + timedelta(days=offset))
-            if session is not None and _us(session.open) <= until_us and after_us < _us(session.close):
+            if session is not None and to_us(session.open) <= until_us and after_us < to_us(session.close):
                 days.append(self.days.get(session.day, stream=True))
         return days
 

@@ -15,9 +15,8 @@ from datetime import datetime
 import numpy as np
 
 from stock_pipelines.market import SEOUL
+from stock_pipelines.market.segments import US
 from stock_pipelines.sim.day import SymbolTrades, price_limits, tick_size
-
-US = 1_000_000
 
 TOKEN_PATH = "/oauth2/tokenP"
 APPROVAL_PATH = "/oauth2/Approval"

@@ -15,9 +15,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from stock_pipelines.market import SEOUL, SUPPORTED_FIRST_DAY, SUPPORTED_LAST_DAY
+from stock_pipelines.market.segments import US, to_us
 from stock_pipelines.sim import kis_protocol as kis
 from stock_pipelines.sim import kis_trades
-from stock_pipelines.sim.day import US, MinuteBars
+from stock_pipelines.sim.day import MinuteBars
 from stock_pipelines.sim.exchange_state import ExchangeState
 from stock_pipelines.sim.rest_gate import TokenBook, WindowLimiter, credentials_refusal, json_body, rest_faults
 from stock_pipelines.sim.sessions import sim_calendar
@@ -155,7 +156,7 @@ class KisRest:
         hour, minute, second = int(text[:2]), int(text[2:4]), int(text[4:])
         if hour > 23 or minute > 59 or second > 59:
             return None
-        return int(datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=SEOUL).timestamp()) * US
+        return to_us(datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=SEOUL))
 
     def _summary(self, code: str, now_us: int) -> dict[str, str]:
         trades = self.state.day.trades(code, until_us=now_us)

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from stock_pipelines.sim import kis_protocol as kis
 from stock_pipelines.sim.day import SimDay
 from stock_pipelines.sim.exchange_state import ExchangeState
-from stock_pipelines.sim.ws_stream import TickContexts, stream_trades
+from stock_pipelines.sim.ws_stream import TickContexts, send_text, serve_session, stream_trades
 
 
 @dataclass(eq=False)  # identity-hashed: kept in a set of open sessions
@@ -45,21 +45,11 @@ class KisWebSocket:
         await websocket.accept()
         self.state.count("ws_connections")
         session = WsSession(cursor_us=self.state.clock.now_us())
-        self.sessions.add(session)
-        sender = asyncio.create_task(self._sender(websocket, session))
-        try:
-            while True:
-                text = await websocket.receive_text()
-                await self._control(websocket, session, text)
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            sender.cancel()
-            self.sessions.discard(session)
+        await serve_session(websocket, session, self.sessions, self._sender(websocket, session),
+                            lambda text: self._control(websocket, session, text))
 
     async def _send(self, websocket: WebSocket, session: WsSession, text: str) -> None:
-        async with session.lock:
-            await websocket.send_text(text)
+        await send_text(websocket, session, text)
 
     async def _control(self, websocket: WebSocket, session: WsSession, text: str) -> None:
         try:

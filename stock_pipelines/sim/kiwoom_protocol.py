@@ -14,8 +14,7 @@ import json
 from datetime import datetime
 
 from stock_pipelines.market import SEOUL
-
-US = 1_000_000
+from stock_pipelines.market.segments import US
 
 TOKEN_PATH = "/oauth2/token"
 CHART_PATH = "/api/dostk/chart"

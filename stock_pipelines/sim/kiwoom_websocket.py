@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from stock_pipelines.sim import kiwoom_protocol as kiwoom
 from stock_pipelines.sim.day import SimDay, tick_size
 from stock_pipelines.sim.exchange_state import ExchangeState
 from stock_pipelines.sim.kis_protocol import hhmmss
 from stock_pipelines.sim.rest_gate import TokenBook
-from stock_pipelines.sim.ws_stream import TickContexts, stream_trades
+from stock_pipelines.sim.ws_stream import TickContexts, send_text, serve_session, stream_trades
 
 RECORDS_PER_MESSAGE = 100  # REAL messages carry a list of records; the simulator caps one at this many
 
@@ -49,23 +49,11 @@ class KiwoomWebSocket:
         await websocket.accept()
         self.state.count("kiwoom_ws_connections")
         session = KiwoomSession(cursor_us=self.state.clock.now_us())
-        self.sessions.add(session)
-        sender = asyncio.create_task(self._sender(websocket, session))
-        try:
-            while True:
-                text = await websocket.receive_text()
-                if not await self._control(websocket, session, text):
-                    await websocket.close(code=1008)
-                    return
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            sender.cancel()
-            self.sessions.discard(session)
+        await serve_session(websocket, session, self.sessions, self._sender(websocket, session),
+                            lambda text: self._control(websocket, session, text))
 
     async def _send(self, websocket: WebSocket, session: KiwoomSession, text: str) -> None:
-        async with session.lock:
-            await websocket.send_text(text)
+        await send_text(websocket, session, text)
 
     async def _reply(self, websocket: WebSocket, session: KiwoomSession, trnm: str, code: int,
                      text: str) -> None:

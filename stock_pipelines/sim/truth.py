@@ -21,11 +21,12 @@ simulator broke a session rule and a silent re-labelling would hide it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import polars as pl
 
 from stock_pipelines.market import Session
+from stock_pipelines.market.segments import from_us, to_us
 from stock_pipelines.sim.day import SimDay
 
 COLUMNS = ("symbol", "minute", "open", "high", "low", "close", "volume")
@@ -34,16 +35,11 @@ SCHEMA = {"symbol": pl.String, "minute": pl.Datetime("us", "UTC"), "open": pl.In
 _MINUTE_US = 60_000_000
 
 
-def _epoch_us(at: datetime) -> int:
-    delta = at.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def expected_bars(trades: Iterable[tuple[str, int, int, int]], session: Session) -> pl.DataFrame:
     """Bars from (symbol, ts epoch µs, price, qty) trades, each symbol's trades in trade order."""
-    open_us = _epoch_us(session.open)
-    auction_us = _epoch_us(session.closing_auction_start)
-    close_us = _epoch_us(session.close)
+    open_us = to_us(session.open)
+    auction_us = to_us(session.closing_auction_start)
+    close_us = to_us(session.close)
     bars: dict[tuple[str, int], list[int]] = {}  # (symbol, minute µs) -> [open, high, low, close, volume]
     for symbol, ts, price, qty in trades:
         ts, price, qty = int(ts), int(price), int(qty)
@@ -64,11 +60,10 @@ def expected_bars(trades: Iterable[tuple[str, int, int, int]], session: Session)
             bar[3] = price
             bar[4] += qty
     keys = sorted(bars)
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
     return pl.DataFrame(
         {
             "symbol": [s for s, _ in keys],
-            "minute": [epoch + timedelta(microseconds=m) for _, m in keys],
+            "minute": [from_us(m) for _, m in keys],
             **{name: [bars[k][i] for k in keys] for i, name in enumerate(COLUMNS[2:])},
         },
         schema=SCHEMA,

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Protocol
-
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date
+from typing import Protocol
 
 import numpy as np
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -23,6 +22,7 @@ from stock_pipelines.sim.kis_protocol import TickContext
 
 class StreamSession(Protocol):
     cursor_us: int  # the simulated instant up to which the session has been served
+    lock: asyncio.Lock  # one frame at a time on the connection
 
     @property
     def subscriptions(self) -> object: ...  # empty when nothing is subscribed
@@ -83,3 +83,30 @@ async def stream_trades(
             await asyncio.sleep(config.ws_tick_s)
     except (WebSocketDisconnect, RuntimeError, ConnectionError):
         return
+
+
+async def serve_session(
+    websocket: WebSocket, session: StreamSession, sessions: set, sender: Coroutine[object, object, None],
+    control: Callable[[str], Awaitable[bool | None]],
+) -> None:
+    """One accepted connection: `session` is in `sessions` and `sender` streams while `control`
+    answers each text frame the client sends; a control answering False closes the connection
+    with 1008 (policy violation). Ends when the client goes."""
+    sessions.add(session)
+    streaming = asyncio.create_task(sender)
+    try:
+        while True:
+            if await control(await websocket.receive_text()) is False:
+                await websocket.close(code=1008)
+                return
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        streaming.cancel()
+        sessions.discard(session)
+
+
+async def send_text(websocket: WebSocket, session: StreamSession, text: str) -> None:
+    """One frame, never interleaved with another of the same session (stream and replies)."""
+    async with session.lock:
+        await websocket.send_text(text)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from stock_pipelines.market import SEOUL
-from stock_pipelines.market.segments import advance_us, segment_at, to_us
+from stock_pipelines.market.segments import advance_us, from_us, segment_at, to_us
 from stock_pipelines.ops.clock import fake_now_value, parse_clock, parse_fake_now
 from stock_pipelines.sim.clock import SimClock
 
@@ -77,3 +77,11 @@ def test_segments_outside_the_calendar_run_on_as_day():
     assert segment_at(to_us(_at("2100-01-04T12:00"))) == (None, True)
     start = to_us(_at("2100-01-04T12:00"))
     assert advance_us(start, 10, 600, 6000) == start + 6000 * 1_000_000
+
+
+def test_epoch_microseconds_round_trip_and_refuse_naive_times():
+    at = _at("2026-11-20T10:00:00.123457")
+    assert to_us(at) == 1_795_136_400_123_457
+    assert from_us(to_us(at)) == at and from_us(to_us(at)).utcoffset() == timedelta(0)
+    with pytest.raises(ValueError, match="naive datetime 2026-11-20T10:00:00: .*timezone-aware"):
+        to_us(datetime(2026, 11, 20, 10))

@@ -76,3 +76,16 @@ def test_bad_night_speeds_are_refused_naming_the_form(value, message):
     with pytest.raises(ValueError, match=r"\*speed\[/night_speed\]") as error:
         parse_fake_now(value, wall=1_000.0)
     assert message in str(error.value)
+
+
+def test_now_parses_a_value_once_and_follows_a_changed_value(monkeypatch):
+    first, second = START, START + timedelta(days=3)
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(first))
+    assert clock.now() == first
+    assert clock.parse_clock(fake_now_value(first)) is clock.parse_clock(fake_now_value(first))  # cached
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(second))
+    assert clock.now() == second and clock.speed() == 0
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(first, 1_000.0, speed=60))
+    assert clock.speed() == 60
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(first))
+    assert clock.now() == first

@@ -49,8 +49,12 @@ def test_pinned_clock_stands_still_until_released():
 def test_refuses_naive_times_and_bad_speeds():
     with pytest.raises(ValueError, match="timezone"):
         SimClock(datetime(2026, 11, 20, 9, 0))
-    with pytest.raises(ValueError, match="speed"):
+    with pytest.raises(ValueError, match="speed must be a positive number, not 0"):
         SimClock(START, speed=0)
+    with pytest.raises(ValueError, match="speed must be a positive number, not nan"):
+        SimClock(START, night_speed=float("nan"))
+    with pytest.raises(ValueError, match="speed must be a positive number, not inf"):
+        SimClock(START).set(speed=float("inf"))
     with pytest.raises(ValueError, match="timezone"):
         SimClock(START).set(at=datetime(2026, 11, 20, 9, 0))
 
