@@ -69,7 +69,8 @@ def collector_views(client: redis.Redis, now: datetime) -> list[CollectorView]:
     views = []
     for name in sorted(set(store.collectors()) | set(statuses)):
         latest = store.latest(name)
-        disk_low = statuses.get(name, {}).get("disk_low")
+        status = statuses.get(name, {})
+        disk_low = status.get("disk_low")
         views.append(
             CollectorView(
                 name,
@@ -77,6 +78,7 @@ def collector_views(client: redis.Redis, now: datetime) -> list[CollectorView]:
                 latest.interval_s if latest else 5.0,
                 latest.status.value if latest else "ok",
                 bool(disk_low) if disk_low is not None else None,
+                status.get("state"),
             )
         )
     return views
