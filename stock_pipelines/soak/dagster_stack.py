@@ -12,11 +12,11 @@ Sensors run in the daemon as deployed, on the project clock (STOCK_PIPELINES_FAK
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from datetime import datetime
 import os
 import sys
 import time
+from collections.abc import Callable
+from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
