@@ -176,10 +176,10 @@ class Collector:
                 self.failover.watch_standby()
                 self.failover.maybe_probe()
             elif self._links:
+                self._go_idle()  # at once: closing the sessions can take their close timeout
                 await self.stop_links(list(self._links))
                 self.journal.event("IDLE", {"reason": "outside the trading window", "next_connect": _iso(
                     self.window.next_connect(now))})
-                self._go_idle()
             else:
                 self._go_idle()
             try:
