@@ -6,7 +6,7 @@ Keys (under the project prefix):
 - ``incidents:sending:<id>`` a short lease while one process posts that alert
 - ``incidents:once:<key>``  marker of a one-off notice (a pre-flight warning), 7 days
 - ``incidents:epoch``       a random id set once: a new one means Redis came back without the state
-- ``incidents:adopted``     ids of incidents re-adopted in this epoch (see `adopt`)
+- ``incidents:adopted``     ids of incidents re-adopted in this epoch (see `adopt`), 7 days
 
 Opening and resolving are Lua scripts, so the state change and the alert it causes are one atomic
 step: when several sensor ticks or processes see the same trouble, exactly one of them opens the
@@ -52,7 +52,9 @@ return 0
 """
 
 _ADOPT = """
-if redis.call('SADD', KEYS[2], ARGV[3]) == 1 then
+local first = redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+if first == 1 then
   return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 end
 return 0
@@ -164,7 +166,8 @@ class IncidentStore:
         adopted = []
         for incident in incidents:
             if self._adopt(keys=[self.open_key, key("incidents", "adopted")],
-                           args=[_field(incident.kind, incident.subject), incident.to_json(), incident.id]):
+                           args=[_field(incident.kind, incident.subject), incident.to_json(), incident.id,
+                                 ONCE_TTL_S]):
                 adopted.append(incident)
         return adopted
 
