@@ -176,16 +176,24 @@ class Collector:
                 self.failover.watch_standby()
                 self.failover.maybe_probe()
             elif self._links:
+                self._go_idle()  # at once: closing the sessions can take their close timeout
                 await self.stop_links(list(self._links))
                 self.journal.event("IDLE", {"reason": "outside the trading window", "next_connect": _iso(
                     self.window.next_connect(now))})
-                self.state = "idle"
             else:
-                self.state = "idle"
+                self._go_idle()
             try:
                 await asyncio.wait_for(self._stop.wait(), TICK_S)
             except TimeoutError:
                 pass
+
+    def _go_idle(self) -> None:
+        """Outside the trading window nothing is connected, so nothing can be stalled: a stall
+        still declared at the close ends here (only trades would clear it, and none come until
+        the next session), else every beat of the night would report a quiet feed."""
+        self.state = "idle"
+        if self.status is Status.STALLED:
+            self.status = Status.OK
 
     # -- links (one WebSocket session a shard) -----------------------------------------------------
 

@@ -5,6 +5,8 @@ Keys (under the project prefix):
 - ``incidents:outbox``      hash alert id -> the alert still to deliver (JSON: body, attempts, next_at)
 - ``incidents:sending:<id>`` a short lease while one process posts that alert
 - ``incidents:once:<key>``  marker of a one-off notice (a pre-flight warning), 7 days
+- ``incidents:epoch``       a random id set once: a new one means Redis came back without the state
+- ``incidents:adopted``     ids of incidents re-adopted in this epoch (see `adopt`), 7 days
 
 Opening and resolving are Lua scripts, so the state change and the alert it causes are one atomic
 step: when several sensor ticks or processes see the same trouble, exactly one of them opens the
@@ -14,6 +16,8 @@ incident and queues its "firing" alert; the same for "resolved". Delivery is `al
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,6 +47,15 @@ _ONCE = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
   return 1
+end
+return 0
+"""
+
+_ADOPT = """
+local first = redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+if first == 1 then
+  return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 end
 return 0
 """
@@ -95,6 +108,7 @@ class IncidentStore:
         self._open = client.register_script(_OPEN)
         self._resolve = client.register_script(_RESOLVE)
         self._once = client.register_script(_ONCE)
+        self._adopt = client.register_script(_ADOPT)
 
     def open_incidents(self) -> dict[tuple[str, str], Incident]:
         result = {}
@@ -137,6 +151,25 @@ class IncidentStore:
             args=[f"{incident.id}:notice", outbox_entry(body, at), ONCE_TTL_S],
         )
         return bool(queued)
+
+    def epoch(self) -> str:
+        """This store's epoch: set once, so a different one than a caller remembers means Redis
+        lost the incident state (restarted without persistence, flushed) since it looked."""
+        epoch_key = key("incidents", "epoch")
+        self.client.set(epoch_key, uuid.uuid4().hex, nx=True)
+        return self.client.get(epoch_key)
+
+    def adopt(self, incidents: Iterable[Incident]) -> list[Incident]:
+        """Open again, without a new firing alert, incidents that were open (and alerted) before
+        the state was lost, so that their resolution is still noticed and alerted. Each id at most
+        once an epoch, whoever asks: several evaluators remembering it adopt it once."""
+        adopted = []
+        for incident in incidents:
+            if self._adopt(keys=[self.open_key, key("incidents", "adopted")],
+                           args=[_field(incident.kind, incident.subject), incident.to_json(), incident.id,
+                                 ONCE_TTL_S]):
+                adopted.append(incident)
+        return adopted
 
     # -- the outbox ------------------------------------------------------------------------
 

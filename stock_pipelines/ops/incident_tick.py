@@ -5,6 +5,11 @@ Sources: the heartbeat store (down, stalled), the collectors' status hashes (dis
 brokers' breakers, dormant mode, the latest pre-flight (recorded by the pre-flight job with
 `record_preflight`), and the archive freshness verdict the caller read from Dagster (None: not
 observed this time).
+
+What the caller remembers of the open incidents (`TickResult.remembered`, kept in the sensor's
+cursor outside Redis) is handed back on the next evaluation: when Redis has come back without the
+incident state (a new store epoch), those incidents are adopted again, so that one that alerted
+before the loss still gets its resolution.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from stock_pipelines.collector.status import read_status
 from stock_pipelines.heartbeat.store import HeartbeatStore
 from stock_pipelines.ops.alert_outbox import DrainResult, drain
 from stock_pipelines.ops.alerts import WebhookSender
-from stock_pipelines.ops.incident_store import IncidentStore
+from stock_pipelines.ops.incident_store import Incident, IncidentStore
 from stock_pipelines.ops.incidents import (
     CollectorView,
     Observation,
@@ -43,10 +48,14 @@ class TickResult:
     opened: list[tuple[str, str]] = field(default_factory=list)
     resolved: list[tuple[str, str]] = field(default_factory=list)
     delivery: DrainResult = field(default_factory=DrainResult)
+    adopted: list[tuple[str, str]] = field(default_factory=list)  # open again after Redis lost them
+    remembered: dict = field(default_factory=dict)  # the store's epoch and open incidents, for the next tick
 
     def describe(self) -> str:
         parts = [f"opened {len(self.opened)}", f"resolved {len(self.resolved)}",
                  f"alerts delivered {len(self.delivery.delivered)}"]
+        if self.adopted:
+            parts.append(f"adopted {len(self.adopted)} lost with Redis")
         if self.delivery.failed:
             parts.append(f"failed {len(self.delivery.failed)} (retried later)")
         if self.delivery.waiting:
@@ -69,7 +78,8 @@ def collector_views(client: redis.Redis, now: datetime) -> list[CollectorView]:
     views = []
     for name in sorted(set(store.collectors()) | set(statuses)):
         latest = store.latest(name)
-        disk_low = statuses.get(name, {}).get("disk_low")
+        status = statuses.get(name, {})
+        disk_low = status.get("disk_low")
         views.append(
             CollectorView(
                 name,
@@ -77,6 +87,7 @@ def collector_views(client: redis.Redis, now: datetime) -> list[CollectorView]:
                 latest.interval_s if latest else 5.0,
                 latest.status.value if latest else "ok",
                 bool(disk_low) if disk_low is not None else None,
+                status.get("state"),
             )
         )
     return views
@@ -113,9 +124,17 @@ def incident_tick(
     now: datetime,
     extra: Iterable[Observation] = (),
     secrets: tuple[str, ...] = (),
+    remembered: dict | None = None,
 ) -> TickResult:
-    """Observe, open/resolve, deliver. `extra`: observations from outside Redis (freshness)."""
+    """Observe, open/resolve, deliver. `extra`: observations from outside Redis (freshness);
+    `remembered`: the previous tick's `TickResult.remembered` (None: nothing remembered)."""
     store = IncidentStore(client, secrets)
+    epoch = store.epoch()
+    adopted = []
+    if remembered and remembered.get("epoch") != epoch:
+        adopted = store.adopt(Incident(**fields) for fields in remembered.get("open", []))
     result = apply(store, [*observe(client, now), *extra], now)
+    result.adopted = [(incident.kind, incident.subject) for incident in adopted]
     result.delivery = drain(store, sender, now.timestamp())
+    result.remembered = {"epoch": epoch, "open": [i.__dict__ for i in store.open_incidents().values()]}
     return result

@@ -10,7 +10,8 @@ Kinds and when they are open:
 - collector_down: the latest beat is older than `stale_intervals` heartbeat intervals (the
   heartbeat sensor's rule), unless the collector said it was stopping (a graceful stop is not
   an outage). A collector silent longer than `forget_after` is retired: its incident resolves.
-- collector_stalled: beating, but its own status says the feed went quiet (STALLED).
+- collector_stalled: beating and connected, but its own status says the feed went quiet
+  (STALLED); a collector idle outside the trading window has no feed to stall.
 - disk_low: the collector's status hash says its writer is below the disk floor.
 - archive_stale: the latest `tick_archive_fresh` check evaluation of today failed.
 - breaker_open: a broker's breaker is OPEN or HALF_OPEN (one incident until it closes).
@@ -64,6 +65,7 @@ class CollectorView:
     interval_s: float = 5.0
     beat_status: str = "ok"
     disk_low: bool | None = None  # None: the collector does not report it
+    state: str | None = None  # its status hash's state (connected, idle ...); None: not reported
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def collector_observations(
                     f"collector {view.collector}: no heartbeat for {age:.0f} s "
                     f"(last at {view.beat_at.astimezone(SEOUL):%Y-%m-%d %H:%M:%S} KST, status {view.beat_status})"
                 )
-        elif view.beat_status == "stalled":
+        elif view.beat_status == "stalled" and view.state != "idle":
             stalled[view.collector] = f"collector {view.collector}: connected but its feed went quiet (STALLED)"
     return [Observation(COLLECTOR_DOWN, down), Observation(COLLECTOR_STALLED, stalled), Observation(DISK_LOW, disk)]
 

@@ -15,6 +15,8 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Callable
+from datetime import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,8 +57,12 @@ STOP_SENSOR = """mutation Stop($id: String!) { stopSensor(id: $id) { __typename 
 # with no collectors, where these would open incidents and launch runs nobody waits for
 TODAY_SENSORS = ("collector_heartbeat_sensor", "tick_archive_sensor", "incident_sensor")
 INCIDENT_SENSOR = "incident_sensor"
-SENSOR_TICKS = """query Ticks($selector: SensorSelector!, $after: Float!) { sensorOrError(sensorSelector: $selector) {
-  ... on Sensor { sensorState { ticks(afterTimestamp: $after, statuses: [SKIPPED, SUCCESS, FAILURE]) { timestamp } } } } }"""
+SENSOR_CURSOR = """query Cursor($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
+  __typename ... on Sensor { sensorState { typeSpecificData { ... on SensorData { lastCursor } } } } } }"""
+SENSOR_DRY_RUN = """mutation DryRun($selector: SensorSelector!, $cursor: String) {
+  sensorDryRun(selectorData: $selector, cursor: $cursor) {
+    __typename ... on DryRunInstigationTick { evaluationResult { skipReason cursor error { message } } }
+    ... on PythonError { message } ... on SensorNotFoundError { message } } }"""
 DAEMONS = """query { instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }"""
 BUSY = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 RUNS = """query { runsOrError(limit: 1000) { ... on Runs { results { runId jobName status tags { key value } } } } }"""
@@ -182,18 +188,20 @@ class DagsterStack:
                 self.graphql(STOP_SENSOR, {"id": sensor["sensorState"]["id"]})
             time.sleep(1)
 
-    def wait_for_sensor_tick(self, name: str, after: float, timeout_s: float) -> bool:
-        """Until the sensor has finished an evaluation that started after `after` (wall epoch)."""
-        selector = {"repositoryLocationName": LOCATION["repositoryLocationName"],
-                    "repositoryName": LOCATION["repositoryName"], "sensorName": name}
-        deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            with contextlib.suppress(httpx.HTTPError, RuntimeError, KeyError, TypeError):
-                sensor = self.graphql(SENSOR_TICKS, {"selector": selector, "after": after}, timeout=30)["sensorOrError"]
-                if sensor["sensorState"]["ticks"]:
-                    return True
-            time.sleep(1)
-        return False
+    def evaluate_sensor(self, name: str) -> str:
+        """One evaluation of the sensor's own function in the code location, now, from its last
+        cursor (a dry run: whatever the function does happens, its cursor is not stored); its
+        skip reason. RuntimeError if it failed."""
+        selector = {**LOCATION, "sensorName": name}
+        sensor = self.graphql(SENSOR_CURSOR, {"selector": selector})["sensorOrError"]
+        if sensor["__typename"] != "Sensor":
+            raise RuntimeError(f"sensor {name}: {sensor['__typename']}")
+        cursor = (sensor["sensorState"]["typeSpecificData"] or {}).get("lastCursor")
+        result = self.graphql(SENSOR_DRY_RUN, {"selector": selector, "cursor": cursor})["sensorDryRun"]
+        evaluation = result.get("evaluationResult")
+        if evaluation is None or evaluation.get("error"):
+            raise RuntimeError(f"sensor {name}: {result.get('message') or evaluation['error']['message']}")
+        return evaluation.get("skipReason") or ""
 
     def runs(self) -> list[dict]:
         return self.graphql(RUNS)["runsOrError"]["results"]
@@ -298,3 +306,23 @@ class ScheduleTicker:
             return None
         return {"schedule": schedule, "run_id": result["run"]["runId"], "run_key": request["runKey"],
                 "partition": tags.get("dagster/partition")}
+
+
+def end_the_watch(stack: DagsterStack, now: Callable[[], datetime], next_open: datetime) -> list[str]:
+    """Past the week, before the next session opens: stop every sensor that watches today's
+    collectors and archive (`TODAY_SENSORS`), then evaluate the incident sensor once more, past
+    the fleet's clean stop (a stopping collector is not down, a closed market's archive not
+    stale), where the incidents of the last day resolve. The evaluation is a dry run at once,
+    not the daemon's next tick: at the night speed the night lasts less than the sensor's 30 s
+    interval, and a tick in the next session would judge an archive nobody writes any more.
+    Returns notes for the soak's outcome (empty when all went as planned)."""
+    try:
+        stack.stop_sensors(TODAY_SENSORS)
+        verdict = stack.evaluate_sensor(INCIDENT_SENSOR)
+    except (httpx.HTTPError, RuntimeError) as error:
+        return [f"the sensors of today could not be stopped and evaluated for the drain: {error}"]
+    evaluated = now()
+    if evaluated >= next_open:
+        return [f"the incidents' last evaluation ({verdict}) ended at {evaluated:%Y-%m-%d %H:%M}, in the "
+                f"session after the week (opens {next_open:%Y-%m-%d %H:%M})"]
+    return []

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from stock_pipelines.market import SEOUL
+from stock_pipelines.market import SEOUL, krx_calendar
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value, parse_fake_now
 from stock_pipelines.soak import dagster_stack as stack_sensors
 from stock_pipelines.soak.dagster_stack import DagsterStack, ScheduleTicker, prepare_instance
@@ -351,20 +351,11 @@ class Soak:
     # -- the end ------------------------------------------------------------------------------
     def _drain(self) -> None:
         """Wait (wall time) for every queued or running run to end. The clock keeps running past the
-        week, so the sensors that watch today's collectors and archive are stopped first; the
-        incident sensor after one more evaluation, past the last close and the fleet's clean stop
-        (a stopping collector is not down, a closed market's archive not stale), where the
-        incidents of the last day resolve: at 30 wall seconds a tick, it may not have looked
-        since they opened."""
-        stopped_at = time.time()
-        try:
-            incidents = stack_sensors.INCIDENT_SENSOR
-            self.stack.stop_sensors(tuple(n for n in stack_sensors.TODAY_SENSORS if n != incidents))
-            if not self.stack.wait_for_sensor_tick(incidents, stopped_at, timeout_s=120):
-                self.notes.append("the incident sensor did not evaluate after the last close")
-            self.stack.stop_sensors((incidents,))
-        except (httpx.HTTPError, RuntimeError) as error:
-            self.notes.append(f"the sensors of today could not be stopped for the drain: {error}")
+        week into the next session, so the sensors that watch today end first (`end_the_watch`),
+        before that session opens."""
+        calendar = krx_calendar()
+        next_open = calendar.session(calendar.next_trading_day(self.days[-1])).open
+        self.notes += stack_sensors.end_the_watch(self.stack, self.now, next_open)
         if not self.stack.wait_for_runs(self.options.drain_timeout_s, _log, PROGRESS_EVERY_S):
             self.notes.append(f"runs still busy after {self.options.drain_timeout_s:.0f} s of draining")
 

@@ -4,8 +4,11 @@ Thin: `ops.incident_tick` reads the sources in Redis and drives the alerts; this
 archive's freshness, judged by the `tick_archive_fresh` check's own evaluation
 (`evaluate_tick_archive`, its file cursor kept in this sensor's cursor), and the webhook from the
 `alerts` resource. Incident state is in Redis, so several daemons evaluating together still
-alert once per incident.
+alert once per incident. The cursor (JSON) holds the archive's file cursor and, under
+"incidents", the open incidents as last seen: Redis coming back empty does not lose them.
 """
+
+import json
 
 import dagster as dg
 from redis import RedisError
@@ -48,17 +51,29 @@ def incident_sensor(
     context: dg.SensorEvaluationContext, redis: RedisResource, alerts: AlertResource, archive: ArchiveResource
 ) -> dg.SensorResult:
     now = clock.now()
-    freshness, cursor = archive_freshness(now, context.cursor, archive.config())
+    state = json.loads(context.cursor) if context.cursor else {}
+    remembered = state.pop("incidents", None)
+    freshness, files = archive_freshness(now, json.dumps(state) if state else None, archive.config())
     try:
-        result = incident_tick(redis.client(), alerts.sender(), now, freshness, alerts.secrets())
+        result = incident_tick(redis.client(), alerts.sender(), now, freshness, alerts.secrets(), remembered)
     except (RedisError, OSError) as error:
         return dg.SensorResult(
-            skip_reason=f"Redis unreachable ({type(error).__name__}): incidents not evaluated", cursor=cursor
+            skip_reason=f"Redis unreachable ({type(error).__name__}): incidents not evaluated",
+            cursor=_cursor(files, remembered),
         )
+    for kind, subject in result.adopted:
+        context.log.warning(f"incident adopted again after Redis lost it: {kind} {subject}")
     for kind, subject in result.opened:
         context.log.warning(f"incident opened: {kind} {subject}")
     for kind, subject in result.resolved:
         context.log.info(f"incident resolved: {kind} {subject}")
     for alert_id, why in result.delivery.failed.items():
         context.log.warning(f"alert {alert_id} not delivered ({why}): retried with backoff")
-    return dg.SensorResult(skip_reason=result.describe(), cursor=cursor)
+    return dg.SensorResult(skip_reason=result.describe(), cursor=_cursor(files, result.remembered))
+
+
+def _cursor(files: str | None, remembered: dict | None) -> str:
+    state = json.loads(files) if files else {}
+    if remembered:
+        state["incidents"] = remembered
+    return json.dumps(state)
