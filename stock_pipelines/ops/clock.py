@@ -111,5 +111,14 @@ def speed() -> float:
     return 0.0 if clock.anchor_epoch is None else clock.day_speed
 
 
+def wall_interval_s(project_s: int, clock_speed: float, at_least_s: int = 1) -> int:
+    """Wall seconds between a sensor's evaluations: Dagster counts wall seconds, so on an
+    accelerated clock it evaluates as often in project time as at 1x (`project_s` apart), but never
+    more often than every `at_least_s` wall seconds."""
+    if clock_speed <= 1:
+        return project_s
+    return max(at_least_s, round(project_s / clock_speed))
+
+
 def is_fake() -> bool:
     return bool(settings.value(ENV_FAKE_NOW))

@@ -15,6 +15,7 @@ import pytest
 
 from stock_pipelines.defs.resources import BrokerResource, RedisResource
 from stock_pipelines.defs.sensors.heartbeat import collector_heartbeat_sensor, wall_interval_s
+from stock_pipelines.defs.sensors.incidents import wall_interval_s as incident_wall_interval_s
 from stock_pipelines.heartbeat import Heartbeat, HeartbeatStore
 from stock_pipelines.market import SEOUL
 from stock_pipelines.ops.clock import ENV_FAKE_NOW, fake_now_value
@@ -83,3 +84,8 @@ def test_the_daemon_loading_the_sensor_on_a_60x_clock_evaluates_every_wall_secon
                           timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "1"
+
+
+@pytest.mark.parametrize("speed, interval", [(600, 2), (2400, 2), (10, 3), (1, 30), (0, 30)])
+def test_the_incident_sensor_follows_the_clock_but_not_faster_than_every_2_wall_seconds(speed, interval):
+    assert incident_wall_interval_s(speed) == interval

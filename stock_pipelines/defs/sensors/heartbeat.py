@@ -26,9 +26,9 @@ INTERVAL_S = 10  # project seconds between evaluations
 
 
 def wall_interval_s(speed: float) -> int:
-    """Dagster counts wall seconds: on an accelerated project clock (STOCK_PIPELINES_FAKE_NOW
-    ...*speed) evaluate as often in project time as at 1x, at most once a wall second."""
-    return max(1, round(INTERVAL_S / speed)) if speed > 1 else INTERVAL_S
+    """On an accelerated project clock (STOCK_PIPELINES_FAKE_NOW ...*speed): as often in project
+    time as at 1x, at most once a wall second."""
+    return clock.wall_interval_s(INTERVAL_S, speed)
 
 
 

@@ -1,4 +1,5 @@
-"""incident_sensor: opens and resolves incidents and delivers their alerts, every 30 s.
+"""incident_sensor: opens and resolves incidents and delivers their alerts, every 30 s of
+project time (on an accelerated clock at most every 2 wall seconds).
 
 Thin: `ops.incident_tick` reads the sources in Redis and drives the alerts; this adds the
 archive's freshness, judged by the `tick_archive_fresh` check's own evaluation
@@ -23,7 +24,14 @@ from stock_pipelines.ops.incident_tick import incident_tick
 from stock_pipelines.ops.incidents import Observation, freshness_observation
 
 SENSOR_NAME = "incident_sensor"
-INTERVAL_S = 30
+INTERVAL_S = 30  # project seconds between evaluations
+# On an accelerated clock no more often than this: each evaluation also reads the archive's new
+# lines, and the heartbeat sensor already takes a wall second's share of the daemon.
+FASTEST_WALL_S = 2
+
+
+def wall_interval_s(speed: float) -> int:
+    return clock.wall_interval_s(INTERVAL_S, speed, at_least_s=FASTEST_WALL_S)
 
 
 def archive_freshness(now, cursor: str | None, config: ArchiveConfig) -> tuple[list[Observation], str | None]:
@@ -42,7 +50,7 @@ def archive_freshness(now, cursor: str | None, config: ArchiveConfig) -> tuple[l
 
 @dg.sensor(
     name=SENSOR_NAME,
-    minimum_interval_seconds=INTERVAL_S,
+    minimum_interval_seconds=wall_interval_s(clock.speed()),
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Incidents (collector down/stalled, disk low, archive stale, breaker open, dormant, "
     "pre-flight failed) -> one webhook alert when each opens and one when it resolves.",
