@@ -86,10 +86,11 @@ def _merged(base: dict, override: dict) -> dict:
 
 @contextlib.contextmanager
 def dagster_dev(
-    tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 120, instance_yaml: str = ""
+    tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 120, instance_yaml: str = "",
+    workspace: Path = REPO_ROOT / "workspace.yaml",
 ) -> Iterator[DagsterDev]:
     """`instance_yaml` (one or more YAML documents) is merged into the project's dagster.yaml for
-    this instance, mappings key by key."""
+    this instance, mappings key by key; `workspace` names the code locations (the project's)."""
     home = tmp_path / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
@@ -109,7 +110,7 @@ def dagster_dev(
     dagster = Path(sys.executable).with_name("dagster")
     with log.open("w") as log_handle:
         process = subprocess.Popen(
-            [str(dagster), "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)],
             cwd=REPO_ROOT,
             env=process_env,
             stdout=log_handle,

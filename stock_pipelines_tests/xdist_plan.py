@@ -26,6 +26,7 @@ SERVER_FILES = (
     "production/test_browser_quality.py",  # 100
     "production/test_browser.py",  # 85
     "demo/test_demo_command.py",  # 65: the demo's daemon and runs
+    "sensors/test_orphaned_runs.py",  # 50-90: three runs, two killed workers, a reload
     "foundation/test_definitions.py",  # 25: one `dagster dev` start
 )
 # A unit of its own, handed out last: the quick soak (3-7 minutes, its own webserver, daemon,

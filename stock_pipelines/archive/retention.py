@@ -4,7 +4,12 @@ A day's raw files are deleted only when (1) it is older than the newest `keep` t
 to `as_of` (trading days of the KRX calendar: weekends, holidays and Dec 31 do not count), (2) it
 is a trading day, (3) its raw_ticks partition is materialized, (4) that partition's checks passed
 and (5) the day is certified (its quality report's verdict): the archive is the only copy of a
-day's trades, so a day still short of certification keeps it for the next recovery. Only the
+day's trades, so a day still short of certification keeps it for the next recovery.
+
+A closed day (weekend, holiday) older than the window has no partition, so nothing reads its
+files: when they are only the collectors' system logs (collectors run and beat every calendar
+day), they are deleted too, or they would pile up for good. A closed day with trades or
+quarantined lines is kept and reported (a calendar mistake, or a feed gone wrong). Only the
 day's own archive paths are touched:
 `<collector>/trades/YYYYMMDD/*.jsonl`, `<collector>/system/YYYYMMDD.jsonl` and
 `<collector>/quarantine/YYYYMMDD/*.torn`; anything else found there is kept and reported.
@@ -31,7 +36,8 @@ class DayStatus:
     materialized: bool
     checks_passed: bool
     detail: str = ""
-    certified: bool = False  # the day's quality report is certified
+    certified: bool = False  # the day's latest verdict: its quality report, unless a check failed since
+    verdict: str = ""  # why a certified report no longer stands, when it does not
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class Decision:
     delete: bool
     reason: str
     paths: tuple[Path, ...]
+    trading_day: bool = True
 
 
 @dataclass
@@ -114,14 +121,19 @@ def _decide(day, paths, oldest, keep, status, calendar) -> Decision:
     except ValueError:
         trading = False
     if not trading:
-        return Decision(day, False, "not a KRX trading day: no raw_ticks partition covers it", paths)
+        if all(path.parent.name == SYSTEM for path in paths):
+            reason = "not a KRX trading day: only collectors' system logs, which no partition reads"
+            return Decision(day, True, reason, paths, trading_day=False)
+        reason = "not a KRX trading day, yet it has trades or quarantined lines: kept for a person"
+        return Decision(day, False, reason, paths, trading_day=False)
     state = status(day)
     if not state.materialized:
         return Decision(day, False, f"raw_ticks[{day}] is not materialized", paths)
     if not state.checks_passed:
         return Decision(day, False, f"raw_ticks[{day}] checks have not passed: {state.detail}", paths)
     if not state.certified:
-        reason = f"{day} is not certified: its quality report is missing or not certified"
+        why = state.verdict or "its quality report is missing or not certified"
+        reason = f"{day} is not certified: {why}"
         return Decision(day, False, reason, paths)
     reason = f"older than {keep} trading days; raw_ticks[{day}] materialized, checks passed, certified"
     return Decision(day, True, reason, paths)

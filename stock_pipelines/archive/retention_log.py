@@ -18,6 +18,8 @@ from stock_pipelines.atomic_files import write_text
 
 LOG = Path("retention") / "log.jsonl"
 DELETED, KEPT, WOULD_DELETE = "deleted", "kept", "would_delete"
+# a closed day's system logs: no partition, no certification, so not counted as a deleted day
+CLOSED_DAY_DELETED = "deleted_closed_day"
 
 
 def log_path(data_dir: Path) -> Path:
@@ -32,7 +34,8 @@ def entries(plan: RetentionPlan, at: datetime, recorded_wall: float, dry_run: bo
     for decision in plan.decisions:
         if oldest is not None and decision.day >= oldest:
             continue
-        action = (WOULD_DELETE if dry_run else DELETED) if decision.delete else KEPT
+        deleted = DELETED if decision.trading_day else CLOSED_DAY_DELETED
+        action = (WOULD_DELETE if dry_run else deleted) if decision.delete else KEPT
         rows.append({
             "recorded_wall": recorded_wall,
             "at": at.isoformat(),

@@ -4,6 +4,7 @@ days; keeps and explains everything else, and logs every decision where the soak
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -39,14 +40,24 @@ def certify(data_dir, day: date, certified: bool = True) -> None:
 CERTIFIED = retention.DayStatus(True, True, certified=True)
 
 
+def materialize_checked(instance: dg.DagsterInstance, day: str) -> None:
+    """raw_ticks with its checks, as the end-of-day run materializes it."""
+    assert dg.materialize(
+        [raw_ticks, *raw_ticks_checks], partition_key=day, instance=instance, resources=resources()
+    ).success
+
+
 def test_plan_and_apply_delete_exactly_the_eligible_days(tmp_path):
     root = tmp_path / "archive"
     days = [date(2026, 11, d) for d in (11, 12, 13, 16, 17, 18, 19, 20)]
     for day in days:
         make_day(root, day)
     make_day(root, date(2026, 11, 13), "kiwoom-1")
-    (root / "kis-1" / "trades" / "20261114").mkdir()  # a Saturday directory: not a trading day
+    (root / "kis-1" / "trades" / "20261114").mkdir()  # trades on a Saturday: kept for a person
     (root / "kis-1" / "trades" / "20261114" / "09_00.jsonl").write_text("{}\n")
+    # a Sunday with only the collectors' heartbeats: no partition reads them, so they go
+    (root / "kis-1" / "system" / "20261115.jsonl").write_text('{"v":1,"event":"HEARTBEAT"}\n')
+    (root / "kiwoom-1" / "system" / "20261115.jsonl").write_text('{"v":1,"event":"HEARTBEAT"}\n')
     (root / "kis-1" / "trades" / "20261112" / "notes.txt").write_text("operator notes\n")  # not ours
     (root / "kis-1" / "trades" / "scratch").mkdir()  # not a day
     status = {
@@ -58,9 +69,10 @@ def test_plan_and_apply_delete_exactly_the_eligible_days(tmp_path):
     }
     plan = retention.plan([root], AS_OF, lambda d: status[d], krx_calendar(), keep_trading_days=3)
     assert plan.oldest_kept_trading_day == date(2026, 11, 18)
-    assert [d.day for d in plan.to_delete] == [date(2026, 11, 12), date(2026, 11, 13)]
+    assert [d.day for d in plan.to_delete] == [date(2026, 11, 12), date(2026, 11, 13), date(2026, 11, 15)]
+    assert [d.trading_day for d in plan.to_delete] == [True, True, False]
     reasons = {d.day: d.reason for d in plan.kept}
-    assert "not a KRX trading day" in reasons[date(2026, 11, 14)]
+    assert "not a KRX trading day, yet it has trades" in reasons[date(2026, 11, 14)]
     assert reasons[date(2026, 11, 11)] == (
         "2026-11-11 is not certified: its quality report is missing or not certified"
     )
@@ -76,6 +88,8 @@ def test_plan_and_apply_delete_exactly_the_eligible_days(tmp_path):
     for kept in ("20261111", "20261114", "20261116", "20261117", "20261118", "20261120", "scratch"):
         assert (root / "kis-1" / "trades" / kept).exists()
     assert (root / "kis-1" / "system" / "20261116.jsonl").exists()
+    assert not (root / "kis-1" / "system" / "20261115.jsonl").exists()
+    assert not (root / "kiwoom-1" / "system" / "20261115.jsonl").exists()
 
 
 @pytest.mark.parametrize("keep", [2, 11])
@@ -91,9 +105,7 @@ def test_retention_job_reads_materializations_and_checks_from_the_instance(archi
         make_day(archive_env, date(2026, 11, day))
     instance = dg.DagsterInstance.ephemeral()
     for day in ("2026-11-12", "2026-11-13"):
-        assert dg.materialize(
-            [raw_ticks, *raw_ticks_checks], partition_key=day, instance=instance, resources=resources()
-        ).success
+        materialize_checked(instance, day)
     certify(data, date(2026, 11, 13))
     certify(data, date(2026, 11, 12), certified=False)  # checks passed, but the day's report is not certified
     assert dg.materialize(
@@ -168,3 +180,100 @@ def test_the_schedule_is_on_by_default_and_skips_closed_days():
     holiday = tick(datetime(2026, 9, 24, 19, 0, tzinfo=SEOUL))  # a Thursday: Chuseok
     assert isinstance(holiday, dg.SkipReason) and "not a KRX trading day" in holiday.skip_message
     assert "Chuseok" in holiday.skip_message
+
+
+def recovery_rebuild(instance: dg.DagsterInstance, day: str) -> None:
+    """raw_ticks materialized again as a recovery run does it: without its checks (jobs/recovery.py)."""
+    assert dg.materialize(
+        [raw_ticks, *raw_ticks_checks],
+        partition_key=day,
+        instance=instance,
+        selection=dg.AssetSelection.assets(raw_ticks).without_checks(),
+        resources=resources(),
+    ).success
+
+
+def run_retention(instance: dg.DagsterInstance, archive: Path, as_of: str = "2026-11-20") -> dict:
+    result = archive_retention_job.execute_in_process(
+        instance=instance,
+        resources=resources(archive=ArchiveResource(archive_dir=str(archive))),
+        run_config={"ops": {"archive_retention": {"config": {"as_of": as_of, "keep_trading_days": 3}}}},
+    )
+    assert result.success
+    return result.output_for_node("archive_retention")
+
+
+def test_a_certified_day_rebuilt_by_a_recovery_run_still_goes_and_an_uncertified_one_stays(
+    archive_env, monkeypatch
+):
+    """The full soak kept two certified days: a recovery run after their end of day had rebuilt
+    raw_ticks without its checks. The day's verdict decides, not the newest materialization."""
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2026, 11, 20, 19, 0, tzinfo=SEOUL)))
+    data = archive_env.parent / "data"
+    for day in (12, 13):
+        make_day(archive_env, date(2026, 11, day))
+    instance = dg.DagsterInstance.ephemeral()
+    for day in ("2026-11-12", "2026-11-13"):
+        materialize_checked(instance, day)
+        recovery_rebuild(instance, day)
+    certify(data, date(2026, 11, 13))
+    certify(data, date(2026, 11, 12), certified=False)
+    newest = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("raw_ticks"), asset_partitions=["2026-11-13"]), limit=1
+    ).records[0]
+    evaluations = instance.get_records_for_run(
+        newest.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    assert evaluations == []  # the newest materialization ran no raw_ticks check
+    summary = run_retention(instance, archive_env)
+    assert summary["deleted_days"] == ["2026-11-13"]
+    assert summary["kept"]["2026-11-12"] == (
+        "2026-11-12 is not certified: its quality report is missing or not certified"
+    )
+    assert not (archive_env / "kis-1" / "trades" / "20261113").exists()
+    assert (archive_env / "kis-1" / "trades" / "20261112").exists()
+    logged = {(e["day"], e["action"]) for e in retention_log.read(data)}
+    assert logged == {("2026-11-12", "kept"), ("2026-11-13", "deleted")}
+
+
+def test_a_blocking_check_failed_after_the_certified_report_keeps_the_day(archive_env, monkeypatch):
+    """An end-of-day re-run that fails a blocking minute_bars check writes no report: the older
+    certified report is no longer the day's verdict."""
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2026, 11, 20, 19, 0, tzinfo=SEOUL)))
+    data = archive_env.parent / "data"
+    make_day(archive_env, date(2026, 11, 13))
+    instance = dg.DagsterInstance.ephemeral()
+    materialize_checked(instance, "2026-11-13")
+    certify(data, date(2026, 11, 13))
+    instance.report_runless_asset_event(
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey("minute_bars"),
+            check_name="minute_bars_day_volume",
+            passed=False,
+            severity=dg.AssetCheckSeverity.ERROR,
+            partition="2026-11-13",
+        )
+    )
+    summary = run_retention(instance, archive_env)
+    assert summary["deleted_days"] == []
+    assert summary["kept"]["2026-11-13"] == (
+        "2026-11-13 is not certified: minute_bars_day_volume failed after its certified report"
+    )
+    assert (archive_env / "kis-1" / "trades" / "20261113").exists()
+
+
+def test_closed_days_system_logs_go_in_their_own_log_action(archive_env, monkeypatch):
+    """Collectors beat on weekends too: those system logs are deleted once older than the window,
+    logged as a closed day (not a deleted trading day, which must be certified)."""
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2026, 11, 20, 19, 0, tzinfo=SEOUL)))
+    data = archive_env.parent / "data"
+    system = archive_env / "kis-1" / "system"
+    system.mkdir(parents=True)
+    for name in ("20261114", "20261115", "20261121"):  # Sat, Sun, and a Saturday after as_of
+        (system / f"{name}.jsonl").write_text('{"v":1,"event":"HEARTBEAT"}\n')
+    summary = run_retention(dg.DagsterInstance.ephemeral(), archive_env)
+    assert summary["deleted_days"] == []
+    assert summary["deleted_closed_days"] == ["2026-11-14", "2026-11-15"]
+    assert sorted(p.name for p in system.iterdir()) == ["20261121.jsonl"]
+    logged = {(e["day"], e["action"]) for e in retention_log.read(data)}
+    assert logged == {("2026-11-14", "deleted_closed_day"), ("2026-11-15", "deleted_closed_day")}

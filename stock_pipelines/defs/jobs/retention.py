@@ -12,6 +12,7 @@ from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from stock_pipelines.archive import retention, retention_log
+from stock_pipelines.defs.checks.day_verdict import day_check_results
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
 from stock_pipelines.defs.resources import ArchiveResource, LakeResource
 from stock_pipelines.market import krx_calendar
@@ -22,15 +23,16 @@ RAW_TICKS = dg.AssetKey("raw_ticks")
 
 
 def raw_ticks_status(instance: dg.DagsterInstance, day: date) -> retention.DayStatus:
-    """Materialized, and every raw_ticks check's latest result for the partition (newer than the
-    materialization) passed; a failed WARN check does not block (its lines are in quarantine)."""
+    """Materialized, and every raw_ticks check's latest result for the partition passed (a failed
+    WARN check does not block: its lines are in quarantine). The latest result counts even when a
+    later materialization ran no checks: recovery runs rebuild raw_ticks without them
+    (jobs/recovery.py), and the day's verdict is its quality report, which retention reads too."""
     key = day.isoformat()
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=RAW_TICKS, asset_partitions=[key]), limit=1
     ).records
     if not records:
         return retention.DayStatus(False, False, "no materialization")
-    materialized_at = records[0].timestamp
     check_keys = [k for check in raw_ticks_checks for k in check.check_keys]
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         check_keys, partition_filter=PartitionKeyFilter(key=key)
@@ -40,9 +42,6 @@ def raw_ticks_status(instance: dg.DagsterInstance, day: date) -> retention.DaySt
         record = latest.get(check_key)
         if record is None or record.event is None:
             problems.append(f"{check_key.name} never ran")
-            continue
-        if record.event.timestamp < materialized_at:
-            problems.append(f"{check_key.name} not run since the last materialization")
             continue
         evaluation = record.event.dagster_event.event_specific_data if record.event.dagster_event else None
         if record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
@@ -57,11 +56,19 @@ def raw_ticks_status(instance: dg.DagsterInstance, day: date) -> retention.DaySt
 
 
 def day_status(instance: dg.DagsterInstance, day: date, lake_root) -> retention.DayStatus:
-    """raw_ticks' state in the instance, and the day's certification from its quality report."""
+    """raw_ticks' state in the instance, and the day's latest verdict: its quality report says
+    certified, and no minute_bars check the certification is made of failed with ERROR since (an
+    end-of-day re-run that fails one writes no new report, so the older report would be stale)."""
     status = raw_ticks_status(instance, day)
     summary = read_summary(day, lake_root)
+    certified = bool(summary and summary.get("certified"))
+    failed = [
+        row["check"] for row in day_check_results(instance, day.isoformat())
+        if row["status"] == "failed" and row["severity"] == dg.AssetCheckSeverity.ERROR.value
+    ]
+    verdict = f"{', '.join(failed)} failed after its certified report" if certified and failed else ""
     return retention.DayStatus(
-        status.materialized, status.checks_passed, status.detail, bool(summary and summary.get("certified"))
+        status.materialized, status.checks_passed, status.detail, certified and not failed, verdict
     )
 
 
@@ -89,6 +96,8 @@ def archive_retention(
     except ValueError as error:
         raise dg.Failure(str(error)) from error
     report = retention.apply(plan) if not config.dry_run else retention.RetentionReport()
+    deleted_days = [d.day.isoformat() for d in plan.to_delete if d.trading_day]
+    closed_days = [d.day.isoformat() for d in plan.to_delete if not d.trading_day]
     summary = {
         "as_of": as_of.isoformat(),
         "keep_trading_days": keep,
@@ -96,8 +105,9 @@ def archive_retention(
         if plan.oldest_kept_trading_day
         else None,
         "dry_run": config.dry_run,
-        "deleted_days": [d.day.isoformat() for d in plan.to_delete] if not config.dry_run else [],
-        "would_delete_days": [d.day.isoformat() for d in plan.to_delete] if config.dry_run else [],
+        "deleted_days": deleted_days if not config.dry_run else [],
+        "deleted_closed_days": closed_days if not config.dry_run else [],
+        "would_delete_days": deleted_days + closed_days if config.dry_run else [],
         "deleted_paths": [str(p) for p in report.deleted],
         "left_in_place": [str(p) for p in report.left],
         "kept": {d.day.isoformat(): d.reason for d in plan.kept},
