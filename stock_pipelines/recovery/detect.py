@@ -228,7 +228,7 @@ def requested_gaps(
     than the sensor saw and no minute is asked for twice, and outside its up-intervals.
 
     The sensor infers a window from two evaluations: the last beat it saw stale, the first it saw
-    fresh. The beats in between are in the heartbeat history; where it holds them the collector
+    fresh. The beats in between are in the heartbeat history; where Redis holds them the collector
     was up, whatever the sensor missed between its evaluations (on an accelerated clock a slow
     evaluation is tens of minutes: beats a wall second apart at the night speed, 100 minutes,
     made every collector "down since before the open" until the first evaluation in the session).
@@ -242,9 +242,13 @@ def requested_gaps(
     known = {c.collector: c for c in collectors}
     if collector not in known:
         return []
+    history = known[collector]
+    # Redis holds the beats' own stamps (what was archived by then); the archive's system stream
+    # holds when each HEARTBEAT line was written, later by the collector's durability margin
+    up = history.intervals if history.history_source == "redis" else ()
     covering = sorted(
         [(g.start, g.end) for g in detected if g.kind == GapKind.DOWNTIME and g.collector == collector]
-        + [(up.start, up.end) for up in known[collector].intervals if up.end > up.start]
+        + [(interval.start, interval.end) for interval in up if interval.end > interval.start]
     )
     gaps: list[Gap] = []
     for text in requested:

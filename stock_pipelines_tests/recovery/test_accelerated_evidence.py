@@ -65,3 +65,6 @@ def test_a_day_with_nothing_lost_at_600x_costs_no_broker_call(redis_server):
     assert [(g.kind.value, g.start, g.end) for g in gaps] == []
     plan = build_plan(gaps, CSAT, today=CSAT, activity={}, unproven=unproven_windows(ticks, krx_calendar().session(CSAT)))
     assert plan == []
+    # a past day's archive is final: read later, the same quiet tail is a silence
+    past = detect_gaps(CSAT, ticks, collectors, now=None)
+    assert [g.start for g in past if g.kind.value == "silence"] == [t("14:59:26")]

@@ -152,3 +152,8 @@ def test_the_sensors_window_stops_where_the_heartbeat_history_shows_the_collecto
     # the closed part of an outage still going on: past the history's last beat
     (gap,) = requested_gaps([f"{t('14:47:47').isoformat()}/{t('15:00:00').isoformat()}"], sensor, [], collectors)
     assert (gap.start, gap.end) == (t("14:47:47"), t("15:00:00"))
+    # the archive's system stream stamps each beat when its line was written, after what it
+    # vouches for: its history does not cut the sensor's window
+    from_archive = [CollectorDay("kis-1", up, "archive", ("005930",), 600.0)]
+    (gap,) = requested_gaps([f"{t('10:00:00').isoformat()}/{t('10:35:00').isoformat()}"], sensor, [], from_archive)
+    assert (gap.start, gap.end) == (t("10:00:00"), t("10:35:00"))
