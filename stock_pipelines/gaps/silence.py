@@ -4,6 +4,14 @@ A zombie: connected, heartbeating, receiving nothing. Only continuous trading co
 closing auction start)): the pre-open and the closing auction have no continuous prints, so a
 quiet 15:20-15:30 is normal. Only up-time counts too: a stretch with no heartbeat is downtime,
 reported once, by `downtime_gaps`.
+
+The archive is read before the gaps are judged (raw_ticks first, then gap_report), so its tail
+may lag the heartbeats: on an accelerated clock a few wall seconds between the two are tens of
+exchange minutes. A collector's heartbeat says which trade it had archived last (`last_trade_at`,
+flushed before the beat). When that trade is later than the start of the quiet stretch after the
+last trade read, in the collector's current up-time, the stretch is the archive read too early,
+not a quiet feed: only the part after that trade can be a silence. A feed that really missed
+trades there shows a hole in the `cum` chain once the archive is read again.
 """
 
 from __future__ import annotations
@@ -75,12 +83,15 @@ def silence_gaps(
     symbols: Iterable[str] = (),
     now: datetime | None = None,
     calendar: KrxCalendar | None = None,
+    reported_last_trade: datetime | None = None,
 ) -> list[Gap]:
     """Stretches of at least `minutes` without a trade, inside up-time and continuous trading.
 
     `trades` is the collector's own trades of `day` (a frame with a ``ts`` column or the column
     itself). Up-intervals separated by holes of at most `bridge` (too short to be downtime) are
-    treated as one, so a hiccup does not split a silence in two.
+    treated as one, so a hiccup does not split a silence in two. `reported_last_trade`: the
+    newest trade the collector's latest heartbeat says it archived; a quiet stretch of its last
+    up-time with no trade of `trades` after it starts no earlier than that.
     """
     if minutes <= 0:
         raise ValueError(f"a silence must last a positive number of minutes, not {minutes}")
@@ -96,15 +107,26 @@ def silence_gaps(
 
     times = trade_times_us(trades)
     silence_us = int(timedelta(minutes=minutes) / timedelta(microseconds=1))
+    last_read_us = int(times.max()) if times.size else None
+    reported_us = None if reported_last_trade is None else to_us(reported_last_trade)
+    pieces = _bridged(up_intervals, bridge)
     symbols = tuple(symbols)
     gaps: list[Gap] = []
-    for piece_start, piece_end in _bridged(up_intervals, bridge):
+    for index, (piece_start, piece_end) in enumerate(pieces):
         a = to_us(max(piece_start, continuous_start))
         b = to_us(min(piece_end, continuous_end))
         if b <= a:
             continue
-        for start_us, end_us in quiet_stretches(times, a, b, silence_us):
-            start, end = from_us(start_us), from_us(end_us)
+        for start_us, stop_us in quiet_stretches(times, a, b, silence_us):
+            read_too_early = (
+                reported_us is not None and reported_us > start_us and index == len(pieces) - 1
+                and (last_read_us is None or start_us >= last_read_us)
+            )
+            if read_too_early:
+                start_us = reported_us  # the trades up to here reached the archive after it was read
+                if stop_us - start_us < silence_us:
+                    continue
+            start, end = from_us(start_us), from_us(stop_us)
             reason = (
                 f"heartbeats but no trade in {len(symbols) or 'its'} symbols for "
                 f"{(end - start) / timedelta(minutes=1):.1f} minutes of continuous trading "

@@ -43,6 +43,9 @@ class CollectorDay:
     # past 3 of them, the rule the heartbeat sensor uses to call it down. On an accelerated clock
     # a beat every wall second is minutes apart, and the stretch since the last beat is no outage.
     beat_interval_s: float = DEFAULT_INTERVAL_S
+    # the newest trade its latest heartbeat says it had archived: the archive read for the gaps
+    # may not hold it yet (`gaps.silence`)
+    last_trade_at: datetime | None = None
 
 
 def collectors_of_day(
@@ -63,16 +66,18 @@ def collectors_of_day(
         intervals, source = up_intervals(store, archive_root, name, day)
         symbols: tuple[str, ...] = ()
         beat_interval_s = DEFAULT_INTERVAL_S
+        last_trade_at = None
         if store is not None:
             latest = store.latest(name)
             if latest is not None and latest.at.date() >= day:
                 symbols, beat_interval_s = latest.symbols, latest.interval_s
+                last_trade_at = latest.last_trade_at
         if not symbols and ticks.height:
             own = ticks.filter(pl.col("collector") == name).get_column("symbol").unique().sort()
             symbols = tuple(own.to_list())
         if source == "none" and not symbols:
             continue  # a stale heartbeat key from another day, with nothing to say about this one
-        result.append(CollectorDay(name, tuple(intervals), source, symbols, beat_interval_s))
+        result.append(CollectorDay(name, tuple(intervals), source, symbols, beat_interval_s, last_trade_at))
     return result
 
 
@@ -171,6 +176,8 @@ def detect_gaps(
             gaps += silence_gaps(
                 own, collector.intervals, day, collector=collector.collector, symbols=collector.symbols,
                 now=now, calendar=calendar,
+                # a past day's archive is final: only today's may be read before its last trades land
+                reported_last_trade=collector.last_trade_at if now is not None else None,
             )
     if ticks.height:
         gaps += sequence_gaps(ticks, day, calendar=calendar)
@@ -218,7 +225,13 @@ def requested_gaps(
     """Downtime the heartbeat sensor saw ("start/end" ISO windows, requested by
     "<sensor>:<collector>") that the gaps found here do not cover yet: only the parts of a
     window outside the collector's detected downtime, so a window is never widened into more
-    than the sensor saw and no minute is asked for twice.
+    than the sensor saw and no minute is asked for twice, and outside its up-intervals.
+
+    The sensor infers a window from two evaluations: the last beat it saw stale, the first it saw
+    fresh. The beats in between are in the heartbeat history; where Redis holds them the collector
+    was up, whatever the sensor missed between its evaluations (on an accelerated clock a slow
+    evaluation is tens of minutes: beats a wall second apart at the night speed, 100 minutes,
+    made every collector "down since before the open" until the first evaluation in the session).
 
     The sensor calls a collector down after 3 of its own heartbeat intervals; the heartbeat
     history may not show a hole that long yet when the run it launched gets here (a different
@@ -229,7 +242,14 @@ def requested_gaps(
     known = {c.collector: c for c in collectors}
     if collector not in known:
         return []
-    covering = sorted((g.start, g.end) for g in detected if g.kind == GapKind.DOWNTIME and g.collector == collector)
+    history = known[collector]
+    # Redis holds the beats' own stamps (what was archived by then); the archive's system stream
+    # holds when each HEARTBEAT line was written, later by the collector's durability margin
+    up = history.intervals if history.history_source == "redis" else ()
+    covering = sorted(
+        [(g.start, g.end) for g in detected if g.kind == GapKind.DOWNTIME and g.collector == collector]
+        + [(interval.start, interval.end) for interval in up if interval.end > interval.start]
+    )
     gaps: list[Gap] = []
     for text in requested:
         start_text, _, end_text = text.partition("/")

@@ -215,3 +215,25 @@ def test_symbols_that_are_not_krx_codes_are_refused_not_grouped_wrongly():
     frame = ticks([("bad!", "09:01", 1, 1), ("005930", "09:00", 1, 1)])  # unsorted: needs the integer key
     with pytest.raises(ValueError, match="not 6-character KRX codes"):
         sequence_gaps(frame, THU)
+
+
+def test_a_quiet_tail_the_heartbeat_reports_trades_in_is_the_archive_read_too_early():
+    """raw_ticks is read before gap_report judges it: on an accelerated clock the archive then
+    ends tens of minutes before the heartbeats. The collector's latest beat names a later trade it
+    archived, so only the stretch after that trade can be a silence."""
+    trades = trade_frame(every("09:00", "14:40"))  # the archive as read: nothing after 14:39:50
+    tail = [(at("14:39:50"), at("15:10"))]
+    assert [(g.start, g.end) for g in silence_gaps(trades, ALL_DAY, THU, collector="c1", now=at("15:10"))] == tail
+    reported = {"15:08": [], "15:02": [(at("15:02"), at("15:10"))], "14:39:50": tail}
+    for last_trade, expected in reported.items():
+        gaps = silence_gaps(trades, ALL_DAY, THU, collector="c1", now=at("15:10"),
+                            reported_last_trade=at(last_trade))
+        assert [(g.start, g.end) for g in gaps] == expected, last_trade
+
+
+def test_the_reported_last_trade_moves_only_the_quiet_tail_of_the_current_up_time():
+    # a silence between archived trades, and one before an outage, stay whatever the last beat says
+    up = [UpInterval(at("08:30"), at("11:00")), UpInterval(at("11:30"), at("16:00"))]
+    trades = trade_frame(every("09:00", "10:00") + every("10:10", "10:30"))
+    gaps = silence_gaps(trades, up, THU, collector="c1", now=at("15:10"), reported_last_trade=at("15:08"))
+    assert [(g.start, g.end) for g in gaps] == [(at("09:59:50"), at("10:10")), (at("10:29:50"), at("11:00"))]

@@ -133,3 +133,27 @@ def test_downtime_is_judged_by_the_collectors_own_beat_interval():
     assert downtime(600.0, "15:12") == [(at("14:41"), at("15:12"))]
     # on the real clock's 5 s beat the same 14 minutes are an outage
     assert downtime(5.0, "14:55") == [(at("14:41"), at("14:55"))]
+
+
+def test_the_sensors_window_stops_where_the_heartbeat_history_shows_the_collector_up():
+    from stock_pipelines.recovery.detect import requested_gaps
+
+    def t(hhmmss: str) -> datetime:
+        return datetime.combine(DAY, time.fromisoformat(hhmmss), SEOUL)
+
+    # beats were in the history all along: the sensor saw a stale beat, then a fresh one 35 min later
+    up = (UpInterval(t("09:53:34"), t("10:44:19")), UpInterval(t("11:21:10"), t("14:47:47")))
+    collectors = [CollectorDay("kis-1", up, "redis", ("005930",), 600.0)]
+    sensor = "collector_heartbeat_sensor:kis-1"
+    assert requested_gaps([f"{t('10:00:00').isoformat()}/{t('10:35:00').isoformat()}"], sensor, [], collectors) == []
+    # a real outage keeps the part the history has no beat in, and only that
+    (gap,) = requested_gaps([f"{t('10:44:19').isoformat()}/{t('11:27:00').isoformat()}"], sensor, [], collectors)
+    assert (gap.start, gap.end) == (t("10:44:19"), t("11:21:10"))
+    # the closed part of an outage still going on: past the history's last beat
+    (gap,) = requested_gaps([f"{t('14:47:47').isoformat()}/{t('15:00:00').isoformat()}"], sensor, [], collectors)
+    assert (gap.start, gap.end) == (t("14:47:47"), t("15:00:00"))
+    # the archive's system stream stamps each beat when its line was written, after what it
+    # vouches for: its history does not cut the sensor's window
+    from_archive = [CollectorDay("kis-1", up, "archive", ("005930",), 600.0)]
+    (gap,) = requested_gaps([f"{t('10:00:00').isoformat()}/{t('10:35:00').isoformat()}"], sensor, [], from_archive)
+    assert (gap.start, gap.end) == (t("10:00:00"), t("10:35:00"))
