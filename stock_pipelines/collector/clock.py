@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 
 import httpx
 
-from stock_pipelines.market.segments import US, advance_us
+from stock_pipelines.market.segments import US, advance_us, segment_at
 
 
 class SystemClock:
     rate = 1.0
+    running_rate = 1.0
 
     def now(self) -> float:
         return time.time()
@@ -53,6 +54,17 @@ class ExchangeClock(SystemClock):
     @property
     def rate(self) -> float:  # type: ignore[override]
         return 0.0 if self._pinned else self._speed
+
+    @property
+    def running_rate(self) -> float:  # type: ignore[override]
+        """The speed of the segment the clock is in, pinned or not: what the next wall second is
+        worth in exchange time once the clock runs. A heartbeat stamped while the exchange is
+        pinned says how long until the next one from this, not from the pinned rate of 0."""
+        with self._lock:
+            if self._day_speed == self._night_speed:
+                return self._speed
+            _, in_day = segment_at(int(self._anchor_exchange * US))
+            return self._day_speed if in_day else self._night_speed
 
     def sync(self) -> None:
         sent = time.time()

@@ -66,8 +66,9 @@ class StatusPublisher:
         self.last_beat_monotonic: float | None = None  # for the heartbeat age in /metrics
 
     def _interval_s(self) -> float:
-        """Heartbeat spacing on the collector's clock: `heartbeat_wall_s` wall seconds."""
-        return self.collector.settings.heartbeat_wall_s * max(self.collector.clock.rate, 1.0)
+        """Heartbeat spacing on the collector's clock: `heartbeat_wall_s` wall seconds, at the speed
+        the clock runs at (a pinned exchange clock included: see `ExchangeClock.running_rate`)."""
+        return self.collector.settings.heartbeat_wall_s * max(self.collector.clock.running_rate, 1.0)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

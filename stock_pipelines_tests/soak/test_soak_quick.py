@@ -83,10 +83,11 @@ def test_a_quick_soak_survives_its_faults_and_leaves_the_run_directory_the_figur
     assert {"exchange", "collector", "dagster_daemon", "webserver", "redis", "harness"} <= set(peaks)
     assert json.loads((run_dir / "calls.json").read_text())["calls"], "the exchange's stats are missing"
 
-    # the soak's figures, when the figures module is in: every day certified, no bar lost
-    last = json.loads(done.stdout.strip().splitlines()[-1].removeprefix("SOAK-HARNESS "))
-    if "days_certified" in last:
-        assert last["days_certified"] == last["days"] == 2 and last["bars_lost"] == 0, last
+    # the figures' JSON line, last: every day certified, no bar lost, the calls between the bounds
+    last = json.loads(done.stdout.strip().splitlines()[-1])
+    assert last["days_certified"] == last["days"] == 2 and last["bars_lost"] == 0, last
+    assert last["calls_lower_bound"] <= last["calls"] <= 1.2 * last["calls_same_day_bound"], last
+    assert last["passed"] is True and last["reasons"] == [], last
 
     # nothing it started outlives it
     leftovers = [p.info for p in psutil.process_iter(["pid", "cmdline"])
