@@ -48,9 +48,9 @@ def check_archive(root: Path, collector_id: str, min_free_bytes: int) -> list[st
     except OSError as error:
         return [f"archive: cannot write {directory} ({error.strerror or error}); fix its permissions or set "
                 "STOCK_PIPELINES_ARCHIVE_DIR / STOCK_PIPELINES_ARCHIVE_FALLBACK_DIR"]
-    operator_floor, problem = read_operator_floor(root)
-    if problem is not None:
-        return [f"disk: {problem}; write a whole number of bytes or delete the file"]
+    # A floor file that is not a number does not stop the collector: the running writer reports it
+    # (DISK_FLOOR_INVALID) and keeps its floor, so the start is measured against the configured one.
+    operator_floor, _ = read_operator_floor(root)
     source = "STOCK_PIPELINES_ARCHIVE_MIN_FREE_BYTES"
     if operator_floor is not None:  # what the writer will follow once running
         min_free_bytes, source = operator_floor, str(root / OPERATOR_FLOOR_FILE)

@@ -71,7 +71,8 @@ def collectors_of_day(
             latest = store.latest(name)
             if latest is not None and latest.at.date() >= day:
                 symbols, beat_interval_s = latest.symbols, latest.interval_s
-                last_trade_at = latest.last_trade_at
+                # the beat vouches for its trades only alongside the history it belongs to
+                last_trade_at = latest.last_trade_at if source == "redis" else None
         if not symbols and ticks.height:
             own = ticks.filter(pl.col("collector") == name).get_column("symbol").unique().sort()
             symbols = tuple(own.to_list())

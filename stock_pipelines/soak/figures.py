@@ -119,7 +119,7 @@ class SoakFigures:
         if self.calls < self.calls_lower_bound:
             found.append(
                 f"{self.calls} recovery calls are fewer than the lower bound {self.calls_lower_bound}: "
-                "the recoveries' call counts or the truth's missing symbol-minutes are wrong"
+                "miscounted, or the recoveries did not ask for every missing symbol-minute"
             )
         return found + self.alerts.problems + self.problems
 

@@ -12,7 +12,7 @@ import pytest
 from stock_pipelines.archive import retention, retention_log
 from stock_pipelines.defs.assets.raw_ticks import raw_ticks
 from stock_pipelines.defs.checks.raw_ticks_checks import raw_ticks_checks
-from stock_pipelines.defs.jobs.retention import archive_retention_job
+from stock_pipelines.defs.jobs.retention import archive_retention_job, unsettled_checks
 from stock_pipelines.defs.resources import ArchiveResource
 from stock_pipelines.defs.schedules import archive_retention_schedule
 from stock_pipelines.market import SEOUL, krx_calendar
@@ -257,7 +257,7 @@ def test_a_blocking_check_failed_after_the_certified_report_keeps_the_day(archiv
     summary = run_retention(instance, archive_env)
     assert summary["deleted_days"] == []
     assert summary["kept"]["2026-11-13"] == (
-        "2026-11-13 is not certified: minute_bars_day_volume failed after its certified report"
+        "2026-11-13 is not certified: minute_bars_day_volume not passed after its certified report"
     )
     assert (archive_env / "kis-1" / "trades" / "20261113").exists()
 
@@ -277,3 +277,15 @@ def test_closed_days_system_logs_go_in_their_own_log_action(archive_env, monkeyp
     assert sorted(p.name for p in system.iterdir()) == ["20261121.jsonl"]
     logged = {(e["day"], e["action"]) for e in retention_log.read(data)}
     assert logged == {("2026-11-14", "deleted_closed_day"), ("2026-11-15", "deleted_closed_day")}
+
+
+def test_a_check_not_finished_since_the_report_leaves_the_verdict_in_doubt():
+    rows = [
+        {"check": "a_passed", "status": "passed", "severity": ""},
+        {"check": "b_warned", "status": "failed", "severity": "WARN"},
+        {"check": "c_failed", "status": "failed", "severity": "ERROR"},
+        {"check": "d_rerun_in_progress", "status": "planned", "severity": ""},
+        {"check": "e_skipped", "status": "skipped", "severity": ""},
+        {"check": "f_not_in_the_report", "status": "never ran", "severity": ""},
+    ]
+    assert unsettled_checks(rows) == ["c_failed", "d_rerun_in_progress", "e_skipped"]

@@ -7,14 +7,17 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import psutil
+
 import dagster as dg
 import pytest
 from dagster._core.events import EngineEventData, JobFailureData, RunFailureReason
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 
 from stock_pipelines.defs.jobs.recovery import end_of_day_job
 from stock_pipelines.defs.resources import RedisResource
 from stock_pipelines.defs.sensors.end_of_day_heal import HEAL_TAG, end_of_day_heal_sensor
-from stock_pipelines.defs.sensors.orphaned_runs import fail_orphaned_runs
+from stock_pipelines.defs.sensors.orphaned_runs import PID_REUSE_MARGIN_S, fail_orphaned_runs, worker_alive
 from stock_pipelines.resilience.flags import AUTO_RECOVERY
 
 DAY = "2026-11-18"
@@ -27,12 +30,19 @@ def dead_pid() -> int:
     return process.pid
 
 
-def started_run(instance: dg.DagsterInstance, pid: int, tags: dict | None = None) -> dg.DagsterRun:
+def origin_in(location: str) -> RemoteJobOrigin:
+    repository = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin(location), "__repository__")
+    return RemoteJobOrigin(repository, end_of_day_job.name)
+
+
+def started_run(instance: dg.DagsterInstance, pid: int, tags: dict | None = None,
+                location: str | None = None) -> dg.DagsterRun:
     """An end-of-day run as its worker leaves it: STARTED, its pid logged the way Dagster logs it."""
     from stock_pipelines.definitions import defs
 
     job = defs.resolve_job_def(end_of_day_job.name)
-    run = instance.create_run_for_job(job, tags={"dagster/partition": DAY, **(tags or {})})
+    run = instance.create_run_for_job(job, tags={"dagster/partition": DAY, **(tags or {})},
+                                      remote_job_origin=origin_in(location) if location else None)
     instance.report_engine_event(f"Started process for run (pid: {pid}).", run, EngineEventData.in_process(pid))
     instance.report_dagster_event(
         dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_START.value, job_name=run.job_name),
@@ -108,6 +118,16 @@ def test_a_run_its_code_server_saw_die_is_healed(instance, redis_server):
     assert isinstance(request, dg.RunRequest) and request.tags[HEAL_TAG] == "worker_lost"
 
 
+def test_a_run_failed_without_a_reason_before_it_had_a_worker_is_left_to_a_person(instance, redis_server):
+    """A launch or code-load failure also comes without a reason; a second run would meet it again."""
+    from stock_pipelines.definitions import defs
+
+    run = instance.create_run_for_job(defs.resolve_job_def(end_of_day_job.name), tags={"dagster/partition": DAY})
+    instance.report_run_failed(run)
+    skip = heal(instance, run.run_id, redis_server.url)
+    assert isinstance(skip, dg.SkipReason) and "left to a person" in skip.skip_message
+
+
 def test_a_lost_worker_left_to_dagsters_run_retries_is_not_healed_twice(tmp_path, redis_server, monkeypatch):
     """Where the instance retries runs itself (docker/dagster.yaml's run_retries), that retry runs
     the day again; the heal sensor does not add a second run."""
@@ -118,3 +138,27 @@ def test_a_lost_worker_left_to_dagsters_run_retries_is_not_healed_twice(tmp_path
         assert fail_orphaned_runs(instance) == [run.run_id]
         skip = heal(instance, run.run_id, redis_server.url)
     assert isinstance(skip, dg.SkipReason) and "Dagster's run retries re-execute it" in skip.skip_message
+
+
+def test_only_the_runs_of_the_sensors_own_code_location_are_judged(instance):
+    """Another location's workers live in another code server, maybe another container: their
+    pids mean nothing here."""
+    here = started_run(instance, dead_pid(), location="stock_pipelines")
+    elsewhere = started_run(instance, dead_pid(), location="another_location")
+    assert fail_orphaned_runs(instance, "stock_pipelines") == [here.run_id]
+    assert instance.get_run_by_id(elsewhere.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+def test_a_live_process_is_the_worker_unless_it_was_created_well_after_the_worker_logged_its_pid():
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        created = psutil.Process(process.pid).create_time()
+        assert worker_alive(process.pid, logged_at=created)
+        # a wall clock stepped by minutes between the log and now still reads as the same process
+        assert worker_alive(process.pid, logged_at=created - PID_REUSE_MARGIN_S + 1)
+        # created long after the worker logged this pid: the pid was reused, the worker is gone
+        assert not worker_alive(process.pid, logged_at=created - PID_REUSE_MARGIN_S - 60)
+    finally:
+        process.kill()
+        process.wait(10)
+    assert not worker_alive(process.pid, logged_at=created)

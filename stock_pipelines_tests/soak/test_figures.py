@@ -263,5 +263,5 @@ def test_calls_are_judged_at_the_same_day_page_and_never_below_the_any_day_bound
     ]
     assert _judged(calls=3, floor=4, same_day=10) == [
         "3 recovery calls are fewer than the lower bound 4: "
-        "the recoveries' call counts or the truth's missing symbol-minutes are wrong"
+        "miscounted, or the recoveries did not ask for every missing symbol-minute"
     ]

@@ -55,6 +55,18 @@ def raw_ticks_status(instance: dg.DagsterInstance, day: date) -> retention.DaySt
     return retention.DayStatus(True, not problems, "; ".join(problems))
 
 
+def unsettled_checks(rows: list[dict[str, str]]) -> list[str]:
+    """The minute_bars checks whose latest result leaves the day's certified report in doubt: failed
+    with ERROR, or not finished (planned: a re-run in progress or its worker lost; skipped, or its
+    execution failed). Passed, failed with WARN, and never run (the report came without it) do not."""
+    settled = {"passed", "never ran"}
+    return [
+        row["check"] for row in rows
+        if row["status"] not in settled
+        and not (row["status"] == "failed" and row["severity"] == dg.AssetCheckSeverity.WARN.value)
+    ]
+
+
 def day_status(instance: dg.DagsterInstance, day: date, lake_root) -> retention.DayStatus:
     """raw_ticks' state in the instance, and the day's latest verdict: its quality report says
     certified, and no minute_bars check the certification is made of failed with ERROR since (an
@@ -62,11 +74,8 @@ def day_status(instance: dg.DagsterInstance, day: date, lake_root) -> retention.
     status = raw_ticks_status(instance, day)
     summary = read_summary(day, lake_root)
     certified = bool(summary and summary.get("certified"))
-    failed = [
-        row["check"] for row in day_check_results(instance, day.isoformat())
-        if row["status"] == "failed" and row["severity"] == dg.AssetCheckSeverity.ERROR.value
-    ]
-    verdict = f"{', '.join(failed)} failed after its certified report" if certified and failed else ""
+    failed = unsettled_checks(day_check_results(instance, day.isoformat()))
+    verdict = f"{', '.join(failed)} not passed after its certified report" if certified and failed else ""
     return retention.DayStatus(
         status.materialized, status.checks_passed, status.detail, certified and not failed, verdict
     )

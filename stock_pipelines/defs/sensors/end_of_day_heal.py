@@ -19,6 +19,7 @@ from redis import RedisError
 
 from stock_pipelines.defs.jobs.recovery import end_of_day_job
 from stock_pipelines.defs.resources import RedisResource
+from stock_pipelines.defs.sensors.orphaned_runs import run_worker
 from stock_pipelines.ops.governance import RecoveryGovernance
 from stock_pipelines.resilience.flags import AUTO_RECOVERY, FeatureFlags
 
@@ -54,6 +55,10 @@ def worker_lost(instance: dg.DagsterInstance, run_id: str, failure: dg.DagsterEv
     if reason in WORKER_LOST:
         return True
     if reason is not None:
+        return False
+    # No reason: the code server saw its worker die, or the run never got a worker (a launch or
+    # code-load failure, which another run would meet again): only the first is a lost worker.
+    if run_worker(instance, run_id) is None:
         return False
     failed_steps = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
     return not failed_steps and all(e.passed for e in check_evaluations(instance, run_id))

@@ -8,9 +8,11 @@ monitoring only times out runs stuck starting. The code server that launched a r
 worker's death itself (`_check_for_orphaned_runs`, dagster/_grpc/server.py); when that server
 died too (the daemon's process group killed, the machine's OOM killer), nothing does, and the
 run stays STARTED for good. The worker writes its pid in the engine event "Started process for
-run (pid: N)."; this sensor checks that process. It runs where the runs run: under the
-DefaultRunLauncher both are processes of the code location's server, on one host. A launcher that
-checks its workers itself (Docker, Kubernetes) is left to Dagster's monitoring.
+run (pid: N)."; this sensor checks that process, for the runs of its own code location only:
+under the DefaultRunLauncher they are children of that location's code server, on the host (and
+in the pid namespace) where this sensor is evaluated. One code server per location is assumed
+(the embedded and compose setups); a launcher that checks its workers itself (Docker,
+Kubernetes) is left to Dagster's monitoring.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ import dagster as dg
 from dagster._core.events import JobFailureData, RunFailureReason
 
 WORKER_STARTED = "Started process for run (pid: "
+# A process under the worker's pid created this long after the worker logged it is another process
+# (the pid was reused). Generous on purpose: psutil derives a start time from the boot time, which
+# moves when the wall clock is stepped (NTP, a VM resumed), and a live worker must never be
+# mistaken for a new process; pids do not come round again within minutes.
+PID_REUSE_MARGIN_S = 300.0
 
 
 def run_worker(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
@@ -39,21 +46,29 @@ def run_worker(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] |
 
 
 def worker_alive(pid: int, logged_at: float) -> bool:
-    """Whether `pid` is still the process that logged it: running (a zombie is dead), and started
-    before it logged (a newer process got the pid after the worker died)."""
+    """Whether `pid` may still be the process that logged it: it exists and was not created well
+    after it logged (then the pid was reused). A zombie counts as alive: its parent, the code
+    server, has not reaped it yet and reports the run itself."""
     try:
-        process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= logged_at + 1.0
+        return psutil.Process(pid).create_time() <= logged_at + PID_REUSE_MARGIN_S
     except psutil.NoSuchProcess:
         return False
     except psutil.AccessDenied:  # exists, owned by another user: not a worker we can judge
         return True
 
 
-def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Report every STARTED run whose worker is gone as failed (UNEXPECTED_TERMINATION); their ids."""
+def _location(run: dg.DagsterRun) -> str | None:
+    origin = run.remote_job_origin
+    return origin.location_name if origin is not None else None
+
+
+def fail_orphaned_runs(instance: dg.DagsterInstance, location: str | None = None) -> list[str]:
+    """Report every STARTED run of code location `location` (None: of any) whose worker is gone as
+    failed (UNEXPECTED_TERMINATION); their ids."""
     failed = []
     for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        if location is not None and _location(record.dagster_run) != location:
+            continue  # another location's workers live in another server, maybe another container
         run_id = record.dagster_run.run_id
         worker = run_worker(instance, run_id)
         if worker is None or worker_alive(*worker):
@@ -79,7 +94,8 @@ def fail_orphaned_runs(instance: dg.DagsterInstance) -> list[str]:
 def orphaned_run_sensor(context: dg.SensorEvaluationContext):
     if context.instance.run_launcher.supports_check_run_worker_health:
         return dg.SkipReason("the run launcher checks its workers itself (run_monitoring)")
-    failed = fail_orphaned_runs(context.instance)
+    origin = context.code_location_origin
+    failed = fail_orphaned_runs(context.instance, origin.location_name if origin is not None else None)
     if not failed:
         return dg.SkipReason("no STARTED run without its worker")
     context.log.warning(f"marked failed, their worker gone: {', '.join(failed)}")
