@@ -102,4 +102,9 @@ def archive_retention_schedule(context: dg.ScheduleEvaluationContext):
     at = _at(context)
     if (closed := _closed(at)) is not None:
         return closed
-    return dg.RunRequest(run_key=f"retention:{at.date():%Y%m%d}")
+    # the window counts from the tick's day, not from whenever a queued run gets to execute: a run
+    # that starts after midnight would count the next day as one of the days kept
+    return dg.RunRequest(
+        run_key=f"retention:{at.date():%Y%m%d}",
+        run_config={"ops": {"archive_retention": {"config": {"as_of": at.date().isoformat()}}}},
+    )

@@ -289,3 +289,22 @@ def test_a_check_not_finished_since_the_report_leaves_the_verdict_in_doubt():
         {"check": "f_not_in_the_report", "status": "never ran", "severity": ""},
     ]
     assert unsettled_checks(rows) == ["c_failed", "d_rerun_in_progress", "e_skipped"]
+
+
+def test_a_scheduled_run_that_starts_after_midnight_keeps_the_window_of_its_tick(archive_env, monkeypatch):
+    """A retention run queued behind the evening's runs may start the next morning: the window is
+    counted from the 19:00 tick's day, or the next day would count as one of the days kept."""
+    request = archive_retention_schedule(
+        dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 20, 19, 0, tzinfo=SEOUL))
+    )
+    assert isinstance(request, dg.RunRequest)
+    monkeypatch.setenv(ENV_FAKE_NOW, fake_now_value(datetime(2026, 11, 23, 3, 20, tzinfo=SEOUL)))  # Monday
+    config = request.run_config["ops"]["archive_retention"]["config"]
+    result = archive_retention_job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        resources=resources(archive=ArchiveResource(archive_dir=str(archive_env))),
+        run_config={"ops": {"archive_retention": {"config": {**config, "keep_trading_days": 3, "dry_run": True}}}},
+    )
+    summary = result.output_for_node("archive_retention")
+    # 11-18, 11-19, 11-20 kept as of Friday's tick; from Monday's clock it would have been 11-19 on
+    assert (summary["as_of"], summary["oldest_kept_trading_day"]) == ("2026-11-20", "2026-11-18")
