@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
+
+from stock_pipelines.market import SEOUL
 
 SENSOR, SCHEDULE, PARTITION = "dagster/sensor_name", "dagster/schedule_name", "dagster/partition"
 RATE_LIMITED = "BrokerRateLimited"  # the retry class the broker clients count (brokers/transport.py)
@@ -32,8 +35,11 @@ class RunRow:
 class DayRecords:
     recovery_calls: int = 0  # every recovered_minute_bars materialization of the day, summed
     rate_limited: int = 0
+    retries: int = 0  # every retried call of the recoveries (rate limits, 5xx, timeouts), in recovery_calls
     recoveries: int = 0
     certified: bool | None = None  # the latest quality_report materialization's verdict
+    # when each fetch that began and ended on the day itself began (its calls used today's page)
+    same_day_fetches: set[datetime] = field(default_factory=set)
 
 
 @dataclass
@@ -80,6 +86,10 @@ def _materializations(instance: dg.DagsterInstance, asset: str, day: str) -> lis
     return [r.asset_materialization for r in records if r.asset_materialization is not None]
 
 
+def _seoul_day(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone(SEOUL).date().isoformat()
+
+
 def _day(instance: dg.DagsterInstance, day: str) -> DayRecords:
     found = DayRecords()
     for materialization in _materializations(instance, "recovered_minute_bars", day):
@@ -88,6 +98,10 @@ def _day(instance: dg.DagsterInstance, day: str) -> DayRecords:
         found.recovery_calls += int(_value(metadata, "calls", 0) or 0)
         retries = _value(metadata, "retries", {}) or {}
         found.rate_limited += int(retries.get(RATE_LIMITED, 0))
+        found.retries += sum(int(n) for n in retries.values())
+        started, ended = _value(metadata, "fetch_started"), _value(metadata, "fetch_ended")
+        if started and ended and _seoul_day(started) == _seoul_day(ended) == day:
+            found.same_day_fetches.add(datetime.fromisoformat(started))
     reports = _materializations(instance, "quality_report", day)  # newest first
     if reports:
         verdict = _value(reports[0].metadata, "certified")

@@ -22,8 +22,10 @@ def _yes(value: bool | None) -> str:
     return "no report" if value is None else "yes" if value else "NO"
 
 
-def _ratio(calls: int, floor: int, same_day: int) -> str:
-    return f"{calls}/{floor}/{same_day}" + (f" ({calls / same_day:.2f}x)" if same_day else "")
+def _ratio(calls: int, retries: int, bound: int) -> str:
+    """First attempts + retries / the lower bound, and the first attempts' ratio to it."""
+    attempts = calls - retries
+    return f"{attempts}+{retries}/{bound}" + (f" ({attempts / bound:.2f}x)" if bound else "")
 
 
 def render(figures) -> str:
@@ -33,17 +35,17 @@ def render(figures) -> str:
         t = d.truth
         day_rows.append([
             d.day, _yes(d.certified), f"{t.bars_expected}/{t.bars_lost}", t.bars_wrong + t.bars_extra,
-            f"{t.trades_expected}/{t.trades_archived}", _ratio(d.calls, t.calls_lower_bound, t.calls_same_day_bound),
+            f"{t.trades_expected}/{t.trades_archived}", _ratio(d.calls, d.retries, t.calls_lower_bound),
             d.rate_limited, _short(d.retention) or "-",
         ])
     day_rows.append([
         "total", f"{totals['days_certified']}/{totals['days']}",
         f"{totals['bars_expected']}/{totals['bars_lost']}", totals["bars_wrong"],
         f"{totals['trades_expected']}/{totals['trades_archived']}",
-        _ratio(totals["calls"], totals["calls_lower_bound"], totals["calls_same_day_bound"]), totals["recovery_rate_limited"],
+        _ratio(totals["calls"], totals["calls_retried"], totals["calls_lower_bound"]), totals["recovery_rate_limited"],
         f"{len(totals['retention_deleted'])} deleted",
     ])
-    header = ["day", "certified", "bars exp/lost", "wrong", "trades exp/archived", "calls/bound/same-day", "429s",
+    header = ["day", "certified", "bars exp/lost", "wrong", "trades exp/archived", "calls+retries/bound", "429s",
               "retention"]
     lines = _table(header, day_rows)
     if figures.faults:

@@ -1,22 +1,21 @@
 """One soak day measured against the simulator's truth: bars expected and lost, trades expected and
-archived, and two bounds on the broker calls that can return what the tick archive missed.
+archived, and the fewest broker calls that can return what the tick archive missed.
 
-The broker's page decides the bounds. On the day itself only KIS's today endpoint serves the day's
-bars, 30 a call; from the next day on, the past-day endpoint serves 120. So:
-- `calls_lower_bound` counts the missing symbol-minutes at the past-day page: no recovery, whenever
-  it runs, needs fewer calls. A run that spends fewer has miscounted.
-- `calls_same_day_bound` counts them at today's page: the fewest calls of a pipeline that recovers
-  each day on that day, as the sensor's recoveries (minutes after a loss) and the end-of-day run
-  (at the close) are built to. The soak is judged against this one.
-
-The truth is rebuilt from the exchange's parameters (`sim.truth.day_truth`), never read from the
-exchange or from the pipeline's own plan, so a run whose exchange is gone can still be judged.
+The broker's page decides the bound. On the day itself only KIS's today endpoint serves the day's
+bars, 30 a call; from the next day on, the past-day endpoint serves 120. Which page a recovery
+had depends on when it asked, so each missing symbol-minute (the truth's bar that
+`tick_minute_bars` lacks or got wrong) is counted at the page of the first fetch that returned it:
+today's when that fetch began and ended on the day (`recovered_minute_bars` metadata
+`fetch_started`/`fetch_ended`, and the fetched windows' `fetched_at`), else the past day's. The
+calls of the two endpoints cannot be shared, so the sum of the two groups' fewest calls is a true
+lower bound for the calls made (`calls_lower_bound`). Beside it, for reading: the bound had every
+minute been fetched on the day (`calls_same_day_bound`) or after it (`calls_any_day_bound`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -39,8 +38,9 @@ class TruthFigures:
     trades_expected: int
     trades_archived: int  # raw_ticks rows that are truth trades (same symbol and cumulative volume)
     missing_symbol_minutes: int  # truth bars tick_minute_bars lacks or got wrong: only the broker has them
-    calls_lower_bound: int  # fewest broker calls that can return those symbol-minutes, on any day
-    calls_same_day_bound: int  # the same on the day itself, at today's smaller page
+    calls_lower_bound: int  # fewest calls returning them at the pages the recoveries had
+    calls_same_day_bound: int  # ... had every one been fetched on the day (today's page)
+    calls_any_day_bound: int  # ... had every one been fetched after it (the past day's page)
     problems: list[str] = field(default_factory=list)
 
 
@@ -91,9 +91,8 @@ def missing_windows(frame: pl.DataFrame) -> dict[str, list[tuple]]:
     return windows
 
 
-def calls_lower_bound(missing: pl.DataFrame, day: date) -> int:
-    """The fewest calls returning every missing symbol-minute, at a past day's page (the largest
-    page, so the bound holds whenever the recovery ran)."""
+def calls_any_day_bound(missing: pl.DataFrame, day: date) -> int:
+    """The fewest calls returning every missing symbol-minute after `day` (the past day's page)."""
     after = krx_calendar().next_trading_day(day)
     return lower_bound_calls(missing_windows(missing), day, today=after)
 
@@ -101,6 +100,30 @@ def calls_lower_bound(missing: pl.DataFrame, day: date) -> int:
 def calls_same_day_bound(missing: pl.DataFrame, day: date) -> int:
     """The fewest calls returning every missing symbol-minute on `day` itself (today's page)."""
     return lower_bound_calls(missing_windows(missing), day, today=day)
+
+
+def fetched_on_the_day(missing: pl.DataFrame, fetched: pl.DataFrame | None,
+                       same_day_fetches: set[datetime]) -> pl.DataFrame:
+    """The missing symbol-minutes whose first fetch (the earliest `fetched_at` of a fetched window
+    holding the minute) is one of `same_day_fetches`."""
+    if fetched is None or fetched.height == 0 or missing.height == 0 or not same_day_fetches:
+        return missing.clear()
+    first = (
+        missing.join(fetched.select("symbol", "start", "end", "fetched_at"), on="symbol", how="inner")
+        .filter((pl.col("start") <= pl.col("minute")) & (pl.col("minute") < pl.col("end")))
+        .group_by("symbol", "minute")
+        .agg(pl.col("fetched_at").min())
+    )
+    starts = [at.astimezone(UTC) for at in same_day_fetches]
+    return first.filter(pl.col("fetched_at").is_in(starts)).select("symbol", "minute")
+
+
+def calls_lower_bound(missing: pl.DataFrame, day: date, fetched: pl.DataFrame | None = None,
+                      same_day_fetches: set[datetime] | None = None) -> int:
+    """The fewest calls returning every missing symbol-minute at the page of its first fetch."""
+    today = fetched_on_the_day(missing, fetched, same_day_fetches or set())
+    later = missing.join(today, on=["symbol", "minute"], how="anti")
+    return calls_same_day_bound(today, day) + calls_any_day_bound(later, day)
 
 
 def _archived(truth_trades: pl.DataFrame, ticks: pl.DataFrame | None) -> int:
@@ -119,8 +142,10 @@ def _truth_trades(sim) -> pl.DataFrame:
     return pl.DataFrame({"symbol": codes, "cum": cums}, schema={"symbol": pl.String, "cum": pl.Int64})
 
 
-def measure_day(day: date, exchange: dict, lake_dir: Path) -> TruthFigures:
-    """`exchange`: the manifest's {"seed", "symbols", "activity"} of the simulated exchange."""
+def measure_day(day: date, exchange: dict, lake_dir: Path,
+                same_day_fetches: set[datetime] | None = None) -> TruthFigures:
+    """`exchange`: the manifest's {"seed", "symbols", "activity"} of the simulated exchange;
+    `same_day_fetches`: when the day's fetches that began and ended on the day began."""
     activity = float(exchange.get("activity", 1.0))
     sim, truth = day_truth(day, int(exchange["seed"]), int(exchange["symbols"]), activity)
     problems: list[str] = []
@@ -147,7 +172,10 @@ def measure_day(day: date, exchange: dict, lake_dir: Path) -> TruthFigures:
         trades_expected=len(sim),
         trades_archived=_archived(_truth_trades(sim), ticks),
         missing_symbol_minutes=missing.height,
-        calls_lower_bound=calls_lower_bound(missing, day),
+        calls_lower_bound=calls_lower_bound(
+            missing, day, _read("recovery_fetched_windows", day, lake_dir), same_day_fetches
+        ),
         calls_same_day_bound=calls_same_day_bound(missing, day),
+        calls_any_day_bound=calls_any_day_bound(missing, day),
         problems=problems,
     )

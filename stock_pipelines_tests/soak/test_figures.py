@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import httpx
@@ -35,7 +35,12 @@ from stock_pipelines.sim.runner import run_exchange
 from stock_pipelines.soak.figures import DayRow, SoakFigures, measure
 from stock_pipelines.soak.figures_alerts import AlertFigures
 from stock_pipelines.soak.figures_dagster import InstanceFigures
-from stock_pipelines.soak.figures_truth import TruthFigures
+from stock_pipelines.soak.figures_truth import (
+    TruthFigures,
+    calls_any_day_bound,
+    calls_lower_bound,
+    calls_same_day_bound,
+)
 from stock_pipelines_tests.conftest import RedisServer
 from stock_pipelines_tests.dagster_resources import resources
 from stock_pipelines_tests.past_day import the_morning_after
@@ -156,7 +161,7 @@ def test_a_healed_day_measures_as_the_truth_and_passes(run_day, tmp_path):
     # every missing symbol-minute lies in 09:59-10:44, inside one past-day page (120 bars): one call per
     # symbol that lost bars; on the day itself a call returns 30 bars, so each such symbol needs two
     symbols = in_outage(truth)["symbol"].n_unique()
-    assert row.truth.calls_lower_bound == symbols > 0
+    assert row.truth.calls_lower_bound == row.truth.calls_any_day_bound == symbols > 0
     assert row.truth.calls_same_day_bound == 2 * symbols
     inside = in_outage(truth).filter(pl.col("minute") >= OUTAGE.start.astimezone(UTC))
     assert row.truth.missing_symbol_minutes >= inside.height
@@ -173,7 +178,7 @@ def test_a_healed_day_measures_as_the_truth_and_passes(run_day, tmp_path):
                               "incidents", "alerts", "resolutions"]
     assert line["days"] == line["days_certified"] == 1 and line["bars_lost"] == 0
     assert (line["calls"], line["calls_lower_bound"]) == (row.calls, row.truth.calls_lower_bound)
-    assert line["calls_same_day_bound"] == row.truth.calls_same_day_bound
+    assert (line["calls_same_day_bound"], line["calls_any_day_bound"]) == (2 * symbols, symbols)
     assert (line["incidents"], line["alerts"], line["resolutions"]) == (1, 1, 1)
     assert line["runs"] == {"SUCCESS": 1} and line["peak_rss_mb"] == {"collector": 150.0, "exchange": 300.0}
     assert line["passed"] is True and line["reasons"] == [] and figures.passed()
@@ -244,24 +249,53 @@ def test_a_directory_without_a_manifest_is_refused(tmp_path):
 
 
 
-def _judged(calls: int, floor: int, same_day: int) -> list[str]:
+def _judged(calls: int, bound: int, retries: int = 0) -> list[str]:
     truth = TruthFigures(bars_expected=10, bars_lost=0, bars_wrong=0, bars_extra=0, trades_expected=5,
-                         trades_archived=5, missing_symbol_minutes=40, calls_lower_bound=floor,
-                         calls_same_day_bound=same_day)
+                         trades_archived=5, missing_symbol_minutes=40, calls_lower_bound=bound,
+                         calls_same_day_bound=2 * bound, calls_any_day_bound=bound // 2)
     day = DayRow(day=DAY.isoformat(), certified=True, truth=truth, calls=calls, rate_limited=0, recoveries=1,
-                 retention="")
+                 retention="", retries=retries)
     return SoakFigures(manifest={}, days=[day], faults=[], alerts=AlertFigures([], 0, 0),
                        instance=InstanceFigures(), retention=[], memory={}, exchange_calls=calls,
                        exchange_rate_limited=0).reasons()
 
 
-def test_calls_are_judged_at_the_same_day_page_and_never_below_the_any_day_bound():
-    assert _judged(calls=12, floor=4, same_day=10) == []          # 1.2x the same-day bound: within
-    assert _judged(calls=4, floor=4, same_day=10) == []           # a recovery after the day: the larger page
-    assert _judged(calls=13, floor=4, same_day=10) == [
-        "13 recovery calls exceed 1.2x the same-day bound 10 (the missing symbol-minutes at today's page)"
+def test_first_attempts_are_judged_within_1_2x_of_the_lower_bound_and_never_below_it():
+    assert _judged(calls=12, bound=10) == []
+    assert _judged(calls=16, bound=10, retries=4) == []  # a fault's 500s cost retries, not plan calls
+    assert _judged(calls=13, bound=10) == [
+        "13 recovery calls (13 made, 0 of them retries) exceed 1.2x the lower bound 10"
     ]
-    assert _judged(calls=3, floor=4, same_day=10) == [
-        "3 recovery calls are fewer than the lower bound 4: "
+    assert _judged(calls=11, bound=10, retries=2) == [
+        "9 recovery calls (11 made, 2 of them retries) are fewer than the lower bound 10: "
         "miscounted, or the recoveries did not ask for every missing symbol-minute"
     ]
+
+
+def _minutes(symbol: str, first: tuple[int, int], count: int) -> pl.DataFrame:
+    start = datetime(2026, 11, 20, *first, tzinfo=SEOUL).astimezone(UTC)
+    return pl.DataFrame({"symbol": [symbol] * count, "minute": [start + timedelta(minutes=i) for i in range(count)]},
+                        schema={"symbol": pl.String, "minute": pl.Datetime("us", "UTC")})
+
+
+def _fetched(symbol: str, start: tuple[int, int], end: tuple[int, int], at: datetime) -> dict:
+    return {"symbol": symbol, "start": datetime(2026, 11, 20, *start, tzinfo=SEOUL).astimezone(UTC),
+            "end": datetime(2026, 11, 20, *end, tzinfo=SEOUL).astimezone(UTC), "broker": "kis",
+            "fetched_at": at.astimezone(UTC)}
+
+
+def test_each_missing_minute_counts_at_the_page_of_its_first_fetch():
+    """45 minutes of A fetched on the day (two 30-bar pages), 45 of B fetched the next morning (one
+    120-bar page), 10 of C never fetched (counted at the larger page: the bound stays a bound)."""
+    on_the_day = datetime(2026, 11, 20, 14, 0, tzinfo=SEOUL)
+    next_morning = datetime(2026, 11, 23, 8, 0, tzinfo=SEOUL)
+    missing = pl.concat([_minutes("A", (10, 0), 45), _minutes("B", (10, 0), 45), _minutes("C", (13, 0), 10)])
+    fetched = pl.DataFrame([
+        _fetched("A", (10, 0), (10, 45), on_the_day),
+        _fetched("A", (10, 0), (10, 45), next_morning),   # fetched again later: the first fetch decides
+        _fetched("B", (9, 50), (11, 0), next_morning),
+    ], schema={"symbol": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC"),
+               "broker": pl.String, "fetched_at": pl.Datetime("us", "UTC")})
+    assert calls_lower_bound(missing, DAY, fetched, {on_the_day}) == 2 + 1 + 1
+    assert calls_lower_bound(missing, DAY, fetched, set()) == calls_any_day_bound(missing, DAY) == 3
+    assert calls_same_day_bound(missing, DAY) == 2 + 2 + 1

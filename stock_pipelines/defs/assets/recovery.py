@@ -162,6 +162,7 @@ def recovered_minute_bars(
             result = execute_plan(plan, source, day, gate=gate, progress=progress)
         except BrokerAuthError as error:
             raise dg.Failure(str(error)) from None
+        fetch_ended = clock.now()
         # a fetch spanning two gaps also returned the minutes between them: the archive's bars stand there
         rest = bars_within(result.bars, missing)
         unrecovered = result.unrecovered
@@ -178,6 +179,9 @@ def recovered_minute_bars(
             stopped=result.stopped or "",
             unrecovered=_unrecovered_table(unrecovered),
             rate_limiter_fallback=bool(getattr(source.limiter, "in_fallback", False)),
+            # the project clock around the calls: which day it was decides the broker's page
+            fetch_started=fetch_started.isoformat(),
+            fetch_ended=fetch_ended.isoformat(),
         )
     else:
         rest, unrecovered = pl.DataFrame(schema=BAR_SCHEMA), []
