@@ -12,6 +12,7 @@ Sensors run in the daemon as deployed, on the project clock (STOCK_PIPELINES_FAK
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -265,7 +266,11 @@ class ScheduleTicker:
             latest[schedule["name"]] = (timestamp, schedule)
         fresh = []
         for timestamp, schedule in sorted(latest.values(), key=lambda item: item[0]):
-            fresh += self._evaluate(schedule, {**LOCATION, "scheduleName": schedule["name"]}, timestamp)
+            try:
+                fresh += self._evaluate(schedule, {**LOCATION, "scheduleName": schedule["name"]}, timestamp)
+            except (httpx.HTTPError, RuntimeError, TypeError, ValueError, KeyError) as error:
+                # one schedule's tick that cannot be launched is the soak's finding, not its end
+                self.errors.append(f"{schedule['name']} at {timestamp}: {type(error).__name__}: {error}")
         return fresh
 
     def _evaluate(self, schedule: dict, selector: dict, timestamp: float) -> list[dict]:
@@ -297,7 +302,7 @@ class ScheduleTicker:
             tags["dagster/run_key"] = request["runKey"]
         params = {
             "selector": {**LOCATION, "jobName": job},
-            "runConfigData": yaml.safe_load(request["runConfigYaml"]) or {},
+            "runConfigData": run_config_data(request["runConfigYaml"]),
             "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
         }
         result = self.stack.graphql(LAUNCH, {"params": params})["launchRun"]
@@ -306,6 +311,12 @@ class ScheduleTicker:
             return None
         return {"schedule": schedule, "run_id": result["run"]["runId"], "run_key": request["runKey"],
                 "partition": tags.get("dagster/partition")}
+
+
+def run_config_data(run_config_yaml: str) -> dict:
+    """A run request's config as `launchRun` takes it (JSON): YAML reads an unquoted ISO date as a
+    date, which is a string again here, as the schedule wrote it."""
+    return json.loads(json.dumps(yaml.safe_load(run_config_yaml) or {}, default=str))
 
 
 def end_the_watch(stack: DagsterStack, now: Callable[[], datetime], next_open: datetime) -> list[str]:
