@@ -115,9 +115,7 @@ def build_plan(
     rank_of = {symbol: i for i, symbol in enumerate(ranking)}
     plan: list[FetchWindow] = []
     for symbol, windows in symbol_windows(gaps, covered, session.close, fetched, unproven).items():
-        fetches = [(s, e, _slots(slots_all, s, e)) for s, e in windows]
-        fetches = [f for f in fetches if f[2] > 0]
-        for start, end, slots in _coalesce(fetches, slots_all, page):
+        for start, end, slots in _pages(union(list(windows)), slots_all, page):
             plan.append(
                 FetchWindow(symbol, start, end, slots, math.ceil(slots / page), rank_of.get(symbol, len(rank_of)))
             )
@@ -173,19 +171,35 @@ def clipped_to(windows: Iterable[FetchWindow], keep: Mapping[str, Sequence[Windo
     return pieces
 
 
-def _coalesce(fetches: list[tuple[datetime, datetime, int]], slots_all: list[datetime], page: int):
-    """Join neighbouring windows when one fetch across both costs no more calls than two."""
-    if not fetches:
-        return []
-    merged = [fetches[0]]
-    for start, end, slots in fetches[1:]:
-        last_start, _last_end, last_slots = merged[-1]
-        joined = _slots(slots_all, last_start, end)
-        if math.ceil(joined / page) <= math.ceil(last_slots / page) + math.ceil(slots / page):
-            merged[-1] = (last_start, end, joined)
+def _pages(windows: list[Window], slots_all: list[datetime], page: int) -> list[tuple[datetime, datetime, int]]:
+    """The fewest fetches of at most a page each that return every bar slot of one symbol's
+    `windows` (sorted, disjoint): each starts at the first slot not yet returned and reaches the
+    last wanted slot less than a page after it, so a plan costs exactly `lower_bound_calls` of its
+    windows. A broker pages back from any minute, so a fetch need not end where a gap does; it
+    keeps a window's own edges where it holds the whole window (the minutes around the closing
+    auction have no slots), and the minutes between two gaps it spans are dropped afterwards
+    (`clipped_to`)."""
+    owned = [(i, window) for window in windows for i, slot in enumerate(slots_all) if window[0] <= slot < window[1]]
+    fetches = []
+    k = 0
+    while k < len(owned):
+        first, first_window = owned[k]
+        j = k
+        while j + 1 < len(owned) and owned[j + 1][0] < first + page:
+            j += 1
+        last, last_window = owned[j]
+        starts_window = k == 0 or owned[k - 1][1] != first_window
+        ends_window = j + 1 == len(owned) or owned[j + 1][1] != last_window
+        end = last_window[1] if ends_window else slots_all[last] + ONE_MINUTE
+        if not starts_window and fetches:
+            # the previous page stopped inside this window: one fetch pages on through it, for the
+            # same calls (full pages back from its end)
+            start = fetches.pop()[0]
         else:
-            merged.append((start, end, slots))
-    return merged
+            start = first_window[0]
+        fetches.append((start, end, _slots(slots_all, start, end)))
+        k = j + 1
+    return fetches
 
 
 def _slots(slots_all: list[datetime], start: datetime, end: datetime) -> int:

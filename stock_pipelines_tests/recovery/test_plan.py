@@ -67,8 +67,9 @@ def test_a_zero_length_sequence_gap_still_names_its_minute():
 def test_windows_another_archive_covered_are_not_fetched():
     covered = {"005930": [(at("10:00", 30), at("10:30"))]}  # 10:00 only partly seen: still fetched
     plan = build_plan([downtime("10:00", "11:00", ("005930",))], DAY, today=DAY, activity={}, covered=covered)
-    assert [(w.start, w.end) for w in plan] == [(at("10:00"), at("11:00"))]  # coalesced: 1 + 1 calls either way
-    assert sum(w.slots for w in plan) == 60
+    # 10:00 and 10:30-10:59 are more than a page apart: a call each, neither asking for what was covered
+    assert [(w.start, w.end, w.calls) for w in plan] == [(at("10:00"), at("10:01"), 1), (at("10:30"), at("11:00"), 1)]
+    assert sum(w.slots for w in plan) == 31
     covered = {"005930": [(at("10:00"), at("11:00"))]}
     assert build_plan([downtime("10:00", "11:00", ("005930",))], DAY, today=DAY, activity={}, covered=covered) == []
 
@@ -125,3 +126,17 @@ def test_a_fetch_spanning_two_gaps_is_recorded_only_for_the_gap_minutes():
     assert [(w.symbol, w.start, w.end) for w in clipped_to([window], missing)] == [
         ("005930", at("10:00"), at("10:05")), ("005930", at("10:15"), at("10:20"))]
     assert clipped_to([window], {"000660": [(at("10:00"), at("10:20"))]}) == []
+
+
+def test_a_plan_skips_the_minutes_between_gaps_when_pages_allow_and_costs_the_lower_bound():
+    """Three gaps of one symbol on a past day (120-bar pages): 09:07-11:34 (147 slots), 13:56-14:09
+    and 15:01-15:20. Fetched as one stretch that is 4 calls; starting each page at the first slot
+    not yet returned, 3: 09:07-11:06, 11:07-11:34 (the rest of the first gap), 13:56-15:20."""
+    gaps = [downtime("09:07", "11:34", ("000270",)), downtime("13:56", "14:09", ("000270",)),
+            downtime("15:01", "15:20", ("000270",))]
+    past = date(2026, 11, 23)
+    plan = build_plan(gaps, DAY, today=past, activity={})
+    missing = {"000270": [(at("09:07"), at("11:34")), (at("13:56"), at("14:09")), (at("15:01"), at("15:20"))]}
+    assert sum(w.calls for w in plan) == lower_bound_calls(missing, DAY, today=past) == 3
+    assert [(w.start, w.end) for w in plan] == [(at("09:07"), at("11:34")), (at("13:56"), at("15:20"))]
+    assert [w.calls for w in plan] == [2, 1]
