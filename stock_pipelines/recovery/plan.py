@@ -138,16 +138,10 @@ def lower_bound_calls(
         raise ValueError(f"{day} is not a KRX trading day: nothing to recover")
     slots_all = session.minute_bar_starts()
     page = page_size(day, today)
-    calls = 0
-    for windows in missing.values():
-        merged = union(list(windows))
-        wanted = [i for i, slot in enumerate(slots_all) if any(s <= slot < e for s, e in merged)]
-        covered_until = -1
-        for index in wanted:
-            if index > covered_until:
-                calls += 1
-                covered_until = index + page - 1
-    return calls
+    return sum(
+        len(_page_runs([i for i, _ in _wanted_slots(union(list(windows)), slots_all)], page))
+        for windows in missing.values()
+    )
 
 
 def missing_slots(missing: Mapping[str, Sequence[Window]], day: date, calendar: KrxCalendar | None = None) -> int:
@@ -171,22 +165,36 @@ def clipped_to(windows: Iterable[FetchWindow], keep: Mapping[str, Sequence[Windo
     return pieces
 
 
+def _wanted_slots(windows: list[Window], slots_all: list[datetime]) -> list[tuple[int, Window]]:
+    """Each bar slot inside one of `windows` (sorted, disjoint), with the window holding it."""
+    return [(i, window) for window in windows for i, slot in enumerate(slots_all) if window[0] <= slot < window[1]]
+
+
+def _page_runs(wanted: list[int], page: int) -> list[tuple[int, int]]:
+    """The fewest page-long runs of slot indexes covering `wanted` (sorted), as (first position,
+    last position) in `wanted`: a run starts at the first slot not yet covered, which is optimal."""
+    runs = []
+    k = 0
+    while k < len(wanted):
+        j = k
+        while j + 1 < len(wanted) and wanted[j + 1] < wanted[k] + page:
+            j += 1
+        runs.append((k, j))
+        k = j + 1
+    return runs
+
+
 def _pages(windows: list[Window], slots_all: list[datetime], page: int) -> list[tuple[datetime, datetime, int]]:
     """The fewest fetches of at most a page each that return every bar slot of one symbol's
-    `windows` (sorted, disjoint): each starts at the first slot not yet returned and reaches the
-    last wanted slot less than a page after it, so a plan costs exactly `lower_bound_calls` of its
-    windows. A broker pages back from any minute, so a fetch need not end where a gap does; it
-    keeps a window's own edges where it holds the whole window (the minutes around the closing
-    auction have no slots), and the minutes between two gaps it spans are dropped afterwards
-    (`clipped_to`)."""
-    owned = [(i, window) for window in windows for i, slot in enumerate(slots_all) if window[0] <= slot < window[1]]
+    `windows` (sorted, disjoint): the page runs of `lower_bound_calls`, so a plan costs exactly
+    that bound of its windows. A broker pages back from any minute, so a fetch need not end where
+    a gap does; it keeps a window's own edges where it holds the whole window (the minutes around
+    the closing auction have no slots), and the minutes between two gaps it spans are dropped
+    afterwards (`clipped_to`)."""
+    owned = _wanted_slots(windows, slots_all)
     fetches = []
-    k = 0
-    while k < len(owned):
-        first, first_window = owned[k]
-        j = k
-        while j + 1 < len(owned) and owned[j + 1][0] < first + page:
-            j += 1
+    for k, j in _page_runs([i for i, _ in owned], page):
+        first_window = owned[k][1]
         last, last_window = owned[j]
         starts_window = k == 0 or owned[k - 1][1] != first_window
         ends_window = j + 1 == len(owned) or owned[j + 1][1] != last_window
@@ -198,7 +206,6 @@ def _pages(windows: list[Window], slots_all: list[datetime], page: int) -> list[
         else:
             start = first_window[0]
         fetches.append((start, end, _slots(slots_all, start, end)))
-        k = j + 1
     return fetches
 
 

@@ -44,12 +44,9 @@ def raw_ticks_status(instance: dg.DagsterInstance, day: date) -> retention.DaySt
             problems.append(f"{check_key.name} never ran")
             continue
         evaluation = record.event.dagster_event.event_specific_data if record.event.dagster_event else None
-        if record.status == AssetCheckExecutionRecordStatus.SUCCEEDED:
-            continue
-        if (
-            record.status == AssetCheckExecutionRecordStatus.FAILED
-            and getattr(evaluation, "severity", None) == dg.AssetCheckSeverity.WARN
-        ):
+        severity = getattr(evaluation, "severity", None)
+        if _passes(record.status == AssetCheckExecutionRecordStatus.SUCCEEDED,
+                   record.status == AssetCheckExecutionRecordStatus.FAILED, severity.value if severity else ""):
             continue
         problems.append(f"{check_key.name} {record.status.value.lower()}")
     return retention.DayStatus(True, not problems, "; ".join(problems))
@@ -59,12 +56,16 @@ def unsettled_checks(rows: list[dict[str, str]]) -> list[str]:
     """The minute_bars checks whose latest result leaves the day's certified report in doubt: failed
     with ERROR, or not finished (planned: a re-run in progress or its worker lost; skipped, or its
     execution failed). Passed, failed with WARN, and never run (the report came without it) do not."""
-    settled = {"passed", "never ran"}
     return [
         row["check"] for row in rows
-        if row["status"] not in settled
-        and not (row["status"] == "failed" and row["severity"] == dg.AssetCheckSeverity.WARN.value)
+        if row["status"] != "never ran" and not _passes(row["status"] == "passed", row["status"] == "failed", row["severity"])
     ]
+
+
+def _passes(succeeded: bool, failed: bool, severity: str) -> bool:
+    """A check's latest result does not stand in a day's way: it passed, or failed with WARN
+    (its lines or bars are accounted for elsewhere); planned, skipped or failed with ERROR do."""
+    return succeeded or (failed and severity == dg.AssetCheckSeverity.WARN.value)
 
 
 def day_status(instance: dg.DagsterInstance, day: date, lake_root) -> retention.DayStatus:
